@@ -1,0 +1,3 @@
+"""Canh Gác agent: probes this machine and delivers reports to the collector."""
+
+__version__ = "0.1.0"

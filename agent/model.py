@@ -1,0 +1,136 @@
+"""Plain records the probes produce; field names match the wire contract one to one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Battery",
+    "Cpu",
+    "Disk",
+    "Hardware",
+    "Host",
+    "Memory",
+    "NetInterface",
+    "ProbeError",
+    "Report",
+    "SpoolStats",
+    "Temperature",
+]
+
+
+@dataclass(frozen=True)
+class Host:
+    hostname: str
+    os_name: str
+    os_version: str
+    os_build: str
+    arch: str
+    vendor: str = ""
+    model: str = ""
+    serial: str = ""
+    boot_time: float = 0.0
+    uptime_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Cpu:
+    model: str
+    physical_cores: int
+    logical_cores: int
+    usage_ratio: float
+    load1: float
+    load5: float
+    load15: float
+    frequency_mhz: float = 0.0
+
+
+@dataclass(frozen=True)
+class Memory:
+    total_bytes: int
+    available_bytes: int
+    used_bytes: int
+    swap_total_bytes: int
+    swap_used_bytes: int
+
+
+@dataclass(frozen=True)
+class Disk:
+    mountpoint: str
+    device: str
+    fstype: str
+    total_bytes: int
+    used_bytes: int
+    free_bytes: int
+
+
+@dataclass(frozen=True)
+class Temperature:
+    sensor: str
+    label: str
+    celsius: float
+    high_celsius: float = 0.0
+    critical_celsius: float = 0.0
+
+
+@dataclass(frozen=True)
+class Battery:
+    percent: float
+    power_plugged: bool
+    seconds_left: int = -1
+
+
+@dataclass(frozen=True)
+class NetInterface:
+    name: str
+    up: bool
+    speed_mbps: int
+    duplex: str
+    mtu: int
+    mac: str = ""
+    addresses: tuple[str, ...] = ()
+    bytes_sent: int = 0
+    bytes_recv: int = 0
+    errors_in: int = 0
+    errors_out: int = 0
+    drops_in: int = 0
+    drops_out: int = 0
+
+
+@dataclass(frozen=True)
+class Hardware:
+    host: Host
+    cpu: Cpu
+    memory: Memory
+    disks: tuple[Disk, ...] = ()
+    temperatures: tuple[Temperature, ...] = ()
+    battery: Battery | None = None
+    interfaces: tuple[NetInterface, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbeError:
+    probe: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    dropped_total: int = 0
+    depth: int = 0
+
+
+@dataclass(frozen=True)
+class Report:
+    """One collection cycle: the sections of the probes that ran, and their errors.
+
+    `seq` and `spool` are filled in by the spool when the report is stored.
+    """
+
+    collected_at_ms: int
+    boot_id: str
+    agent_version: str
+    hardware: Hardware | None = None
+    errors: tuple[ProbeError, ...] = ()
+    seq: int = 0
+    spool: SpoolStats = field(default_factory=SpoolStats)

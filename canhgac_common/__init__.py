@@ -1,0 +1,1 @@
+"""Small pieces the agent and the collector both need (they never import each other)."""

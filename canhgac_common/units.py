@@ -1,0 +1,66 @@
+"""Human-friendly durations ("15s", "7d") and sizes ("64MiB") used in configs and CLIs."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["format_duration", "parse_duration", "parse_size"]
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds from "90s", "15m", "1h30m", "7d" or a bare number of seconds."""
+    if isinstance(text, bool):
+        raise ValueError(f"not a duration: {text!r}")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError(f"duration must not be negative: {text!r}")
+        return float(text)
+    s = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 7d)")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact form among d/h/m/s, e.g. 86400 -> "1d", 90 -> "90s"."""
+    for unit in ("w", "d", "h", "m"):
+        size = _DURATION_UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from "4MiB", "500kB", "1GB" or a bare number of bytes."""
+    if isinstance(text, bool):
+        raise ValueError(f"not a size: {text!r}")
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"size must not be negative: {text!r}")
+        return text
+    m = _SIZE.fullmatch(text.strip().lower())
+    if not m or m.group(2) not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {text!r} (use e.g. 512KiB, 64MiB, 1GB)")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])

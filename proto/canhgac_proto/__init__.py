@@ -1,0 +1,1 @@
+"""Generated protobuf/gRPC packages of the Canh Gác wire contract."""

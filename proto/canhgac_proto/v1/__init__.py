@@ -1,0 +1,1 @@
+"""Canh Gác wire contract v1 (generated code lives beside the .proto files)."""

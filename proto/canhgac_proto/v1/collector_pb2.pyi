@@ -1,0 +1,277 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MachineFacts(_message.Message):
+    __slots__ = ("machine_id", "hostname", "os_name", "os_version", "agent_version")
+    MACHINE_ID_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    OS_NAME_FIELD_NUMBER: _ClassVar[int]
+    OS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    machine_id: str
+    hostname: str
+    os_name: str
+    os_version: str
+    agent_version: str
+    def __init__(self, machine_id: _Optional[str] = ..., hostname: _Optional[str] = ..., os_name: _Optional[str] = ..., os_version: _Optional[str] = ..., agent_version: _Optional[str] = ...) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("token", "machine")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    machine: MachineFacts
+    def __init__(self, token: _Optional[str] = ..., machine: _Optional[_Union[MachineFacts, _Mapping]] = ...) -> None: ...
+
+class AgentSettings(_message.Message):
+    __slots__ = ("report_interval_seconds",)
+    REPORT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    report_interval_seconds: int
+    def __init__(self, report_interval_seconds: _Optional[int] = ...) -> None: ...
+
+class Placement(_message.Message):
+    __slots__ = ("province", "district", "commune", "unit", "role")
+    PROVINCE_FIELD_NUMBER: _ClassVar[int]
+    DISTRICT_FIELD_NUMBER: _ClassVar[int]
+    COMMUNE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    province: str
+    district: str
+    commune: str
+    unit: str
+    role: str
+    def __init__(self, province: _Optional[str] = ..., district: _Optional[str] = ..., commune: _Optional[str] = ..., unit: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class EnrollResponse(_message.Message):
+    __slots__ = ("agent_id", "credential", "settings", "placement")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    credential: str
+    settings: AgentSettings
+    placement: Placement
+    def __init__(self, agent_id: _Optional[str] = ..., credential: _Optional[str] = ..., settings: _Optional[_Union[AgentSettings, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ...) -> None: ...
+
+class SubmitRequest(_message.Message):
+    __slots__ = ("reports",)
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    reports: _containers.RepeatedCompositeFieldContainer[Report]
+    def __init__(self, reports: _Optional[_Iterable[_Union[Report, _Mapping]]] = ...) -> None: ...
+
+class Rejected(_message.Message):
+    __slots__ = ("seq", "reason")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    reason: str
+    def __init__(self, seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SubmitResponse(_message.Message):
+    __slots__ = ("stored_seqs", "rejected")
+    STORED_SEQS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    stored_seqs: _containers.RepeatedScalarFieldContainer[int]
+    rejected: _containers.RepeatedCompositeFieldContainer[Rejected]
+    def __init__(self, stored_seqs: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ...) -> None: ...
+
+class Report(_message.Message):
+    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "hardware", "errors", "spool")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    BOOT_ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SPOOL_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    boot_id: str
+    collected_at_ms: int
+    agent_version: str
+    hardware: Hardware
+    errors: _containers.RepeatedCompositeFieldContainer[ProbeError]
+    spool: SpoolStats
+    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
+
+class ProbeError(_message.Message):
+    __slots__ = ("probe", "message")
+    PROBE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    probe: str
+    message: str
+    def __init__(self, probe: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class SpoolStats(_message.Message):
+    __slots__ = ("dropped_total", "depth")
+    DROPPED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    dropped_total: int
+    depth: int
+    def __init__(self, dropped_total: _Optional[int] = ..., depth: _Optional[int] = ...) -> None: ...
+
+class Hardware(_message.Message):
+    __slots__ = ("host", "cpu", "memory", "disks", "temperatures", "battery", "interfaces")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURES_FIELD_NUMBER: _ClassVar[int]
+    BATTERY_FIELD_NUMBER: _ClassVar[int]
+    INTERFACES_FIELD_NUMBER: _ClassVar[int]
+    host: Host
+    cpu: Cpu
+    memory: Memory
+    disks: _containers.RepeatedCompositeFieldContainer[Disk]
+    temperatures: _containers.RepeatedCompositeFieldContainer[Temperature]
+    battery: Battery
+    interfaces: _containers.RepeatedCompositeFieldContainer[NetInterface]
+    def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ..., cpu: _Optional[_Union[Cpu, _Mapping]] = ..., memory: _Optional[_Union[Memory, _Mapping]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., temperatures: _Optional[_Iterable[_Union[Temperature, _Mapping]]] = ..., battery: _Optional[_Union[Battery, _Mapping]] = ..., interfaces: _Optional[_Iterable[_Union[NetInterface, _Mapping]]] = ...) -> None: ...
+
+class Host(_message.Message):
+    __slots__ = ("hostname", "os_name", "os_version", "os_build", "arch", "vendor", "model", "serial", "boot_time", "uptime_seconds")
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    OS_NAME_FIELD_NUMBER: _ClassVar[int]
+    OS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OS_BUILD_FIELD_NUMBER: _ClassVar[int]
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    BOOT_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    hostname: str
+    os_name: str
+    os_version: str
+    os_build: str
+    arch: str
+    vendor: str
+    model: str
+    serial: str
+    boot_time: float
+    uptime_seconds: float
+    def __init__(self, hostname: _Optional[str] = ..., os_name: _Optional[str] = ..., os_version: _Optional[str] = ..., os_build: _Optional[str] = ..., arch: _Optional[str] = ..., vendor: _Optional[str] = ..., model: _Optional[str] = ..., serial: _Optional[str] = ..., boot_time: _Optional[float] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
+
+class Cpu(_message.Message):
+    __slots__ = ("model", "physical_cores", "logical_cores", "usage_ratio", "load1", "load5", "load15", "frequency_mhz")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PHYSICAL_CORES_FIELD_NUMBER: _ClassVar[int]
+    LOGICAL_CORES_FIELD_NUMBER: _ClassVar[int]
+    USAGE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    LOAD1_FIELD_NUMBER: _ClassVar[int]
+    LOAD5_FIELD_NUMBER: _ClassVar[int]
+    LOAD15_FIELD_NUMBER: _ClassVar[int]
+    FREQUENCY_MHZ_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    physical_cores: int
+    logical_cores: int
+    usage_ratio: float
+    load1: float
+    load5: float
+    load15: float
+    frequency_mhz: float
+    def __init__(self, model: _Optional[str] = ..., physical_cores: _Optional[int] = ..., logical_cores: _Optional[int] = ..., usage_ratio: _Optional[float] = ..., load1: _Optional[float] = ..., load5: _Optional[float] = ..., load15: _Optional[float] = ..., frequency_mhz: _Optional[float] = ...) -> None: ...
+
+class Memory(_message.Message):
+    __slots__ = ("total_bytes", "available_bytes", "used_bytes", "swap_total_bytes", "swap_used_bytes")
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SWAP_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SWAP_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    total_bytes: int
+    available_bytes: int
+    used_bytes: int
+    swap_total_bytes: int
+    swap_used_bytes: int
+    def __init__(self, total_bytes: _Optional[int] = ..., available_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., swap_total_bytes: _Optional[int] = ..., swap_used_bytes: _Optional[int] = ...) -> None: ...
+
+class Disk(_message.Message):
+    __slots__ = ("mountpoint", "device", "fstype", "total_bytes", "used_bytes", "free_bytes")
+    MOUNTPOINT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    FSTYPE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    mountpoint: str
+    device: str
+    fstype: str
+    total_bytes: int
+    used_bytes: int
+    free_bytes: int
+    def __init__(self, mountpoint: _Optional[str] = ..., device: _Optional[str] = ..., fstype: _Optional[str] = ..., total_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ...) -> None: ...
+
+class Temperature(_message.Message):
+    __slots__ = ("sensor", "label", "celsius", "high_celsius", "critical_celsius")
+    SENSOR_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CELSIUS_FIELD_NUMBER: _ClassVar[int]
+    HIGH_CELSIUS_FIELD_NUMBER: _ClassVar[int]
+    CRITICAL_CELSIUS_FIELD_NUMBER: _ClassVar[int]
+    sensor: str
+    label: str
+    celsius: float
+    high_celsius: float
+    critical_celsius: float
+    def __init__(self, sensor: _Optional[str] = ..., label: _Optional[str] = ..., celsius: _Optional[float] = ..., high_celsius: _Optional[float] = ..., critical_celsius: _Optional[float] = ...) -> None: ...
+
+class Battery(_message.Message):
+    __slots__ = ("percent", "power_plugged", "seconds_left")
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    POWER_PLUGGED_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_LEFT_FIELD_NUMBER: _ClassVar[int]
+    percent: float
+    power_plugged: bool
+    seconds_left: int
+    def __init__(self, percent: _Optional[float] = ..., power_plugged: _Optional[bool] = ..., seconds_left: _Optional[int] = ...) -> None: ...
+
+class NetInterface(_message.Message):
+    __slots__ = ("name", "up", "speed_mbps", "duplex", "mtu", "mac", "addresses", "bytes_sent", "bytes_recv", "errors_in", "errors_out", "drops_in", "drops_out")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    SPEED_MBPS_FIELD_NUMBER: _ClassVar[int]
+    DUPLEX_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_RECV_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_IN_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_OUT_FIELD_NUMBER: _ClassVar[int]
+    DROPS_IN_FIELD_NUMBER: _ClassVar[int]
+    DROPS_OUT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    up: bool
+    speed_mbps: int
+    duplex: str
+    mtu: int
+    mac: str
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    bytes_sent: int
+    bytes_recv: int
+    errors_in: int
+    errors_out: int
+    drops_in: int
+    drops_out: int
+    def __init__(self, name: _Optional[str] = ..., up: _Optional[bool] = ..., speed_mbps: _Optional[int] = ..., duplex: _Optional[str] = ..., mtu: _Optional[int] = ..., mac: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., bytes_sent: _Optional[int] = ..., bytes_recv: _Optional[int] = ..., errors_in: _Optional[int] = ..., errors_out: _Optional[int] = ..., drops_in: _Optional[int] = ..., drops_out: _Optional[int] = ...) -> None: ...
+
+class ThroughputRequest(_message.Message):
+    __slots__ = ("bytes", "chunk_bytes")
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    bytes: int
+    chunk_bytes: int
+    def __init__(self, bytes: _Optional[int] = ..., chunk_bytes: _Optional[int] = ...) -> None: ...
+
+class ThroughputChunk(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
