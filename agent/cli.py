@@ -1,0 +1,200 @@
+"""`canhgac-agent`: enroll, run, once, status. The only place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from agent import __version__
+from agent.config import AgentConfig, load_config
+from agent.errors import AgentError, ConfigError
+from agent.identity import Credential, load_credential, machine_id, save_credential
+from agent.probes import PROBES
+from agent.runner import Runner, Scheduled, collect, read_boot_id
+from agent.spool import Spool
+from agent.transport.client import CollectorClient, MachineFacts
+from agent.transport.encode import plain
+
+__all__ = ["main"]
+
+log = logging.getLogger("canhgac.agent")
+
+
+def _schedule(cfg: AgentConfig, default_interval: float) -> dict[str, Scheduled]:
+    out = {}
+    for name, factory in PROBES.items():
+        pc = cfg.probes.get(name)
+        if pc is not None and not pc.enabled:
+            continue
+        interval = pc.interval if pc is not None and pc.interval else default_interval
+        out[name] = Scheduled(factory(), interval)
+    return out
+
+
+def _spool(cfg: AgentConfig) -> Spool:
+    return Spool(cfg.state_dir / "spool.db", cfg.spool.max_bytes, cfg.spool.max_age)
+
+
+def _client(cfg: AgentConfig, cred: Credential) -> CollectorClient:
+    return CollectorClient(
+        cfg.collector.address or cred.collector,
+        tls=cfg.collector.tls,
+        timeout=cfg.collector.timeout,
+        gzip=cfg.collector.gzip,
+        secret=cred.secret,
+    )
+
+
+def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    facts = MachineFacts(
+        machine_id=machine_id(cfg.state_dir),
+        hostname=socket.gethostname(),
+        os_name=platform.system(),
+        os_version=platform.version(),
+        agent_version=__version__,
+    )
+    with CollectorClient(args.collector, tls=cfg.collector.tls, timeout=cfg.collector.timeout) as c:
+        r = c.enroll(args.token, facts)
+    path = save_credential(
+        cfg.state_dir,
+        Credential(
+            collector=args.collector,
+            agent_id=r.agent_id,
+            secret=r.secret,
+            report_interval_seconds=r.report_interval_seconds,
+            district=r.district,
+            commune=r.commune,
+            unit=r.unit,
+            role=r.role,
+        ),
+    )
+    place = " / ".join(p for p in (r.district, r.commune, r.unit) if p)
+    print(f"enrolled as {r.agent_id} ({place}, role {r.role}); credential saved to {path}")
+    return 0
+
+
+def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    cred = load_credential(cfg.state_dir)
+    interval = float(args.interval or cred.report_interval_seconds or 15)
+    schedule = _schedule(cfg, interval)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    spool = _spool(cfg)
+    with _client(cfg, cred) as client:
+        log.info(
+            "agent %s reporting to %s every %gs (probes: %s)",
+            cred.agent_id,
+            client.address,
+            interval,
+            ", ".join(schedule),
+        )
+        Runner(schedule, spool, client.submit, cfg.delivery).run(stop)
+    spool.close()
+    return 0
+
+
+def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    probes = {n: s.probe for n, s in _schedule(cfg, 15.0).items()}
+    if args.print:
+        # First call of cpu_percent() has no reference point; give it one short window.
+        report = collect(probes, read_boot_id(), int(time.time() * 1000))
+        time.sleep(0.5)
+        report = collect(probes, read_boot_id(), int(time.time() * 1000))
+        print(json.dumps(plain(report), ensure_ascii=False, indent=2))
+        return 1 if report.errors else 0
+    cred = load_credential(cfg.state_dir)
+    spool = _spool(cfg)
+    with _client(cfg, cred) as client:
+        runner = Runner(
+            {n: Scheduled(p, 15.0) for n, p in probes.items()}, spool, client.submit, cfg.delivery
+        )
+        seq = runner.collect_due(list(probes))
+        while (more := runner.deliver_batch()) is True:
+            pass
+    spool.close()
+    if more is None:
+        print(f"collected report {seq}; delivery failed, it stays in the spool", file=sys.stderr)
+        return 1
+    print(f"collected and delivered report {seq}")
+    return 0
+
+
+def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    try:
+        cred: Credential | None = load_credential(cfg.state_dir)
+    except AgentError as e:
+        cred = None
+        print(f"enrolled:   no ({e})")
+    spool_path = cfg.state_dir / "spool.db"
+    if cred is not None:
+        place = " / ".join(p for p in (cred.district, cred.commune, cred.unit) if p)
+        print(f"enrolled:   yes, agent {cred.agent_id} ({place}, role {cred.role})")
+        with _client(cfg, cred) as client:
+            ok = client.reachable(timeout=args.timeout)
+        print(f"collector:  {client.address} {'reachable' if ok else 'NOT reachable'}")
+    if spool_path.exists():
+        st = _spool(cfg).status()
+        last = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.last_ack_at))
+            if st.last_ack_at
+            else "never"
+        )
+        print(f"spool:      {st.depth} reports waiting ({st.bytes} bytes), last seq {st.last_seq}")
+        print(f"last ack:   {last}")
+        print(f"lost:       {st.dropped_total} dropped (spool full/old), {st.rejected_total} rejected")
+    else:
+        print("spool:      empty (agent has not run yet)")
+    return 0 if cred is not None else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="canhgac-agent", description="Canh Gác monitoring agent")
+    p.add_argument("--config", type=Path, help="agent YAML config (default: built-in defaults)")
+    p.add_argument("--state-dir", type=Path, help="override state_dir from the config")
+    p.add_argument("--version", action="version", version=f"canhgac-agent {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("enroll", help="trade an enrollment token for this agent's credential")
+    e.add_argument("--collector", required=True, metavar="HOST:PORT")
+    e.add_argument("--token", required=True)
+    r = sub.add_parser("run", help="collect and deliver until stopped (the service)")
+    r.add_argument("--interval", type=float, help="seconds between reports (default: collector's)")
+    o = sub.add_parser("once", help="collect every probe once (and deliver, unless --print)")
+    o.add_argument("--print", action="store_true", help="print the report as JSON, send nothing")
+    s = sub.add_parser("status", help="enrollment, collector reachability, spool depth, last ack")
+    s.add_argument("--timeout", type=float, default=5.0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        if args.state_dir is not None:
+            cfg = cfg.model_copy(update={"state_dir": args.state_dir})
+        logging.basicConfig(
+            level=cfg.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        handler = {"enroll": cmd_enroll, "run": cmd_run, "once": cmd_once, "status": cmd_status}
+        return handler[args.command](cfg, args)
+    except ConfigError as e:
+        print(f"canhgac-agent: config error:\n{e}", file=sys.stderr)
+        return 2
+    except AgentError as e:
+        print(f"canhgac-agent: {e}", file=sys.stderr)
+        return 1

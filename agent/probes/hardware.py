@@ -1,0 +1,779 @@
+"""Hardware probe: host identity, CPU, memory, disks, sensors and network interfaces."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import platform
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypedDict
+
+import psutil
+
+from agent.errors import ProbeFailed
+from agent.model import (
+    Battery,
+    Cpu,
+    Disk,
+    Hardware,
+    Host,
+    Memory,
+    NetInterface,
+    Temperature,
+)
+from agent.platform import windows
+from agent.platform.linux import read_text as read_text_file
+from agent.probes.base import Probe
+
+__all__ = [
+    "CPUINFO_PATH",
+    "DMI_PATHS",
+    "OS_RELEASE_PATHS",
+    "POWERSHELL_SCRIPT",
+    "HardwareProbe",
+    "OsRelease",
+    "RawBattery",
+    "RawNicAddress",
+    "RawNicCounters",
+    "RawNicStats",
+    "RawPartition",
+    "RawSample",
+    "RawTemperature",
+    "RawUsage",
+    "WindowsIdentity",
+    "clean_identity_value",
+    "cpu_usage_ratio",
+    "is_real_partition",
+    "parse_battery",
+    "parse_cpu",
+    "parse_cpu_model",
+    "parse_disks",
+    "parse_hardware",
+    "parse_host",
+    "parse_interfaces",
+    "parse_memory",
+    "parse_os_release",
+    "parse_temperatures",
+    "parse_windows_identity",
+    "read_sample",
+]
+
+_log = logging.getLogger(__name__)
+
+OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
+CPUINFO_PATH = "/proc/cpuinfo"
+DMI_PATHS = {
+    "vendor": "/sys/class/dmi/id/sys_vendor",
+    "model": "/sys/class/dmi/id/product_name",
+    "serial": "/sys/class/dmi/id/product_serial",
+}
+
+# One call per cycle; explicit properties keep the document small and stable, `@()` makes
+# every section an array whatever the instance count, Stop turns CIM errors into exit 1.
+POWERSHELL_SCRIPT = "; ".join(
+    [
+        "$ErrorActionPreference = 'Stop'",
+        "$cs = @(Get-CimInstance -ClassName Win32_ComputerSystem"
+        " | Select-Object -Property Manufacturer, Model)",
+        "$bios = @(Get-CimInstance -ClassName Win32_BIOS | Select-Object -Property SerialNumber)",
+        "$os = @(Get-CimInstance -ClassName Win32_OperatingSystem"
+        " | Select-Object -Property Caption, Version, BuildNumber)",
+        "$cpu = @(Get-CimInstance -ClassName Win32_Processor | Select-Object -Property Name)",
+        "[ordered]@{ ComputerSystem = $cs; BIOS = $bios; OperatingSystem = $os;"
+        " Processor = $cpu } | ConvertTo-Json -Compress -Depth 3",
+    ]
+)
+
+# Firmware fills unset identity fields with these; reporting them would make every
+# unbranded PC look like the same machine.
+_PLACEHOLDERS = frozenset(
+    {
+        "",
+        "0",
+        "00000000",
+        "123456789",
+        "chassis serial number",
+        "default string",
+        "n/a",
+        "na",
+        "none",
+        "not applicable",
+        "not available",
+        "not specified",
+        "o.e.m.",
+        "oem",
+        "system manufacturer",
+        "system product name",
+        "system serial number",
+        "system version",
+        "to be filled by o.e.m.",
+        "unknown",
+    }
+)
+
+# Read-only images (snaps) are mounted like disks but are never full and never grow.
+_PSEUDO_FSTYPES = frozenset({"squashfs", "overlay", "tmpfs", "devtmpfs", "autofs"})
+
+_DUPLEX = {2: "full", 1: "half"}  # psutil.NIC_DUPLEX_FULL / NIC_DUPLEX_HALF
+
+
+class RawPartition(TypedDict):
+    device: str
+    mountpoint: str
+    fstype: str
+    opts: str
+
+
+class RawUsage(TypedDict):
+    total: int
+    used: int
+    free: int
+
+
+class RawTemperature(TypedDict):
+    label: str
+    current: float
+    high: float | None
+    critical: float | None
+
+
+class RawBattery(TypedDict):
+    percent: float
+    secsleft: int
+    power_plugged: bool | None
+
+
+class RawNicStats(TypedDict):
+    isup: bool
+    duplex: int
+    speed: int
+    mtu: int
+    flags: str
+
+
+class RawNicAddress(TypedDict):
+    family: str  # "inet", "inet6", "link", or the raw number as text
+    address: str
+
+
+class RawNicCounters(TypedDict):
+    bytes_sent: int
+    bytes_recv: int
+    errin: int
+    errout: int
+    dropin: int
+    dropout: int
+
+
+class RawSample(TypedDict):
+    """Everything one collect reads from the OS, as plain JSON-able data.
+
+    This is also the format of the recorded fixtures, so a parser test replays a real read.
+    """
+
+    system: str  # platform.system()
+    hostname: str
+    release: str  # platform.release(): kernel release on Linux, "10"/"11" on Windows
+    version: str  # platform.version()
+    machine: str
+    processor: str
+    time: float
+    files: dict[str, str | None]  # path -> text, None when absent or unreadable
+    powershell: str | None  # the Windows document, None when not run or failed
+    powershell_error: str
+    cpu_count_logical: int | None
+    cpu_count_physical: int | None
+    cpu_times: dict[str, float]
+    loadavg: list[float]
+    cpu_freq_mhz: float
+    virtual_memory: dict[str, int]
+    swap_memory: dict[str, int]
+    boot_time: float
+    partitions: list[RawPartition]
+    disk_usage: dict[str, RawUsage | None]  # mountpoint -> usage, None when unreadable
+    temperatures: dict[str, list[RawTemperature]]
+    battery: RawBattery | None
+    nic_stats: dict[str, RawNicStats]
+    nic_addresses: dict[str, list[RawNicAddress]]
+    nic_counters: dict[str, RawNicCounters]
+
+
+@dataclass(frozen=True)
+class OsRelease:
+    pretty_name: str
+    version_id: str
+
+
+@dataclass(frozen=True)
+class WindowsIdentity:
+    manufacturer: str
+    model: str
+    serial: str
+    os_caption: str
+    os_version: str
+    os_build: str
+    cpu_model: str
+
+
+class HardwareProbe(Probe):
+    """Reports the machine's identity and resources; see `read_sample` for what it reads."""
+
+    name: ClassVar[str] = "hardware"
+
+    def __init__(
+        self,
+        ps: Any = psutil,
+        read_text: Callable[[str], str | None] = read_text_file,
+        run_powershell: Callable[[str, float], str] = windows.run_powershell,
+        system: Callable[[], str] = platform.system,
+        powershell_timeout: float = 30.0,
+    ) -> None:
+        self._ps = ps
+        self._read_text = read_text
+        self._run_powershell = run_powershell
+        self._system = system
+        self._powershell_timeout = powershell_timeout
+        # Own CPU-time baseline: psutil.cpu_percent keeps a module-wide one that any other
+        # caller would reset, skewing this probe's "since the previous cycle" ratio.
+        self._cpu_times: dict[str, float] | None = None
+
+    def collect(self) -> Hardware:
+        sample = read_sample(
+            self._ps,
+            self._read_text,
+            self._run_powershell,
+            self._system(),
+            self._powershell_timeout,
+        )
+        hardware = parse_hardware(sample, self._cpu_times)
+        self._cpu_times = sample["cpu_times"]
+        return hardware
+
+
+# ---- pure parsers ---------------------------------------------------------------------
+
+
+def parse_hardware(sample: RawSample, cpu_times_before: Mapping[str, float] | None) -> Hardware:
+    """Build the report section from one read; `cpu_times_before` is the previous read's."""
+    identity: WindowsIdentity | None = None
+    if sample["powershell"] is not None:
+        try:
+            identity = parse_windows_identity(sample["powershell"])
+        except ProbeFailed as e:
+            _log.warning("hardware: Windows identity unavailable: %s", e)
+    elif sample["powershell_error"]:
+        _log.warning("hardware: Windows identity unavailable: %s", sample["powershell_error"])
+    files = sample["files"]
+    cpu_model = (
+        identity.cpu_model
+        if identity and identity.cpu_model
+        else parse_cpu_model(files.get(CPUINFO_PATH), sample["processor"])
+    )
+    return Hardware(
+        host=parse_host(sample, identity),
+        cpu=parse_cpu(sample, cpu_model, cpu_times_before),
+        memory=parse_memory(sample["virtual_memory"], sample["swap_memory"]),
+        disks=parse_disks(sample["partitions"], sample["disk_usage"]),
+        temperatures=parse_temperatures(sample["temperatures"]),
+        battery=parse_battery(sample["battery"]),
+        interfaces=parse_interfaces(
+            sample["nic_stats"], sample["nic_addresses"], sample["nic_counters"]
+        ),
+    )
+
+
+def parse_host(sample: RawSample, identity: WindowsIdentity | None) -> Host:
+    """Host identity: Windows from the PowerShell document, Linux from os-release and DMI."""
+    files = sample["files"]
+    if identity is not None:
+        os_name, os_version, os_build = (
+            identity.os_caption,
+            identity.os_version,
+            identity.os_build,
+        )
+        vendor, model, serial = identity.manufacturer, identity.model, identity.serial
+    else:
+        os_name, os_version, os_build = _platform_os(sample)
+        release = next(
+            (text for path in OS_RELEASE_PATHS if (text := files.get(path)) is not None), None
+        )
+        if release is not None:
+            parsed = parse_os_release(release)
+            os_name = parsed.pretty_name or os_name
+            os_version = parsed.version_id or os_version
+        vendor = clean_identity_value(files.get(DMI_PATHS["vendor"]))
+        model = clean_identity_value(files.get(DMI_PATHS["model"]))
+        serial = clean_identity_value(files.get(DMI_PATHS["serial"]))
+    boot_time = sample["boot_time"]
+    return Host(
+        hostname=sample["hostname"],
+        os_name=os_name,
+        os_version=os_version,
+        os_build=os_build,
+        arch=sample["machine"],
+        vendor=vendor,
+        model=model,
+        serial=serial,
+        boot_time=boot_time,
+        uptime_seconds=max(0.0, sample["time"] - boot_time),
+    )
+
+
+def _platform_os(sample: RawSample) -> tuple[str, str, str]:
+    system, release, version = sample["system"], sample["release"], sample["version"]
+    if system == "Windows":
+        # platform says "10" for Windows 11 too; it is only the fallback.
+        return f"Windows {release}".strip(), version, version.rsplit(".", 1)[-1]
+    if system == "Linux":
+        return "Linux", "", release
+    return system, release, version
+
+
+def parse_os_release(text: str) -> OsRelease:
+    """PRETTY_NAME and VERSION_ID from os-release(5) text (shell-style assignments)."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if not sep or key.startswith("#"):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            quote, value = value[0], value[1:-1]
+            if quote == '"':
+                for escaped in ("\\\\", '\\"', "\\$", "\\`"):
+                    value = value.replace(escaped, escaped[1])
+        values[key.strip()] = value
+    return OsRelease(
+        pretty_name=values.get("PRETTY_NAME", values.get("NAME", "")).strip(),
+        version_id=values.get("VERSION_ID", "").strip(),
+    )
+
+
+def parse_cpu_model(cpuinfo: str | None, fallback: str = "") -> str:
+    """The CPU's marketing name from /proc/cpuinfo; `fallback` when the kernel gives none."""
+    # x86 says "model name"; older ARM kernels say "Processor"; MIPS says "cpu model".
+    wanted = ("model name", "processor", "cpu model")
+    found: dict[str, str] = {}
+    for line in (cpuinfo or "").splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        value = " ".join(value.split())
+        # On x86 "processor" is the CPU index (a number), not a name.
+        if sep and key in wanted and key not in found and value and not value.isdigit():
+            found[key] = value
+    for key in wanted:
+        if key in found:
+            return found[key]
+    return " ".join(fallback.split())
+
+
+def clean_identity_value(value: str | None) -> str:
+    """Trimmed vendor/model/serial text, or "" for unreadable or firmware placeholder values."""
+    if value is None:
+        return ""
+    text = " ".join(value.split())
+    return "" if text.lower() in _PLACEHOLDERS else text
+
+
+def parse_windows_identity(document: str) -> WindowsIdentity:
+    """Parse the POWERSHELL_SCRIPT document; raises ProbeFailed saying what is wrong with it."""
+    # A byte-order mark survives when the text was decoded without utf-8-sig.
+    document = document.lstrip("\ufeff")
+    if not document.strip():
+        raise ProbeFailed("PowerShell hardware document is empty")
+    try:
+        parsed: object = json.loads(document)
+    except json.JSONDecodeError as e:
+        raise ProbeFailed(
+            f"PowerShell hardware document is not valid JSON: {e.msg} at character {e.pos}"
+        ) from e
+    if not isinstance(parsed, dict):
+        raise ProbeFailed(
+            f"PowerShell hardware document is a JSON {type(parsed).__name__}, not an object"
+        )
+    sections = ("ComputerSystem", "BIOS", "OperatingSystem", "Processor")
+    if not any(name in parsed for name in sections):
+        raise ProbeFailed("PowerShell hardware document has none of " + ", ".join(sections))
+    cs = _first_instance(parsed.get("ComputerSystem"))
+    bios = _first_instance(parsed.get("BIOS"))
+    os = _first_instance(parsed.get("OperatingSystem"))
+    cpu = _first_instance(parsed.get("Processor"))
+    return WindowsIdentity(
+        manufacturer=clean_identity_value(_text(cs.get("Manufacturer"))),
+        model=clean_identity_value(_text(cs.get("Model"))),
+        serial=clean_identity_value(_text(bios.get("SerialNumber"))),
+        # Caption is localized and some releases end it with a space; keep the words as is.
+        os_caption=_text(os.get("Caption")),
+        os_version=_text(os.get("Version")),
+        os_build=_text(os.get("BuildNumber")),
+        cpu_model=_text(cpu.get("Name")),
+    )
+
+
+def _first_instance(section: object) -> Mapping[str, object]:
+    # ConvertTo-Json writes one instance as an object and several as an array; older
+    # scripts or a missing class give null.
+    if isinstance(section, dict):
+        return section
+    if isinstance(section, list):
+        for item in section:
+            if isinstance(item, dict):
+                return item
+    return {}
+
+
+def _text(value: object) -> str:
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    return " ".join(str(value).split())
+
+
+def cpu_usage_ratio(before: Mapping[str, float] | None, after: Mapping[str, float]) -> float:
+    """Busy share of CPU time between two psutil.cpu_times() reads, 0..1; 0.0 with no baseline.
+
+    Same accounting as psutil.cpu_percent: idle and iowait are not busy, and guest time is
+    already counted inside user/nice on Linux.
+    """
+    if before is None:
+        return 0.0
+
+    def total(times: Mapping[str, float]) -> float:
+        return sum(times.values()) - times.get("guest", 0.0) - times.get("guest_nice", 0.0)
+
+    def busy(times: Mapping[str, float]) -> float:
+        return total(times) - times.get("idle", 0.0) - times.get("iowait", 0.0)
+
+    elapsed = total(after) - total(before)
+    if elapsed <= 0:
+        return 0.0
+    return min(1.0, max(0.0, (busy(after) - busy(before)) / elapsed))
+
+
+def parse_cpu(sample: RawSample, model: str, cpu_times_before: Mapping[str, float] | None) -> Cpu:
+    logical = sample["cpu_count_logical"] or 0
+    load = [*sample["loadavg"], 0.0, 0.0, 0.0][:3]
+    return Cpu(
+        model=model,
+        # psutil gives None when it cannot tell; 0 means unknown on the wire.
+        physical_cores=sample["cpu_count_physical"] or 0,
+        logical_cores=logical,
+        usage_ratio=cpu_usage_ratio(cpu_times_before, sample["cpu_times"]),
+        load1=load[0],
+        load5=load[1],
+        load15=load[2],
+        frequency_mhz=sample["cpu_freq_mhz"],
+    )
+
+
+def parse_memory(virtual: Mapping[str, int], swap: Mapping[str, int]) -> Memory:
+    return Memory(
+        total_bytes=virtual.get("total", 0),
+        available_bytes=virtual.get("available", 0),
+        used_bytes=virtual.get("used", 0),
+        swap_total_bytes=swap.get("total", 0),
+        swap_used_bytes=swap.get("used", 0),
+    )
+
+
+def is_real_partition(partition: RawPartition) -> bool:
+    """Whether a mount holds data worth watching (and is safe to ask for its usage)."""
+    fstype = partition["fstype"].lower()
+    if fstype in _PSEUDO_FSTYPES:
+        return False
+    if partition["device"].startswith("/dev/loop") and partition["mountpoint"].startswith(
+        ("/snap/", "/var/lib/snapd/")
+    ):
+        return False
+    # An empty CD/DVD drive: asking its usage fails or, on some drivers, stalls.
+    opts = partition["opts"].lower().split(",")
+    return not ("cdrom" in opts and not fstype)
+
+
+def parse_disks(
+    partitions: Sequence[RawPartition],
+    usage: Mapping[str, RawUsage | None],
+) -> tuple[Disk, ...]:
+    """Every real mount whose usage could be read, in psutil's order, once per mountpoint."""
+    disks: list[Disk] = []
+    seen: set[str] = set()
+    for part in partitions:
+        mount = part["mountpoint"]
+        got = usage.get(mount)
+        if got is None or mount in seen or not is_real_partition(part):
+            continue
+        seen.add(mount)
+        disks.append(
+            Disk(
+                mountpoint=mount,
+                device=part["device"],
+                fstype=part["fstype"],
+                total_bytes=got["total"],
+                used_bytes=got["used"],
+                free_bytes=got["free"],
+            )
+        )
+    return tuple(disks)
+
+
+def parse_temperatures(
+    sensors: Mapping[str, Sequence[RawTemperature]],
+) -> tuple[Temperature, ...]:
+    return tuple(
+        Temperature(
+            sensor=sensor,
+            label=reading["label"],
+            celsius=reading["current"],
+            high_celsius=reading["high"] or 0.0,
+            critical_celsius=reading["critical"] or 0.0,
+        )
+        for sensor, readings in sensors.items()
+        for reading in readings
+    )
+
+
+def parse_battery(battery: RawBattery | None) -> Battery | None:
+    if battery is None:
+        return None
+    # psutil uses -2 for "unlimited" (on mains) and -1 for unknown; the wire has only -1.
+    seconds_left = battery["secsleft"] if battery["secsleft"] >= 0 else -1
+    return Battery(
+        percent=battery["percent"],
+        power_plugged=bool(battery["power_plugged"]),
+        seconds_left=seconds_left,
+    )
+
+
+def parse_interfaces(
+    stats: Mapping[str, RawNicStats],
+    addresses: Mapping[str, Sequence[RawNicAddress]],
+    counters: Mapping[str, RawNicCounters],
+) -> tuple[NetInterface, ...]:
+    """Non-loopback interfaces known to net_if_stats, sorted by name."""
+    interfaces: list[NetInterface] = []
+    for name in sorted(stats):
+        stat = stats[name]
+        addrs = addresses.get(name, ())
+        ips = [_strip_zone(a["address"]) for a in addrs if a["family"] in ("inet", "inet6")]
+        if _is_loopback(name, stat, ips):
+            continue
+        macs = [_normalise_mac(a["address"]) for a in addrs if a["family"] == "link"]
+        io = counters.get(name)
+        interfaces.append(
+            NetInterface(
+                name=name,
+                up=stat["isup"],
+                speed_mbps=max(0, stat["speed"]),
+                duplex=_DUPLEX.get(stat["duplex"], "unknown"),
+                mtu=max(0, stat["mtu"]),
+                mac=next((m for m in macs if m), ""),
+                addresses=tuple(ips),
+                bytes_sent=io["bytes_sent"] if io else 0,
+                bytes_recv=io["bytes_recv"] if io else 0,
+                errors_in=io["errin"] if io else 0,
+                errors_out=io["errout"] if io else 0,
+                drops_in=io["dropin"] if io else 0,
+                drops_out=io["dropout"] if io else 0,
+            )
+        )
+    return tuple(interfaces)
+
+
+def _strip_zone(address: str) -> str:
+    # A link-local IPv6 address carries its interface as "%eth0", which is noise here.
+    return address.split("%", 1)[0]
+
+
+def _is_loopback(name: str, stat: RawNicStats, ips: Sequence[str]) -> bool:
+    if name == "lo" or "loopback" in stat["flags"].split(","):
+        return True
+    # Windows has no flags; its "Loopback Pseudo-Interface 1" only has loopback addresses.
+    try:
+        return bool(ips) and all(ipaddress.ip_address(ip).is_loopback for ip in ips)
+    except ValueError:
+        return False
+
+
+def _normalise_mac(address: str) -> str:
+    # Windows writes AA-BB-CC-..., Linux aa:bb:cc:...; the all-zero address means none.
+    mac = address.replace("-", ":").lower()
+    return "" if not mac.replace(":", "").strip("0") else mac
+
+
+# ---- OS boundary ----------------------------------------------------------------------
+
+
+def read_sample(
+    ps: Any,
+    read_text: Callable[[str], str | None],
+    run_powershell: Callable[[str, float], str],
+    system: str,
+    powershell_timeout: float = 30.0,
+) -> RawSample:
+    """Read everything the parsers need. `ps` is psutil or a test double with its functions.
+
+    Only failures that leave nothing to report propagate; optional sources (identity,
+    sensors, frequency, one unreadable disk) degrade to empty values.
+    """
+    files: dict[str, str | None] = {}
+    powershell: str | None = None
+    powershell_error = ""
+    if system == "Windows":
+        try:
+            powershell = run_powershell(POWERSHELL_SCRIPT, powershell_timeout)
+        except ProbeFailed as e:
+            powershell_error = str(e)
+    elif system == "Linux":
+        for path in (*OS_RELEASE_PATHS, CPUINFO_PATH, *DMI_PATHS.values()):
+            files[path] = read_text(path)
+    partitions = _read_partitions(ps)
+    return RawSample(
+        system=system,
+        hostname=socket.gethostname(),
+        release=platform.release(),
+        version=platform.version(),
+        machine=platform.machine(),
+        processor=platform.processor(),
+        time=time.time(),
+        files=files,
+        powershell=powershell,
+        powershell_error=powershell_error,
+        cpu_count_logical=_opt_int(ps.cpu_count(logical=True)),
+        cpu_count_physical=_opt_int(ps.cpu_count(logical=False)),
+        cpu_times=_float_fields(ps.cpu_times()),
+        loadavg=[float(x) for x in ps.getloadavg()],
+        cpu_freq_mhz=_read_cpu_freq(ps),
+        virtual_memory=_int_fields(ps.virtual_memory()),
+        swap_memory=_int_fields(ps.swap_memory()),
+        boot_time=float(ps.boot_time()),
+        partitions=partitions,
+        disk_usage={
+            p["mountpoint"]: _read_usage(ps, p["mountpoint"])
+            for p in partitions
+            if is_real_partition(p)
+        },
+        temperatures=_read_temperatures(ps),
+        battery=_read_battery(ps),
+        nic_stats={
+            name: RawNicStats(
+                isup=bool(s.isup),
+                duplex=int(s.duplex),
+                speed=int(s.speed),
+                mtu=int(s.mtu),
+                flags=str(getattr(s, "flags", "")),
+            )
+            for name, s in ps.net_if_stats().items()
+        },
+        nic_addresses={
+            name: [
+                RawNicAddress(family=_family(a.family, ps), address=str(a.address)) for a in addrs
+            ]
+            for name, addrs in ps.net_if_addrs().items()
+        },
+        nic_counters={
+            name: RawNicCounters(
+                bytes_sent=int(c.bytes_sent),
+                bytes_recv=int(c.bytes_recv),
+                errin=int(c.errin),
+                errout=int(c.errout),
+                dropin=int(c.dropin),
+                dropout=int(c.dropout),
+            )
+            for name, c in ps.net_io_counters(pernic=True).items()
+        },
+    )
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float_fields(record: Any) -> dict[str, float]:
+    return {k: float(v) for k, v in record._asdict().items()}
+
+
+def _int_fields(record: Any) -> dict[str, int]:
+    # Percent fields are floats and not part of the report; keep the byte counts.
+    return {k: int(v) for k, v in record._asdict().items() if isinstance(v, int)}
+
+
+def _read_partitions(ps: Any) -> list[RawPartition]:
+    return [
+        RawPartition(
+            device=str(p.device),
+            mountpoint=str(p.mountpoint),
+            fstype=str(p.fstype),
+            opts=str(p.opts),
+        )
+        for p in ps.disk_partitions(all=False)
+    ]
+
+
+def _read_usage(ps: Any, mountpoint: str) -> RawUsage | None:
+    try:
+        u = ps.disk_usage(mountpoint)
+    except OSError:  # PermissionError included: a mount we may not stat is skipped
+        return None
+    return RawUsage(total=int(u.total), used=int(u.used), free=int(u.free))
+
+
+def _read_cpu_freq(ps: Any) -> float:
+    try:
+        freq = ps.cpu_freq()
+    except (OSError, NotImplementedError, AttributeError):
+        return 0.0
+    return float(freq.current) if freq is not None else 0.0
+
+
+def _read_temperatures(ps: Any) -> dict[str, list[RawTemperature]]:
+    # Only Linux and FreeBSD psutil have this function.
+    reader = getattr(ps, "sensors_temperatures", None)
+    if reader is None:
+        return {}
+    try:
+        sensors = reader()
+    except OSError:
+        return {}
+    return {
+        str(sensor): [
+            RawTemperature(
+                label=str(t.label),
+                current=float(t.current),
+                high=None if t.high is None else float(t.high),
+                critical=None if t.critical is None else float(t.critical),
+            )
+            for t in readings
+        ]
+        for sensor, readings in sensors.items()
+    }
+
+
+def _read_battery(ps: Any) -> RawBattery | None:
+    reader = getattr(ps, "sensors_battery", None)
+    if reader is None:
+        return None
+    try:
+        battery = reader()
+    except OSError:
+        return None
+    if battery is None:
+        return None
+    plugged = battery.power_plugged
+    return RawBattery(
+        percent=float(battery.percent),
+        secsleft=int(battery.secsleft),
+        power_plugged=None if plugged is None else bool(plugged),
+    )
+
+
+def _family(family: object, ps: Any) -> str:
+    if family == socket.AF_INET:
+        return "inet"
+    if family == socket.AF_INET6:
+        return "inet6"
+    if family == ps.AF_LINK:
+        return "link"
+    return str(family)

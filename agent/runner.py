@@ -1,0 +1,161 @@
+"""The agent's loop: run each probe on its own interval, spool the report, deliver the backlog."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from agent import __version__
+from agent.config import DeliveryConfig
+from agent.model import ProbeError, Report, SpoolStats
+from agent.probes.base import Probe
+from agent.spool import Spool
+from agent.transport.client import DeliveryError, SubmitResult
+from agent.transport.encode import encode_report
+
+__all__ = ["Backoff", "Runner", "Scheduled", "collect", "read_boot_id"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    probe: Probe
+    interval: float
+
+
+def read_boot_id() -> str:
+    """The OS boot id on Linux; on other systems the boot time stands in for it."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        import psutil  # noqa: PLC0415
+
+        return f"boot-{int(psutil.boot_time())}"
+
+
+def collect(probes: Mapping[str, Probe], boot_id: str, now_ms: int) -> Report:
+    """Run `probes` once; a failing probe becomes an error entry and the others carry on."""
+    sections: dict[str, Any] = {}
+    errors: list[ProbeError] = []
+    for name, probe in probes.items():
+        try:
+            sections[name] = probe.collect()
+        except Exception as e:  # one probe's failure never stops the others
+            log.warning("probe %s failed: %s", name, e)
+            errors.append(ProbeError(probe=name, message=f"{type(e).__name__}: {e}"))
+    return Report(
+        collected_at_ms=now_ms,
+        boot_id=boot_id,
+        agent_version=__version__,
+        errors=tuple(errors),
+        **sections,
+    )
+
+
+class Backoff:
+    """Exponential backoff with equal jitter: half fixed, half random, capped."""
+
+    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
+        self._initial, self._max = initial, maximum
+        self._attempt = 0
+        self._rng = rng or random.Random()
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+    def next(self) -> float:
+        ceiling = min(self._max, self._initial * 2**self._attempt)
+        self._attempt = min(self._attempt + 1, 32)
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+
+class Runner:
+    """Single-threaded scheduler: collection is never starved by a long replay, and between
+    deliveries the agent sleeps on an Event so a stop request ends it at once."""
+
+    def __init__(
+        self,
+        schedule: Mapping[str, Scheduled],
+        spool: Spool,
+        submit: Callable[[list[bytes]], SubmitResult] | None,
+        delivery: DeliveryConfig,
+        boot_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._schedule = dict(schedule)
+        self._spool = spool
+        self._submit = submit
+        self._delivery = delivery
+        self._boot_id = boot_id or read_boot_id()
+        self._clock = clock
+        self._wall = wall_clock
+        self._backoff = Backoff(delivery.backoff_initial, delivery.backoff_max)
+        self._batch = delivery.batch_size
+
+    def collect_due(self, names: list[str]) -> int:
+        """Collect the named probes into one report and spool it; returns its seq."""
+        report = collect(
+            {n: self._schedule[n].probe for n in names}, self._boot_id, int(self._wall() * 1000)
+        )
+
+        def encode(seq: int, stats: SpoolStats) -> bytes:
+            return encode_report(replace(report, seq=seq, spool=stats))
+
+        seq = self._spool.append(report.collected_at_ms, encode)
+        log.debug("collected seq %d (%s)", seq, ", ".join(names))
+        return seq
+
+    def deliver_batch(self) -> bool | None:
+        """Send the oldest batch. True: more is waiting; False: spool empty; None: failed."""
+        if self._submit is None:
+            return False
+        batch = self._spool.pending(self._batch)
+        if not batch:
+            return False
+        try:
+            result = self._submit([payload for _, payload in batch])
+        except DeliveryError as e:
+            if e.code.name == "RESOURCE_EXHAUSTED":
+                self._batch = max(1, self._batch // 2)
+            level = logging.WARNING if e.transient else logging.ERROR
+            log.log(level, "delivery of %d reports failed: %s", len(batch), e)
+            return None
+        for seq, reason in result.rejected:
+            log.error("collector rejected report %d for good: %s", seq, reason)
+        self._spool.ack(result.stored + [s for s, _ in result.rejected], len(result.rejected))
+        self._batch = min(self._delivery.batch_size, self._batch * 2)
+        return self._spool.status().depth > 0
+
+    def run(self, stop: threading.Event) -> None:
+        now = self._clock()
+        next_due = dict.fromkeys(self._schedule, now)
+        next_delivery = now
+        while not stop.is_set():
+            now = self._clock()
+            due = [n for n, t in next_due.items() if t <= now]
+            if due:
+                self.collect_due(due)
+                for n in due:
+                    interval = self._schedule[n].interval
+                    # Skip missed slots (after a suspend) instead of bursting to catch up.
+                    next_due[n] += interval * max(1, int((now - next_due[n]) // interval) + 1)
+                if next_delivery == float("inf"):  # the spool was empty until now
+                    next_delivery = now
+            if now >= next_delivery:
+                more = self.deliver_batch()
+                if more is None:
+                    next_delivery = now + self._backoff.next()
+                else:
+                    self._backoff.reset()
+                    pace = self._delivery.pace if more else float("inf")
+                    next_delivery = now + pace
+            wake = min([*next_due.values(), next_delivery])
+            stop.wait(max(0.0, wake - self._clock()))

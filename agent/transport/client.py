@@ -1,0 +1,170 @@
+"""The agent's gRPC edge: channel, credentials, deadlines, gzip, and which errors are transient."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from agent.config import TlsConfig
+from agent.errors import AgentError
+from canhgac_proto.v1 import collector_pb2 as pb
+from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
+
+__all__ = ["CollectorClient", "DeliveryError", "EnrollResult", "MachineFacts", "SubmitResult"]
+
+# Worth retrying later with backoff; anything else needs a person (revoked credential, bug).
+TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+    }
+)
+
+
+class DeliveryError(AgentError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"collector said {code.name}: {details}")
+        self.code = code
+        self.transient = code in TRANSIENT
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    machine_id: str
+    hostname: str
+    os_name: str
+    os_version: str
+    agent_version: str
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    agent_id: str
+    secret: str
+    report_interval_seconds: int
+    district: str
+    commune: str
+    unit: str
+    role: str
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    stored: list[int]
+    rejected: list[tuple[int, str]]
+
+
+def _channel(address: str, tls: TlsConfig, gzip: bool) -> grpc.Channel:
+    options: list[tuple[str, int | str]] = [
+        # Commune links drop for hours: keep reconnect attempts sparse, never a storm.
+        ("grpc.initial_reconnect_backoff_ms", 1000),
+        ("grpc.max_reconnect_backoff_ms", 60000),
+        ("grpc.enable_retries", 0),
+    ]
+    compression = grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression
+    if not tls.enabled:
+        return grpc.insecure_channel(address, options=options, compression=compression)
+    root: bytes | None = None
+    if tls.ca_file is not None:
+        try:
+            root = Path(tls.ca_file).read_bytes()
+        except OSError as e:
+            raise AgentError(f"collector.tls.ca_file: cannot read {tls.ca_file}: {e}") from None
+    if tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    creds = grpc.ssl_channel_credentials(root_certificates=root)
+    return grpc.secure_channel(address, creds, options=options, compression=compression)
+
+
+class CollectorClient:
+    """One channel to the collector; every call has a deadline and carries the credential."""
+
+    def __init__(
+        self,
+        address: str,
+        tls: TlsConfig | None = None,
+        timeout: float = 20.0,
+        gzip: bool = True,
+        secret: str | None = None,
+    ) -> None:
+        self.address = address
+        self._timeout = timeout
+        self._metadata = (("authorization", f"Bearer {secret}"),) if secret else ()
+        self._channel = _channel(address, tls or TlsConfig(), gzip)
+        self._stub = pb_grpc.CollectorStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> CollectorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def reachable(self, timeout: float = 5.0) -> bool:
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            return False
+        return True
+
+    def enroll(self, token: str, facts: MachineFacts) -> EnrollResult:
+        req = pb.EnrollRequest(
+            token=token,
+            machine=pb.MachineFacts(
+                machine_id=facts.machine_id,
+                hostname=facts.hostname,
+                os_name=facts.os_name,
+                os_version=facts.os_version,
+                agent_version=facts.agent_version,
+            ),
+        )
+        try:
+            resp = self._stub.Enroll(req, timeout=self._timeout)
+        except grpc.RpcError as e:
+            raise DeliveryError(e.code(), e.details() or "") from None
+        p = resp.placement
+        return EnrollResult(
+            agent_id=resp.agent_id,
+            secret=resp.credential,
+            report_interval_seconds=resp.settings.report_interval_seconds,
+            district=p.district,
+            commune=p.commune,
+            unit=p.unit,
+            role=p.role,
+        )
+
+    def submit(self, payloads: Sequence[bytes]) -> SubmitResult:
+        """Send already-encoded reports (from the spool) as one batch."""
+        req = pb.SubmitRequest()
+        for payload in payloads:
+            req.reports.add().ParseFromString(payload)
+        try:
+            resp = self._stub.Submit(req, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise DeliveryError(e.code(), e.details() or "") from None
+        return SubmitResult(
+            stored=list(resp.stored_seqs),
+            rejected=[(r.seq, r.reason) for r in resp.rejected],
+        )
+
+    def throughput(self, nbytes: int) -> tuple[int, float]:
+        """Bytes received and seconds taken for a `Throughput` stream of `nbytes`."""
+        start = time.monotonic()
+        received = 0
+        try:
+            for chunk in self._stub.Throughput(
+                pb.ThroughputRequest(bytes=nbytes), timeout=self._timeout, metadata=self._metadata
+            ):
+                received += len(chunk.data)
+        except grpc.RpcError as e:
+            raise DeliveryError(e.code(), e.details() or "") from None
+        return received, time.monotonic() - start

@@ -1,0 +1,23 @@
+"""The collector's exception set; messages are one clear line a person can act on."""
+
+from __future__ import annotations
+
+from canhgac_common.config import ConfigError
+
+__all__ = ["AuthError", "CollectorError", "ConfigError", "NotFoundError", "StoreError"]
+
+
+class CollectorError(Exception):
+    """Base for errors the collector CLI reports as one line and a non-zero exit."""
+
+
+class StoreError(CollectorError):
+    """The store cannot be opened, is from a newer version, or a write failed."""
+
+
+class NotFoundError(CollectorError):
+    """A token or agent named on the command line does not exist."""
+
+
+class AuthError(CollectorError):
+    """A token or credential is unknown, expired or revoked (the message says which)."""

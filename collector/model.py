@@ -1,0 +1,57 @@
+"""Plain records the collector works on once a wire message has been decoded and checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["AgentRecord", "Placement", "Report", "TokenRecord"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    province: str = ""
+    district: str = ""
+    commune: str = ""
+    unit: str = ""
+    role: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    seq: int
+    boot_id: str
+    collected_at: float  # Unix seconds, agent clock
+    agent_version: str
+    # Probe name -> that probe's section as plain JSON-able data; absent = did not run.
+    sections: dict[str, Any] = field(default_factory=dict)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    spool: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    token_id: str
+    placement: Placement
+    created_at: float
+    expires_at: float
+    revoked_at: float | None
+    max_uses: int | None
+    uses: int
+    note: str
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    agent_id: str
+    machine_id: str
+    hostname: str
+    os_name: str
+    os_version: str
+    agent_version: str
+    placement: Placement
+    enrolled_at: float
+    revoked_at: float | None
+    last_seen_at: float | None
+    last_report_at: float | None
+    last_seq: int

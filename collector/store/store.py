@@ -1,0 +1,419 @@
+"""The store: tokens, agents, report history and latest snapshots, one transaction per change."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import SQLAlchemyError
+
+from collector.errors import AuthError, NotFoundError, StoreError
+from collector.model import AgentRecord, Placement, Report, TokenRecord
+from collector.store.schema import (
+    PLACE_COLUMNS,
+    SCHEMA_VERSION,
+    agents,
+    metadata,
+    reports,
+    schema_version,
+    snapshots,
+    tokens,
+)
+
+__all__ = ["Enrollment", "MachineFacts", "Store"]
+
+TOKEN_PREFIX = "cgt"
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    machine_id: str
+    hostname: str
+    os_name: str
+    os_version: str
+    agent_version: str
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    agent: AgentRecord
+    credential: str  # shown once, to the agent; only its hash is kept
+    reenrolled: bool
+
+
+def _hash(secret: str) -> str:
+    # Secrets are 192-bit random strings, so a fast hash is enough (nothing to brute-force).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _split(value: str, parts: int) -> list[str] | None:
+    fields = value.split(".")
+    return fields if len(fields) == parts and all(fields) else None
+
+
+def _placement(row: Row[Any]) -> Placement:
+    return Placement(**{c: getattr(row, c) for c in PLACE_COLUMNS})
+
+
+def _agent(row: Row[Any]) -> AgentRecord:
+    return AgentRecord(
+        agent_id=row.agent_id,
+        machine_id=row.machine_id,
+        hostname=row.hostname,
+        os_name=row.os_name,
+        os_version=row.os_version,
+        agent_version=row.agent_version,
+        placement=_placement(row),
+        enrolled_at=row.enrolled_at,
+        revoked_at=row.revoked_at,
+        last_seen_at=row.last_seen_at,
+        last_report_at=row.last_report_at,
+        last_seq=row.last_seq,
+    )
+
+
+class Store:
+    """SQLite (WAL) by default, PostgreSQL by URL; acks are given only after `ingest` commits."""
+
+    def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:
+        self.url = url
+        try:
+            self._engine: Engine = create_engine(url)
+        except (SQLAlchemyError, ImportError, ValueError) as e:
+            raise StoreError(f"store url {url!r}: {e}") from None
+        self.dialect = self._engine.dialect.name
+        if self.dialect == "sqlite":
+            self._configure_sqlite(sqlite_synchronous)
+        # SQLite has one writer at a time; serialise writers here instead of spinning on BUSY.
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
+        self._migrate()
+
+    def _configure_sqlite(self, synchronous: str) -> None:
+        path = self._engine.url.database
+        if path and path != ":memory:":
+            from pathlib import Path  # noqa: PLC0415
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(self._engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    def _migrate(self) -> None:
+        try:
+            with self._engine.begin() as conn:
+                metadata.create_all(conn, tables=[schema_version])
+                found = conn.execute(select(schema_version.c.version)).scalar()
+                if found is None:
+                    metadata.create_all(conn)
+                    conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+                elif found > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.url}: schema version {found} is newer than this collector "
+                        f"understands ({SCHEMA_VERSION}); upgrade canhgac"
+                    )
+        except SQLAlchemyError as e:
+            raise StoreError(f"{self.url}: cannot open store: {e}") from None
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._write_lock:
+            try:
+                with self._engine.begin() as conn:
+                    yield conn
+            except SQLAlchemyError as e:
+                raise StoreError(f"store write failed: {e}") from None
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise StoreError(f"store read failed: {e}") from None
+
+    def ping(self) -> bool:
+        try:
+            with self._read() as conn:
+                conn.execute(select(1))
+        except StoreError:
+            return False
+        return True
+
+    # ---- tokens -------------------------------------------------------------------------
+
+    def create_token(
+        self,
+        placement: Placement,
+        ttl: float,
+        now: float,
+        max_uses: int | None = None,
+        note: str = "",
+    ) -> tuple[TokenRecord, str]:
+        """A new enrollment token; the returned secret string is shown once and never stored."""
+        token_id = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(24)
+        with self._write() as conn:
+            conn.execute(
+                tokens.insert().values(
+                    token_id=token_id,
+                    token_hash=_hash(secret),
+                    created_at=now,
+                    expires_at=now + ttl,
+                    max_uses=max_uses,
+                    uses=0,
+                    note=note,
+                    **dataclasses.asdict(placement),
+                )
+            )
+        record = TokenRecord(token_id, placement, now, now + ttl, None, max_uses, 0, note)
+        return record, f"{TOKEN_PREFIX}.{token_id}.{secret}"
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._read() as conn:
+            rows = conn.execute(select(tokens).order_by(tokens.c.created_at)).all()
+        return [
+            TokenRecord(
+                r.token_id,
+                _placement(r),
+                r.created_at,
+                r.expires_at,
+                r.revoked_at,
+                r.max_uses,
+                r.uses,
+                r.note,
+            )
+            for r in rows
+        ]
+
+    def revoke_token(self, token_id: str, now: float) -> None:
+        with self._write() as conn:
+            n = conn.execute(
+                update(tokens)
+                .where(tokens.c.token_id == token_id, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            ).rowcount
+        if not n:
+            raise NotFoundError(f"no active token {token_id!r} (see `token list`)")
+
+    # ---- agents -------------------------------------------------------------------------
+
+    def enroll(self, token: str, facts: MachineFacts, now: float) -> Enrollment:
+        """Trade a token for a credential. The same machine keeps its agent id (new secret)."""
+        parts = _split(token, 3)
+        if parts is None or parts[0] != TOKEN_PREFIX:
+            raise AuthError("malformed enrollment token")
+        _, token_id, secret = parts
+        if not facts.machine_id:
+            raise AuthError("machine_id is required")
+        with self._write() as conn:
+            t = conn.execute(select(tokens).where(tokens.c.token_id == token_id)).first()
+            if t is None or not hmac.compare_digest(t.token_hash, _hash(secret)):
+                raise AuthError("unknown enrollment token")
+            if t.revoked_at is not None:
+                raise AuthError(f"enrollment token {token_id} was revoked")
+            if t.expires_at <= now:
+                raise AuthError(f"enrollment token {token_id} has expired")
+            if t.max_uses is not None and t.uses >= t.max_uses:
+                raise AuthError(f"enrollment token {token_id} has been used {t.uses} times")
+            placement = _placement(t)
+            agent_secret = secrets.token_urlsafe(24)
+            values = {
+                "credential_hash": _hash(agent_secret),
+                "token_id": token_id,
+                "hostname": facts.hostname,
+                "os_name": facts.os_name,
+                "os_version": facts.os_version,
+                "agent_version": facts.agent_version,
+                **dataclasses.asdict(placement),
+            }
+            existing = conn.execute(
+                select(agents.c.agent_id).where(
+                    agents.c.machine_id == facts.machine_id, agents.c.revoked_at.is_(None)
+                )
+            ).scalar()
+            if existing is not None:
+                agent_id = existing
+                conn.execute(update(agents).where(agents.c.agent_id == agent_id).values(**values))
+            else:
+                agent_id = secrets.token_hex(6)
+                conn.execute(
+                    agents.insert().values(
+                        agent_id=agent_id,
+                        machine_id=facts.machine_id,
+                        enrolled_at=now,
+                        last_seq=0,
+                        **values,
+                    )
+                )
+            conn.execute(
+                update(tokens).where(tokens.c.token_id == token_id).values(uses=tokens.c.uses + 1)
+            )
+            row = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).one()
+        return Enrollment(_agent(row), f"{agent_id}.{agent_secret}", existing is not None)
+
+    def authenticate(self, credential: str) -> AgentRecord:
+        parts = _split(credential, 2)
+        if parts is None:
+            raise AuthError("malformed credential")
+        agent_id, secret = parts
+        with self._read() as conn:
+            row = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).first()
+        if row is None or not hmac.compare_digest(row.credential_hash, _hash(secret)):
+            raise AuthError("unknown credential")
+        if row.revoked_at is not None:
+            raise AuthError(f"agent {agent_id} was revoked")
+        return _agent(row)
+
+    def list_agents(self) -> list[AgentRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(agents).order_by(agents.c.district, agents.c.commune, agents.c.hostname)
+            ).all()
+        return [_agent(r) for r in rows]
+
+    def get_agent(self, agent_id: str) -> AgentRecord:
+        with self._read() as conn:
+            row = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).first()
+        if row is None:
+            raise NotFoundError(f"no agent {agent_id!r} (see `agent list`)")
+        return _agent(row)
+
+    def revoke_agent(self, agent_id: str, now: float) -> None:
+        with self._write() as conn:
+            n = conn.execute(
+                update(agents)
+                .where(agents.c.agent_id == agent_id, agents.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            ).rowcount
+        if not n:
+            raise NotFoundError(f"no active agent {agent_id!r} (see `agent list`)")
+
+    # ---- reports ------------------------------------------------------------------------
+
+    def ingest(self, agent_id: str, batch: Sequence[Report], now: float) -> tuple[list[int], int]:
+        """Store reports exactly once by (agent, seq) in one transaction.
+
+        Returns (every seq now durably stored, including earlier duplicates; how many were new).
+        Only after this returns may the collector acknowledge them.
+        """
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        new: list[Report] = []
+        with self._write() as conn:
+            for r in batch:
+                inserted = conn.execute(
+                    dialect.insert(reports)
+                    .values(
+                        agent_id=agent_id,
+                        seq=r.seq,
+                        boot_id=r.boot_id,
+                        collected_at=r.collected_at,
+                        received_at=now,
+                        payload=json.dumps(dataclasses.asdict(r), ensure_ascii=False),
+                    )
+                    .on_conflict_do_nothing(index_elements=["agent_id", "seq"])
+                ).rowcount
+                if inserted:
+                    new.append(r)
+            for r in new:
+                for section, data in _snapshot_sections(r).items():
+                    stmt = dialect.insert(snapshots).values(
+                        agent_id=agent_id,
+                        section=section,
+                        seq=r.seq,
+                        collected_at=r.collected_at,
+                        data=json.dumps(data, ensure_ascii=False),
+                    )
+                    # Late data (a replayed backlog) never overwrites a newer snapshot.
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=["agent_id", "section"],
+                            set_={
+                                "seq": stmt.excluded.seq,
+                                "collected_at": stmt.excluded.collected_at,
+                                "data": stmt.excluded.data,
+                            },
+                            where=snapshots.c.seq < stmt.excluded.seq,
+                        )
+                    )
+            values: dict[str, Any] = {"last_seen_at": now}
+            if new:
+                # Two-argument max: scalar max() on SQLite, greatest() on PostgreSQL.
+                greatest = func.greatest if self.dialect == "postgresql" else func.max
+                values["last_seq"] = greatest(agents.c.last_seq, max(r.seq for r in new))
+                values["last_report_at"] = greatest(
+                    func.coalesce(agents.c.last_report_at, 0.0), max(r.collected_at for r in new)
+                )
+            conn.execute(update(agents).where(agents.c.agent_id == agent_id).values(**values))
+        return [r.seq for r in batch], len(new)
+
+    def report_seqs(self, agent_id: str) -> list[int]:
+        with self._read() as conn:
+            return list(
+                conn.execute(
+                    select(reports.c.seq)
+                    .where(reports.c.agent_id == agent_id)
+                    .order_by(reports.c.seq)
+                ).scalars()
+            )
+
+    def snapshot(self, agent_id: str) -> dict[str, Any]:
+        """The newest data of each section for one agent."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(snapshots.c.section, snapshots.c.data).where(
+                    snapshots.c.agent_id == agent_id
+                )
+            ).all()
+        return {r.section: json.loads(r.data) for r in rows}
+
+    def fleet(self) -> list[tuple[AgentRecord, dict[str, Any]]]:
+        """Every active agent with its latest snapshot: what /metrics renders."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(agents, snapshots.c.section, snapshots.c.data)
+                .select_from(agents.outerjoin(snapshots, agents.c.agent_id == snapshots.c.agent_id))
+                .where(agents.c.revoked_at.is_(None))
+                .order_by(agents.c.agent_id)
+            ).all()
+        out: dict[str, tuple[AgentRecord, dict[str, Any]]] = {}
+        for r in rows:
+            entry = out.get(r.agent_id)
+            if entry is None:
+                entry = out[r.agent_id] = (_agent(r), {})
+            if r.section is not None:
+                entry[1][r.section] = json.loads(r.data)
+        return list(out.values())
+
+
+def _snapshot_sections(r: Report) -> dict[str, Any]:
+    """What one report contributes to the latest snapshot: its sections, per-probe status,
+    and the agent's spool counters."""
+    out: dict[str, Any] = dict(r.sections)
+    for name in r.sections:
+        out[f"status:{name}"] = {"ok": True, "error": ""}
+    for e in r.errors:
+        out[f"status:{e['probe']}"] = {"ok": False, "error": e["message"]}
+    out["spool"] = r.spool
+    return out
