@@ -156,7 +156,9 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
         )
         print(f"spool:      {st.depth} reports waiting ({st.bytes} bytes), last seq {st.last_seq}")
         print(f"last ack:   {last}")
-        print(f"lost:       {st.dropped_total} dropped (spool full/old), {st.rejected_total} rejected")
+        print(
+            f"lost:       {st.dropped_total} dropped (spool full/old), {st.rejected_total} rejected"
+        )
     else:
         print("spool:      empty (agent has not run yet)")
     return 0 if cred is not None else 1

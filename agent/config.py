@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from agent.probes import PROBES
 from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
 
 __all__ = [
@@ -78,8 +79,6 @@ class AgentConfig(StrictModel):
     @field_validator("probes")
     @classmethod
     def _known_probes(cls, value: dict[str, ProbeConfig]) -> dict[str, ProbeConfig]:
-        from agent.probes import PROBES  # late: the registry imports every probe module
-
         unknown = sorted(set(value) - set(PROBES))
         if unknown:
             raise ValueError(f"unknown probe {unknown[0]!r}; known: {', '.join(sorted(PROBES))}")

@@ -65,13 +65,13 @@ class Backoff:
     def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
         self._initial, self._max = initial, maximum
         self._attempt = 0
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not crypto)
 
     def reset(self) -> None:
         self._attempt = 0
 
     def next(self) -> float:
-        ceiling = min(self._max, self._initial * 2**self._attempt)
+        ceiling = min(self._max, self._initial * 2.0**self._attempt)
         self._attempt = min(self._attempt + 1, 32)
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
@@ -86,6 +86,7 @@ class Runner:
         spool: Spool,
         submit: Callable[[list[bytes]], SubmitResult] | None,
         delivery: DeliveryConfig,
+        *,
         boot_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,

@@ -226,6 +226,8 @@ class HardwareProbe(Probe):
 
     def __init__(
         self,
+        # Any: psutil's overloaded stubs make a Protocol for a test double brittle;
+        # read_sample converts every value to typed data straight away.
         ps: Any = psutil,
         read_text: Callable[[str], str | None] = read_text_file,
         run_powershell: Callable[[str, float], str] = windows.run_powershell,
@@ -289,15 +291,14 @@ def parse_hardware(sample: RawSample, cpu_times_before: Mapping[str, float] | No
 def parse_host(sample: RawSample, identity: WindowsIdentity | None) -> Host:
     """Host identity: Windows from the PowerShell document, Linux from os-release and DMI."""
     files = sample["files"]
+    os_name, os_version, os_build = _platform_os(sample)
     if identity is not None:
-        os_name, os_version, os_build = (
-            identity.os_caption,
-            identity.os_version,
-            identity.os_build,
-        )
+        # OS values missing from the document fall back to platform's, never to "".
+        os_name = identity.os_caption or os_name
+        os_version = identity.os_version or os_version
+        os_build = identity.os_build or os_build
         vendor, model, serial = identity.manufacturer, identity.model, identity.serial
     else:
-        os_name, os_version, os_build = _platform_os(sample)
         release = next(
             (text for path in OS_RELEASE_PATHS if (text := files.get(path)) is not None), None
         )

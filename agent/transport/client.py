@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from canhgac_proto.v1 import collector_pb2 as pb
+from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 
 from agent.config import TlsConfig
 from agent.errors import AgentError
-from canhgac_proto.v1 import collector_pb2 as pb
-from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 
 __all__ = ["CollectorClient", "DeliveryError", "EnrollResult", "MachineFacts", "SubmitResult"]
 
@@ -98,7 +98,7 @@ class CollectorClient:
         self._timeout = timeout
         self._metadata = (("authorization", f"Bearer {secret}"),) if secret else ()
         self._channel = _channel(address, tls or TlsConfig(), gzip)
-        self._stub = pb_grpc.CollectorStub(self._channel)
+        self._stub = pb_grpc.CollectorStub(self._channel)  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         self._channel.close()

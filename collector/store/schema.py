@@ -18,7 +18,13 @@ from sqlalchemy import (
 __all__ = [
     "PLACE_COLUMNS",
     "SCHEMA_VERSION",
-    "agents", "metadata", "reports", "schema_version", "snapshots", "tokens"]
+    "agents",
+    "metadata",
+    "reports",
+    "schema_version",
+    "snapshots",
+    "tokens",
+]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
 SCHEMA_VERSION = 1

@@ -10,7 +10,7 @@ import json
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
@@ -33,7 +33,7 @@ from collector.store.schema import (
 
 __all__ = ["Enrollment", "MachineFacts", "Store"]
 
-TOKEN_PREFIX = "cgt"
+TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ class MachineFacts:
 @dataclass(frozen=True)
 class Enrollment:
     agent: AgentRecord
-    credential: str  # shown once, to the agent; only its hash is kept
     reenrolled: bool
+    credential: str = field(repr=False)  # shown once, to the agent; only its hash is kept
 
 
 def _hash(secret: str) -> str:
@@ -271,7 +271,7 @@ class Store:
                 update(tokens).where(tokens.c.token_id == token_id).values(uses=tokens.c.uses + 1)
             )
             row = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).one()
-        return Enrollment(_agent(row), f"{agent_id}.{agent_secret}", existing is not None)
+        return Enrollment(_agent(row), existing is not None, f"{agent_id}.{agent_secret}")
 
     def authenticate(self, credential: str) -> AgentRecord:
         parts = _split(credential, 2)

@@ -1,0 +1,7 @@
+"""`python -m collector` is `canhgac-collector`."""
+
+import sys
+
+from collector.cli import main
+
+sys.exit(main())

@@ -1,0 +1,70 @@
+"""Collector configuration: one YAML file, validated at load, unknown keys rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
+
+__all__ = [
+    "CollectorConfig",
+    "ConfigError",
+    "LimitsConfig",
+    "StoreConfig",
+    "TlsConfig",
+    "load_config",
+]
+
+
+class TlsConfig(StrictModel):
+    """Server TLS: set `enabled: true` plus the certificate and key (PEM)."""
+
+    enabled: bool = False
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _files(self) -> TlsConfig:
+        if self.enabled and (self.cert_file is None or self.key_file is None):
+            raise ValueError("tls.enabled needs both cert_file and key_file")
+        return self
+
+
+class StoreConfig(StrictModel):
+    # sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql+psycopg://...
+    url: str = "sqlite:////var/lib/canhgac/canhgac.db"
+    # FULL: an acked report survives a power cut. NORMAL is faster and survives a crash.
+    sqlite_synchronous: str = Field(default="full", pattern="^(full|normal)$")
+
+
+class LimitsConfig(StrictModel):
+    max_message_bytes: Size = 4 * 1024 * 1024
+    max_batch_reports: int = Field(default=500, ge=1)
+    max_concurrent_rpcs: int = Field(default=64, ge=1)
+    workers: int = Field(default=8, ge=1)
+    throughput_max_bytes: Size = 16 * 1024 * 1024
+
+
+class CollectorConfig(StrictModel):
+    grpc_listen: str = "0.0.0.0:4317"
+    http_listen: str = "0.0.0.0:9108"
+    tls: TlsConfig = TlsConfig()
+    store: StoreConfig = StoreConfig()
+    sites_file: Path | None = None
+    province: str = ""
+    # Told to agents at enrollment; an agent is stale after `stale_after_intervals` of silence.
+    report_interval: Duration = Field(default=15.0, ge=1)
+    stale_after_intervals: int = Field(default=3, ge=1)
+    limits: LimitsConfig = LimitsConfig()
+    log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+
+
+def load_config(path: Path | None) -> CollectorConfig:
+    """The config at `path`, or all defaults when no file is given.
+
+    Relative paths in the file (store url, sites_file, TLS files) are taken from the
+    working directory, as for every other command-line tool.
+    """
+    return CollectorConfig() if path is None else load_model(CollectorConfig, path)

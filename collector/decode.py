@@ -1,0 +1,61 @@
+"""Pure conversion of wire reports into collector records, with per-report validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from canhgac_proto.v1 import collector_pb2 as pb
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from collector.model import Report
+
+__all__ = ["SECTIONS", "InvalidReport", "decode_report", "message_to_plain"]
+
+# Report fields that carry a probe's section (numbers 10..19 in the proto).
+SECTIONS = tuple(f.name for f in pb.Report.DESCRIPTOR.fields if 10 <= f.number < 20)
+
+_EARLIEST = 946684800.0  # 2000-01-01: anything older is a broken clock, not history
+_FUTURE_SLACK = 86400.0  # commune PCs drift; a day ahead is tolerated and kept as sent
+
+
+class InvalidReport(ValueError):
+    """One report that the collector will never store; its seq is acked as rejected."""
+
+
+def message_to_plain(msg: Message) -> dict[str, Any]:
+    """Every field (defaults included) as plain Python values; 64-bit ints stay ints
+    (unlike json_format, which turns them into strings)."""
+    out: dict[str, Any] = {}
+    for f in msg.DESCRIPTOR.fields:
+        value = getattr(msg, f.name)
+        if f.type == FieldDescriptor.TYPE_MESSAGE:
+            if f.is_repeated:
+                out[f.name] = [message_to_plain(v) for v in value]
+            elif msg.HasField(f.name):
+                out[f.name] = message_to_plain(value)
+        elif f.is_repeated:
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+def decode_report(r: pb.Report, now: float) -> Report:
+    """Check one report and turn it into a record; raises InvalidReport with the reason."""
+    if r.seq < 1:
+        raise InvalidReport("seq must be >= 1")
+    collected_at = r.collected_at_ms / 1000.0
+    if not _EARLIEST <= collected_at <= now + _FUTURE_SLACK:
+        raise InvalidReport(f"collected_at_ms {r.collected_at_ms} is not a plausible time")
+    if len(r.boot_id) > 64:
+        raise InvalidReport("boot_id longer than 64 characters")
+    return Report(
+        seq=r.seq,
+        boot_id=r.boot_id,
+        collected_at=collected_at,
+        agent_version=r.agent_version,
+        sections={s: message_to_plain(getattr(r, s)) for s in SECTIONS if r.HasField(s)},
+        errors=[{"probe": e.probe, "message": e.message} for e in r.errors],
+        spool={"dropped_total": r.spool.dropped_total, "depth": r.spool.depth},
+    )

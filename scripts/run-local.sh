@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `make run`: a collector on SQLite under ./var and one local agent reporting every 15 s.
+# Ctrl-C stops both. Re-running reuses ./var (the agent keeps its identity).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p var
+cfg=configs/collector.local.yaml
+http_port=9108
+grpc_addr=127.0.0.1:4317
+
+canhgac-collector --config "$cfg" serve &
+collector=$!
+agent=""
+cleanup() {
+  trap - INT TERM EXIT
+  [ -n "$agent" ] && kill -TERM "$agent" 2>/dev/null && wait "$agent" 2>/dev/null || true
+  kill -TERM "$collector" 2>/dev/null && wait "$collector" 2>/dev/null || true
+  echo "stopped collector and agent"
+}
+trap cleanup INT TERM EXIT
+
+for _ in $(seq 50); do
+  curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
+  kill -0 "$collector" 2>/dev/null || { echo "collector failed to start" >&2; exit 1; }
+  sleep 0.2
+done
+
+if [ ! -f var/agent/credential.json ]; then
+  token=$(canhgac-collector --config "$cfg" token create \
+    --district "Hạ Lang" --commune "Thanh Nhật" --role workstation --expires 1h --uses 1 \
+    --note "make run" 2>/dev/null)
+  canhgac-agent --config configs/agent.local.yaml enroll --collector "$grpc_addr" --token "$token"
+fi
+canhgac-agent --config configs/agent.local.yaml run --interval 15 &
+agent=$!
+
+cat <<MSG
+
+  Canh Gác is running.
+    metrics:  http://127.0.0.1:$http_port/metrics   (this machine appears within ~15 s)
+    health:   http://127.0.0.1:$http_port/healthz  /readyz
+    store:    $(pwd)/var/canhgac.db   (SQLite)
+    agents:   .venv/bin/canhgac-collector --config $cfg agent list
+  Ctrl-C stops both.
+
+MSG
+wait "$collector"
