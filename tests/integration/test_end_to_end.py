@@ -1,0 +1,217 @@
+"""Enroll -> collect -> spool -> Submit -> store -> /metrics, over real gRPC and SQLite."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.config import DeliveryConfig
+from agent.probes.hardware import HardwareProbe
+from agent.runner import Runner, Scheduled
+from agent.spool import Spool
+from agent.transport.client import DeliveryError
+from tests.integration.harness import Running
+
+
+def scrape(running: Running, path: str = "/metrics") -> tuple[int, str]:
+    url = f"http://127.0.0.1:{running.app.http_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (s.labels, s.value)
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if s.name == name
+    ]
+
+
+def runner_for(running: Running, secret: str, tmp_path: Path) -> tuple[Runner, Spool]:
+    spool = Spool(tmp_path / "spool.db", 1 << 20, 86400)
+    client = running.client(secret)
+    sched = {"hardware": Scheduled(HardwareProbe(), 15)}
+    return Runner(sched, spool, client.submit, DeliveryConfig(), boot_id="boot-1"), spool
+
+
+def test_enrolled_agent_appears_in_metrics_with_its_place(
+    collector: Running, tmp_path: Path
+) -> None:
+    secret = collector.enroll(hostname="ubnd-thanhnhat-01")
+    runner, spool = runner_for(collector, secret, tmp_path)
+    runner.collect_due(["hardware"])
+    assert runner.deliver_batch() is False  # delivered, nothing left
+    assert spool.status().depth == 0
+
+    status, text = scrape(collector)
+    assert status == 200
+    up = samples(text, "canhgac_agent_up")
+    assert len(up) == 1
+    labels, value = up[0]
+    assert value == 1.0
+    assert labels["district"] == "Hạ Lang"
+    assert labels["commune"] == "Thanh Nhật"
+    assert labels["role"] == "workstation"
+    assert labels["host"]  # the hostname the hardware probe read
+    mem = samples(text, "canhgac_memory_total_bytes")
+    assert mem and mem[0][1] > 0
+    assert samples(text, "canhgac_disk_size_bytes")
+    assert samples(text, "canhgac_probe_success")[0][0]["probe"] == "hardware"
+    stored = samples(text, "canhgac_collector_reports_stored_total")
+    assert stored == [({}, 1.0)]
+
+
+def test_health_endpoints(collector: Running) -> None:
+    assert scrape(collector, "/healthz") == (200, "ok\n")
+    assert scrape(collector, "/readyz") == (200, "ready\n")
+    assert scrape(collector, "/nope")[0] == 404
+
+
+def test_duplicate_delivery_is_stored_once_and_acked_again(
+    collector: Running, tmp_path: Path
+) -> None:
+    secret = collector.enroll()
+    runner, spool = runner_for(collector, secret, tmp_path)
+    runner.collect_due(["hardware"])
+    payload = [p for _, p in spool.pending(10)]
+    client = collector.client(secret)
+    first = client.submit(payload)
+    again = client.submit(payload + payload)
+    assert first.stored == [1]
+    assert again.stored == [1, 1]
+    agent = collector.app.store.list_agents()[0]
+    assert collector.app.store.report_seqs(agent.agent_id) == [1]
+    text = scrape(collector)[1]
+    assert samples(text, "canhgac_collector_reports_duplicate_total") == [({}, 2.0)]
+
+
+def test_reenrolling_the_same_machine_keeps_one_agent(collector: Running) -> None:
+    old = collector.enroll(machine="same-machine")
+    new = collector.enroll(machine="same-machine")
+    agents = collector.app.store.list_agents()
+    assert len(agents) == 1
+    assert old.split(".")[0] == new.split(".")[0] == agents[0].agent_id
+    with pytest.raises(DeliveryError) as e:
+        collector.client(old).submit([])
+    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED  # the old secret was replaced
+    assert collector.client(new).submit([]).stored == []
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [None, "garbage", "0123456789ab.forged-secret-that-was-never-issued"],
+    ids=["missing", "malformed", "forged"],
+)
+def test_bad_credentials_are_rejected_and_counted(
+    collector: Running, secret: str | None
+) -> None:
+    with pytest.raises(DeliveryError) as e:
+        collector.client(secret).submit([])
+    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(DeliveryError):
+        collector.client(secret).throughput(1000)
+    text = scrape(collector)[1]
+    assert samples(text, "canhgac_collector_rejections_total") == [
+        ({"reason": "unauthenticated"}, 2.0)
+    ]
+
+
+def test_forged_agent_id_with_a_real_secret_is_rejected(collector: Running) -> None:
+    secret = collector.enroll(machine="m1")
+    other = collector.enroll(machine="m2")
+    forged = other.split(".")[0] + "." + secret.split(".")[1]
+    with pytest.raises(DeliveryError) as e:
+        collector.client(forged).submit([])
+    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_revoked_agent_is_rejected(collector: Running) -> None:
+    secret = collector.enroll()
+    agent_id = secret.split(".")[0]
+    assert collector.client(secret).submit([]).stored == []
+    collector.app.store.revoke_agent(agent_id, 0)
+    with pytest.raises(DeliveryError) as e:
+        collector.client(secret).submit([])
+    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert "revoked" in str(e.value)
+
+
+def test_enrollment_with_a_bad_token_is_refused(collector: Running) -> None:
+    from agent.transport.client import CollectorClient, MachineFacts
+
+    facts = MachineFacts("m", "h", "Linux", "6", "0.1.0")
+    with CollectorClient(collector.address) as c:
+        for token in ("nonsense", "cgt.deadbeef.not-the-secret"):
+            with pytest.raises(DeliveryError) as e:
+                c.enroll(token, facts)
+            assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_oversize_message_is_refused_and_the_server_keeps_serving(
+    collector: Running, tmp_path: Path
+) -> None:
+    secret = collector.enroll()
+    runner, spool = runner_for(collector, secret, tmp_path)
+    runner.collect_due(["hardware"])
+    payload = spool.pending(1)[0][1]
+    limit = collector.app.cfg.limits.max_message_bytes
+    # Uncompressed, so the size on the wire is what the guard sees.
+    big = collector.client(secret, gzip=False)
+    with pytest.raises(DeliveryError) as e:
+        big.submit([payload] * (limit // len(payload) + 10))
+    assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "exceeds the limit" in str(e.value)
+    assert collector.client(secret).submit([payload]).stored == [1]
+    text = scrape(collector)[1]
+    assert ({"reason": "resource_exhausted"}, 1.0) in samples(
+        text, "canhgac_collector_rejections_total"
+    )
+
+
+def test_garbage_bytes_get_invalid_argument_and_are_counted(collector: Running) -> None:
+    secret = collector.enroll()
+    with grpc.insecure_channel(collector.address) as ch:
+        call = ch.unary_unary("/canhgac_proto.v1.Collector/Submit")
+        with pytest.raises(grpc.RpcError) as e:
+            call(b"\xff\xff\xff\xff not a protobuf", metadata=(("authorization", f"Bearer {secret}"),))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    text = scrape(collector)[1]
+    assert ({"reason": "invalid_argument"}, 1.0) in samples(
+        text, "canhgac_collector_rejections_total"
+    )
+
+
+def test_invalid_report_is_rejected_alone_and_the_rest_stored(
+    collector: Running, tmp_path: Path
+) -> None:
+    from canhgac_proto.v1 import collector_pb2 as pb
+
+    secret = collector.enroll()
+    runner, spool = runner_for(collector, secret, tmp_path)
+    runner.collect_due(["hardware"])
+    good = spool.pending(1)[0][1]
+    bad = pb.Report(seq=99, collected_at_ms=5).SerializeToString()
+    result = collector.client(secret).submit([good, bad])
+    assert result.stored == [1]
+    assert result.rejected == [(99, "collected_at_ms 5 is not a plausible time")]
+
+
+def test_throughput_streams_exactly_the_bytes_asked_and_is_bounded(collector: Running) -> None:
+    secret = collector.enroll()
+    client = collector.client(secret)
+    received, seconds = client.throughput(1_000_000)
+    assert received == 1_000_000
+    assert seconds > 0
+    limit = collector.app.cfg.limits.throughput_max_bytes
+    with pytest.raises(DeliveryError) as e:
+        client.throughput(limit + 1)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
