@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test lint typecheck proto proto-check unit integration bench clean
+.PHONY: run test test-deps lint typecheck proto proto-check unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,8 +17,11 @@ run: $(STAMP)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/run-local.sh
 
 ## test: lint, types, generated-code drift, then the whole suite
-test: $(STAMP) lint typecheck proto-check
+test: $(STAMP) test-deps lint typecheck proto-check
 	$(BIN)/pytest -q
+
+test-deps:
+	@scripts/install-test-deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

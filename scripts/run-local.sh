@@ -20,7 +20,8 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 for _ in $(seq 50); do
-  curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break
+  python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+    "http://127.0.0.1:$http_port/readyz" 2>/dev/null && break
   kill -0 "$collector" 2>/dev/null || { echo "collector failed to start" >&2; exit 1; }
   sleep 0.2
 done

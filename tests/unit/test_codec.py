@@ -1,4 +1,4 @@
-"""Agent record -> wire bytes -> collector record: nothing lost, nothing changed, bad input refused."""
+"""Agent record -> wire bytes -> collector record: nothing lost or changed, bad input refused."""
 
 from __future__ import annotations
 
@@ -117,7 +117,9 @@ def _report(battery: Battery | None = None, **changes: Any) -> Report:
         agent_version="0.1.0",
         hardware=_hardware(battery),
         errors=(
-            ProbeError(probe="antivirus", message="ProbeFailed: không đọc được trạng thái Defender"),
+            ProbeError(
+                probe="antivirus", message="ProbeFailed: không đọc được trạng thái Defender"
+            ),
         ),
         seq=17,
         spool=SpoolStats(dropped_total=3, depth=9),

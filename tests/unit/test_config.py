@@ -119,7 +119,7 @@ def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
     assert msg.startswith(str(tmp_path / "agent.yaml"))
     assert "invalid YAML" in msg
     assert "line " in msg
-    line = int(msg.split("line ")[1].split(":")[0])
+    line = int(msg.split("line ")[1].split(":", maxsplit=1)[0])
     assert 3 <= line <= 4  # the unclosed flow sequence, or the end of input right after it
 
 
@@ -202,7 +202,7 @@ def test_collector_tls_with_cert_and_key_loads(tmp_path: Path) -> None:
 def test_config_models_are_frozen() -> None:
     cfg = agent.config.AgentConfig()
     with pytest.raises(ValueError, match="frozen"):
-        cfg.log_level = "debug"  # type: ignore[misc]
+        cfg.log_level = "debug"
 
 
 def test_load_model_is_generic(tmp_path: Path) -> None:

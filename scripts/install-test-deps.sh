@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# System packages the test suite uses as real parts (called by `make test`).
+# Installs only what is missing; needs root and apt-get (Debian), else says what to install.
+set -euo pipefail
+packages=(openssl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "tests need these Debian packages: ${missing[*]} (run as root: apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing test dependencies: ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

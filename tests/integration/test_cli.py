@@ -1,0 +1,134 @@
+"""The two command-line tools, run as a person runs them (real processes, real files)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.harness import Running
+
+BIN = Path(sys.executable).parent
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+
+
+def collector_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(str(BIN / "canhgac-collector"), "--config", str(config), *args)
+
+
+def write_config(tmp_path: Path, sites: bool = True) -> Path:
+    config = tmp_path / "collector.yaml"
+    lines = [f"store:\n  url: sqlite:///{tmp_path / 'c.db'}"]
+    if sites:
+        repo = Path(__file__).resolve().parents[2]
+        lines.append(f"sites_file: {repo / 'configs' / 'sites.example.yaml'}")
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def test_agent_once_print_reports_this_machine_as_json() -> None:
+    out = run(str(BIN / "canhgac-agent"), "once", "--print")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    hw = report["hardware"]
+    assert hw["cpu"]["logical_cores"] >= 1
+    assert hw["memory"]["total_bytes"] > 0
+    assert hw["disks"], "at least one mounted filesystem"
+    assert hw["host"]["hostname"]
+    assert report["errors"] == []
+
+
+def test_token_lifecycle_and_site_checks(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    made = collector_cli(
+        config, "token", "create", "--district", "Hạ Lang", "--commune", "Vinh Quý",
+        "--role", "meeting-room", "--expires", "2d", "--uses", "1",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert token.startswith("cgt.")
+    token_id = token.split(".")[1]
+    assert "Vinh Quý" in made.stderr
+    listed = collector_cli(config, "token", "list")
+    assert token_id in listed.stdout and "active" in listed.stdout
+    assert token.split(".")[2] not in listed.stdout  # the secret is never shown again
+
+    unknown = collector_cli(
+        config, "token", "create", "--district", "Hạ Lang", "--commune", "Atlantis",
+        "--role", "workstation",
+    )  # fmt: skip
+    assert unknown.returncode == 2
+    assert "unknown commune 'Atlantis'" in unknown.stderr
+    assert "Thanh Nhật" in unknown.stderr  # tells what is known
+
+    bad_expiry = collector_cli(
+        config, "token", "create", "--district", "Hạ Lang", "--role", "server", "--expires", "soon"
+    )
+    assert bad_expiry.returncode == 2
+    assert "--expires" in bad_expiry.stderr
+
+    assert collector_cli(config, "token", "revoke", token_id).returncode == 0
+    assert "revoked" in collector_cli(config, "token", "list").stdout
+    again = collector_cli(config, "token", "revoke", token_id)
+    assert again.returncode == 1
+    assert "no active token" in again.stderr
+
+
+def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    agent = [str(BIN / "canhgac-agent"), "--state-dir", str(state)]
+    before = run(*agent, "status")
+    assert before.returncode == 1
+    assert "enrolled:   no" in before.stdout
+
+    enrolled = run(*agent, "enroll", "--collector", collector.address, "--token", collector.token())
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert "Thanh Nhật" in enrolled.stdout
+    once = run(*agent, "once")
+    assert once.returncode == 0, once.stderr
+    status = run(*agent, "status")
+    assert status.returncode == 0, status.stderr
+    assert "reachable" in status.stdout and "NOT" not in status.stdout
+    assert "0 reports waiting" in status.stdout
+    assert "last ack:   never" not in status.stdout
+
+    config = tmp_path / "collector.yaml"
+    config.write_text(f"store:\n  url: {collector.app.cfg.store.url}\n")
+    agent_id = collector.app.store.list_agents()[0].agent_id
+    listed = collector_cli(config, "agent", "list")
+    assert agent_id in listed.stdout and " up " in listed.stdout
+    shown = collector_cli(config, "agent", "show", agent_id)
+    assert shown.returncode == 0, shown.stderr
+    detail = json.loads(shown.stdout)
+    assert detail["placement"]["commune"] == "Thanh Nhật"
+    assert detail["snapshot"]["hardware"]["memory"]["total_bytes"] > 0
+
+    assert collector_cli(config, "agent", "revoke", agent_id).returncode == 0
+    refused = run(*agent, "once")
+    assert refused.returncode == 1
+    assert "stays in the spool" in refused.stderr
+
+
+def test_errors_are_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "agent.yaml"
+    bad.write_text("spool:\n  max_bytez: 1MiB\n")
+    out = run(str(BIN / "canhgac-agent"), "--config", str(bad), "once", "--print")
+    assert out.returncode == 2
+    assert f"{bad}: spool.max_bytez: unknown key" in out.stderr
+    assert "Traceback" not in out.stderr
+
+    missing = run(str(BIN / "canhgac-agent"), "--state-dir", str(tmp_path / "none"), "run")
+    assert missing.returncode == 1
+    assert "not enrolled" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    refused = run(
+        str(BIN / "canhgac-agent"), "--state-dir", str(tmp_path / "s"), "enroll",
+        "--collector", "127.0.0.1:1", "--token", "cgt.x.y",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "UNAVAILABLE" in refused.stderr

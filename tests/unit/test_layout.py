@@ -1,0 +1,130 @@
+"""Repo guards: package boundaries, who may touch generated code, and model == wire names."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from canhgac_proto.v1 import collector_pb2 as pb
+
+import agent.model
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Who may import the generated protobuf code (DESIGN.md §3), as paths relative to the repo.
+PROTO_IMPORTERS = ("agent/transport/*.py", "collector/server.py", "collector/decode.py")
+
+
+def _sources(package: str) -> list[Path]:
+    return sorted((REPO / package).rglob("*.py"))
+
+
+def _imported_roots(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, top-level module name) of every absolute import in `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module.split(".")[0]
+
+
+def _importers(packages: tuple[str, ...], root: str) -> list[str]:
+    return [
+        f"{path.relative_to(REPO)}:{line}"
+        for package in packages
+        for path in _sources(package)
+        for line, name in _imported_roots(path)
+        if name == root
+    ]
+
+
+def test_proto_dir_is_not_a_package() -> None:
+    # The import name `proto` belongs to proto-plus; generated code lives in canhgac_proto.
+    assert (REPO / "proto").is_dir()
+    assert not (REPO / "proto" / "__init__.py").exists()
+
+
+def test_packages_have_sources() -> None:
+    # Guards against the scans below passing vacuously on an empty tree.
+    for package in ("agent", "collector", "canhgac_common"):
+        assert len(_sources(package)) >= 3, package
+
+
+def test_scanner_sees_imports_inside_functions(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text(
+        "import os\nfrom . import x\ndef f():\n    import collector.store as s\n"
+        "    from agent.model import Report\n",
+        encoding="utf-8",
+    )
+    assert list(_imported_roots(src)) == [(1, "os"), (4, "collector"), (5, "agent")]
+
+
+def test_agent_never_imports_collector() -> None:
+    assert _importers(("agent",), "collector") == []
+
+
+def test_collector_never_imports_agent() -> None:
+    assert _importers(("collector",), "agent") == []
+
+
+def test_common_imports_neither_side() -> None:
+    assert _importers(("canhgac_common",), "agent") == []
+    assert _importers(("canhgac_common",), "collector") == []
+
+
+def test_only_the_edges_import_generated_code() -> None:
+    found = _importers(("agent", "collector", "canhgac_common"), "canhgac_proto")
+    files = {entry.rsplit(":", 1)[0] for entry in found}
+    outside = sorted(f for f in files if not any(Path(f).match(p) for p in PROTO_IMPORTERS))
+    assert outside == [], f"only {PROTO_IMPORTERS} may import canhgac_proto"
+    # And the scan does see the edges that legitimately do.
+    assert {"agent/transport/encode.py", "collector/decode.py"} <= files
+
+
+def test_proto_path_is_import_path() -> None:
+    assert pb.DESCRIPTOR.package == "canhgac_proto.v1"
+    assert pb.DESCRIPTOR.name == "canhgac_proto/v1/collector.proto"
+    assert (REPO / "proto" / pb.DESCRIPTOR.name).is_file()
+
+
+MODEL_CLASSES = [getattr(agent.model, name) for name in agent.model.__all__]
+
+
+def test_model_lists_the_wire_records() -> None:
+    names = {cls.__name__ for cls in MODEL_CLASSES}
+    assert {
+        "Hardware",
+        "Host",
+        "Cpu",
+        "Memory",
+        "Disk",
+        "Temperature",
+        "Battery",
+        "NetInterface",
+        "Report",
+        "ProbeError",
+        "SpoolStats",
+    } <= names
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=lambda c: c.__name__)
+def test_model_fields_exist_on_the_wire(cls: type) -> None:
+    assert dataclasses.is_dataclass(cls)
+    message = getattr(pb, cls.__name__, None)
+    assert message is not None, f"no protobuf message {cls.__name__} for agent.model.{cls.__name__}"
+    wire = set(message.DESCRIPTOR.fields_by_name)
+    missing = sorted({f.name for f in dataclasses.fields(cls)} - wire)
+    assert missing == [], f"agent.model.{cls.__name__} fields not in the proto: {missing}"
+
+
+def test_report_sections_are_model_fields() -> None:
+    # Every probe section on the wire (numbers 10..19) has a field on the agent's Report.
+    sections = {f.name for f in pb.Report.DESCRIPTOR.fields if 10 <= f.number < 20}
+    assert "hardware" in sections
+    assert sections <= {f.name for f in dataclasses.fields(agent.model.Report)}
