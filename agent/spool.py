@@ -62,7 +62,7 @@ class Spool:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as e:
+        except (OSError, sqlite3.Error) as e:
             raise SpoolError(f"{path}: cannot open spool: {e}") from None
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["format_duration", "parse_duration", "parse_size"]
+__all__ = ["parse_duration", "parse_size"]
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SIZE_UNITS = {
@@ -41,15 +41,6 @@ def parse_duration(text: str | int | float) -> float:
     if pos != len(s) or not s:
         raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 7d)")
     return total
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest exact form among d/h/m/s, e.g. 86400 -> "1d", 90 -> "90s"."""
-    for unit in ("w", "d", "h", "m"):
-        size = _DURATION_UNITS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def parse_size(text: str | int) -> int:

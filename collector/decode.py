@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from canhgac_proto.v1 import collector_pb2 as pb
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from canhgac_proto.v1 import collector_pb2 as pb
 from collector.model import Report
 
 __all__ = ["SECTIONS", "InvalidReport", "decode_report", "message_to_plain"]

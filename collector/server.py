@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
+
 from canhgac_proto.v1 import collector_pb2 as pb
 from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
-
 from collector import __version__
 from collector.config import CollectorConfig
 from collector.decode import InvalidReport, decode_report

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from canhgac_proto.v1 import collector_pb2 as pb
-from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 
 from agent.config import TlsConfig
 from agent.errors import AgentError
+from canhgac_proto.v1 import collector_pb2 as pb
+from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 
 __all__ = ["CollectorClient", "DeliveryError", "EnrollResult", "MachineFacts", "SubmitResult"]
 

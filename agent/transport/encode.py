@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from canhgac_proto.v1 import collector_pb2 as pb
 from google.protobuf import json_format
 
 from agent.model import Report
+from canhgac_proto.v1 import collector_pb2 as pb
 
 __all__ = ["encode_report", "plain"]
 

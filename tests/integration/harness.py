@@ -56,8 +56,6 @@ def start_collector(cfg: CollectorConfig, port: int = 0) -> Running:
     return Running(app, f"127.0.0.1:{app.grpc_port}")
 
 
-
-
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll `predicate` until true; fail the test with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -14,7 +14,8 @@ from agent.config import DeliveryConfig
 from agent.probes.hardware import HardwareProbe
 from agent.runner import Runner, Scheduled
 from agent.spool import Spool
-from agent.transport.client import DeliveryError
+from agent.transport.client import CollectorClient, DeliveryError, MachineFacts
+from canhgac_proto.v1 import collector_pb2 as pb
 from tests.integration.harness import Running
 
 
@@ -111,9 +112,7 @@ def test_reenrolling_the_same_machine_keeps_one_agent(collector: Running) -> Non
     [None, "garbage", "0123456789ab.forged-secret-that-was-never-issued"],
     ids=["missing", "malformed", "forged"],
 )
-def test_bad_credentials_are_rejected_and_counted(
-    collector: Running, secret: str | None
-) -> None:
+def test_bad_credentials_are_rejected_and_counted(collector: Running, secret: str | None) -> None:
     with pytest.raises(DeliveryError) as e:
         collector.client(secret).submit([])
     assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
@@ -146,8 +145,6 @@ def test_revoked_agent_is_rejected(collector: Running) -> None:
 
 
 def test_enrollment_with_a_bad_token_is_refused(collector: Running) -> None:
-    from agent.transport.client import CollectorClient, MachineFacts
-
     facts = MachineFacts("m", "h", "Linux", "6", "0.1.0")
     with CollectorClient(collector.address) as c:
         for token in ("nonsense", "cgt.deadbeef.not-the-secret"):
@@ -180,9 +177,16 @@ def test_oversize_message_is_refused_and_the_server_keeps_serving(
 def test_garbage_bytes_get_invalid_argument_and_are_counted(collector: Running) -> None:
     secret = collector.enroll()
     with grpc.insecure_channel(collector.address) as ch:
-        call = ch.unary_unary("/canhgac_proto.v1.Collector/Submit")
+        call = ch.unary_unary(
+            "/canhgac_proto.v1.Collector/Submit",
+            request_serializer=None,
+            response_deserializer=None,
+        )
         with pytest.raises(grpc.RpcError) as e:
-            call(b"\xff\xff\xff\xff not a protobuf", metadata=(("authorization", f"Bearer {secret}"),))
+            call(
+                b"\xff\xff\xff\xff not a protobuf",
+                metadata=(("authorization", f"Bearer {secret}"),),
+            )
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     text = scrape(collector)[1]
     assert ({"reason": "invalid_argument"}, 1.0) in samples(
@@ -193,8 +197,6 @@ def test_garbage_bytes_get_invalid_argument_and_are_counted(collector: Running) 
 def test_invalid_report_is_rejected_alone_and_the_rest_stored(
     collector: Running, tmp_path: Path
 ) -> None:
-    from canhgac_proto.v1 import collector_pb2 as pb
-
     secret = collector.enroll()
     runner, spool = runner_for(collector, secret, tmp_path)
     runner.collect_due(["hardware"])

@@ -123,8 +123,10 @@ def _write_config(tmp_path: Path, port: int) -> tuple[Path, Path]:
 
 def _token(config: Path) -> str:
     out = subprocess.run(
-        [str(BIN / "canhgac-collector"), "--config", str(config), "token", "create"]
-        + ["--district", "Hạ Lang", "--commune", "An Lạc", "--role", "workstation"],
+        [
+            *(str(BIN / "canhgac-collector"), "--config", str(config), "token", "create"),
+            *("--district", "Hạ Lang", "--commune", "An Lạc", "--role", "workstation"),
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-from canhgac_proto.v1 import collector_pb2 as pb
 
 from agent.model import (
     Battery,
@@ -24,6 +23,7 @@ from agent.model import (
     Temperature,
 )
 from agent.transport.encode import encode_report, plain
+from canhgac_proto.v1 import collector_pb2 as pb
 from collector.decode import InvalidReport, decode_report
 
 NOW = 1_764_000_000.0  # a fixed "now" for the collector's plausibility check

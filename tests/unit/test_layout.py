@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from canhgac_proto.v1 import collector_pb2 as pb
 
 import agent.model
+from agent.probes import PROBES
+from canhgac_proto.v1 import collector_pb2 as pb
+from collector.decode import SECTIONS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -128,3 +130,12 @@ def test_report_sections_are_model_fields() -> None:
     sections = {f.name for f in pb.Report.DESCRIPTOR.fields if 10 <= f.number < 20}
     assert "hardware" in sections
     assert sections <= {f.name for f in dataclasses.fields(agent.model.Report)}
+
+
+def test_every_registered_probe_names_a_report_section() -> None:
+    """The runner builds Report(**sections): a probe whose name is not a section would crash
+    the whole cycle instead of becoming an error entry."""
+    fields = {f.name for f in dataclasses.fields(agent.model.Report)}
+    for name in PROBES:
+        assert name in fields, f"probe {name!r} has no field in agent.model.Report"
+        assert name in SECTIONS, f"probe {name!r} has no section field (10-19) in the proto"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from canhgac_proto.v1 import collector_pb2 as pb
 
 from agent import __version__
 from agent.config import DeliveryConfig
@@ -18,6 +17,7 @@ from agent.probes.base import Probe
 from agent.runner import Backoff, Runner, Scheduled, collect
 from agent.spool import Spool
 from agent.transport.client import DeliveryError, SubmitResult
+from canhgac_proto.v1 import collector_pb2 as pb
 
 T0 = 1_700_000_000.0
 

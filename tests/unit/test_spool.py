@@ -283,11 +283,6 @@ def test_unopenable_path_raises_spool_error(tmp_path: Path, clock: Clock) -> Non
     assert str(path) in str(exc.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Spool.__init__ calls path.parent.mkdir outside its try and only catches "
-    "sqlite3.Error, so an OSError escapes instead of SpoolError",
-)
 def test_parent_that_is_a_file_raises_spool_error(tmp_path: Path, clock: Clock) -> None:
     blocker = tmp_path / "state"
     blocker.write_text("not a directory")
