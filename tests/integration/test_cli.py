@@ -132,3 +132,20 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert refused.returncode == 1
     assert "UNAVAILABLE" in refused.stderr
+
+
+def test_enrolling_the_same_machine_twice_keeps_one_agent(
+    collector: Running, tmp_path: Path
+) -> None:
+    ids = []
+    for attempt in range(2):
+        # A fresh state dir each time, as after a reinstall: the machine id alone matches.
+        state = tmp_path / f"state-{attempt}"
+        out = run(
+            str(BIN / "canhgac-agent"), "--state-dir", str(state), "enroll",
+            "--collector", collector.address, "--token", collector.token(),
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        ids.append(json.loads((state / "credential.json").read_text())["agent_id"])
+    assert ids[0] == ids[1]
+    assert [a.agent_id for a in collector.app.store.list_agents()] == [ids[0]]

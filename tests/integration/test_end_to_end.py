@@ -16,7 +16,7 @@ from agent.runner import Runner, Scheduled
 from agent.spool import Spool
 from agent.transport.client import CollectorClient, DeliveryError, MachineFacts
 from canhgac_proto.v1 import collector_pb2 as pb
-from tests.integration.harness import Running
+from tests.integration.harness import Running, collector_config, start_collector
 
 
 def scrape(running: Running, path: str = "/metrics") -> tuple[int, str]:
@@ -217,3 +217,30 @@ def test_throughput_streams_exactly_the_bytes_asked_and_is_bounded(collector: Ru
     with pytest.raises(DeliveryError) as e:
         client.throughput(limit + 1)
     assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_calls_beyond_the_concurrency_limit_get_resource_exhausted(tmp_path: Path) -> None:
+    running = start_collector(
+        collector_config(tmp_path / "c.db", limits={"max_concurrent_rpcs": 1})
+    )
+    try:
+        secret = running.enroll()
+        with grpc.insecure_channel(running.address) as ch:
+            # A throughput stream far larger than the flow-control window stays in flight
+            # while we read only its first chunk.
+            stream = ch.unary_stream(
+                "/canhgac_proto.v1.Collector/Throughput",
+                request_serializer=pb.ThroughputRequest.SerializeToString,
+                response_deserializer=pb.ThroughputChunk.FromString,
+            )(
+                pb.ThroughputRequest(bytes=16 * 1024 * 1024, chunk_bytes=1024),
+                metadata=(("authorization", f"Bearer {secret}"),),
+                timeout=30,
+            )
+            assert len(next(stream).data) == 1024
+            with pytest.raises(DeliveryError) as e:
+                running.client(secret).submit([])
+            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            stream.cancel()
+    finally:
+        running.app.stop(grace=0)

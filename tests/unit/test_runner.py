@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -300,3 +302,42 @@ def test_delivery_error_transient_flag() -> None:
     assert DeliveryError(grpc.StatusCode.RESOURCE_EXHAUSTED, "x").transient
     assert not DeliveryError(grpc.StatusCode.UNAUTHENTICATED, "x").transient
     assert not DeliveryError(grpc.StatusCode.INVALID_ARGUMENT, "x").transient
+
+
+# --- Runner.run: the service loop ---------------------------------------------------------------
+
+
+class CountingBrokenProbe(BrokenProbe):
+    def __init__(self) -> None:
+        super().__init__(ProbeFailed("WMI namespace root/SecurityCenter2 not found"))
+        self.calls = 0
+
+    def collect(self) -> object:
+        self.calls += 1
+        return super().collect()
+
+
+def test_run_keeps_each_probe_on_its_interval_and_a_failure_stops_nothing(
+    spool: Spool,
+) -> None:
+    fast, broken = FixedHardwareProbe(), CountingBrokenProbe()
+    sink = Collector()
+    runner = Runner(
+        {"hardware": Scheduled(fast, 0.05), "antivirus": Scheduled(broken, 0.25)},
+        spool,
+        sink,
+        DeliveryConfig(batch_size=50, pace=0.0),
+        boot_id="boot-1",
+    )
+    stop = threading.Event()
+    loop = threading.Thread(target=runner.run, args=(stop,))
+    loop.start()
+    time.sleep(1.2)
+    stop.set()
+    loop.join(5)
+    assert not loop.is_alive(), "stop request must end the loop promptly"
+    assert broken.calls >= 2  # kept being scheduled despite failing every time
+    assert fast.calls >= 2 * broken.calls  # its own, shorter interval
+    delivered = [seq for batch in sink.batches for seq in batch]
+    assert delivered == sorted(delivered)
+    assert len(delivered) >= fast.calls - 1  # at most the last report is still in flight
