@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import platform
@@ -95,7 +96,7 @@ def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     spool = _spool(cfg)
-    with _client(cfg, cred) as client:
+    with contextlib.closing(spool), _client(cfg, cred) as client:
         log.info(
             "agent %s reporting to %s every %gs (probes: %s)",
             cred.agent_id,
@@ -104,7 +105,6 @@ def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
             ", ".join(schedule),
         )
         Runner(schedule, spool, client.submit, cfg.delivery).run(stop)
-    spool.close()
     return 0
 
 
@@ -119,14 +119,13 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
         return 1 if report.errors else 0
     cred = load_credential(cfg.state_dir)
     spool = _spool(cfg)
-    with _client(cfg, cred) as client:
+    with contextlib.closing(spool), _client(cfg, cred) as client:
         runner = Runner(
             {n: Scheduled(p, 15.0) for n, p in probes.items()}, spool, client.submit, cfg.delivery
         )
         seq = runner.collect_due(list(probes))
         while (more := runner.deliver_batch()) is True:
             pass
-    spool.close()
     if more is None:
         print(f"collected report {seq}; delivery failed, it stays in the spool", file=sys.stderr)
         return 1
@@ -148,7 +147,8 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
             ok = client.reachable(timeout=args.timeout)
         print(f"collector:  {client.address} {'reachable' if ok else 'NOT reachable'}")
     if spool_path.exists():
-        st = _spool(cfg).status()
+        with contextlib.closing(_spool(cfg)) as spool:
+            st = spool.status()
         last = (
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.last_ack_at))
             if st.last_ack_at

@@ -124,7 +124,7 @@ class Runner:
         try:
             result = self._submit([payload for _, payload in batch])
         except DeliveryError as e:
-            if e.code.name == "RESOURCE_EXHAUSTED":
+            if e.overloaded:
                 self._batch = max(1, self._batch // 2)
             level = logging.WARNING if e.transient else logging.ERROR
             log.log(level, "delivery of %d reports failed: %s", len(batch), e)

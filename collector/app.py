@@ -39,7 +39,8 @@ class CollectorApp:
     def start(self) -> None:
         self.grpc.start()
         self.http.start()
-        log.info("metrics on http://%s:%d/metrics", "127.0.0.1", self.http_port)
+        host = (self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0").strip("[]")  # noqa: S104
+        log.info("metrics on http://%s:%d/metrics", host, self.http_port)
 
     def stop(self, grace: float = 5.0) -> None:
         """Let in-flight calls finish (their acks follow their commits), then close the store."""

@@ -33,6 +33,8 @@ class DeliveryError(AgentError):
         super().__init__(f"collector said {code.name}: {details}")
         self.code = code
         self.transient = code in TRANSIENT
+        # The collector is overloaded or the batch too big: send smaller batches.
+        self.overloaded = code is grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 @dataclass(frozen=True)

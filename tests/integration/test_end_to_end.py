@@ -237,10 +237,11 @@ def test_calls_beyond_the_concurrency_limit_get_resource_exhausted(tmp_path: Pat
                 metadata=(("authorization", f"Bearer {secret}"),),
                 timeout=30,
             )
-            assert len(next(stream).data) == 1024
+            first = next(iter(stream))
+            assert len(first.data) == 1024
             with pytest.raises(DeliveryError) as e:
                 running.client(secret).submit([])
             assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            stream.cancel()
+            stream.cancel()  # type: ignore[no-untyped-call]
     finally:
         running.app.stop(grace=0)
