@@ -32,12 +32,10 @@ log = logging.getLogger("canhgac.agent")
 
 def _schedule(cfg: AgentConfig, default_interval: float) -> dict[str, Scheduled]:
     out = {}
-    for name, factory in PROBES.items():
-        pc = cfg.probes.get(name)
-        if pc is not None and not pc.enabled:
-            continue
-        interval = pc.interval if pc is not None and pc.interval else default_interval
-        out[name] = Scheduled(factory(), interval)
+    for name, probe in PROBES.items():
+        options = getattr(cfg.probes, name)
+        if options.enabled:
+            out[name] = Scheduled(probe.from_options(options), options.interval or default_interval)
     return out
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from agent.probes import PROBES
+from agent.probes.base import ProbeOptions
 from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
 
 __all__ = [
@@ -15,7 +15,7 @@ __all__ = [
     "CollectorConfig",
     "ConfigError",
     "DeliveryConfig",
-    "ProbeConfig",
+    "ProbesConfig",
     "SpoolConfig",
     "TlsConfig",
     "default_state_dir",
@@ -47,10 +47,10 @@ class CollectorConfig(StrictModel):
     gzip: bool = True
 
 
-class ProbeConfig(StrictModel):
-    enabled: bool = True
-    # None: the report interval the collector gave at enrollment (15 s by default).
-    interval: Duration | None = Field(default=None, gt=0)
+class ProbesConfig(StrictModel):
+    """One key per probe in agent.probes.PROBES (a test keeps the two in step)."""
+
+    hardware: ProbeOptions = ProbeOptions()
 
 
 class SpoolConfig(StrictModel):
@@ -71,18 +71,10 @@ class DeliveryConfig(StrictModel):
 class AgentConfig(StrictModel):
     state_dir: Path = Field(default_factory=default_state_dir)
     collector: CollectorConfig = CollectorConfig()
-    probes: dict[str, ProbeConfig] = {}
+    probes: ProbesConfig = ProbesConfig()
     spool: SpoolConfig = SpoolConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     log_level: str = "info"
-
-    @field_validator("probes")
-    @classmethod
-    def _known_probes(cls, value: dict[str, ProbeConfig]) -> dict[str, ProbeConfig]:
-        unknown = sorted(set(value) - set(PROBES))
-        if unknown:
-            raise ValueError(f"unknown probe {unknown[0]!r}; known: {', '.join(sorted(PROBES))}")
-        return value
 
     @field_validator("log_level")
     @classmethod

@@ -1,14 +1,12 @@
-"""Explicit registry of probes: name -> factory. Adding a probe means adding a line here."""
+"""Explicit registry of probes. Adding a probe: a line here and its options in agent.config."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from agent.probes.base import Probe
+from agent.probes.base import Probe, ProbeOptions
 from agent.probes.hardware import HardwareProbe
 
-__all__ = ["PROBES", "Probe"]
+__all__ = ["PROBES", "Probe", "ProbeOptions"]
 
-PROBES: dict[str, Callable[[], Probe]] = {
+PROBES: dict[str, type[Probe]] = {
     HardwareProbe.name: HardwareProbe,
 }

@@ -5,7 +5,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-__all__ = ["Probe"]
+from pydantic import Field
+
+from canhgac_common.config import Duration, StrictModel
+
+__all__ = ["Probe", "ProbeOptions"]
+
+
+class ProbeOptions(StrictModel):
+    """Keys every probe accepts under `probes.<name>:`; a probe with more subclasses this."""
+
+    enabled: bool = True
+    # None: the report interval the collector gave at enrollment (15 s by default).
+    interval: Duration | None = Field(default=None, gt=0)
 
 
 class Probe(ABC):
@@ -17,6 +29,12 @@ class Probe(ABC):
     """
 
     name: ClassVar[str]
+
+    @classmethod
+    def from_options(cls, options: ProbeOptions) -> Probe:
+        """The probe as configured; probes with options of their own override this."""
+        del options
+        return cls()
 
     @abstractmethod
     def collect(self) -> object:

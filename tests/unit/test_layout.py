@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import agent.model
+from agent.config import ProbesConfig
 from agent.probes import PROBES
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.decode import SECTIONS
@@ -139,3 +140,7 @@ def test_every_registered_probe_names_a_report_section() -> None:
     for name in PROBES:
         assert name in fields, f"probe {name!r} has no field in agent.model.Report"
         assert name in SECTIONS, f"probe {name!r} has no section field (10-19) in the proto"
+
+
+def test_every_registered_probe_has_options_in_the_agent_config() -> None:
+    assert set(ProbesConfig.model_fields) == set(PROBES)

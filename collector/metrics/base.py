@@ -1,0 +1,39 @@
+"""What a metric declaration is, and the labels every per-agent series carries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["AGENT_LABELS", "Add", "Spec", "agent_spec", "num"]
+
+AGENT_LABELS = ("agent_id", "district", "commune", "unit", "host", "role")
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str  # as exposed (counters end in _total)
+    kind: Literal["gauge", "counter", "histogram"]
+    help: str
+    labels: tuple[str, ...]
+
+
+def agent_spec(name: str, kind: Literal["gauge", "counter"], help: str, *extra: str) -> Spec:
+    """A per-agent series: AGENT_LABELS plus `extra` labels."""
+    return Spec(name, kind, help, AGENT_LABELS + extra)
+
+
+Add = Callable[..., None]
+"""`add(name, value, *extra_label_values)`: emit one sample for the current agent;
+a value of None emits nothing (the agent did not report it)."""
+
+
+def num(d: Any, *path: str) -> float | None:
+    """The number at `path` in nested dicts, or None when absent or not a number."""
+    v: Any = d
+    for p in path:
+        if not isinstance(v, dict) or p not in v:
+            return None
+        v = v[p]
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None

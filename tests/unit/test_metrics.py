@@ -1,0 +1,105 @@
+"""/metrics emits exactly what collector.metrics declares, with the declared labels."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.model import (
+    Battery,
+    Cpu,
+    Disk,
+    Hardware,
+    Host,
+    Memory,
+    NetInterface,
+    Report,
+    Temperature,
+)
+from agent.transport.encode import to_pb
+from collector.decode import decode_report
+from collector.metrics import SPECS, build_registry
+from collector.model import Placement
+from collector.store import MachineFacts, Store
+
+HARDWARE = Hardware(
+    host=Host("ubnd-anlac-01", "Windows 10 Pro", "10.0.19045", "19045", "AMD64", boot_time=1.7e9),
+    cpu=Cpu("Intel(R) Core(TM) i3-10100", 4, 8, 0.25, 0.5, 0.4, 0.3),
+    memory=Memory(8 << 30, 4 << 30, 4 << 30, 2 << 30, 1 << 30),
+    disks=(Disk("C:\\", "C:\\", "NTFS", 500 << 30, 400 << 30, 100 << 30),),
+    temperatures=(Temperature("coretemp", "Core 0", 55.0), Temperature("coretemp", "Core 1", 61.0)),
+    battery=Battery(80.0, True),
+    interfaces=(NetInterface("Ethernet", True, 1000, "full", 1500, errors_in=3, errors_out=1),),
+)
+
+
+def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    _, token = store.create_token(
+        Placement("Cao Bằng", "Hạ Lang", "An Lạc", "", "workstation"), 60, 0
+    )
+    e = store.enroll(token, MachineFacts("m", "ubnd-anlac-01", "Windows", "10", "0.1.0"), 1)
+    report = Report(int(collected_at * 1000), "b", "0.1.0", hardware=HARDWARE, seq=1)
+    store.ingest(e.agent.agent_id, [decode_report(to_pb(report), collected_at)], collected_at)
+    return store, e.agent.agent_id
+
+
+def _families(store: Store, stale_after: float) -> dict[str, list[tuple[dict[str, str], float]]]:
+    registry, _ = build_registry(store, stale_after)
+    text = generate_latest(registry).decode()
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def test_emitted_equals_declared(tmp_path: Path) -> None:
+    store, _ = _store_with_agent(tmp_path, time.time())
+    emitted = _families(store, stale_after=60)
+    declared = {s.name: s for s in SPECS}
+    histogram_parts = ("_bucket", "_count", "_sum")
+    for name, samples in emitted.items():
+        if name.endswith("_created"):  # prometheus_client's creation timestamps
+            continue
+        base = next((name.removesuffix(p) for p in histogram_parts if name.endswith(p)), name)
+        spec = declared.get(name) or declared.get(base)
+        assert spec is not None, f"{name} is emitted but not declared"
+        for labels, _ in samples:
+            assert set(labels) - {"le"} == set(spec.labels), name
+    per_agent = {s.name for s in SPECS if "agent_id" in s.labels}
+    assert per_agent <= set(emitted), f"declared but not emitted: {per_agent - set(emitted)}"
+
+
+def test_values_and_rollups(tmp_path: Path) -> None:
+    store, agent_id = _store_with_agent(tmp_path, time.time())
+    m = _families(store, stale_after=60)
+    assert m["canhgac_temperature_celsius"] == [
+        (
+            {
+                "agent_id": agent_id,
+                "district": "Hạ Lang",
+                "commune": "An Lạc",
+                "unit": "",
+                "host": "ubnd-anlac-01",
+                "role": "workstation",
+                "sensor": "coretemp",
+            },
+            61.0,
+        )
+    ]
+    assert m["canhgac_battery_ratio"][0][1] == 0.8
+    assert m["canhgac_disk_free_bytes"][0][0]["mountpoint"] == "C:\\"
+    assert sorted(v for _, v in m["canhgac_interface_errors_total"]) == [1.0, 3.0]
+
+
+def test_a_stale_agent_only_says_it_is_down(tmp_path: Path) -> None:
+    store, _ = _store_with_agent(tmp_path, time.time() - 3600)
+    m = _families(store, stale_after=60)
+    assert [v for _, v in m["canhgac_agent_up"]] == [0.0]
+    assert "canhgac_agent_last_report_timestamp_seconds" in m
+    assert "canhgac_memory_total_bytes" not in m
+    assert "canhgac_probe_success" not in m
