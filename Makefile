@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test test-deps lint typecheck proto proto-check unit integration bench clean
+.PHONY: run test test-deps lint typecheck proto proto-check docs dashboards unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,13 @@ typecheck: $(STAMP)
 proto: $(STAMP)
 	PYTHON=$(BIN)/python proto/generate.sh
 
+## docs / dashboards: regenerate docs/metrics.md and configs/grafana/dashboards/*.json
+docs: $(STAMP)
+	$(BIN)/python -m scripts.metrics_doc
+
+dashboards: $(STAMP)
+	$(BIN)/python -m scripts.dashboards
+
 proto-check: $(STAMP)
 	PYTHON=$(BIN)/python proto/generate.sh --check
 
@@ -43,12 +50,12 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
-## bench: what is measured so far (bytes per report); the rest arrives with the benchmark issue
+## bench: what is measured so far (bytes per report, /metrics cost); the rest arrives with issue 8
 bench: $(STAMP)
-	$(BIN)/python bench/report_size.py
+	$(BIN)/python -m bench.report_size
+	$(BIN)/python -m bench.metrics_render
 	@echo "still to come, each as a ratio against a baseline measured in the same run:"
 	@echo "  - collector ingest (reports/s, durable commit, batch 1 and 50) vs a no-op gRPC servicer"
-	@echo "  - /metrics rendering for 1,000 and 10,000 agents vs prometheus_client generate_latest"
 	@echo "  - agent RSS and CPU per collection cycle vs prometheus-node-exporter"
 	@echo "  - spool replay of a 24 h backlog"
 

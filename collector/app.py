@@ -6,8 +6,9 @@ import logging
 
 from collector.config import CollectorConfig
 from collector.http import HttpServer
-from collector.metrics import build_registry
+from collector.metrics import Exposition
 from collector.server import build_server
+from collector.sites import load_sites
 from collector.store import Store
 
 __all__ = ["CollectorApp"]
@@ -25,12 +26,17 @@ class CollectorApp:
         http_address: str | None = None,
     ) -> None:
         self.cfg = cfg
+        # A broken sites file stops the start here, before anything listens.
+        self.sites = load_sites(cfg.sites_file) if cfg.sites_file is not None else None
         self.store = Store(cfg.store.url, cfg.store.sqlite_synchronous)
-        self.registry, self.metrics = build_registry(
-            self.store, cfg.report_interval * cfg.stale_after_intervals
+        self.exposition = Exposition(
+            self.store, cfg.report_interval * cfg.stale_after_intervals, self.sites
         )
+        self.metrics = self.exposition.server
         self.grpc, self.grpc_port = build_server(cfg, self.store, self.metrics, grpc_address)
-        self.http = HttpServer(http_address or cfg.http_listen, self.registry, self.store.ping)
+        self.http = HttpServer(
+            http_address or cfg.http_listen, self.exposition.render, self.store.ping
+        )
 
     @property
     def http_port(self) -> int:

@@ -43,8 +43,6 @@ def _store(cfg: CollectorConfig) -> Store:
 
 
 def cmd_serve(cfg: CollectorConfig, args: argparse.Namespace) -> int:
-    if cfg.sites_file is not None:
-        load_sites(cfg.sites_file)  # refuse to start on a broken sites file
     app = CollectorApp(cfg)
     stop = threading.Event()
 

@@ -7,8 +7,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import CONTENT_TYPE_LATEST
 
 __all__ = ["HttpServer"]
 
@@ -18,22 +17,21 @@ log = logging.getLogger(__name__)
 class HttpServer:
     """A small threaded HTTP server; `port` is the bound port (pass port 0 in tests)."""
 
-    def __init__(self, address: str, registry: CollectorRegistry, ready: Callable[[], bool]):
+    def __init__(self, address: str, metrics: Callable[[], bytes], ready: Callable[[], bool]):
         host, _, port = address.rpartition(":")
-        registry_, ready_ = registry, ready
+        metrics_, ready_ = metrics, ready
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
                     try:
-                        body = encoder(registry_)
+                        body = metrics_()
                     except Exception:
                         log.exception("rendering /metrics failed")
                         self._send(500, b"metrics unavailable\n")
                         return
-                    self._send(200, body, content_type)
+                    self._send(200, body, CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
                     self._send(200, b"ok\n")
                 elif path == "/readyz":

@@ -1,6 +1,6 @@
 """Every metric the collector exposes is declared in this package; /metrics reads the store."""
 
 from collector.metrics.base import AGENT_LABELS, Spec
-from collector.metrics.core import SPECS, FleetCollector, ServerMetrics, build_registry
+from collector.metrics.core import SPECS, Exposition, ServerMetrics
 
-__all__ = ["AGENT_LABELS", "SPECS", "FleetCollector", "ServerMetrics", "Spec", "build_registry"]
+__all__ = ["AGENT_LABELS", "SPECS", "Exposition", "ServerMetrics", "Spec"]

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from collector.metrics import hardware
-from collector.metrics.base import Spec, agent_spec, num
+from collector.metrics.base import AGENT_LABELS, Spec, agent_spec, num
 from collector.model import AgentRecord
+from collector.sites import Sites
 from collector.store import Store
 
 __all__ = [
     "AGENT_SPECS",
     "SECTION_METRICS",
     "SERVER_SPECS",
+    "SITE_SPECS",
     "SPECS",
-    "FleetCollector",
+    "Exposition",
     "ServerMetrics",
-    "build_registry",
 ]
 
 # One module per report section: SECTION (its name), SPECS (what it emits), render(add, data).
@@ -55,6 +55,22 @@ AGENT_SPECS = (
     ),
     agent_spec("canhgac_probe_success", "gauge", "1 if the probe's last run succeeded", "probe"),
 )
+# What the org tree (sites file) says each place should have: the denominators of coverage.
+SITE_LABELS = ("district", "commune", "unit")
+SITE_SPECS = (
+    Spec(
+        "canhgac_site_expected_machines",
+        "gauge",
+        "Machines a place should have, from the sites file",
+        SITE_LABELS,
+    ),
+    Spec(
+        "canhgac_site_expected_meeting_rooms",
+        "gauge",
+        "Online meeting rooms a place should have, from the sites file",
+        SITE_LABELS,
+    ),
+)
 # Per-agent series are kept lean (a handful per machine): /metrics must render 10,000 agents.
 FLEET_SPECS = AGENT_SPECS + tuple(spec for m in SECTION_METRICS for spec in m.SPECS)
 
@@ -82,7 +98,7 @@ SERVER_SPECS = (
     ),
 )
 
-SPECS: tuple[Spec, ...] = FLEET_SPECS + SERVER_SPECS
+SPECS: tuple[Spec, ...] = FLEET_SPECS + SITE_SPECS + SERVER_SPECS
 
 
 class ServerMetrics:
@@ -108,46 +124,92 @@ class ServerMetrics:
         )
 
 
-class FleetCollector(Collector):
-    """Yields per-agent series from the store at scrape time; stale agents only say up=0."""
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _value(v: float) -> str:
+    if math.isfinite(v):
+        return repr(float(v))
+    return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
+
+
+class _Samples:
+    """Sample lines per declared family, written straight in the text exposition format.
+
+    prometheus_client's MetricFamily objects cost ~8 µs per series to build and format; at
+    10,000 agents that alone would exceed a second, so the fleet is rendered here directly.
+    """
+
+    def __init__(self, specs: tuple[Spec, ...], fixed: tuple[str, ...]) -> None:
+        self.specs = specs
+        self.lines: dict[str, list[str]] = {s.name: [] for s in specs}
+        self._extra = {s.name: s.labels[len(fixed) :] for s in specs}
+        self._fixed = fixed
+        self._prefix = ""
+
+    def start(self, values: list[str]) -> None:
+        """Label values of the fixed labels for the samples added next."""
+        self._prefix = ",".join(
+            f'{k}="{_escape(v)}"' for k, v in zip(self._fixed, values, strict=True)
+        )
+
+    def add(self, name: str, value: float | None, *extra: str) -> None:
+        if value is None:
+            return
+        labels = self._prefix
+        if extra:
+            pairs = zip(self._extra[name], extra, strict=True)
+            labels += "," + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
+        self.lines[name].append(f"{name}{{{labels}}} {_value(value)}\n")
+
+    def text(self) -> str:
+        out = []
+        for s in self.specs:
+            lines = self.lines[s.name]
+            if lines:
+                help_text = s.help.replace("\\", "\\\\").replace("\n", "\\n")
+                out.append(f"# HELP {s.name} {help_text}\n# TYPE {s.name} {s.kind}\n")
+                out.extend(lines)
+        return "".join(out)
+
+
+class Exposition:
+    """What /metrics serves: the fleet read from the store at each scrape, the org tree's
+    targets, and the collector's own counters (`server`, a prometheus_client registry)."""
 
     def __init__(
-        self, store: Store, stale_after: float, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        stale_after: float,
+        sites: Sites | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._stale_after = stale_after
+        self._sites = sites
         self._clock = clock
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.server = ServerMetrics(self.registry)
 
-    def describe(self) -> Iterable[Metric]:
-        return []  # content depends on the store; do not collect at registration
-
-    def collect(self) -> Iterator[Metric]:
-        fam: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
-        for s in FLEET_SPECS:
-            name = s.name.removesuffix("_total") if s.kind == "counter" else s.name
-            cls = CounterMetricFamily if s.kind == "counter" else GaugeMetricFamily
-            fam[s.name] = cls(name, s.help, labels=s.labels)
+    def render(self) -> bytes:
+        fleet = _Samples(FLEET_SPECS, AGENT_LABELS)
         now = self._clock()
         for agent, snap in self._store.fleet():
-            self._agent_series(fam, agent, snap, now)
-        yield from fam.values()
+            self._agent_series(fleet, agent, snap, now)
+        parts = [fleet.text()]
+        if self._sites is not None:
+            parts.append(_site_text(self._sites))
+        return "".join(parts).encode() + generate_latest(self.registry)
 
     def _agent_series(
-        self,
-        fam: dict[str, GaugeMetricFamily | CounterMetricFamily],
-        agent: AgentRecord,
-        snap: dict[str, Any],
-        now: float,
+        self, out: _Samples, agent: AgentRecord, snap: dict[str, Any], now: float
     ) -> None:
         hw = snap.get("hardware", {})
         host = hw.get("host", {}).get("hostname") or agent.hostname
         p = agent.placement
-        base = [agent.agent_id, p.district, p.commune, p.unit, host, p.role]
-
-        def add(name: str, value: float | None, *extra: str) -> None:
-            if value is not None:
-                fam[name].add_metric(base + list(extra), value)
-
+        out.start([agent.agent_id, p.district, p.commune, p.unit, host, p.role])
+        add = out.add
         up = agent.last_seen_at is not None and now - agent.last_seen_at <= self._stale_after
         add("canhgac_agent_up", 1.0 if up else 0.0)
         add("canhgac_agent_last_report_timestamp_seconds", agent.last_report_at)
@@ -166,8 +228,15 @@ class FleetCollector(Collector):
                 module.render(add, data)
 
 
-def build_registry(store: Store, stale_after: float) -> tuple[CollectorRegistry, ServerMetrics]:
-    """A fresh registry holding the fleet view and the server's own metrics."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(store, stale_after))
-    return registry, ServerMetrics(registry)
+def _site_text(sites: Sites) -> str:
+    out = _Samples(SITE_SPECS, SITE_LABELS)
+    for d in sites.districts:
+        places = [(d.name, "", u.name, u.machines, u.meeting_rooms) for u in d.units]
+        for c in d.communes:
+            places.append((d.name, c.name, "", c.machines, c.meeting_rooms))
+            places += [(d.name, c.name, u.name, u.machines, u.meeting_rooms) for u in c.units]
+        for district, commune, unit, n_machines, n_rooms in places:
+            out.start([district, commune, unit])
+            out.add("canhgac_site_expected_machines", n_machines)
+            out.add("canhgac_site_expected_meeting_rooms", n_rooms)
+    return out.text()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.model import (
@@ -21,7 +20,7 @@ from agent.model import (
 )
 from agent.transport.encode import to_pb
 from collector.decode import decode_report
-from collector.metrics import SPECS, build_registry
+from collector.metrics import SPECS, Exposition
 from collector.model import Placement
 from collector.store import MachineFacts, Store
 
@@ -48,8 +47,7 @@ def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
 
 
 def _families(store: Store, stale_after: float) -> dict[str, list[tuple[dict[str, str], float]]]:
-    registry, _ = build_registry(store, stale_after)
-    text = generate_latest(registry).decode()
+    text = Exposition(store, stale_after).render().decode()
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:

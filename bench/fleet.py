@@ -1,0 +1,193 @@
+"""Fleet simulator: agents with realistic reports across the org tree, enrolled for real over gRPC.
+
+Used by tests (a fleet behind a real Prometheus), benchmarks and demos. Each simulated agent
+has its own credential and seq and speaks the real wire contract through the real client.
+
+    python -m bench.fleet --collector 127.0.0.1:4317 --config configs/collector.local.yaml \
+        --agents 60 --rounds 0 --interval 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from agent.model import Cpu, Disk, Hardware, Host, Memory, NetInterface, Report, Temperature
+from agent.transport.client import CollectorClient, MachineFacts
+from agent.transport.encode import encode_report
+from collector.config import load_config
+from collector.model import Placement
+from collector.sites import Sites, load_sites
+from collector.store import Store
+
+__all__ = ["Place", "SimAgent", "enroll_fleet", "places", "simulated_hardware", "tokens_for"]
+
+_MODELS = (
+    ("Dell Inc.", "OptiPlex 3050", "Intel(R) Core(TM) i3-7100 CPU @ 3.90GHz", 4, 4),
+    ("HP", "ProDesk 400 G6", "Intel(R) Core(TM) i5-9500 CPU @ 3.00GHz", 6, 6),
+    ("Lenovo", "ThinkCentre M70t", "Intel(R) Core(TM) i5-10400 CPU @ 2.90GHz", 6, 12),
+    ("ASUSTeK COMPUTER INC.", "ExpertCenter D5", "Intel(R) Pentium(R) Gold G6400", 2, 4),
+)
+_OSES = (
+    ("Microsoft Windows 10 Pro", "10.0.19045", "19045"),
+    ("Microsoft Windows 11 Pro", "10.0.22631", "22631"),
+    ("Microsoft Windows 7 Professional", "6.1.7601", "7601"),
+)
+
+
+@dataclass(frozen=True)
+class Place:
+    district: str
+    commune: str  # "" for a district department
+    unit: str  # "" for a commune office
+    machines: int
+
+
+def places(sites: Sites) -> list[Place]:
+    """Every place of the tree that should have machines, with how many."""
+    out = []
+    for d in sites.districts:
+        out += [Place(d.name, "", u.name, u.machines) for u in d.units if u.machines]
+        out += [Place(d.name, c.name, "", c.machines) for c in d.communes if c.machines]
+    return out
+
+
+def simulated_hardware(rng: random.Random, hostname: str) -> Hardware:
+    vendor, model, cpu_model, phys, logical = rng.choice(_MODELS)
+    os_name, os_version, os_build = rng.choices(_OSES, weights=(70, 25, 5))[0]
+    ram = rng.choice((4, 8, 8, 16)) << 30
+    disk = rng.choice((256, 500, 1000)) << 30
+    free = int(disk * rng.uniform(0.03, 0.7))
+    boot = time.time() - rng.uniform(600, 30 * 86400)
+    return Hardware(
+        host=Host(
+            hostname,
+            os_name,
+            os_version,
+            os_build,
+            "AMD64",
+            vendor,
+            model,
+            f"SN{rng.randrange(10**8):08d}",
+            boot,
+            time.time() - boot,
+        ),
+        cpu=Cpu(cpu_model, phys, logical, rng.uniform(0.02, 0.9), 0.0, 0.0, 0.0, 3000.0),
+        memory=Memory(ram, int(ram * rng.uniform(0.1, 0.6)), int(ram * 0.5), 2 << 30, 1 << 28),
+        disks=(Disk("C:\\", "C:\\", "NTFS", disk, disk - free, free),),
+        temperatures=(Temperature("coretemp", "Package id 0", rng.uniform(38, 85)),),
+        interfaces=(
+            NetInterface(
+                "Ethernet",
+                True,
+                rng.choice((100, 1000)),
+                "full",
+                1500,
+                errors_in=rng.randrange(5),
+                errors_out=0,
+            ),
+        ),
+    )
+
+
+@dataclass
+class SimAgent:
+    agent_id: str
+    place: Place
+    hardware: Hardware
+    client: CollectorClient
+    seq: int = 0
+
+    def report(self, rng: random.Random, now: float | None = None) -> list[int]:
+        """Collect one simulated report (CPU usage wanders) and submit it; returns stored seqs."""
+        self.seq += 1
+        cpu = replace(self.hardware.cpu, usage_ratio=min(1.0, rng.uniform(0.0, 0.9)))
+        report = Report(
+            collected_at_ms=int((now or time.time()) * 1000),
+            boot_id="sim",
+            agent_version="sim",
+            hardware=replace(self.hardware, cpu=cpu),
+            seq=self.seq,
+        )
+        return self.client.submit([encode_report(report)]).stored
+
+
+def tokens_for(store: Store, sites: Sites, role: str = "workstation") -> dict[Place, str]:
+    """One enrollment token per place, created directly in the collector's store."""
+    now = time.time()
+    out = {}
+    for p in places(sites):
+        placement = Placement(sites.province, p.district, p.commune, p.unit, role)
+        out[p] = store.create_token(placement, 86400, now, note="fleet simulator")[1]
+    return out
+
+
+def _spread(tokens: dict[Place, str], n: int) -> Iterator[tuple[Place, str]]:
+    """n agents over the places, every place at least once while n allows."""
+    ordered = sorted(tokens.items(), key=lambda kv: (kv[0].commune == "", -kv[0].machines))
+    for i in range(n):
+        yield ordered[i % len(ordered)]
+
+
+def enroll_fleet(
+    address: str, tokens: dict[Place, str], n: int, seed: int = 1
+) -> tuple[list[SimAgent], random.Random]:
+    rng = random.Random(seed)
+    agents = []
+    for i, (place, token) in enumerate(_spread(tokens, n)):
+        slug = "".join(ch for ch in (place.commune or place.unit).lower() if ch.isalnum())[:10]
+        hostname = f"pc-{slug}-{i:03d}"
+        with CollectorClient(address) as c:
+            e = c.enroll(token, MachineFacts(f"sim-{seed}-{i}", hostname, "Windows", "10", "sim"))
+        agents.append(
+            SimAgent(
+                e.agent_id,
+                place,
+                simulated_hardware(rng, hostname),
+                CollectorClient(address, secret=e.secret),
+            )
+        )
+    return agents, rng
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--collector", required=True, metavar="HOST:PORT")
+    ap.add_argument("--config", type=Path, required=True, help="the collector's config (store)")
+    ap.add_argument("--sites", type=Path, help="default: the config's sites_file")
+    ap.add_argument("--agents", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=1, help="0 = until interrupted")
+    ap.add_argument("--interval", type=float, default=15.0)
+    args = ap.parse_args()
+    cfg = load_config(args.config)
+    sites_file = args.sites or cfg.sites_file
+    if sites_file is None:
+        ap.error("no sites file: pass --sites or set sites_file in the config")
+    store = Store(cfg.store.url, cfg.store.sqlite_synchronous)
+    tokens = tokens_for(store, load_sites(sites_file))
+    store.close()
+    agents, rng = enroll_fleet(args.collector, tokens, args.agents)
+    print(f"enrolled {len(agents)} simulated agents over {len(tokens)} places")
+    done = 0
+    try:
+        while args.rounds == 0 or done < args.rounds:
+            start = time.monotonic()
+            for a in agents:
+                a.report(rng)
+            done += 1
+            print(f"round {done}: {len(agents)} reports in {time.monotonic() - start:.2f}s")
+            if args.rounds == 0 or done < args.rounds:
+                time.sleep(max(0.0, args.interval - (time.monotonic() - start)))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for a in agents:
+            a.client.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""A real Prometheus scrapes a collector fed by a simulated fleet; every dashboard query answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bench.fleet import enroll_fleet, tokens_for
+from collector.sites import load_sites
+from scripts.dashboards import DASHBOARDS, render
+from tests.integration.harness import (
+    Running,
+    collector_config,
+    free_port,
+    start_collector,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+PROM_DIR = REPO / "configs" / "prometheus"
+SITES = REPO / "configs" / "sites.example.yaml"
+FLEET = 52
+
+
+def _need(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{binary} is missing: scripts/install-test-deps.sh should install it")
+        pytest.skip(f"{binary} not installed (apt-get install prometheus)")
+    return path
+
+
+def _query(base: str, expr: str) -> dict[str, Any]:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        body: dict[str, Any] = json.load(r)
+    assert body["status"] == "success", body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+@pytest.fixture(scope="module")
+def fleet_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tmp = tmp_path_factory.mktemp("fleet")
+    running = start_collector(collector_config(tmp / "c.db", sites_file=str(SITES)))
+    tokens = tokens_for(running.app.store, load_sites(SITES))
+    agents, rng = enroll_fleet(running.address, tokens, FLEET)
+    for a in agents:
+        assert a.report(rng) == [1]
+    yield running
+    for a in agents:
+        a.client.close()
+    running.app.stop(grace=0)
+
+
+@pytest.fixture(scope="module")
+def prometheus(fleet_collector: Running, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = _need("prometheus")
+    tmp = tmp_path_factory.mktemp("prometheus")
+    cfg = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+    cfg["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    cfg["rule_files"] = [str(PROM_DIR / f) for f in cfg["rule_files"]]
+    job = cfg["scrape_configs"][0]
+    job["scrape_timeout"] = "1s"
+    job["static_configs"][0]["targets"] = [f"127.0.0.1:{fleet_collector.app.http_port}"]
+    config = tmp / "prometheus.yml"
+    config.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "prometheus.log").open("w"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def rules_evaluated() -> bool:
+            try:
+                return bool(_query(base, "canhgac:coverage:ratio")["result"])
+            except OSError:
+                return False
+
+        wait_until(rules_evaluated, 60, "Prometheus to scrape and evaluate the rollups")
+        time.sleep(3)  # a few more scrapes, so rate() over counters has points to work on
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_every_panel_query_returns_data(prometheus: str) -> None:
+    checked = 0
+    for d in DASHBOARDS:
+        for panel in render(d)["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"].replace("$__rate_interval", "1m")
+                for var in ("district", "commune", "host"):
+                    expr = expr.replace(f"${var}", ".*")
+                data = _query(prometheus, expr)
+                where = f"{d.uid} / {panel['title']} / {target['expr']}"
+                assert data["resultType"] == "vector", where
+                assert data["result"], f"no data: {where}"
+                if panel["type"] == "stat":
+                    assert len(data["result"]) == 1, where
+                checked += 1
+    assert checked >= 20
+
+
+def test_rollups_match_the_fleet(prometheus: str) -> None:
+    reporting = _query(prometheus, "sum(canhgac:agents_reporting:sum)")["result"]
+    assert float(reporting[0]["value"][1]) == FLEET
+    communes = _query(prometheus, 'canhgac:coverage:ratio{commune!=""}')["result"]
+    assert len(communes) == 13  # every commune-level unit of Hạ Lang has machines reporting
+    thanh_nhat = [r for r in communes if r["metric"]["commune"] == "Thanh Nhật"]
+    assert thanh_nhat and 0 < float(thanh_nhat[0]["value"][1]) <= 1
+
+
+def test_promtool_accepts_the_shipped_config_and_rules() -> None:
+    promtool = _need("promtool")
+    config = subprocess.run(
+        [promtool, "check", "config", str(PROM_DIR / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert config.returncode == 0, config.stdout + config.stderr
+    rules = subprocess.run(
+        [promtool, "check", "rules", *map(str, sorted(PROM_DIR.glob("canhgac.*.yml")))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+def test_promtool_finds_no_naming_problems_in_our_metrics(fleet_collector: Running) -> None:
+    promtool = _need("promtool")
+    url = f"http://127.0.0.1:{fleet_collector.app.http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read()
+    lint = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout.decode() + lint.stderr.decode()
