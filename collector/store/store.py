@@ -333,8 +333,10 @@ class Store:
                         payload=json.dumps(dataclasses.asdict(r), ensure_ascii=False),
                     )
                     .on_conflict_do_nothing(index_elements=["agent_id", "seq"])
-                ).rowcount
-                if inserted:
+                    # RETURNING, not rowcount: on PostgreSQL (psycopg) rowcount is -1 here.
+                    .returning(reports.c.seq)
+                ).first()
+                if inserted is not None:
                     new.append(r)
             for r in new:
                 for section, data in _snapshot_sections(r).items():

@@ -1,0 +1,137 @@
+"""The store's contract, run on SQLite (the embedded default) and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import create_engine, update
+
+from collector.errors import AuthError, NotFoundError, StoreError
+from collector.model import Placement, Report
+from collector.store import MachineFacts, Store
+from collector.store.schema import SCHEMA_VERSION, schema_version
+
+PLACE = Placement("Cao Bằng", "Hạ Lang", "Đức Quang", "", "workstation")
+FACTS = MachineFacts("machine-1", "ubnd-ducquang-01", "Windows", "10.0.19045", "0.1.0")
+
+
+def report(seq: int, at: float, cpu: float = 0.5) -> Report:
+    return Report(
+        seq=seq,
+        boot_id="b",
+        collected_at=at,
+        agent_version="0.1.0",
+        sections={"hardware": {"cpu": {"usage_ratio": cpu}}},
+        errors=[{"probe": "antivirus", "message": "ProbeFailed: WMI timeout"}],
+        spool={"dropped_total": 2, "depth": 0},
+    )
+
+
+@pytest.fixture
+def store(store_url: str) -> Store:
+    return Store(store_url)
+
+
+def test_token_enroll_authenticate_and_reenroll(store: Store) -> None:
+    record, token = store.create_token(PLACE, ttl=3600, now=1000.0, max_uses=2, note="test")
+    first = store.enroll(token, FACTS, now=1001.0)
+    assert first.agent.placement == PLACE
+    assert not first.reenrolled
+    assert store.authenticate(first.credential).agent_id == first.agent.agent_id
+    second = store.enroll(token, FACTS, now=1002.0)
+    assert second.reenrolled and second.agent.agent_id == first.agent.agent_id
+    with pytest.raises(AuthError, match="unknown credential"):
+        store.authenticate(first.credential)  # replaced by the re-enrollment
+    with pytest.raises(AuthError, match="used 2 times"):
+        store.enroll(token, MachineFacts("machine-2", "h", "W", "10", "0.1.0"), now=1003.0)
+    tokens = store.list_tokens()
+    assert [(t.token_id, t.uses, t.note) for t in tokens] == [(record.token_id, 2, "test")]
+    assert [a.agent_id for a in store.list_agents()] == [first.agent.agent_id]
+
+
+def test_expired_and_revoked_tokens_and_agents(store: Store) -> None:
+    _, old = store.create_token(PLACE, ttl=10, now=0.0)
+    with pytest.raises(AuthError, match="expired"):
+        store.enroll(old, FACTS, now=11.0)
+    record, token = store.create_token(PLACE, ttl=100, now=0.0)
+    store.revoke_token(record.token_id, now=1.0)
+    with pytest.raises(AuthError, match="revoked"):
+        store.enroll(token, FACTS, now=2.0)
+    with pytest.raises(NotFoundError):
+        store.revoke_token(record.token_id, now=3.0)
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    e = store.enroll(token, FACTS, now=1.0)
+    store.revoke_agent(e.agent.agent_id, now=2.0)
+    with pytest.raises(AuthError, match="revoked"):
+        store.authenticate(e.credential)
+    again = store.enroll(token, FACTS, now=3.0)
+    assert again.agent.agent_id != e.agent.agent_id  # the revoked record stays as it was
+    assert store.get_agent(e.agent.agent_id).revoked_at == 2.0
+
+
+def test_ingest_is_exactly_once_and_late_data_never_overwrites_newer(store: Store) -> None:
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    agent_id = store.enroll(token, FACTS, now=1.0).agent.agent_id
+    assert store.ingest(agent_id, [report(1, 10.0), report(3, 30.0, cpu=0.9)], now=31.0) == (
+        [1, 3],
+        2,
+    )
+    # A replayed backlog: seq 2 arrives late, seq 3 again.
+    assert store.ingest(agent_id, [report(2, 20.0, cpu=0.1), report(3, 30.0)], now=40.0) == (
+        [2, 3],
+        1,
+    )
+    assert store.report_seqs(agent_id) == [1, 2, 3]
+    snap = store.snapshot(agent_id)
+    assert snap["hardware"]["cpu"]["usage_ratio"] == 0.9  # seq 3 stays the newest
+    assert snap["status:antivirus"] == {"ok": False, "error": "ProbeFailed: WMI timeout"}
+    assert snap["status:hardware"] == {"ok": True, "error": ""}
+    agent = store.get_agent(agent_id)
+    assert (agent.last_seq, agent.last_report_at, agent.last_seen_at) == (3, 30.0, 40.0)
+    [(fleet_agent, fleet_snap)] = store.fleet()
+    assert fleet_agent.agent_id == agent_id and fleet_snap == snap
+
+
+def test_concurrent_duplicate_deliveries_store_each_seq_once(store: Store) -> None:
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    agent_id = store.enroll(token, FACTS, now=1.0).agent.agent_id
+    batch = [report(s, float(s)) for s in range(1, 21)]
+    new_counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            new_counts.append(store.ingest(agent_id, batch, now=100.0)[1])
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sum(new_counts) == 20
+    assert store.report_seqs(agent_id) == list(range(1, 21))
+
+
+def test_a_store_from_a_newer_version_is_refused(store_url: str) -> None:
+    Store(store_url).close()
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(update(schema_version).values(version=SCHEMA_VERSION + 1))
+    engine.dispose()
+    with pytest.raises(StoreError, match="newer than this collector"):
+        Store(store_url)
+
+
+def test_reopening_keeps_everything(store_url: str) -> None:
+    store = Store(store_url)
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    e = store.enroll(token, FACTS, now=1.0)
+    store.ingest(e.agent.agent_id, [report(1, 5.0)], now=6.0)
+    store.close()
+    again = Store(store_url)
+    assert again.authenticate(e.credential).agent_id == e.agent.agent_id
+    assert again.report_seqs(e.agent.agent_id) == [1]
