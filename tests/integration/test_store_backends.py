@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, update
 
+from canhgac_proto.v1 import collector_pb2 as pb
+from collector.config import CollectorConfig
 from collector.errors import AuthError, NotFoundError, StoreError
 from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
 from collector.store.schema import SCHEMA_VERSION, schema_version
+from tests.integration.harness import start_collector
 
 PLACE = Placement("Cao Bằng", "Hạ Lang", "Đức Quang", "", "workstation")
 FACTS = MachineFacts("machine-1", "ubnd-ducquang-01", "Windows", "10.0.19045", "0.1.0")
@@ -135,3 +140,20 @@ def test_reopening_keeps_everything(store_url: str) -> None:
     again = Store(store_url)
     assert again.authenticate(e.credential).agent_id == e.agent.agent_id
     assert again.report_seqs(e.agent.agent_id) == [1]
+
+
+def test_collector_serves_agents_on_either_store(store_url: str, tmp_path: Path) -> None:
+    cfg = CollectorConfig.model_validate({"store": {"url": store_url}})
+    running = start_collector(cfg)
+    try:
+        secret = running.enroll()
+        payload = pb.Report(seq=1, boot_id="b", collected_at_ms=int(time.time() * 1000))
+        client = running.client(secret)
+        assert client.submit([payload.SerializeToString()] * 2).stored == [1, 1]
+        assert client.submit([payload.SerializeToString()]).stored == [1]
+        agent_id = secret.split(".")[0]
+        assert running.app.store.report_seqs(agent_id) == [1]
+        text = running.app.exposition.render().decode()
+        assert f'canhgac_agent_up{{agent_id="{agent_id}"' in text
+    finally:
+        running.app.stop(grace=0)
