@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from collector.metrics import hardware
+from collector.metrics import hardware, link
 from collector.metrics.base import Spec, agent_spec, num
 from collector.model import AgentRecord
 from collector.store import Store
@@ -28,7 +28,7 @@ __all__ = [
 
 # One module per report section: SECTION (its name), SPECS (what it emits), render(add, data).
 # Adding a section's metrics: write the module, add it here.
-SECTION_METRICS: tuple[ModuleType, ...] = (hardware,)
+SECTION_METRICS: tuple[ModuleType, ...] = (hardware, link)
 
 # Series every agent has whatever probes it runs.
 AGENT_SPECS = (
