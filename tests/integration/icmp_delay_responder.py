@@ -18,7 +18,7 @@ from agent.platform.icmp import checksum
 
 def main() -> None:
     low, high, lifetime = (float(a) for a in sys.argv[1:4])
-    rng = random.Random(4)  # noqa: S311 (reproducible delays, not crypto)
+    rng = random.Random(4)
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     pending: list[tuple[float, bytes, str]] = []
     end = time.monotonic() + lifetime

@@ -86,8 +86,8 @@ class Lab:
             self.exec(ns, "ip", "link", "set", ifname, "up")
 
     def start(self, ns: str, *argv: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(  # noqa: S603 (test-built argv)
-            ["ip", "netns", "exec", ns, *argv],  # noqa: S607
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *argv],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
