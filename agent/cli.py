@@ -121,6 +121,8 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
     cred = load_credential(cfg.state_dir)
     spool = _spool(cfg)
     with contextlib.closing(spool), _client(cfg, cred) as client:
+        for probe in probes.values():
+            probe.connect(CollectorLink(client.address, client.throughput))
         runner = Runner(
             {n: Scheduled(p, 15.0) for n, p in probes.items()}, spool, client.submit, cfg.delivery
         )

@@ -188,7 +188,7 @@ class LinkProbe(Probe):
             if left() <= o.ping_timeout:
                 skipped.append(f"ping {target}: budget exhausted")
                 continue
-            pings.append(_ping(target, pinger, o, left()))
+            pings.append(_ping(target, pinger, o, left(), sequential=system == "Windows"))
         tcp, dns, http = self._service_checks(left, skipped)
         throughput = self._throughput(skipped)
         lan_result = lan.Findings()
@@ -276,13 +276,20 @@ class LinkProbe(Probe):
         )
 
 
-def _ping(target: str, pinger: Pinger, o: LinkOptions, budget: float) -> PingResult:
+def _ping(
+    target: str, pinger: Pinger, o: LinkOptions, budget: float, *, sequential: bool
+) -> PingResult:
     try:
         address = socket.gethostbyname(target)
     except OSError as e:
         return PingResult(target, "", "", 0, 0, 1.0, error=f"cannot resolve: {e}")
     # Never let one target eat the budget: fewer probes rather than a blocked cycle.
-    count = max(1, min(o.count, int((budget - o.ping_timeout) / o.ping_interval) + 1))
+    # IcmpSendEcho waits for each reply in turn, so there a lost probe costs a whole timeout.
+    if sequential:
+        fit = int(budget / (o.ping_interval + o.ping_timeout))
+    else:
+        fit = int((budget - o.ping_timeout) / o.ping_interval) + 1
+    count = max(1, min(o.count, fit))
     try:
         run = pinger(address, count, o.ping_interval, o.ping_timeout)
     except OSError as e:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -13,7 +15,7 @@ import pytest
 
 from agent.config import load_config
 from agent.errors import ProbeFailed
-from agent.model import DhcpServer, IpConflict, TracerouteHop
+from agent.model import DhcpServer, HttpCheck, IpConflict, Link, Report, TracerouteHop
 from agent.platform import icmp, lan, netcheck
 from agent.probes.base import CollectorLink
 from agent.probes.link import (
@@ -24,6 +26,8 @@ from agent.probes.link import (
     ping_result,
     split_host_port,
 )
+from agent.transport.encode import to_pb
+from collector.decode import decode_report
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "link"
 REPO = Path(__file__).resolve().parents[2]
@@ -252,3 +256,31 @@ def test_dns_timeout_is_a_result() -> None:
         port = silent.getsockname()[1]
         result = netcheck.check_dns("127.0.0.1", "example.invalid", 0.2, port=port)
     assert (result.ok, result.error) == (False, "timeout")
+
+
+def test_link_section_on_the_wire_keeps_traceroute_and_unknown_expiry() -> None:
+    link = Link(
+        http_checks=(
+            HttpCheck("plain", "http://portal/", True, 200, 0.1),
+            HttpCheck("tls", "https://portal/", True, 200, 0.1, 0.0),
+        ),
+        traceroutes=(
+            lan.summarize_traceroute(
+                "10.9.0.1", [TracerouteHop(1, "192.168.1.1", 0.001), TracerouteHop(2)]
+            ),
+        ),
+    )
+    report = decode_report(to_pb(Report(1_700_000_000_000, "b", "0.1.0", link=link, seq=1)), 1.8e9)
+    section = report.sections["link"]
+    # `agent show` prints the snapshot, so the last traceroute of a failing target is there.
+    assert section["traceroutes"][0]["last_responding_address"] == "192.168.1.1"
+    plain_check, tls_check = section["http_checks"]
+    assert "tls_cert_expires_in_seconds" not in plain_check  # unknown, not "expires now"
+    assert tls_check["tls_cert_expires_in_seconds"] == 0.0
+
+
+def test_importing_the_probe_does_not_load_scapy() -> None:
+    # scapy costs tens of MB; it is imported only when a raw-packet check runs.
+    code = "import sys, agent.probes; print('scapy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
