@@ -75,6 +75,7 @@ def test_loss_within_binomial_tolerance(lab: Lab, loss_percent: int) -> None:
     p = loss_percent / 100
     # Four standard deviations of a binomial share: false alarms about once in 15,000 runs.
     tolerance = 4 * math.sqrt(p * (1 - p) / count)
+    print(f"loss {loss_percent} %: measured {ping['loss_ratio']:.3f} ± {tolerance:.3f} allowed")
     assert abs(ping["loss_ratio"] - p) <= tolerance, (ping["loss_ratio"], p, tolerance)
     assert ping["received"] == count - round(ping["loss_ratio"] * count)
 
@@ -97,6 +98,7 @@ def test_delay_and_jitter_from_userspace_responder(lab: Lab) -> None:
     )
     ping = _one_ping(link)
     assert ping["received"] == 60
+    print(f"rtt avg {ping['rtt_avg_seconds']:.4f} s, jitter {ping['jitter_seconds']:.4f} s")
     # Delays uniform on 60..100 ms: mean 80 ms; mean |difference| of two draws = 40/3 ms.
     assert ping["rtt_avg_seconds"] == pytest.approx(0.080, abs=0.010)
     assert ping["rtt_min_seconds"] >= 0.060 and ping["rtt_max_seconds"] <= 0.120
@@ -171,6 +173,7 @@ def test_throughput_through_a_2_mbit_cap(lab: Lab, tmp_path: Path) -> None:
         agent_ns, _THROUGHPUT_SNIPPET, started["address"], started["token"], timeout=90
     )
     assert result["error"] == "" and result["bytes"] == 1048576
+    print(f"throughput through a 2 Mbit/s cap: {result['bits_per_second'] / 1e6:.3f} Mbit/s")
     assert result["bits_per_second"] == pytest.approx(2_000_000, rel=0.20)
 
 
