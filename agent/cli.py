@@ -20,6 +20,7 @@ from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
 from agent.identity import Credential, load_credential, machine_id, save_credential
 from agent.probes import PROBES
+from agent.probes.base import CollectorLink
 from agent.runner import Runner, Scheduled, collect, read_boot_id
 from agent.spool import Spool
 from agent.transport.client import CollectorClient, MachineFacts
@@ -95,6 +96,8 @@ def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     spool = _spool(cfg)
     with contextlib.closing(spool), _client(cfg, cred) as client:
+        for scheduled in schedule.values():
+            scheduled.probe.connect(CollectorLink(client.address, client.throughput))
         log.info(
             "agent %s reporting to %s every %gs (probes: %s)",
             cred.agent_id,
@@ -118,6 +121,8 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
     cred = load_credential(cfg.state_dir)
     spool = _spool(cfg)
     with contextlib.closing(spool), _client(cfg, cred) as client:
+        for probe in probes.values():
+            probe.connect(CollectorLink(client.address, client.throughput))
         runner = Runner(
             {n: Scheduled(p, 15.0) for n, p in probes.items()}, spool, client.submit, cfg.delivery
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from agent.probes.base import ProbeOptions
+from agent.probes.link import LinkOptions
 from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
 
 __all__ = [
@@ -51,6 +52,7 @@ class ProbesConfig(StrictModel):
     """One key per probe in agent.probes.PROBES (a test keeps the two in step)."""
 
     hardware: ProbeOptions = ProbeOptions()
+    link: LinkOptions = LinkOptions()
 
 
 class SpoolConfig(StrictModel):

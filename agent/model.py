@@ -7,15 +7,25 @@ from dataclasses import dataclass, field
 __all__ = [
     "Battery",
     "Cpu",
+    "DhcpServer",
     "Disk",
+    "DnsCheck",
     "Hardware",
     "Host",
+    "HttpCheck",
+    "IpConflict",
+    "Link",
     "Memory",
     "NetInterface",
+    "PingResult",
     "ProbeError",
     "Report",
     "SpoolStats",
+    "TcpCheck",
     "Temperature",
+    "ThroughputResult",
+    "Traceroute",
+    "TracerouteHop",
 ]
 
 
@@ -109,6 +119,103 @@ class Hardware:
 
 
 @dataclass(frozen=True)
+class PingResult:
+    target: str
+    address: str
+    method: str
+    sent: int
+    received: int
+    loss_ratio: float
+    rtt_min_seconds: float = 0.0
+    rtt_avg_seconds: float = 0.0
+    rtt_max_seconds: float = 0.0
+    jitter_seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TcpCheck:
+    target: str
+    ok: bool
+    connect_seconds: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class DnsCheck:
+    resolver: str
+    name: str
+    ok: bool
+    seconds: float
+    addresses: tuple[str, ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    name: str
+    url: str
+    ok: bool
+    status: int = 0
+    ttfb_seconds: float = 0.0
+    tls_cert_expires_in_seconds: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ThroughputResult:
+    bytes: int
+    seconds: float
+    bits_per_second: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TracerouteHop:
+    ttl: int
+    address: str = ""
+    rtt_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Traceroute:
+    target: str
+    hops: tuple[TracerouteHop, ...] = ()
+    last_responding_ttl: int = 0
+    last_responding_address: str = ""
+    reached: bool = False
+
+
+@dataclass(frozen=True)
+class DhcpServer:
+    server_id: str
+    mac: str
+    offered_address: str = ""
+    allowed: bool = False
+
+
+@dataclass(frozen=True)
+class IpConflict:
+    address: str
+    macs: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class Link:
+    gateway: str = ""
+    pings: tuple[PingResult, ...] = ()
+    tcp_checks: tuple[TcpCheck, ...] = ()
+    dns_checks: tuple[DnsCheck, ...] = ()
+    http_checks: tuple[HttpCheck, ...] = ()
+    throughput: ThroughputResult | None = None
+    traceroutes: tuple[Traceroute, ...] = ()
+    dhcp_servers: tuple[DhcpServer, ...] = ()
+    ip_conflicts: tuple[IpConflict, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProbeError:
     probe: str
     message: str
@@ -131,6 +238,7 @@ class Report:
     boot_id: str
     agent_version: str
     hardware: Hardware | None = None
+    link: Link | None = None
     errors: tuple[ProbeError, ...] = ()
     seq: int = 0
     spool: SpoolStats = field(default_factory=SpoolStats)

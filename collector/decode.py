@@ -36,6 +36,8 @@ def message_to_plain(msg: Message) -> dict[str, Any]:
                 out[f.name] = message_to_plain(value)
         elif f.is_repeated:
             out[f.name] = list(value)
+        elif f.has_presence and not msg.HasField(f.name):
+            continue  # a proto3 `optional` left unset means "unknown", not zero
         else:
             out[f.name] = value
     return out

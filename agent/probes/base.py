@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 from pydantic import Field
 
 from canhgac_common.config import Duration, StrictModel
 
-__all__ = ["Probe", "ProbeOptions"]
+__all__ = ["CollectorLink", "Probe", "ProbeOptions"]
 
 
 class ProbeOptions(StrictModel):
@@ -18,6 +20,18 @@ class ProbeOptions(StrictModel):
     enabled: bool = True
     # None: the report interval the collector gave at enrollment (15 s by default).
     interval: Duration | None = Field(default=None, gt=0)
+
+
+@dataclass(frozen=True)
+class CollectorLink:
+    """What a probe may use of the collector connection (the transport stays in agent.transport).
+
+    `throughput(nbytes)` streams `nbytes` from the collector and returns (bytes received,
+    seconds taken); it raises an AgentError when the call fails.
+    """
+
+    address: str
+    throughput: Callable[[int], tuple[int, float]]
 
 
 class Probe(ABC):
@@ -35,6 +49,10 @@ class Probe(ABC):
         """The probe as configured; probes with options of their own override this."""
         del options
         return cls()
+
+    def connect(self, collector: CollectorLink) -> None:
+        """Called once the agent has a collector connection; most probes do not need it."""
+        del collector
 
     @abstractmethod
     def collect(self) -> object:

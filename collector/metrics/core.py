@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from collector.metrics import hardware
+from collector.metrics import hardware, link
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec, num
 from collector.model import AgentRecord
 from collector.sites import Sites
@@ -28,7 +28,7 @@ __all__ = [
 
 # One module per report section: SECTION (its name), SPECS (what it emits), render(add, data).
 # Adding a section's metrics: write the module, add it here.
-SECTION_METRICS: tuple[ModuleType, ...] = (hardware,)
+SECTION_METRICS: tuple[ModuleType, ...] = (hardware, link)
 
 # Series every agent has whatever probes it runs.
 AGENT_SPECS = (

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import Running, collector_config, start_collector
+from tests.integration.netns import Lab, require_net_admin
 from tests.integration.postgres import fresh_database, postgres_server
 
 
@@ -32,3 +33,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     server: str = request.getfixturevalue("postgres")
     return fresh_database(server)
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """Namespaces for network tests, deleted at teardown even when the test fails."""
+    require_net_admin()
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()

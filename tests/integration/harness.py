@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import sqlite3
 import time
@@ -48,6 +49,15 @@ class Running:
 
     def client(self, secret: str | None, **kw: object) -> CollectorClient:
         return CollectorClient(self.address, secret=secret, **kw)  # type: ignore[arg-type]
+
+
+def agent_config(path: Path, link: dict[str, object]) -> Path:
+    """An agent config at `path` whose link probe has `link` options.
+
+    Tests must never ping the host's real gateway, which the link probe does by default.
+    """
+    path.write_text(json.dumps({"probes": {"link": link}}), encoding="utf-8")  # JSON is YAML
+    return path
 
 
 def start_collector(cfg: CollectorConfig, port: int = 0) -> Running:

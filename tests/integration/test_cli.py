@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.harness import Running
+from tests.integration.harness import Running, agent_config
 
 BIN = Path(sys.executable).parent
 
@@ -30,8 +30,9 @@ def write_config(tmp_path: Path, sites: bool = True) -> Path:
     return config
 
 
-def test_agent_once_print_reports_this_machine_as_json() -> None:
-    out = run(str(BIN / "canhgac-agent"), "once", "--print")
+def test_agent_once_print_reports_this_machine_as_json(tmp_path: Path) -> None:
+    config = agent_config(tmp_path / "agent.yaml", {"ping_gateway": False})
+    out = run(str(BIN / "canhgac-agent"), "--config", str(config), "once", "--print")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     hw = report["hardware"]
@@ -39,6 +40,7 @@ def test_agent_once_print_reports_this_machine_as_json() -> None:
     assert hw["memory"]["total_bytes"] > 0
     assert hw["disks"], "at least one mounted filesystem"
     assert hw["host"]["hostname"]
+    assert report["link"]["skipped"] == ["throughput: no collector connection in this run"]
     assert report["errors"] == []
 
 
@@ -80,7 +82,9 @@ def test_token_lifecycle_and_site_checks(tmp_path: Path) -> None:
 
 def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    agent = [str(BIN / "canhgac-agent"), "--state-dir", str(state)]
+    # The link probe pings the collector (loopback) and measures throughput from it.
+    config = agent_config(tmp_path / "agent.yaml", {"ping_gateway": False, "count": 3})
+    agent = [str(BIN / "canhgac-agent"), "--config", str(config), "--state-dir", str(state)]
     before = run(*agent, "status")
     assert before.returncode == 1
     assert "enrolled:   no" in before.stdout
@@ -106,6 +110,9 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     detail = json.loads(shown.stdout)
     assert detail["placement"]["commune"] == "Thanh Nhật"
     assert detail["snapshot"]["hardware"]["memory"]["total_bytes"] > 0
+    link = detail["snapshot"]["link"]
+    assert [(p["target"], p["received"]) for p in link["pings"]] == [("127.0.0.1", 3)]
+    assert link["throughput"]["bytes"] == 1024 * 1024 and link["throughput"]["bits_per_second"] > 0
 
     assert collector_cli(config, "agent", "revoke", agent_id).returncode == 0
     refused = run(*agent, "once")

@@ -21,6 +21,7 @@ from agent.transport.client import CollectorClient, DeliveryError, MachineFacts,
 from canhgac_proto.v1 import collector_pb2 as pb
 from tests.integration.harness import (
     Running,
+    agent_config,
     collector_config,
     free_port,
     integrity_check,
@@ -212,7 +213,8 @@ def test_agent_sigkilled_mid_cycle_loses_nothing_collected(
     collector: Running, tmp_path: Path
 ) -> None:
     state = tmp_path / "agent-state"
-    agent = [str(BIN / "canhgac-agent"), "--state-dir", str(state)]
+    config = agent_config(tmp_path / "agent.yaml", {"enabled": False})
+    agent = [str(BIN / "canhgac-agent"), "--config", str(config), "--state-dir", str(state)]
     enrolled = subprocess.run(
         [*agent, "enroll", "--collector", collector.address, "--token", collector.token()],
         capture_output=True,

@@ -10,13 +10,21 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.model import (
     Battery,
     Cpu,
+    DhcpServer,
     Disk,
+    DnsCheck,
     Hardware,
     Host,
+    HttpCheck,
+    IpConflict,
+    Link,
     Memory,
     NetInterface,
+    PingResult,
     Report,
+    TcpCheck,
     Temperature,
+    ThroughputResult,
 )
 from agent.transport.encode import to_pb
 from collector.decode import decode_report
@@ -35,13 +43,30 @@ HARDWARE = Hardware(
 )
 
 
+LINK = Link(
+    gateway="192.168.1.1",
+    pings=(
+        PingResult(
+            "192.168.1.1", "192.168.1.1", "icmp-raw", 10, 9, 0.1, 0.001, 0.002, 0.004, 0.0005
+        ),
+        PingResult("tinh.example", "10.9.9.9", "icmp-raw", 10, 0, 1.0),
+    ),
+    tcp_checks=(TcpCheck("portal:443", True, 0.03),),
+    dns_checks=(DnsCheck("10.20.0.53", "portal", True, 0.02, ("10.1.1.1",)),),
+    http_checks=(HttpCheck("portal", "https://portal/", True, 200, 0.2, 86400.0 * 30),),
+    throughput=ThroughputResult(1 << 20, 4.0, 2097152.0),
+    dhcp_servers=(DhcpServer("192.168.1.1", "aa:bb:cc:dd:ee:01", allowed=True),),
+    ip_conflicts=(IpConflict("192.168.1.7", ("aa:00:00:00:00:01", "aa:00:00:00:00:02"), "arp"),),
+)
+
+
 def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
     store = Store(f"sqlite:///{tmp_path / 'c.db'}")
     _, token = store.create_token(
         Placement("Cao Bằng", "Hạ Lang", "An Lạc", "", "workstation"), 60, 0
     )
     e = store.enroll(token, MachineFacts("m", "ubnd-anlac-01", "Windows", "10", "0.1.0"), 1)
-    report = Report(int(collected_at * 1000), "b", "0.1.0", hardware=HARDWARE, seq=1)
+    report = Report(int(collected_at * 1000), "b", "0.1.0", hardware=HARDWARE, link=LINK, seq=1)
     store.ingest(e.agent.agent_id, [decode_report(to_pb(report), collected_at)], collected_at)
     return store, e.agent.agent_id
 

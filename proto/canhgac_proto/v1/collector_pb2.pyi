@@ -83,12 +83,13 @@ class SubmitResponse(_message.Message):
     def __init__(self, stored_seqs: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "hardware", "errors", "spool")
+    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "hardware", "link", "errors", "spool")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     SPOOL_FIELD_NUMBER: _ClassVar[int]
     seq: int
@@ -96,9 +97,10 @@ class Report(_message.Message):
     collected_at_ms: int
     agent_version: str
     hardware: Hardware
+    link: Link
     errors: _containers.RepeatedCompositeFieldContainer[ProbeError]
     spool: SpoolStats
-    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
 
 class ProbeError(_message.Message):
     __slots__ = ("probe", "message")
@@ -261,6 +263,160 @@ class NetInterface(_message.Message):
     drops_in: int
     drops_out: int
     def __init__(self, name: _Optional[str] = ..., up: _Optional[bool] = ..., speed_mbps: _Optional[int] = ..., duplex: _Optional[str] = ..., mtu: _Optional[int] = ..., mac: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., bytes_sent: _Optional[int] = ..., bytes_recv: _Optional[int] = ..., errors_in: _Optional[int] = ..., errors_out: _Optional[int] = ..., drops_in: _Optional[int] = ..., drops_out: _Optional[int] = ...) -> None: ...
+
+class Link(_message.Message):
+    __slots__ = ("gateway", "pings", "tcp_checks", "dns_checks", "http_checks", "throughput", "traceroutes", "dhcp_servers", "ip_conflicts", "skipped")
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    PINGS_FIELD_NUMBER: _ClassVar[int]
+    TCP_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    DNS_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    HTTP_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_FIELD_NUMBER: _ClassVar[int]
+    TRACEROUTES_FIELD_NUMBER: _ClassVar[int]
+    DHCP_SERVERS_FIELD_NUMBER: _ClassVar[int]
+    IP_CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    gateway: str
+    pings: _containers.RepeatedCompositeFieldContainer[PingResult]
+    tcp_checks: _containers.RepeatedCompositeFieldContainer[TcpCheck]
+    dns_checks: _containers.RepeatedCompositeFieldContainer[DnsCheck]
+    http_checks: _containers.RepeatedCompositeFieldContainer[HttpCheck]
+    throughput: ThroughputResult
+    traceroutes: _containers.RepeatedCompositeFieldContainer[Traceroute]
+    dhcp_servers: _containers.RepeatedCompositeFieldContainer[DhcpServer]
+    ip_conflicts: _containers.RepeatedCompositeFieldContainer[IpConflict]
+    skipped: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, gateway: _Optional[str] = ..., pings: _Optional[_Iterable[_Union[PingResult, _Mapping]]] = ..., tcp_checks: _Optional[_Iterable[_Union[TcpCheck, _Mapping]]] = ..., dns_checks: _Optional[_Iterable[_Union[DnsCheck, _Mapping]]] = ..., http_checks: _Optional[_Iterable[_Union[HttpCheck, _Mapping]]] = ..., throughput: _Optional[_Union[ThroughputResult, _Mapping]] = ..., traceroutes: _Optional[_Iterable[_Union[Traceroute, _Mapping]]] = ..., dhcp_servers: _Optional[_Iterable[_Union[DhcpServer, _Mapping]]] = ..., ip_conflicts: _Optional[_Iterable[_Union[IpConflict, _Mapping]]] = ..., skipped: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PingResult(_message.Message):
+    __slots__ = ("target", "address", "method", "sent", "received", "loss_ratio", "rtt_min_seconds", "rtt_avg_seconds", "rtt_max_seconds", "jitter_seconds", "error")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    LOSS_RATIO_FIELD_NUMBER: _ClassVar[int]
+    RTT_MIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RTT_AVG_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RTT_MAX_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    JITTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    address: str
+    method: str
+    sent: int
+    received: int
+    loss_ratio: float
+    rtt_min_seconds: float
+    rtt_avg_seconds: float
+    rtt_max_seconds: float
+    jitter_seconds: float
+    error: str
+    def __init__(self, target: _Optional[str] = ..., address: _Optional[str] = ..., method: _Optional[str] = ..., sent: _Optional[int] = ..., received: _Optional[int] = ..., loss_ratio: _Optional[float] = ..., rtt_min_seconds: _Optional[float] = ..., rtt_avg_seconds: _Optional[float] = ..., rtt_max_seconds: _Optional[float] = ..., jitter_seconds: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class TcpCheck(_message.Message):
+    __slots__ = ("target", "ok", "connect_seconds", "error")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    CONNECT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    ok: bool
+    connect_seconds: float
+    error: str
+    def __init__(self, target: _Optional[str] = ..., ok: _Optional[bool] = ..., connect_seconds: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class DnsCheck(_message.Message):
+    __slots__ = ("resolver", "name", "ok", "seconds", "addresses", "error")
+    RESOLVER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    resolver: str
+    name: str
+    ok: bool
+    seconds: float
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    error: str
+    def __init__(self, resolver: _Optional[str] = ..., name: _Optional[str] = ..., ok: _Optional[bool] = ..., seconds: _Optional[float] = ..., addresses: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class HttpCheck(_message.Message):
+    __slots__ = ("name", "url", "ok", "status", "ttfb_seconds", "tls_cert_expires_in_seconds", "error")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TTFB_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TLS_CERT_EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    url: str
+    ok: bool
+    status: int
+    ttfb_seconds: float
+    tls_cert_expires_in_seconds: float
+    error: str
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., ok: _Optional[bool] = ..., status: _Optional[int] = ..., ttfb_seconds: _Optional[float] = ..., tls_cert_expires_in_seconds: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ThroughputResult(_message.Message):
+    __slots__ = ("bytes", "seconds", "bits_per_second", "error")
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BITS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    bytes: int
+    seconds: float
+    bits_per_second: float
+    error: str
+    def __init__(self, bytes: _Optional[int] = ..., seconds: _Optional[float] = ..., bits_per_second: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class Traceroute(_message.Message):
+    __slots__ = ("target", "hops", "last_responding_ttl", "last_responding_address", "reached")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    HOPS_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESPONDING_TTL_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESPONDING_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    REACHED_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    hops: _containers.RepeatedCompositeFieldContainer[TracerouteHop]
+    last_responding_ttl: int
+    last_responding_address: str
+    reached: bool
+    def __init__(self, target: _Optional[str] = ..., hops: _Optional[_Iterable[_Union[TracerouteHop, _Mapping]]] = ..., last_responding_ttl: _Optional[int] = ..., last_responding_address: _Optional[str] = ..., reached: _Optional[bool] = ...) -> None: ...
+
+class TracerouteHop(_message.Message):
+    __slots__ = ("ttl", "address", "rtt_seconds")
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RTT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ttl: int
+    address: str
+    rtt_seconds: float
+    def __init__(self, ttl: _Optional[int] = ..., address: _Optional[str] = ..., rtt_seconds: _Optional[float] = ...) -> None: ...
+
+class DhcpServer(_message.Message):
+    __slots__ = ("server_id", "mac", "offered_address", "allowed")
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    server_id: str
+    mac: str
+    offered_address: str
+    allowed: bool
+    def __init__(self, server_id: _Optional[str] = ..., mac: _Optional[str] = ..., offered_address: _Optional[str] = ..., allowed: _Optional[bool] = ...) -> None: ...
+
+class IpConflict(_message.Message):
+    __slots__ = ("address", "macs", "source")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MACS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    macs: _containers.RepeatedScalarFieldContainer[str]
+    source: str
+    def __init__(self, address: _Optional[str] = ..., macs: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ThroughputRequest(_message.Message):
     __slots__ = ("bytes", "chunk_bytes")

@@ -1,0 +1,416 @@
+"""Link health probe: ICMP, TCP, DNS and HTTP(S) checks, throughput to the collector, LAN faults."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import json
+import logging
+import platform
+import socket
+import struct
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from agent.errors import ProbeFailed
+from agent.model import (
+    DnsCheck,
+    HttpCheck,
+    IpConflict,
+    Link,
+    PingResult,
+    TcpCheck,
+    ThroughputResult,
+)
+from agent.platform import icmp, lan, netcheck, windows
+from agent.platform.linux import read_text
+from agent.probes.base import CollectorLink, Probe, ProbeOptions
+from canhgac_common.config import Duration, Size, StrictModel
+
+__all__ = [
+    "POWERSHELL_SCRIPT",
+    "PROC_NET_ROUTE",
+    "DhcpOptions",
+    "HttpCheckOptions",
+    "LinkOptions",
+    "LinkProbe",
+    "ThroughputOptions",
+    "parse_proc_net_route",
+    "parse_windows_link",
+    "ping_result",
+    "split_host_port",
+]
+
+_log = logging.getLogger(__name__)
+
+PROC_NET_ROUTE = "/proc/net/route"
+_RTF_GATEWAY = 0x2
+
+# One call per cycle: the default route and recent Tcpip address-conflict events
+# (4198: conflict with another machine, 4199: conflict detected while the address was in use).
+# Event Properties are numbers and addresses, not the localized message text.
+POWERSHELL_SCRIPT = "; ".join(
+    [
+        "$ErrorActionPreference = 'Stop'",
+        "$routes = @(Get-NetRoute -DestinationPrefix '0.0.0.0/0' -ErrorAction SilentlyContinue"
+        " | Sort-Object -Property RouteMetric | Select-Object -Property NextHop, InterfaceAlias,"
+        " RouteMetric)",
+        "$events = @(Get-WinEvent -FilterHashtable @{ LogName = 'System';"
+        " ProviderName = 'Microsoft-Windows-Tcpip', 'Tcpip'; Id = 4198, 4199;"
+        " StartTime = (Get-Date).AddDays(-1) } -MaxEvents 50 -ErrorAction SilentlyContinue"
+        " | ForEach-Object { [ordered]@{ Id = $_.Id;"
+        " TimeCreated = $_.TimeCreated.ToUniversalTime().ToString('o');"
+        " Properties = @($_.Properties | ForEach-Object { $_.Value }) } })",
+        "[ordered]@{ Routes = $routes; ConflictEvents = $events }"
+        " | ConvertTo-Json -Compress -Depth 4",
+    ]
+)
+
+
+class HttpCheckOptions(StrictModel):
+    name: str
+    url: str = Field(pattern=r"^https?://")
+    # CA bundle to verify the service's certificate with (default: the system store).
+    ca_file: Path | None = None
+
+
+class ThroughputOptions(StrictModel):
+    enabled: bool = True
+    # Measured on its own schedule: a bounded download every `every`, never every cycle.
+    every: Duration = Field(default=6 * 3600.0, gt=0)
+    bytes: Size = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024)
+
+
+class DhcpOptions(StrictModel):
+    # Sends one DHCPDISCOVER per cycle from a fixed locally administered MAC; off by default.
+    enabled: bool = False
+    interface: str = ""
+    # Server identifiers (addresses) of the DHCP servers that are supposed to answer.
+    allowed_servers: list[str] = []
+    timeout: Duration = Field(default=3.0, gt=0)
+
+
+class LinkOptions(ProbeOptions):
+    # Hosts to ping, e.g. the commune router, the district switch, the province gateway.
+    targets: list[str] = []
+    ping_gateway: bool = True
+    ping_collector: bool = True
+    count: int = Field(default=10, ge=1, le=1000)
+    ping_interval: Duration = Field(default=0.2, gt=0)
+    ping_timeout: Duration = Field(default=1.0, gt=0)
+    # "host:port" pairs whose TCP handshake is timed.
+    tcp_targets: list[str] = []
+    # Resolver addresses, each asked for every name in dns_names.
+    resolvers: list[str] = []
+    dns_names: list[str] = []
+    http_checks: list[HttpCheckOptions] = []
+    # Timeout of one TCP, DNS or HTTP check.
+    timeout: Duration = Field(default=3.0, gt=0)
+    # The whole probe stops starting new checks past this; what is left is reported as skipped.
+    budget: Duration = Field(default=30.0, gt=0)
+    throughput: ThroughputOptions = ThroughputOptions()
+    traceroute: bool = True
+    traceroute_max_hops: int = Field(default=16, ge=1, le=64)
+    # IPv4 networks ("192.168.1.0/24", at most /22) swept with ARP for one IP on two MACs.
+    arp_networks: list[str] = []
+    arp_interface: str = ""
+    dhcp: DhcpOptions = DhcpOptions()
+
+
+Pinger = Callable[[str, int, float, float], icmp.PingRun]
+
+
+class LinkProbe(Probe):
+    """Measures the paths this machine depends on; every timeout is a result, not a failure."""
+
+    name: ClassVar[str] = "link"
+
+    def __init__(
+        self,
+        options: LinkOptions | None = None,
+        *,
+        system: Callable[[], str] = platform.system,
+        read_file: Callable[[str], str | None] = read_text,
+        run_powershell: Callable[[str, float], str] = windows.run_powershell,
+        pinger: Pinger | None = None,
+        raw_lan: lan.RawLan | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._options = options or LinkOptions()
+        self._system = system
+        self._read_file = read_file
+        self._run_powershell = run_powershell
+        self._pinger = pinger
+        self._lan = raw_lan
+        self._clock = clock
+        self._collector: CollectorLink | None = None
+        self._throughput_due = float("-inf")
+
+    @classmethod
+    def from_options(cls, options: ProbeOptions) -> LinkProbe:
+        assert isinstance(options, LinkOptions)
+        return cls(options)
+
+    def connect(self, collector: CollectorLink) -> None:
+        self._collector = collector
+
+    def collect(self) -> Link:
+        o = self._options
+        deadline = self._clock() + o.budget
+        skipped: list[str] = []
+
+        def left() -> float:
+            return deadline - self._clock()
+
+        system = self._system()
+        gateway = ""
+        conflicts: list[IpConflict] = []
+        if system == "Windows":
+            try:
+                document = parse_windows_link(self._run_powershell(POWERSHELL_SCRIPT, o.timeout))
+                gateway, conflicts = document
+            except ProbeFailed as e:
+                skipped.append(f"gateway and conflict events: {e}")
+        else:
+            gateway = parse_proc_net_route(self._read_file(PROC_NET_ROUTE) or "")
+        pinger = self._pinger or (icmp.ping_windows if system == "Windows" else icmp.ping_linux)
+        targets = list(o.targets)
+        if o.ping_gateway and gateway:
+            targets.append(gateway)
+        if o.ping_collector and self._collector is not None:
+            targets.append(split_host_port(self._collector.address, 0)[0])
+        pings = []
+        for target in dict.fromkeys(targets):
+            if left() <= o.ping_timeout:
+                skipped.append(f"ping {target}: budget exhausted")
+                continue
+            pings.append(_ping(target, pinger, o, left(), sequential=system == "Windows"))
+        tcp, dns, http = self._service_checks(left, skipped)
+        throughput = self._throughput(skipped)
+        lan_result = lan.Findings()
+        if system != "Windows":
+            lan_result = self._lan_checks(pings, left, skipped)
+        return Link(
+            gateway=gateway,
+            pings=tuple(pings),
+            tcp_checks=tuple(tcp),
+            dns_checks=tuple(dns),
+            http_checks=tuple(http),
+            throughput=throughput,
+            traceroutes=lan_result.traceroutes,
+            dhcp_servers=lan_result.dhcp_servers,
+            ip_conflicts=tuple(conflicts) + lan_result.ip_conflicts,
+            skipped=tuple(skipped) + lan_result.skipped,
+        )
+
+    def _service_checks(
+        self, left: Callable[[], float], skipped: list[str]
+    ) -> tuple[list[TcpCheck], list[DnsCheck], list[HttpCheck]]:
+        o = self._options
+        tcp: list[TcpCheck] = []
+        for target in o.tcp_targets:
+            if left() <= 0:
+                skipped.append(f"tcp {target}: budget exhausted")
+                continue
+            host, port = split_host_port(target, 443)
+            tcp.append(netcheck.check_tcp(host, port, min(o.timeout, left())))
+        dns: list[DnsCheck] = []
+        for resolver in o.resolvers:
+            for name in o.dns_names:
+                if left() <= 0:
+                    skipped.append(f"dns {resolver} {name}: budget exhausted")
+                    continue
+                dns.append(netcheck.check_dns(resolver, name, min(o.timeout, left())))
+        http: list[HttpCheck] = []
+        for check in o.http_checks:
+            if left() <= 0:
+                skipped.append(f"http {check.name}: budget exhausted")
+                continue
+            http.append(
+                netcheck.check_http(check.name, check.url, min(o.timeout, left()), check.ca_file)
+            )
+        return tcp, dns, http
+
+    def _throughput(self, skipped: list[str]) -> ThroughputResult | None:
+        o = self._options.throughput
+        now = self._clock()
+        if not o.enabled or now < self._throughput_due:
+            return None
+        if self._collector is None:
+            skipped.append("throughput: no collector connection in this run")
+            return None
+        self._throughput_due = now + o.every
+        try:
+            received, seconds = self._collector.throughput(o.bytes)
+        except Exception as e:  # a failed measurement is a result, reported with its reason
+            return ThroughputResult(0, 0.0, 0.0, f"{type(e).__name__}: {e}")
+        bps = received * 8 / seconds if seconds > 0 else 0.0
+        return ThroughputResult(received, seconds, bps)
+
+    def _lan_checks(
+        self, pings: Sequence[PingResult], left: Callable[[], float], skipped: list[str]
+    ) -> lan.Findings:
+        o = self._options
+        failing = [p.address for p in pings if p.address and p.sent and not p.received]
+        wanted = (o.traceroute and failing) or o.arp_networks or o.dhcp.enabled
+        if not wanted:
+            return lan.Findings()
+        raw = self._lan or lan.ScapyLan()
+        return lan.run_lan_checks(
+            raw,
+            lan.LanPlan(
+                traceroute_targets=tuple(failing) if o.traceroute else (),
+                max_hops=o.traceroute_max_hops,
+                timeout=o.ping_timeout,
+                arp_networks=tuple(o.arp_networks),
+                arp_interface=o.arp_interface,
+                dhcp_interface=o.dhcp.interface if o.dhcp.enabled else None,
+                dhcp_allowed=frozenset(o.dhcp.allowed_servers),
+                dhcp_timeout=o.dhcp.timeout,
+            ),
+            left,
+        )
+
+
+def _ping(
+    target: str, pinger: Pinger, o: LinkOptions, budget: float, *, sequential: bool
+) -> PingResult:
+    try:
+        address = socket.gethostbyname(target)
+    except OSError as e:
+        return PingResult(target, "", "", 0, 0, 1.0, error=f"cannot resolve: {e}")
+    # Never let one target eat the budget: fewer probes rather than a blocked cycle.
+    # IcmpSendEcho waits for each reply in turn, so there a lost probe costs a whole timeout.
+    if sequential:
+        fit = int(budget / (o.ping_interval + o.ping_timeout))
+    else:
+        fit = int((budget - o.ping_timeout) / o.ping_interval) + 1
+    count = max(1, min(o.count, fit))
+    try:
+        run = pinger(address, count, o.ping_interval, o.ping_timeout)
+    except OSError as e:
+        return PingResult(target, address, "", 0, 0, 1.0, error=str(e))
+    return ping_result(target, address, run)
+
+
+# ---- pure parsers ---------------------------------------------------------------------
+
+
+def ping_result(target: str, address: str, run: icmp.PingRun) -> PingResult:
+    """Loss, RTT min/avg/max and jitter (mean |difference| of consecutive RTTs) of one run."""
+    rtts = [r for r in run.rtts if r is not None]
+    sent = len(run.rtts)
+    loss = (sent - len(rtts)) / sent if sent else 1.0
+    if not rtts:
+        return PingResult(target, address, run.method, sent, 0, loss)
+    diffs = [abs(b - a) for a, b in itertools.pairwise(rtts)]
+    return PingResult(
+        target,
+        address,
+        run.method,
+        sent,
+        len(rtts),
+        loss,
+        min(rtts),
+        sum(rtts) / len(rtts),
+        max(rtts),
+        sum(diffs) / len(diffs) if diffs else 0.0,
+    )
+
+
+def parse_proc_net_route(text: str) -> str:
+    """The IPv4 default gateway in /proc/net/route text (lowest metric), "" when none."""
+    best: tuple[int, str] | None = None
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 7 or fields[1] != "00000000":
+            continue
+        try:
+            flags, metric = int(fields[3], 16), int(fields[6])
+            # Little-endian hex as the kernel prints it on x86 and ARM alike.
+            gateway = socket.inet_ntoa(struct.pack("<L", int(fields[2], 16)))
+        except ValueError:
+            continue
+        if flags & _RTF_GATEWAY and (best is None or metric < best[0]):
+            best = (metric, gateway)
+    return best[1] if best else ""
+
+
+def parse_windows_link(document: str) -> tuple[str, list[IpConflict]]:
+    """Default gateway and IP conflicts from the POWERSHELL_SCRIPT document."""
+    document = document.lstrip("\ufeff")
+    try:
+        parsed: object = json.loads(document)
+    except json.JSONDecodeError as e:
+        raise ProbeFailed(f"PowerShell link document is not valid JSON: {e.msg}") from e
+    if not isinstance(parsed, dict):
+        raise ProbeFailed("PowerShell link document is not a JSON object")
+    gateway = ""
+    for route in _as_list(parsed.get("Routes")):
+        hop = str(route.get("NextHop") or "") if isinstance(route, dict) else ""
+        if hop and hop != "0.0.0.0":  # noqa: S104 (on-link route, no gateway)
+            gateway = hop
+            break
+    macs: dict[str, set[str]] = {}
+    for event in _as_list(parsed.get("ConflictEvents")):
+        if not isinstance(event, dict) or event.get("Id") not in (4198, 4199):
+            continue
+        address, mac = _conflict_from_properties(_as_list(event.get("Properties")))
+        if address and mac:
+            macs.setdefault(address, set()).add(mac)
+    conflicts = [
+        IpConflict(address, tuple(sorted(found)), "windows-event")
+        for address, found in sorted(macs.items())
+    ]
+    return gateway, conflicts
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _conflict_from_properties(properties: Sequence[object]) -> tuple[str, str]:
+    # The property order differs between Windows releases; pick values by their shape.
+    address = mac = ""
+    for value in properties:
+        if isinstance(value, str) and not address:
+            try:
+                address = str(ipaddress.IPv4Address(value.strip()))
+                continue
+            except ValueError:
+                pass
+        if not mac:
+            mac = _mac_from(value)
+    return address, mac
+
+
+def _mac_from(value: object) -> str:
+    if isinstance(value, list) and len(value) == 6 and all(isinstance(b, int) for b in value):
+        return ":".join(f"{b:02x}" for b in value)
+    if isinstance(value, str):
+        text = value.strip().replace("-", ":").lower()
+        parts = text.split(":")
+        if len(parts) == 6 and all(len(p) == 2 for p in parts):
+            try:
+                bytes.fromhex("".join(parts))
+            except ValueError:
+                return ""
+            return text
+    return ""
+
+
+def split_host_port(target: str, default_port: int) -> tuple[str, int]:
+    """("host", port) from "host:port", "[v6]:port" or a bare host."""
+    if target.startswith("["):
+        host, _, rest = target[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    host, sep, port = target.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        return host, int(port)
+    return target, default_port
