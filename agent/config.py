@@ -7,7 +7,9 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from agent.probes.antivirus import AntivirusOptions
 from agent.probes.base import ProbeOptions
+from agent.probes.security import SecurityOptions
 from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
 
 __all__ = [
@@ -51,6 +53,8 @@ class ProbesConfig(StrictModel):
     """One key per probe in agent.probes.PROBES (a test keeps the two in step)."""
 
     hardware: ProbeOptions = ProbeOptions()
+    antivirus: AntivirusOptions = AntivirusOptions()
+    security: SecurityOptions = SecurityOptions()
 
 
 class SpoolConfig(StrictModel):

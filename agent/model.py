@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
-    "Battery",
-    "Cpu",
-    "Disk",
     "Antivirus",
     "AntivirusProduct",
+    "Battery",
     "Clamd",
+    "Cpu",
     "Defender",
+    "Disk",
     "FirewallProfile",
     "Hardware",
     "Host",

@@ -87,7 +87,9 @@ def parse_version_reply(
     date = 0.0
     if match.group("date"):
         try:
-            date = local_to_epoch(time.strptime(match.group("date").strip(), "%a %b %d %H:%M:%S %Y"))
+            date = local_to_epoch(
+                time.strptime(match.group("date").strip(), "%a %b %d %H:%M:%S %Y")
+            )
         except (ValueError, OverflowError):
             date = 0.0
     return ClamdVersion(

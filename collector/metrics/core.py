@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from collector.metrics import hardware
+from collector.metrics import antivirus, hardware, security
 from collector.metrics.base import Spec, agent_spec, num
 from collector.model import AgentRecord
 from collector.store import Store
@@ -26,9 +26,10 @@ __all__ = [
     "build_registry",
 ]
 
-# One module per report section: SECTION (its name), SPECS (what it emits), render(add, data).
+# One module per report section: SECTION (its name), SPECS (what it emits),
+# render(add, data, now) where `now` is the scrape time (ages are computed then, never stored).
 # Adding a section's metrics: write the module, add it here.
-SECTION_METRICS: tuple[ModuleType, ...] = (hardware,)
+SECTION_METRICS: tuple[ModuleType, ...] = (hardware, antivirus, security)
 
 # Series every agent has whatever probes it runs.
 AGENT_SPECS = (
@@ -163,7 +164,7 @@ class FleetCollector(Collector):
         for module in SECTION_METRICS:
             data = snap.get(module.SECTION)
             if data:
-                module.render(add, data)
+                module.render(add, data, now)
 
 
 def build_registry(store: Store, stale_after: float) -> tuple[CollectorRegistry, ServerMetrics]:

@@ -5,23 +5,30 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.model import (
+    Antivirus,
+    AntivirusProduct,
     Battery,
+    Clamd,
     Cpu,
     Disk,
+    FirewallProfile,
     Hardware,
     Host,
+    Listener,
     Memory,
     NetInterface,
     Report,
+    Security,
     Temperature,
 )
 from agent.transport.encode import to_pb
 from collector.decode import decode_report
 from collector.metrics import SPECS, build_registry
+from collector.metrics.core import FleetCollector
 from collector.model import Placement
 from collector.store import MachineFacts, Store
 
@@ -35,6 +42,26 @@ HARDWARE = Hardware(
     interfaces=(NetInterface("Ethernet", True, 1000, "full", 1500, errors_in=3, errors_out=1),),
 )
 
+SIGNATURES_AT = 1.75e9
+ANTIVIRUS = Antivirus(
+    products=(
+        AntivirusProduct("ClamAV", "clamd", "on", signatures="up_to_date"),
+        AntivirusProduct("BKAV Pro", "process", "not_running"),
+        AntivirusProduct("Ghost AV", "security_center", "unknown"),
+    ),
+    clamd=Clamd("running", self_test="detected", self_test_at=SIGNATURES_AT),
+    realtime="off",
+    signature_updated_at=SIGNATURES_AT,
+)
+UPDATED_AT = 1.74e9
+SECURITY = Security(
+    firewall=(FirewallProfile("Domain", "on"), FirewallProfile("Public", "off")),
+    os_updated_at=UPDATED_AT,
+    os_update_source="windows_update_history",
+    listeners_total=12,
+    risky_listeners=(Listener("0.0.0.0", 3389, "rdp"), Listener("::", 445, "smb")),
+)
+
 
 def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
     store = Store(f"sqlite:///{tmp_path / 'c.db'}")
@@ -42,7 +69,15 @@ def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
         Placement("Cao Bằng", "Hạ Lang", "An Lạc", "", "workstation"), 60, 0
     )
     e = store.enroll(token, MachineFacts("m", "ubnd-anlac-01", "Windows", "10", "0.1.0"), 1)
-    report = Report(int(collected_at * 1000), "b", "0.1.0", hardware=HARDWARE, seq=1)
+    report = Report(
+        int(collected_at * 1000),
+        "b",
+        "0.1.0",
+        hardware=HARDWARE,
+        antivirus=ANTIVIRUS,
+        security=SECURITY,
+        seq=1,
+    )
     store.ingest(e.agent.agent_id, [decode_report(to_pb(report), collected_at)], collected_at)
     return store, e.agent.agent_id
 
@@ -103,3 +138,37 @@ def test_a_stale_agent_only_says_it_is_down(tmp_path: Path) -> None:
     assert "canhgac_agent_last_report_timestamp_seconds" in m
     assert "canhgac_memory_total_bytes" not in m
     assert "canhgac_probe_success" not in m
+
+
+def _scrape_at(store: Store, now: float) -> dict[str, list[tuple[dict[str, str], float]]]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(store, stale_after=1e12, clock=lambda: now))
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for fam in text_string_to_metric_families(generate_latest(registry).decode()):
+        for s in fam.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def test_antivirus_and_security_series(tmp_path: Path) -> None:
+    store, _ = _store_with_agent(tmp_path, time.time())
+    m = _scrape_at(store, SIGNATURES_AT + 3600)
+    enabled = {labels["product"]: v for labels, v in m["canhgac_antivirus_enabled"]}
+    # "unknown" is not "off": the ghost product has no series at all.
+    assert enabled == {"ClamAV": 1.0, "BKAV Pro": 0.0}
+    assert [v for _, v in m["canhgac_antivirus_realtime_enabled"]] == [0.0]
+    assert [v for _, v in m["canhgac_antivirus_self_test_ok"]] == [1.0]
+    firewall = {labels["profile"]: v for labels, v in m["canhgac_firewall_enabled"]}
+    assert firewall == {"Domain": 1.0, "Public": 0.0}
+    assert [v for _, v in m["canhgac_risky_listeners"]] == [2.0]
+
+
+def test_ages_are_computed_at_scrape_time(tmp_path: Path) -> None:
+    store, _ = _store_with_agent(tmp_path, time.time())
+    first = _scrape_at(store, SIGNATURES_AT + 3600)
+    later = _scrape_at(store, SIGNATURES_AT + 86400)
+    assert [v for _, v in first["canhgac_antivirus_signature_age_seconds"]] == [3600.0]
+    assert [v for _, v in later["canhgac_antivirus_signature_age_seconds"]] == [86400.0]
+    assert [v for _, v in later["canhgac_os_update_age_seconds"]] == [
+        SIGNATURES_AT + 86400 - UPDATED_AT
+    ]
