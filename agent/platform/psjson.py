@@ -81,7 +81,7 @@ def parse_date(value: object) -> float | None:
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
-    match = _MS_DATE.fullmatch(text)
+    match = _MS_DATE.fullmatch(text.replace("\\/", "/"))
     try:
         if match:
             return int(match.group(1)) / 1000.0

@@ -80,6 +80,7 @@ _ACTIVITY = {0x0: "off", 0x1: "on", 0x2: "snoozed", 0x3: "expired"}
 _OWNER = {0x0: "third_party", 0x1: "microsoft"}
 _SIGNATURES = {0x0: "up_to_date", 0x1: "out_of_date"}
 
+_NOT_PROTECTING = frozenset({"off", "snoozed", "expired"})
 _NEVER = 4294967295  # (uint32)-1: Defender's "no scan ever ran"
 
 
@@ -281,8 +282,10 @@ def parse_windows_antivirus(document: str) -> Antivirus:
     if _defender_protects(defender) and not on:
         assert defender is not None
         realtime = "on" if defender.realtime_protection_enabled else "off"
-    elif products:
-        realtime = "on" if on else "off"
+    elif on:
+        realtime = "on"
+    elif products and all(p.state in _NOT_PROTECTING for p in products):
+        realtime = "off"
     else:
         realtime = "unknown"
     signature_updated_at = (
