@@ -91,8 +91,10 @@ POWERSHELL_SCRIPT = "; ".join(
 
 
 class SecurityOptions(ProbeOptions):
-    # Linux: count pending security updates with `apt-get -s upgrade` (reads local lists only).
-    pending_updates: bool = True
+    # Linux without update-notifier (Debian): count pending security updates with
+    # `apt-get -s upgrade`. Off by default: it reads only local lists but takes seconds, and the
+    # runner collects probes one after another.
+    apt_simulation: bool = False
     command_timeout: Duration = Field(default=60.0, gt=0)
     powershell_timeout: Duration = Field(default=60.0, gt=0)
 
@@ -179,7 +181,7 @@ class SecurityProbe(Probe):
         notifier = self._read_text(UPDATE_NOTIFIER_PATH)
         if notifier is not None:
             pending = parse_update_notifier(notifier)
-        if pending < 0 and self._options.pending_updates:
+        if pending < 0 and self._options.apt_simulation:
             simulation = self._run(
                 ["apt-get", "-s", "-o", "Debug::NoLocking=1", "upgrade"], timeout
             )

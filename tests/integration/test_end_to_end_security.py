@@ -33,8 +33,7 @@ def test_antivirus_and_security_metrics_reach_the_collector(
                 {"clamd": {"socket": address.path, "database_dir": str(db), "timeout": "30s"}}
             )
         )
-        # apt-get -s is covered by unit tests; here it would only slow the run down.
-        security = SecurityProbe(SecurityOptions(pending_updates=False))
+        security = SecurityProbe(SecurityOptions())
         sched = {"antivirus": Scheduled(antivirus, 15), "security": Scheduled(security, 15)}
         runner = Runner(
             sched, spool, collector.client(secret).submit, DeliveryConfig(), boot_id="b"

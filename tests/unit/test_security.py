@@ -140,7 +140,7 @@ def test_linux_collect_reads_every_source_through_its_boundary() -> None:
         "apt-get": fixture("apt-simulate-upgrade.txt"),
     }
     probe = SecurityProbe(
-        SecurityOptions(),
+        SecurityOptions(apt_simulation=True),
         run=lambda argv, timeout: commands.get(argv[0]),
         read_text=files.get,
         listeners=lambda: [RawListener("0.0.0.0", 5901, None)],
@@ -156,7 +156,7 @@ def test_linux_collect_reads_every_source_through_its_boundary() -> None:
 
 def test_linux_without_firewall_tools_says_so_instead_of_off() -> None:
     probe = SecurityProbe(
-        SecurityOptions(pending_updates=False),
+        SecurityOptions(),
         run=lambda argv, timeout: None,
         read_text=lambda path: None,
         listeners=list,
