@@ -269,21 +269,19 @@ def parse_windows_antivirus(document: str) -> Antivirus:
                     signatures=signatures,
                 )
             )
-    else:
+    elif defender is not None:  # always so here: without SecurityCenter2, Defender was read
         notes.append(
             "SecurityCenter2 not available (Windows Server has none): Defender status only"
             + (f" ({sc_error})" if sc_error else "")
         )
-        assert defender is not None  # checked above: Defender was read
         products.append(_defender_product(defender))
     if defender is not None and defender.status == "unavailable":
         notes.append(f"Get-MpComputerStatus failed, Defender unavailable: {defender.reason}")
-    on = [p for p in products if p.state == "on"]
-    if _defender_protects(defender) and not on:
-        assert defender is not None
-        realtime = "on" if defender.realtime_protection_enabled else "off"
-    elif on:
+    # SecurityCenter2's "on" is real-time protection on; Defender says so itself.
+    if any(p.state == "on" and p.source == "security_center" for p in products):
         realtime = "on"
+    elif defender is not None and _defender_protects(defender):
+        realtime = "on" if defender.realtime_protection_enabled else "off"
     elif products and all(p.state in _NOT_PROTECTING for p in products):
         realtime = "off"
     else:
@@ -305,9 +303,8 @@ def parse_windows_antivirus(document: str) -> Antivirus:
 def _defender_product(d: Defender) -> AntivirusProduct:
     signatures = "unknown"
     if d.signature_age_days >= 0:
-        signatures = (
-            "out_of_date" if d.signature_age_days * 86400.0 > SIGNATURE_MAX_AGE else ("up_to_date")
-        )
+        stale = d.signature_age_days * 86400.0 > SIGNATURE_MAX_AGE
+        signatures = "out_of_date" if stale else "up_to_date"
     return AntivirusProduct(
         name="Microsoft Defender Antivirus",
         source="defender",

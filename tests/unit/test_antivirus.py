@@ -125,6 +125,13 @@ def test_windows_server_falls_back_to_defender_and_says_so() -> None:
     assert av.signature_updated_at == 1732500000.0
 
 
+def test_windows_server_realtime_comes_from_defender() -> None:
+    doc = json.loads(fixture("winserver2019-defender.json"))
+    doc["MpComputerStatus"]["RealTimeProtectionEnabled"] = False
+    av = parse_windows_antivirus(json.dumps(doc))
+    assert (av.products[0].state, av.realtime) == ("on", "off")
+
+
 def test_unknown_nibble_and_null_state_decode_to_unknown() -> None:
     av = parse_windows_antivirus(fixture("win10-vi-unknown-nibble.json"))
     assert [(p.name, p.state, p.product_state) for p in av.products] == [
