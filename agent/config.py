@@ -7,8 +7,10 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from agent.probes.antivirus import AntivirusOptions
 from agent.probes.base import ProbeOptions
 from agent.probes.link import LinkOptions
+from agent.probes.security import SecurityOptions
 from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
 
 __all__ = [
@@ -53,6 +55,8 @@ class ProbesConfig(StrictModel):
 
     hardware: ProbeOptions = ProbeOptions()
     link: LinkOptions = LinkOptions()
+    antivirus: AntivirusOptions = AntivirusOptions()
+    security: SecurityOptions = SecurityOptions()
 
 
 class SpoolConfig(StrictModel):

@@ -5,21 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "Antivirus",
+    "AntivirusProduct",
     "Battery",
+    "Clamd",
     "Cpu",
+    "Defender",
     "DhcpServer",
     "Disk",
     "DnsCheck",
+    "FirewallProfile",
     "Hardware",
     "Host",
     "HttpCheck",
     "IpConflict",
     "Link",
+    "Listener",
     "Memory",
     "NetInterface",
     "PingResult",
     "ProbeError",
     "Report",
+    "Security",
     "SpoolStats",
     "TcpCheck",
     "Temperature",
@@ -216,6 +223,82 @@ class Link:
 
 
 @dataclass(frozen=True)
+class AntivirusProduct:
+    name: str
+    source: str  # "security_center", "defender", "clamd", "process"
+    state: str  # "on", "off", "snoozed", "expired", "not_running", "unavailable", "unknown"
+    product_state: int = 0  # raw SecurityCenter2 productState
+    owner: str = ""
+    signatures: str = "unknown"
+
+
+@dataclass(frozen=True)
+class Defender:
+    status: str  # "ok" or "unavailable"
+    reason: str = ""
+    am_service_enabled: bool = False
+    antivirus_enabled: bool = False
+    realtime_protection_enabled: bool = False
+    tamper_protected: bool = False
+    running_mode: str = ""
+    signature_version: str = ""
+    signature_updated_at: float = 0.0
+    signature_age_days: int = -1
+    quick_scan_age_days: int = -1
+    full_scan_age_days: int = -1
+
+
+@dataclass(frozen=True)
+class Clamd:
+    status: str  # "running" or "not_running"
+    reason: str = ""
+    version_reply: str = ""
+    engine_version: str = ""
+    database_version: int = 0
+    database_date: float = 0.0
+    database_built_at: float = 0.0
+    self_test: str = "not_run"  # "detected", "missed", "error", "not_run"
+    self_test_detail: str = ""
+    self_test_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Antivirus:
+    products: tuple[AntivirusProduct, ...] = ()
+    defender: Defender | None = None
+    clamd: Clamd | None = None
+    realtime: str = "unknown"
+    signature_updated_at: float = 0.0
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FirewallProfile:
+    name: str
+    state: str  # "on", "off", "unknown"
+    default_inbound: str = ""
+
+
+@dataclass(frozen=True)
+class Listener:
+    address: str
+    port: int
+    service: str
+    process: str = ""
+
+
+@dataclass(frozen=True)
+class Security:
+    firewall: tuple[FirewallProfile, ...] = ()
+    os_updated_at: float = 0.0
+    os_update_source: str = ""
+    pending_security_updates: int = -1
+    listeners_total: int = 0
+    risky_listeners: tuple[Listener, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProbeError:
     probe: str
     message: str
@@ -239,6 +322,8 @@ class Report:
     agent_version: str
     hardware: Hardware | None = None
     link: Link | None = None
+    antivirus: Antivirus | None = None
+    security: Security | None = None
     errors: tuple[ProbeError, ...] = ()
     seq: int = 0
     spool: SpoolStats = field(default_factory=SpoolStats)

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from collector.metrics import hardware, link
+from collector.metrics import antivirus, hardware, link, security
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec, num
 from collector.model import AgentRecord
 from collector.sites import Sites
@@ -26,9 +26,10 @@ __all__ = [
     "ServerMetrics",
 ]
 
-# One module per report section: SECTION (its name), SPECS (what it emits), render(add, data).
+# One module per report section: SECTION (its name), SPECS (what it emits),
+# render(add, data, now) where `now` is the scrape time (ages are computed then, never stored).
 # Adding a section's metrics: write the module, add it here.
-SECTION_METRICS: tuple[ModuleType, ...] = (hardware, link)
+SECTION_METRICS: tuple[ModuleType, ...] = (hardware, antivirus, security, link)
 
 # Series every agent has whatever probes it runs.
 AGENT_SPECS = (
@@ -225,7 +226,7 @@ class Exposition:
         for module in SECTION_METRICS:
             data = snap.get(module.SECTION)
             if data:
-                module.render(add, data)
+                module.render(add, data, now)
 
 
 def _site_text(sites: Sites) -> str:

@@ -8,20 +8,26 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.model import (
+    Antivirus,
+    AntivirusProduct,
     Battery,
+    Clamd,
     Cpu,
     DhcpServer,
     Disk,
     DnsCheck,
+    FirewallProfile,
     Hardware,
     Host,
     HttpCheck,
     IpConflict,
     Link,
+    Listener,
     Memory,
     NetInterface,
     PingResult,
     Report,
+    Security,
     TcpCheck,
     Temperature,
     ThroughputResult,
@@ -40,6 +46,26 @@ HARDWARE = Hardware(
     temperatures=(Temperature("coretemp", "Core 0", 55.0), Temperature("coretemp", "Core 1", 61.0)),
     battery=Battery(80.0, True),
     interfaces=(NetInterface("Ethernet", True, 1000, "full", 1500, errors_in=3, errors_out=1),),
+)
+
+SIGNATURES_AT = 1.75e9
+ANTIVIRUS = Antivirus(
+    products=(
+        AntivirusProduct("ClamAV", "clamd", "on", signatures="up_to_date"),
+        AntivirusProduct("BKAV Pro", "process", "not_running"),
+        AntivirusProduct("Ghost AV", "security_center", "unknown"),
+    ),
+    clamd=Clamd("running", self_test="detected", self_test_at=SIGNATURES_AT),
+    realtime="off",
+    signature_updated_at=SIGNATURES_AT,
+)
+UPDATED_AT = 1.74e9
+SECURITY = Security(
+    firewall=(FirewallProfile("Domain", "on"), FirewallProfile("Public", "off")),
+    os_updated_at=UPDATED_AT,
+    os_update_source="windows_update_history",
+    listeners_total=12,
+    risky_listeners=(Listener("0.0.0.0", 3389, "rdp"), Listener("::", 445, "smb")),
 )
 
 
@@ -66,13 +92,25 @@ def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
         Placement("Cao Bằng", "Hạ Lang", "An Lạc", "", "workstation"), 60, 0
     )
     e = store.enroll(token, MachineFacts("m", "ubnd-anlac-01", "Windows", "10", "0.1.0"), 1)
-    report = Report(int(collected_at * 1000), "b", "0.1.0", hardware=HARDWARE, link=LINK, seq=1)
+    report = Report(
+        int(collected_at * 1000),
+        "b",
+        "0.1.0",
+        hardware=HARDWARE,
+        antivirus=ANTIVIRUS,
+        security=SECURITY,
+        link=LINK,
+        seq=1,
+    )
     store.ingest(e.agent.agent_id, [decode_report(to_pb(report), collected_at)], collected_at)
     return store, e.agent.agent_id
 
 
-def _families(store: Store, stale_after: float) -> dict[str, list[tuple[dict[str, str], float]]]:
-    text = Exposition(store, stale_after).render().decode()
+def _families(
+    store: Store, stale_after: float, now: float | None = None
+) -> dict[str, list[tuple[dict[str, str], float]]]:
+    clock = time.time if now is None else (lambda: now)
+    text = Exposition(store, stale_after, clock=clock).render().decode()
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
@@ -126,3 +164,31 @@ def test_a_stale_agent_only_says_it_is_down(tmp_path: Path) -> None:
     assert "canhgac_agent_last_report_timestamp_seconds" in m
     assert "canhgac_memory_total_bytes" not in m
     assert "canhgac_probe_success" not in m
+
+
+def _scrape_at(store: Store, now: float) -> dict[str, list[tuple[dict[str, str], float]]]:
+    return _families(store, stale_after=1e12, now=now)
+
+
+def test_antivirus_and_security_series(tmp_path: Path) -> None:
+    store, _ = _store_with_agent(tmp_path, time.time())
+    m = _scrape_at(store, SIGNATURES_AT + 3600)
+    enabled = {labels["product"]: v for labels, v in m["canhgac_antivirus_enabled"]}
+    # "unknown" is not "off": the ghost product has no series at all.
+    assert enabled == {"ClamAV": 1.0, "BKAV Pro": 0.0}
+    assert [v for _, v in m["canhgac_antivirus_realtime_enabled"]] == [0.0]
+    assert [v for _, v in m["canhgac_antivirus_self_test_ok"]] == [1.0]
+    firewall = {labels["profile"]: v for labels, v in m["canhgac_firewall_enabled"]}
+    assert firewall == {"Domain": 1.0, "Public": 0.0}
+    assert [v for _, v in m["canhgac_risky_listeners"]] == [2.0]
+
+
+def test_ages_are_computed_at_scrape_time(tmp_path: Path) -> None:
+    store, _ = _store_with_agent(tmp_path, time.time())
+    first = _scrape_at(store, SIGNATURES_AT + 3600)
+    later = _scrape_at(store, SIGNATURES_AT + 86400)
+    assert [v for _, v in first["canhgac_antivirus_signature_age_seconds"]] == [3600.0]
+    assert [v for _, v in later["canhgac_antivirus_signature_age_seconds"]] == [86400.0]
+    assert [v for _, v in later["canhgac_os_update_age_seconds"]] == [
+        SIGNATURES_AT + 86400 - UPDATED_AT
+    ]

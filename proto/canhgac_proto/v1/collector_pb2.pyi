@@ -83,12 +83,14 @@ class SubmitResponse(_message.Message):
     def __init__(self, stored_seqs: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "hardware", "link", "errors", "spool")
+    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "hardware", "antivirus", "security", "link", "errors", "spool")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    ANTIVIRUS_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_FIELD_NUMBER: _ClassVar[int]
     LINK_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     SPOOL_FIELD_NUMBER: _ClassVar[int]
@@ -97,10 +99,12 @@ class Report(_message.Message):
     collected_at_ms: int
     agent_version: str
     hardware: Hardware
+    antivirus: Antivirus
+    security: Security
     link: Link
     errors: _containers.RepeatedCompositeFieldContainer[ProbeError]
     spool: SpoolStats
-    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., antivirus: _Optional[_Union[Antivirus, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
 
 class ProbeError(_message.Message):
     __slots__ = ("probe", "message")
@@ -417,6 +421,130 @@ class IpConflict(_message.Message):
     macs: _containers.RepeatedScalarFieldContainer[str]
     source: str
     def __init__(self, address: _Optional[str] = ..., macs: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ...) -> None: ...
+
+class Antivirus(_message.Message):
+    __slots__ = ("products", "defender", "clamd", "realtime", "signature_updated_at", "notes")
+    PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    DEFENDER_FIELD_NUMBER: _ClassVar[int]
+    CLAMD_FIELD_NUMBER: _ClassVar[int]
+    REALTIME_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    products: _containers.RepeatedCompositeFieldContainer[AntivirusProduct]
+    defender: Defender
+    clamd: Clamd
+    realtime: str
+    signature_updated_at: float
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, products: _Optional[_Iterable[_Union[AntivirusProduct, _Mapping]]] = ..., defender: _Optional[_Union[Defender, _Mapping]] = ..., clamd: _Optional[_Union[Clamd, _Mapping]] = ..., realtime: _Optional[str] = ..., signature_updated_at: _Optional[float] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AntivirusProduct(_message.Message):
+    __slots__ = ("name", "source", "state", "product_state", "owner", "signatures")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_STATE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    source: str
+    state: str
+    product_state: int
+    owner: str
+    signatures: str
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., state: _Optional[str] = ..., product_state: _Optional[int] = ..., owner: _Optional[str] = ..., signatures: _Optional[str] = ...) -> None: ...
+
+class Defender(_message.Message):
+    __slots__ = ("status", "reason", "am_service_enabled", "antivirus_enabled", "realtime_protection_enabled", "tamper_protected", "running_mode", "signature_version", "signature_updated_at", "signature_age_days", "quick_scan_age_days", "full_scan_age_days")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AM_SERVICE_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    ANTIVIRUS_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    REALTIME_PROTECTION_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    TAMPER_PROTECTED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_MODE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_AGE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    QUICK_SCAN_AGE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    FULL_SCAN_AGE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    reason: str
+    am_service_enabled: bool
+    antivirus_enabled: bool
+    realtime_protection_enabled: bool
+    tamper_protected: bool
+    running_mode: str
+    signature_version: str
+    signature_updated_at: float
+    signature_age_days: int
+    quick_scan_age_days: int
+    full_scan_age_days: int
+    def __init__(self, status: _Optional[str] = ..., reason: _Optional[str] = ..., am_service_enabled: _Optional[bool] = ..., antivirus_enabled: _Optional[bool] = ..., realtime_protection_enabled: _Optional[bool] = ..., tamper_protected: _Optional[bool] = ..., running_mode: _Optional[str] = ..., signature_version: _Optional[str] = ..., signature_updated_at: _Optional[float] = ..., signature_age_days: _Optional[int] = ..., quick_scan_age_days: _Optional[int] = ..., full_scan_age_days: _Optional[int] = ...) -> None: ...
+
+class Clamd(_message.Message):
+    __slots__ = ("status", "reason", "version_reply", "engine_version", "database_version", "database_date", "database_built_at", "self_test", "self_test_detail", "self_test_at")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_REPLY_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_DATE_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_BUILT_AT_FIELD_NUMBER: _ClassVar[int]
+    SELF_TEST_FIELD_NUMBER: _ClassVar[int]
+    SELF_TEST_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    SELF_TEST_AT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    reason: str
+    version_reply: str
+    engine_version: str
+    database_version: int
+    database_date: float
+    database_built_at: float
+    self_test: str
+    self_test_detail: str
+    self_test_at: float
+    def __init__(self, status: _Optional[str] = ..., reason: _Optional[str] = ..., version_reply: _Optional[str] = ..., engine_version: _Optional[str] = ..., database_version: _Optional[int] = ..., database_date: _Optional[float] = ..., database_built_at: _Optional[float] = ..., self_test: _Optional[str] = ..., self_test_detail: _Optional[str] = ..., self_test_at: _Optional[float] = ...) -> None: ...
+
+class Security(_message.Message):
+    __slots__ = ("firewall", "os_updated_at", "os_update_source", "pending_security_updates", "listeners_total", "risky_listeners", "notes")
+    FIREWALL_FIELD_NUMBER: _ClassVar[int]
+    OS_UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    OS_UPDATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_SECURITY_UPDATES_FIELD_NUMBER: _ClassVar[int]
+    LISTENERS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RISKY_LISTENERS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    firewall: _containers.RepeatedCompositeFieldContainer[FirewallProfile]
+    os_updated_at: float
+    os_update_source: str
+    pending_security_updates: int
+    listeners_total: int
+    risky_listeners: _containers.RepeatedCompositeFieldContainer[Listener]
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, firewall: _Optional[_Iterable[_Union[FirewallProfile, _Mapping]]] = ..., os_updated_at: _Optional[float] = ..., os_update_source: _Optional[str] = ..., pending_security_updates: _Optional[int] = ..., listeners_total: _Optional[int] = ..., risky_listeners: _Optional[_Iterable[_Union[Listener, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FirewallProfile(_message.Message):
+    __slots__ = ("name", "state", "default_inbound")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_INBOUND_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: str
+    default_inbound: str
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., default_inbound: _Optional[str] = ...) -> None: ...
+
+class Listener(_message.Message):
+    __slots__ = ("address", "port", "service", "process")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    port: int
+    service: str
+    process: str
+    def __init__(self, address: _Optional[str] = ..., port: _Optional[int] = ..., service: _Optional[str] = ..., process: _Optional[str] = ...) -> None: ...
 
 class ThroughputRequest(_message.Message):
     __slots__ = ("bytes", "chunk_bytes")

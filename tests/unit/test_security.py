@@ -1,0 +1,180 @@
+"""Security probe: Windows documents, Linux firewall/apt/update-notifier texts, listeners."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.errors import ProbeFailed
+from agent.model import Listener
+from agent.probes.security import (
+    APT_HISTORY_PATHS,
+    UFW_CONF_PATH,
+    UPDATE_NOTIFIER_PATH,
+    RawListener,
+    SecurityOptions,
+    SecurityProbe,
+    parse_apt_history,
+    parse_apt_simulation,
+    parse_iptables,
+    parse_listeners,
+    parse_nft_ruleset,
+    parse_ufw_conf,
+    parse_update_notifier,
+    parse_windows_security,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "security"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def test_windows_profiles_and_last_os_update_excluding_defender_signatures() -> None:
+    sec = parse_windows_security(fixture("win10-vi-security.json"))
+    assert [(p.name, p.state, p.default_inbound) for p in sec.firewall] == [
+        ("Domain", "on", "block"),
+        ("Private", "on", "block"),
+        ("Public", "off", ""),
+    ]
+    # Newest entry is the Defender signature update, then a failed cumulative update,
+    # then an uninstall: the answer is the successful installation of 2024-11-14.
+    assert sec.os_updated_at == 1731555000.0
+    assert sec.os_update_source == "windows_update_history"
+    assert sec.notes == ()
+
+
+def test_powershell_7_numbers_and_single_objects() -> None:
+    sec = parse_windows_security(fixture("win11-vi-security-ps7-numbers.json"))
+    assert [(p.name, p.state, p.default_inbound) for p in sec.firewall] == [
+        ("Public", "on", "block")
+    ]
+    assert sec.os_updated_at == 1732000000.0  # succeeded with errors still installed
+
+
+def test_windows_server_without_update_history_falls_back_to_hotfix() -> None:
+    sec = parse_windows_security(fixture("winserver2019-security-hotfix-only.json"))
+    assert sec.os_update_source == "hotfix"
+    assert sec.os_updated_at == 1731456000.0  # 2024-11-13
+    assert "E_ACCESSDENIED" in sec.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("malformed-all-failed.json", "Truy cập bị từ chối"),
+        ("malformed-truncated.json", "not valid JSON"),
+    ],
+)
+def test_malformed_windows_documents(name: str, reason: str) -> None:
+    with pytest.raises(ProbeFailed, match=reason):
+        parse_windows_security(fixture(name))
+
+
+@given(st.text(max_size=300))
+def test_fuzz_windows_security_parser(document: str) -> None:
+    with contextlib.suppress(ProbeFailed):
+        parse_windows_security(document)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("nft-ruleset-drop.txt", ("on", "block")),
+        ("nft-ruleset-default-accept.txt", ("off", "allow")),
+        ("nft-ruleset-empty.txt", ("off", "")),
+    ],
+)
+def test_nft_ruleset(name: str, expected: tuple[str, str]) -> None:
+    assert parse_nft_ruleset(fixture(name)) == expected
+
+
+def test_iptables_ufw_apt_and_notifier() -> None:
+    assert parse_iptables(fixture("iptables-s-input.txt")) == ("on", "allow")
+    assert parse_iptables("-P INPUT ACCEPT\n") == ("off", "allow")
+    assert parse_ufw_conf(fixture("ufw.conf")) == "on"
+    assert parse_ufw_conf("ENABLED=no\n") == "off"
+    assert parse_ufw_conf("") == "unknown"
+    expected = time.mktime(time.strptime("2024-11-18 09:00:42", "%Y-%m-%d %H:%M:%S"))
+    assert parse_apt_history(fixture("apt-history.log")) == expected  # the install is not an update
+    assert parse_apt_history("") == 0.0
+    assert parse_apt_simulation(fixture("apt-simulate-upgrade.txt")) == 2
+    assert parse_update_notifier(fixture("updates-available.txt")) == 3
+    assert parse_update_notifier("0 updates can be applied immediately.\n") == 0
+    assert parse_update_notifier("something else") == -1
+
+
+def test_listeners_flag_only_risky_services_beyond_loopback() -> None:
+    raw = [
+        RawListener("0.0.0.0", 3389, 100),
+        RawListener("0.0.0.0", 3389, 100),  # psutil lists a socket once per process sharing it
+        RawListener("127.0.0.1", 5900, None),
+        RawListener("::1", 445, None),
+        RawListener("192.168.1.10", 445, None),
+        RawListener("fe80::1%eth0", 23, None),
+        RawListener("0.0.0.0", 22, 1),
+    ]
+    total, risky = parse_listeners(raw, lambda pid: {100: "svchost.exe"}[pid])
+    assert total == 6
+    assert risky == (
+        Listener("fe80::1%eth0", 23, "telnet"),
+        Listener("192.168.1.10", 445, "smb"),
+        Listener("0.0.0.0", 3389, "rdp", "svchost.exe"),
+    )
+
+
+def test_linux_collect_reads_every_source_through_its_boundary() -> None:
+    files = {
+        UFW_CONF_PATH: fixture("ufw.conf"),
+        APT_HISTORY_PATHS[0]: fixture("apt-history.log"),
+        UPDATE_NOTIFIER_PATH: None,
+    }
+    commands = {
+        "nft": fixture("nft-ruleset-drop.txt"),
+        "apt-get": fixture("apt-simulate-upgrade.txt"),
+    }
+    probe = SecurityProbe(
+        SecurityOptions(apt_simulation=True),
+        run=lambda argv, timeout: commands.get(argv[0]),
+        read_text=files.get,
+        listeners=lambda: [RawListener("0.0.0.0", 5901, None)],
+        system=lambda: "Linux",
+    )
+    sec = probe.collect()
+    assert [(p.name, p.state) for p in sec.firewall] == [("nftables", "on"), ("ufw", "on")]
+    assert sec.pending_security_updates == 2
+    assert sec.os_update_source == "apt_history"
+    assert [(x.port, x.service) for x in sec.risky_listeners] == [(5901, "vnc")]
+    assert sec.listeners_total == 1
+
+
+def test_linux_without_firewall_tools_says_so_instead_of_off() -> None:
+    probe = SecurityProbe(
+        SecurityOptions(),
+        run=lambda argv, timeout: None,
+        read_text=lambda path: None,
+        listeners=list,
+        system=lambda: "Linux",
+    )
+    sec = probe.collect()
+    assert sec.firewall == ()
+    assert sec.pending_security_updates == -1
+    assert "nft and iptables unreadable" in sec.notes[0]
+
+
+def test_windows_collect_uses_one_powershell_call() -> None:
+    calls: list[str] = []
+
+    def run(script: str, timeout: float) -> str:
+        calls.append(script)
+        return fixture("win10-vi-security.json")
+
+    sec = SecurityProbe(run_powershell=run, listeners=list, system=lambda: "Windows").collect()
+    assert len(calls) == 1 and "ActiveStore" in calls[0]
+    assert len(sec.firewall) == 3
