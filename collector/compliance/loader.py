@@ -58,7 +58,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Mapping:
     return m
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 class _TextSpec(StrictModel):
@@ -261,7 +261,9 @@ def _load_file(path: Path, default_hold: float) -> tuple[list[Rule], list[str]]:
     if not isinstance(doc, _Mapping):
         return [], [f"{file}:1: a rule pack is a mapping with version: and rules:"]
     problems = [
-        f"{file}:{doc.key_lines[k]}: unknown field {k!r}" for k in doc if k not in ("version", "rules")
+        f"{file}:{doc.key_lines[k]}: unknown field {k!r}"
+        for k in doc
+        if k not in ("version", "rules")
     ]
     if doc.get("version") != PACK_VERSION:
         problems.append(

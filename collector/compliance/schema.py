@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 
 from canhgac_proto.v1 import collector_pb2 as pb
 
@@ -70,7 +70,7 @@ _SCALAR_SAMPLES: dict[int, Any] = {
 }
 
 
-def _message_schema(d: Descriptor) -> Schema:
+def _message_schema(d: Any) -> Schema:
     out: Schema = {}
     for f in d.fields:
         if f.type == FieldDescriptor.TYPE_MESSAGE:
@@ -84,7 +84,9 @@ def _message_schema(d: Descriptor) -> Schema:
 
 
 def _agent_variables() -> Schema:
-    sections = {s: _message_schema(pb.Report.DESCRIPTOR.fields_by_name[s].message_type) for s in SECTIONS}
+    sections = {
+        s: _message_schema(pb.Report.DESCRIPTOR.fields_by_name[s].message_type) for s in SECTIONS
+    }
     return {
         "agent": AGENT_FIELDS,
         "probes": {MAP_KEY: {"ok": True, "error": ""}},
