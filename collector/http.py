@@ -1,4 +1,4 @@
-"""HTTP edge: /metrics for Prometheus, /healthz (process alive), /readyz (store reachable)."""
+"""HTTP edge: /metrics, /healthz (alive), /readyz (store reachable), POST /-/reload (rules)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,27 @@ log = logging.getLogger(__name__)
 class HttpServer:
     """A small threaded HTTP server; `port` is the bound port (pass port 0 in tests)."""
 
-    def __init__(self, address: str, registry: CollectorRegistry, ready: Callable[[], bool]):
+    def __init__(
+        self,
+        address: str,
+        registry: CollectorRegistry,
+        ready: Callable[[], bool],
+        reload: Callable[[], tuple[bool, str]] | None = None,
+    ):
         host, _, port = address.rpartition(":")
-        registry_, ready_ = registry, ready
+        registry_, ready_, reload_ = registry, ready, reload
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                if self.path.split("?", 1)[0] != "/-/reload":
+                    self._send(404, b"not found: POST /-/reload\n")
+                elif reload_ is None:
+                    self._send(404, b"compliance rules are not configured\n")
+                else:
+                    # Re-reads files named in the config only; the running pack stays on error.
+                    ok, message = reload_()
+                    self._send(200 if ok else 422, message.encode() + b"\n")
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
