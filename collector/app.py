@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from collector.alerts.engine import AlertEngine
 from collector.compliance.loader import load_pack
@@ -27,6 +29,7 @@ class CollectorApp:
         cfg: CollectorConfig,
         grpc_address: str | None = None,
         http_address: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
         self.store = Store(cfg.store.url, cfg.store.sqlite_synchronous)
@@ -46,6 +49,7 @@ class CollectorApp:
                 cfg.stale_after_intervals,
                 cfg.rules.hold,
                 sites,
+                clock,
             )
         self.grpc, self.grpc_port = build_server(
             cfg,
@@ -53,6 +57,7 @@ class CollectorApp:
             self.metrics,
             grpc_address,
             on_stored=self.alerts.submit if self.alerts else None,
+            clock=clock,
         )
         self.http = HttpServer(
             http_address or cfg.http_listen,

@@ -264,6 +264,7 @@ def build_server(
     metrics: ServerMetrics,
     address: str | None = None,
     on_stored: Callable[[AgentRecord, list[Report]], None] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[grpc.Server, int]:
     """A started-not-yet gRPC server bound to `address` (default: cfg.grpc_listen) and its port.
 
@@ -283,7 +284,7 @@ def build_server(
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
     pb_grpc.add_CollectorServicer_to_server(  # type: ignore[no-untyped-call]
-        Servicer(store, metrics, cfg, on_stored=on_stored), server
+        Servicer(store, metrics, cfg, clock, on_stored), server
     )
     address = address or cfg.grpc_listen
     creds = _server_credentials(cfg)
