@@ -45,11 +45,11 @@ class CollectorApp:
                 self.store,
                 pack,
                 cfg.rules.path,
-                cfg.report_interval,
-                cfg.stale_after_intervals,
-                cfg.rules.hold,
-                sites,
-                clock,
+                report_interval=cfg.report_interval,
+                silent_after_intervals=cfg.stale_after_intervals,
+                default_hold=cfg.rules.hold,
+                sites=sites,
+                clock=clock,
             )
         self.grpc, self.grpc_port = build_server(
             cfg,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import secrets
 import signal
 import sys
-import secrets
 import threading
 import time
 import urllib.error
@@ -19,8 +19,8 @@ from typing import Any
 from canhgac_common.units import parse_duration
 from collector import __version__
 from collector.app import CollectorApp
-from collector.config import CollectorConfig, load_config
 from collector.compliance.loader import load_pack
+from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
 from collector.model import Placement
 from collector.sites import ROLES, load_sites
@@ -200,7 +200,7 @@ def cmd_rules_reload(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         host = "127.0.0.1"
     url = f"http://{host}:{port}/-/reload"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as r:  # noqa: S310
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as r:
             print(r.read().decode().strip())
             return 0
     except urllib.error.HTTPError as e:

@@ -263,6 +263,7 @@ def build_server(
     store: Store,
     metrics: ServerMetrics,
     address: str | None = None,
+    *,
     on_stored: Callable[[AgentRecord, list[Report]], None] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> tuple[grpc.Server, int]:

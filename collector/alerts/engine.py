@@ -63,6 +63,7 @@ class AlertEngine:
         store: Store,
         pack: RulePack,
         rules_path: Path,
+        *,
         report_interval: float,
         silent_after_intervals: int,
         default_hold: float,
@@ -149,7 +150,9 @@ class AlertEngine:
             self._verdicts[key] = ok
             w.results.append((labels, ok, at))
         old = self._alerts.get(key)
-        new, events = observe(old, labels, ok, at, rule.for_seconds, rule.hold_seconds)
+        new, events = observe(
+            old, labels, ok, at, for_seconds=rule.for_seconds, hold_seconds=rule.hold_seconds
+        )
         self._record(w, rule, old, new, events)
 
     def _record(
@@ -255,6 +258,26 @@ class AlertEngine:
         rules = self.pack.fleet_rules()
         if not rules:
             return
+        groups = self._groups(fleet, now, any("members" in r.program.variables() for r in rules))
+        for rule in rules:
+            for (district, commune), g in sorted(groups.items()):
+                if bool(commune) != (rule.group_by == "commune"):
+                    continue
+                if rule.scope.districts and district not in rule.scope.districts:
+                    continue
+                if rule.scope.communes and commune not in rule.scope.communes:
+                    continue
+                ok = judge(rule, g)
+                if ok is not None:
+                    labels = Labels(
+                        rule.id, fleet_subject(district, commune), rule.severity, district, commune
+                    )
+                    self._observe(w, rule, labels, ok, now)
+
+    def _groups(
+        self, fleet: list[tuple[AgentRecord, dict[str, Any]]], now: float, wants_members: bool
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The variables of every commune and district: sites.yaml plan plus what reports."""
         groups: dict[tuple[str, str], dict[str, Any]] = {}
         province = self._sites.province if self._sites else ""
 
@@ -293,7 +316,6 @@ class AlertEngine:
                     )
                     dg["expected_machines"] += cg["expected_machines"]
                     dg["expected_meeting_rooms"] += cg["expected_meeting_rooms"]
-        wants_members = any("members" in r.program.variables() for r in rules)
         for agent, snapshot in fleet:
             p = agent.placement
             silent = now - (agent.last_seen_at or agent.enrolled_at)
@@ -319,27 +341,14 @@ class AlertEngine:
         for g in groups.values():
             gg = g["group"]
             gg["machines"] = gg["expected_machines"] or gg["agents"]
-        for rule in rules:
-            for (district, commune), g in sorted(groups.items()):
-                if bool(commune) != (rule.group_by == "commune"):
-                    continue
-                if rule.scope.districts and district not in rule.scope.districts:
-                    continue
-                if rule.scope.communes and commune not in rule.scope.communes:
-                    continue
-                ok = judge(rule, g)
-                if ok is not None:
-                    labels = Labels(
-                        rule.id, fleet_subject(district, commune), rule.severity, district, commune
-                    )
-                    self._observe(w, rule, labels, ok, now)
+        return groups
 
     def _muted(self, a: Alert, now: float) -> bool:
         lab = a.labels
         for district, commune in self._suppressors:
-            if lab.district == district and (not commune or lab.commune == commune):
-                if lab.subject != fleet_subject(district, commune):
-                    return True
+            inside = lab.district == district and (not commune or lab.commune == commune)
+            if inside and lab.subject != fleet_subject(district, commune):
+                return True
         if any(s.starts_at <= now < s.ends_at and matches(s.matchers, lab) for s in self._silences):
             return True
         return any(matches(m.matchers, lab) and in_maintenance(m, now) for m in self._windows)

@@ -1,4 +1,4 @@
-"""The pure alert lifecycle: pending -> firing -> resolved per (rule, subject), with flap damping."""
+"""The pure alert lifecycle: pending -> firing -> resolved per (rule, subject), flap-damped."""
 
 from __future__ import annotations
 
@@ -60,11 +60,12 @@ class Alert:
         return self.state == "firing" and self.passing_since is None
 
 
-def observe(
+def observe(  # noqa: PLR0911 (one return per lifecycle transition reads best)
     alert: Alert | None,
     labels: Labels,
     ok: bool,
     at: float,
+    *,
     for_seconds: float,
     hold_seconds: float,
 ) -> tuple[Alert | None, list[tuple[Event, float]]]:

@@ -146,7 +146,9 @@ def _check_paths(condition: str, variables: Schema) -> list[str]:
     return problems
 
 
-def check_condition(condition: str, kind: str) -> tuple[cel.Program | None, list[str]]:
+def check_condition(  # noqa: PLR0911 (one return per kind of problem)
+    condition: str, kind: str
+) -> tuple[cel.Program | None, list[str]]:
     """Compile `condition` and check it against the variables of `kind`; (program, problems)."""
     try:
         program = cel.compile(condition)

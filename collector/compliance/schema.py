@@ -116,14 +116,7 @@ def sample(schema: Any, fill: bool) -> Any:
         return {k: sample(v, fill) for k, v in schema.items()}
     if isinstance(schema, list):
         return [sample(schema[0], fill)]
-    if not fill:
-        return schema
-    if isinstance(schema, bool):
-        return True
-    if isinstance(schema, int):
-        return 1
-    if isinstance(schema, float):
-        return 1.0
-    if isinstance(schema, bytes):
-        return b"x"
-    return "x"
+    return _FILLED[type(schema)] if fill else schema
+
+
+_FILLED: dict[type, Any] = {bool: True, int: 1, float: 1.0, bytes: b"x", str: "x"}

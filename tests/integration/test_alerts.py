@@ -120,7 +120,9 @@ def test_reload_with_a_broken_pack_keeps_the_running_one(tmp_path: Path) -> None
         pack.write_text(pack.read_text().replace("agent.silent_intervals <= 3.0", "agent.silnt"))
         code, body = _post(running, "/-/reload")
         assert code == 422
-        assert f"{pack}:" in body and "rule agent.silent: unknown snapshot field agent.silnt" in body
+        assert (
+            f"{pack}:" in body and "rule agent.silent: unknown snapshot field agent.silnt" in body
+        )
         assert running.app.alerts.pack is before
         pack.write_text(pack.read_text().replace("agent.silnt", "agent.silent_intervals <= 4.0"))
         code, body = _post(running, "/-/reload")

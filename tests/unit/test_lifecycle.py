@@ -31,7 +31,7 @@ def test_one_alert_per_key_and_resolved_follows_firing(
     events: list[str] = []
     for dt, ok in seq:
         t += dt  # negative steps are late (replayed) observations
-        alert, evs = observe(alert, LABELS, ok, t, for_s, hold_s)
+        alert, evs = observe(alert, LABELS, ok, t, for_seconds=for_s, hold_seconds=hold_s)
         if alert is not None:
             alert, more = expire(alert, t, hold_s)
             evs += more
@@ -45,20 +45,20 @@ def test_one_alert_per_key_and_resolved_follows_firing(
 
 
 def test_flap_within_hold_stays_one_alert() -> None:
-    a, ev = observe(None, LABELS, False, 0.0, 0.0, 300.0)
+    a, ev = observe(None, LABELS, False, 0.0, for_seconds=0.0, hold_seconds=300.0)
     assert [e for e, _ in ev] == ["firing"]
-    a, ev = observe(a, LABELS, True, 10.0, 0.0, 300.0)
-    a, ev2 = observe(a, LABELS, False, 20.0, 0.0, 300.0)
+    a, ev = observe(a, LABELS, True, 10.0, for_seconds=0.0, hold_seconds=300.0)
+    a, ev2 = observe(a, LABELS, False, 20.0, for_seconds=0.0, hold_seconds=300.0)
     assert (ev, ev2) == ([], []) and a is not None and a.failing
-    a, _ = observe(a, LABELS, True, 30.0, 0.0, 300.0)
+    a, _ = observe(a, LABELS, True, 30.0, for_seconds=0.0, hold_seconds=300.0)
     assert a is not None
-    a, ev = observe(a, LABELS, True, 330.0, 0.0, 300.0)
+    a, ev = observe(a, LABELS, True, 330.0, for_seconds=0.0, hold_seconds=300.0)
     assert a is None and ev == [("resolved", 30.0)]
 
 
 def test_late_observation_is_ignored() -> None:
-    a, _ = observe(None, LABELS, False, 100.0, 0.0, 0.0)
-    same, ev = observe(a, LABELS, True, 50.0, 0.0, 0.0)
+    a, _ = observe(None, LABELS, False, 100.0, for_seconds=0.0, hold_seconds=0.0)
+    same, ev = observe(a, LABELS, True, 50.0, for_seconds=0.0, hold_seconds=0.0)
     assert same is a and ev == []
 
 

@@ -1,4 +1,4 @@
-"""Rule packs: exact loader messages, and a passing and a failing snapshot for every shipped rule."""
+"""Rule packs: exact loader messages; a passing and a failing snapshot for every shipped rule."""
 
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ def test_duplicate_rule_ids_across_files(tmp_path: Path) -> None:
     text = (FIXTURES / "valid.yaml").read_text()
     (tmp_path / "a.yaml").write_text(text)
     (tmp_path / "b.yaml").write_text(text)
-    with pytest.raises(RuleError, match=r"b\.yaml:3: rule ram: duplicate id \(first at .*a\.yaml:3\)"):
+    with pytest.raises(
+        RuleError, match=r"b\.yaml:3: rule ram: duplicate id \(first at .*a\.yaml:3\)"
+    ):
         load_pack(tmp_path)
 
 
