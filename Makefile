@@ -46,6 +46,7 @@ integration: $(STAMP)
 ## bench: what is measured so far (bytes per report); the rest arrives with the benchmark issue
 bench: $(STAMP)
 	$(BIN)/python bench/report_size.py
+	$(BIN)/python bench/rules.py
 	@echo "still to come, each as a ratio against a baseline measured in the same run:"
 	@echo "  - collector ingest (reports/s, durable commit, batch 1 and 50) vs a no-op gRPC servicer"
 	@echo "  - /metrics rendering for 1,000 and 10,000 agents vs prometheus_client generate_latest"

@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from collector.metrics import hardware
+from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import Spec, agent_spec, num
 from collector.model import AgentRecord
 from collector.store import Store
@@ -82,7 +83,7 @@ SERVER_SPECS = (
     ),
 )
 
-SPECS: tuple[Spec, ...] = FLEET_SPECS + SERVER_SPECS
+SPECS: tuple[Spec, ...] = FLEET_SPECS + SERVER_SPECS + ALERT_SPECS
 
 
 class ServerMetrics:
@@ -170,4 +171,5 @@ def build_registry(store: Store, stale_after: float) -> tuple[CollectorRegistry,
     """A fresh registry holding the fleet view and the server's own metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(store, stale_after))
+    registry.register(AlertCollector(store))
     return registry, ServerMetrics(registry)

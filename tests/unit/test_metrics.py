@@ -20,10 +20,11 @@ from agent.model import (
     Temperature,
 )
 from agent.transport.encode import to_pb
+from collector.alerts.lifecycle import Alert, Labels
 from collector.decode import decode_report
 from collector.metrics import SPECS, build_registry
 from collector.model import Placement
-from collector.store import MachineFacts, Store
+from collector.store import AlertWrite, MachineFacts, Store
 
 HARDWARE = Hardware(
     host=Host("ubnd-anlac-01", "Windows 10 Pro", "10.0.19045", "19045", "AMD64", boot_time=1.7e9),
@@ -103,3 +104,19 @@ def test_a_stale_agent_only_says_it_is_down(tmp_path: Path) -> None:
     assert "canhgac_agent_last_report_timestamp_seconds" in m
     assert "canhgac_memory_total_bytes" not in m
     assert "canhgac_probe_success" not in m
+
+
+def test_alert_firing_and_pass_ratio(tmp_path: Path) -> None:
+    store, agent_id = _store_with_agent(tmp_path, time.time())
+    disk = Labels("hardware.disk-free", agent_id, "medium", "Hạ Lang", "An Lạc")
+    other = Labels("hardware.disk-free", "x", "medium", "Hạ Lang", "An Lạc")
+    store.apply_alerts(
+        AlertWrite(
+            upserts=[Alert(disk, "firing", 1.0, 1.0, fired_at=1.0)],
+            results=[(disk, False, 1.0), (other, True, 1.0)],
+        )
+    )
+    fams = _families(store, stale_after=60)
+    place = {"district": "Hạ Lang", "commune": "An Lạc", "rule": "hardware.disk-free"}
+    assert fams["canhgac_alert_firing"] == [({**place, "severity": "medium"}, 1.0)]
+    assert fams["canhgac_compliance_pass_ratio"] == [(place, 0.5)]
