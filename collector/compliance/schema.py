@@ -6,7 +6,7 @@ from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from canhgac_proto.v1 import collector_pb2 as pb
+from collector.decode import SECTION_TYPES, SECTIONS
 
 __all__ = [
     "AGENT_FIELDS",
@@ -23,10 +23,7 @@ __all__ = [
 Schema = dict[str, Any]
 MAP_KEY = "*"
 
-# Report fields that carry a probe's section (numbers 10..19): each is a variable of its own.
-SECTIONS: tuple[str, ...] = tuple(
-    f.name for f in pb.Report.DESCRIPTOR.fields if 10 <= f.number < 20
-)
+# Report fields that carry a probe's section (numbers 10..19) are each a variable of their own.
 
 # Derived by the collector, not reported by the probe: identity, place and silence.
 AGENT_FIELDS: Schema = {
@@ -84,9 +81,7 @@ def _message_schema(d: Any) -> Schema:
 
 
 def _agent_variables() -> Schema:
-    sections = {
-        s: _message_schema(pb.Report.DESCRIPTOR.fields_by_name[s].message_type) for s in SECTIONS
-    }
+    sections = {s: _message_schema(t) for s, t in SECTION_TYPES.items()}
     return {
         "agent": AGENT_FIELDS,
         "probes": {MAP_KEY: {"ok": True, "error": ""}},
