@@ -16,7 +16,13 @@ from typing import Any
 import cel
 
 from collector.alerts.lifecycle import Alert, Event, Labels, expire, observe
-from collector.compliance.evaluate import agent_variables, judge, report_variables
+from collector.compliance.evaluate import (
+    agent_variables,
+    judge,
+    prune,
+    read_tree,
+    report_variables,
+)
 from collector.compliance.loader import load_pack
 from collector.compliance.model import Rule, RulePack
 from collector.errors import RuleError
@@ -199,8 +205,9 @@ class AlertEngine:
     def _on_reports(self, agent: AgentRecord, reports: Sequence[Report], received: float) -> None:
         w = AlertWrite(now=received)
         rules = [r for r in self.pack.agent_rules() if r.scope.matches(agent.placement)]
+        reads = read_tree(self.pack.agent_reads())
         for i, report in enumerate(ordered := sorted(reports, key=lambda r: r.collected_at)):
-            variables = report_variables(agent, report, self._interval)
+            variables = prune(report_variables(agent, report, self._interval), reads)
             context = cel.Context(variables)
             last = i == len(ordered) - 1
             for rule in rules:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import cel
@@ -11,7 +11,7 @@ from collector.compliance.model import Rule
 from collector.compliance.schema import SECTIONS
 from collector.model import AgentRecord, Report
 
-__all__ = ["agent_variables", "judge", "report_variables"]
+__all__ = ["ReadTree", "agent_variables", "judge", "prune", "read_tree", "report_variables"]
 
 
 def agent_variables(
@@ -56,6 +56,40 @@ def report_variables(agent: AgentRecord, report: Report, report_interval: float)
         snapshot[f"status:{e['probe']}"] = {"ok": False, "error": e["message"]}
     snapshot["spool"] = report.spool
     return agent_variables(agent, snapshot, report.collected_at, report_interval, 0.0)
+
+
+ReadTree = dict[str, Any]
+"""Nested segments a pack reads; None below a key = the whole value, "*" = every element."""
+
+
+def read_tree(paths: Collection[tuple[str, ...]]) -> ReadTree | None:
+    """The tree of `paths` for prune(); None when a condition reads whole variables."""
+    tree: ReadTree = {}
+    for path in sorted(paths, key=len):
+        node: ReadTree | None = tree
+        for seg in path[:-1]:
+            assert node is not None
+            if seg in node and node[seg] is None:
+                node = None
+                break
+            node = node.setdefault(seg, {})
+        if node is not None and path:
+            node[path[-1]] = None
+    return tree or None
+
+
+def prune(value: Any, tree: ReadTree | None) -> Any:
+    """Only the parts of `value` in `tree`: what rules read is all that is converted to CEL."""
+    if tree is None:
+        return value
+    if isinstance(value, list):
+        inner = tree.get("*")
+        return [prune(v, inner) for v in value] if "*" in tree else []
+    if isinstance(value, dict):
+        if "*" in tree:
+            return {k: prune(v, tree["*"]) for k, v in value.items()}
+        return {k: prune(value[k], t) for k, t in tree.items() if k in value}
+    return value
 
 
 def judge(

@@ -146,6 +146,38 @@ def _check_paths(condition: str, variables: Schema) -> list[str]:
     return problems
 
 
+_MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*$")
+
+
+def _read_paths(condition: str, variables: Schema) -> frozenset[tuple[str, ...]]:
+    """The variable paths a condition reads ("*" = every element or map value), so that the
+    evaluator converts only those to CEL (a string costs ~5 us to convert)."""
+    text = _STRING.sub('""', condition)
+    bound: dict[str, tuple[str, ...]] = {}
+    for m in _BINDING.finditer(text):
+        parts = tuple(p.strip() for p in m.group(1).split("."))
+        base = bound.get(parts[0], (parts[0],)) + parts[1:]
+        bound[m.group(2)] = (*base, "*")
+    paths: set[tuple[str, ...]] = set()
+    chained = {m.start(2) for m in _BINDING.finditer(text)}  # `d` in all(d, ...) reads nothing
+    for m in _CHAIN.finditer(text):
+        root = m.group(1)
+        if root not in variables and root not in bound:
+            continue
+        chained.add(m.start(1))
+        segments = tuple(s.strip() for s in m.group(2).split(".")[1:])
+        if m.group(3):
+            if _MACRO.search(text[: m.end(2)]):
+                continue  # the bound variable's own uses say which fields are read
+            segments = segments[:-1]
+        paths.add(bound.get(root, (root,)) + segments)
+    for m in re.finditer(r"(?<![\w.])([A-Za-z_]\w*)\b", text):
+        name = m.group(1)
+        if m.start(1) not in chained and (name in variables or name in bound):
+            paths.add(bound.get(name, (name,)))
+    return frozenset(paths)
+
+
 def check_condition(  # noqa: PLR0911 (one return per kind of problem)
     condition: str, kind: str
 ) -> tuple[cel.Program | None, list[str]]:
@@ -246,6 +278,9 @@ def _rule(raw: Any, file: str, default_hold: float, index: int) -> tuple[Rule | 
         program=program,
         sections=frozenset(set(program.variables()) & set(SECTIONS)),
         time_dependent=spec.kind == "agent" and bool(_TIME_DEPENDENT.search(spec.condition)),
+        reads=_read_paths(
+            spec.condition, AGENT_VARIABLES if spec.kind == "agent" else FLEET_VARIABLES
+        ),
     ), []
 
 

@@ -62,12 +62,18 @@ class Rule:
     sections: frozenset[str] = frozenset()
     # Reads agent.silent_*: must be re-judged on the timer as well as on reports.
     time_dependent: bool = False
+    # Variable paths the condition reads ("*" = each element); the rest need not reach CEL.
+    reads: frozenset[tuple[str, ...]] = frozenset()
 
 
 @dataclass(frozen=True)
 class RulePack:
     rules: tuple[Rule, ...]
     files: tuple[str, ...]
+
+    def agent_reads(self) -> frozenset[tuple[str, ...]]:
+        """Every variable path the agent rules read."""
+        return frozenset(p for r in self.agent_rules() for p in r.reads)
 
     def agent_rules(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.kind == "agent")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from collector.compliance.evaluate import agent_variables, judge
+from collector.compliance.evaluate import agent_variables, judge, prune, read_tree
 from collector.compliance.loader import load_pack
 from collector.errors import RuleError
 from collector.model import AgentRecord, Placement
@@ -156,3 +156,12 @@ def test_rule_without_its_section_gives_no_verdict() -> None:
     rule = load_pack(DEFAULT).get("hardware.min-ram")
     assert rule is not None
     assert judge(rule, _agent_vars({})) is None
+
+
+def test_pruned_variables_give_the_same_verdicts() -> None:
+    pack = load_pack(DEFAULT)
+    tree = read_tree(pack.agent_reads())
+    assert tree is not None and "interfaces" not in tree["hardware"]
+    for rule in pack.agent_rules():
+        for variables in CASES[rule.id]:
+            assert judge(rule, prune(variables, tree)) == judge(rule, variables), rule.id
