@@ -54,6 +54,7 @@ integration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.report_size
 	$(BIN)/python -m bench.metrics_render
+	$(BIN)/python -m bench.rules
 	@echo "still to come, each as a ratio against a baseline measured in the same run:"
 	@echo "  - collector ingest (reports/s, durable commit, batch 1 and 50) vs a no-op gRPC servicer"
 	@echo "  - agent RSS and CPU per collection cycle vs prometheus-node-exporter"

@@ -1,9 +1,14 @@
-"""The running collector: store + gRPC server + HTTP server, started and stopped together."""
+"""The running collector: store, gRPC, HTTP and the alert engine, started and stopped together."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 
+from collector.alerts.engine import AlertEngine
+from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig
 from collector.http import HttpServer
 from collector.metrics import Exposition
@@ -24,25 +29,66 @@ class CollectorApp:
         cfg: CollectorConfig,
         grpc_address: str | None = None,
         http_address: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
         # A broken sites file stops the start here, before anything listens.
         self.sites = load_sites(cfg.sites_file) if cfg.sites_file is not None else None
         self.store = Store(cfg.store.url, cfg.store.sqlite_synchronous)
         self.exposition = Exposition(
-            self.store, cfg.report_interval * cfg.stale_after_intervals, self.sites
+            self.store, cfg.report_interval * cfg.stale_after_intervals, self.sites, clock
         )
         self.metrics = self.exposition.server
-        self.grpc, self.grpc_port = build_server(cfg, self.store, self.metrics, grpc_address)
-        self.http = HttpServer(
-            http_address or cfg.http_listen, self.exposition.render, self.store.ping
+        self.alerts: AlertEngine | None = None
+        if cfg.rules.path is not None:
+            # A bad pack refuses the start (RuleError); a bad reload keeps the running pack.
+            pack = load_pack(cfg.rules.path, cfg.rules.hold)
+            self.alerts = AlertEngine(
+                self.store,
+                pack,
+                cfg.rules.path,
+                report_interval=cfg.report_interval,
+                silent_after_intervals=cfg.stale_after_intervals,
+                default_hold=cfg.rules.hold,
+                sites=self.sites,
+                clock=clock,
+            )
+        self.grpc, self.grpc_port = build_server(
+            cfg,
+            self.store,
+            self.metrics,
+            grpc_address,
+            on_stored=self.alerts.submit if self.alerts else None,
+            clock=clock,
         )
+        self.http = HttpServer(
+            http_address or cfg.http_listen,
+            self.exposition.render,
+            self.store.ping,
+            self.alerts.reload if self.alerts else None,
+        )
+        self._stop_timer = threading.Event()
+        self._timer = threading.Thread(target=self._tick_loop, name="alert-timer", daemon=True)
+
+    def _tick_loop(self) -> None:
+        assert self.alerts is not None
+        while not self._stop_timer.wait(self.cfg.rules.evaluate_every):
+            self.alerts.tick()
+
+    def reload_rules(self) -> tuple[bool, str]:
+        """SIGHUP and `rules reload`: the new pack, or the running one kept and the reason."""
+        if self.alerts is None:
+            return False, "compliance rules are not configured (rules.path)"
+        return self.alerts.reload()
 
     @property
     def http_port(self) -> int:
         return self.http.port
 
     def start(self) -> None:
+        if self.alerts is not None:
+            self.alerts.start()
+            self._timer.start()
         self.grpc.start()
         self.http.start()
         host = (self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0").strip("[]")  # noqa: S104
@@ -52,4 +98,8 @@ class CollectorApp:
         """Let in-flight calls finish (their acks follow their commits), then close the store."""
         self.grpc.stop(grace).wait()
         self.http.stop()
+        if self.alerts is not None:
+            self._stop_timer.set()
+            self._timer.join()
+            self.alerts.stop()
         self.store.close()

@@ -1,25 +1,30 @@
-"""`canhgac-collector`: serve, token and agent administration; errors become one line."""
+"""`canhgac-collector`: serve, tokens, agents, rules and alerts; errors become one line."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import secrets
 import signal
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from canhgac_common.units import parse_duration
 from collector import __version__
 from collector.app import CollectorApp
+from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
 from collector.model import Placement
 from collector.sites import ROLES, load_sites
-from collector.store import Store
+from collector.store import MaintenanceWindow, Store
 
 __all__ = ["main"]
 
@@ -50,8 +55,12 @@ def cmd_serve(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         log.info("signal %d: stopping", signum)
         stop.set()
 
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        threading.Thread(target=app.reload_rules, name="reload", daemon=True).start()
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
     app.start()
     print(
         f"canhgac-collector {__version__}: gRPC on {cfg.grpc_listen}, "
@@ -165,6 +174,276 @@ def cmd_agent_revoke(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_path(cfg: CollectorConfig, given: Path | None) -> Path:
+    path = given or cfg.rules.path
+    if path is None:
+        raise ConfigError("rules.path: not set; name a pack: rules check PATH")
+    return path
+
+
+def cmd_rules_check(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    pack = load_pack(_rules_path(cfg, args.path), cfg.rules.hold)
+    kinds = {k: sum(r.kind == k for r in pack.rules) for k in ("agent", "fleet")}
+    print(
+        f"ok: {len(pack.rules)} rules ({kinds['agent']} agent, {kinds['fleet']} fleet) "
+        f"in {', '.join(pack.files)}"
+    )
+    return 0
+
+
+def cmd_rules_reload(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    host, _, port = cfg.http_listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (a listen address, mapped to loopback)
+        host = "127.0.0.1"
+    url = f"http://{host}:{port}/-/reload"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as r:
+            print(r.read().decode().strip())
+            return 0
+    except urllib.error.HTTPError as e:
+        print(f"reload refused, the running rules stay:\n{e.read().decode().strip()}")
+        return 1
+    except OSError as e:
+        raise CollectorError(f"cannot reach the collector at {url}: {e}") from None
+
+
+def cmd_alerts_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    rows = [
+        [
+            a.labels.rule_id,
+            a.labels.subject,
+            a.state + (" (clearing)" if a.passing_since else ""),
+            a.labels.severity,
+            a.labels.district,
+            a.labels.commune,
+            a.labels.host,
+            _when(a.started_at),
+            "yes" if a.notified else "no",
+            a.acked_by or "",
+        ]
+        for a in _store(cfg).open_alerts()
+    ]
+    headers = ["RULE", "SUBJECT", "STATE", "SEVERITY", "DISTRICT", "COMMUNE", "HOST"]
+    _table([*headers, "SINCE", "NOTIFIED", "ACK"], rows)
+    return 0
+
+
+def cmd_alerts_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    store = _store(cfg)
+    current = next((a for a in store.open_alerts() if a.key == (args.rule, args.subject)), None)
+    history = store.alert_history(args.rule, args.subject)
+    if current is None and not history:
+        raise CollectorError(f"no alert {args.rule} on {args.subject} (see `alerts list`)")
+    episodes = []
+    for h in history:
+        if h.event == "resolved" and h.started_at is not None:
+            episodes.append(
+                {
+                    "started": _when(h.started_at),
+                    "fixed": _when(h.at),
+                    "time_to_remediate_seconds": round(h.at - h.started_at, 1),
+                }
+            )
+    out = {
+        "rule": args.rule,
+        "subject": args.subject,
+        "open": None
+        if current is None
+        else {
+            "state": current.state,
+            "started_at": _when(current.started_at),
+            "fired_at": _when(current.fired_at),
+            "passing_since": _when(current.passing_since),
+            "notified": current.notified,
+            "acked_by": current.acked_by,
+        },
+        "remediated": episodes,
+        "history": [
+            {
+                "event": h.event,
+                "at": _when(h.at),
+                "recorded": _when(h.recorded_at),
+                "detail": h.detail,
+            }
+            for h in history
+        ],
+    }
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _matchers(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, glob = pair.partition("=")
+        if not sep or key not in (
+            "rule",
+            "subject",
+            "severity",
+            "district",
+            "commune",
+            "unit",
+            "host",
+        ):
+            raise ConfigError(
+                f"--match {pair!r}: use LABEL=GLOB with LABEL one of rule, subject, severity, "
+                "district, commune, unit, host"
+            )
+        out[key] = glob
+    if not out:
+        raise ConfigError("--match: at least one LABEL=GLOB is required")
+    return out
+
+
+def _duration(flag: str, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise ConfigError(f"{flag}: {e}") from None
+
+
+def cmd_silence_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    now = time.time()
+    s = _store(cfg).add_silence(
+        _matchers(args.match),
+        now,
+        now + _duration("--for", args.duration),
+        args.author,
+        args.reason,
+    )
+    print(f"silence {s.silence_id} until {_when(s.ends_at)}")
+    return 0
+
+
+def cmd_silence_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    rows = [
+        [
+            s.silence_id,
+            json.dumps(s.matchers, ensure_ascii=False),
+            _when(s.ends_at),
+            s.author,
+            s.reason,
+        ]
+        for s in _store(cfg).silences(time.time())
+    ]
+    _table(["ID", "MATCHERS", "UNTIL", "AUTHOR", "REASON"], rows)
+    return 0
+
+
+def cmd_silence_expire(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    _store(cfg).expire_silence(args.silence_id, time.time())
+    print(f"silence {args.silence_id} expired")
+    return 0
+
+
+def cmd_ack(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    _store(cfg).ack_alert(args.rule, args.subject, args.author, args.note or "", time.time())
+    print(f"alert {args.rule} on {args.subject} acknowledged by {args.author}")
+    return 0
+
+
+def cmd_maintenance_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    days = tuple(d.strip().lower()[:3] for d in args.weekdays.split(","))
+    valid = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    if not days or any(d not in valid for d in days):
+        raise ConfigError(f"--weekdays {args.weekdays!r}: comma-separated {', '.join(valid)}")
+    hh, sep, mm = args.start.partition(":")
+    if not (sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+        raise ConfigError(f"--start {args.start!r}: use HH:MM (collector local time)")
+    w = MaintenanceWindow(
+        secrets.token_hex(4),
+        _matchers(args.match),
+        days,
+        f"{int(hh):02d}:{int(mm):02d}",
+        _duration("--duration", args.duration),
+        args.author,
+        args.reason,
+    )
+    _store(cfg).add_maintenance(w, time.time())
+    print(f"maintenance window {w.window_id}: {','.join(days)} {w.start} for {args.duration}")
+    return 0
+
+
+def cmd_maintenance_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    rows = [
+        [
+            w.window_id,
+            json.dumps(w.matchers, ensure_ascii=False),
+            ",".join(w.weekdays),
+            w.start,
+            f"{w.duration_seconds:.0f}s",
+            w.author,
+            w.reason,
+        ]
+        for w in _store(cfg).maintenance()
+    ]
+    _table(["ID", "MATCHERS", "DAYS", "START", "DURATION", "AUTHOR", "REASON"], rows)
+    return 0
+
+
+def cmd_maintenance_delete(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    _store(cfg).delete_maintenance(args.window_id)
+    print(f"maintenance window {args.window_id} deleted")
+    return 0
+
+
+def _rules_parsers(sub: Any) -> None:
+    ru = sub.add_parser("rules", help="compliance rule packs").add_subparsers(
+        dest="sub", required=True
+    )
+    rc = ru.add_parser("check", help="validate a pack (file or directory); errors name file:line")
+    rc.add_argument("path", nargs="?", type=Path, help="default: the config's rules.path")
+    rc.set_defaults(handler=cmd_rules_check)
+    ru.add_parser(
+        "reload", help="ask the running collector to reload (it keeps its pack on error)"
+    ).set_defaults(handler=cmd_rules_reload)
+    al = sub.add_parser("alerts", help="alerts, silences, maintenance").add_subparsers(
+        dest="sub", required=True
+    )
+    al.add_parser("list", help="open alerts (pending and firing)").set_defaults(
+        handler=cmd_alerts_list
+    )
+    ash = al.add_parser("show", help="one alert with its history and times to remediate (JSON)")
+    ash.add_argument("rule")
+    ash.add_argument("subject", help="agent id, commune:DISTRICT/COMMUNE or district:DISTRICT")
+    ash.set_defaults(handler=cmd_alerts_show)
+    ack = al.add_parser("ack", help="acknowledge an open alert")
+    ack.add_argument("rule")
+    ack.add_argument("subject")
+    ack.add_argument("--author", required=True)
+    ack.add_argument("--note")
+    ack.set_defaults(handler=cmd_ack)
+    si = al.add_parser("silence", help="mute notifications for matching alerts").add_subparsers(
+        dest="action", required=True
+    )
+    sa = si.add_parser("add", help="a new silence")
+    sa.add_argument("--match", action="append", default=[], help="LABEL=GLOB, repeatable")
+    sa.add_argument("--for", dest="duration", required=True, help="e.g. 2h, 3d")
+    sa.add_argument("--author", required=True)
+    sa.add_argument("--reason", required=True)
+    sa.set_defaults(handler=cmd_silence_add)
+    si.add_parser("list", help="silences not yet over").set_defaults(handler=cmd_silence_list)
+    se = si.add_parser("expire", help="end a silence now")
+    se.add_argument("silence_id")
+    se.set_defaults(handler=cmd_silence_expire)
+    mw = al.add_parser("maintenance", help="recurring maintenance windows").add_subparsers(
+        dest="action", required=True
+    )
+    ma = mw.add_parser("add", help="a weekly window, collector local time")
+    ma.add_argument("--match", action="append", default=[], help="LABEL=GLOB, repeatable")
+    ma.add_argument("--weekdays", required=True, help="e.g. sat,sun")
+    ma.add_argument("--start", required=True, help="HH:MM")
+    ma.add_argument("--duration", required=True, help="e.g. 4h")
+    ma.add_argument("--author", required=True)
+    ma.add_argument("--reason", required=True)
+    ma.set_defaults(handler=cmd_maintenance_add)
+    mw.add_parser("list", help="every window").set_defaults(handler=cmd_maintenance_list)
+    md = mw.add_parser("delete", help="remove a window")
+    md.add_argument("window_id")
+    md.set_defaults(handler=cmd_maintenance_delete)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="canhgac-collector", description="Canh Gác collector")
     p.add_argument("--config", type=Path, help="collector YAML config (default: built-in defaults)")
@@ -200,6 +479,7 @@ def _parser() -> argparse.ArgumentParser:
     ar = ag.add_parser("revoke", help="refuse this agent's credential from now on")
     ar.add_argument("agent_id")
     ar.set_defaults(handler=cmd_agent_revoke)
+    _rules_parsers(sub)
     return p
 
 

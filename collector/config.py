@@ -12,6 +12,7 @@ __all__ = [
     "CollectorConfig",
     "ConfigError",
     "LimitsConfig",
+    "RulesConfig",
     "StoreConfig",
     "TlsConfig",
     "load_config",
@@ -47,6 +48,14 @@ class LimitsConfig(StrictModel):
     throughput_max_bytes: Size = 16 * 1024 * 1024
 
 
+class RulesConfig(StrictModel):
+    """Compliance rules: a pack file or a directory of *.yaml packs; none = compliance off."""
+
+    path: Path | None = None
+    evaluate_every: Duration = Field(default=15.0, ge=1)  # fleet rules, silence, hold expiry
+    hold: Duration = Field(default=300.0, ge=0)  # flap damping unless a rule sets `hold:`
+
+
 class CollectorConfig(StrictModel):
     grpc_listen: str = "0.0.0.0:4317"
     http_listen: str = "0.0.0.0:9108"
@@ -58,6 +67,7 @@ class CollectorConfig(StrictModel):
     report_interval: Duration = Field(default=15.0, ge=1)
     stale_after_intervals: int = Field(default=3, ge=1)
     limits: LimitsConfig = LimitsConfig()
+    rules: RulesConfig = RulesConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
 

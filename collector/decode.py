@@ -10,10 +10,20 @@ from google.protobuf.message import Message
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.model import Report
 
-__all__ = ["SECTIONS", "InvalidReport", "decode_report", "message_to_plain"]
+__all__ = [
+    "SECTIONS",
+    "SECTION_TYPES",
+    "InvalidReport",
+    "decode_report",
+    "message_to_plain",
+]
 
 # Report fields that carry a probe's section (numbers 10..19 in the proto).
 SECTIONS = tuple(f.name for f in pb.Report.DESCRIPTOR.fields if 10 <= f.number < 20)
+# Their message descriptors: what the rule checker derives snapshot fields from.
+SECTION_TYPES: dict[str, Any] = {
+    s: pb.Report.DESCRIPTOR.fields_by_name[s].message_type for s in SECTIONS
+}
 
 _EARLIEST = 946684800.0  # 2000-01-01: anything older is a broken clock, not history
 _FUTURE_SLACK = 86400.0  # commune PCs drift; a day ahead is tolerated and kept as sent

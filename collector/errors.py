@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from canhgac_common.config import ConfigError
 
-__all__ = ["AuthError", "CollectorError", "ConfigError", "NotFoundError", "StoreError"]
+__all__ = [
+    "AuthError",
+    "CollectorError",
+    "ConfigError",
+    "NotFoundError",
+    "RuleError",
+    "StoreError",
+]
 
 
 class CollectorError(Exception):
@@ -21,3 +28,11 @@ class NotFoundError(CollectorError):
 
 class AuthError(CollectorError):
     """A token or credential is unknown, expired or revoked (the message says which)."""
+
+
+class RuleError(CollectorError):
+    """A rule pack is unusable; one line per problem, each naming file, line and rule id."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

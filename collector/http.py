@@ -1,7 +1,8 @@
-"""HTTP edge: /metrics for Prometheus, /healthz (process alive), /readyz (store reachable)."""
+"""HTTP edge: /metrics, /healthz (alive), /readyz (store reachable), POST /-/reload (rules)."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable
@@ -17,11 +18,30 @@ log = logging.getLogger(__name__)
 class HttpServer:
     """A small threaded HTTP server; `port` is the bound port (pass port 0 in tests)."""
 
-    def __init__(self, address: str, metrics: Callable[[], bytes], ready: Callable[[], bool]):
+    def __init__(
+        self,
+        address: str,
+        metrics: Callable[[], bytes],
+        ready: Callable[[], bool],
+        reload: Callable[[], tuple[bool, str]] | None = None,
+    ):
         host, _, port = address.rpartition(":")
-        metrics_, ready_ = metrics, ready
+        metrics_, ready_, reload_ = metrics, ready, reload
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                if self.path.split("?", 1)[0] != "/-/reload":
+                    self._send(404, b"not found: POST /-/reload\n")
+                elif not ipaddress.ip_address(self.client_address[0]).is_loopback:
+                    # Unauthenticated by design, so only from the collector's own host.
+                    self._send(403, b"reload is accepted from loopback only\n")
+                elif reload_ is None:
+                    self._send(404, b"compliance rules are not configured\n")
+                else:
+                    # Re-reads files named in the config only; the running pack stays on error.
+                    ok, message = reload_()
+                    self._send(200 if ok else 422, message.encode() + b"\n")
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":

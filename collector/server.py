@@ -20,7 +20,7 @@ from collector.config import CollectorConfig
 from collector.decode import InvalidReport, decode_report
 from collector.errors import AuthError, CollectorError, ConfigError, StoreError
 from collector.metrics import ServerMetrics
-from collector.model import AgentRecord
+from collector.model import AgentRecord, Report
 from collector.store import MachineFacts, Store
 
 __all__ = ["Servicer", "build_server", "current_agent"]
@@ -144,8 +144,10 @@ class Servicer(pb_grpc.CollectorServicer):
         metrics: ServerMetrics,
         cfg: CollectorConfig,
         clock: Callable[[], float] = time.time,
+        on_stored: Callable[[AgentRecord, list[Report]], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_stored = on_stored
         self._metrics = metrics
         self._cfg = cfg
         self._clock = clock
@@ -218,6 +220,11 @@ class Servicer(pb_grpc.CollectorServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
         self._metrics.stored.inc(new)
         self._metrics.duplicate.inc(len(valid) - new)
+        if self._on_stored is not None and new:
+            try:
+                self._on_stored(agent, valid)
+            except Exception:  # rules must never cost an agent its ack
+                log.exception("agent %s: queueing rule evaluation failed", agent.agent_id)
         # Sent only now: ingest has committed.
         return pb.SubmitResponse(stored_seqs=stored, rejected=rejected)
 
@@ -252,7 +259,13 @@ def _server_credentials(cfg: CollectorConfig) -> grpc.ServerCredentials | None:
 
 
 def build_server(
-    cfg: CollectorConfig, store: Store, metrics: ServerMetrics, address: str | None = None
+    cfg: CollectorConfig,
+    store: Store,
+    metrics: ServerMetrics,
+    address: str | None = None,
+    *,
+    on_stored: Callable[[AgentRecord, list[Report]], None] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[grpc.Server, int]:
     """A started-not-yet gRPC server bound to `address` (default: cfg.grpc_listen) and its port.
 
@@ -272,7 +285,7 @@ def build_server(
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
     pb_grpc.add_CollectorServicer_to_server(  # type: ignore[no-untyped-call]
-        Servicer(store, metrics, cfg), server
+        Servicer(store, metrics, cfg, clock, on_stored), server
     )
     address = address or cfg.grpc_listen
     creds = _server_credentials(cfg)

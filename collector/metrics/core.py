@@ -11,6 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from collector.metrics import antivirus, hardware, link, security
+from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec, num
 from collector.model import AgentRecord
 from collector.sites import Sites
@@ -99,7 +100,7 @@ SERVER_SPECS = (
     ),
 )
 
-SPECS: tuple[Spec, ...] = FLEET_SPECS + SITE_SPECS + SERVER_SPECS
+SPECS: tuple[Spec, ...] = FLEET_SPECS + SITE_SPECS + SERVER_SPECS + ALERT_SPECS
 
 
 class ServerMetrics:
@@ -177,7 +178,8 @@ class _Samples:
 
 class Exposition:
     """What /metrics serves: the fleet read from the store at each scrape, the org tree's
-    targets, and the collector's own counters (`server`, a prometheus_client registry)."""
+    targets, and in a prometheus_client registry the collector's own counters (`server`) and
+    the compliance view (firing alerts, pass ratios)."""
 
     def __init__(
         self,
@@ -192,6 +194,8 @@ class Exposition:
         self._clock = clock
         self.registry = CollectorRegistry(auto_describe=False)
         self.server = ServerMetrics(self.registry)
+        # One series per (rule, place), never per agent: cheap enough for prometheus_client.
+        self.registry.register(AlertCollector(store))
 
     def render(self) -> bytes:
         fleet = _Samples(FLEET_SPECS, AGENT_LABELS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -16,18 +17,25 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "ALERT_TABLES",
     "PLACE_COLUMNS",
     "SCHEMA_VERSION",
     "agents",
+    "alert_history",
+    "alerts",
+    "maintenance_windows",
     "metadata",
+    "notifications",
     "reports",
+    "rule_results",
     "schema_version",
+    "silences",
     "snapshots",
     "tokens",
 ]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -98,3 +106,102 @@ snapshots = Table(
     Column("data", Text, nullable=False),
     PrimaryKeyConstraint("agent_id", "section"),
 )
+
+# ---- schema 2: compliance and alerts -----------------------------------------------------
+
+# The open alert of each (rule, subject): pending or firing. Resolved alerts leave this table;
+# their story stays in alert_history.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("rule_id", String(100), nullable=False),
+    Column("subject", String(300), nullable=False),  # agent id, or commune:/district: path
+    Column("severity", String(20), nullable=False),
+    Column("district", String(200), nullable=False, default=""),
+    Column("commune", String(200), nullable=False, default=""),
+    Column("unit", String(200), nullable=False, default=""),
+    Column("host", String(255), nullable=False, default=""),
+    Column("state", String(20), nullable=False),  # pending | firing
+    Column("started_at", Float, nullable=False),  # first failing observation
+    Column("fired_at", Float),
+    Column("passing_since", Float),  # firing but passing again: resolves after the hold
+    Column("last_observed_at", Float, nullable=False),
+    Column("notified", Boolean, nullable=False, default=False),
+    Column("acked_by", String(100)),
+    Column("acked_at", Float),
+    PrimaryKeyConstraint("rule_id", "subject"),
+)
+
+# Append-only: every lifecycle event, silence, ack; `at` is when it happened (report time),
+# `recorded_at` when the collector learnt it (they differ for a replayed backlog).
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", String(100), nullable=False, index=True),
+    Column("subject", String(300), nullable=False, index=True),
+    Column("district", String(200), nullable=False, default=""),
+    Column("commune", String(200), nullable=False, default=""),
+    Column("event", String(20), nullable=False),  # pending|firing|resolved|cleared|ack
+    Column("at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("recorded_at", Float, nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("silence_id", String(16), primary_key=True),
+    Column("matchers", Text, nullable=False),  # JSON {label: glob}
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("author", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expired_at", Float),  # ended early from the CLI
+)
+
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("window_id", String(16), primary_key=True),
+    Column("matchers", Text, nullable=False),
+    Column("weekdays", String(50), nullable=False),  # "mon,tue,...", collector local time
+    Column("start", String(5), nullable=False),  # HH:MM
+    Column("duration_seconds", Float, nullable=False),
+    Column("author", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# The notification seam: lifecycle transitions that should reach people. The notifier
+# (issue 6) reads unsent rows in id order and sets sent_at; nothing here sends anything.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("kind", String(20), nullable=False),  # firing | resolved
+    Column("rule_id", String(100), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: titles, remediation, place, times
+    Column("sent_at", Float),
+    Column("attempts", Integer, nullable=False, default=0),
+)
+
+# The latest verdict of each rule on each subject: what the pass-ratio metric counts.
+rule_results = Table(
+    "rule_results",
+    metadata,
+    Column("rule_id", String(100), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("district", String(200), nullable=False, default=""),
+    Column("commune", String(200), nullable=False, default=""),
+    Column("ok", Boolean, nullable=False),
+    Column("at", Float, nullable=False),
+    PrimaryKeyConstraint("rule_id", "subject"),
+)
+
+ALERT_TABLES = (alerts, alert_history, silences, maintenance_windows, notifications, rule_results)

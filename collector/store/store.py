@@ -9,7 +9,7 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from collector.errors import AuthError, NotFoundError, StoreError
 from collector.model import AgentRecord, Placement, Report, TokenRecord
+from collector.store.alerts import AlertTables
 from collector.store.schema import (
+    ALERT_TABLES,
     PLACE_COLUMNS,
     SCHEMA_VERSION,
     agents,
@@ -32,6 +34,15 @@ from collector.store.schema import (
 )
 
 __all__ = ["Enrollment", "MachineFacts", "Store"]
+
+
+def _to_v2(conn: Connection) -> None:
+    """Schema 2: compliance and alert tables (nothing existing changes)."""
+    metadata.create_all(conn, tables=list(ALERT_TABLES))
+
+
+# version -> the step that brings a store from version-1 to it, in one transaction.
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
 
 TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)
 
@@ -83,7 +94,7 @@ def _agent(row: Row[Any]) -> AgentRecord:
     )
 
 
-class Store:
+class Store(AlertTables):
     """SQLite (WAL) by default, PostgreSQL by URL; acks are given only after `ingest` commits."""
 
     def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:
@@ -130,6 +141,10 @@ class Store:
                         f"{self.url}: schema version {found} is newer than this collector "
                         f"understands ({SCHEMA_VERSION}); upgrade canhgac"
                     )
+                else:
+                    for version in range(found + 1, SCHEMA_VERSION + 1):
+                        _MIGRATIONS[version](conn)
+                        conn.execute(update(schema_version).values(version=version))
         except SQLAlchemyError as e:
             raise StoreError(f"{self.url}: cannot open store: {e}") from None
 

@@ -41,10 +41,16 @@ class Running:
         _, token = self.app.store.create_token(placement, 3600, time.time())
         return token
 
-    def enroll(self, machine: str = "machine-1", hostname: str = "ubnd-thanhnhat-01") -> str:
+    def enroll(
+        self,
+        machine: str = "machine-1",
+        hostname: str = "ubnd-thanhnhat-01",
+        commune: str = "Thanh Nhật",
+    ) -> str:
         """Enroll through the real Enroll RPC; returns the agent credential."""
         with CollectorClient(self.address) as c:
-            r = c.enroll(self.token(), MachineFacts(machine, hostname, "Linux", "6.1", "0.1.0"))
+            facts = MachineFacts(machine, hostname, "Linux", "6.1", "0.1.0")
+            r = c.enroll(self.token(commune), facts)
         return r.secret
 
     def client(self, secret: str | None, **kw: object) -> CollectorClient:
@@ -60,8 +66,12 @@ def agent_config(path: Path, link: dict[str, object]) -> Path:
     return path
 
 
-def start_collector(cfg: CollectorConfig, port: int = 0) -> Running:
-    app = CollectorApp(cfg, grpc_address=f"127.0.0.1:{port}", http_address="127.0.0.1:0")
+def start_collector(
+    cfg: CollectorConfig, port: int = 0, clock: Callable[[], float] = time.time
+) -> Running:
+    app = CollectorApp(
+        cfg, grpc_address=f"127.0.0.1:{port}", http_address="127.0.0.1:0", clock=clock
+    )
     app.start()
     return Running(app, f"127.0.0.1:{app.grpc_port}")
 

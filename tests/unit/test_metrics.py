@@ -33,10 +33,11 @@ from agent.model import (
     ThroughputResult,
 )
 from agent.transport.encode import to_pb
+from collector.alerts.lifecycle import Alert, Labels
 from collector.decode import decode_report
 from collector.metrics import SPECS, Exposition
 from collector.model import Placement
-from collector.store import MachineFacts, Store
+from collector.store import AlertWrite, MachineFacts, Store
 
 HARDWARE = Hardware(
     host=Host("ubnd-anlac-01", "Windows 10 Pro", "10.0.19045", "19045", "AMD64", boot_time=1.7e9),
@@ -192,3 +193,19 @@ def test_ages_are_computed_at_scrape_time(tmp_path: Path) -> None:
     assert [v for _, v in later["canhgac_os_update_age_seconds"]] == [
         SIGNATURES_AT + 86400 - UPDATED_AT
     ]
+
+
+def test_alert_firing_and_pass_ratio(tmp_path: Path) -> None:
+    store, agent_id = _store_with_agent(tmp_path, time.time())
+    disk = Labels("hardware.disk-free", agent_id, "medium", "Hạ Lang", "An Lạc")
+    other = Labels("hardware.disk-free", "x", "medium", "Hạ Lang", "An Lạc")
+    store.apply_alerts(
+        AlertWrite(
+            upserts=[Alert(disk, "firing", 1.0, 1.0, fired_at=1.0)],
+            results=[(disk, False, 1.0), (other, True, 1.0)],
+        )
+    )
+    fams = _families(store, stale_after=60)
+    place = {"district": "Hạ Lang", "commune": "An Lạc", "rule": "hardware.disk-free"}
+    assert fams["canhgac_alert_firing"] == [({**place, "severity": "medium"}, 1.0)]
+    assert fams["canhgac_compliance_pass_ratio"] == [(place, 0.5)]

@@ -1,0 +1,376 @@
+"""Runs the rules: agent rules when a report is stored, fleet rules on a timer; owns alert state."""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import cel
+
+from collector.alerts.lifecycle import Alert, Event, Labels, expire, observe
+from collector.compliance.evaluate import (
+    agent_variables,
+    judge,
+    prune,
+    read_tree,
+    report_variables,
+)
+from collector.compliance.loader import load_pack
+from collector.compliance.model import Rule, RulePack
+from collector.errors import RuleError
+from collector.model import AgentRecord, Report
+from collector.sites import Sites
+from collector.store import AlertWrite, HistoryEntry, MaintenanceWindow, Silence, Store
+
+__all__ = ["AlertEngine", "fleet_subject", "in_maintenance", "matches"]
+
+log = logging.getLogger(__name__)
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def fleet_subject(district: str, commune: str) -> str:
+    return f"commune:{district}/{commune}" if commune else f"district:{district}"
+
+
+def matches(matchers: dict[str, str], labels: Labels) -> bool:
+    values = labels.as_dict()
+    return all(fnmatch.fnmatchcase(values.get(k, ""), glob) for k, glob in matchers.items())
+
+
+def in_maintenance(w: MaintenanceWindow, now: float) -> bool:
+    """True while a recurring window (local time; may run past midnight) is open at `now`."""
+    hour, minute = (int(x) for x in w.start.split(":"))
+    today = datetime.datetime.fromtimestamp(now).date()
+    for back in (0, 1, 2, 3, 4, 5, 6, 7):
+        day = today - datetime.timedelta(days=back)
+        if _WEEKDAYS[day.weekday()] not in w.weekdays:
+            continue
+        start = datetime.datetime.combine(day, datetime.time(hour, minute)).timestamp()
+        if start <= now < start + w.duration_seconds:
+            return True
+    return False
+
+
+class AlertEngine:
+    """One worker thread owns the open alerts; reports and ticks are queued to it, so the
+    gRPC ack path only enqueues and an evaluation error never reaches an agent."""
+
+    def __init__(
+        self,
+        store: Store,
+        pack: RulePack,
+        rules_path: Path,
+        *,
+        report_interval: float,
+        silent_after_intervals: int,
+        default_hold: float,
+        sites: Sites | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self.pack = pack
+        self._rules_path = rules_path
+        self._interval = report_interval
+        self._silent_after = report_interval * silent_after_intervals
+        self._default_hold = default_hold
+        self._sites = sites
+        self._clock = clock
+        self._alerts: dict[tuple[str, str], Alert] = {a.key: a for a in store.open_alerts()}
+        self._verdicts = store.rule_verdicts()
+        self._suppressors: set[tuple[str, str]] = set()  # (district, commune or "")
+        self._silences: list[Silence] = []
+        self._windows: list[MaintenanceWindow] = []
+        self._queue: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="alerts", daemon=True)
+
+    # ---- threads -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fn, fut = item
+            try:
+                fut.set_result(fn())
+            except Exception as e:
+                log.exception("alert evaluation failed")
+                fut.set_exception(e)
+
+    def _call(self, fn: Callable[[], Any]) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._queue.put((fn, fut))
+        return fut
+
+    def submit(self, agent: AgentRecord, reports: Sequence[Report]) -> None:
+        """Judge `agent`'s rules on newly stored reports (queued; returns at once)."""
+        if reports:
+            received = self._clock()
+            self._call(lambda: self._on_reports(agent, reports, received))
+
+    def tick(self, now: float | None = None) -> Future[Any]:
+        """Fleet rules, silence, hold expiry and notifications, as of `now` (queued)."""
+        return self._call(lambda: self._on_tick(self._clock() if now is None else now))
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until everything queued so far has been processed."""
+        self._call(lambda: None).result(timeout)
+
+    def reload(self) -> tuple[bool, str]:
+        """Load the pack again; on error keep the running one and say why."""
+        try:
+            pack = load_pack(self._rules_path, self._default_hold)
+        except RuleError as e:
+            log.error("rule reload refused, keeping %d running rules:\n%s", len(self.pack.rules), e)
+            return False, str(e)
+        self._call(lambda: self._swap(pack)).result(30.0)
+        msg = f"{len(pack.rules)} rules loaded from {', '.join(pack.files)}"
+        log.info("rules reloaded: %s", msg)
+        return True, msg
+
+    def _swap(self, pack: RulePack) -> None:
+        keep = {r.id for r in pack.rules}
+        self.pack = pack
+        self._alerts = {k: a for k, a in self._alerts.items() if k[0] in keep}
+        self._verdicts = {k: v for k, v in self._verdicts.items() if k[0] in keep}
+        self._store.forget_rules(keep)
+
+    # ---- evaluation (worker thread only) --------------------------------------------------
+
+    def _observe(self, w: AlertWrite, rule: Rule, labels: Labels, ok: bool, at: float) -> None:
+        key = labels.rule_id, labels.subject
+        if self._verdicts.get(key) != ok:
+            self._verdicts[key] = ok
+            w.results.append((labels, ok, at))
+        old = self._alerts.get(key)
+        new, events = observe(
+            old, labels, ok, at, for_seconds=rule.for_seconds, hold_seconds=rule.hold_seconds
+        )
+        self._record(w, rule, old, new, events)
+
+    def _record(
+        self,
+        w: AlertWrite,
+        rule: Rule,
+        old: Alert | None,
+        new: Alert | None,
+        events: list[tuple[Event, float]],
+    ) -> None:
+        if new is old:
+            return
+        labels = (new or old).labels  # type: ignore[union-attr]
+        started = (new or old).started_at  # type: ignore[union-attr]
+        for event, at in events:
+            w.history.append(HistoryEntry(labels, event, at, started, w.now))
+            if event == "resolved" and old is not None and old.notified:
+                w.notify.append(("resolved", labels, self._payload(rule, old, at)))
+        if new is None:
+            del self._alerts[labels.rule_id, labels.subject]
+            w.deletes.append((labels.rule_id, labels.subject))
+        else:
+            self._alerts[new.key] = new
+            w.upserts.append(new)
+
+    def _payload(self, rule: Rule, a: Alert, resolved_at: float | None = None) -> dict[str, Any]:
+        return {
+            "rule": rule.id,
+            "severity": rule.severity,
+            "title": {"vi": rule.title.vi, "en": rule.title.en},
+            "remediation": {"vi": rule.remediation.vi, "en": rule.remediation.en},
+            "labels": a.labels.as_dict(),
+            "started_at": a.started_at,
+            "fired_at": a.fired_at,
+            "resolved_at": resolved_at,
+        }
+
+    def _labels(self, rule: Rule, agent: AgentRecord) -> Labels:
+        p = agent.placement
+        return Labels(
+            rule.id, agent.agent_id, rule.severity, p.district, p.commune, p.unit, agent.hostname
+        )
+
+    def _on_reports(self, agent: AgentRecord, reports: Sequence[Report], received: float) -> None:
+        w = AlertWrite(now=received)
+        rules = [r for r in self.pack.agent_rules() if r.scope.matches(agent.placement)]
+        reads = read_tree(self.pack.agent_reads())
+        for i, report in enumerate(ordered := sorted(reports, key=lambda r: r.collected_at)):
+            variables = prune(report_variables(agent, report, self._interval), reads)
+            context = cel.Context(variables)
+            last = i == len(ordered) - 1
+            for rule in rules:
+                # Silence is measured on the collector's clock: judged once, at arrival.
+                if rule.time_dependent and not last:
+                    continue
+                ok = judge(rule, variables, context)
+                if ok is not None:
+                    at = received if rule.time_dependent else report.collected_at
+                    self._observe(w, rule, self._labels(rule, agent), ok, at)
+        touched = {u.key for u in w.upserts}
+        self._reconcile(w, [self._alerts[k] for k in touched if k in self._alerts])
+        if w:
+            self._store.apply_alerts(w)
+
+    def _on_tick(self, now: float) -> None:
+        w = AlertWrite(now=now)
+        self._silences = self._store.silences(now)
+        self._windows = self._store.maintenance()
+        fleet = self._store.fleet()
+        self._fleet_rules(w, fleet, now)
+        self._suppressors = {
+            (a.labels.district, a.labels.commune)
+            for a in self._alerts.values()
+            if a.state == "firing" and (rule := self.pack.get(a.labels.rule_id)) and rule.suppresses
+        }
+        timed = [r for r in self.pack.agent_rules() if r.time_dependent]
+        for agent, snapshot in fleet:
+            rules = [r for r in timed if r.scope.matches(agent.placement)]
+            if not rules:
+                continue
+            silent = (
+                now - agent.last_seen_at
+                if agent.last_seen_at is not None
+                else now - agent.enrolled_at
+            )
+            variables = agent_variables(agent, snapshot, now, self._interval, max(silent, 0.0))
+            context = cel.Context(variables)
+            for rule in rules:
+                ok = judge(rule, variables, context)
+                if ok is not None:
+                    self._observe(w, rule, self._labels(rule, agent), ok, now)
+        for a in list(self._alerts.values()):
+            rule = self.pack.get(a.labels.rule_id)
+            if rule is not None and a.passing_since is not None:
+                new, events = expire(a, now, rule.hold_seconds)
+                self._record(w, rule, a, new, events)
+        self._reconcile(w, list(self._alerts.values()))
+        if w:
+            self._store.apply_alerts(w)
+
+    def _fleet_rules(
+        self, w: AlertWrite, fleet: list[tuple[AgentRecord, dict[str, Any]]], now: float
+    ) -> None:
+        rules = self.pack.fleet_rules()
+        if not rules:
+            return
+        groups = self._groups(fleet, now, any("members" in r.program.variables() for r in rules))
+        for rule in rules:
+            for (district, commune), g in sorted(groups.items()):
+                if bool(commune) != (rule.group_by == "commune"):
+                    continue
+                if rule.scope.districts and district not in rule.scope.districts:
+                    continue
+                if rule.scope.communes and commune not in rule.scope.communes:
+                    continue
+                ok = judge(rule, g)
+                if ok is not None:
+                    labels = Labels(
+                        rule.id, fleet_subject(district, commune), rule.severity, district, commune
+                    )
+                    self._observe(w, rule, labels, ok, now)
+
+    def _groups(
+        self, fleet: list[tuple[AgentRecord, dict[str, Any]]], now: float, wants_members: bool
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The variables of every commune and district: sites.yaml plan plus what reports."""
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        province = self._sites.province if self._sites else ""
+
+        def group(district: str, commune: str) -> dict[str, Any]:
+            g = groups.get((district, commune))
+            if g is None:
+                g = groups[district, commune] = {
+                    "group": {
+                        "province": province,
+                        "district": district,
+                        "commune": commune,
+                        "expected_machines": 0,
+                        "expected_meeting_rooms": 0,
+                        "machines": 0,
+                        "agents": 0,
+                        "reporting": 0,
+                        "silent": 0,
+                        "meeting_rooms_reporting": 0,
+                    },
+                    "members": [],
+                    "now": now,
+                }
+            return g
+
+        if self._sites is not None:
+            for d in self._sites.districts:
+                dg = group(d.name, "")["group"]
+                for u in d.units:
+                    dg["expected_machines"] += u.machines
+                    dg["expected_meeting_rooms"] += u.meeting_rooms
+                for c in d.communes:
+                    cg = group(d.name, c.name)["group"]
+                    cg["expected_machines"] = c.machines + sum(u.machines for u in c.units)
+                    cg["expected_meeting_rooms"] = c.meeting_rooms + sum(
+                        u.meeting_rooms for u in c.units
+                    )
+                    dg["expected_machines"] += cg["expected_machines"]
+                    dg["expected_meeting_rooms"] += cg["expected_meeting_rooms"]
+        for agent, snapshot in fleet:
+            p = agent.placement
+            silent = now - (agent.last_seen_at or agent.enrolled_at)
+            reporting = silent <= self._silent_after
+            targets = [group(p.district, "")]
+            if p.commune:
+                targets.append(group(p.district, p.commune))
+            member = (
+                agent_variables(agent, snapshot, now, self._interval, max(silent, 0.0))
+                if wants_members
+                else None
+            )
+            if member is not None:
+                del member["now"]
+            for g in targets:
+                gg = g["group"]
+                gg["agents"] += 1
+                gg["reporting" if reporting else "silent"] += 1
+                if reporting and p.role == "meeting-room":
+                    gg["meeting_rooms_reporting"] += 1
+                if member is not None:
+                    g["members"].append(member)
+        for g in groups.values():
+            gg = g["group"]
+            gg["machines"] = gg["expected_machines"] or gg["agents"]
+        return groups
+
+    def _muted(self, a: Alert, now: float) -> bool:
+        lab = a.labels
+        for district, commune in self._suppressors:
+            inside = lab.district == district and (not commune or lab.commune == commune)
+            if inside and lab.subject != fleet_subject(district, commune):
+                return True
+        if any(s.starts_at <= now < s.ends_at and matches(s.matchers, lab) for s in self._silences):
+            return True
+        return any(matches(m.matchers, lab) and in_maintenance(m, now) for m in self._windows)
+
+    def _reconcile(self, w: AlertWrite, candidates: list[Alert]) -> None:
+        """Notify firing alerts that are failing now, not yet notified, and not muted by a
+        root-cause incident, a silence or a maintenance window. A replayed backlog whose
+        condition already ended never gets here as failing, so it never notifies."""
+        for a in candidates:
+            if not a.failing or a.notified or self._muted(a, w.now):
+                continue
+            rule = self.pack.get(a.labels.rule_id)
+            if rule is None:
+                continue
+            notified = Alert(**{**a.__dict__, "notified": True})
+            self._alerts[a.key] = notified
+            w.upserts = [u for u in w.upserts if u.key != a.key] + [notified]
+            w.notify.append(("firing", a.labels, self._payload(rule, a)))

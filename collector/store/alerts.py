@@ -1,0 +1,419 @@
+"""Alert, history, silence, maintenance, outbox and rule-result persistence (mixed into Store)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from collector.alerts.lifecycle import Alert, Labels
+from collector.errors import NotFoundError
+from collector.store.schema import (
+    alert_history,
+    alerts,
+    maintenance_windows,
+    notifications,
+    rule_results,
+    silences,
+)
+
+__all__ = [
+    "AlertTables",
+    "AlertWrite",
+    "HistoryEntry",
+    "MaintenanceWindow",
+    "Notification",
+    "Silence",
+]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    labels: Labels
+    event: str
+    at: float
+    started_at: float | None
+    recorded_at: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A lifecycle transition that should reach people (the seam for notifiers)."""
+
+    id: int
+    created_at: float
+    kind: str  # firing | resolved
+    rule_id: str
+    subject: str
+    severity: str
+    payload: dict[str, Any]
+    sent_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Silence:
+    silence_id: str
+    matchers: dict[str, str]  # label -> glob
+    starts_at: float
+    ends_at: float
+    author: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    window_id: str
+    matchers: dict[str, str]
+    weekdays: tuple[str, ...]  # mon..sun
+    start: str  # HH:MM, collector local time
+    duration_seconds: float
+    author: str
+    reason: str
+
+
+@dataclass
+class AlertWrite:
+    """Everything one evaluation step changes, written in one transaction."""
+
+    upserts: list[Alert] = field(default_factory=list)
+    deletes: list[tuple[str, str]] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+    notify: list[tuple[str, Labels, dict[str, Any]]] = field(default_factory=list)
+    results: list[tuple[Labels, bool, float]] = field(default_factory=list)
+    now: float = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletes or self.history or self.notify or self.results)
+
+
+def _alert(r: Any) -> Alert:
+    return Alert(
+        labels=Labels(r.rule_id, r.subject, r.severity, r.district, r.commune, r.unit, r.host),
+        state=r.state,
+        started_at=r.started_at,
+        last_observed_at=r.last_observed_at,
+        fired_at=r.fired_at,
+        passing_since=r.passing_since,
+        notified=bool(r.notified),
+        acked_by=r.acked_by,
+        acked_at=r.acked_at,
+    )
+
+
+class AlertTables:
+    """Mixed into Store, which provides the connection helpers and the dialect."""
+
+    dialect: str
+
+    def _write(self) -> contextlib.AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _read(self) -> contextlib.AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    # ---- written by the alert engine --------------------------------------------------
+
+    def apply_alerts(self, w: AlertWrite) -> None:
+        dialect: Any = postgresql if self.dialect == "postgresql" else sqlite
+        with self._write() as conn:
+            for rule_id, subject in w.deletes:
+                conn.execute(
+                    delete(alerts).where(alerts.c.rule_id == rule_id, alerts.c.subject == subject)
+                )
+            for a in w.upserts:
+                lab = a.labels
+                values = {
+                    "severity": lab.severity,
+                    "district": lab.district,
+                    "commune": lab.commune,
+                    "unit": lab.unit,
+                    "host": lab.host,
+                    "state": a.state,
+                    "started_at": a.started_at,
+                    "fired_at": a.fired_at,
+                    "passing_since": a.passing_since,
+                    "last_observed_at": a.last_observed_at,
+                    "notified": a.notified,
+                }
+                stmt = dialect.insert(alerts).values(
+                    rule_id=lab.rule_id, subject=lab.subject, **values
+                )
+                # The CLI owns the ack columns; the engine never overwrites them.
+                conn.execute(
+                    stmt.on_conflict_do_update(index_elements=["rule_id", "subject"], set_=values)
+                )
+            if w.history:
+                conn.execute(
+                    alert_history.insert(),
+                    [
+                        {
+                            "rule_id": h.labels.rule_id,
+                            "subject": h.labels.subject,
+                            "district": h.labels.district,
+                            "commune": h.labels.commune,
+                            "event": h.event,
+                            "at": h.at,
+                            "started_at": h.started_at,
+                            "recorded_at": h.recorded_at,
+                            "detail": h.detail,
+                        }
+                        for h in w.history
+                    ],
+                )
+            if w.notify:
+                conn.execute(
+                    notifications.insert(),
+                    [
+                        {
+                            "created_at": w.now,
+                            "kind": kind,
+                            "rule_id": lab.rule_id,
+                            "subject": lab.subject,
+                            "severity": lab.severity,
+                            "payload": json.dumps(payload, ensure_ascii=False),
+                            "attempts": 0,
+                        }
+                        for kind, lab, payload in w.notify
+                    ],
+                )
+            for lab, ok, at in w.results:
+                values = {"district": lab.district, "commune": lab.commune, "ok": ok, "at": at}
+                stmt = dialect.insert(rule_results).values(
+                    rule_id=lab.rule_id, subject=lab.subject, **values
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(index_elements=["rule_id", "subject"], set_=values)
+                )
+
+    def open_alerts(self) -> list[Alert]:
+        with self._read() as conn:
+            rows = conn.execute(select(alerts).order_by(alerts.c.rule_id, alerts.c.subject)).all()
+        return [_alert(r) for r in rows]
+
+    def rule_verdicts(self) -> dict[tuple[str, str], bool]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(rule_results.c.rule_id, rule_results.c.subject, rule_results.c.ok)
+            ).all()
+        return {(r.rule_id, r.subject): bool(r.ok) for r in rows}
+
+    def forget_rules(self, keep: set[str]) -> None:
+        """Drop open alerts and verdicts of rules no longer in the pack (history stays)."""
+        with self._write() as conn:
+            for table in (alerts, rule_results):
+                conn.execute(delete(table).where(table.c.rule_id.not_in(keep)))
+
+    # ---- read and written by the CLI ---------------------------------------------------
+
+    def alert_history(self, rule_id: str, subject: str | None = None) -> list[HistoryEntry]:
+        q = select(alert_history).where(alert_history.c.rule_id == rule_id)
+        if subject is not None:
+            q = q.where(alert_history.c.subject == subject)
+        with self._read() as conn:
+            rows = conn.execute(q.order_by(alert_history.c.at, alert_history.c.id)).all()
+        return [
+            HistoryEntry(
+                Labels(r.rule_id, r.subject, "", r.district, r.commune),
+                r.event,
+                r.at,
+                r.started_at,
+                r.recorded_at,
+                r.detail,
+            )
+            for r in rows
+        ]
+
+    def ack_alert(self, rule_id: str, subject: str, author: str, note: str, now: float) -> None:
+        with self._write() as conn:
+            row = conn.execute(
+                select(alerts).where(alerts.c.rule_id == rule_id, alerts.c.subject == subject)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no open alert {rule_id} on {subject} (see `alerts list`)")
+            conn.execute(
+                update(alerts)
+                .where(alerts.c.rule_id == rule_id, alerts.c.subject == subject)
+                .values(acked_by=author, acked_at=now)
+            )
+            conn.execute(
+                alert_history.insert().values(
+                    rule_id=rule_id,
+                    subject=subject,
+                    district=row.district,
+                    commune=row.commune,
+                    event="ack",
+                    at=now,
+                    started_at=row.started_at,
+                    recorded_at=now,
+                    detail=f"{author}: {note}",
+                )
+            )
+
+    def add_silence(
+        self, matchers: dict[str, str], starts_at: float, ends_at: float, author: str, reason: str
+    ) -> Silence:
+        s = Silence(secrets.token_hex(4), matchers, starts_at, ends_at, author, reason)
+        with self._write() as conn:
+            conn.execute(
+                silences.insert().values(
+                    silence_id=s.silence_id,
+                    matchers=json.dumps(matchers, ensure_ascii=False),
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    author=author,
+                    reason=reason,
+                    created_at=starts_at,
+                )
+            )
+        return s
+
+    def silences(self, now: float) -> list[Silence]:
+        """Silences not yet over at `now` (including ones that start later)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(silences)
+                .where(silences.c.ends_at > now, silences.c.expired_at.is_(None))
+                .order_by(silences.c.starts_at)
+            ).all()
+        return [
+            Silence(
+                r.silence_id, json.loads(r.matchers), r.starts_at, r.ends_at, r.author, r.reason
+            )
+            for r in rows
+        ]
+
+    def expire_silence(self, silence_id: str, now: float) -> None:
+        with self._write() as conn:
+            n = conn.execute(
+                update(silences)
+                .where(silences.c.silence_id == silence_id, silences.c.expired_at.is_(None))
+                .values(expired_at=now)
+            ).rowcount
+        if not n:
+            raise NotFoundError(f"no active silence {silence_id!r} (see `alerts silence list`)")
+
+    def add_maintenance(self, w: MaintenanceWindow, now: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                maintenance_windows.insert().values(
+                    window_id=w.window_id,
+                    matchers=json.dumps(w.matchers, ensure_ascii=False),
+                    weekdays=",".join(w.weekdays),
+                    start=w.start,
+                    duration_seconds=w.duration_seconds,
+                    author=w.author,
+                    reason=w.reason,
+                    created_at=now,
+                )
+            )
+
+    def maintenance(self) -> list[MaintenanceWindow]:
+        with self._read() as conn:
+            rows = conn.execute(select(maintenance_windows)).all()
+        return [
+            MaintenanceWindow(
+                r.window_id,
+                json.loads(r.matchers),
+                tuple(r.weekdays.split(",")),
+                r.start,
+                r.duration_seconds,
+                r.author,
+                r.reason,
+            )
+            for r in rows
+        ]
+
+    def delete_maintenance(self, window_id: str) -> None:
+        with self._write() as conn:
+            n = conn.execute(
+                delete(maintenance_windows).where(maintenance_windows.c.window_id == window_id)
+            ).rowcount
+        if not n:
+            raise NotFoundError(f"no maintenance window {window_id!r}")
+
+    # ---- the notification seam ---------------------------------------------------------
+
+    def unsent_notifications(self, limit: int = 100) -> list[Notification]:
+        """Oldest first; a notifier sends each and calls mark_notification_sent."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(notifications)
+                .where(notifications.c.sent_at.is_(None))
+                .order_by(notifications.c.id)
+                .limit(limit)
+            ).all()
+        return [self._notification(r) for r in rows]
+
+    def notifications(self) -> list[Notification]:
+        with self._read() as conn:
+            rows = conn.execute(select(notifications).order_by(notifications.c.id)).all()
+        return [self._notification(r) for r in rows]
+
+    @staticmethod
+    def _notification(r: Any) -> Notification:
+        return Notification(
+            r.id,
+            r.created_at,
+            r.kind,
+            r.rule_id,
+            r.subject,
+            r.severity,
+            json.loads(r.payload),
+            r.sent_at,
+        )
+
+    def mark_notification_sent(self, notification_id: int, now: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(notifications)
+                .where(notifications.c.id == notification_id)
+                .values(sent_at=now, attempts=notifications.c.attempts + 1)
+            )
+
+    # ---- metrics -----------------------------------------------------------------------
+
+    def firing_counts(self) -> list[tuple[str, str, str, str, int]]:
+        """(rule, severity, district, commune, firing alerts)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(
+                    alerts.c.rule_id,
+                    alerts.c.severity,
+                    alerts.c.district,
+                    alerts.c.commune,
+                    func.count(),
+                )
+                .where(alerts.c.state == "firing")
+                .group_by(alerts.c.rule_id, alerts.c.severity, alerts.c.district, alerts.c.commune)
+            ).all()
+        return [(r[0], r[1], r[2], r[3], int(r[4])) for r in rows]
+
+    def pass_counts(self) -> list[tuple[str, str, str, int, int]]:
+        """(rule, district, commune, passing, judged) over active agents' latest verdicts."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(
+                    rule_results.c.rule_id,
+                    rule_results.c.district,
+                    rule_results.c.commune,
+                    rule_results.c.ok,
+                    func.count(),
+                ).group_by(
+                    rule_results.c.rule_id,
+                    rule_results.c.district,
+                    rule_results.c.commune,
+                    rule_results.c.ok,
+                )
+            ).all()
+        out: dict[tuple[str, str, str], list[int]] = {}
+        for r in rows:
+            counts = out.setdefault((r[0], r[1], r[2]), [0, 0])
+            counts[0] += int(r[4]) if r[3] else 0
+            counts[1] += int(r[4])
+        return [(k[0], k[1], k[2], v[0], v[1]) for k, v in sorted(out.items())]

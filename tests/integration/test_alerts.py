@@ -1,0 +1,141 @@
+"""Alerts end to end: a commune that goes silent raises one incident; broken packs are refused."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from canhgac_proto.v1 import collector_pb2 as pb
+from collector.app import CollectorApp
+from collector.errors import RuleError
+from tests.integration.harness import Running, collector_config, start_collector
+
+RULES = Path(__file__).parent.parent.parent / "rules"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _report(seq: int, at: float) -> bytes:
+    return pb.Report(
+        seq=seq, boot_id="b", collected_at_ms=int(at * 1000), agent_version="0.1.0"
+    ).SerializeToString()
+
+
+def test_silent_commune_raises_one_incident_and_no_agent_notifications(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cfg = collector_config(
+        tmp_path / "c.db", rules={"path": str(RULES), "evaluate_every": 3600, "hold": 60}
+    )
+    running = start_collector(cfg, clock=clock)
+    app = running.app
+    assert app.alerts is not None
+    try:
+        secrets = [running.enroll(f"m-{i}", f"ubnd-thanhnhat-{i:02d}") for i in range(30)]
+        # Ten machines of another commune keep reporting: the district uplink is fine.
+        others = [running.enroll(f"o-{i}", f"ubnd-anlac-{i:02d}", "An Lạc") for i in range(10)]
+        seq = 0
+
+        def others_report() -> None:
+            nonlocal seq
+            seq += 1
+            for s in others:
+                assert running.client(s).submit([_report(seq, clock.now)]).stored == [seq]
+
+        for s in secrets:
+            assert running.client(s).submit([_report(1, clock.now)]).stored == [1]
+        others_report()
+        app.alerts.drain()
+        app.alerts.tick(clock.now).result(30)
+        assert app.store.open_alerts() == []
+
+        clock.now += 4 * 15  # every agent of Thanh Nhật silent for more than 3 intervals
+        others_report()
+        app.alerts.tick(clock.now).result(30)
+        clock.now += 150  # longer than agent.silent's for: 2m
+        others_report()
+        app.alerts.drain()
+        app.alerts.tick(clock.now).result(30)
+        firing = [a for a in app.store.open_alerts() if a.state == "firing"]
+        assert sorted({a.labels.rule_id for a in firing}) == ["agent.silent", "commune.link-down"]
+        assert sum(a.labels.rule_id == "agent.silent" for a in firing) == 30
+        sent = [(n.kind, n.rule_id, n.subject) for n in app.store.notifications()]
+        assert sent == [("firing", "commune.link-down", "commune:Hạ Lang/Thanh Nhật")]
+
+        clock.now += 10  # the link returns: every agent reports again
+        for s in secrets:
+            assert running.client(s).submit([_report(2, clock.now)]).stored == [2]
+        others_report()
+        app.alerts.drain()
+        app.alerts.tick(clock.now).result(30)
+        clock.now += 61  # past the hold time; everyone keeps reporting
+        for s in secrets:
+            assert running.client(s).submit([_report(3, clock.now)]).stored == [3]
+        others_report()
+        app.alerts.drain()
+        app.alerts.tick(clock.now).result(30)
+        assert [a for a in app.store.open_alerts() if a.state == "firing"] == []
+        sent = [(n.kind, n.rule_id, n.subject) for n in app.store.notifications()]
+        assert sent == [
+            ("firing", "commune.link-down", "commune:Hạ Lang/Thanh Nhật"),
+            ("resolved", "commune.link-down", "commune:Hạ Lang/Thanh Nhật"),
+        ]
+        (agent_id, *_) = [
+            a.agent_id for a in app.store.list_agents() if a.placement.commune == "Thanh Nhật"
+        ]
+        events = [h.event for h in app.store.alert_history("agent.silent", agent_id)]
+        assert events == ["pending", "firing", "resolved"]
+    finally:
+        app.stop(grace=0)
+
+
+def _post(running: Running, path: str) -> tuple[int, str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{running.app.http_port}{path}", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_reload_with_a_broken_pack_keeps_the_running_one(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    cfg = collector_config(tmp_path / "c.db", rules={"path": str(rules), "evaluate_every": 3600})
+    running = start_collector(cfg)
+    try:
+        assert running.app.alerts is not None
+        before = running.app.alerts.pack
+        pack = rules / "default.yaml"
+        pack.write_text(pack.read_text().replace("agent.silent_intervals <= 3.0", "agent.silnt"))
+        code, body = _post(running, "/-/reload")
+        assert code == 422
+        assert (
+            f"{pack}:" in body and "rule agent.silent: unknown snapshot field agent.silnt" in body
+        )
+        assert running.app.alerts.pack is before
+        pack.write_text(pack.read_text().replace("agent.silnt", "agent.silent_intervals <= 4.0"))
+        code, body = _post(running, "/-/reload")
+        assert code == 200 and body.startswith("8 rules loaded")
+        rule = running.app.alerts.pack.get("agent.silent")
+        assert rule is not None and rule.condition == "agent.silent_intervals <= 4.0"
+    finally:
+        running.app.stop(grace=0)
+
+
+def test_collector_refuses_to_start_on_a_broken_pack(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - id: x\n")
+    cfg = collector_config(tmp_path / "c.db", rules={"path": str(bad)})
+    with pytest.raises(RuleError, match=r"bad\.yaml:3: rule x: missing field 'title'"):
+        CollectorApp(cfg, grpc_address="127.0.0.1:0", http_address="127.0.0.1:0")

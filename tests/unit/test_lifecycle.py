@@ -1,0 +1,81 @@
+"""Alert lifecycle properties (Hypothesis) and the store migration from schema 1."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import inspect
+
+from collector.alerts.lifecycle import Alert, Labels, expire, observe
+from collector.store import Store
+from collector.store.schema import SCHEMA_VERSION
+
+LABELS = Labels("hardware.disk-free", "agent-1", "medium")
+
+steps = st.lists(
+    st.tuples(st.floats(min_value=-30, max_value=600), st.booleans()), min_size=1, max_size=60
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps, st.sampled_from([0.0, 60.0, 300.0]), st.sampled_from([0.0, 120.0]))
+def test_one_alert_per_key_and_resolved_follows_firing(
+    seq: list[tuple[float, bool]], for_s: float, hold_s: float
+) -> None:
+    alert: Alert | None = None
+    t = 0.0
+    events: list[str] = []
+    for dt, ok in seq:
+        t += dt  # negative steps are late (replayed) observations
+        alert, evs = observe(alert, LABELS, ok, t, for_seconds=for_s, hold_seconds=hold_s)
+        if alert is not None:
+            alert, more = expire(alert, t, hold_s)
+            evs += more
+        events += [e for e, _ in evs]
+        assert alert is None or alert.key == (LABELS.rule_id, LABELS.subject)
+    firing = [e for e in events if e in ("firing", "resolved")]
+    # Alternating firing/resolved, starting with firing: never two firing at once.
+    assert all(e == ("firing" if i % 2 == 0 else "resolved") for i, e in enumerate(firing))
+    open_firing = firing.count("firing") - firing.count("resolved")
+    assert open_firing == (1 if alert is not None and alert.state == "firing" else 0)
+
+
+def test_flap_within_hold_stays_one_alert() -> None:
+    a, ev = observe(None, LABELS, False, 0.0, for_seconds=0.0, hold_seconds=300.0)
+    assert [e for e, _ in ev] == ["firing"]
+    a, ev = observe(a, LABELS, True, 10.0, for_seconds=0.0, hold_seconds=300.0)
+    a, ev2 = observe(a, LABELS, False, 20.0, for_seconds=0.0, hold_seconds=300.0)
+    assert (ev, ev2) == ([], []) and a is not None and a.failing
+    a, _ = observe(a, LABELS, True, 30.0, for_seconds=0.0, hold_seconds=300.0)
+    assert a is not None
+    a, ev = observe(a, LABELS, True, 330.0, for_seconds=0.0, hold_seconds=300.0)
+    assert a is None and ev == [("resolved", 30.0)]
+
+
+def test_late_observation_is_ignored() -> None:
+    a, _ = observe(None, LABELS, False, 100.0, for_seconds=0.0, hold_seconds=0.0)
+    same, ev = observe(a, LABELS, True, 50.0, for_seconds=0.0, hold_seconds=0.0)
+    assert same is a and ev == []
+
+
+def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
+    db = tmp_path / "v1.db"
+    dump = (Path(__file__).parent.parent / "fixtures" / "store" / "schema_v1.sql").read_text()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.executescript(dump)
+    store = Store(f"sqlite:///{db}")
+    try:
+        tables = set(inspect(store._engine).get_table_names())
+        assert {"alerts", "alert_history", "silences", "notifications", "rule_results"} <= tables
+        (agent,) = store.list_agents()
+        assert (agent.hostname, agent.last_seq) == ("ubnd-thanhnhat-01", 1)
+        assert store.snapshot(agent.agent_id)["hardware"]["memory"]["total_bytes"] == 8589934592
+    finally:
+        store.close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    assert SCHEMA_VERSION == 2

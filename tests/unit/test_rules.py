@@ -1,0 +1,167 @@
+"""Rule packs: exact loader messages; a passing and a failing snapshot for every shipped rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.compliance.evaluate import agent_variables, judge, prune, read_tree
+from collector.compliance.loader import load_pack
+from collector.errors import RuleError
+from collector.model import AgentRecord, Placement
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "rules"
+DEFAULT = Path(__file__).parent.parent.parent / "rules" / "default.yaml"
+GiB = 1024**3
+
+
+def test_valid_pack_loads_with_durations_scope_and_sections() -> None:
+    pack = load_pack(FIXTURES / "valid.yaml")
+    (rule,) = pack.rules
+    assert (rule.id, rule.kind, rule.severity) == ("ram", "agent", "low")
+    assert (rule.for_seconds, rule.hold_seconds) == (600.0, 60.0)
+    assert rule.sections == frozenset({"hardware"})
+    assert rule.scope.matches(Placement("", "Hạ Lang", "Thanh Nhật", "", "workstation"))
+    assert not rule.scope.matches(Placement("", "Hạ Lang", "An Lạc", "", "workstation"))
+    assert rule.source == f"{FIXTURES / 'valid.yaml'}:3"
+
+
+def test_invalid_pack_names_file_line_and_rule_in_every_message() -> None:
+    f = FIXTURES / "invalid.yaml"
+    with pytest.raises(RuleError) as e:
+        load_pack(f)
+    assert e.value.problems == [
+        f"{f}:8: rule typo-field: unknown snapshot field hardware.memory.totl_bytes",
+        f"{f}:14: rule typo-in-loop: unknown snapshot field d.fre_bytes",
+        f"{f}:20: rule bad-syntax: CEL syntax error at column 30: mismatched input '<EOF>' "
+        "expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, "
+        "NUM_UINT, STRING, BYTES, IDENTIFIER}",
+        f"{f}:26: rule bad-type: CEL type error: No such overload: the operation is not "
+        "defined for the given operand types",
+        f"{f}:32: rule not-bool: condition must be true or false, not int",
+        f"{f}:33: rule unknown-key: missing field 'condition'",
+        f"{f}:38: rule unknown-key: unknown field 'condtion'",
+        f"{f}:43: rule bad-severity: severity: Input should be 'critical', 'high', 'medium', "
+        "'low' or 'info'",
+        f"{f}:50: rule unknown-variable: unknown variable 'antivirus_x' "
+        "(known: agent, hardware, now, probes, spool)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 1\nrules: [\n  - {id: a\n", ":3: invalid YAML: "),
+        ("version: 2\nrules: []\n", ":1: version must be 1, not 2"),
+        ("version: 1\nrules: {}\nextra: 1\n", ":3: unknown field 'extra'"),
+        ("version: 1\nversion: 1\nrules: []\n", ":2: invalid YAML: duplicate key 'version'"),
+    ],
+)
+def test_pack_level_errors(tmp_path: Path, text: str, message: str) -> None:
+    f = tmp_path / "pack.yaml"
+    f.write_text(text)
+    with pytest.raises(RuleError) as e:
+        load_pack(f)
+    assert any(p.startswith(f"{f}{message}") for p in e.value.problems), e.value.problems
+
+
+def test_duplicate_rule_ids_across_files(tmp_path: Path) -> None:
+    text = (FIXTURES / "valid.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(text)
+    with pytest.raises(
+        RuleError, match=r"b\.yaml:3: rule ram: duplicate id \(first at .*a\.yaml:3\)"
+    ):
+        load_pack(tmp_path)
+
+
+# ---- the shipped default pack ---------------------------------------------------------------
+
+AGENT = AgentRecord(
+    "a1", "m1", "pc-01", "Windows", "10", "0.1.0",
+    Placement("Cao Bằng", "Hạ Lang", "Thanh Nhật", "", "workstation"),
+    0.0, None, 0.0, 0.0, 1,
+)  # fmt: skip
+
+
+def _hardware(**over: Any) -> dict[str, Any]:
+    hw: dict[str, Any] = {
+        "host": {"os_name": "Windows 10 Pro", "os_version": "10.0.19045"},
+        "memory": {"total_bytes": 8 * GiB},
+        "disks": [{"mountpoint": "C:\\", "total_bytes": 100 * GiB, "free_bytes": 40 * GiB}],
+    }
+    hw.update(over)
+    return hw
+
+
+def _agent_vars(snapshot: dict[str, Any], silent: float = 0.0) -> dict[str, Any]:
+    return agent_variables(AGENT, snapshot, 1e9, 15.0, silent)
+
+
+def _group(agents: int, silent: int, machines: int | None = None) -> dict[str, Any]:
+    return {
+        "group": {
+            "province": "Cao Bằng", "district": "Hạ Lang", "commune": "An Lạc",
+            "expected_machines": machines or 0, "expected_meeting_rooms": 1,
+            "machines": machines or agents, "agents": agents, "reporting": agents - silent,
+            "silent": silent, "meeting_rooms_reporting": 0,
+        },
+        "members": [],
+        "now": 1e9,
+    }  # fmt: skip
+
+
+OK_STATUS = {"status:hardware": {"ok": True, "error": ""}}
+BAD_STATUS = {"status:hardware": {"ok": False, "error": "PowerShell timed out"}}
+
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "hardware.disk-free": (
+        _agent_vars({"hardware": _hardware()}),
+        _agent_vars(
+            {"hardware": _hardware(disks=[{"total_bytes": 100 * GiB, "free_bytes": 9 * GiB}])}
+        ),
+    ),
+    "hardware.min-ram": (
+        _agent_vars({"hardware": _hardware(memory={"total_bytes": 4 * 10**9})}),
+        _agent_vars({"hardware": _hardware(memory={"total_bytes": 2 * GiB})}),
+    ),
+    "hardware.supported-os": (
+        _agent_vars({"hardware": _hardware(host={"os_name": "Debian GNU/Linux 12 (bookworm)"})}),
+        _agent_vars({"hardware": _hardware(host={"os_name": "Windows 7 Professional"})}),
+    ),
+    "agent.silent": (_agent_vars({}, silent=30.0), _agent_vars({}, silent=46.0)),
+    "agent.probe-failing": (_agent_vars(OK_STATUS), _agent_vars(BAD_STATUS)),
+    "commune.link-down": (_group(30, 17), _group(30, 18)),
+    "district.uplink-down": (_group(100, 79), _group(100, 80)),
+    "commune.coverage": (_group(19, 0, machines=20), _group(20, 2)),
+}
+
+
+def test_every_shipped_rule_has_a_case() -> None:
+    assert {r.id for r in load_pack(DEFAULT).rules} == set(CASES)
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_shipped_rule_passes_and_fails(rule_id: str) -> None:
+    rule = load_pack(DEFAULT).get(rule_id)
+    assert rule is not None
+    passing, failing = CASES[rule_id]
+    assert judge(rule, passing) is True
+    assert judge(rule, failing) is False
+
+
+def test_rule_without_its_section_gives_no_verdict() -> None:
+    rule = load_pack(DEFAULT).get("hardware.min-ram")
+    assert rule is not None
+    assert judge(rule, _agent_vars({})) is None
+
+
+def test_pruned_variables_give_the_same_verdicts() -> None:
+    pack = load_pack(DEFAULT)
+    tree = read_tree(pack.agent_reads())
+    assert tree is not None and "interfaces" not in tree["hardware"]
+    for rule in pack.agent_rules():
+        for variables in CASES[rule.id]:
+            assert judge(rule, prune(variables, tree)) == judge(rule, variables), rule.id
