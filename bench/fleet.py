@@ -16,7 +16,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agent.model import Cpu, Disk, Hardware, Host, Memory, NetInterface, Report, Temperature
+from agent.model import (
+    Antivirus,
+    AntivirusProduct,
+    Cpu,
+    Defender,
+    DhcpServer,
+    Disk,
+    FirewallProfile,
+    Hardware,
+    Host,
+    HttpCheck,
+    Link,
+    Listener,
+    Memory,
+    NetInterface,
+    PingResult,
+    Report,
+    Security,
+    Temperature,
+    ThroughputResult,
+)
 from agent.transport.client import CollectorClient, MachineFacts
 from agent.transport.encode import encode_report
 from collector.config import load_config
@@ -24,7 +44,17 @@ from collector.model import Placement
 from collector.sites import Sites, load_sites
 from collector.store import Store
 
-__all__ = ["Place", "SimAgent", "enroll_fleet", "places", "simulated_hardware", "tokens_for"]
+__all__ = [
+    "Place",
+    "SimAgent",
+    "enroll_fleet",
+    "places",
+    "simulated_antivirus",
+    "simulated_hardware",
+    "simulated_link",
+    "simulated_security",
+    "tokens_for",
+]
 
 _MODELS = (
     ("Dell Inc.", "OptiPlex 3050", "Intel(R) Core(TM) i3-7100 CPU @ 3.90GHz", 4, 4),
@@ -94,6 +124,98 @@ def simulated_hardware(rng: random.Random, hostname: str) -> Hardware:
     )
 
 
+def simulated_antivirus(rng: random.Random, now: float) -> Antivirus:
+    """Mostly Defender on and current; some BKAV with Defender passive; a few off or stale."""
+    updated = now - rng.choice((3600.0, 86400.0, 2 * 86400.0, 9 * 86400.0))
+    if rng.random() < 0.2:
+        products = (
+            AntivirusProduct(
+                "BKAV Pro", "security_center", "on", 266240, "third_party", "up_to_date"
+            ),
+            AntivirusProduct("Windows Defender", "security_center", "off", 393472, "microsoft"),
+        )
+        return Antivirus(products=products, realtime="on")
+    state = "on" if rng.random() < 0.9 else "off"
+    product = AntivirusProduct(
+        "Windows Defender",
+        "security_center",
+        state,
+        397568 if state == "on" else 393472,
+        "microsoft",
+        "up_to_date" if now - updated < 7 * 86400 else "out_of_date",
+    )
+    defender = Defender(
+        "ok",
+        am_service_enabled=True,
+        antivirus_enabled=state == "on",
+        realtime_protection_enabled=state == "on",
+        signature_updated_at=updated,
+        signature_age_days=int((now - updated) // 86400),
+    )
+    return Antivirus((product,), defender, realtime=state, signature_updated_at=updated)
+
+
+def simulated_security(rng: random.Random, now: float) -> Security:
+    public = "on" if rng.random() < 0.85 else "off"
+    risky = (Listener("0.0.0.0", 3389, "rdp", "svchost.exe"),) if rng.random() < 0.1 else ()
+    return Security(
+        firewall=(
+            FirewallProfile("Domain", "on"),
+            FirewallProfile("Private", "on"),
+            FirewallProfile("Public", public),
+        ),
+        os_updated_at=now - rng.uniform(1, 60) * 86400,
+        os_update_source="windows_update_history",
+        listeners_total=rng.randrange(8, 30),
+        risky_listeners=risky,
+    )
+
+
+def simulated_link(rng: random.Random, commune_down: bool = False) -> Link:
+    """Pings to the commune router and the district, a portal check, sometimes throughput."""
+
+    def ping(target: str, address: str, rtt: float, loss: float) -> PingResult:
+        received = 0 if commune_down else round(10 * (1 - loss))
+        if not received:
+            return PingResult(target, address, "windows-icmp", 10, 0, 1.0)
+        return PingResult(
+            target,
+            address,
+            "windows-icmp",
+            10,
+            received,
+            1 - received / 10,
+            rtt * 0.8,
+            rtt,
+            rtt * 1.5,
+            rtt * rng.uniform(0.05, 0.3),
+        )
+
+    return Link(
+        gateway="192.168.1.1",
+        pings=(
+            ping("gateway", "192.168.1.1", rng.uniform(0.0005, 0.003), 0.0),
+            ping("huyen", "10.20.0.1", rng.uniform(0.01, 0.12), rng.choice((0, 0, 0, 0.1, 0.3))),
+        ),
+        http_checks=(
+            HttpCheck(
+                "dichvucong",
+                "https://dichvucong.caobang.gov.vn/",
+                not commune_down,
+                200 if not commune_down else 0,
+                rng.uniform(0.1, 0.9),
+                rng.uniform(20, 300) * 86400,
+            ),
+        ),
+        throughput=ThroughputResult(1 << 20, 1.0, rng.uniform(2e6, 3e7))
+        if rng.random() < 0.5
+        else None,
+        dhcp_servers=(
+            DhcpServer("192.168.1.1", "aa:bb:cc:00:00:01", "192.168.1.50", allowed=True),
+        ),
+    )
+
+
 @dataclass
 class SimAgent:
     agent_id: str
@@ -105,12 +227,17 @@ class SimAgent:
     def report(self, rng: random.Random, now: float | None = None) -> list[int]:
         """Collect one simulated report (CPU usage wanders) and submit it; returns stored seqs."""
         self.seq += 1
+        at = now or time.time()
         cpu = replace(self.hardware.cpu, usage_ratio=min(1.0, rng.uniform(0.0, 0.9)))
         report = Report(
-            collected_at_ms=int((now or time.time()) * 1000),
+            collected_at_ms=int(at * 1000),
             boot_id="sim",
             agent_version="sim",
             hardware=replace(self.hardware, cpu=cpu),
+            # Posture is a property of the machine: the same draw every report.
+            antivirus=simulated_antivirus(random.Random(self.agent_id), at),
+            security=simulated_security(random.Random(self.agent_id), at),
+            link=simulated_link(rng),
             seq=self.seq,
         )
         return self.client.submit([encode_report(report)]).stored

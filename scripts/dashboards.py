@@ -169,6 +169,45 @@ DASHBOARDS = (
                 height=5,
             ),
             Panel(
+                "Máy có diệt virus hoạt động, cập nhật ≤ 3 ngày",
+                "Share of reporting machines with antivirus on and signatures at most 3 days old.",
+                (
+                    (
+                        f"sum(canhgac:antivirus_current:bool{{{AGENT}}})"
+                        f" / count(canhgac_agent_up{{{AGENT}}} == 1)",
+                        "current",
+                    ),
+                ),
+                kind="stat",
+                unit="percentunit",
+                width=6,
+                height=5,
+            ),
+            Panel(
+                "Cảnh báo đang kích hoạt",
+                "Firing compliance alerts (0 when none).",
+                ((f"sum(canhgac_alert_firing{{{AGENT}}}) or vector(0)", "firing"),),
+                kind="stat",
+                width=6,
+                height=5,
+            ),
+            Panel(
+                "Máy tắt tường lửa",
+                "Machines with at least one firewall profile off (0 when none).",
+                ((f"sum(canhgac:firewall_off:count{{{AGENT}}}) or vector(0)", "machines"),),
+                kind="stat",
+                width=6,
+                height=5,
+            ),
+            Panel(
+                "Máy chưa cập nhật hệ điều hành > 30 ngày",
+                "Machines whose last successful OS update is older than 30 days (0 when none).",
+                ((f"sum(canhgac:os_update_stale:count{{{AGENT}}}) or vector(0)", "machines"),),
+                kind="stat",
+                width=6,
+                height=5,
+            ),
+            Panel(
                 "Bao phủ theo xã / thị trấn",
                 "Coverage per commune: reporting / expected machines.",
                 ((f"canhgac:coverage:ratio{{{AGENT}}}", "{{commune}}"),),
@@ -289,6 +328,201 @@ DASHBOARDS = (
                     ),
                 ),
                 unit="short",
+            ),
+        ),
+    ),
+    Dashboard(
+        uid="canhgac-security",
+        title="Canh Gác — Diệt virus và an ninh",
+        description="Antivirus and security posture: products, signatures, firewall, updates.",
+        panels=(
+            Panel(
+                "Tỷ lệ máy có diệt virus hoạt động theo xã",
+                "Per commune: machines with antivirus on and signatures at most 3 days old.",
+                ((f"canhgac:antivirus_current:ratio{{{AGENT}}}", "{{commune}}"),),
+                kind="bargauge",
+                unit="percentunit",
+                height=10,
+            ),
+            Panel(
+                "Sản phẩm diệt virus đang bật",
+                "Machines per antivirus product whose state is on.",
+                (
+                    (
+                        f"count by (product) (canhgac_antivirus_enabled{{{AGENT}}} == 1)",
+                        "{{product}}",
+                    ),
+                ),
+                kind="bargauge",
+                height=10,
+            ),
+            Panel(
+                "Máy có diệt virus tắt",
+                "Machines where an installed product reports off/expired/not running.",
+                ((f"canhgac_antivirus_enabled{{{AGENT}}} == 0", "{{host}} {{product}}"),),
+                kind="table",
+            ),
+            Panel(
+                "Tuổi mẫu nhận diện (cũ nhất theo xã)",
+                "Oldest antivirus signatures among the machines of each commune.",
+                (
+                    (
+                        f"max by (commune) (canhgac_antivirus_signature_age_seconds{{{AGENT}}})",
+                        "{{commune}}",
+                    ),
+                ),
+                unit="s",
+            ),
+            Panel(
+                "Tường lửa theo hồ sơ",
+                "Machines with each firewall profile on (1) or off (0).",
+                (
+                    (
+                        f"count by (profile) (canhgac_firewall_enabled{{{AGENT}}} == 0) or "
+                        f"count by (profile) (canhgac_firewall_enabled{{{AGENT}}})",
+                        "{{profile}}",
+                    ),
+                ),
+                kind="bargauge",
+            ),
+            Panel(
+                "Cập nhật hệ điều hành (lâu nhất theo xã)",
+                "Days since the last successful OS update, worst machine per commune.",
+                (
+                    (
+                        f"max by (commune) (canhgac_os_update_age_seconds{{{AGENT}}}) / 86400",
+                        "{{commune}}",
+                    ),
+                ),
+                unit="d",
+            ),
+            Panel(
+                "Dịch vụ rủi ro đang mở (RDP, SMB, Telnet, VNC)",
+                "Risky listeners on non-loopback addresses, per commune.",
+                ((f"sum by (commune) (canhgac_risky_listeners{{{AGENT}}})", "{{commune}}"),),
+                kind="bargauge",
+                width=24,
+            ),
+        ),
+    ),
+    Dashboard(
+        uid="canhgac-link",
+        title="Canh Gác — Đường truyền",
+        description="LAN and fiber link health: latency, loss, jitter, throughput, services.",
+        panels=(
+            Panel(
+                "Độ trễ trung bình theo đích",
+                "Mean ICMP round-trip time per target, averaged over the commune's machines.",
+                ((f"canhgac:link_rtt:avg{{{AGENT}}}", "{{commune}} → {{target}}"),),
+                unit="s",
+            ),
+            Panel(
+                "Tỷ lệ mất gói theo đích",
+                "Share of echo requests without reply, averaged per commune and target.",
+                ((f"canhgac:link_loss:avg{{{AGENT}}}", "{{commune}} → {{target}}"),),
+                unit="percentunit",
+            ),
+            Panel(
+                "Độ dao động (jitter)",
+                "Mean absolute difference of consecutive RTTs, per machine and target.",
+                ((f"canhgac_link_jitter_seconds{{{AGENT}}}", "{{host}} → {{target}}"),),
+                unit="s",
+            ),
+            Panel(
+                "Tốc độ tải từ máy chủ thu thập",
+                "Download rate measured with the collector's Throughput call (bit/s).",
+                (
+                    (
+                        f"canhgac_link_throughput_bytes_per_second{{{AGENT}}} * 8",
+                        "{{host}}",
+                    ),
+                ),
+                unit="bps",
+            ),
+            Panel(
+                "Đích không phản hồi",
+                "Targets that answered no echo request this cycle (1 = up, 0 = down).",
+                (
+                    (
+                        f"min by (commune, target) (canhgac_link_up{{{AGENT}}})",
+                        "{{commune}} → {{target}}",
+                    ),
+                ),
+                kind="table",
+            ),
+            Panel(
+                "Dịch vụ trực tuyến (HTTP)",
+                "1 if the named service answered below HTTP 400, per commune (worst machine).",
+                (
+                    (
+                        f"min by (commune, check) (canhgac_http_check_success{{{AGENT}}})",
+                        "{{commune}} {{check}}",
+                    ),
+                ),
+                kind="table",
+            ),
+            Panel(
+                "Chứng chỉ TLS còn hạn",
+                "Seconds until the TLS certificate of each checked service expires.",
+                (
+                    (
+                        f"min by (check) (canhgac_tls_cert_expiry_seconds{{{AGENT}}})",
+                        "{{check}}",
+                    ),
+                ),
+                kind="bargauge",
+                unit="s",
+            ),
+            Panel(
+                "DHCP lạ và xung đột IP",
+                "Rogue DHCP servers and IP conflicts seen by the commune's machines.",
+                (
+                    (
+                        f"sum by (commune) (canhgac_dhcp_rogue_servers{{{AGENT}}})",
+                        "{{commune}} DHCP",
+                    ),
+                    (f"sum by (commune) (canhgac_ip_conflicts{{{AGENT}}})", "{{commune}} IP"),
+                ),
+                kind="table",
+            ),
+        ),
+    ),
+    Dashboard(
+        uid="canhgac-compliance",
+        title="Canh Gác — Tuân thủ",
+        description="Compliance: pass ratio per rule and place, firing alerts.",
+        panels=(
+            Panel(
+                "Tỷ lệ đạt theo quy tắc",
+                "Share of judged machines or places passing each rule.",
+                (
+                    (
+                        f"avg by (rule) (canhgac_compliance_pass_ratio{{{AGENT}}})",
+                        "{{rule}}",
+                    ),
+                ),
+                kind="bargauge",
+                unit="percentunit",
+                height=12,
+            ),
+            Panel(
+                "Tỷ lệ đạt theo xã",
+                "Per commune and rule: share passing.",
+                ((f"canhgac_compliance_pass_ratio{{{AGENT}}}", "{{commune}} {{rule}}"),),
+                kind="table",
+                height=12,
+            ),
+            Panel(
+                "Cảnh báo đang kích hoạt theo mức độ",
+                "Firing alerts per severity (0 when none).",
+                (
+                    (
+                        f"sum by (severity) (canhgac_alert_firing{{{AGENT}}}) or vector(0)",
+                        "{{severity}}",
+                    ),
+                ),
+                kind="bargauge",
+                width=24,
             ),
         ),
     ),

@@ -25,7 +25,7 @@ SPECS = (
         "canhgac_link_loss_ratio", "gauge", "Share of echo requests without reply (0-1)", "target"
     ),
     agent_spec(
-        "canhgac_link_throughput_bits_per_second",
+        "canhgac_link_throughput_bytes_per_second",
         "gauge",
         "Last measured download rate from the collector",
     ),
@@ -77,7 +77,9 @@ def render(add: Add, link: dict[str, Any], now: float) -> None:
             add("canhgac_link_jitter_seconds", num(p, "jitter_seconds"), target)
     throughput = link.get("throughput")
     if throughput and not throughput.get("error"):
-        add("canhgac_link_throughput_bits_per_second", num(throughput, "bits_per_second"))
+        # Bytes, the Prometheus base unit (promtool rejects a bits metric); the wire keeps bits.
+        bits = num(throughput, "bits_per_second")
+        add("canhgac_link_throughput_bytes_per_second", None if bits is None else bits / 8)
     for t in link.get("tcp_checks", []):
         if t.get("ok"):
             add("canhgac_tcp_connect_seconds", num(t, "connect_seconds"), t["target"])

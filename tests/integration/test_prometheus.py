@@ -56,7 +56,9 @@ def _query(base: str, expr: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def fleet_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("fleet")
-    running = start_collector(collector_config(tmp / "c.db", sites_file=str(SITES)))
+    running = start_collector(
+        collector_config(tmp / "c.db", sites_file=str(SITES), rules={"path": str(REPO / "rules")})
+    )
     tokens = tokens_for(running.app.store, load_sites(SITES))
     agents, rng = enroll_fleet(running.address, tokens, FLEET)
     for a in agents:
