@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from canhgac_proto.v1 import collector_pb2 as pb
@@ -33,21 +34,36 @@ class InvalidReport(ValueError):
     """One report that the collector will never store; its seq is acked as rejected."""
 
 
+@functools.cache
+def _layout(desc: Descriptor) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Per message type: scalar defaults, and the repeated fields (each needs a fresh list).
+
+    Messages and proto3 `optional` fields have no default here: left unset they are absent.
+    """
+    defaults = {
+        f.name: f.default_value
+        for f in desc.fields
+        if not f.is_repeated and f.type != FieldDescriptor.TYPE_MESSAGE and not f.has_presence
+    }
+    return defaults, tuple(f.name for f in desc.fields if f.is_repeated)
+
+
 def message_to_plain(msg: Message) -> dict[str, Any]:
     """Every field (defaults included) as plain Python values; 64-bit ints stay ints
-    (unlike json_format, which turns them into strings)."""
-    out: dict[str, Any] = {}
-    for f in msg.DESCRIPTOR.fields:
-        value = getattr(msg, f.name)
+    (unlike json_format, which turns them into strings). An unset message or proto3
+    `optional` field is absent: it means "unknown", not zero."""
+    defaults, repeated = _layout(msg.DESCRIPTOR)
+    out = dict(defaults)
+    for name in repeated:
+        out[name] = []
+    # ListFields() (implemented in C) yields only what is set: far cheaper than getattr on all.
+    for f, value in msg.ListFields():
         if f.type == FieldDescriptor.TYPE_MESSAGE:
-            if f.is_repeated:
-                out[f.name] = [message_to_plain(v) for v in value]
-            elif msg.HasField(f.name):
-                out[f.name] = message_to_plain(value)
+            out[f.name] = (
+                [message_to_plain(v) for v in value] if f.is_repeated else message_to_plain(value)
+            )
         elif f.is_repeated:
             out[f.name] = list(value)
-        elif f.has_presence and not msg.HasField(f.name):
-            continue  # a proto3 `optional` left unset means "unknown", not zero
         else:
             out[f.name] = value
     return out

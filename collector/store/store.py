@@ -111,6 +111,23 @@ class Store(AlertTables):
             threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
         self._migrate()
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        self._insert_report = (
+            dialect.insert(reports)
+            .on_conflict_do_nothing(index_elements=["agent_id", "seq"])
+            .returning(reports.c.seq)
+        )
+        snap = dialect.insert(snapshots)
+        # Late data (a replayed backlog) never overwrites a newer snapshot.
+        self._upsert_snapshot = snap.on_conflict_do_update(
+            index_elements=["agent_id", "section"],
+            set_={
+                "seq": snap.excluded.seq,
+                "collected_at": snap.excluded.collected_at,
+                "data": snap.excluded.data,
+            },
+            where=snapshots.c.seq < snap.excluded.seq,
+        )
 
     def _configure_sqlite(self, synchronous: str) -> None:
         path = self._engine.url.database
@@ -333,47 +350,35 @@ class Store(AlertTables):
         Returns (every seq now durably stored, including earlier duplicates; how many were new).
         Only after this returns may the collector acknowledge them.
         """
-        dialect = postgresql if self.dialect == "postgresql" else sqlite
-        new: list[Report] = []
+        rows = [
+            {
+                "agent_id": agent_id,
+                "seq": r.seq,
+                "boot_id": r.boot_id,
+                "collected_at": r.collected_at,
+                "received_at": now,
+                "payload": _payload(r),
+            }
+            for r in batch
+        ]
         with self._write() as conn:
-            for r in batch:
-                inserted = conn.execute(
-                    dialect.insert(reports)
-                    .values(
-                        agent_id=agent_id,
-                        seq=r.seq,
-                        boot_id=r.boot_id,
-                        collected_at=r.collected_at,
-                        received_at=now,
-                        payload=json.dumps(dataclasses.asdict(r), ensure_ascii=False),
-                    )
-                    .on_conflict_do_nothing(index_elements=["agent_id", "seq"])
-                    # RETURNING, not rowcount: on PostgreSQL (psycopg) rowcount is -1 here.
-                    .returning(reports.c.seq)
-                ).first()
-                if inserted is not None:
-                    new.append(r)
-            for r in new:
+            # RETURNING, not rowcount: on PostgreSQL (psycopg) rowcount is -1 here; and it
+            # names exactly the rows that were new, in one round trip for the whole batch.
+            inserted = set(conn.execute(self._insert_report, rows).scalars()) if rows else set()
+            new = [r for r in batch if r.seq in inserted]
+            # Only the newest value of each section matters for the snapshot.
+            newest: dict[str, dict[str, Any]] = {}
+            for r in sorted(new, key=lambda r: r.seq):
                 for section, data in _snapshot_sections(r).items():
-                    stmt = dialect.insert(snapshots).values(
-                        agent_id=agent_id,
-                        section=section,
-                        seq=r.seq,
-                        collected_at=r.collected_at,
-                        data=json.dumps(data, ensure_ascii=False),
-                    )
-                    # Late data (a replayed backlog) never overwrites a newer snapshot.
-                    conn.execute(
-                        stmt.on_conflict_do_update(
-                            index_elements=["agent_id", "section"],
-                            set_={
-                                "seq": stmt.excluded.seq,
-                                "collected_at": stmt.excluded.collected_at,
-                                "data": stmt.excluded.data,
-                            },
-                            where=snapshots.c.seq < stmt.excluded.seq,
-                        )
-                    )
+                    newest[section] = {
+                        "agent_id": agent_id,
+                        "section": section,
+                        "seq": r.seq,
+                        "collected_at": r.collected_at,
+                        "data": json.dumps(data, ensure_ascii=False),
+                    }
+            if newest:
+                conn.execute(self._upsert_snapshot, list(newest.values()))
             values: dict[str, Any] = {"last_seen_at": now}
             if new:
                 # Two-argument max: scalar max() on SQLite, greatest() on PostgreSQL.
@@ -422,6 +427,22 @@ class Store(AlertTables):
             if r.section is not None:
                 entry[1][r.section] = json.loads(r.data)
         return list(out.values())
+
+
+def _payload(r: Report) -> str:
+    """The report as JSON for the history table (dataclasses.asdict would deep-copy it first)."""
+    return json.dumps(
+        {
+            "seq": r.seq,
+            "boot_id": r.boot_id,
+            "collected_at": r.collected_at,
+            "agent_version": r.agent_version,
+            "sections": r.sections,
+            "errors": r.errors,
+            "spool": r.spool,
+        },
+        ensure_ascii=False,
+    )
 
 
 def _snapshot_sections(r: Report) -> dict[str, Any]:
