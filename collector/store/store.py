@@ -63,6 +63,21 @@ class Enrollment:
     credential: str = field(repr=False)  # shown once, to the agent; only its hash is kept
 
 
+# Group commit bounds: jobs per transaction, and transactions before the leader hands over.
+_GROUP_COMMIT_JOBS = 64
+_GROUP_COMMIT_ROUNDS = 4
+
+
+@dataclass
+class _Job:
+    agent_id: str
+    batch: Sequence[Report]
+    now: float
+    done: threading.Event = field(default_factory=threading.Event)
+    result: tuple[list[int], int] | None = None
+    error: StoreError | None = None
+
+
 def _hash(secret: str) -> str:
     # Secrets are 192-bit random strings, so a fast hash is enough (nothing to brute-force).
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -110,6 +125,9 @@ class Store(AlertTables):
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
+        self._queue: list[_Job] = []
+        self._queue_lock = threading.Lock()
+        self._committing = False
         self._migrate()
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         self._insert_report = (
@@ -345,11 +363,63 @@ class Store(AlertTables):
     # ---- reports ------------------------------------------------------------------------
 
     def ingest(self, agent_id: str, batch: Sequence[Report], now: float) -> tuple[list[int], int]:
-        """Store reports exactly once by (agent, seq) in one transaction.
+        """Store reports exactly once by (agent, seq), durably.
 
         Returns (every seq now durably stored, including earlier duplicates; how many were new).
         Only after this returns may the collector acknowledge them.
+
+        Group commit: concurrent callers share one transaction (and one fsync). The first caller
+        to find no commit in progress commits everything queued, for at most a few rounds; the
+        others wait for their job, taking over when nobody is committing.
         """
+        job = _Job(agent_id, batch, now)
+        with self._queue_lock:
+            self._queue.append(job)
+        while not job.done.wait(0 if self._try_lead() else 0.002):
+            pass
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _try_lead(self) -> bool:
+        """Commit queued jobs if no other caller is doing so; True if this caller did."""
+        with self._queue_lock:
+            if self._committing or not self._queue:
+                return False
+            self._committing = True
+        try:
+            for _ in range(_GROUP_COMMIT_ROUNDS):
+                with self._queue_lock:
+                    jobs, self._queue = (
+                        self._queue[:_GROUP_COMMIT_JOBS],
+                        self._queue[_GROUP_COMMIT_JOBS:],
+                    )
+                if not jobs:
+                    break
+                self._commit(jobs)
+        finally:
+            with self._queue_lock:
+                self._committing = False
+        return True
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        try:
+            with self._write() as conn:
+                results = [self._ingest_one(conn, j.agent_id, j.batch, j.now) for j in jobs]
+        except Exception as e:  # every waiter must hear about it, whatever it was
+            error = e if isinstance(e, StoreError) else StoreError(f"store write failed: {e}")
+            for j in jobs:
+                j.error = error
+                j.done.set()
+            return
+        for j, result in zip(jobs, results, strict=True):
+            j.result = result
+            j.done.set()
+
+    def _ingest_one(
+        self, conn: Connection, agent_id: str, batch: Sequence[Report], now: float
+    ) -> tuple[list[int], int]:
         rows = [
             {
                 "agent_id": agent_id,
@@ -361,33 +431,32 @@ class Store(AlertTables):
             }
             for r in batch
         ]
-        with self._write() as conn:
-            # RETURNING, not rowcount: on PostgreSQL (psycopg) rowcount is -1 here; and it
-            # names exactly the rows that were new, in one round trip for the whole batch.
-            inserted = set(conn.execute(self._insert_report, rows).scalars()) if rows else set()
-            new = [r for r in batch if r.seq in inserted]
-            # Only the newest value of each section matters for the snapshot.
-            newest: dict[str, dict[str, Any]] = {}
-            for r in sorted(new, key=lambda r: r.seq):
-                for section, data in _snapshot_sections(r).items():
-                    newest[section] = {
-                        "agent_id": agent_id,
-                        "section": section,
-                        "seq": r.seq,
-                        "collected_at": r.collected_at,
-                        "data": json.dumps(data, ensure_ascii=False),
-                    }
-            if newest:
-                conn.execute(self._upsert_snapshot, list(newest.values()))
-            values: dict[str, Any] = {"last_seen_at": now}
-            if new:
-                # Two-argument max: scalar max() on SQLite, greatest() on PostgreSQL.
-                greatest = func.greatest if self.dialect == "postgresql" else func.max
-                values["last_seq"] = greatest(agents.c.last_seq, max(r.seq for r in new))
-                values["last_report_at"] = greatest(
-                    func.coalesce(agents.c.last_report_at, 0.0), max(r.collected_at for r in new)
-                )
-            conn.execute(update(agents).where(agents.c.agent_id == agent_id).values(**values))
+        # RETURNING, not rowcount: on PostgreSQL (psycopg) rowcount is -1 here; and it
+        # names exactly the rows that were new, in one round trip for the whole batch.
+        inserted = set(conn.execute(self._insert_report, rows).scalars()) if rows else set()
+        new = [r for r in batch if r.seq in inserted]
+        # Only the newest value of each section matters for the snapshot.
+        newest: dict[str, dict[str, Any]] = {}
+        for r in sorted(new, key=lambda r: r.seq):
+            for section, data in _snapshot_sections(r).items():
+                newest[section] = {
+                    "agent_id": agent_id,
+                    "section": section,
+                    "seq": r.seq,
+                    "collected_at": r.collected_at,
+                    "data": json.dumps(data, ensure_ascii=False),
+                }
+        if newest:
+            conn.execute(self._upsert_snapshot, list(newest.values()))
+        values: dict[str, Any] = {"last_seen_at": now}
+        if new:
+            # Two-argument max: scalar max() on SQLite, greatest() on PostgreSQL.
+            greatest = func.greatest if self.dialect == "postgresql" else func.max
+            values["last_seq"] = greatest(agents.c.last_seq, max(r.seq for r in new))
+            values["last_report_at"] = greatest(
+                func.coalesce(agents.c.last_report_at, 0.0), max(r.collected_at for r in new)
+            )
+        conn.execute(update(agents).where(agents.c.agent_id == agent_id).values(**values))
         return [r.seq for r in batch], len(new)
 
     def report_seqs(self, agent_id: str) -> list[int]:
