@@ -50,15 +50,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
-## bench: what is measured so far (bytes per report, /metrics cost); the rest arrives with issue 8
+## bench: every benchmark, each against a baseline measured in the same run (docs/performance.md)
 bench: $(STAMP)
-	$(BIN)/python -m bench.report_size
-	$(BIN)/python -m bench.metrics_render
-	$(BIN)/python -m bench.rules
-	@echo "still to come, each as a ratio against a baseline measured in the same run:"
-	@echo "  - collector ingest (reports/s, durable commit, batch 1 and 50) vs a no-op gRPC servicer"
-	@echo "  - agent RSS and CPU per collection cycle vs prometheus-node-exporter"
-	@echo "  - spool replay of a 24 h backlog"
+	@scripts/install-test-deps.sh
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

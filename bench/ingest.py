@@ -168,7 +168,7 @@ def measure() -> dict[str, float]:
                 p.wait(30)
 
 
-def main() -> None:
+def main() -> dict[str, float]:
     runs = int(os.environ.get("BENCH_RUNS", "3"))
     samples = [measure() for _ in range(runs)]
     med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
@@ -183,6 +183,7 @@ def main() -> None:
         f"  at half peak ({med['half_peak_reports_per_s']:.0f} reports/s):"
         f" p50 {med['half_peak_p50_ms']:.1f} ms, p99 {med['half_peak_p99_ms']:.1f} ms"
     )
+    return med
 
 
 if __name__ == "__main__":

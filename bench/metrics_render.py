@@ -91,7 +91,9 @@ def measure(n: int, repeat: int = 5) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def main() -> dict[str, float]:
+    figures: dict[str, float] = {}
+    print("/metrics rendering vs prometheus_client generate_latest on the same series count")
     print(f"{'agents':>7}{'series':>9}{'MB':>7}{'ours s':>9}{'baseline s':>12}{'ratio':>7}")
     for n in (1_000, 10_000):
         r = measure(n)
@@ -99,6 +101,8 @@ def main() -> None:
             f"{r['agents']:>7}{r['series']:>9}{r['bytes'] / 1e6:>7.1f}{r['ours_s']:>9.3f}"
             f"{r['baseline_s']:>12.3f}{r['ours_s'] / r['baseline_s']:>7.2f}"
         )
+        figures.update({f"agents{n}_{k}": v for k, v in r.items() if k != "agents"})
+    return figures
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from agent.transport.encode import encode_report, to_pb
 from canhgac_proto.v1 import collector_pb2 as pb
 
 
-def main() -> None:
+def main() -> dict[str, float]:
     probe = HardwareProbe()
     reports = []
     for seq in range(1, 51):
@@ -24,10 +24,18 @@ def main() -> None:
         reports[-1].seq = seq
     one = encode_report(collect({"hardware": probe}, "boot", int(time.time() * 1000)))
     batch = pb.SubmitRequest(reports=reports).SerializeToString()
+    print("bytes on the wire per report (this machine's hardware probe)")
     print(f"{'':24}{'plain':>10}{'gzip':>10}{'ratio':>8}")
-    for name, data, n in (("one report", one, 1), ("batch of 50, per report", batch, 50)):
+    figures = {}
+    for key, name, data, n in (
+        ("one", "one report", one, 1),
+        ("batch50", "batch of 50, per report", batch, 50),
+    ):
         packed = len(gzip.compress(data))
         print(f"{name:24}{len(data) / n:>10.0f}{packed / n:>10.0f}{packed / len(data):>8.2f}")
+        figures[f"{key}_plain_bytes"] = len(data) / n
+        figures[f"{key}_gzip_bytes"] = packed / n
+    return figures
 
 
 if __name__ == "__main__":

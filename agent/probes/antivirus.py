@@ -106,6 +106,9 @@ class ClamdOptions(StrictModel):
 
 
 class AntivirusOptions(ProbeOptions):
+    # Posture changes slowly and one Windows PowerShell call costs a few hundred ms: every
+    # 5 minutes is plenty for compliance and keeps the agent's average CPU low.
+    interval: Duration | None = Field(default=300.0, gt=0)
     clamd: ClamdOptions = ClamdOptions()
     # Other products on Linux: display name -> process names that mean it is running.
     processes: dict[str, list[str]] = {}

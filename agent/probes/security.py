@@ -91,6 +91,9 @@ POWERSHELL_SCRIPT = "; ".join(
 
 
 class SecurityOptions(ProbeOptions):
+    # Firewall, updates and listeners change slowly; scanning sockets and processes each
+    # 15 s would cost more CPU than everything else the agent does.
+    interval: Duration | None = Field(default=300.0, gt=0)
     # Linux without update-notifier (Debian): count pending security updates with
     # `apt-get -s upgrade`. Off by default: it reads only local lists but takes seconds, and the
     # runner collects probes one after another.
