@@ -11,6 +11,7 @@ from collector.alerts.engine import AlertEngine
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig
 from collector.http import HttpServer
+from collector.leader import Leadership
 from collector.metrics import Exposition
 from collector.server import build_server
 from collector.sites import load_sites
@@ -67,13 +68,16 @@ class CollectorApp:
             self.store.ping,
             self.alerts.reload if self.alerts else None,
         )
+        self.leadership = Leadership(self.store)
         self._stop_timer = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="alert-timer", daemon=True)
 
     def _tick_loop(self) -> None:
         assert self.alerts is not None
         while not self._stop_timer.wait(self.cfg.rules.evaluate_every):
-            self.alerts.tick()
+            # With several collectors on one PostgreSQL, only the leader judges the fleet.
+            if self.leadership.is_leader():
+                self.alerts.tick()
 
     def reload_rules(self) -> tuple[bool, str]:
         """SIGHUP and `rules reload`: the new pack, or the running one kept and the reason."""
@@ -102,4 +106,5 @@ class CollectorApp:
             self._stop_timer.set()
             self._timer.join()
             self.alerts.stop()
+        self.leadership.close()
         self.store.close()

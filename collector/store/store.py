@@ -183,6 +183,11 @@ class Store(AlertTables):
         except SQLAlchemyError as e:
             raise StoreError(f"{self.url}: cannot open store: {e}") from None
 
+    @property
+    def engine(self) -> Engine:
+        """For collector.leader only (advisory locks need a session of their own)."""
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
 
