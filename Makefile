@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test test-deps lint typecheck proto proto-check docs dashboards unit integration bench clean
+.PHONY: run demo test test-deps lint typecheck proto proto-check docs dashboards unit integration bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 ## run: collector on SQLite under ./var + a local agent every 15 s; Ctrl-C stops both
 run: $(STAMP)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/run-local.sh
+
+## demo: `make run` plus a simulated Hạ Lang district (60 machines) for full dashboards
+demo: $(STAMP)
+	@PATH="$(CURDIR)/$(BIN):$$PATH" DEMO=1 scripts/run-local.sh
 
 ## test: lint, types, generated-code drift, then the whole suite
 test: $(STAMP) test-deps lint typecheck proto-check

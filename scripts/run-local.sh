@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: a collector on SQLite under ./var and one local agent reporting every 15 s.
-# Ctrl-C stops both. Re-running reuses ./var (the agent keeps its identity).
+# `make demo` (DEMO=1): the same plus a simulated Hạ Lang district (60 machines over its
+# departments and 13 communes) so every dashboard has data at once.
+# Ctrl-C stops everything. Re-running reuses ./var (the agent keeps its identity).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var
@@ -11,8 +13,10 @@ grpc_addr=127.0.0.1:4317
 canhgac-collector --config "$cfg" serve &
 collector=$!
 agent=""
+fleet=""
 cleanup() {
   trap - INT TERM EXIT
+  [ -n "$fleet" ] && kill -INT "$fleet" 2>/dev/null && wait "$fleet" 2>/dev/null || true
   [ -n "$agent" ] && kill -TERM "$agent" 2>/dev/null && wait "$agent" 2>/dev/null || true
   kill -TERM "$collector" 2>/dev/null && wait "$collector" 2>/dev/null || true
   echo "stopped collector and agent"
@@ -34,6 +38,12 @@ if [ ! -f var/agent/credential.json ]; then
 fi
 canhgac-agent --config configs/agent.local.yaml run --interval 15 &
 agent=$!
+if [ "${DEMO:-0}" = 1 ]; then
+  python -m bench.fleet --collector "$grpc_addr" --config "$cfg" --agents 60 --rounds 0 \
+    --interval 15 >var/fleet.log 2>&1 &
+  fleet=$!
+  echo "  demo: 60 simulated machines of Hạ Lang report every 15 s (log: var/fleet.log)"
+fi
 
 cat <<MSG
 
