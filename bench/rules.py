@@ -33,7 +33,83 @@ HARDWARE = {
                     "bytes_recv": 10**9, "errors_in": 0, "errors_out": 0, "drops_in": 0,
                     "drops_out": 0} for n in ("Ethernet", "Wi-Fi")],
 }  # fmt: skip
-REPORT = Report(1, "boot", time.time(), "0.1.0", {"hardware": HARDWARE}, [], {"dropped_total": 0})
+NOW = time.time()
+ANTIVIRUS = {
+    "products": [
+        {
+            "name": n,
+            "source": "security_center",
+            "state": s,
+            "product_state": ps,
+            "owner": o,
+            "signatures": "up_to_date",
+        }
+        for n, s, ps, o in (
+            ("Windows Defender", "off", 393472, "microsoft"),
+            ("BKAV Pro", "on", 266240, "third_party"),
+        )
+    ],
+    "defender": {
+        "status": "ok",
+        "reason": "",
+        "am_service_enabled": True,
+        "antivirus_enabled": False,
+        "realtime_protection_enabled": False,
+        "tamper_protected": True,
+        "running_mode": "Passive Mode",
+        "signature_version": "1.421.0.0",
+        "signature_updated_at": NOW - 86400.0,
+        "signature_age_days": 1,
+        "quick_scan_age_days": 2,
+        "full_scan_age_days": -1,
+    },
+    "realtime": "on",
+    "signature_updated_at": 0.0,
+    "notes": [],
+}
+SECURITY = {
+    "firewall": [
+        {"name": n, "state": "on", "default_inbound": "block"}
+        for n in ("Domain", "Private", "Public")
+    ],
+    "os_updated_at": NOW - 5 * 86400.0,
+    "os_update_source": "windows_update_history",
+    "pending_security_updates": -1,
+    "listeners_total": 24,
+    "risky_listeners": [
+        {"address": "0.0.0.0", "port": p, "service": s, "process": "System"}
+        for p, s in ((445, "smb"), (3389, "rdp"))
+    ],
+    "notes": [],
+}
+LINK = {
+    "gateway": "10.1.0.1",
+    "pings": [
+        {
+            "target": t,
+            "address": a,
+            "method": "windows-icmp",
+            "sent": 10,
+            "received": 10,
+            "loss_ratio": 0.0,
+            "rtt_min_seconds": 0.001,
+            "rtt_avg_seconds": 0.004,
+            "rtt_max_seconds": 0.01,
+            "jitter_seconds": 0.002,
+            "error": "",
+        }
+        for t, a in (("10.1.0.1", "10.1.0.1"), ("collector.halang.gov.vn", "10.0.0.2"))
+    ],
+    "tcp_checks": [],
+    "dns_checks": [],
+    "http_checks": [],
+    "traceroutes": [],
+    "dhcp_servers": [],
+    "ip_conflicts": [],
+    "skipped": [],
+}
+SECTIONS = {"hardware": HARDWARE, "antivirus": ANTIVIRUS, "security": SECURITY, "link": LINK}
+REPORT = Report(1, "boot", NOW, "0.1.0", SECTIONS, [], {"dropped_total": 0})
 
 
 def per_report(n: int, one_context: bool) -> float:

@@ -177,6 +177,9 @@ class AlertEngine:
             w.history.append(HistoryEntry(labels, event, at, started, w.now))
             if event == "resolved" and old is not None and old.notified:
                 w.notify.append(("resolved", labels, self._payload(rule, old, at)))
+        # One row per key in a batch: an alert that fired and resolved within one replayed
+        # backlog must not leave its earlier upsert behind (applied after the delete).
+        w.upserts = [u for u in w.upserts if u.key != (labels.rule_id, labels.subject)]
         if new is None:
             del self._alerts[labels.rule_id, labels.subject]
             w.deletes.append((labels.rule_id, labels.subject))

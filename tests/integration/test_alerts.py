@@ -126,7 +126,7 @@ def test_reload_with_a_broken_pack_keeps_the_running_one(tmp_path: Path) -> None
         assert running.app.alerts.pack is before
         pack.write_text(pack.read_text().replace("agent.silnt", "agent.silent_intervals <= 4.0"))
         code, body = _post(running, "/-/reload")
-        assert code == 200 and body.startswith("8 rules loaded")
+        assert code == 200 and body.startswith("22 rules loaded")
         rule = running.app.alerts.pack.get("agent.silent")
         assert rule is not None and rule.condition == "agent.silent_intervals <= 4.0"
     finally:
@@ -139,3 +139,60 @@ def test_collector_refuses_to_start_on_a_broken_pack(tmp_path: Path) -> None:
     cfg = collector_config(tmp_path / "c.db", rules={"path": str(bad)})
     with pytest.raises(RuleError, match=r"bad\.yaml:3: rule x: missing field 'title'"):
         CollectorApp(cfg, grpc_address="127.0.0.1:0", http_address="127.0.0.1:0")
+
+
+SPOOL_RULE = """version: 1
+rules:
+  - id: spool.full
+    title: {vi: Hàng đợi đầy, en: Spool full}
+    remediation: {vi: Kiểm tra, en: Check}
+    rationale: {vi: Mất dữ liệu, en: Data loss}
+    severity: low
+    condition: spool.depth < 100
+"""
+
+
+def _spooled(seq: int, at: float, depth: int) -> bytes:
+    return pb.Report(
+        seq=seq,
+        boot_id="b",
+        collected_at_ms=int(at * 1000),
+        agent_version="0.1.0",
+        spool=pb.SpoolStats(depth=depth),
+    ).SerializeToString()
+
+
+def test_silence_mutes_until_it_expires_and_late_data_never_notifies(tmp_path: Path) -> None:
+    clock = FakeClock()
+    (tmp_path / "rules.yaml").write_text(SPOOL_RULE)
+    rules = {"path": str(tmp_path / "rules.yaml"), "evaluate_every": 3600, "hold": 0}
+    running = start_collector(collector_config(tmp_path / "c.db", rules=rules), clock=clock)
+    app = running.app
+    assert app.alerts is not None
+    try:
+        store = app.store
+        late, live = running.enroll("m-1", "pc-late"), running.enroll("m-2", "pc-live")
+        # A replayed backlog: failed an hour ago, passed since; history only, no notification.
+        t0 = clock.now - 3600
+        backlog = [_spooled(1, t0, 500), _spooled(2, t0 + 60, 500), _spooled(3, t0 + 120, 0)]
+        assert running.client(late).submit(backlog).stored == [1, 2, 3]
+        silence = store.add_silence({"host": "pc-live"}, clock.now, clock.now + 600, "an", "test")
+        app.alerts.tick(clock.now).result(30)  # the engine reads silences on its timer
+        assert running.client(live).submit([_spooled(1, clock.now, 500)]).stored == [1]
+        app.alerts.drain()
+        app.alerts.tick(clock.now).result(30)
+        (late_id,) = [a.agent_id for a in store.list_agents() if a.hostname == "pc-late"]
+        assert [h.event for h in store.alert_history("spool.full", late_id)] == [
+            "firing",
+            "resolved",
+        ]
+        firing = [a for a in store.open_alerts() if a.state == "firing"]
+        assert [a.labels.host for a in firing] == ["pc-live"]
+        assert store.notifications() == []  # silenced, and the backlog had already ended
+        clock.now += 60
+        store.expire_silence(silence.silence_id, clock.now)
+        app.alerts.tick(clock.now).result(30)
+        sent = [(n.kind, n.rule_id) for n in store.notifications()]
+        assert sent == [("firing", "spool.full")]  # still firing once the silence is over
+    finally:
+        app.stop(grace=0)

@@ -113,6 +113,72 @@ def _group(agents: int, silent: int, machines: int | None = None) -> dict[str, A
     }  # fmt: skip
 
 
+NOW = 1e9
+DAY = 86400.0
+
+
+def _product(state: str = "on", signatures: str = "up_to_date") -> dict[str, Any]:
+    return {"name": "Windows Defender", "source": "security_center", "state": state,
+            "product_state": 397568, "owner": "microsoft", "signatures": signatures}  # fmt: skip
+
+
+def _av(**over: Any) -> dict[str, Any]:
+    av: dict[str, Any] = {
+        "products": [_product()], "realtime": "on", "signature_updated_at": NOW - DAY, "notes": [],
+    }  # fmt: skip
+    av.update(over)
+    return {"antivirus": av}
+
+
+def _clamd(self_test: str, status: str = "running") -> dict[str, Any]:
+    return _av(clamd={"status": status, "self_test": self_test, "database_date": NOW - DAY})
+
+
+def _sec(**over: Any) -> dict[str, Any]:
+    profiles = [{"name": n, "state": "on", "default_inbound": "block"}
+                for n in ("Domain", "Private", "Public")]  # fmt: skip
+    sec: dict[str, Any] = {
+        "firewall": profiles, "os_updated_at": NOW - 10 * DAY, "os_update_source": "apt_history",
+        "pending_security_updates": -1, "listeners_total": 5, "risky_listeners": [], "notes": [],
+    }  # fmt: skip
+    sec.update(over)
+    return {"security": sec}
+
+
+def _ping(target: str, loss: float = 0.0, rtt: float = 0.02, error: str = "") -> dict[str, Any]:
+    received = 0 if error else round(10 * (1 - loss))
+    return {"target": target, "address": target, "method": "icmp-dgram", "sent": 10,
+            "received": received, "loss_ratio": loss, "rtt_min_seconds": rtt,
+            "rtt_avg_seconds": rtt if received else 0.0, "rtt_max_seconds": rtt,
+            "jitter_seconds": 0.001, "error": error}  # fmt: skip
+
+
+def _link(*pings: dict[str, Any], **over: Any) -> dict[str, Any]:
+    link: dict[str, Any] = {
+        "gateway": "10.1.0.1", "pings": list(pings), "dhcp_servers": [], "ip_conflicts": [],
+        "skipped": [],
+    }  # fmt: skip
+    link.update(over)
+    return {"link": link}
+
+
+def _member(silent: float, *pings: dict[str, Any]) -> dict[str, Any]:
+    m = _agent_vars(_link(*pings) if pings else {}, silent=silent)
+    del m["now"]
+    return m
+
+
+def _pinging(reachable: int, cut: int, silent: int = 0) -> dict[str, Any]:
+    """A commune group whose reporting members reach the district or lose every ping."""
+    g = _group(reachable + cut + silent, silent)
+    g["members"] = (
+        [_member(0.0, _ping("10.1.0.1"), _ping("collector")) for _ in range(reachable)]
+        + [_member(0.0, _ping("10.1.0.1"), _ping("collector", loss=1.0)) for _ in range(cut)]
+        + [_member(100.0) for _ in range(silent)]
+    )
+    return g
+
+
 OK_STATUS = {"status:hardware": {"ok": True, "error": ""}}
 BAD_STATUS = {"status:hardware": {"ok": False, "error": "PowerShell timed out"}}
 
@@ -134,6 +200,56 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "agent.silent": (_agent_vars({}, silent=30.0), _agent_vars({}, silent=46.0)),
     "agent.probe-failing": (_agent_vars(OK_STATUS), _agent_vars(BAD_STATUS)),
     "commune.link-down": (_group(30, 17), _group(30, 18)),
+    "antivirus.present": (_agent_vars(_av()), _agent_vars(_av(products=[], realtime="unknown"))),
+    "antivirus.enabled": (
+        _agent_vars(_av(products=[_product("off"), _product("unknown")])),
+        _agent_vars(_av(products=[_product("off"), _product("expired")])),
+    ),
+    "antivirus.realtime": (_agent_vars(_av(realtime="unknown")), _agent_vars(_av(realtime="off"))),
+    "antivirus.self-test": (_agent_vars(_clamd("not_run")), _agent_vars(_clamd("missed"))),
+    "antivirus.signatures": (
+        _agent_vars(_av(signature_updated_at=NOW - 2.9 * DAY)),
+        _agent_vars(_av(signature_updated_at=NOW - 3.1 * DAY)),
+    ),
+    "antivirus.state-unknown": (
+        _agent_vars(_av(products=[_product("on"), _product("unknown")])),
+        _agent_vars(_av(products=[_product("off"), _product("unavailable")])),
+    ),
+    "security.firewall": (
+        _agent_vars(
+            _sec(firewall=[{"name": "nftables", "state": "on"}, {"name": "ufw", "state": "off"}])
+        ),
+        _agent_vars(
+            _sec(firewall=[{"name": "Domain", "state": "on"}, {"name": "Public", "state": "off"}])
+        ),
+    ),
+    "security.os-updates": (
+        _agent_vars(_sec(os_updated_at=NOW - 29 * DAY)),
+        _agent_vars(_sec(os_updated_at=NOW - 31 * DAY)),
+    ),
+    "security.state-unknown": (_agent_vars(_sec()), _agent_vars(_sec(os_updated_at=0.0))),
+    "security.risky-listeners": (
+        _agent_vars(_sec()),
+        _agent_vars(_sec(risky_listeners=[{"address": "0.0.0.0", "port": 445, "service": "smb"}])),
+    ),
+    "link.district-loss": (
+        _agent_vars(_link(_ping("10.1.0.1", loss=0.5), _ping("collector", loss=0.2))),
+        _agent_vars(_link(_ping("10.1.0.1"), _ping("collector", loss=0.3))),
+    ),
+    "link.district-latency": (
+        _agent_vars(_link(_ping("10.1.0.1", rtt=0.5), _ping("collector", loss=1.0))),
+        _agent_vars(_link(_ping("10.1.0.1"), _ping("collector", rtt=0.25))),
+    ),
+    "link.rogue-dhcp": (
+        _agent_vars(_link(dhcp_servers=[{"server_id": "10.1.0.1", "allowed": True}])),
+        _agent_vars(_link(dhcp_servers=[{"server_id": "192.168.0.1", "allowed": False}])),
+    ),
+    "link.ip-conflict": (
+        _agent_vars(_link()),
+        _agent_vars(
+            _link(ip_conflicts=[{"address": "10.1.0.9", "macs": ["a", "b"], "source": "arp"}])
+        ),
+    ),
     "district.uplink-down": (_group(100, 79), _group(100, 80)),
     "commune.coverage": (_group(19, 0, machines=20), _group(20, 2)),
 }
@@ -165,3 +281,29 @@ def test_pruned_variables_give_the_same_verdicts() -> None:
     for rule in pack.agent_rules():
         for variables in CASES[rule.id]:
             assert judge(rule, prune(variables, tree)) == judge(rule, variables), rule.id
+
+
+@pytest.mark.parametrize(
+    ("group", "ok"),
+    [
+        (_pinging(reachable=1, cut=9), True),  # one machine still reaches the district
+        (_pinging(reachable=0, cut=2, silent=1), True),  # too few machines ping to judge
+        (_pinging(reachable=0, cut=4, silent=2), False),  # every reporting machine is cut off
+    ],
+)
+def test_commune_link_down_on_failed_district_pings(group: dict[str, Any], ok: bool) -> None:
+    rule = load_pack(DEFAULT).get("commune.link-down")
+    assert rule is not None
+    assert judge(rule, group) is ok
+
+
+def test_unknown_antivirus_state_is_not_a_failure_of_enabled_or_realtime() -> None:
+    pack = load_pack(DEFAULT)
+    unknown = _agent_vars(_av(products=[_product("unknown")], realtime="unknown"))
+    ids = ("antivirus.enabled", "antivirus.realtime", "antivirus.state-unknown")
+    verdicts = {r.id: judge(r, unknown) for r in pack.agent_rules() if r.id in ids}
+    assert verdicts == {
+        "antivirus.enabled": True,
+        "antivirus.realtime": True,
+        "antivirus.state-unknown": False,
+    }
