@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from collector.alerts.lifecycle import Labels
@@ -123,7 +123,11 @@ class MailTables:
 
     def queued(self) -> dict[str, list[QueuedItem]]:
         with self._read() as conn:
-            rows = conn.execute(select(mail_queue).order_by(mail_queue.c.id)).all()
+            rows = conn.execute(
+                select(mail_queue)
+                .where(mail_queue.c.message_id.is_(None))
+                .order_by(mail_queue.c.id)
+            ).all()
         out: dict[str, list[QueuedItem]] = {}
         for r in rows:
             out.setdefault(r.recipient, []).append(
@@ -154,8 +158,8 @@ class MailTables:
         consumed: Sequence[int] = (),
         dedup_key: str | None = None,
     ) -> bool:
-        """Persist a message before any attempt; queue items it carries leave the queue in
-        the same transaction. False when `dedup_key` was already used."""
+        """Persist a message before any attempt; the queue items it carries are marked with
+        its id in the same transaction. False when `dedup_key` was already used."""
         row = {
             "created_at": now,
             "recipient": recipient,
@@ -173,9 +177,15 @@ class MailTables:
         }
         try:
             with self._write() as conn:
-                conn.execute(mail_outbox.insert().values(**row))
+                message_id = conn.execute(mail_outbox.insert().values(**row)).inserted_primary_key[
+                    0
+                ]
                 if consumed:
-                    conn.execute(delete(mail_queue).where(mail_queue.c.id.in_(list(consumed))))
+                    conn.execute(
+                        update(mail_queue)
+                        .where(mail_queue.c.id.in_(list(consumed)))
+                        .values(message_id=message_id)
+                    )
         except StoreError as e:
             if isinstance(e.__cause__ or e.__context__, IntegrityError):
                 return False

@@ -213,7 +213,8 @@ ALERT_TABLES = (alerts, alert_history, silences, maintenance_windows, notificati
 
 # What a recipient should be told and has not been yet: routed from `notifications` (and
 # escalations) in the transaction that marks them sent, merged into one message per
-# recipient when its rate limit allows. `dedup_key` makes an escalation happen once.
+# recipient when its rate limit allows; `message_id` is then the outbox row that carried it
+# (kept, not deleted: `dedup_key` makes an escalation happen once, across restarts).
 mail_queue = Table(
     "mail_queue",
     metadata,
@@ -223,6 +224,7 @@ mail_queue = Table(
     Column("kind", String(20), nullable=False),  # firing | resolved | escalation
     Column("payload", Text, nullable=False),
     Column("dedup_key", String(400), unique=True),
+    Column("message_id", Integer, index=True),
 )
 
 # Every message, persisted before the first attempt. state: pending (to send at
