@@ -177,9 +177,8 @@ class MailTables:
         }
         try:
             with self._write() as conn:
-                message_id = conn.execute(mail_outbox.insert().values(**row)).inserted_primary_key[
-                    0
-                ]
+                key = conn.execute(mail_outbox.insert().values(**row)).inserted_primary_key
+                message_id = key[0] if key is not None else None
                 if consumed:
                     conn.execute(
                         update(mail_queue)
