@@ -13,6 +13,7 @@ __all__ = [
     "CollectorConfig",
     "ConfigError",
     "LimitsConfig",
+    "NotifyConfig",
     "RulesConfig",
     "StoreConfig",
     "TlsConfig",

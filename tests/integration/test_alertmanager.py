@@ -137,3 +137,17 @@ def test_firing_then_resolved_in_alertmanager(tmp_path: Path, alertmanager: str)
         assert time.time() < first_end
     finally:
         store.close()
+
+
+def test_example_route_passes_amtool() -> None:
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("amtool (prometheus-alertmanager) is not installed")
+        pytest.skip("amtool is not installed: apt-get install prometheus-alertmanager")
+    example = Path(__file__).parent.parent.parent / "configs" / "alertmanager" / "alertmanager.yml"
+    out = subprocess.run(
+        [amtool, "check-config", str(example)], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS" in out.stdout
