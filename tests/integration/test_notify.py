@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from canhgac_proto.v1 import collector_pb2 as pb
 from collector.alerts.lifecycle import Alert, Labels
 from collector.alerts.notify.config import NotifyConfig
 from collector.alerts.notify.notifier import Notifier
@@ -20,6 +22,7 @@ from collector.compliance.loader import load_pack
 from collector.compliance.model import RulePack
 from collector.model import Placement, Report
 from collector.store import AlertWrite, HistoryEntry, MachineFacts, Store
+from tests.integration.harness import collector_config, start_collector
 from tests.integration.smtp_server import Recorder, parts, smtp_server
 
 RULES = Path(__file__).parent.parent.parent / "rules"
@@ -408,3 +411,75 @@ def test_password_is_never_in_the_config_dump() -> None:
     assert "password" not in json.dumps(cfg.model_dump(mode="json")).replace(
         "password_env", ""
     ).replace("password_file", "")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _report(seq: int, at: float) -> bytes:
+    return pb.Report(
+        seq=seq, boot_id="b", collected_at_ms=int(at * 1000), agent_version="0.1.0"
+    ).SerializeToString()
+
+
+def test_collector_restarted_with_a_pending_outbox_delivers_the_incident_once(
+    tmp_path: Path,
+) -> None:
+    """The whole path: agents go silent, the engine raises one commune incident, the
+    notifier cannot reach the mail server, the collector restarts, the mail goes once."""
+    with smtp_server() as (_, dead_port):
+        pass
+    clock = FakeClock()
+
+    def config(port: int) -> Any:
+        notify = notify_cfg(
+            port,
+            every=3600,  # the test ticks the notifier itself
+            recipients=[{"name": "it", "to": [IT], "role": "it", "severities": ["high"]}],
+            digest={"daily_at": None, "weekly_on": None},
+        )
+        return collector_config(
+            tmp_path / "c.db",
+            rules={"path": str(RULES), "evaluate_every": 3600, "hold": 60},
+            notify=notify.model_dump(),
+        )
+
+    running = start_collector(config(dead_port), clock=clock)
+    app = running.app
+    try:
+        assert app.alerts is not None and app.notifier is not None
+        silent = [running.enroll(f"m-{i}", f"ubnd-thanhnhat-{i:02d}") for i in range(5)]
+        others = [running.enroll(f"o-{i}", f"ubnd-anlac-{i:02d}", "An Lạc") for i in range(3)]
+        for s in silent + others:
+            assert running.client(s).submit([_report(1, clock.now)]).stored == [1]
+        for seq, step in ((2, 60), (3, 150)):
+            clock.now += step
+            for s in others:
+                assert running.client(s).submit([_report(seq, clock.now)]).stored == [seq]
+            app.alerts.drain()
+            app.alerts.tick(clock.now).result(30)
+        firing = {a.labels.rule_id for a in app.store.open_alerts() if a.state == "firing"}
+        assert "commune.link-down" in firing
+        app.notifier.tick(clock.now)
+        (m,) = app.store.outbox()
+        assert (m.state, m.attempts) == ("pending", 1)
+    finally:
+        app.stop(grace=0)
+
+    with smtp_server() as (rec, port):
+        running = start_collector(config(port), clock=clock)
+        try:
+            assert running.app.notifier is not None
+            for step in (30, 60, 600):
+                clock.now += step
+                running.app.notifier.tick(clock.now)
+        finally:
+            running.app.stop(grace=0)
+    (msg,) = rec.to(IT)
+    assert "Hạ Lang / Thanh Nhật" in msg["Subject"]
+    assert msg["Subject"].startswith("[Canh Gác] Cảnh báo (cao): ")
