@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from canhgac_proto.v1 import collector_pb2 as pb
+from collector.alerts.engine import notification_payload
 from collector.alerts.lifecycle import Alert, Labels
 from collector.alerts.notify.config import NotifyConfig
 from collector.alerts.notify.notifier import Notifier
@@ -96,19 +97,9 @@ def firing(store: Store, pack: RulePack, lab: Labels, at: float, *, notify: bool
     alert = Alert(
         lab, "firing", started_at=at - 60, last_observed_at=at, fired_at=at, notified=True
     )
-    payload = {
-        "rule": rule.id,
-        "severity": lab.severity,
-        "title": {"vi": rule.title.vi, "en": rule.title.en},
-        "remediation": {"vi": rule.remediation.vi, "en": rule.remediation.en},
-        "labels": lab.as_dict(),
-        "started_at": at - 60,
-        "fired_at": at,
-        "resolved_at": None,
-    }
     w = AlertWrite(upserts=[alert], now=at)
     if notify:
-        w.notify.append(("firing", lab, payload))
+        w.notify.append(("firing", lab, notification_payload(rule, alert)))
     store.apply_alerts(w)
 
 
@@ -158,12 +149,12 @@ def test_a_storm_becomes_one_message_per_rate_limit(store: Store, pack: RulePack
     with smtp_server() as (rec, port):
         n = Notifier(store, notify_cfg(port), pack=lambda: pack)
         for i in range(30):
-            firing(store, pack, labels("agent.silent", "high", host=f"may-{i:02d}"), T0)
+            firing(store, pack, labels("hardware.supported-os", "high", host=f"may-{i:02d}"), T0)
         n.tick(T0)
         assert len(rec.to(IT)) == 1
         assert "may-29" in parts(rec.to(IT)[0])[0]
-        firing(store, pack, labels("agent.silent", "high", host="may-30"), T0 + 60)
-        firing(store, pack, labels("agent.silent", "high", host="may-31"), T0 + 120)
+        firing(store, pack, labels("hardware.supported-os", "high", host="may-30"), T0 + 60)
+        firing(store, pack, labels("hardware.supported-os", "high", host="may-31"), T0 + 120)
         n.tick(T0 + 300)  # inside the 10 minutes: waits
         assert len(rec.to(IT)) == 1
         n.tick(T0 + 601)

@@ -6,8 +6,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
+from collector.alerts.engine import notification_payload
 from collector.alerts.notify import smtp
 from collector.alerts.notify.alertmanager import AlertmanagerForwarder
 from collector.alerts.notify.config import NotifyConfig, Recipient
@@ -123,15 +123,12 @@ class Notifier:
                     n.id,
                     [
                         (r.name, n.kind, n.payload)
-                        for r in recipients_for(n.payload, self._recipients())
+                        for r in recipients_for(n.payload, self.cfg.recipients)
                     ],
                 )
                 for n in batch
             ]
             self.store.route_notifications(routed, now)
-
-    def _recipients(self) -> list[Recipient]:
-        return self.cfg.recipients
 
     def escalate(self, now: float) -> None:
         """A firing, notified alert of an escalating severity, unacknowledged `after`
@@ -139,9 +136,12 @@ class Notifier:
         after = self.cfg.escalation.after
         if after is None:
             return
+        pack = self._pack()
         for a in self.store.open_alerts():
+            rule = pack.get(a.labels.rule_id) if pack is not None else None
             if (
-                a.state != "firing"
+                rule is None  # not in the running pack: the engine clears it
+                or a.state != "firing"
                 or not a.notified
                 or a.acked_at is not None
                 or a.fired_at is None
@@ -149,31 +149,10 @@ class Notifier:
                 or now - a.fired_at < after
             ):
                 continue
-            payload = self._escalation_payload(a.labels.rule_id, a.labels.as_dict(), a)
+            payload = notification_payload(rule, a)
             for r in escalation_targets(self.cfg, a.labels.as_dict()):
                 key = f"escalation:{r.name}:{a.labels.rule_id}:{a.labels.subject}:{a.fired_at}"
                 self.store.queue_once(r.name, "escalation", payload, key, now)
-
-    def _escalation_payload(self, rule_id: str, labels: dict[str, str], a: Any) -> dict[str, Any]:
-        pack = self._pack()
-        rule = pack.get(rule_id) if pack is not None else None
-
-        def both(field: str) -> dict[str, str]:
-            if rule is None:
-                return {"vi": rule_id, "en": rule_id}
-            text = getattr(rule, field)
-            return {"vi": text.vi, "en": text.en}
-
-        return {
-            "rule": rule_id,
-            "severity": labels["severity"],
-            "title": both("title"),
-            "remediation": both("remediation"),
-            "labels": labels,
-            "started_at": a.started_at,
-            "fired_at": a.fired_at,
-            "resolved_at": None,
-        }
 
     def compose(self, now: float) -> None:
         """Everything queued for a recipient becomes one message, at most one alert message
