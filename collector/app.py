@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from collector.alerts.engine import AlertEngine
+from collector.alerts.notify.notifier import Notifier
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig
 from collector.http import HttpServer
@@ -69,6 +70,18 @@ class CollectorApp:
             self.alerts.reload if self.alerts else None,
         )
         self.leadership = Leadership(self.store)
+        self.notifier: Notifier | None = None
+        if cfg.notify.enabled:
+            engine = self.alerts
+            self.notifier = Notifier(
+                self.store,
+                cfg.notify,
+                pack=lambda: engine.pack if engine is not None else None,
+                stale_after=cfg.report_interval * cfg.stale_after_intervals,
+                sites=self.sites,
+                clock=clock,
+                leading=self.leadership.is_leader,
+            )
         self._stop_timer = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="alert-timer", daemon=True)
 
@@ -93,6 +106,8 @@ class CollectorApp:
         if self.alerts is not None:
             self.alerts.start()
             self._timer.start()
+        if self.notifier is not None:
+            self.notifier.start()
         self.grpc.start()
         self.http.start()
         host = (self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0").strip("[]")  # noqa: S104
@@ -106,5 +121,7 @@ class CollectorApp:
             self._stop_timer.set()
             self._timer.join()
             self.alerts.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
         self.leadership.close()
         self.store.close()

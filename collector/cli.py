@@ -18,6 +18,9 @@ from typing import Any
 
 from canhgac_common.units import parse_duration
 from collector import __version__
+from collector.alerts.notify.render import render_test
+from collector.alerts.notify.smtp import build_message
+from collector.alerts.notify.smtp import send as send_mail
 from collector.app import CollectorApp
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
@@ -388,6 +391,51 @@ def cmd_maintenance_delete(cfg: CollectorConfig, args: argparse.Namespace) -> in
     return 0
 
 
+def cmd_notify_test(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    """Straight to the SMTP server (not through the outbox): the answer is the point."""
+    smtp_cfg = cfg.notify.smtp
+    subject, text, html = render_test(args.language or cfg.notify.language)
+    message = build_message(smtp_cfg.from_address, args.to, subject, text, html)
+    print(
+        f"SMTP {smtp_cfg.host}:{smtp_cfg.port} ({smtp_cfg.security}) from {smtp_cfg.from_address}"
+    )
+    result = send_mail(smtp_cfg, args.to, message)
+    print(f"{result.outcome}: {result.detail}")
+    for address, reply in result.refused.items():
+        print(f"  refused {address}: {reply}")
+    return 0 if result.outcome == "sent" else 1
+
+
+def cmd_notify_outbox(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    states = ("pending", "failed", "partial") if not args.all else ()
+    rows = [
+        [
+            str(m.id),
+            m.state,
+            m.kind,
+            m.recipient,
+            _when(m.created_at),
+            str(m.attempts),
+            _when(m.next_attempt_at) if m.state == "pending" else _when(m.sent_at),
+            "; ".join([m.last_error, *(f"{a}: {r}" for a, r in m.refused.items())]).strip("; "),
+        ]
+        for m in _store(cfg).outbox(states)
+    ]
+    _table(["ID", "STATE", "KIND", "RECIPIENT", "CREATED", "TRIES", "NEXT/SENT", "ERROR"], rows)
+    return 0
+
+
+def _notify_parsers(sub: Any) -> None:
+    no = sub.add_parser("notify", help="alert mail").add_subparsers(dest="sub", required=True)
+    nt = no.add_parser("test", help="send a test message now and print the SMTP result")
+    nt.add_argument("--to", action="append", required=True, metavar="ADDRESS")
+    nt.add_argument("--language", choices=("vi", "en"))
+    nt.set_defaults(handler=cmd_notify_test)
+    ob = no.add_parser("outbox", help="messages pending, failed or partly refused")
+    ob.add_argument("--all", action="store_true", help="sent messages too")
+    ob.set_defaults(handler=cmd_notify_outbox)
+
+
 def _rules_parsers(sub: Any) -> None:
     ru = sub.add_parser("rules", help="compliance rule packs").add_subparsers(
         dest="sub", required=True
@@ -480,6 +528,7 @@ def _parser() -> argparse.ArgumentParser:
     ar.add_argument("agent_id")
     ar.set_defaults(handler=cmd_agent_revoke)
     _rules_parsers(sub)
+    _notify_parsers(sub)
     return p
 
 

@@ -7,11 +7,13 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
+from collector.alerts.notify.config import NotifyConfig
 
 __all__ = [
     "CollectorConfig",
     "ConfigError",
     "LimitsConfig",
+    "NotifyConfig",
     "RulesConfig",
     "StoreConfig",
     "TlsConfig",
@@ -68,6 +70,7 @@ class CollectorConfig(StrictModel):
     stale_after_intervals: int = Field(default=3, ge=1)
     limits: LimitsConfig = LimitsConfig()
     rules: RulesConfig = RulesConfig()
+    notify: NotifyConfig = NotifyConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
 

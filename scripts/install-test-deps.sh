@@ -2,7 +2,7 @@
 # System packages the test suite uses as real parts (called by `make test`).
 # Installs only what is missing; needs root and apt-get (Debian), else says what to install.
 set -euo pipefail
-packages=(openssl prometheus postgresql iproute2 nftables dnsmasq clamav clamav-daemon prometheus-node-exporter)
+packages=(openssl prometheus prometheus-alertmanager postgresql iproute2 nftables dnsmasq clamav clamav-daemon prometheus-node-exporter)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -30,11 +30,25 @@ from collector.model import AgentRecord, Report
 from collector.sites import Sites
 from collector.store import AlertWrite, HistoryEntry, MaintenanceWindow, Silence, Store
 
-__all__ = ["AlertEngine", "fleet_subject", "in_maintenance", "matches"]
+__all__ = ["AlertEngine", "fleet_subject", "in_maintenance", "matches", "notification_payload"]
 
 log = logging.getLogger(__name__)
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def notification_payload(rule: Rule, a: Alert, resolved_at: float | None = None) -> dict[str, Any]:
+    """What a notification carries (the notifier renders mail from it)."""
+    return {
+        "rule": rule.id,
+        "severity": rule.severity,
+        "title": {"vi": rule.title.vi, "en": rule.title.en},
+        "remediation": {"vi": rule.remediation.vi, "en": rule.remediation.en},
+        "labels": a.labels.as_dict(),
+        "started_at": a.started_at,
+        "fired_at": a.fired_at,
+        "resolved_at": resolved_at,
+    }
 
 
 def fleet_subject(district: str, commune: str) -> str:
@@ -176,7 +190,7 @@ class AlertEngine:
         for event, at in events:
             w.history.append(HistoryEntry(labels, event, at, started, w.now))
             if event == "resolved" and old is not None and old.notified:
-                w.notify.append(("resolved", labels, self._payload(rule, old, at)))
+                w.notify.append(("resolved", labels, notification_payload(rule, old, at)))
         # One row per key in a batch: an alert that fired and resolved within one replayed
         # backlog must not leave its earlier upsert behind (applied after the delete).
         w.upserts = [u for u in w.upserts if u.key != (labels.rule_id, labels.subject)]
@@ -186,18 +200,6 @@ class AlertEngine:
         else:
             self._alerts[new.key] = new
             w.upserts.append(new)
-
-    def _payload(self, rule: Rule, a: Alert, resolved_at: float | None = None) -> dict[str, Any]:
-        return {
-            "rule": rule.id,
-            "severity": rule.severity,
-            "title": {"vi": rule.title.vi, "en": rule.title.en},
-            "remediation": {"vi": rule.remediation.vi, "en": rule.remediation.en},
-            "labels": a.labels.as_dict(),
-            "started_at": a.started_at,
-            "fired_at": a.fired_at,
-            "resolved_at": resolved_at,
-        }
 
     def _labels(self, rule: Rule, agent: AgentRecord) -> Labels:
         p = agent.placement
@@ -376,4 +378,4 @@ class AlertEngine:
             notified = Alert(**{**a.__dict__, "notified": True})
             self._alerts[a.key] = notified
             w.upserts = [u for u in w.upserts if u.key != a.key] + [notified]
-            w.notify.append(("firing", a.labels, self._payload(rule, a)))
+            w.notify.append(("firing", a.labels, notification_payload(rule, a)))

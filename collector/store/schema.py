@@ -18,11 +18,14 @@ from sqlalchemy import (
 
 __all__ = [
     "ALERT_TABLES",
+    "MAIL_TABLES",
     "PLACE_COLUMNS",
     "SCHEMA_VERSION",
     "agents",
     "alert_history",
     "alerts",
+    "mail_outbox",
+    "mail_queue",
     "maintenance_windows",
     "metadata",
     "notifications",
@@ -35,7 +38,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -205,3 +208,46 @@ rule_results = Table(
 )
 
 ALERT_TABLES = (alerts, alert_history, silences, maintenance_windows, notifications, rule_results)
+
+# ---- schema 3: mail (issue 6) ---------------------------------------------------------
+
+# What a recipient should be told and has not been yet: routed from `notifications` (and
+# escalations) in the transaction that marks them sent, merged into one message per
+# recipient when its rate limit allows; `message_id` is then the outbox row that carried it
+# (kept, not deleted: `dedup_key` makes an escalation happen once, across restarts).
+mail_queue = Table(
+    "mail_queue",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recipient", String(100), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("kind", String(20), nullable=False),  # firing | resolved | escalation
+    Column("payload", Text, nullable=False),
+    Column("dedup_key", String(400), unique=True),
+    Column("message_id", Integer, index=True),
+)
+
+# Every message, persisted before the first attempt. state: pending (to send at
+# next_attempt_at) | sent | partial (some recipients refused) | failed (5xx, or attempts
+# exhausted). `refused` is JSON {address: "code reply"}. `dedup_key` stops a digest twice.
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("recipient", String(100), nullable=False),
+    Column("to_addrs", Text, nullable=False),  # JSON list
+    Column("kind", String(20), nullable=False),  # alerts | digest | test
+    Column("subject", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("state", String(20), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("refused", Text, nullable=False, default="{}"),
+    Column("dedup_key", String(400), unique=True),
+)
+
+MAIL_TABLES = (mail_queue, mail_outbox)

@@ -21,8 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from collector.errors import AuthError, NotFoundError, StoreError
 from collector.model import AgentRecord, Placement, Report, TokenRecord
 from collector.store.alerts import AlertTables
+from collector.store.mail import MailTables
 from collector.store.schema import (
     ALERT_TABLES,
+    MAIL_TABLES,
     PLACE_COLUMNS,
     SCHEMA_VERSION,
     agents,
@@ -41,8 +43,13 @@ def _to_v2(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(ALERT_TABLES))
 
 
+def _to_v3(conn: Connection) -> None:
+    """Schema 3: the mail queue and outbox of the notifier (nothing existing changes)."""
+    metadata.create_all(conn, tables=list(MAIL_TABLES))
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
 
 TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)
 
@@ -109,7 +116,7 @@ def _agent(row: Row[Any]) -> AgentRecord:
     )
 
 
-class Store(AlertTables):
+class Store(AlertTables, MailTables):
     """SQLite (WAL) by default, PostgreSQL by URL; acks are given only after `ingest` commits."""
 
     def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:

@@ -268,6 +268,15 @@ def test_collector_example_spells_out_the_defaults() -> None:
     assert cfg.tls == defaults.tls
     assert cfg.report_interval == defaults.report_interval == 15.0
     assert cfg.province == "Cao Bằng"
+    notify = cfg.notify.model_copy(update={"enabled": False, "recipients": [], "smtp": None})
+    assert notify.model_dump() == {
+        **collector.config.NotifyConfig().model_dump(),
+        "enabled": False,
+        "recipients": [],
+        "smtp": None,
+    }
+    assert [r.role for r in cfg.notify.recipients] == ["it", "commune", "district"]
+    assert cfg.notify.smtp.password_env and cfg.notify.smtp.password_file is None
 
 
 def test_collector_local_points_at_a_loadable_sites_file() -> None:

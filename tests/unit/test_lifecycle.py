@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import inspect
 
 from collector.alerts.lifecycle import Alert, Labels, expire, observe
-from collector.store import Store
+from collector.store import AlertWrite, Store
 from collector.store.schema import SCHEMA_VERSION
 
 LABELS = Labels("hardware.disk-free", "agent-1", "medium")
@@ -71,6 +71,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
     try:
         tables = set(inspect(store._engine).get_table_names())
         assert {"alerts", "alert_history", "silences", "notifications", "rule_results"} <= tables
+        assert {"mail_queue", "mail_outbox"} <= tables
         (agent,) = store.list_agents()
         assert (agent.hostname, agent.last_seq) == ("ubnd-thanhnhat-01", 1)
         assert store.snapshot(agent.agent_id)["hardware"]["memory"]["total_bytes"] == 8589934592
@@ -78,4 +79,26 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
+
+
+def test_version_2_store_migrates_to_3_keeping_the_outbox(tmp_path: Path) -> None:
+    db = tmp_path / "v2.db"
+    store = Store(f"sqlite:///{db}")
+    store.apply_alerts(AlertWrite(notify=[("firing", LABELS, {"rule": "r"})], now=5.0))
+    store.close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # back to what schema 2 was
+        conn.executescript(
+            "DROP TABLE mail_queue; DROP TABLE mail_outbox; UPDATE schema_version SET version = 2;"
+        )
+    store = Store(f"sqlite:///{db}")
+    try:
+        assert {"mail_queue", "mail_outbox"} <= set(inspect(store._engine).get_table_names())
+        (n,) = store.unsent_notifications()
+        assert (n.kind, n.payload) == ("firing", {"rule": "r"})
+        assert store.enqueue_mail("it", ["a@b"], "test", subject="s", text="t", html="h", now=6.0)
+        assert [m.state for m in store.outbox()] == ["pending"]
+    finally:
+        store.close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]

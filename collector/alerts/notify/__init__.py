@@ -1,0 +1,1 @@
+"""Alert mail, digests and escalation (SMTP), and optional forwarding to Alertmanager."""

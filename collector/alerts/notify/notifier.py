@@ -1,0 +1,246 @@
+"""The notifier: outbox rows of the alert engine to mail (and Alertmanager), on a timer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from collector.alerts.engine import notification_payload
+from collector.alerts.notify import smtp
+from collector.alerts.notify.alertmanager import AlertmanagerForwarder
+from collector.alerts.notify.config import NotifyConfig, Recipient
+from collector.alerts.notify.digest import build_digest
+from collector.alerts.notify.render import render_alerts, render_digest
+from collector.alerts.notify.routing import due_digests, escalation_targets, recipients_for
+from collector.compliance.model import RulePack
+from collector.sites import Sites
+from collector.store import Store
+from collector.store.mail import OutboxMessage
+
+__all__ = ["Notifier"]
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    """Each step is one store transaction, so a restart between steps loses nothing and
+    routes nothing twice. `tick(now)` runs them all; tests call it with their own clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        cfg: NotifyConfig,
+        *,
+        pack: Callable[[], RulePack | None] = lambda: None,
+        stale_after: float = 45.0,
+        sites: Sites | None = None,
+        clock: Callable[[], float] = time.time,
+        leading: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.store = store
+        # With several collectors on one PostgreSQL only the leader sends (collector.leader).
+        self._leading = leading
+        self.cfg = cfg
+        self._pack = pack
+        self._stale_after = stale_after
+        self._sites = sites
+        self._clock = clock
+        self._by_name = {r.name: r for r in cfg.recipients}
+        self.alertmanager = (
+            AlertmanagerForwarder(cfg.alertmanager, self._annotations, cfg.grafana_url)
+            if cfg.alertmanager.url
+            else None
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="notifier", daemon=True)
+
+    # ---- the timer -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.cfg.every):
+            try:
+                if self._leading():
+                    self.tick()
+            except Exception:
+                # One bad step (store busy, template bug) must not end notifications.
+                log.exception("notifier step failed; trying again next period")
+
+    def tick(self, now: float | None = None) -> None:
+        now = self._clock() if now is None else now
+        self.route(now)
+        self.escalate(now)
+        self.compose(now)
+        self.digests(now)
+        self.deliver(now)
+        if self.alertmanager is not None:
+            self.alertmanager.tick(self.store.open_alerts(), now)
+
+    # ---- rules text ----------------------------------------------------------------------
+
+    def _rationale(self) -> dict[str, dict[str, str]]:
+        pack = self._pack()
+        if pack is None:
+            return {}
+        return {r.id: {"vi": r.rationale.vi, "en": r.rationale.en} for r in pack.rules}
+
+    def _title(self, lang: str) -> Callable[[str], str]:
+        pack = self._pack()
+
+        def title(rule_id: str) -> str:
+            rule = pack.get(rule_id) if pack is not None else None
+            return getattr(rule.title, lang) if rule is not None else rule_id
+
+        return title
+
+    def _annotations(self, rule_id: str) -> dict[str, str]:
+        pack = self._pack()
+        rule = pack.get(rule_id) if pack is not None else None
+        if rule is None:
+            return {"summary": rule_id}
+        return {
+            "summary": rule.title.vi,
+            "summary_en": rule.title.en,
+            "description": rule.remediation.vi,
+            "description_en": rule.remediation.en,
+        }
+
+    def _lang(self, r: Recipient) -> str:
+        return r.language or self.cfg.language
+
+    # ---- steps ---------------------------------------------------------------------------
+
+    def route(self, now: float) -> None:
+        """The engine's unsent notifications become queue items, one per recipient."""
+        while batch := self.store.unsent_notifications():
+            routed = [
+                (
+                    n.id,
+                    [
+                        (r.name, n.kind, n.payload)
+                        for r in recipients_for(n.payload, self.cfg.recipients)
+                    ],
+                )
+                for n in batch
+            ]
+            self.store.route_notifications(routed, now)
+
+    def escalate(self, now: float) -> None:
+        """A firing, notified alert of an escalating severity, unacknowledged `after`
+        since it fired, goes to the next level, once per alert."""
+        after = self.cfg.escalation.after
+        if after is None:
+            return
+        pack = self._pack()
+        for a in self.store.open_alerts():
+            rule = pack.get(a.labels.rule_id) if pack is not None else None
+            if (
+                rule is None  # not in the running pack: the engine clears it
+                or a.state != "firing"
+                or not a.notified
+                or a.acked_at is not None
+                or a.fired_at is None
+                or a.labels.severity not in self.cfg.escalation.severities
+                or now - a.fired_at < after
+            ):
+                continue
+            payload = notification_payload(rule, a)
+            for r in escalation_targets(self.cfg, a.labels.as_dict()):
+                key = f"escalation:{r.name}:{a.labels.rule_id}:{a.labels.subject}:{a.fired_at}"
+                self.store.queue_once(r.name, "escalation", payload, key, now)
+
+    def compose(self, now: float) -> None:
+        """Everything queued for a recipient becomes one message, at most one alert message
+        per `rate_limit` per recipient: a storm waits and leaves as one."""
+        rationale = self._rationale()
+        for name, items in self.store.queued().items():
+            r = self._by_name.get(name)
+            if r is None:
+                continue  # removed from the config; its items stay for inspection
+            last = self.store.last_mail_at(name, "alerts")
+            if last is not None and now - last < self.cfg.rate_limit:
+                continue
+            subject, text, html = render_alerts(
+                [(i.kind, i.payload) for i in items], self._lang(r), self.cfg.grafana_url, rationale
+            )
+            self.store.enqueue_mail(
+                name,
+                r.to,
+                "alerts",
+                subject=subject,
+                text=text,
+                html=html,
+                now=now,
+                consumed=[i.id for i in items],
+            )
+
+    def digests(self, now: float) -> None:
+        for period, key, since in due_digests(self.cfg, now):
+            for r in self.cfg.recipients:
+                if r.role != "district" or not r.district:
+                    continue
+                lang = self._lang(r)
+                ctx = build_digest(
+                    self.store,
+                    r.district,
+                    period=period,
+                    since=since,
+                    now=now,
+                    stale_after=self._stale_after,
+                    sites=self._sites,
+                    title=self._title(lang),
+                )
+                subject, text, html = render_digest(ctx, lang, self.cfg.grafana_url)
+                self.store.enqueue_mail(
+                    r.name,
+                    r.to,
+                    "digest",
+                    subject=subject,
+                    text=text,
+                    html=html,
+                    now=now,
+                    dedup_key=f"digest:{r.name}:{key}",
+                )
+
+    def deliver(self, now: float) -> None:
+        for m in self.store.due_mail(now):
+            self._attempt(m, now)
+
+    def _attempt(self, m: OutboxMessage, now: float) -> None:
+        body = smtp.build_message(self.cfg.smtp.from_address, m.to_addrs, m.subject, m.text, m.html)
+        result = smtp.send(self.cfg.smtp, m.to_addrs, body)
+        if result.outcome == "retry" and m.attempts + 1 < self.cfg.retry.max_attempts:
+            delay = min(self.cfg.retry.backoff * 2**m.attempts, self.cfg.retry.max_backoff)
+            log.warning(
+                "mail %d to %s: %s; retry in %.0fs", m.id, m.recipient, result.detail, delay
+            )
+            self.store.mail_attempted(
+                m.id,
+                state="pending",
+                now=now,
+                next_attempt_at=now + delay,
+                error=result.detail,
+                refused=result.refused,
+            )
+            return
+        state = "failed" if result.outcome == "retry" else result.outcome
+        if state != "sent":
+            log.error(
+                "mail %d to %s %s: %s %s", m.id, m.recipient, state, result.detail, result.refused
+            )
+        self.store.mail_attempted(
+            m.id,
+            state=state,
+            now=now,
+            error="" if state == "sent" else result.detail,
+            refused=result.refused,
+        )

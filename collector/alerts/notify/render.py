@@ -1,0 +1,112 @@
+"""Jinja2 templates (Vietnamese by default, English) to subject, plain text and HTML."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+__all__ = ["Rendered", "render_alerts", "render_digest", "render_test"]
+
+Rendered = tuple[str, str, str]  # subject, text, html
+
+_env = Environment(
+    loader=PackageLoader("collector.alerts.notify", "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,  # a typo in a template fails the test that renders it
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return datetime.datetime.fromtimestamp(ts).strftime("%H:%M %d/%m/%Y")
+
+
+_env.filters["when"] = _when
+
+_SEVERITY = {
+    "vi": {"critical": "nghiêm trọng", "high": "cao", "medium": "trung bình", "low": "thấp"},
+    "en": {"critical": "critical", "high": "high", "medium": "medium", "low": "low"},
+}
+_KIND = {
+    "vi": {"firing": "Cảnh báo", "resolved": "Đã khắc phục", "escalation": "Chưa xử lý"},
+    "en": {"firing": "Alert", "resolved": "Resolved", "escalation": "Not acknowledged"},
+}
+
+
+def _both(name: str, lang: str, ctx: Mapping[str, Any]) -> tuple[str, str]:
+    text = _env.get_template(f"{name}.{lang}.txt").render(ctx)
+    html = _env.get_template(f"{name}.{lang}.html").render(ctx)
+    return text, html
+
+
+def _place(labels: Mapping[str, str]) -> str:
+    return " / ".join(
+        v for v in (labels.get("district"), labels.get("commune"), labels.get("unit")) if v
+    )
+
+
+def render_alerts(
+    items: list[tuple[str, dict[str, Any]]],
+    lang: str,
+    grafana_url: str,
+    rationale: Mapping[str, Mapping[str, str]],
+) -> Rendered:
+    """One message for every item queued for a recipient: (kind, engine payload)."""
+    rows = []
+    for kind, p in items:
+        labels = p.get("labels", {})
+        rows.append(
+            {
+                "kind": kind,
+                "kind_text": _KIND[lang][kind],
+                "title": p["title"][lang],
+                "remediation": p["remediation"][lang],
+                "rationale": rationale.get(p["rule"], {}).get(lang, ""),
+                "severity": _SEVERITY[lang].get(p["severity"], p["severity"]),
+                "rule": p["rule"],
+                "place": _place(labels),
+                "host": labels.get("host", ""),
+                "subject": labels.get("subject", ""),
+                "since": p.get("started_at"),
+                "resolved_at": p.get("resolved_at"),
+            }
+        )
+    first = rows[0]
+    if len(rows) == 1:
+        subject = f"[Canh Gác] {first['kind_text']} ({first['severity']}): {first['title']}"
+        if first["place"]:
+            subject += f" — {first['place']}"
+    elif lang == "vi":
+        subject = f"[Canh Gác] {len(rows)} thông báo cảnh báo"
+    else:
+        subject = f"[Canh Gác] {len(rows)} alert notifications"
+    text, html = _both("alerts", lang, {"rows": rows, "grafana_url": grafana_url})
+    return subject, text, html
+
+
+def render_digest(digest: Mapping[str, Any], lang: str, grafana_url: str) -> Rendered:
+    period = digest["period"]
+    names = {"vi": {"daily": "hằng ngày", "weekly": "hằng tuần"}, "en": {}}
+    if lang == "vi":
+        subject = f"[Canh Gác] Báo cáo {names['vi'][period]} {digest['district']}"
+    else:
+        subject = f"[Canh Gác] {period.capitalize()} digest {digest['district']}"
+    text, html = _both("digest", lang, {**digest, "grafana_url": grafana_url})
+    return subject, text, html
+
+
+def render_test(lang: str) -> Rendered:
+    subject = (
+        "[Canh Gác] Thư thử nghiệm — cấu hình gửi thư hoạt động"
+        if lang == "vi"
+        else "[Canh Gác] Test message — mail settings work"
+    )
+    text, html = _both("test", lang, {})
+    return subject, text, html

@@ -1,0 +1,62 @@
+"""Who receives what: alerts by severity and place, escalations, digest schedule."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from collector.alerts.notify.config import NotifyConfig, Recipient
+
+__all__ = ["due_digests", "escalation_targets", "recipients_for"]
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# A digest whose time passed while the collector was down still goes, this late at most.
+DIGEST_GRACE = 12 * 3600.0
+
+
+def _in_place(r: Recipient, labels: Mapping[str, str]) -> bool:
+    return (not r.district or labels.get("district") == r.district) and (
+        not r.commune or labels.get("commune") == r.commune
+    )
+
+
+def recipients_for(payload: Mapping[str, Any], recipients: Sequence[Recipient]) -> list[Recipient]:
+    """IT staff and commune chairmen get alerts of their severities in their place at once;
+    district leadership gets digests and escalations instead of raw alerts."""
+    return [
+        r
+        for r in recipients
+        if r.role != "district"
+        and payload["severity"] in r.severities
+        and _in_place(r, payload.get("labels", {}))
+    ]
+
+
+def escalation_targets(cfg: NotifyConfig, labels: Mapping[str, str]) -> list[Recipient]:
+    """The next level: the alert's commune chairman or its district's leadership."""
+    return [r for r in cfg.recipients if r.role == cfg.escalation.to and _in_place(r, labels)]
+
+
+def _at(day: datetime.date, hhmm: str) -> float:
+    h, m = (int(x) for x in hhmm.split(":"))
+    return datetime.datetime.combine(day, datetime.time(h, m)).timestamp()
+
+
+def due_digests(cfg: NotifyConfig, now: float) -> list[tuple[str, str, float]]:
+    """(period, key, since) of each digest due at `now` (collector local time); the key
+    names the occurrence so that it is sent once however often this is asked."""
+    today = datetime.datetime.fromtimestamp(now).date()
+    out: list[tuple[str, str, float]] = []
+    for back in (0, 1):
+        day = today - datetime.timedelta(days=back)
+        if cfg.digest.daily_at is not None:
+            t = _at(day, cfg.digest.daily_at)
+            if t <= now < t + DIGEST_GRACE:
+                out.append(("daily", f"daily:{day.isoformat()}", t - 86400.0))
+        if cfg.digest.weekly_on is not None and _WEEKDAYS[day.weekday()] == cfg.digest.weekly_on:
+            t = _at(day, cfg.digest.weekly_at)
+            if t <= now < t + DIGEST_GRACE:
+                year, week, _ = day.isocalendar()
+                out.append(("weekly", f"weekly:{year}-W{week:02d}", t - 7 * 86400.0))
+    return out
