@@ -225,8 +225,12 @@ class Servicer(pb_grpc.CollectorServicer):
                 self._on_stored(agent, valid)
             except Exception:  # rules must never cost an agent its ack
                 log.exception("agent %s: queueing rule evaluation failed", agent.agent_id)
-        # Sent only now: ingest has committed.
-        return pb.SubmitResponse(stored_seqs=stored, rejected=rejected)
+        # Sent only now: ingest has committed. The time lets the agent measure its clock offset.
+        return pb.SubmitResponse(
+            stored_seqs=stored,
+            rejected=rejected,
+            collector_time_ms=int(self._clock() * 1000),
+        )
 
     def Throughput(
         self, request: pb.ThroughputRequest, context: grpc.ServicerContext
