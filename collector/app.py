@@ -11,6 +11,7 @@ from collector.alerts.engine import AlertEngine
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig
 from collector.http import HttpServer
+from collector.meetings import MeetingBook
 from collector.metrics import Exposition
 from collector.server import build_server
 from collector.sites import load_sites
@@ -39,6 +40,7 @@ class CollectorApp:
             self.store, cfg.report_interval * cfg.stale_after_intervals, self.sites, clock
         )
         self.metrics = self.exposition.server
+        self.meetings = MeetingBook(self.store, cfg.meetings)
         self.alerts: AlertEngine | None = None
         if cfg.rules.path is not None:
             # A bad pack refuses the start (RuleError); a bad reload keeps the running pack.
@@ -59,6 +61,7 @@ class CollectorApp:
             self.metrics,
             grpc_address,
             on_stored=self.alerts.submit if self.alerts else None,
+            fresh_checks=self.meetings.fresh_checks,
             clock=clock,
         )
         self.http = HttpServer(

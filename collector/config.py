@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
+from collector.meetings import MeetingsConfig
 
 __all__ = [
     "CollectorConfig",
@@ -68,6 +69,7 @@ class CollectorConfig(StrictModel):
     stale_after_intervals: int = Field(default=3, ge=1)
     limits: LimitsConfig = LimitsConfig()
     rules: RulesConfig = RulesConfig()
+    meetings: MeetingsConfig = MeetingsConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "alert_history",
     "alerts",
     "maintenance_windows",
+    "meetings",
     "metadata",
     "notifications",
     "reports",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -205,3 +206,17 @@ rule_results = Table(
 )
 
 ALERT_TABLES = (alerts, alert_history, silences, maintenance_windows, notifications, rule_results)
+
+# ---- schema 3: meetings (one-off meetings added from the CLI; recurring ones live in config) -
+
+meetings = Table(
+    "meetings",
+    metadata,
+    Column("meeting_id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(500), nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("rooms", Text, nullable=False),  # JSON list of names, ["all"] for every room
+    Column("created_at", Float, nullable=False),
+    Column("cancelled_at", Float),
+)

@@ -19,13 +19,16 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.errors import AuthError, NotFoundError, StoreError
+from collector.meetings import MEETING_ROLE
 from collector.model import AgentRecord, Placement, Report, TokenRecord
 from collector.store.alerts import AlertTables
+from collector.store.meetings import MeetingTables
 from collector.store.schema import (
     ALERT_TABLES,
     PLACE_COLUMNS,
     SCHEMA_VERSION,
     agents,
+    meetings,
     metadata,
     reports,
     schema_version,
@@ -41,8 +44,13 @@ def _to_v2(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(ALERT_TABLES))
 
 
+def _to_v3(conn: Connection) -> None:
+    """Schema 3: the meetings table (nothing existing changes)."""
+    metadata.create_all(conn, tables=[meetings])
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
 
 TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)
 
@@ -94,7 +102,7 @@ def _agent(row: Row[Any]) -> AgentRecord:
     )
 
 
-class Store(AlertTables):
+class Store(AlertTables, MeetingTables):
     """SQLite (WAL) by default, PostgreSQL by URL; acks are given only after `ingest` commits."""
 
     def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:
@@ -404,6 +412,22 @@ class Store(AlertTables):
                 )
             ).all()
         return {r.section: json.loads(r.data) for r in rows}
+
+    def meeting_rooms(self) -> list[tuple[AgentRecord, float | None, dict[str, Any] | None]]:
+        """Every active meeting-room agent, the collection time (agent clock) of its last
+        meeting_room section and the section; None, None when it never reported one."""
+        joined = agents.outerjoin(
+            snapshots,
+            (agents.c.agent_id == snapshots.c.agent_id) & (snapshots.c.section == "meeting_room"),
+        )
+        with self._read() as conn:
+            rows = conn.execute(
+                select(agents, snapshots.c.collected_at, snapshots.c.data)
+                .select_from(joined)
+                .where(agents.c.role == MEETING_ROLE, agents.c.revoked_at.is_(None))
+                .order_by(agents.c.agent_id)
+            ).all()
+        return [(_agent(r), r.collected_at, json.loads(r.data) if r.data else None) for r in rows]
 
     def fleet(self) -> list[tuple[AgentRecord, dict[str, Any]]]:
         """Every active agent with its latest snapshot: what /metrics renders."""
