@@ -132,7 +132,13 @@ class ReadinessThresholds(StrictModel):
 
 class MeetingRoomOptions(ProbeOptions):
     interval: Duration | None = Field(default=300.0, gt=0)
-    expect: list[DeviceExpectation] = []
+    # A meeting room needs one of each by default; drop a kind the room does not have.
+    expect: list[DeviceExpectation] = [
+        DeviceExpectation(kind="camera"),
+        DeviceExpectation(kind="microphone"),
+        DeviceExpectation(kind="speaker"),
+        DeviceExpectation(kind="display"),
+    ]
     apps: list[AppOptions] = []
     # Conference endpoints ("host" or "host:port"; the host is pinged).
     endpoints: list[str] = []

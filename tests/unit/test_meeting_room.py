@@ -654,7 +654,7 @@ def test_example_agent_config_meeting_room_options() -> None:
     cfg = load_config(CONFIGS / "agent.example.yaml").probes.meeting_room
     assert [e.kind for e in cfg.expect] == ["camera", "microphone", "speaker", "display"]
     assert cfg.readiness.video_profile == "1080p" and cfg.readiness.green_rtt == 0.1
-    assert cfg.apps and cfg.endpoints
+    assert not cfg.enabled and cfg.interval == 300.0
 
 
 def test_media_device_kinds_are_the_documented_four() -> None:
