@@ -1,4 +1,4 @@
-"""The running collector: store, gRPC, HTTP and the alert engine, started and stopped together."""
+"""The running collector: store, gRPC, HTTP, alert engine and meeting timer, started together."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from collector.alerts.engine import AlertEngine
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig
+from collector.errors import CollectorError
 from collector.http import HttpServer
 from collector.meetings import MeetingBook
 from collector.metrics import Exposition
@@ -20,6 +21,8 @@ from collector.store import Store
 __all__ = ["CollectorApp"]
 
 log = logging.getLogger(__name__)
+
+MEETING_RECORD_EVERY = 30.0
 
 
 class CollectorApp:
@@ -72,11 +75,23 @@ class CollectorApp:
         )
         self._stop_timer = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="alert-timer", daemon=True)
+        self._clock = clock
+        self._meeting_timer = threading.Thread(
+            target=self._meeting_loop, name="meeting-timer", daemon=True
+        )
 
     def _tick_loop(self) -> None:
         assert self.alerts is not None
         while not self._stop_timer.wait(self.cfg.rules.evaluate_every):
             self.alerts.tick()
+
+    def _meeting_loop(self) -> None:
+        # Each room's verdict is kept within this long after its meeting starts.
+        while not self._stop_timer.wait(MEETING_RECORD_EVERY):
+            try:
+                self.meetings.record_started(self._clock())
+            except CollectorError as e:
+                log.warning("recording meeting results failed: %s", e)
 
     def reload_rules(self) -> tuple[bool, str]:
         """SIGHUP and `rules reload`: the new pack, or the running one kept and the reason."""
@@ -92,6 +107,7 @@ class CollectorApp:
         if self.alerts is not None:
             self.alerts.start()
             self._timer.start()
+        self._meeting_timer.start()
         self.grpc.start()
         self.http.start()
         host = (self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0").strip("[]")  # noqa: S104
@@ -101,8 +117,10 @@ class CollectorApp:
         """Let in-flight calls finish (their acks follow their commits), then close the store."""
         self.grpc.stop(grace).wait()
         self.http.stop()
+        self._stop_timer.set()
+        if self._meeting_timer.is_alive():
+            self._meeting_timer.join()
         if self.alerts is not None:
-            self._stop_timer.set()
             self._timer.join()
             self.alerts.stop()
         self.store.close()

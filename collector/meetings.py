@@ -292,8 +292,31 @@ class MeetingBook:
         return ["meeting_room"] if due else []
 
     def status(self, meeting_id: str, now: float) -> MeetingSummary:
+        """The recorded verdicts once the meeting has started and been recorded, else live."""
         meeting = self.get(meeting_id)
+        recorded = self._store.meeting_results(meeting.id)
+        if recorded:
+            ready = sum(1 for r in recorded if r.verdict == "go")
+            verdict = "go" if ready == len(recorded) else "no-go"
+            return MeetingSummary(meeting, verdict, ready, len(recorded), tuple(recorded))
         return summarize(meeting, self.room_states(meeting), self.cfg.checks_before, now)
+
+    def record_started(self, now: float, window: float = 86400.0) -> list[MeetingSummary]:
+        """Record the per-room verdicts of meetings that started in the last `window` seconds
+        and are not recorded yet (the collector calls this on a timer)."""
+        started = [m for m in self.between(now - window, now) if m.starts_at <= now]
+        if not started:
+            return []
+        done = self._store.recorded_meetings([m.id for m in started])
+        out = []
+        for m in started:
+            if m.id in done:
+                continue
+            # Judged as at the start: only checks since the last check point count.
+            summary = summarize(m, self.room_states(m), self.cfg.checks_before, m.starts_at)
+            self._store.record_meeting(summary, now)
+            out.append(summary)
+        return out
 
 
 def _room_state(

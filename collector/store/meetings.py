@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from collector.errors import NotFoundError
-from collector.meetings import Meeting
-from collector.store.schema import meetings
+from collector.meetings import Meeting, MeetingSummary, RoomVerdict
+from collector.store.schema import meeting_results, meetings
 
 __all__ = ["MeetingTables"]
 
@@ -81,3 +81,48 @@ class MeetingTables:
             )
         if done.rowcount != 1:
             raise NotFoundError(f"no meeting {meeting_id} to cancel")
+
+    def record_meeting(self, summary: MeetingSummary, now: float) -> None:
+        """Keep each room's verdict for a meeting that has started (once per meeting)."""
+        m = summary.meeting
+        rows = [
+            {
+                "meeting_id": m.id,
+                "agent_id": r.agent_id,
+                "title": m.title,
+                "starts_at": m.starts_at,
+                "room": r.name,
+                "verdict": r.verdict,
+                "state": r.state,
+                "reasons": json.dumps(list(r.reasons), ensure_ascii=False),
+                "checked_at": r.checked_at,
+                "recorded_at": now,
+            }
+            for r in summary.rooms
+        ]
+        if rows:
+            with self._write() as conn:
+                conn.execute(insert(meeting_results), rows)
+
+    def recorded_meetings(self, meeting_ids: list[str]) -> set[str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(meeting_results.c.meeting_id)
+                .where(meeting_results.c.meeting_id.in_(meeting_ids))
+                .distinct()
+            ).scalars()
+            return set(rows)
+
+    def meeting_results(self, meeting_id: str) -> list[RoomVerdict]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(meeting_results)
+                .where(meeting_results.c.meeting_id == meeting_id)
+                .order_by(meeting_results.c.room)
+            ).all()
+        return [
+            RoomVerdict(
+                r.agent_id, r.room, r.verdict, r.state, tuple(json.loads(r.reasons)), r.checked_at
+            )
+            for r in rows
+        ]

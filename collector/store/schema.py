@@ -24,6 +24,7 @@ __all__ = [
     "alert_history",
     "alerts",
     "maintenance_windows",
+    "meeting_results",
     "meetings",
     "metadata",
     "notifications",
@@ -219,4 +220,21 @@ meetings = Table(
     Column("rooms", Text, nullable=False),  # JSON list of names, ["all"] for every room
     Column("created_at", Float, nullable=False),
     Column("cancelled_at", Float),
+)
+
+# Each room's verdict when a meeting started (history: was the room ready for each meeting).
+meeting_results = Table(
+    "meeting_results",
+    metadata,
+    Column("meeting_id", String(40), nullable=False),  # as `meeting list` shows it
+    Column("agent_id", String(32), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("room", String(500), nullable=False),
+    Column("verdict", String(10), nullable=False),  # go | no-go
+    Column("state", String(10), nullable=False),  # green | amber | red | silent
+    Column("reasons", Text, nullable=False),  # JSON list
+    Column("checked_at", Float),
+    Column("recorded_at", Float, nullable=False),
+    PrimaryKeyConstraint("meeting_id", "agent_id"),
 )

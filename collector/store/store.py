@@ -28,6 +28,7 @@ from collector.store.schema import (
     PLACE_COLUMNS,
     SCHEMA_VERSION,
     agents,
+    meeting_results,
     meetings,
     metadata,
     reports,
@@ -45,8 +46,8 @@ def _to_v2(conn: Connection) -> None:
 
 
 def _to_v3(conn: Connection) -> None:
-    """Schema 3: the meetings table (nothing existing changes)."""
-    metadata.create_all(conn, tables=[meetings])
+    """Schema 3: meetings and their per-room results (nothing existing changes)."""
+    metadata.create_all(conn, tables=[meetings, meeting_results])
 
 
 # version -> the step that brings a store from version-1 to it, in one transaction.

@@ -125,6 +125,12 @@ def test_meeting_check_points_ask_the_room_and_silent_rooms_are_not_ready(
         text = collector.app.exposition.render().decode()
         [(labels, ready)] = samples(text, "canhgac_meeting_room_ready")
         assert (labels["agent_id"], labels["role"], ready) == (answering, "meeting-room", 2.0)
+
+        # At the start the verdicts become history (the app's timer does this every 30 s).
+        shift[0] = 7200 + 10
+        (recorded,) = collector.app.meetings.record_started(time.time() + shift[0])
+        assert recorded.meeting.id == meeting.id and (recorded.ready, recorded.expected) == (1, 2)
+        assert store.meeting_results(meeting.id) == list(recorded.rooms)
     finally:
         stop.set()
         if loop is not None:

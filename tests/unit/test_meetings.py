@@ -221,3 +221,20 @@ def test_example_collector_config_meetings() -> None:
     assert occurrences(cfg, local("2026-12-01 00:00"), local("2027-01-01 00:00"))[0].id == (
         "r1-20261207"
     )
+
+
+def test_verdicts_are_recorded_once_when_the_meeting_starts(store: Store) -> None:
+    book = MeetingBook(store, MeetingsConfig())
+    at = local("2026-12-10 14:00")
+    m = store.add_meeting("Họp", at, 3600, ["all"], 0)
+    enroll_room(store, "Thanh Nhật", "phong-hop-tn")
+    assert book.record_started(at - 1) == []  # not started yet
+    (summary,) = book.record_started(at + 30)
+    assert [(r.verdict, r.state) for r in summary.rooms] == [("no-go", "silent")]
+    assert book.record_started(at + 60) == []  # once per meeting
+    # After the start the recorded verdicts stand, whatever the room reports later.
+    recorded = book.status(m.id, at + 7200)
+    assert (recorded.verdict, recorded.ready, recorded.expected) == ("no-go", 0, 1)
+    assert recorded.rooms[0].reasons == (
+        "no_fresh_check: the room did not answer the check request",
+    )
