@@ -60,6 +60,7 @@ __all__ = [
     "parse_drm_status",
     "parse_v4l2_capability",
     "parse_windows_devices",
+    "query_v4l2_capability",
     "read_linux_devices",
 ]
 
@@ -181,7 +182,8 @@ class PathSample:
 QueryCap = Callable[[str], bytes]
 
 
-def _querycap(path: str) -> bytes:
+def query_v4l2_capability(path: str) -> bytes:
+    """The raw struct v4l2_capability of a /dev/video node (OSError when it is not one)."""
     import fcntl  # noqa: PLC0415 (POSIX only; never imported on Windows)
 
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -209,7 +211,7 @@ class MeetingRoomProbe(Probe):
         dev_root: Path = Path("/dev"),
         proc_root: Path = Path("/proc"),
         sys_root: Path = Path("/sys"),
-        querycap: QueryCap = _querycap,
+        querycap: QueryCap = query_v4l2_capability,
         exists: Callable[[str], bool] = os.path.exists,
         pinger: Pinger | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -220,7 +222,7 @@ class MeetingRoomProbe(Probe):
         self._run_powershell = run_powershell
         self._ps = ps
         self._roots = (dev_root, proc_root, sys_root)
-        self._querycap = querycap
+        self.query_v4l2_capability = querycap
         self._exists = exists
         self._pinger = pinger
         self._clock = clock
@@ -250,7 +252,7 @@ class MeetingRoomProbe(Probe):
             if system == "Windows":
                 devices = parse_windows_devices(self._run_powershell(POWERSHELL_SCRIPT, o.timeout))
             else:
-                devices, unreadable = read_linux_devices(*self._roots, self._querycap)
+                devices, unreadable = read_linux_devices(*self._roots, self.query_v4l2_capability)
                 notes.extend(unreadable)
         except ProbeFailed as e:
             devices_error = str(e)

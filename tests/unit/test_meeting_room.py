@@ -37,6 +37,7 @@ from agent.probes.meeting_room import (
     parse_drm_status,
     parse_v4l2_capability,
     parse_windows_devices,
+    query_v4l2_capability,
     read_linux_devices,
 )
 from agent.transport.client import clock_offset
@@ -166,8 +167,7 @@ def test_linux_devices_from_a_fake_tree(tmp_path: Path) -> None:
 
 def test_real_querycap_on_a_file_that_is_not_a_v4l2_node(tmp_path: Path) -> None:
     dev, proc, sys = fake_tree(tmp_path)
-    probe = MeetingRoomProbe(dev_root=dev)
-    devices, notes = read_linux_devices(dev, proc, sys, probe._querycap)
+    devices, notes = read_linux_devices(dev, proc, sys, query_v4l2_capability)
     assert [d for d in devices if d.kind == "camera"] == []
     assert len(notes) == 4 and all("cannot query V4L2" in n for n in notes)
 
