@@ -97,7 +97,9 @@ def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
     spool = _spool(cfg)
     with contextlib.closing(spool), _client(cfg, cred) as client:
         for scheduled in schedule.values():
-            scheduled.probe.connect(CollectorLink(client.address, client.throughput))
+            scheduled.probe.connect(
+                CollectorLink(client.address, client.throughput, client.clock_offset)
+            )
         log.info(
             "agent %s reporting to %s every %gs (probes: %s)",
             cred.agent_id,
@@ -122,7 +124,7 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
     spool = _spool(cfg)
     with contextlib.closing(spool), _client(cfg, cred) as client:
         for probe in probes.values():
-            probe.connect(CollectorLink(client.address, client.throughput))
+            probe.connect(CollectorLink(client.address, client.throughput, client.clock_offset))
         runner = Runner(
             {n: Scheduled(p, 15.0) for n, p in probes.items()}, spool, client.submit, cfg.delivery
         )

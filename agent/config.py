@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from agent.probes.antivirus import AntivirusOptions
 from agent.probes.base import ProbeOptions
 from agent.probes.link import LinkOptions
+from agent.probes.meeting_room import MeetingRoomOptions
 from agent.probes.security import SecurityOptions
 from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
 
@@ -57,6 +58,7 @@ class ProbesConfig(StrictModel):
     link: LinkOptions = LinkOptions()
     antivirus: AntivirusOptions = AntivirusOptions()
     security: SecurityOptions = SecurityOptions()
+    meeting_room: MeetingRoomOptions = MeetingRoomOptions(enabled=False)
 
 
 class SpoolConfig(StrictModel):

@@ -9,22 +9,30 @@ __all__ = [
     "AntivirusProduct",
     "Battery",
     "Clamd",
+    "ClockOffset",
+    "ConferencingApp",
     "Cpu",
     "Defender",
+    "DeviceCheck",
     "DhcpServer",
     "Disk",
     "DnsCheck",
     "FirewallProfile",
     "Hardware",
+    "Headroom",
     "Host",
     "HttpCheck",
     "IpConflict",
     "Link",
     "Listener",
+    "MediaDevice",
+    "MeetingRoom",
     "Memory",
     "NetInterface",
     "PingResult",
     "ProbeError",
+    "Readiness",
+    "ReadinessReason",
     "Report",
     "Security",
     "SpoolStats",
@@ -299,6 +307,75 @@ class Security:
 
 
 @dataclass(frozen=True)
+class MediaDevice:
+    kind: str  # "camera", "microphone", "speaker", "display"
+    name: str
+    status: str  # "ok", "error", "degraded", "unknown"
+    source: str
+    device_id: str = ""
+    raw_status: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceCheck:
+    kind: str
+    pattern: str
+    expected: int
+    found: int
+    faulty: int = 0
+
+
+@dataclass(frozen=True)
+class ConferencingApp:
+    name: str
+    installed: bool
+    running: bool
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    known: bool = False
+    offset_seconds: float = 0.0
+    uncertainty_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Headroom:
+    cpu_busy_ratio: float
+    memory_available_ratio: float
+    disk_free_ratio: float
+
+
+@dataclass(frozen=True)
+class ReadinessReason:
+    code: str
+    severity: str  # "red", "amber", "info"
+    detail: str
+
+
+@dataclass(frozen=True)
+class Readiness:
+    state: str  # "green", "amber", "red"
+    reasons: tuple[ReadinessReason, ...] = ()
+    video_profile: str = "1080p"
+
+
+@dataclass(frozen=True)
+class MeetingRoom:
+    devices: tuple[MediaDevice, ...] = ()
+    device_checks: tuple[DeviceCheck, ...] = ()
+    apps: tuple[ConferencingApp, ...] = ()
+    clock: ClockOffset = field(default_factory=ClockOffset)
+    headroom: Headroom | None = None
+    paths: tuple[PingResult, ...] = ()
+    throughput: ThroughputResult | None = None
+    throughput_measured_at: float = 0.0
+    readiness: Readiness | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProbeError:
     probe: str
     message: str
@@ -324,6 +401,7 @@ class Report:
     link: Link | None = None
     antivirus: Antivirus | None = None
     security: Security | None = None
+    meeting_room: MeetingRoom | None = None
     errors: tuple[ProbeError, ...] = ()
     seq: int = 0
     spool: SpoolStats = field(default_factory=SpoolStats)

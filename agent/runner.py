@@ -100,6 +100,8 @@ class Runner:
         self._wall = wall_clock
         self._backoff = Backoff(delivery.backoff_initial, delivery.backoff_max)
         self._batch = delivery.batch_size
+        # Probes the collector asked for on an ack, run at the next turn of the loop.
+        self._fresh: set[str] = set()
 
     def collect_due(self, names: list[str]) -> int:
         """Collect the named probes into one report and spool it; returns its seq."""
@@ -129,6 +131,10 @@ class Runner:
             level = logging.WARNING if e.transient else logging.ERROR
             log.log(level, "delivery of %d reports failed: %s", len(batch), e)
             return None
+        requested = [n for n in result.fresh_checks if n in self._schedule]
+        if requested:
+            log.info("collector asked for a fresh check: %s", ", ".join(requested))
+            self._fresh.update(requested)
         for seq, reason in result.rejected:
             log.error("collector rejected report %d for good: %s", seq, reason)
         self._spool.ack(result.stored + [s for s, _ in result.rejected], len(result.rejected))
@@ -158,5 +164,8 @@ class Runner:
                     self._backoff.reset()
                     pace = self._delivery.pace if more else float("inf")
                     next_delivery = now + pace
+                for n in self._fresh:
+                    next_due[n] = now
+                self._fresh.clear()
             wake = min([*next_due.values(), next_delivery])
             stop.wait(max(0.0, wake - self._clock()))

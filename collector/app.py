@@ -1,4 +1,4 @@
-"""The running collector: store, gRPC, HTTP and the alert engine, started and stopped together."""
+"""The running collector: store, gRPC, HTTP, alert engine and meeting timer, started together."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from collector.alerts.engine import AlertEngine
 from collector.alerts.notify.notifier import Notifier
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig
+from collector.errors import CollectorError
 from collector.http import HttpServer
 from collector.leader import Leadership
+from collector.meetings import MeetingBook
 from collector.metrics import Exposition
 from collector.server import build_server
 from collector.sites import load_sites
@@ -21,6 +23,8 @@ from collector.store import Store
 __all__ = ["CollectorApp"]
 
 log = logging.getLogger(__name__)
+
+MEETING_RECORD_EVERY = 30.0
 
 
 class CollectorApp:
@@ -41,6 +45,7 @@ class CollectorApp:
             self.store, cfg.report_interval * cfg.stale_after_intervals, self.sites, clock
         )
         self.metrics = self.exposition.server
+        self.meetings = MeetingBook(self.store, cfg.meetings)
         self.alerts: AlertEngine | None = None
         if cfg.rules.path is not None:
             # A bad pack refuses the start (RuleError); a bad reload keeps the running pack.
@@ -61,6 +66,7 @@ class CollectorApp:
             self.metrics,
             grpc_address,
             on_stored=self.alerts.submit if self.alerts else None,
+            fresh_checks=self.meetings.fresh_checks,
             clock=clock,
         )
         self.http = HttpServer(
@@ -84,6 +90,10 @@ class CollectorApp:
             )
         self._stop_timer = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="alert-timer", daemon=True)
+        self._clock = clock
+        self._meeting_timer = threading.Thread(
+            target=self._meeting_loop, name="meeting-timer", daemon=True
+        )
 
     def _tick_loop(self) -> None:
         assert self.alerts is not None
@@ -91,6 +101,16 @@ class CollectorApp:
             # With several collectors on one PostgreSQL, only the leader judges the fleet.
             if self.leadership.is_leader():
                 self.alerts.tick()
+
+    def _meeting_loop(self) -> None:
+        # Each room's verdict is kept within this long after its meeting starts.
+        while not self._stop_timer.wait(MEETING_RECORD_EVERY):
+            if not self.leadership.is_leader():
+                continue  # one collector records the results (several on PostgreSQL)
+            try:
+                self.meetings.record_started(self._clock())
+            except CollectorError as e:
+                log.warning("recording meeting results failed: %s", e)
 
     def reload_rules(self) -> tuple[bool, str]:
         """SIGHUP and `rules reload`: the new pack, or the running one kept and the reason."""
@@ -108,6 +128,7 @@ class CollectorApp:
             self._timer.start()
         if self.notifier is not None:
             self.notifier.start()
+        self._meeting_timer.start()
         self.grpc.start()
         self.http.start()
         host = (self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0").strip("[]")  # noqa: S104
@@ -117,8 +138,10 @@ class CollectorApp:
         """Let in-flight calls finish (their acks follow their commits), then close the store."""
         self.grpc.stop(grace).wait()
         self.http.stop()
+        self._stop_timer.set()
+        if self._meeting_timer.is_alive():
+            self._meeting_timer.join()
         if self.alerts is not None:
-            self._stop_timer.set()
             self._timer.join()
             self.alerts.stop()
         if self.notifier is not None:

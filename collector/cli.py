@@ -1,4 +1,4 @@
-"""`canhgac-collector`: serve, tokens, agents, rules and alerts; errors become one line."""
+"""`canhgac-collector`: serve, tokens, agents, rules, alerts, meetings; errors become one line."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,6 +26,7 @@ from collector.app import CollectorApp
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
+from collector.meetings import Meeting, MeetingBook, parse_local_time
 from collector.model import Placement
 from collector.sites import ROLES, load_sites
 from collector.store import MaintenanceWindow, Store
@@ -436,6 +438,94 @@ def _notify_parsers(sub: Any) -> None:
     ob.set_defaults(handler=cmd_notify_outbox)
 
 
+def _meeting_time(meeting: Meeting, cfg: CollectorConfig) -> str:
+    return datetime.fromtimestamp(meeting.starts_at, cfg.meetings.zone).strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_meeting_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    try:
+        starts_at = parse_local_time(args.at, cfg.meetings.zone)
+    except ValueError:
+        zone = cfg.meetings.timezone
+        raise ConfigError(f"--at {args.at!r}: use 'YYYY-MM-DD HH:MM' ({zone})") from None
+    rooms = [r.strip() for r in args.rooms.split(",") if r.strip()] or ["all"]
+    duration = _duration("--duration", args.duration)
+    m = _store(cfg).add_meeting(args.title, starts_at, duration, rooms, time.time())
+    print(f"meeting {m.id}: {_meeting_time(m, cfg)} {cfg.meetings.timezone} {m.title}")
+    return 0
+
+
+def cmd_meeting_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    now = time.time()
+    book = MeetingBook(_store(cfg), cfg.meetings)
+    meetings = book.between(now, now + _duration("--ahead", args.ahead))
+    rows = [
+        [m.id, _meeting_time(m, cfg), f"{m.duration / 60:.0f}m", ",".join(m.rooms), m.title]
+        for m in meetings
+    ]
+    _table(["ID", f"START ({cfg.meetings.timezone})", "DURATION", "ROOMS", "TITLE"], rows)
+    return 0
+
+
+def cmd_meeting_cancel(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    if not args.meeting_id.isdigit():
+        raise ConfigError(f"meeting {args.meeting_id}: only meetings added here can be cancelled")
+    _store(cfg).cancel_meeting(int(args.meeting_id), time.time())
+    print(f"meeting {args.meeting_id} cancelled")
+    return 0
+
+
+def cmd_meeting_status(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    summary = MeetingBook(_store(cfg), cfg.meetings).status(args.meeting_id, time.time())
+    m = summary.meeting
+    out = {
+        "meeting": {
+            "id": m.id,
+            "title": m.title,
+            "starts": _meeting_time(m, cfg),
+            "timezone": cfg.meetings.timezone,
+            "rooms": list(m.rooms),
+        },
+        "verdict": summary.verdict,
+        "ready": summary.ready,
+        "expected": summary.expected,
+        "rooms": [
+            {
+                "agent_id": r.agent_id,
+                "room": r.name,
+                "verdict": r.verdict,
+                "state": r.state,
+                "reasons": list(r.reasons),
+                "checked_at": _when(r.checked_at),
+            }
+            for r in summary.rooms
+        ],
+    }
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _meeting_parsers(sub: Any) -> None:
+    me = sub.add_parser("meeting", help="online meeting schedule and go/no-go").add_subparsers(
+        dest="sub", required=True
+    )
+    ma = me.add_parser("add", help="a one-off meeting (recurring ones live in the config)")
+    ma.add_argument("--title", required=True)
+    ma.add_argument("--at", required=True, help="'YYYY-MM-DD HH:MM' in meetings.timezone")
+    ma.add_argument("--duration", default="2h")
+    ma.add_argument("--rooms", default="all", help="'all' or communes/units/hosts, comma-separated")
+    ma.set_defaults(handler=cmd_meeting_add)
+    ml = me.add_parser("list", help="meetings ahead, recurring and one-off")
+    ml.add_argument("--ahead", default="31d")
+    ml.set_defaults(handler=cmd_meeting_list)
+    mc = me.add_parser("cancel", help="cancel a meeting added with `meeting add`")
+    mc.add_argument("meeting_id")
+    mc.set_defaults(handler=cmd_meeting_cancel)
+    ms = me.add_parser("status", help="go/no-go per room for one meeting (JSON)")
+    ms.add_argument("meeting_id")
+    ms.set_defaults(handler=cmd_meeting_status)
+
+
 def _rules_parsers(sub: Any) -> None:
     ru = sub.add_parser("rules", help="compliance rule packs").add_subparsers(
         dest="sub", required=True
@@ -529,6 +619,7 @@ def _parser() -> argparse.ArgumentParser:
     ar.set_defaults(handler=cmd_agent_revoke)
     _rules_parsers(sub)
     _notify_parsers(sub)
+    _meeting_parsers(sub)
     return p
 
 

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
 from collector.alerts.notify.config import NotifyConfig
+from collector.meetings import MeetingsConfig
 
 __all__ = [
     "CollectorConfig",
@@ -71,6 +72,7 @@ class CollectorConfig(StrictModel):
     limits: LimitsConfig = LimitsConfig()
     rules: RulesConfig = RulesConfig()
     notify: NotifyConfig = NotifyConfig()
+    meetings: MeetingsConfig = MeetingsConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
 

@@ -145,8 +145,11 @@ class Servicer(pb_grpc.CollectorServicer):
         cfg: CollectorConfig,
         clock: Callable[[], float] = time.time,
         on_stored: Callable[[AgentRecord, list[Report]], None] | None = None,
+        *,
+        fresh_checks: Callable[[AgentRecord, float], list[str]] | None = None,
     ) -> None:
         self._store = store
+        self._fresh_checks = fresh_checks
         self._on_stored = on_stored
         self._metrics = metrics
         self._cfg = cfg
@@ -225,8 +228,19 @@ class Servicer(pb_grpc.CollectorServicer):
                 self._on_stored(agent, valid)
             except Exception:  # rules must never cost an agent its ack
                 log.exception("agent %s: queueing rule evaluation failed", agent.agent_id)
-        # Sent only now: ingest has committed.
-        return pb.SubmitResponse(stored_seqs=stored, rejected=rejected)
+        fresh: list[str] = []
+        if self._fresh_checks is not None:
+            try:
+                fresh = self._fresh_checks(agent, now)
+            except Exception:  # a schedule problem must never cost an agent its ack
+                log.exception("agent %s: fresh-check lookup failed", agent.agent_id)
+        # Sent only now: ingest has committed. The time lets the agent measure its clock offset.
+        return pb.SubmitResponse(
+            stored_seqs=stored,
+            rejected=rejected,
+            collector_time_ms=int(self._clock() * 1000),
+            fresh_checks=fresh,
+        )
 
     def Throughput(
         self, request: pb.ThroughputRequest, context: grpc.ServicerContext
@@ -265,6 +279,7 @@ def build_server(
     address: str | None = None,
     *,
     on_stored: Callable[[AgentRecord, list[Report]], None] | None = None,
+    fresh_checks: Callable[[AgentRecord, float], list[str]] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> tuple[grpc.Server, int]:
     """A started-not-yet gRPC server bound to `address` (default: cfg.grpc_listen) and its port.
@@ -285,7 +300,7 @@ def build_server(
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
     pb_grpc.add_CollectorServicer_to_server(  # type: ignore[no-untyped-call]
-        Servicer(store, metrics, cfg, clock, on_stored), server
+        Servicer(store, metrics, cfg, clock, on_stored, fresh_checks=fresh_checks), server
     )
     address = address or cfg.grpc_listen
     creds = _server_credentials(cfg)

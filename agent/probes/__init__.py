@@ -6,6 +6,7 @@ from agent.probes.antivirus import AntivirusProbe
 from agent.probes.base import Probe, ProbeOptions
 from agent.probes.hardware import HardwareProbe
 from agent.probes.link import LinkProbe
+from agent.probes.meeting_room import MeetingRoomProbe
 from agent.probes.security import SecurityProbe
 
 __all__ = ["PROBES", "Probe", "ProbeOptions"]
@@ -15,4 +16,5 @@ PROBES: dict[str, type[Probe]] = {
     LinkProbe.name: LinkProbe,
     AntivirusProbe.name: AntivirusProbe,
     SecurityProbe.name: SecurityProbe,
+    MeetingRoomProbe.name: MeetingRoomProbe,
 }

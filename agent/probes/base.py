@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from agent.model import ClockOffset
 from canhgac_common.config import Duration, StrictModel
 
 __all__ = ["CollectorLink", "Probe", "ProbeOptions"]
@@ -27,11 +28,13 @@ class CollectorLink:
     """What a probe may use of the collector connection (the transport stays in agent.transport).
 
     `throughput(nbytes)` streams `nbytes` from the collector and returns (bytes received,
-    seconds taken); it raises an AgentError when the call fails.
+    seconds taken); it raises an AgentError when the call fails. `clock_offset()` is the
+    collector-minus-agent clock offset measured on the last delivery.
     """
 
     address: str
     throughput: Callable[[int], tuple[int, float]]
+    clock_offset: Callable[[], ClockOffset] = ClockOffset
 
 
 class Probe(ABC):

@@ -11,6 +11,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,10 +39,14 @@ __all__ = [
     "HttpCheckOptions",
     "LinkOptions",
     "LinkProbe",
+    "PingPlan",
+    "Pinger",
     "ThroughputOptions",
+    "measure_throughput",
     "parse_proc_net_route",
     "parse_windows_link",
     "ping_result",
+    "ping_target",
     "split_host_port",
 ]
 
@@ -188,7 +193,15 @@ class LinkProbe(Probe):
             if left() <= o.ping_timeout:
                 skipped.append(f"ping {target}: budget exhausted")
                 continue
-            pings.append(_ping(target, pinger, o, left(), sequential=system == "Windows"))
+            pings.append(
+                ping_target(
+                    target,
+                    pinger,
+                    PingPlan(o.count, o.ping_interval, o.ping_timeout),
+                    left(),
+                    sequential=system == "Windows",
+                )
+            )
         tcp, dns, http = self._service_checks(left, skipped)
         throughput = self._throughput(skipped)
         lan_result = lan.Findings()
@@ -244,12 +257,7 @@ class LinkProbe(Probe):
             skipped.append("throughput: no collector connection in this run")
             return None
         self._throughput_due = now + o.every
-        try:
-            received, seconds = self._collector.throughput(o.bytes)
-        except Exception as e:  # a failed measurement is a result, reported with its reason
-            return ThroughputResult(0, 0.0, 0.0, f"{type(e).__name__}: {e}")
-        bps = received * 8 / seconds if seconds > 0 else 0.0
-        return ThroughputResult(received, seconds, bps)
+        return measure_throughput(self._collector, o.bytes)
 
     def _lan_checks(
         self, pings: Sequence[PingResult], left: Callable[[], float], skipped: list[str]
@@ -276,9 +284,27 @@ class LinkProbe(Probe):
         )
 
 
-def _ping(
-    target: str, pinger: Pinger, o: LinkOptions, budget: float, *, sequential: bool
+@dataclass(frozen=True)
+class PingPlan:
+    count: int
+    interval: float
+    timeout: float
+
+
+def measure_throughput(collector: CollectorLink, nbytes: int) -> ThroughputResult:
+    """Download `nbytes` from the collector; a failed measurement is a result with its reason."""
+    try:
+        received, seconds = collector.throughput(nbytes)
+    except Exception as e:  # a failed measurement is a result, reported with its reason
+        return ThroughputResult(0, 0.0, 0.0, f"{type(e).__name__}: {e}")
+    bps = received * 8 / seconds if seconds > 0 else 0.0
+    return ThroughputResult(received, seconds, bps)
+
+
+def ping_target(
+    target: str, pinger: Pinger, plan: PingPlan, budget: float, *, sequential: bool
 ) -> PingResult:
+    """Resolve and ping `target` with as many probes of `plan` as fit in `budget` seconds."""
     try:
         address = socket.gethostbyname(target)
     except OSError as e:
@@ -286,12 +312,12 @@ def _ping(
     # Never let one target eat the budget: fewer probes rather than a blocked cycle.
     # IcmpSendEcho waits for each reply in turn, so there a lost probe costs a whole timeout.
     if sequential:
-        fit = int(budget / (o.ping_interval + o.ping_timeout))
+        fit = int(budget / (plan.interval + plan.timeout))
     else:
-        fit = int((budget - o.ping_timeout) / o.ping_interval) + 1
-    count = max(1, min(o.count, fit))
+        fit = int((budget - plan.timeout) / plan.interval) + 1
+    count = max(1, min(plan.count, fit))
     try:
-        run = pinger(address, count, o.ping_interval, o.ping_timeout)
+        run = pinger(address, count, plan.interval, plan.timeout)
     except OSError as e:
         return PingResult(target, address, "", 0, 0, 1.0, error=str(e))
     return ping_result(target, address, run)

@@ -11,10 +11,18 @@ import grpc
 
 from agent.config import TlsConfig
 from agent.errors import AgentError
+from agent.model import ClockOffset
 from canhgac_proto.v1 import collector_pb2 as pb
 from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 
-__all__ = ["CollectorClient", "DeliveryError", "EnrollResult", "MachineFacts", "SubmitResult"]
+__all__ = [
+    "CollectorClient",
+    "DeliveryError",
+    "EnrollResult",
+    "MachineFacts",
+    "SubmitResult",
+    "clock_offset",
+]
 
 # Worth retrying later with backoff; anything else needs a person (revoked credential, bug).
 TRANSIENT = frozenset(
@@ -61,6 +69,21 @@ class EnrollResult:
 class SubmitResult:
     stored: list[int]
     rejected: list[tuple[int, str]]
+    # Probe names the collector asked to run at once (e.g. before a meeting).
+    fresh_checks: tuple[str, ...] = ()
+
+
+def clock_offset(sent_at: float, received_at: float, collector_time_ms: int) -> ClockOffset:
+    """Collector minus agent clock, assuming the collector stamped the ack mid-call (NTP-style).
+
+    The error is at most half the call's duration, reported as the uncertainty.
+    """
+    midpoint = (sent_at + received_at) / 2
+    return ClockOffset(
+        known=True,
+        offset_seconds=collector_time_ms / 1000.0 - midpoint,
+        uncertainty_seconds=max(0.0, received_at - sent_at) / 2,
+    )
 
 
 def _channel(address: str, tls: TlsConfig, gzip: bool) -> grpc.Channel:
@@ -101,6 +124,7 @@ class CollectorClient:
         self._metadata = (("authorization", f"Bearer {secret}"),) if secret else ()
         self._channel = _channel(address, tls or TlsConfig(), gzip)
         self._stub = pb_grpc.CollectorStub(self._channel)  # type: ignore[no-untyped-call]
+        self._clock_offset: ClockOffset = ClockOffset()
 
     def close(self) -> None:
         self._channel.close()
@@ -149,14 +173,22 @@ class CollectorClient:
         req = pb.SubmitRequest()
         for payload in payloads:
             req.reports.add().ParseFromString(payload)
+        sent_at = time.time()
         try:
             resp = self._stub.Submit(req, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise DeliveryError(e.code(), e.details() or "") from None
+        if resp.collector_time_ms:
+            self._clock_offset = clock_offset(sent_at, time.time(), resp.collector_time_ms)
         return SubmitResult(
             stored=list(resp.stored_seqs),
             rejected=[(r.seq, r.reason) for r in resp.rejected],
+            fresh_checks=tuple(resp.fresh_checks),
         )
+
+    def clock_offset(self) -> ClockOffset:
+        """Offset measured on the last Submit that carried the collector's time."""
+        return self._clock_offset
 
     def throughput(self, nbytes: int) -> tuple[int, float]:
         """Bytes received and seconds taken for a `Throughput` stream of `nbytes`."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from collector.metrics import antivirus, hardware, link, security
+from collector.metrics import antivirus, hardware, link, meeting_room, security
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec, num
 from collector.model import AgentRecord
@@ -30,7 +30,7 @@ __all__ = [
 # One module per report section: SECTION (its name), SPECS (what it emits),
 # render(add, data, now) where `now` is the scrape time (ages are computed then, never stored).
 # Adding a section's metrics: write the module, add it here.
-SECTION_METRICS: tuple[ModuleType, ...] = (hardware, antivirus, security, link)
+SECTION_METRICS: tuple[ModuleType, ...] = (hardware, antivirus, security, link, meeting_room)
 
 # Series every agent has whatever probes it runs.
 AGENT_SPECS = (

@@ -27,6 +27,8 @@ __all__ = [
     "mail_outbox",
     "mail_queue",
     "maintenance_windows",
+    "meeting_results",
+    "meetings",
     "metadata",
     "notifications",
     "reports",
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -251,3 +253,34 @@ mail_outbox = Table(
 )
 
 MAIL_TABLES = (mail_queue, mail_outbox)
+
+# ---- schema 4: meetings (one-off meetings added from the CLI; recurring ones live in config) -
+
+meetings = Table(
+    "meetings",
+    metadata,
+    Column("meeting_id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(500), nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("rooms", Text, nullable=False),  # JSON list of names, ["all"] for every room
+    Column("created_at", Float, nullable=False),
+    Column("cancelled_at", Float),
+)
+
+# Each room's verdict when a meeting started (history: was the room ready for each meeting).
+meeting_results = Table(
+    "meeting_results",
+    metadata,
+    Column("meeting_id", String(40), nullable=False),  # as `meeting list` shows it
+    Column("agent_id", String(32), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("room", String(500), nullable=False),
+    Column("verdict", String(10), nullable=False),  # go | no-go
+    Column("state", String(10), nullable=False),  # green | amber | red | silent
+    Column("reasons", Text, nullable=False),  # JSON list
+    Column("checked_at", Float),
+    Column("recorded_at", Float, nullable=False),
+    PrimaryKeyConstraint("meeting_id", "agent_id"),
+)

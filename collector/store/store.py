@@ -19,15 +19,19 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.errors import AuthError, NotFoundError, StoreError
+from collector.meetings import MEETING_ROLE
 from collector.model import AgentRecord, Placement, Report, TokenRecord
 from collector.store.alerts import AlertTables
 from collector.store.mail import MailTables
+from collector.store.meetings import MeetingTables
 from collector.store.schema import (
     ALERT_TABLES,
     MAIL_TABLES,
     PLACE_COLUMNS,
     SCHEMA_VERSION,
     agents,
+    meeting_results,
+    meetings,
     metadata,
     reports,
     schema_version,
@@ -48,8 +52,13 @@ def _to_v3(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(MAIL_TABLES))
 
 
+def _to_v4(conn: Connection) -> None:
+    """Schema 4: meetings and their per-room results (nothing existing changes)."""
+    metadata.create_all(conn, tables=[meetings, meeting_results])
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
 
 TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)
 
@@ -116,7 +125,7 @@ def _agent(row: Row[Any]) -> AgentRecord:
     )
 
 
-class Store(AlertTables, MailTables):
+class Store(AlertTables, MailTables, MeetingTables):
     """SQLite (WAL) by default, PostgreSQL by URL; acks are given only after `ingest` commits."""
 
     def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:
@@ -490,6 +499,22 @@ class Store(AlertTables, MailTables):
                 )
             ).all()
         return {r.section: json.loads(r.data) for r in rows}
+
+    def meeting_rooms(self) -> list[tuple[AgentRecord, float | None, dict[str, Any] | None]]:
+        """Every active meeting-room agent, the collection time (agent clock) of its last
+        meeting_room section and the section; None, None when it never reported one."""
+        joined = agents.outerjoin(
+            snapshots,
+            (agents.c.agent_id == snapshots.c.agent_id) & (snapshots.c.section == "meeting_room"),
+        )
+        with self._read() as conn:
+            rows = conn.execute(
+                select(agents, snapshots.c.collected_at, snapshots.c.data)
+                .select_from(joined)
+                .where(agents.c.role == MEETING_ROLE, agents.c.revoked_at.is_(None))
+                .order_by(agents.c.agent_id)
+            ).all()
+        return [(_agent(r), r.collected_at, json.loads(r.data) if r.data else None) for r in rows]
 
     def fleet(self) -> list[tuple[AgentRecord, dict[str, Any]]]:
         """Every active agent with its latest snapshot: what /metrics renders."""

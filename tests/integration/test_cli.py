@@ -156,3 +156,34 @@ def test_enrolling_the_same_machine_twice_keeps_one_agent(
         ids.append(json.loads((state / "credential.json").read_text())["agent_id"])
     assert ids[0] == ids[1]
     assert [a.agent_id for a in collector.app.store.list_agents()] == [ids[0]]
+
+
+def test_meeting_add_list_status_and_cancel(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sites=False)
+    config.write_text(
+        config.read_text()
+        + "meetings:\n  recurring:\n"
+        + "    - {title: Giao ban tháng, at: '08:00', weekday: monday, nth: 1}\n"
+    )
+    added = collector_cli(
+        config, "meeting", "add", "--title", "Họp đột xuất", "--at", "2099-12-15 14:00",
+        "--rooms", "Thanh Nhật,An Lạc",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("meeting 1: 2099-12-15 14:00 Asia/Ho_Chi_Minh Họp đột xuất")
+    listed = collector_cli(config, "meeting", "list", "--ahead", "40d")
+    assert listed.returncode == 0, listed.stderr
+    assert "Giao ban tháng" in listed.stdout and " 08:00 " in listed.stdout  # within 40 days
+    assert "Họp đột xuất" not in listed.stdout  # 2099 is further ahead
+    status = collector_cli(config, "meeting", "status", "1")
+    assert status.returncode == 0, status.stderr
+    summary = json.loads(status.stdout)
+    assert summary["meeting"]["rooms"] == ["Thanh Nhật", "An Lạc"]
+    assert (summary["verdict"], summary["expected"]) == ("no-go", 0)  # no room enrolled
+    assert collector_cli(config, "meeting", "cancel", "1").returncode == 0
+    again = collector_cli(config, "meeting", "cancel", "1")
+    assert again.returncode == 1 and again.stderr.strip() == (
+        "canhgac-collector: no meeting 1 to cancel"
+    )
+    bad = collector_cli(config, "meeting", "add", "--title", "x", "--at", "15/12/2099 14h")
+    assert bad.returncode == 2 and "--at '15/12/2099 14h'" in bad.stderr

@@ -135,6 +135,12 @@ def test_rollups_match_the_fleet(prometheus: str) -> None:
     assert len(communes) == 13  # every commune-level unit of Hạ Lang has machines reporting
     thanh_nhat = [r for r in communes if r["metric"]["commune"] == "Thanh Nhật"]
     assert thanh_nhat and 0 < float(thanh_nhat[0]["value"][1]) <= 1
+    # Meeting rooms: 2 district rooms + 13 communes expected; the simulated fleet has no room
+    # agent, so "0/15 ready" (a number, not an empty result).
+    expected = _query(prometheus, "canhgac:meeting_rooms_expected:sum")["result"]
+    ready = _query(prometheus, "canhgac:meeting_rooms_ready:count")["result"]
+    assert [(r["metric"]["district"], float(r["value"][1])) for r in expected] == [("Hạ Lang", 15)]
+    assert [(r["metric"]["district"], float(r["value"][1])) for r in ready] == [("Hạ Lang", 0)]
 
 
 def test_promtool_accepts_the_shipped_config_and_rules() -> None:

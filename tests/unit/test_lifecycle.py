@@ -79,10 +79,10 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
 
 
-def test_version_2_store_migrates_to_3_keeping_the_outbox(tmp_path: Path) -> None:
+def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
     db = tmp_path / "v2.db"
     store = Store(f"sqlite:///{db}")
     store.apply_alerts(AlertWrite(notify=[("firing", LABELS, {"rule": "r"})], now=5.0))
@@ -101,4 +101,4 @@ def test_version_2_store_migrates_to_3_keeping_the_outbox(tmp_path: Path) -> Non
     finally:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]

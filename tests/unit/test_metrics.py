@@ -23,9 +23,12 @@ from agent.model import (
     IpConflict,
     Link,
     Listener,
+    MeetingRoom,
     Memory,
     NetInterface,
     PingResult,
+    Readiness,
+    ReadinessReason,
     Report,
     Security,
     TcpCheck,
@@ -87,6 +90,17 @@ LINK = Link(
 )
 
 
+MEETING_ROOM = MeetingRoom(
+    readiness=Readiness(
+        "amber",
+        (
+            ReadinessReason("rtt_high", "amber", "meet: 120 ms"),
+            ReadinessReason("upload_unmeasured", "info", "upload not measured"),
+        ),
+    )
+)
+
+
 def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
     store = Store(f"sqlite:///{tmp_path / 'c.db'}")
     _, token = store.create_token(
@@ -101,6 +115,7 @@ def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
         antivirus=ANTIVIRUS,
         security=SECURITY,
         link=LINK,
+        meeting_room=MEETING_ROOM,
         seq=1,
     )
     store.ingest(e.agent.agent_id, [decode_report(to_pb(report), collected_at)], collected_at)
@@ -209,3 +224,20 @@ def test_alert_firing_and_pass_ratio(tmp_path: Path) -> None:
     place = {"district": "Hạ Lang", "commune": "An Lạc", "rule": "hardware.disk-free"}
     assert fams["canhgac_alert_firing"] == [({**place, "severity": "medium"}, 1.0)]
     assert fams["canhgac_compliance_pass_ratio"] == [(place, 0.5)]
+
+
+def test_meeting_room_series(tmp_path: Path) -> None:
+    store, _ = _store_with_agent(tmp_path, time.time())
+    m = _families(store, stale_after=60)
+    assert [v for _, v in m["canhgac_meeting_room_ready"]] == [1.0]
+    checks = {labels["check"]: v for labels, v in m["canhgac_meeting_room_check_ok"]}
+    assert checks == {
+        "devices": 1.0,
+        "path": 0.0,
+        "throughput": 1.0,
+        "apps": 1.0,
+        "clock": 1.0,
+        "headroom": 1.0,
+    }
+    # Informational reasons do not count.
+    assert [v for _, v in m["canhgac_meeting_room_reasons"]] == [1.0]

@@ -46,7 +46,7 @@ def test_invalid_pack_names_file_line_and_rule_in_every_message() -> None:
         f"{f}:43: rule bad-severity: severity: Input should be 'critical', 'high', 'medium', "
         "'low' or 'info'",
         f"{f}:50: rule unknown-variable: unknown variable 'antivirus_x' "
-        "(known: agent, antivirus, hardware, link, now, probes, security, spool)",
+        "(known: agent, antivirus, hardware, link, meeting_room, now, probes, security, spool)",
     ]
 
 

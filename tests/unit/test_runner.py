@@ -341,3 +341,35 @@ def test_run_keeps_each_probe_on_its_interval_and_a_failure_stops_nothing(
     delivered = [seq for batch in sink.batches for seq in batch]
     assert delivered == sorted(delivered)
     assert len(delivered) >= fast.calls - 1  # at most the last report is still in flight
+
+
+def test_a_fresh_check_asked_on_an_ack_runs_that_probe_at_once(spool: Spool) -> None:
+    hourly, fast = CountingBrokenProbe(), FixedHardwareProbe()
+    asked = threading.Event()
+
+    def submit(payloads: list[bytes]) -> SubmitResult:
+        seqs = [pb.Report.FromString(p).seq for p in payloads]
+        if asked.is_set():
+            return SubmitResult(stored=seqs, rejected=[])
+        asked.set()
+        # Names the agent does not run are ignored, not an error.
+        return SubmitResult(stored=seqs, rejected=[], fresh_checks=("antivirus", "no_such"))
+
+    runner = Runner(
+        {"hardware": Scheduled(fast, 0.05), "antivirus": Scheduled(hourly, 3600.0)},
+        spool,
+        submit,
+        DeliveryConfig(batch_size=50, pace=0.0),
+        boot_id="boot-1",
+    )
+    stop = threading.Event()
+    loop = threading.Thread(target=runner.run, args=(stop,))
+    loop.start()
+    for _ in range(100):  # bounded: at most ~5 s
+        if hourly.calls >= 2:
+            break
+        time.sleep(0.05)
+    stop.set()
+    loop.join(5)
+    assert asked.is_set()
+    assert hourly.calls == 2  # once at start, once on request; its hour was not up

@@ -75,15 +75,19 @@ class Rejected(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
-    __slots__ = ("stored_seqs", "rejected")
+    __slots__ = ("stored_seqs", "rejected", "collector_time_ms", "fresh_checks")
     STORED_SEQS_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
+    COLLECTOR_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    FRESH_CHECKS_FIELD_NUMBER: _ClassVar[int]
     stored_seqs: _containers.RepeatedScalarFieldContainer[int]
     rejected: _containers.RepeatedCompositeFieldContainer[Rejected]
-    def __init__(self, stored_seqs: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ...) -> None: ...
+    collector_time_ms: int
+    fresh_checks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, stored_seqs: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ..., collector_time_ms: _Optional[int] = ..., fresh_checks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "hardware", "antivirus", "security", "link", "errors", "spool")
+    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "hardware", "antivirus", "security", "link", "meeting_room", "errors", "spool")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +96,7 @@ class Report(_message.Message):
     ANTIVIRUS_FIELD_NUMBER: _ClassVar[int]
     SECURITY_FIELD_NUMBER: _ClassVar[int]
     LINK_FIELD_NUMBER: _ClassVar[int]
+    MEETING_ROOM_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     SPOOL_FIELD_NUMBER: _ClassVar[int]
     seq: int
@@ -102,9 +107,10 @@ class Report(_message.Message):
     antivirus: Antivirus
     security: Security
     link: Link
+    meeting_room: MeetingRoom
     errors: _containers.RepeatedCompositeFieldContainer[ProbeError]
     spool: SpoolStats
-    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., antivirus: _Optional[_Union[Antivirus, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., antivirus: _Optional[_Union[Antivirus, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., meeting_room: _Optional[_Union[MeetingRoom, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
 
 class ProbeError(_message.Message):
     __slots__ = ("probe", "message")
@@ -545,6 +551,112 @@ class Listener(_message.Message):
     service: str
     process: str
     def __init__(self, address: _Optional[str] = ..., port: _Optional[int] = ..., service: _Optional[str] = ..., process: _Optional[str] = ...) -> None: ...
+
+class MeetingRoom(_message.Message):
+    __slots__ = ("devices", "device_checks", "apps", "clock", "headroom", "paths", "throughput", "throughput_measured_at", "readiness", "notes")
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    APPS_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_FIELD_NUMBER: _ClassVar[int]
+    HEADROOM_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_MEASURED_AT_FIELD_NUMBER: _ClassVar[int]
+    READINESS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedCompositeFieldContainer[MediaDevice]
+    device_checks: _containers.RepeatedCompositeFieldContainer[DeviceCheck]
+    apps: _containers.RepeatedCompositeFieldContainer[ConferencingApp]
+    clock: ClockOffset
+    headroom: Headroom
+    paths: _containers.RepeatedCompositeFieldContainer[PingResult]
+    throughput: ThroughputResult
+    throughput_measured_at: float
+    readiness: Readiness
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, devices: _Optional[_Iterable[_Union[MediaDevice, _Mapping]]] = ..., device_checks: _Optional[_Iterable[_Union[DeviceCheck, _Mapping]]] = ..., apps: _Optional[_Iterable[_Union[ConferencingApp, _Mapping]]] = ..., clock: _Optional[_Union[ClockOffset, _Mapping]] = ..., headroom: _Optional[_Union[Headroom, _Mapping]] = ..., paths: _Optional[_Iterable[_Union[PingResult, _Mapping]]] = ..., throughput: _Optional[_Union[ThroughputResult, _Mapping]] = ..., throughput_measured_at: _Optional[float] = ..., readiness: _Optional[_Union[Readiness, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MediaDevice(_message.Message):
+    __slots__ = ("kind", "name", "status", "source", "device_id", "raw_status")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    RAW_STATUS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    status: str
+    source: str
+    device_id: str
+    raw_status: str
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., source: _Optional[str] = ..., device_id: _Optional[str] = ..., raw_status: _Optional[str] = ...) -> None: ...
+
+class DeviceCheck(_message.Message):
+    __slots__ = ("kind", "pattern", "expected", "found", "faulty")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    FAULTY_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    pattern: str
+    expected: int
+    found: int
+    faulty: int
+    def __init__(self, kind: _Optional[str] = ..., pattern: _Optional[str] = ..., expected: _Optional[int] = ..., found: _Optional[int] = ..., faulty: _Optional[int] = ...) -> None: ...
+
+class ConferencingApp(_message.Message):
+    __slots__ = ("name", "installed", "running", "required")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INSTALLED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    installed: bool
+    running: bool
+    required: bool
+    def __init__(self, name: _Optional[str] = ..., installed: _Optional[bool] = ..., running: _Optional[bool] = ..., required: _Optional[bool] = ...) -> None: ...
+
+class ClockOffset(_message.Message):
+    __slots__ = ("known", "offset_seconds", "uncertainty_seconds")
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    UNCERTAINTY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    known: bool
+    offset_seconds: float
+    uncertainty_seconds: float
+    def __init__(self, known: _Optional[bool] = ..., offset_seconds: _Optional[float] = ..., uncertainty_seconds: _Optional[float] = ...) -> None: ...
+
+class Headroom(_message.Message):
+    __slots__ = ("cpu_busy_ratio", "memory_available_ratio", "disk_free_ratio")
+    CPU_BUSY_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_AVAILABLE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    DISK_FREE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    cpu_busy_ratio: float
+    memory_available_ratio: float
+    disk_free_ratio: float
+    def __init__(self, cpu_busy_ratio: _Optional[float] = ..., memory_available_ratio: _Optional[float] = ..., disk_free_ratio: _Optional[float] = ...) -> None: ...
+
+class Readiness(_message.Message):
+    __slots__ = ("state", "reasons", "video_profile")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    reasons: _containers.RepeatedCompositeFieldContainer[ReadinessReason]
+    video_profile: str
+    def __init__(self, state: _Optional[str] = ..., reasons: _Optional[_Iterable[_Union[ReadinessReason, _Mapping]]] = ..., video_profile: _Optional[str] = ...) -> None: ...
+
+class ReadinessReason(_message.Message):
+    __slots__ = ("code", "severity", "detail")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    severity: str
+    detail: str
+    def __init__(self, code: _Optional[str] = ..., severity: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ThroughputRequest(_message.Message):
     __slots__ = ("bytes", "chunk_bytes")

@@ -1,0 +1,128 @@
+"""Meeting persistence (mixed into Store): one-off meetings and what the rooms last reported."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from collector.errors import NotFoundError
+from collector.meetings import Meeting, MeetingSummary, RoomVerdict
+from collector.store.schema import meeting_results, meetings
+
+__all__ = ["MeetingTables"]
+
+
+def _meeting(row: Any) -> Meeting:
+    return Meeting(
+        id=str(row.meeting_id),
+        title=row.title,
+        starts_at=row.starts_at,
+        duration=row.duration,
+        rooms=tuple(json.loads(row.rooms)),
+        source="store",
+    )
+
+
+class MeetingTables:
+    """Mixed into Store, which provides the connection helpers."""
+
+    def _write(self) -> contextlib.AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _read(self) -> contextlib.AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def add_meeting(
+        self, title: str, starts_at: float, duration: float, rooms: list[str], now: float
+    ) -> Meeting:
+        with self._write() as conn:
+            meeting_id = conn.execute(
+                insert(meetings)
+                .values(
+                    title=title,
+                    starts_at=starts_at,
+                    duration=duration,
+                    rooms=json.dumps(rooms, ensure_ascii=False),
+                    created_at=now,
+                )
+                .returning(meetings.c.meeting_id)
+            ).scalar_one()
+        return Meeting(str(meeting_id), title, starts_at, duration, tuple(rooms), "store")
+
+    def stored_meetings(self, start: float, end: float) -> list[Meeting]:
+        """Meetings not cancelled that start in [start, end)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(meetings)
+                .where(meetings.c.cancelled_at.is_(None))
+                .where(meetings.c.starts_at >= start, meetings.c.starts_at < end)
+                .order_by(meetings.c.starts_at, meetings.c.meeting_id)
+            ).all()
+        return [_meeting(r) for r in rows]
+
+    def get_meeting(self, meeting_id: int) -> Meeting:
+        with self._read() as conn:
+            row = conn.execute(
+                select(meetings).where(meetings.c.meeting_id == meeting_id)
+            ).one_or_none()
+        if row is None or row.cancelled_at is not None:
+            raise NotFoundError(f"no meeting {meeting_id}")
+        return _meeting(row)
+
+    def cancel_meeting(self, meeting_id: int, now: float) -> None:
+        with self._write() as conn:
+            done = conn.execute(
+                update(meetings)
+                .where(meetings.c.meeting_id == meeting_id, meetings.c.cancelled_at.is_(None))
+                .values(cancelled_at=now)
+            )
+        if done.rowcount != 1:
+            raise NotFoundError(f"no meeting {meeting_id} to cancel")
+
+    def record_meeting(self, summary: MeetingSummary, now: float) -> None:
+        """Keep each room's verdict for a meeting that has started (once per meeting)."""
+        m = summary.meeting
+        rows = [
+            {
+                "meeting_id": m.id,
+                "agent_id": r.agent_id,
+                "title": m.title,
+                "starts_at": m.starts_at,
+                "room": r.name,
+                "verdict": r.verdict,
+                "state": r.state,
+                "reasons": json.dumps(list(r.reasons), ensure_ascii=False),
+                "checked_at": r.checked_at,
+                "recorded_at": now,
+            }
+            for r in summary.rooms
+        ]
+        if rows:
+            with self._write() as conn:
+                conn.execute(insert(meeting_results), rows)
+
+    def recorded_meetings(self, meeting_ids: list[str]) -> set[str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(meeting_results.c.meeting_id)
+                .where(meeting_results.c.meeting_id.in_(meeting_ids))
+                .distinct()
+            ).scalars()
+            return set(rows)
+
+    def meeting_results(self, meeting_id: str) -> list[RoomVerdict]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(meeting_results)
+                .where(meeting_results.c.meeting_id == meeting_id)
+                .order_by(meeting_results.c.room)
+            ).all()
+        return [
+            RoomVerdict(
+                r.agent_id, r.room, r.verdict, r.state, tuple(json.loads(r.reasons)), r.checked_at
+            )
+            for r in rows
+        ]
