@@ -19,8 +19,10 @@ from pathlib import Path
 from agent.model import (
     Antivirus,
     AntivirusProduct,
+    ConferencingApp,
     Cpu,
     Defender,
+    DeviceCheck,
     DhcpServer,
     Disk,
     FirewallProfile,
@@ -29,9 +31,13 @@ from agent.model import (
     HttpCheck,
     Link,
     Listener,
+    MediaDevice,
+    MeetingRoom,
     Memory,
     NetInterface,
     PingResult,
+    Readiness,
+    ReadinessReason,
     Report,
     Security,
     Temperature,
@@ -48,10 +54,12 @@ __all__ = [
     "Place",
     "SimAgent",
     "enroll_fleet",
+    "enroll_rooms",
     "places",
     "simulated_antivirus",
     "simulated_hardware",
     "simulated_link",
+    "simulated_meeting_room",
     "simulated_security",
     "tokens_for",
 ]
@@ -75,14 +83,23 @@ class Place:
     commune: str  # "" for a district department
     unit: str  # "" for a commune office
     machines: int
+    meeting_rooms: int = 0
 
 
 def places(sites: Sites) -> list[Place]:
     """Every place of the tree that should have machines, with how many."""
     out = []
     for d in sites.districts:
-        out += [Place(d.name, "", u.name, u.machines) for u in d.units if u.machines]
-        out += [Place(d.name, c.name, "", c.machines) for c in d.communes if c.machines]
+        out += [
+            Place(d.name, "", u.name, u.machines, u.meeting_rooms)
+            for u in d.units
+            if u.machines or u.meeting_rooms
+        ]
+        out += [
+            Place(d.name, c.name, "", c.machines, c.meeting_rooms)
+            for c in d.communes
+            if c.machines or c.meeting_rooms
+        ]
     return out
 
 
@@ -216,6 +233,27 @@ def simulated_link(rng: random.Random, commune_down: bool = False) -> Link:
     )
 
 
+def simulated_meeting_room(rng: random.Random) -> MeetingRoom:
+    """Mostly ready rooms; some AMBER on a slow link, a few RED with the camera missing."""
+    state = rng.choices(("green", "amber", "red"), weights=(70, 20, 10))[0]
+    reasons = {
+        "green": (),
+        "amber": (ReadinessReason("rtt_high", "amber", "RTT 120 ms to the district ≥ 100 ms"),),
+        "red": (ReadinessReason("device_missing", "red", "camera: 0 of 1 expected"),),
+    }[state]
+    cameras = 0 if state == "red" else 1
+    return MeetingRoom(
+        devices=(
+            *((MediaDevice("camera", "Logitech ConferenceCam", "ok", "pnp"),) if cameras else ()),
+            MediaDevice("microphone", "Jabra Speak 510", "ok", "pnp"),
+            MediaDevice("display", "Samsung 65", "ok", "pnp"),
+        ),
+        device_checks=(DeviceCheck("camera", "*", 1, cameras),),
+        apps=(ConferencingApp("Zoom", True, rng.random() < 0.5),),
+        readiness=Readiness(state, reasons),
+    )
+
+
 @dataclass
 class SimAgent:
     agent_id: str
@@ -223,6 +261,7 @@ class SimAgent:
     hardware: Hardware
     client: CollectorClient
     seq: int = 0
+    meeting_room: bool = False
 
     def report(self, rng: random.Random, now: float | None = None) -> list[int]:
         """Collect one simulated report (CPU usage wanders) and submit it; returns stored seqs."""
@@ -238,6 +277,7 @@ class SimAgent:
             antivirus=simulated_antivirus(random.Random(self.agent_id), at),
             security=simulated_security(random.Random(self.agent_id), at),
             link=simulated_link(rng),
+            meeting_room=simulated_meeting_room(rng) if self.meeting_room else None,
             seq=self.seq,
         )
         return self.client.submit([encode_report(report)]).stored
@@ -281,6 +321,28 @@ def enroll_fleet(
     return agents, rng
 
 
+def enroll_rooms(address: str, tokens: dict[Place, str], rng: random.Random) -> list[SimAgent]:
+    """One meeting-room agent per room the sites file plans (tokens with role meeting-room)."""
+    rooms = []
+    for place, token in tokens.items():
+        for k in range(place.meeting_rooms):
+            slug = "".join(ch for ch in (place.commune or place.unit).lower() if ch.isalnum())
+            hostname = f"phonghop-{slug[:10]}-{k + 1}"
+            with CollectorClient(address) as c:
+                facts = MachineFacts(f"room-{hostname}", hostname, "Windows", "10", "sim")
+                e = c.enroll(token, facts)
+            rooms.append(
+                SimAgent(
+                    e.agent_id,
+                    place,
+                    simulated_hardware(rng, hostname),
+                    CollectorClient(address, secret=e.secret),
+                    meeting_room=True,
+                )
+            )
+    return rooms
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--collector", required=True, metavar="HOST:PORT")
@@ -295,10 +357,13 @@ def main() -> None:
     if sites_file is None:
         ap.error("no sites file: pass --sites or set sites_file in the config")
     store = Store(cfg.store.url, cfg.store.sqlite_synchronous)
-    tokens = tokens_for(store, load_sites(sites_file))
+    sites = load_sites(sites_file)
+    tokens = tokens_for(store, sites)
+    room_tokens = tokens_for(store, sites, role="meeting-room")
     store.close()
     agents, rng = enroll_fleet(args.collector, tokens, args.agents)
-    print(f"enrolled {len(agents)} simulated agents over {len(tokens)} places")
+    agents += enroll_rooms(args.collector, room_tokens, rng)
+    print(f"enrolled {len(agents)} simulated agents (meeting rooms too) over {len(tokens)} places")
     done = 0
     try:
         while args.rounds == 0 or done < args.rounds:

@@ -169,6 +169,17 @@ DASHBOARDS = (
                 height=5,
             ),
             Panel(
+                "Phòng họp trực tuyến sẵn sàng",
+                "Meeting rooms GREEN or AMBER (go) now, and rooms the sites file plans.",
+                (
+                    ('sum(canhgac:meeting_rooms_ready:count{district=~"$district"})', "ready"),
+                    ('sum(canhgac:meeting_rooms_expected:sum{district=~"$district"})', "planned"),
+                ),
+                kind="stat",
+                width=6,
+                height=5,
+            ),
+            Panel(
                 "Máy có diệt virus hoạt động, cập nhật ≤ 3 ngày",
                 "Share of reporting machines with antivirus on and signatures at most 3 days old.",
                 (
@@ -484,6 +495,50 @@ DASHBOARDS = (
                     (f"sum by (commune) (canhgac_ip_conflicts{{{AGENT}}})", "{{commune}} IP"),
                 ),
                 kind="table",
+            ),
+        ),
+    ),
+    Dashboard(
+        uid="canhgac-meeting-rooms",
+        title="Canh Gác — Phòng họp trực tuyến",
+        description="Online meeting rooms: readiness now (GREEN/AMBER/RED), devices, reasons.",
+        panels=(
+            Panel(
+                "Sẵn sàng / kế hoạch theo huyện",
+                "Rooms ready (GREEN or AMBER) and rooms planned, per district.",
+                (
+                    ('canhgac:meeting_rooms_ready:count{district=~"$district"}', "ready"),
+                    ('canhgac:meeting_rooms_expected:sum{district=~"$district"}', "planned"),
+                ),
+                kind="stat",
+                width=24,
+                height=5,
+            ),
+            Panel(
+                "Trạng thái từng phòng (2 xanh, 1 vàng, 0 đỏ)",
+                "Readiness per room: 2 = GREEN, 1 = AMBER, 0 = RED.",
+                ((f"canhgac_meeting_room_ready{{{AGENT}}}", "{{commune}} {{unit}} {{host}}"),),
+                kind="table",
+                height=10,
+            ),
+            Panel(
+                "Số lý do chưa sẵn sàng",
+                "Reasons listed by each room's last readiness check.",
+                ((f"canhgac_meeting_room_reasons{{{AGENT}}}", "{{commune}} {{host}}"),),
+                kind="bargauge",
+                height=10,
+            ),
+            Panel(
+                "Kiểm tra thiết bị và đường truyền",
+                "Each check of each room: 1 passing, 0 failing.",
+                (
+                    (
+                        f"min by (check) (canhgac_meeting_room_check_ok{{{AGENT}}})",
+                        "{{check}}",
+                    ),
+                ),
+                kind="bargauge",
+                width=24,
             ),
         ),
     ),

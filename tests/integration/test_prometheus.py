@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.fleet import enroll_fleet, tokens_for
+from bench.fleet import enroll_fleet, enroll_rooms, tokens_for
 from collector.sites import load_sites
 from scripts.dashboards import DASHBOARDS, render
 from tests.integration.harness import (
@@ -59,12 +59,16 @@ def fleet_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
     running = start_collector(
         collector_config(tmp / "c.db", sites_file=str(SITES), rules={"path": str(REPO / "rules")})
     )
-    tokens = tokens_for(running.app.store, load_sites(SITES))
+    sites = load_sites(SITES)
+    tokens = tokens_for(running.app.store, sites)
     agents, rng = enroll_fleet(running.address, tokens, FLEET)
-    for a in agents:
+    rooms = enroll_rooms(
+        running.address, tokens_for(running.app.store, sites, role="meeting-room"), rng
+    )
+    for a in agents + rooms:
         assert a.report(rng) == [1]
     yield running
-    for a in agents:
+    for a in agents + rooms:
         a.client.close()
     running.app.stop(grace=0)
 
@@ -128,19 +132,26 @@ def test_every_panel_query_returns_data(prometheus: str) -> None:
     assert checked >= 20
 
 
-def test_rollups_match_the_fleet(prometheus: str) -> None:
+def test_rollups_match_the_fleet(prometheus: str, fleet_collector: Running) -> None:
     reporting = _query(prometheus, "sum(canhgac:agents_reporting:sum)")["result"]
-    assert float(reporting[0]["value"][1]) == FLEET
+    assert float(reporting[0]["value"][1]) == FLEET + 15  # 13 commune rooms + 2 district rooms
+    planned = _query(prometheus, "sum(canhgac:meeting_rooms_expected:sum)")["result"]
+    assert float(planned[0]["value"][1]) == 15
     communes = _query(prometheus, 'canhgac:coverage:ratio{commune!=""}')["result"]
     assert len(communes) == 13  # every commune-level unit of Hạ Lang has machines reporting
     thanh_nhat = [r for r in communes if r["metric"]["commune"] == "Thanh Nhật"]
     assert thanh_nhat and 0 < float(thanh_nhat[0]["value"][1]) <= 1
-    # Meeting rooms: 2 district rooms + 13 communes expected; the simulated fleet has no room
-    # agent, so "0/15 ready" (a number, not an empty result).
+    # Meeting rooms: 2 district rooms + 13 communes planned; ready = GREEN or AMBER in the store.
+    go = sum(
+        1
+        for _, snap in fleet_collector.app.store.fleet()
+        if snap.get("meeting_room", {}).get("readiness", {}).get("state") in ("green", "amber")
+    )
     expected = _query(prometheus, "canhgac:meeting_rooms_expected:sum")["result"]
     ready = _query(prometheus, "canhgac:meeting_rooms_ready:count")["result"]
     assert [(r["metric"]["district"], float(r["value"][1])) for r in expected] == [("Hạ Lang", 15)]
-    assert [(r["metric"]["district"], float(r["value"][1])) for r in ready] == [("Hạ Lang", 0)]
+    assert [(r["metric"]["district"], float(r["value"][1])) for r in ready] == [("Hạ Lang", go)]
+    assert go > 0
 
 
 def test_promtool_accepts_the_shipped_config_and_rules() -> None:
