@@ -45,8 +45,8 @@ def _child() -> None:
             }
         }
     )
-    options = {n: getattr(cfg.probes, n) for n in PROBES}
-    probes = {n: p.from_options(options[n]) for n, p in PROBES.items()}
+    options = {n: getattr(cfg.probes, n) for n in PROBES if getattr(cfg.probes, n).enabled}
+    probes = {n: PROBES[n].from_options(o) for n, o in options.items()}
     collect(probes, "bench", int(time.time() * 1000))  # warm-up: lazy imports, first reads
 
     def cpu() -> float:
