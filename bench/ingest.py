@@ -7,6 +7,7 @@ load comes from separate client processes over loopback. `python -m bench.ingest
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import statistics
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from canhgac_proto.v1 import collector_pb2 as pb
 from collector.model import Placement
 from collector.store import Store
 
-__all__ = ["Result", "main", "measure"]
+__all__ = ["Result", "collector_process", "main", "measure"]
 
 CLIENT_PROCESSES = 2
 AGENTS_PER_PROCESS = 8
@@ -120,8 +122,10 @@ def _wait_ready(address: str) -> None:
             raise RuntimeError(f"server on {address} did not start")
 
 
-def measure() -> dict[str, float]:
-    bin_dir = Path(sys.executable).parent
+@contextlib.contextmanager
+def collector_process(agents: int) -> Iterator[tuple[str, list[str], Path]]:
+    """A real `canhgac-collector serve` process on a temp SQLite store with `agents` enrolled;
+    yields (address, their credentials, the temp dir) and stops the process afterwards."""
     with tempfile.TemporaryDirectory() as d:
         db, config = Path(d) / "c.db", Path(d) / "collector.yaml"
         port = _free_port()
@@ -130,25 +134,35 @@ def measure() -> dict[str, float]:
             f"store:\n  url: sqlite:///{db}\nlog_level: warning\n"
         )
         store = Store(f"sqlite:///{db}")
-        _, token = store.create_token(
-            Placement("Cao Bằng", "Hạ Lang", "An Lạc", "", "workstation"), 3600, time.time()
-        )
+        place = Placement("Cao Bằng", "Hạ Lang", "An Lạc", "", "workstation")
+        _, token = store.create_token(place, 3600, time.time())
         store.close()
+        bin_dir = Path(sys.executable).parent
         server = subprocess.Popen(
             [str(bin_dir / "canhgac-collector"), "--config", str(config), "serve"],
             stdout=subprocess.DEVNULL,
         )
-        noop_port = _free_port()
-        noop = subprocess.Popen([sys.executable, "-m", "bench.noop_server", str(noop_port)])
         try:
-            address, noop_address = f"127.0.0.1:{port}", f"127.0.0.1:{noop_port}"
+            address = f"127.0.0.1:{port}"
             _wait_ready(address)
-            _wait_ready(noop_address)
             secrets = []
-            for i in range(CLIENT_PROCESSES * AGENTS_PER_PROCESS):
+            for i in range(agents):
                 with CollectorClient(address) as c:
                     facts = MachineFacts(f"bench-{i}", f"pc-{i}", "W", "10", "bench")
                     secrets.append(c.enroll(token, facts).secret)
+            yield address, secrets, Path(d)
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+def measure() -> dict[str, float]:
+    noop_port = _free_port()
+    noop = subprocess.Popen([sys.executable, "-m", "bench.noop_server", str(noop_port)])
+    try:
+        with collector_process(CLIENT_PROCESSES * AGENTS_PER_PROCESS) as (address, secrets, _):
+            noop_address = f"127.0.0.1:{noop_port}"
+            _wait_ready(noop_address)
             figures: dict[str, float] = {}
             for batch in (1, 50):
                 ours = _load(address, secrets, batch)
@@ -162,10 +176,9 @@ def measure() -> dict[str, float]:
             figures["half_peak_p50_ms"] = half.p50_ms
             figures["half_peak_p99_ms"] = half.p99_ms
             return figures
-        finally:
-            for p in (server, noop):
-                p.terminate()
-                p.wait(30)
+    finally:
+        noop.terminate()
+        noop.wait(30)
 
 
 def main() -> dict[str, float]:

@@ -6,24 +6,18 @@ from __future__ import annotations
 
 import random
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from agent.config import DeliveryConfig
 from agent.model import Report, SpoolStats
 from agent.runner import Runner
 from agent.spool import Spool
-from agent.transport.client import CollectorClient, MachineFacts
+from agent.transport.client import CollectorClient
 from agent.transport.encode import encode_report
 from bench.fleet import simulated_antivirus, simulated_hardware, simulated_link, simulated_security
-from bench.ingest import _free_port, _wait_ready
-from collector.model import Placement
-from collector.store import Store
+from bench.ingest import collector_process
 
 __all__ = ["main", "measure"]
 
@@ -61,60 +55,34 @@ def _latencies(client: CollectorClient, stop: threading.Event, out: list[float])
 
 
 def measure(pace: float = DeliveryConfig().pace) -> dict[str, float]:
-    bin_dir = Path(sys.executable).parent
-    with tempfile.TemporaryDirectory() as d:
-        db, config = Path(d) / "c.db", Path(d) / "collector.yaml"
-        port = _free_port()
-        config.write_text(
-            f"grpc_listen: 127.0.0.1:{port}\nhttp_listen: 127.0.0.1:0\n"
-            f"store:\n  url: sqlite:///{db}\nlog_level: warning\n"
-        )
-        store = Store(f"sqlite:///{db}")
-        place = Placement("Cao Bằng", "Hạ Lang", "Kim Loan", "", "workstation")
-        _, token = store.create_token(place, 3600, time.time())
-        store.close()
-        server = subprocess.Popen(
-            [str(bin_dir / "canhgac-collector"), "--config", str(config), "serve"],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            address = f"127.0.0.1:{port}"
-            _wait_ready(address)
-            secrets = []
-            for i in range(2):
-                with CollectorClient(address) as c:
-                    facts = MachineFacts(f"replay-{i}", f"pc-{i}", "W", "10", "bench")
-                    secrets.append(c.enroll(token, facts).secret)
-            spool = Spool(Path(d) / "spool.db", 1 << 30, 30 * 86400)
-            _fill(spool, BACKLOG)
-            replaying = CollectorClient(address, secret=secrets[0], timeout=60)
-            other = CollectorClient(address, secret=secrets[1], timeout=60)
-            idle: list[float] = []
-            stop = threading.Event()
-            probe = threading.Thread(target=_latencies, args=(other, stop, idle))
-            probe.start()
-            time.sleep(3)  # the other agent's latency with no replay going on
-            stop.set()
-            probe.join()
-            during: list[float] = []
-            stop = threading.Event()
-            probe = threading.Thread(target=_latencies, args=(other, stop, during))
-            probe.start()
-            runner = Runner({}, spool, replaying.submit, DeliveryConfig(pace=pace), boot_id="b")
-            start = time.monotonic()
-            while (more := runner.deliver_batch()) is not False:
-                if more is None:
-                    raise RuntimeError("delivery failed during the replay benchmark")
-                time.sleep(pace)
-            drain = time.monotonic() - start
-            stop.set()
-            probe.join()
-            spool.close()
-            replaying.close()
-            other.close()
-        finally:
-            server.terminate()
-            server.wait(30)
+    with collector_process(2) as (address, secrets, tmp):
+        spool = Spool(tmp / "spool.db", 1 << 30, 30 * 86400)
+        _fill(spool, BACKLOG)
+        replaying = CollectorClient(address, secret=secrets[0], timeout=60)
+        other = CollectorClient(address, secret=secrets[1], timeout=60)
+        idle: list[float] = []
+        stop = threading.Event()
+        probe = threading.Thread(target=_latencies, args=(other, stop, idle))
+        probe.start()
+        time.sleep(3)  # the other agent's latency with no replay going on
+        stop.set()
+        probe.join()
+        during: list[float] = []
+        stop = threading.Event()
+        probe = threading.Thread(target=_latencies, args=(other, stop, during))
+        probe.start()
+        runner = Runner({}, spool, replaying.submit, DeliveryConfig(pace=pace), boot_id="b")
+        start = time.monotonic()
+        while (more := runner.deliver_batch()) is not False:
+            if more is None:
+                raise RuntimeError("delivery failed during the replay benchmark")
+            time.sleep(pace)
+        drain = time.monotonic() - start
+        stop.set()
+        probe.join()
+        spool.close()
+        replaying.close()
+        other.close()
 
     def p99(xs: list[float]) -> float:
         return sorted(xs)[min(len(xs) - 1, int(len(xs) * 0.99))] * 1000
