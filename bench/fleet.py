@@ -5,6 +5,11 @@ has its own credential and seq and speaks the real wire contract through the rea
 
     python -m bench.fleet --collector 127.0.0.1:4317 --config configs/collector.local.yaml \
         --agents 60 --rounds 0 --interval 15
+
+Scenarios: steady state (default); `--outage-commune "Kim Loan" --outage-rounds 3:240` (the
+commune's uplink down for hours, then its backlog replayed in order); `--herd-rounds 20` (a
+province-wide outage, then every agent at once); a collector restart needs no option: restart
+it while the simulator runs, and the agents keep their backlog and retry.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import argparse
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from agent.model import (
@@ -43,7 +48,7 @@ from agent.model import (
     Temperature,
     ThroughputResult,
 )
-from agent.transport.client import CollectorClient, MachineFacts
+from agent.transport.client import CollectorClient, DeliveryError, MachineFacts
 from agent.transport.encode import encode_report
 from collector.config import load_config
 from collector.model import Placement
@@ -262,9 +267,14 @@ class SimAgent:
     client: CollectorClient
     seq: int = 0
     meeting_room: bool = False
+    # Reports not yet acknowledged, oldest first: what the real agent keeps in its spool.
+    backlog: list[bytes] = field(default_factory=list)
 
-    def report(self, rng: random.Random, now: float | None = None) -> list[int]:
-        """Collect one simulated report (CPU usage wanders) and submit it; returns stored seqs."""
+    def report(
+        self, rng: random.Random, now: float | None = None, online: bool = True
+    ) -> list[int]:
+        """Collect one simulated report (CPU usage wanders); when online, deliver the backlog
+        oldest first in batches of 50, as the agent replays its spool. Returns stored seqs."""
         self.seq += 1
         at = now or time.time()
         cpu = replace(self.hardware.cpu, usage_ratio=min(1.0, rng.uniform(0.0, 0.9)))
@@ -280,7 +290,16 @@ class SimAgent:
             meeting_room=simulated_meeting_room(rng) if self.meeting_room else None,
             seq=self.seq,
         )
-        return self.client.submit([encode_report(report)]).stored
+        self.backlog.append(encode_report(report))
+        stored: list[int] = []
+        while online and self.backlog:
+            try:
+                acked = self.client.submit(self.backlog[:50]).stored
+            except DeliveryError:
+                break  # collector down or restarting: keep everything, retry next round
+            stored += acked
+            self.backlog = self.backlog[len(acked) :]
+        return stored
 
 
 def tokens_for(store: Store, sites: Sites, role: str = "workstation") -> dict[Place, str]:
@@ -351,7 +370,19 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=1, help="0 = until interrupted")
     ap.add_argument("--interval", type=float, default=15.0)
+    ap.add_argument("--outage-commune", help="scenario: this commune's uplink goes down ...")
+    ap.add_argument(
+        "--outage-rounds", default="3:10", metavar="FIRST:LAST", help="... for these rounds"
+    )
+    ap.add_argument(
+        "--herd-rounds",
+        type=int,
+        default=0,
+        help="scenario: province-wide outage for the first N rounds, then everyone at once",
+    )
     args = ap.parse_args()
+    first, _, last = args.outage_rounds.partition(":")
+    outage = range(int(first), int(last) + 1)
     cfg = load_config(args.config)
     sites_file = args.sites or cfg.sites_file
     if sites_file is None:
@@ -368,10 +399,12 @@ def main() -> None:
     try:
         while args.rounds == 0 or done < args.rounds:
             start = time.monotonic()
-            for a in agents:
-                a.report(rng)
             done += 1
-            print(f"round {done}: {len(agents)} reports in {time.monotonic() - start:.2f}s")
+            for a in agents:
+                commune_down = a.place.commune == args.outage_commune and done in outage
+                a.report(rng, online=not commune_down and done > args.herd_rounds)
+            waiting = sum(len(a.backlog) for a in agents)
+            print(f"round {done}: {time.monotonic() - start:.2f}s, {waiting} reports waiting")
             if args.rounds == 0 or done < args.rounds:
                 time.sleep(max(0.0, args.interval - (time.monotonic() - start)))
     except KeyboardInterrupt:
