@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -226,22 +228,34 @@ def test_calls_beyond_the_concurrency_limit_get_resource_exhausted(tmp_path: Pat
     try:
         secret = running.enroll()
         with grpc.insecure_channel(running.address) as ch:
-            # A throughput stream far larger than the flow-control window stays in flight
-            # while we read only its first chunk.
-            stream = ch.unary_stream(
+            throughput = ch.unary_stream(
                 "/canhgac_proto.v1.Collector/Throughput",
                 request_serializer=pb.ThroughputRequest.SerializeToString,
                 response_deserializer=pb.ThroughputChunk.FromString,
-            )(
-                pb.ThroughputRequest(bytes=16 * 1024 * 1024, chunk_bytes=1024),
-                metadata=(("authorization", f"Bearer {secret}"),),
-                timeout=30,
             )
-            first = next(iter(stream))
-            assert len(first.data) == 1024
+
+            def hold_the_only_slot() -> Any:
+                """A throughput stream far larger than the flow-control window stays in flight
+                while only its first chunk is read. The server frees the enrollment's slot a
+                moment after the client has its answer, so the first try may be refused."""
+                for _ in range(100):
+                    stream = throughput(
+                        pb.ThroughputRequest(bytes=16 * 1024 * 1024, chunk_bytes=1024),
+                        metadata=(("authorization", f"Bearer {secret}"),),
+                        timeout=30,
+                    )
+                    try:
+                        assert len(next(iter(stream)).data) == 1024
+                        return stream
+                    except grpc.RpcError as err:
+                        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                        time.sleep(0.05)
+                raise AssertionError("the only slot never became free")
+
+            stream = hold_the_only_slot()
             with pytest.raises(DeliveryError) as e:
                 running.client(secret).submit([])
             assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            stream.cancel()  # type: ignore[no-untyped-call]
+            stream.cancel()
     finally:
         running.app.stop(grace=0)
