@@ -87,6 +87,7 @@ class CollectorApp:
                 sites=self.sites,
                 clock=clock,
                 leading=self.leadership.is_leader,
+                meetings=self.meetings,
             )
         self._stop_timer = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="alert-timer", daemon=True)

@@ -75,6 +75,17 @@ class CollectorConfig(StrictModel):
     meetings: MeetingsConfig = MeetingsConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
+    @model_validator(mode="after")
+    def _summary_after_last_check(self) -> CollectorConfig:
+        # A summary sent at (or before) the last check point would call every room silent.
+        before = self.notify.meeting_summary_before
+        if before is not None and before >= min(self.meetings.checks_before):
+            raise ValueError(
+                "notify.meeting_summary_before must be shorter than the shortest "
+                "meetings.checks_before lead"
+            )
+        return self
+
 
 def load_config(path: Path | None) -> CollectorConfig:
     """The config at `path`, or all defaults when no file is given.

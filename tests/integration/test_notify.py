@@ -9,9 +9,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.alerts.engine import notification_payload
@@ -21,6 +23,8 @@ from collector.alerts.notify.notifier import Notifier
 from collector.cli import main
 from collector.compliance.loader import load_pack
 from collector.compliance.model import RulePack
+from collector.config import CollectorConfig
+from collector.meetings import MeetingBook, MeetingsConfig
 from collector.model import Placement, Report
 from collector.store import AlertWrite, HistoryEntry, MachineFacts, Store
 from tests.integration.harness import collector_config, start_collector
@@ -474,3 +478,81 @@ def test_collector_restarted_with_a_pending_outbox_delivers_the_incident_once(
     (msg,) = rec.to(IT)
     assert "Hạ Lang / Thanh Nhật" in msg["Subject"]
     assert msg["Subject"].startswith("[Canh Gác] Cảnh báo (cao): ")
+
+
+# ---- meeting go/no-go summaries -----------------------------------------------------------
+
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
+MEETING_AT = datetime.datetime(2026, 12, 10, 14, 0, tzinfo=HCM).timestamp()
+
+
+def test_meeting_summary_once_per_recipient_before_the_meeting(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    first = Store(url)
+    book = MeetingBook(first, MeetingsConfig())  # checks at T-60 and T-15 min
+    first.add_meeting("Giao ban tháng", MEETING_AT, 3600, ["all"], 0)
+    tn = _agent(first, "phonghop-tn", "Thanh Nhật", "meeting-room", 0)
+    _agent(first, "phonghop-al", "An Lạc", "meeting-room", 0)  # never answers
+    ready = {"readiness": {"state": "green", "reasons": []}}
+    first.ingest(tn, [Report(1, "b", MEETING_AT - 720, "0.1.0", {"meeting_room": ready})], 0)
+    with smtp_server() as (rec, port):
+        n = Notifier(first, notify_cfg(port), meetings=book)
+        n.tick(MEETING_AT - 601)
+        assert rec.received == []  # not before T-10 min
+        n.tick(MEETING_AT - 600)
+        n.tick(MEETING_AT - 540)
+        first.close()
+        second = Store(url)  # the collector restarted
+        Notifier(second, notify_cfg(port), meetings=MeetingBook(second, MeetingsConfig())).tick(
+            MEETING_AT - 300
+        )
+        second.close()
+    (it,) = rec.to(IT)
+    (leader,) = rec.to(LEADER)
+    (chair_tn,) = rec.to(CHAIR_TN)
+    (chair_al,) = rec.to(CHAIR_AL)
+    assert len(rec.received) == 4
+    assert it["Subject"] == (
+        "[Canh Gác] Họp 14:00 10/12/2026: 1/2 phòng họp sẵn sàng — Giao ban tháng"
+    )
+    for msg in (it, leader):
+        text, html = parts(msg)
+        assert "Kết luận: KHÔNG SẴN SÀNG — 1/2 phòng họp sẵn sàng" in text
+        assert "Bắt đầu lúc 14:00 10/12/2026 (Asia/Ho_Chi_Minh)" in text
+        assert "- Hòa An / Thanh Nhật / UBND (phonghop-tn): sẵn sàng (trạng thái xanh" in text
+        assert (
+            "- Hòa An / An Lạc / UBND (phonghop-al): không sẵn sàng (trạng thái không phản hồi"
+            in text
+        )
+        assert "lý do: no_fresh_check: the room did not answer the check request" in text
+        assert "<b>1/2</b>" in html and "Hòa An / An Lạc / UBND (phonghop-al)" in html
+    # A chairman hears about his commune's room only.
+    assert "1/1 phòng họp sẵn sàng" in chair_tn["Subject"]
+    assert "0/1 phòng họp sẵn sàng" in chair_al["Subject"]
+    assert "phonghop-al" not in parts(chair_tn)[0]
+
+
+def test_meeting_summary_in_english_and_not_for_a_cancelled_meeting(store: Store) -> None:
+    book = MeetingBook(store, MeetingsConfig())
+    store.add_meeting("Kick-off", MEETING_AT, 3600, ["Thanh Nhật"], 0)
+    dropped = store.add_meeting("Họp bị hủy", MEETING_AT + 3600, 3600, ["all"], 0)
+    store.cancel_meeting(int(dropped.id), 1)
+    _agent(store, "phonghop-tn", "Thanh Nhật", "meeting-room", 0)
+    english_it = [{"name": "it", "to": [IT], "role": "it", "language": "en"}]
+    with smtp_server() as (rec, port):
+        cfg = notify_cfg(port, recipients=english_it)
+        n = Notifier(store, cfg, meetings=book)
+        n.tick(MEETING_AT - 600)
+        n.tick(MEETING_AT + 3000)  # the cancelled meeting's summary time
+    (msg,) = rec.received  # nothing for the cancelled meeting
+    assert (
+        msg.message["Subject"] == "[Canh Gác] Meeting 14:00 10/12/2026: 0/1 rooms ready — Kick-off"
+    )
+    text, _ = parts(msg.message)
+    assert "Verdict: NO-GO — 0/1 rooms ready" in text and "(state silent" in text
+
+
+def test_meeting_summary_must_follow_the_last_check_point() -> None:
+    with pytest.raises(ValidationError, match="meeting_summary_before"):
+        CollectorConfig.model_validate({"notify": {"meeting_summary_before": "15m"}})
+    assert CollectorConfig().notify.meeting_summary_before == 600.0

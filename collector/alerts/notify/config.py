@@ -1,4 +1,5 @@
-"""The `notify:` section of the collector config: SMTP, recipients, digests, escalation."""
+"""The `notify:` section of the collector config: SMTP, recipients, digests, escalation,
+meeting go/no-go summaries."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ __all__ = [
 
 Language = Literal["vi", "en"]
 Severity = Literal["critical", "high", "medium", "low"]
+Role = Literal["it", "commune", "district"]
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
@@ -59,7 +61,7 @@ class Recipient(StrictModel):
     to: list[str] = Field(min_length=1)
     # it: every alert of `severities` at once, anywhere (within district/commune if set);
     # commune: alerts of `severities` in its commune; district: digests and escalations.
-    role: Literal["it", "commune", "district"]
+    role: Role
     district: str = ""
     commune: str = ""
     severities: list[Severity] = ["critical"]
@@ -114,6 +116,11 @@ class NotifyConfig(StrictModel):
     escalation: EscalationConfig = EscalationConfig()
     retry: RetryConfig = RetryConfig()
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
+    # The go/no-go summary of each meeting goes this long before it starts (null = none). Keep
+    # it shorter than the last `meetings.checks_before` lead so the rooms can answer that
+    # check first (the collector refuses a config where it is not).
+    meeting_summary_before: Duration | None = Field(default=600.0, gt=0)
+    meeting_summary_roles: list[Role] = ["it", "district", "commune"]
 
     @model_validator(mode="after")
     def _unique_names(self) -> NotifyConfig:

@@ -1,4 +1,5 @@
-"""The notifier: outbox rows of the alert engine to mail (and Alertmanager), on a timer."""
+"""The notifier: outbox rows of the alert engine, digests and meeting go/no-go summaries to
+mail (and alerts to Alertmanager), on a timer."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from collector.alerts.notify import smtp
 from collector.alerts.notify.alertmanager import AlertmanagerForwarder
 from collector.alerts.notify.config import NotifyConfig, Recipient
 from collector.alerts.notify.digest import build_digest
-from collector.alerts.notify.render import render_alerts, render_digest
-from collector.alerts.notify.routing import due_digests, escalation_targets, recipients_for
+from collector.alerts.notify.meeting import build_meeting_summary
+from collector.alerts.notify.render import render_alerts, render_digest, render_meeting
+from collector.alerts.notify.routing import (
+    due_digests,
+    due_meeting_summaries,
+    escalation_targets,
+    meeting_rooms_for,
+    recipients_for,
+)
 from collector.compliance.model import RulePack
+from collector.meetings import MeetingBook
 from collector.sites import Sites
 from collector.store import Store
 from collector.store.mail import OutboxMessage
@@ -38,6 +47,7 @@ class Notifier:
         sites: Sites | None = None,
         clock: Callable[[], float] = time.time,
         leading: Callable[[], bool] = lambda: True,
+        meetings: MeetingBook | None = None,
     ) -> None:
         self.store = store
         # With several collectors on one PostgreSQL only the leader sends (collector.leader).
@@ -47,6 +57,7 @@ class Notifier:
         self._stale_after = stale_after
         self._sites = sites
         self._clock = clock
+        self._meetings = meetings
         self._by_name = {r.name: r for r in cfg.recipients}
         self.alertmanager = (
             AlertmanagerForwarder(cfg.alertmanager, self._annotations, cfg.grafana_url)
@@ -81,6 +92,7 @@ class Notifier:
         self.escalate(now)
         self.compose(now)
         self.digests(now)
+        self.meeting_summaries(now)
         self.deliver(now)
         if self.alertmanager is not None:
             self.alertmanager.tick(self.store.open_alerts(), now)
@@ -209,6 +221,36 @@ class Notifier:
                     html=html,
                     now=now,
                     dedup_key=f"digest:{r.name}:{key}",
+                )
+
+    def meeting_summaries(self, now: float) -> None:
+        """One go/no-go summary per meeting occurrence and recipient, `meeting_summary_before`
+        the start: the verdicts of the rooms in the recipient's place."""
+        before = self.cfg.meeting_summary_before
+        if self._meetings is None or before is None:
+            return
+        # Cancelled meetings are not in the book any more.
+        due = due_meeting_summaries(self.cfg, self._meetings.between(now, now + before + 1), now)
+        if not due:
+            return
+        places = {a.agent_id: a.placement for a, _, _ in self.store.meeting_rooms()}
+        for m in due:
+            summary = self._meetings.status(m.id, now)
+            for r in self.cfg.recipients:
+                rooms = meeting_rooms_for(r, self.cfg, summary.rooms, places)
+                if not rooms:
+                    continue
+                ctx = build_meeting_summary(m, rooms, self._meetings.cfg.zone)
+                subject, text, html = render_meeting(ctx, self._lang(r), self.cfg.grafana_url)
+                self.store.enqueue_mail(
+                    r.name,
+                    r.to,
+                    "meeting",
+                    subject=subject,
+                    text=text,
+                    html=html,
+                    now=now,
+                    dedup_key=f"meeting:{r.name}:{m.id}:{m.starts_at:.0f}",
                 )
 
     def deliver(self, now: float) -> None:

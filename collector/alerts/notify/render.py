@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-__all__ = ["Rendered", "render_alerts", "render_digest", "render_test"]
+__all__ = ["Rendered", "render_alerts", "render_digest", "render_meeting", "render_test"]
 
 Rendered = tuple[str, str, str]  # subject, text, html
 
@@ -99,6 +99,46 @@ def render_digest(digest: Mapping[str, Any], lang: str, grafana_url: str) -> Ren
     else:
         subject = f"[Canh Gác] {period.capitalize()} digest {digest['district']}"
     text, html = _both("digest", lang, {**digest, "grafana_url": grafana_url})
+    return subject, text, html
+
+
+_VERDICT = {
+    "vi": {"go": "sẵn sàng", "no-go": "không sẵn sàng"},
+    "en": {"go": "go", "no-go": "no-go"},
+}
+_ROOM_STATE = {
+    "vi": {"green": "xanh", "amber": "vàng", "red": "đỏ", "silent": "không phản hồi"},
+    "en": {"green": "green", "amber": "amber", "red": "red", "silent": "silent"},
+}
+
+
+def render_meeting(summary: Mapping[str, Any], lang: str, grafana_url: str) -> Rendered:
+    """A meeting's go/no-go (collector.alerts.notify.meeting.build_meeting_summary)."""
+    ready = f"{summary['ready']}/{summary['expected']}"
+    if lang == "vi":
+        subject = (
+            f"[Canh Gác] Họp {summary['starts_at']}: {ready} phòng họp sẵn sàng — "
+            f"{summary['title']}"
+        )
+    else:
+        subject = (
+            f"[Canh Gác] Meeting {summary['starts_at']}: {ready} rooms ready — {summary['title']}"
+        )
+    rooms = [
+        {
+            **room,
+            "verdict_text": _VERDICT[lang][room["verdict"]],
+            "state_text": _ROOM_STATE[lang].get(room["state"], room["state"]),
+        }
+        for room in summary["rooms"]
+    ]
+    ctx = {
+        **summary,
+        "rooms": rooms,
+        "verdict_text": _VERDICT[lang][summary["verdict"]],
+        "grafana_url": grafana_url,
+    }
+    text, html = _both("meeting", lang, ctx)
     return subject, text, html
 
 

@@ -1,4 +1,5 @@
-"""Who receives what: alerts by severity and place, escalations, digest schedule."""
+"""Who receives what: alerts by severity and place, escalations, digest schedule, meeting
+summaries."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collector.alerts.notify.config import NotifyConfig, Recipient
+from collector.meetings import Meeting, RoomVerdict
+from collector.model import Placement
 
-__all__ = ["due_digests", "escalation_targets", "recipients_for"]
+__all__ = [
+    "due_digests",
+    "due_meeting_summaries",
+    "escalation_targets",
+    "meeting_rooms_for",
+    "recipients_for",
+]
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A digest whose time passed while the collector was down still goes, this late at most.
@@ -59,4 +68,34 @@ def due_digests(cfg: NotifyConfig, now: float) -> list[tuple[str, str, float]]:
             if t <= now < t + DIGEST_GRACE:
                 year, week, _ = day.isocalendar()
                 out.append(("weekly", f"weekly:{year}-W{week:02d}", t - 7 * 86400.0))
+    return out
+
+
+def due_meeting_summaries(
+    cfg: NotifyConfig, meetings: Sequence[Meeting], now: float
+) -> list[Meeting]:
+    """The meetings whose summary time (`meeting_summary_before` their start) has come and
+    which have not started yet: a go/no-go after the start helps nobody."""
+    before = cfg.meeting_summary_before
+    if before is None:
+        return []
+    return [m for m in meetings if m.starts_at - before <= now < m.starts_at]
+
+
+def meeting_rooms_for(
+    r: Recipient,
+    cfg: NotifyConfig,
+    rooms: Sequence[RoomVerdict],
+    places: Mapping[str, Placement],
+) -> list[RoomVerdict]:
+    """The rooms of a meeting one recipient hears about: those in its place (all for an IT
+    recipient without one, its commune's room for a chairman); none when its role is not in
+    `meeting_summary_roles`."""
+    if r.role not in cfg.meeting_summary_roles:
+        return []
+    out = []
+    for v in rooms:
+        p = places.get(v.agent_id)
+        if p is not None and _in_place(r, {"district": p.district, "commune": p.commune}):
+            out.append(v)
     return out
