@@ -203,7 +203,8 @@ def test_daily_and_weekly_digest(store: Store, pack: RulePack) -> None:
     pc = _agent(store, "ketoan-tn", "Thanh Nhật", "workstation", before)
     _agent(store, "vanthu-al", "An Lạc", "workstation", before)  # never reports
     av = {"antivirus": {"realtime": "on", "signature_updated_at": before - 3600}}
-    store.ingest(room, [Report(1, "b", before, "0.1.0", sections=av)], before)
+    ready = {"meeting_room": {"readiness": {"state": "amber"}}}  # AMBER is still a go
+    store.ingest(room, [Report(1, "b", before, "0.1.0", sections={**av, **ready})], before)
     store.ingest(pc, [Report(1, "b", before, "0.1.0", sections={})], before)
     firing(
         store, pack, labels("hardware.supported-os", "high", "An Lạc"), before - 7200, notify=False
@@ -228,7 +229,7 @@ def test_daily_and_weekly_digest(store: Store, pack: RulePack) -> None:
     supported = pack.get("hardware.supported-os")
     disk = pack.get("hardware.disk-free")
     assert supported is not None and disk is not None
-    assert "Xã có phòng họp trực tuyến đang báo cáo: 1/2" in text
+    assert "Xã có phòng họp trực tuyến sẵn sàng: 1/2" in text
     assert "Máy có phần mềm diệt virus hoạt động và cập nhật: 33% (1/3)" in text
     assert "Máy đang gửi báo cáo: 67% (2/3)" in text
     assert f"An Lạc: 1 ({supported.title.vi})" in text

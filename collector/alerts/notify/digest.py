@@ -48,10 +48,15 @@ def build_digest(
         for d in sites.districts:
             if d.name == district:
                 communes |= {c.name for c in d.communes}
+    # A commune counts when a room of it reports and its last check says GREEN or AMBER (go).
+    is_reporting = {a.agent_id for a in reporting}
     rooms = {
         a.placement.commune
-        for a in reporting
-        if a.placement.role == "meeting-room" and a.placement.commune
+        for a, snap in machines
+        if a.agent_id in is_reporting
+        and a.placement.role == "meeting-room"
+        and a.placement.commune
+        and (snap.get("meeting_room") or {}).get("readiness", {}).get("state") in ("green", "amber")
     }
     open_by: dict[str, list[str]] = {}
     for al in store.open_alerts():
