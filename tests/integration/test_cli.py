@@ -220,8 +220,8 @@ def test_alerts_list_show_and_ack(tmp_path: Path) -> None:
     )
     assert acked.returncode == 0, acked.stderr
     assert acked.stdout.strip() == f"alert spool.full on {agent_id} acknowledged by an"
-    (row,) = [line for line in collector_cli(config, "alerts", "list").stdout.splitlines()[1:]]
-    assert row.split()[-1] == "an"  # the ACK column
+    (acked_row,) = collector_cli(config, "alerts", "list").stdout.splitlines()[1:]
+    assert acked_row.split()[-1] == "an"  # the ACK column
     shown = collector_cli(config, "alerts", "show", "spool.full", agent_id)
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
