@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import time
 import urllib.error
@@ -13,6 +14,7 @@ import pytest
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.app import CollectorApp
 from collector.errors import RuleError
+from collector.store.alerts import MaintenanceWindow
 from tests.integration.harness import Running, collector_config, start_collector
 
 RULES = Path(__file__).parent.parent.parent / "rules"
@@ -126,7 +128,7 @@ def test_reload_with_a_broken_pack_keeps_the_running_one(tmp_path: Path) -> None
         assert running.app.alerts.pack is before
         pack.write_text(pack.read_text().replace("agent.silnt", "agent.silent_intervals <= 4.0"))
         code, body = _post(running, "/-/reload")
-        assert code == 200 and body.startswith("22 rules loaded")
+        assert code == 200 and body.startswith("25 rules loaded")
         rule = running.app.alerts.pack.get("agent.silent")
         assert rule is not None and rule.condition == "agent.silent_intervals <= 4.0"
     finally:
@@ -196,3 +198,55 @@ def test_silence_mutes_until_it_expires_and_late_data_never_notifies(tmp_path: P
         assert sent == [("firing", "spool.full")]  # still firing once the silence is over
     finally:
         app.stop(grace=0)
+
+
+def _last_saturday_at(hour: int) -> float:
+    """`hour`:00 collector local time on the last Saturday before today (in the past)."""
+    today = datetime.date.today()
+    saturday = today - datetime.timedelta(days=(today.weekday() - 5) % 7 or 7)
+    return datetime.datetime.combine(saturday, datetime.time(hour)).timestamp()
+
+
+def test_maintenance_window_mutes_while_open_even_past_midnight(tmp_path: Path) -> None:
+    clock = FakeClock()
+    clock.now = _last_saturday_at(23)
+    (tmp_path / "rules.yaml").write_text(SPOOL_RULE)
+    rules = {"path": str(tmp_path / "rules.yaml"), "evaluate_every": 3600, "hold": 0}
+    running = start_collector(collector_config(tmp_path / "c.db", rules=rules), clock=clock)
+    app = running.app
+    assert app.alerts is not None
+    try:
+        store = app.store
+        inside, outside = running.enroll("m-1", "pc-server"), running.enroll("m-2", "pc-other")
+        # Saturday 22:00 for 6 h: open until Sunday 04:00.
+        window = MaintenanceWindow(
+            "w1", {"host": "pc-server"}, ("sat",), "22:00", 6 * 3600, "an", ""
+        )
+        store.add_maintenance(window, clock.now)
+        app.alerts.tick(clock.now).result(30)  # the engine reads windows on its timer
+        for secret in (inside, outside):
+            assert running.client(secret).submit([_spooled(1, clock.now, 500)]).stored == [1]
+        app.alerts.drain()
+        app.alerts.tick(clock.now).result(30)
+        firing = sorted(a.labels.host for a in store.open_alerts() if a.state == "firing")
+        assert firing == ["pc-other", "pc-server"]
+        assert [n.subject for n in store.notifications()] == [_agent_id(running, "pc-other")]
+
+        clock.now += 4 * 3600  # Sunday 03:00: still inside the window
+        app.alerts.tick(clock.now).result(30)
+        assert len(store.notifications()) == 1
+
+        clock.now += 3600  # Sunday 04:00: the window has closed, the alert still fails
+        app.alerts.tick(clock.now).result(30)
+        sent = [(n.kind, n.subject) for n in store.notifications()]
+        assert sent == [
+            ("firing", _agent_id(running, "pc-other")),
+            ("firing", _agent_id(running, "pc-server")),
+        ]
+    finally:
+        app.stop(grace=0)
+
+
+def _agent_id(running: Running, hostname: str) -> str:
+    (agent_id,) = [a.agent_id for a in running.app.store.list_agents() if a.hostname == hostname]
+    return agent_id

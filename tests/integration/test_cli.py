@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from tests.integration.harness import Running, agent_config
+from tests.integration.harness import Running, agent_config, collector_config, start_collector
+from tests.integration.test_alerts import SPOOL_RULE, _spooled
 
 BIN = Path(sys.executable).parent
 
@@ -187,3 +189,130 @@ def test_meeting_add_list_status_and_cancel(tmp_path: Path) -> None:
     )
     bad = collector_cli(config, "meeting", "add", "--title", "x", "--at", "15/12/2099 14h")
     assert bad.returncode == 2 and "--at '15/12/2099 14h'" in bad.stderr
+
+
+def _store_with_a_firing_alert(tmp_path: Path) -> tuple[Path, str]:
+    """A real SQLite store where the real engine fired spool.full on one agent; its config."""
+    (tmp_path / "rules.yaml").write_text(SPOOL_RULE)
+    rules = {"path": str(tmp_path / "rules.yaml"), "evaluate_every": 3600, "hold": 0}
+    running = start_collector(collector_config(tmp_path / "c.db", rules=rules))
+    try:
+        secret = running.enroll("m-1", "pc-01")
+        assert running.client(secret).submit([_spooled(1, time.time(), 500)]).stored == [1]
+        assert running.app.alerts is not None
+        running.app.alerts.drain()
+        running.app.alerts.tick().result(30)
+        (agent_id,) = [a.agent_id for a in running.app.store.list_agents()]
+    finally:
+        running.app.stop(grace=0)
+    return write_config(tmp_path, sites=False), agent_id
+
+
+def test_alerts_list_show_and_ack(tmp_path: Path) -> None:
+    config, agent_id = _store_with_a_firing_alert(tmp_path)
+    listed = collector_cli(config, "alerts", "list")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line.split() for line in listed.stdout.splitlines() if line.startswith("spool.full")]
+    assert row[:4] == ["spool.full", agent_id, "firing", "low"] and "pc-01" in row
+
+    acked = collector_cli(
+        config, "alerts", "ack", "spool.full", agent_id, "--author", "an", "--note", "đang xử lý"
+    )
+    assert acked.returncode == 0, acked.stderr
+    assert acked.stdout.strip() == f"alert spool.full on {agent_id} acknowledged by an"
+    (acked_row,) = collector_cli(config, "alerts", "list").stdout.splitlines()[1:]
+    assert acked_row.split()[-1] == "an"  # the ACK column
+    shown = collector_cli(config, "alerts", "show", "spool.full", agent_id)
+    assert shown.returncode == 0, shown.stderr
+    detail = json.loads(shown.stdout)
+    assert (detail["open"]["state"], detail["open"]["acked_by"]) == ("firing", "an")
+    events = [(h["event"], h["detail"]) for h in detail["history"]]
+    assert events[0][0] == "firing" and events[-1] == ("ack", "an: đang xử lý")
+
+    for args, message in [
+        (("show", "spool.full", "nobody"), "no alert spool.full on nobody (see `alerts list`)"),
+        (
+            ("ack", "nope", agent_id, "--author", "an"),
+            f"no open alert nope on {agent_id} (see `alerts list`)",
+        ),
+    ]:
+        out = collector_cli(config, "alerts", *args)
+        assert (out.returncode, out.stderr) == (1, f"canhgac-collector: {message}\n"), args
+
+
+def test_alerts_silence_add_list_expire(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sites=False)
+    added = collector_cli(
+        config, "alerts", "silence", "add", "--match", "host=pc-*", "--match", "rule=spool.*",
+        "--for", "2h", "--author", "an", "--reason", "thay ổ cứng",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("silence ")
+    silence_id = added.stdout.split()[1]
+    listed = collector_cli(config, "alerts", "silence", "list")
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(silence_id)]
+    assert '"host": "pc-*"' in row and '"rule": "spool.*"' in row and "thay ổ cứng" in row
+
+    expired = collector_cli(config, "alerts", "silence", "expire", silence_id)
+    assert expired.returncode == 0, expired.stderr
+    assert silence_id not in collector_cli(config, "alerts", "silence", "list").stdout
+    again = collector_cli(config, "alerts", "silence", "expire", silence_id)
+    assert (again.returncode, again.stderr) == (
+        1,
+        f"canhgac-collector: no active silence {silence_id!r} (see `alerts silence list`)\n",
+    )
+
+    for bad, option in [
+        (("--match", "colour=red", "--for", "2h"), "--match 'colour=red'"),
+        (("--match", "host", "--for", "2h"), "--match 'host'"),
+        (("--for", "2h"), "--match: at least one"),
+        (("--match", "host=pc-1", "--for", "soon"), "--for: "),
+    ]:
+        out = collector_cli(
+            config, "alerts", "silence", "add", *bad, "--author", "an", "--reason", "r"
+        )
+        assert out.returncode == 2, (bad, out.stderr)
+        assert option in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert collector_cli(config, "alerts", "silence", "list").stdout.count("\n") == 1  # header
+
+
+def test_alerts_maintenance_add_list_delete(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sites=False)
+    window = ("--weekdays", "sat,sun", "--start", "22:00", "--duration", "6h")
+    who = ("--author", "an", "--reason", "sao lưu cuối tuần")
+    added = collector_cli(
+        config, "alerts", "maintenance", "add", "--match", "commune=Thanh*", *window, *who
+    )
+    assert added.returncode == 0, added.stderr
+    window_id = added.stdout.split()[2].rstrip(":")
+    assert added.stdout.strip() == f"maintenance window {window_id}: sat,sun 22:00 for 6h"
+    listed = collector_cli(config, "alerts", "maintenance", "list")
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(window_id)]
+    assert row.split()[3:6] == ["sat,sun", "22:00", "21600s"] and "Thanh*" in row
+
+    deleted = collector_cli(config, "alerts", "maintenance", "delete", window_id)
+    assert deleted.returncode == 0, deleted.stderr
+    assert window_id not in collector_cli(config, "alerts", "maintenance", "list").stdout
+    again = collector_cli(config, "alerts", "maintenance", "delete", window_id)
+    assert (again.returncode, again.stderr) == (
+        1,
+        f"canhgac-collector: no maintenance window {window_id!r}\n",
+    )
+
+    for flag, value in [
+        ("--start", "25:00"),
+        ("--start", "10pm"),
+        ("--weekdays", "fri,xyz"),
+        ("--duration", "soon"),
+    ]:
+        args = dict(zip(window[::2], window[1::2], strict=True)) | {flag: value}
+        out = collector_cli(
+            config, "alerts", "maintenance", "add", "--match", "host=pc-1",
+            *[x for kv in args.items() for x in kv], *who,
+        )  # fmt: skip
+        assert out.returncode == 2, (flag, value, out.stderr)
+        assert flag in out.stderr and "Traceback" not in out.stderr, out.stderr
+    bad_match = collector_cli(
+        config, "alerts", "maintenance", "add", "--match", "x=1", *window, *who
+    )
+    assert bad_match.returncode == 2 and "--match 'x=1'" in bad_match.stderr

@@ -162,10 +162,14 @@ def _link(*pings: dict[str, Any], **over: Any) -> dict[str, Any]:
     return {"link": link}
 
 
-def _member(silent: float, *pings: dict[str, Any]) -> dict[str, Any]:
-    m = _agent_vars(_link(*pings) if pings else {}, silent=silent)
+def _as_member(snapshot: dict[str, Any], silent: float = 0.0) -> dict[str, Any]:
+    m = _agent_vars(snapshot, silent=silent)
     del m["now"]
     return m
+
+
+def _member(silent: float, *pings: dict[str, Any]) -> dict[str, Any]:
+    return _as_member(_link(*pings) if pings else {}, silent)
 
 
 def _pinging(reachable: int, cut: int, silent: int = 0) -> dict[str, Any]:
@@ -176,6 +180,30 @@ def _pinging(reachable: int, cut: int, silent: int = 0) -> dict[str, Any]:
         + [_member(0.0, _ping("10.1.0.1"), _ping("collector", loss=1.0)) for _ in range(cut)]
         + [_member(100.0) for _ in range(silent)]
     )
+    return g
+
+
+def _signatures(members: list[dict[str, Any]], machines: int) -> dict[str, Any]:
+    """A commune of `machines` planned machines whose enrolled members report antivirus."""
+    g = _group(len(members), 0, machines=machines)
+    g["members"] = [_as_member(m) for m in members]
+    return g
+
+
+CURRENT = _av()  # updated a day ago
+STALE = _av(signature_updated_at=NOW - 4 * DAY)
+
+
+def _room(state: str) -> dict[str, Any]:
+    reasons = (
+        [{"code": "path_down", "severity": "red", "detail": "no reply"}] if state == "red" else []
+    )
+    return {"meeting_room": {"readiness": {"state": state, "reasons": reasons}}}
+
+
+def _rooms(expected: int, reporting: int) -> dict[str, Any]:
+    g = _group(3, 0)
+    g["group"].update(expected_meeting_rooms=expected, meeting_rooms_reporting=reporting)
     return g
 
 
@@ -252,6 +280,13 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "district.uplink-down": (_group(100, 79), _group(100, 80)),
     "commune.coverage": (_group(19, 0, machines=20), _group(20, 2)),
+    # 19 of 20 planned machines current is 95 %; 18 enrolled and current of 20 planned is not.
+    "commune.signatures": (
+        _signatures([CURRENT] * 19 + [STALE], machines=20),
+        _signatures([CURRENT] * 18, machines=20),
+    ),
+    "meeting-room.ready": (_agent_vars(_room("amber")), _agent_vars(_room("red"))),
+    "commune.meeting-room": (_rooms(expected=1, reporting=1), _rooms(expected=1, reporting=0)),
 }
 
 
@@ -307,3 +342,45 @@ def test_unknown_antivirus_state_is_not_a_failure_of_enabled_or_realtime() -> No
         "antivirus.realtime": True,
         "antivirus.state-unknown": False,
     }
+
+
+@pytest.mark.parametrize(
+    ("member", "counts"),
+    [
+        (CURRENT, True),
+        (STALE, False),
+        # Third-party products give no timestamp: Security Center's flag decides.
+        (_av(signature_updated_at=0.0), True),
+        (_av(signature_updated_at=0.0, products=[_product(signatures="out_of_date")]), False),
+        (_av(products=[], realtime="unknown"), False),  # no antivirus at all
+        ({}, False),  # no antivirus section reported
+    ],
+)
+def test_commune_signatures_counts_only_current_machines(
+    member: dict[str, Any], counts: bool
+) -> None:
+    rule = load_pack(DEFAULT).get("commune.signatures")
+    assert rule is not None
+    # 19 planned machines, 18 current: 95 % is reached exactly when this one counts.
+    assert judge(rule, _signatures([CURRENT] * 18 + [member], machines=19)) is counts
+
+
+def test_commune_signatures_needs_some_antivirus_data() -> None:
+    rule = load_pack(DEFAULT).get("commune.signatures")
+    assert rule is not None
+    assert judge(rule, _signatures([{}] * 20, machines=20)) is True  # antivirus probe off
+    assert judge(rule, _signatures([{}] * 19 + [STALE], machines=20)) is False
+
+
+def test_meeting_room_rules_look_at_meeting_rooms_only() -> None:
+    pack = load_pack(DEFAULT)
+    ready, coverage = pack.get("meeting-room.ready"), pack.get("commune.meeting-room")
+    assert ready is not None and coverage is not None
+    room = Placement("Cao Bằng", "Hạ Lang", "Thanh Nhật", "", "meeting-room")
+    assert ready.scope.matches(room)
+    assert not ready.scope.matches(
+        Placement("Cao Bằng", "Hạ Lang", "Thanh Nhật", "", "workstation")
+    )
+    assert judge(ready, _agent_vars(_room(""))) is True  # not judged is not "red"
+    assert judge(ready, _agent_vars({"hardware": _hardware()})) is None
+    assert judge(coverage, _rooms(expected=0, reporting=0)) is True  # the plan expects none
