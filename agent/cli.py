@@ -98,7 +98,7 @@ def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
     with contextlib.closing(spool), _client(cfg, cred) as client:
         for scheduled in schedule.values():
             scheduled.probe.connect(
-                CollectorLink(client.address, client.throughput, client.clock_offset)
+                CollectorLink(client.address, client.throughput, client.clock_offset, client.upload)
             )
         log.info(
             "agent %s reporting to %s every %gs (probes: %s)",
@@ -124,7 +124,9 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
     spool = _spool(cfg)
     with contextlib.closing(spool), _client(cfg, cred) as client:
         for probe in probes.values():
-            probe.connect(CollectorLink(client.address, client.throughput, client.clock_offset))
+            probe.connect(
+                CollectorLink(client.address, client.throughput, client.clock_offset, client.upload)
+            )
         runner = Runner(
             {n: Scheduled(p, 15.0) for n, p in probes.items()}, spool, client.submit, cfg.delivery
         )

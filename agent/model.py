@@ -373,6 +373,7 @@ class MeetingRoom:
     throughput_measured_at: float = 0.0
     readiness: Readiness | None = None
     notes: tuple[str, ...] = ()
+    upload: ThroughputResult | None = None
 
 
 @dataclass(frozen=True)

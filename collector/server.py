@@ -121,8 +121,29 @@ class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
             return grpc.unary_unary_rpc_method_handler(
                 unary, deserializer, handler.response_serializer
             )
+        if handler.stream_unary is not None:
+            inner_su = handler.stream_unary
+
+            def upstream(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+                start = time.perf_counter()
+                try:
+                    self._admit(method, None, context)
+
+                    def checked() -> Iterator[Any]:
+                        for request in requests:
+                            if isinstance(request, _Undecodable):
+                                self._reject(context, request.code, request.reason)
+                            yield request
+
+                    return inner_su(checked(), context)
+                finally:
+                    timer.observe(time.perf_counter() - start)
+
+            return grpc.stream_unary_rpc_method_handler(
+                upstream, deserializer, handler.response_serializer
+            )
         inner_us = handler.unary_stream
-        assert inner_us is not None, "the Collector service has unary and server-streaming calls"
+        assert inner_us is not None, "the Collector service has no bidirectional calls"
 
         def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             start = time.perf_counter()
@@ -241,6 +262,21 @@ class Servicer(pb_grpc.CollectorServicer):
             collector_time_ms=int(self._clock() * 1000),
             fresh_checks=fresh,
         )
+
+    def Upload(
+        self, requests: Iterator[pb.ThroughputChunk], context: grpc.ServicerContext
+    ) -> pb.UploadResult:
+        limit = self._cfg.limits.throughput_max_bytes
+        received = 0
+        for chunk in requests:
+            received += len(chunk.data)
+            if received > limit:
+                self._reject(
+                    context,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"upload test exceeds the limit of {limit} bytes",
+                )
+        return pb.UploadResult(bytes=received)
 
     def Throughput(
         self, request: pb.ThroughputRequest, context: grpc.ServicerContext

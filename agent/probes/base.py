@@ -28,13 +28,16 @@ class CollectorLink:
     """What a probe may use of the collector connection (the transport stays in agent.transport).
 
     `throughput(nbytes)` streams `nbytes` from the collector and returns (bytes received,
-    seconds taken); it raises an AgentError when the call fails. `clock_offset()` is the
+    seconds taken); `upload(nbytes)` the other way; both raise an AgentError when the call
+    fails. `clock_offset()` is the
     collector-minus-agent clock offset measured on the last delivery.
     """
 
     address: str
     throughput: Callable[[int], tuple[int, float]]
     clock_offset: Callable[[], ClockOffset] = ClockOffset
+    # `upload(nbytes)` streams `nbytes` to the collector: (bytes it received, seconds taken).
+    upload: Callable[[int], tuple[int, float]] | None = None
 
 
 class Probe(ABC):

@@ -291,10 +291,14 @@ class PingPlan:
     timeout: float
 
 
-def measure_throughput(collector: CollectorLink, nbytes: int) -> ThroughputResult:
-    """Download `nbytes` from the collector; a failed measurement is a result with its reason."""
+def measure_throughput(
+    collector: CollectorLink, nbytes: int, *, upload: bool = False
+) -> ThroughputResult:
+    """Download (or upload) `nbytes` from (to) the collector; a failed measurement is a result
+    with its reason."""
+    transfer = collector.upload if upload and collector.upload else collector.throughput
     try:
-        received, seconds = collector.throughput(nbytes)
+        received, seconds = transfer(nbytes)
     except Exception as e:  # a failed measurement is a result, reported with its reason
         return ThroughputResult(0, 0.0, 0.0, f"{type(e).__name__}: {e}")
     bps = received * 8 / seconds if seconds > 0 else 0.0

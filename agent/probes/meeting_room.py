@@ -177,6 +177,7 @@ class PathSample:
 
     pings: tuple[PingResult, ...]
     throughput: ThroughputResult | None
+    upload: ThroughputResult | None = None
 
 
 QueryCap = Callable[[str], bytes]
@@ -230,6 +231,7 @@ class MeetingRoomProbe(Probe):
         self._collector: CollectorLink | None = None
         self._cpu_before: dict[str, float] | None = None
         self._throughput: ThroughputResult | None = None
+        self._upload: ThroughputResult | None = None
         self._throughput_at = 0.0
         self._throughput_due = float("-inf")
 
@@ -266,7 +268,7 @@ class MeetingRoomProbe(Probe):
             o.readiness,
             checks=checks,
             devices_error=devices_error,
-            path=PathSample(tuple(pings), self._throughput),
+            path=PathSample(tuple(pings), self._throughput, self._upload),
             apps=apps,
             clock=clock,
             headroom=headroom,
@@ -282,6 +284,7 @@ class MeetingRoomProbe(Probe):
             throughput_measured_at=self._throughput_at,
             readiness=readiness,
             notes=tuple(notes),
+            upload=self._upload,
         )
 
     def _process_names(self) -> list[str]:
@@ -333,6 +336,8 @@ class MeetingRoomProbe(Probe):
             return
         self._throughput_due = now + o.every
         self._throughput = measure_throughput(self._collector, o.bytes)
+        if self._collector.upload is not None:
+            self._upload = measure_throughput(self._collector, o.bytes, upload=True)
         self._throughput_at = self._wall()
 
 
@@ -573,6 +578,28 @@ def _assess_path(
             elif value >= green:
                 add(code, "amber", f"{where}: {show(value)} (GREEN below {show(green)})")
     _assess_throughput(t, path.throughput, add)
+    _assess_upload(t, path.upload, add)
+
+
+def _assess_upload(
+    t: ReadinessThresholds,
+    upload: ThroughputResult | None,
+    add: Callable[[str, str, str], None],
+) -> None:
+    need_up = t.up_mbps_1080p if t.video_profile == "1080p" else t.up_mbps_720p
+    if upload is None:
+        add("upload_unmeasured", "info", f"upload not measured yet (needs {need_up:g} Mbit/s)")
+        return
+    if upload.error:
+        add("upload_failed", "red", f"upload measurement failed: {upload.error}")
+        return
+    mbps = upload.bits_per_second / 1e6
+    if mbps >= need_up:
+        return
+    if t.video_profile == "1080p" and mbps >= t.up_mbps_720p:
+        add("upload_low", "amber", f"upload {mbps:.2f} Mbit/s: enough for 720p only")
+    else:
+        add("upload_low", "red", f"upload {mbps:.2f} Mbit/s, needs {need_up:g}")
 
 
 def _assess_throughput(
@@ -580,12 +607,7 @@ def _assess_throughput(
     throughput: ThroughputResult | None,
     add: Callable[[str, str, str], None],
 ) -> None:
-    if t.video_profile == "1080p":
-        need_down, need_up = t.down_mbps_1080p, t.up_mbps_1080p
-    else:
-        need_down, need_up = t.down_mbps_720p, t.up_mbps_720p
-    # The collector's Throughput call streams to the agent only: upload is not measured.
-    add("upload_unmeasured", "info", f"upload not measured (needs {need_up:g} Mbit/s)")
+    need_down = t.down_mbps_1080p if t.video_profile == "1080p" else t.down_mbps_720p
     if throughput is None:
         add("throughput_unmeasured", "amber", "download from the collector not measured yet")
         return

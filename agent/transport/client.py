@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,6 +190,29 @@ class CollectorClient:
     def clock_offset(self) -> ClockOffset:
         """Offset measured on the last Submit that carried the collector's time."""
         return self._clock_offset
+
+    def upload(self, nbytes: int) -> tuple[int, float]:
+        """Bytes the collector received and seconds taken to send `nbytes` with `Upload`."""
+        chunk = os.urandom(min(nbytes, 64 * 1024)) if nbytes else b""  # gzip cannot shrink it
+
+        def chunks() -> Iterator[pb.ThroughputChunk]:
+            left = nbytes
+            while left > 0:
+                n = min(left, len(chunk))
+                yield pb.ThroughputChunk(data=chunk[:n])
+                left -= n
+
+        start = time.monotonic()
+        try:
+            result = self._stub.Upload(
+                chunks(),
+                timeout=self._timeout,
+                metadata=self._metadata,
+                compression=grpc.Compression.NoCompression,
+            )
+        except grpc.RpcError as e:
+            raise DeliveryError(e.code(), e.details() or "") from None
+        return result.bytes, time.monotonic() - start
 
     def throughput(self, nbytes: int) -> tuple[int, float]:
         """Bytes received and seconds taken for a `Throughput` stream of `nbytes`."""

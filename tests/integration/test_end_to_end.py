@@ -259,3 +259,18 @@ def test_calls_beyond_the_concurrency_limit_get_resource_exhausted(tmp_path: Pat
             stream.cancel()
     finally:
         running.app.stop(grace=0)
+
+
+def test_upload_counts_the_bytes_sent_and_is_bounded(collector: Running) -> None:
+    secret = collector.enroll()
+    client = collector.client(secret)
+    received, seconds = client.upload(1_000_000)
+    assert received == 1_000_000
+    assert seconds > 0
+    limit = collector.app.cfg.limits.throughput_max_bytes
+    with pytest.raises(DeliveryError) as e:
+        client.upload(limit + 65536)
+    assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with pytest.raises(DeliveryError) as e:
+        collector.client("0123456789ab.forged").upload(1000)
+    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED

@@ -72,7 +72,9 @@ def test_meeting_check_points_ask_the_room_and_silent_rooms_are_not_ready(
             querycap=fake_querycap,
             pinger=fake_pinger,
         )
-        room.connect(CollectorLink(client.address, client.throughput, client.clock_offset))
+        room.connect(
+            CollectorLink(client.address, client.throughput, client.clock_offset, client.upload)
+        )
         asked: list[tuple[str, ...]] = []
 
         def submit(payloads: list[bytes]) -> SubmitResult:

@@ -6,7 +6,7 @@ import errno
 from collections import namedtuple
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -497,6 +497,35 @@ def test_readiness_table(
     assert any(r.code == "upload_unmeasured" and r.severity == "info" for r in readiness.reasons)
 
 
+@pytest.mark.parametrize(
+    ("profile", "upload", "state", "code"),
+    [
+        ("1080p", mbps(3.5), "green", None),
+        ("1080p", mbps(2.0), "amber", "upload_low"),  # enough for 720p only
+        ("1080p", mbps(1.0), "red", "upload_low"),
+        ("720p", mbps(1.6), "green", None),
+        ("720p", mbps(1.0), "red", "upload_low"),
+        (
+            "1080p",
+            ThroughputResult(0, 0.0, 0.0, "DeliveryError: UNAVAILABLE"),
+            "red",
+            "upload_failed",
+        ),
+    ],
+)
+def test_upload_thresholds(
+    profile: Literal["1080p", "720p"], upload: ThroughputResult, state: str, code: str | None
+) -> None:
+    readiness = assess_readiness(
+        ReadinessThresholds(video_profile=profile),
+        **{**GOOD, "path": PathSample((ping(),), mbps(10.0), upload)},
+    )
+    assert readiness.state == state
+    codes = {r.code for r in readiness.reasons}
+    assert codes == ({code} if code else set())
+    assert "upload_unmeasured" not in codes  # measured: no "not measured" note
+
+
 def test_two_missing_devices_are_two_reasons() -> None:
     readiness = assess_readiness(
         ReadinessThresholds(),
@@ -580,9 +609,15 @@ def test_probe_on_linux_reports_devices_paths_and_readiness(tmp_path: Path) -> N
         wall_clock=lambda: 1_700_000_000.0,
     )
     probe.connect(
-        CollectorLink("127.0.0.1:50051", throughput, lambda: ClockOffset(True, 0.5, 0.01))
+        CollectorLink(
+            "127.0.0.1:50051",
+            throughput,
+            lambda: ClockOffset(True, 0.5, 0.01),
+            upload=lambda nbytes: (nbytes, nbytes * 8 / 1_000_000),  # 1 Mbit/s up
+        )
     )
     room = probe.collect()
+    assert room.upload is not None and round(room.upload.bits_per_second) == 1_000_000
     assert [c.found for c in room.device_checks] == [2, 1, 0]
     assert [(p.target, p.received) for p in room.paths] == [("127.0.0.2", 5), ("127.0.0.1", 5)]
     assert room.throughput is not None and round(room.throughput.bits_per_second) == 5_000_000
@@ -595,7 +630,7 @@ def test_probe_on_linux_reports_devices_paths_and_readiness(tmp_path: Path) -> N
     assert {r.code for r in room.readiness.reasons} == {
         "device_missing",
         "rtt_high",
-        "upload_unmeasured",
+        "upload_low",  # 1 Mbit/s up, below even the 720p rate
     }
     assert room.notes == (f"{dev}/video2: cannot query V4L2 capabilities (Permission denied)",)
     # The next cycle reuses the measured throughput instead of downloading again.

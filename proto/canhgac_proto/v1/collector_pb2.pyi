@@ -553,7 +553,7 @@ class Listener(_message.Message):
     def __init__(self, address: _Optional[str] = ..., port: _Optional[int] = ..., service: _Optional[str] = ..., process: _Optional[str] = ...) -> None: ...
 
 class MeetingRoom(_message.Message):
-    __slots__ = ("devices", "device_checks", "apps", "clock", "headroom", "paths", "throughput", "throughput_measured_at", "readiness", "notes")
+    __slots__ = ("devices", "device_checks", "apps", "clock", "headroom", "paths", "throughput", "throughput_measured_at", "readiness", "notes", "upload")
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     DEVICE_CHECKS_FIELD_NUMBER: _ClassVar[int]
     APPS_FIELD_NUMBER: _ClassVar[int]
@@ -564,6 +564,7 @@ class MeetingRoom(_message.Message):
     THROUGHPUT_MEASURED_AT_FIELD_NUMBER: _ClassVar[int]
     READINESS_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
     devices: _containers.RepeatedCompositeFieldContainer[MediaDevice]
     device_checks: _containers.RepeatedCompositeFieldContainer[DeviceCheck]
     apps: _containers.RepeatedCompositeFieldContainer[ConferencingApp]
@@ -574,7 +575,8 @@ class MeetingRoom(_message.Message):
     throughput_measured_at: float
     readiness: Readiness
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, devices: _Optional[_Iterable[_Union[MediaDevice, _Mapping]]] = ..., device_checks: _Optional[_Iterable[_Union[DeviceCheck, _Mapping]]] = ..., apps: _Optional[_Iterable[_Union[ConferencingApp, _Mapping]]] = ..., clock: _Optional[_Union[ClockOffset, _Mapping]] = ..., headroom: _Optional[_Union[Headroom, _Mapping]] = ..., paths: _Optional[_Iterable[_Union[PingResult, _Mapping]]] = ..., throughput: _Optional[_Union[ThroughputResult, _Mapping]] = ..., throughput_measured_at: _Optional[float] = ..., readiness: _Optional[_Union[Readiness, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    upload: ThroughputResult
+    def __init__(self, devices: _Optional[_Iterable[_Union[MediaDevice, _Mapping]]] = ..., device_checks: _Optional[_Iterable[_Union[DeviceCheck, _Mapping]]] = ..., apps: _Optional[_Iterable[_Union[ConferencingApp, _Mapping]]] = ..., clock: _Optional[_Union[ClockOffset, _Mapping]] = ..., headroom: _Optional[_Union[Headroom, _Mapping]] = ..., paths: _Optional[_Iterable[_Union[PingResult, _Mapping]]] = ..., throughput: _Optional[_Union[ThroughputResult, _Mapping]] = ..., throughput_measured_at: _Optional[float] = ..., readiness: _Optional[_Union[Readiness, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., upload: _Optional[_Union[ThroughputResult, _Mapping]] = ...) -> None: ...
 
 class MediaDevice(_message.Message):
     __slots__ = ("kind", "name", "status", "source", "device_id", "raw_status")
@@ -671,3 +673,9 @@ class ThroughputChunk(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class UploadResult(_message.Message):
+    __slots__ = ("bytes",)
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    bytes: int
+    def __init__(self, bytes: _Optional[int] = ...) -> None: ...

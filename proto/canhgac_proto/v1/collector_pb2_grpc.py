@@ -49,6 +49,11 @@ class CollectorStub:
                 request_serializer=canhgac__proto_dot_v1_dot_collector__pb2.ThroughputRequest.SerializeToString,
                 response_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.ThroughputChunk.FromString,
                 _registered_method=True)
+        self.Upload = channel.stream_unary(
+                '/canhgac_proto.v1.Collector/Upload',
+                request_serializer=canhgac__proto_dot_v1_dot_collector__pb2.ThroughputChunk.SerializeToString,
+                response_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.UploadResult.FromString,
+                _registered_method=True)
 
 
 class CollectorServicer:
@@ -77,6 +82,14 @@ class CollectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Upload(self, request_iterator, context):
+        """The agent streams chunks up; the collector counts them (bounded) and answers at the end,
+        so the agent measures its upload rate the same way (meeting rooms need both directions).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +107,11 @@ def add_CollectorServicer_to_server(servicer, server):
                     servicer.Throughput,
                     request_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.ThroughputRequest.FromString,
                     response_serializer=canhgac__proto_dot_v1_dot_collector__pb2.ThroughputChunk.SerializeToString,
+            ),
+            'Upload': grpc.stream_unary_rpc_method_handler(
+                    servicer.Upload,
+                    request_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.ThroughputChunk.FromString,
+                    response_serializer=canhgac__proto_dot_v1_dot_collector__pb2.UploadResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +195,33 @@ class Collector:
             '/canhgac_proto.v1.Collector/Throughput',
             canhgac__proto_dot_v1_dot_collector__pb2.ThroughputRequest.SerializeToString,
             canhgac__proto_dot_v1_dot_collector__pb2.ThroughputChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Upload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/canhgac_proto.v1.Collector/Upload',
+            canhgac__proto_dot_v1_dot_collector__pb2.ThroughputChunk.SerializeToString,
+            canhgac__proto_dot_v1_dot_collector__pb2.UploadResult.FromString,
             options,
             channel_credentials,
             insecure,
