@@ -586,20 +586,12 @@ def _assess_upload(
     upload: ThroughputResult | None,
     add: Callable[[str, str, str], None],
 ) -> None:
-    need_up = t.up_mbps_1080p if t.video_profile == "1080p" else t.up_mbps_720p
-    if upload is None:
-        add("upload_unmeasured", "info", f"upload not measured yet (needs {need_up:g} Mbit/s)")
-        return
-    if upload.error:
-        add("upload_failed", "red", f"upload measurement failed: {upload.error}")
-        return
-    mbps = upload.bits_per_second / 1e6
-    if mbps >= need_up:
-        return
-    if t.video_profile == "1080p" and mbps >= t.up_mbps_720p:
-        add("upload_low", "amber", f"upload {mbps:.2f} Mbit/s: enough for 720p only")
-    else:
-        add("upload_low", "red", f"upload {mbps:.2f} Mbit/s, needs {need_up:g}")
+    need = t.up_mbps_1080p if t.video_profile == "1080p" else t.up_mbps_720p
+    unmeasured = ("info", f"upload not measured yet (needs {need:g} Mbit/s)")
+    rates = (t.up_mbps_1080p, t.up_mbps_720p)
+    _assess_rate(
+        t, upload, add, code="upload", direction="upload", rates=rates, unmeasured=unmeasured
+    )
 
 
 def _assess_throughput(
@@ -607,21 +599,45 @@ def _assess_throughput(
     throughput: ThroughputResult | None,
     add: Callable[[str, str, str], None],
 ) -> None:
-    need_down = t.down_mbps_1080p if t.video_profile == "1080p" else t.down_mbps_720p
-    if throughput is None:
-        add("throughput_unmeasured", "amber", "download from the collector not measured yet")
+    unmeasured = ("amber", "download from the collector not measured yet")
+    rates = (t.down_mbps_1080p, t.down_mbps_720p)
+    _assess_rate(
+        t,
+        throughput,
+        add,
+        code="throughput",
+        direction="download",
+        rates=rates,
+        unmeasured=unmeasured,
+    )
+
+
+def _assess_rate(
+    t: ReadinessThresholds,
+    result: ThroughputResult | None,
+    add: Callable[[str, str, str], None],
+    *,
+    code: str,
+    direction: str,
+    rates: tuple[float, float],
+    unmeasured: tuple[str, str],
+) -> None:
+    """One direction of the link to the collector against the profile's rate (1080p, 720p)."""
+    need = rates[0] if t.video_profile == "1080p" else rates[1]
+    if result is None:
+        add(f"{code}_unmeasured", *unmeasured)
         return
-    if throughput.error:
-        add("throughput_failed", "red", f"download measurement failed: {throughput.error}")
+    if result.error:
+        add(f"{code}_failed", "red", f"{direction} measurement failed: {result.error}")
         return
-    mbps = throughput.bits_per_second / 1e6
-    if mbps >= need_down:
+    mbps = result.bits_per_second / 1e6
+    if mbps >= need:
         return
     # A 1080p room that still reaches the 720p rate can meet at lower quality.
-    if t.video_profile == "1080p" and mbps >= t.down_mbps_720p:
-        add("throughput_low", "amber", f"download {mbps:.2f} Mbit/s: enough for 720p only")
+    if t.video_profile == "1080p" and mbps >= rates[1]:
+        add(f"{code}_low", "amber", f"{direction} {mbps:.2f} Mbit/s: enough for 720p only")
     else:
-        add("throughput_low", "red", f"download {mbps:.2f} Mbit/s, needs {need_down:g}")
+        add(f"{code}_low", "red", f"{direction} {mbps:.2f} Mbit/s, needs {need:g}")
 
 
 def _ms(seconds: float) -> str:
