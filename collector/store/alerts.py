@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.alerts.lifecycle import Alert, Labels
 from collector.errors import NotFoundError
+from collector.store.base import StoreBase
 from collector.store.schema import (
     alert_history,
     alerts,
@@ -106,16 +106,10 @@ def _alert(r: Any) -> Alert:
     )
 
 
-class AlertTables:
+class AlertTables(StoreBase):
     """Mixed into Store, which provides the connection helpers and the dialect."""
 
     dialect: str
-
-    def _write(self) -> contextlib.AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _read(self) -> contextlib.AbstractContextManager[Connection]:
-        raise NotImplementedError
 
     # ---- written by the alert engine --------------------------------------------------
 
@@ -289,14 +283,12 @@ class AlertTables:
         ]
 
     def expire_silence(self, silence_id: str, now: float) -> None:
-        with self._write() as conn:
-            n = conn.execute(
-                update(silences)
-                .where(silences.c.silence_id == silence_id, silences.c.expired_at.is_(None))
-                .values(expired_at=now)
-            ).rowcount
-        if not n:
-            raise NotFoundError(f"no active silence {silence_id!r} (see `alerts silence list`)")
+        self._change_one(
+            update(silences)
+            .where(silences.c.silence_id == silence_id, silences.c.expired_at.is_(None))
+            .values(expired_at=now),
+            f"no active silence {silence_id!r} (see `alerts silence list`)",
+        )
 
     def add_maintenance(self, w: MaintenanceWindow, now: float) -> None:
         with self._write() as conn:
@@ -330,12 +322,10 @@ class AlertTables:
         ]
 
     def delete_maintenance(self, window_id: str) -> None:
-        with self._write() as conn:
-            n = conn.execute(
-                delete(maintenance_windows).where(maintenance_windows.c.window_id == window_id)
-            ).rowcount
-        if not n:
-            raise NotFoundError(f"no maintenance window {window_id!r}")
+        self._change_one(
+            delete(maintenance_windows).where(maintenance_windows.c.window_id == window_id),
+            f"no maintenance window {window_id!r}",
+        )
 
     # ---- the notification seam ---------------------------------------------------------
 

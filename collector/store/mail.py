@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from collector.alerts.lifecycle import Labels
 from collector.errors import StoreError
 from collector.store.alerts import HistoryEntry
+from collector.store.base import StoreBase
 from collector.store.schema import alert_history, mail_outbox, mail_queue, notifications
 
 __all__ = ["MailTables", "OutboxMessage", "QueuedItem"]
@@ -65,14 +65,8 @@ def _message(r: Any) -> OutboxMessage:
     )
 
 
-class MailTables:
+class MailTables(StoreBase):
     """Mixed into Store, which provides the connection helpers."""
-
-    def _write(self) -> contextlib.AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _read(self) -> contextlib.AbstractContextManager[Connection]:
-        raise NotImplementedError
 
     def route_notifications(
         self, routed: Sequence[tuple[int, Sequence[tuple[str, str, dict[str, Any]]]]], now: float

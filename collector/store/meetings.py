@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import insert, select, update
 
 from collector.errors import NotFoundError
 from collector.meetings import Meeting, MeetingSummary, RoomVerdict
+from collector.store.base import StoreBase
 from collector.store.schema import meeting_results, meetings
 
 __all__ = ["MeetingTables"]
@@ -26,14 +26,8 @@ def _meeting(row: Any) -> Meeting:
     )
 
 
-class MeetingTables:
+class MeetingTables(StoreBase):
     """Mixed into Store, which provides the connection helpers."""
-
-    def _write(self) -> contextlib.AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _read(self) -> contextlib.AbstractContextManager[Connection]:
-        raise NotImplementedError
 
     def add_meeting(
         self, title: str, starts_at: float, duration: float, rooms: list[str], now: float
@@ -73,14 +67,12 @@ class MeetingTables:
         return _meeting(row)
 
     def cancel_meeting(self, meeting_id: int, now: float) -> None:
-        with self._write() as conn:
-            done = conn.execute(
-                update(meetings)
-                .where(meetings.c.meeting_id == meeting_id, meetings.c.cancelled_at.is_(None))
-                .values(cancelled_at=now)
-            )
-        if done.rowcount != 1:
-            raise NotFoundError(f"no meeting {meeting_id} to cancel")
+        self._change_one(
+            update(meetings)
+            .where(meetings.c.meeting_id == meeting_id, meetings.c.cancelled_at.is_(None))
+            .values(cancelled_at=now),
+            f"no meeting {meeting_id} to cancel",
+        )
 
     def record_meeting(self, summary: MeetingSummary, now: float) -> None:
         """Keep each room's verdict for a meeting that has started (once per meeting)."""

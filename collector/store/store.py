@@ -279,14 +279,12 @@ class Store(AlertTables, MailTables, MeetingTables):
         ]
 
     def revoke_token(self, token_id: str, now: float) -> None:
-        with self._write() as conn:
-            n = conn.execute(
-                update(tokens)
-                .where(tokens.c.token_id == token_id, tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            ).rowcount
-        if not n:
-            raise NotFoundError(f"no active token {token_id!r} (see `token list`)")
+        self._change_one(
+            update(tokens)
+            .where(tokens.c.token_id == token_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now),
+            f"no active token {token_id!r} (see `token list`)",
+        )
 
     # ---- agents -------------------------------------------------------------------------
 
@@ -372,14 +370,12 @@ class Store(AlertTables, MailTables, MeetingTables):
         return _agent(row)
 
     def revoke_agent(self, agent_id: str, now: float) -> None:
-        with self._write() as conn:
-            n = conn.execute(
-                update(agents)
-                .where(agents.c.agent_id == agent_id, agents.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            ).rowcount
-        if not n:
-            raise NotFoundError(f"no active agent {agent_id!r} (see `agent list`)")
+        self._change_one(
+            update(agents)
+            .where(agents.c.agent_id == agent_id, agents.c.revoked_at.is_(None))
+            .values(revoked_at=now),
+            f"no active agent {agent_id!r} (see `agent list`)",
+        )
 
     # ---- reports ------------------------------------------------------------------------
 
