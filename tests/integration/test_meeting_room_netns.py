@@ -26,7 +26,7 @@ with CollectorClient(address, timeout=60) as c:
 with CollectorClient(address, timeout=60, secret=secret, gzip=False) as client:
     probe = MeetingRoomProbe(MeetingRoomOptions.model_validate({
         "expect": [], "endpoints": [address.split(":")[0]], "ping_collector": False,
-        "count": 60, "ping_interval": 0.05, "throughput": {"bytes": 524288},
+        "count": 60, "ping_interval": 0.05, "throughput": {"bytes": 1048576},
         "readiness": {"max_cpu_busy": 1.0, "min_memory_available": 0, "min_disk_free": 0},
     }))
     probe.connect(CollectorLink(address, client.throughput, client.clock_offset))
