@@ -193,13 +193,14 @@ class AlertEngine:
                 w.notify.append(("resolved", labels, notification_payload(rule, old, at)))
         # One row per key in a batch: an alert that fired and resolved within one replayed
         # backlog must not leave its earlier upsert behind (applied after the delete).
-        w.upserts = [u for u in w.upserts if u.key != (labels.rule_id, labels.subject)]
+        key = labels.rule_id, labels.subject
+        w.upserts.pop(key, None)
         if new is None:
-            del self._alerts[labels.rule_id, labels.subject]
-            w.deletes.append((labels.rule_id, labels.subject))
+            del self._alerts[key]
+            w.deletes.append(key)
         else:
-            self._alerts[new.key] = new
-            w.upserts.append(new)
+            self._alerts[key] = new
+            w.upserts[key] = new
 
     def _labels(self, rule: Rule, agent: AgentRecord) -> Labels:
         p = agent.placement
@@ -223,7 +224,7 @@ class AlertEngine:
                 if ok is not None:
                     at = received if rule.time_dependent else report.collected_at
                     self._observe(w, rule, self._labels(rule, agent), ok, at)
-        touched = {u.key for u in w.upserts}
+        touched = set(w.upserts)
         self._reconcile(w, [self._alerts[k] for k in touched if k in self._alerts])
         if w:
             self._store.apply_alerts(w)
@@ -377,5 +378,5 @@ class AlertEngine:
                 continue
             notified = Alert(**{**a.__dict__, "notified": True})
             self._alerts[a.key] = notified
-            w.upserts = [u for u in w.upserts if u.key != a.key] + [notified]
+            w.upserts[a.key] = notified
             w.notify.append(("firing", a.labels, notification_payload(rule, a)))

@@ -81,7 +81,7 @@ class MaintenanceWindow:
 class AlertWrite:
     """Everything one evaluation step changes, written in one transaction."""
 
-    upserts: list[Alert] = field(default_factory=list)
+    upserts: dict[tuple[str, str], Alert] = field(default_factory=dict)  # the last per key
     deletes: list[tuple[str, str]] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
     notify: list[tuple[str, Labels, dict[str, Any]]] = field(default_factory=list)
@@ -120,7 +120,7 @@ class AlertTables(StoreBase):
                 conn.execute(
                     delete(alerts).where(alerts.c.rule_id == rule_id, alerts.c.subject == subject)
                 )
-            for a in w.upserts:
+            for a in w.upserts.values():
                 lab = a.labels
                 values = {
                     "severity": lab.severity,

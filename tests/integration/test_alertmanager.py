@@ -105,7 +105,7 @@ def test_firing_then_resolved_in_alertmanager(tmp_path: Path, alertmanager: str)
         last_observed_at=now,
     )
     notified = Alert(**{**alert.__dict__, "notified": True})
-    store.apply_alerts(AlertWrite(upserts=[notified, pending], now=now))
+    store.apply_alerts(AlertWrite(upserts={a.key: a for a in (notified, pending)}, now=now))
     try:
         n.tick(now)
         (got,) = _alerts(alertmanager)  # the pending alert is not sent

@@ -101,7 +101,7 @@ def firing(store: Store, pack: RulePack, lab: Labels, at: float, *, notify: bool
     alert = Alert(
         lab, "firing", started_at=at - 60, last_observed_at=at, fired_at=at, notified=True
     )
-    w = AlertWrite(upserts=[alert], now=at)
+    w = AlertWrite(upserts={alert.key: alert}, now=at)
     if notify:
         w.notify.append(("firing", lab, notification_payload(rule, alert)))
     store.apply_alerts(w)

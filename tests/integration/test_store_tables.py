@@ -25,7 +25,7 @@ def _firing(labels: Labels, at: float) -> Alert:
 
 def test_alert_write_upsert_history_results_and_counts(store: Store) -> None:
     w = AlertWrite(now=100.0)
-    w.upserts += [_firing(LAB, 90.0), Alert(OTHER, "pending", 95.0, 95.0)]
+    w.upserts = {a.key: a for a in [_firing(LAB, 90.0), Alert(OTHER, "pending", 95.0, 95.0)]}
     w.history.append(HistoryEntry(LAB, "firing", 90.0, 90.0, 100.0))
     w.notify.append(("firing", LAB, {"title": "Diệt virus tắt"}))
     w.results += [(LAB, False, 90.0), (OTHER, True, 95.0)]
@@ -48,7 +48,7 @@ def test_alert_write_upsert_history_results_and_counts(store: Store) -> None:
     store.ack_alert("av-enabled", "a1", "anh Tuấn", "đang xử lý", now=102.0)
     assert store.open_alerts()[0].acked_by == "anh Tuấn"
     again = AlertWrite(now=110.0)
-    again.upserts.append(_firing(LAB, 90.0))  # the engine never overwrites the ack
+    again.upserts[LAB.rule_id, LAB.subject] = _firing(LAB, 90.0)  # never overwrites the ack
     store.apply_alerts(again)
     assert store.open_alerts()[0].acked_by == "anh Tuấn"
     done = AlertWrite(now=120.0, deletes=[("av-enabled", "a1")])

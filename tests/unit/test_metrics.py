@@ -216,7 +216,7 @@ def test_alert_firing_and_pass_ratio(tmp_path: Path) -> None:
     other = Labels("hardware.disk-free", "x", "medium", "Hạ Lang", "An Lạc")
     store.apply_alerts(
         AlertWrite(
-            upserts=[Alert(disk, "firing", 1.0, 1.0, fired_at=1.0)],
+            upserts={(disk.rule_id, disk.subject): Alert(disk, "firing", 1.0, 1.0, fired_at=1.0)},
             results=[(disk, False, 1.0), (other, True, 1.0)],
         )
     )

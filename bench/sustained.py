@@ -1,0 +1,259 @@
+"""Sustained fleet: 10,000 enrolled agents each submitting once per 60 s interval to a collector
+with the default rule pack and the Hạ Lang sites file, while /metrics is scraped every 30 s.
+
+Latency is measured from each report's scheduled send time (calls are issued asynchronously on
+schedule, so a slow collector cannot hide behind a client that waits: no coordinated omission).
+`python -m bench.sustained`; BENCH_SUSTAINED_AGENTS / _INTERVAL / _ROUNDS change the load.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from agent.model import Report
+from agent.transport.encode import encode_report
+from bench.fleet import simulated_hardware, simulated_link, tokens_for
+from canhgac_proto.v1 import collector_pb2 as pb
+from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
+from collector.sites import load_sites
+from collector.store import MachineFacts, Store
+
+__all__ = ["main", "measure"]
+
+ROOT = Path(__file__).resolve().parent.parent
+SITES = ROOT / "configs" / "sites.example.yaml"
+RULES = ROOT / "rules"
+CLIENT_PROCESSES = 2
+AGENTS_PER_CHANNEL = 250  # agents share connections as they share a commune's NAT uplink
+SCRAPE_EVERY = 30.0
+TEMPLATES = 64  # distinct report bodies; each call sets its own seq and time
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _enroll(db: Path, n: int) -> list[str]:
+    """n agents over the sites file's places, enrolled directly in the store (set-up only)."""
+    store = Store(f"sqlite:///{db}", sqlite_synchronous="off")
+    tokens = list(tokens_for(store, load_sites(SITES)).values())
+    now = time.time()
+    creds = []
+    for i in range(n):
+        facts = MachineFacts(f"sustained-{i}", f"pc-{i:05d}", "Windows", "10.0.19045", "bench")
+        creds.append(store.enroll(tokens[i % len(tokens)], facts, now).credential)
+    store.close()
+    return creds
+
+
+def _templates() -> list[pb.Report]:
+    rng = random.Random(7)
+    now = int(time.time() * 1000)
+    return [
+        pb.Report.FromString(
+            encode_report(
+                Report(
+                    now,
+                    "b",
+                    "bench",
+                    hardware=simulated_hardware(rng, f"pc-{i}"),
+                    link=simulated_link(rng),
+                )
+            )
+        )
+        for i in range(TEMPLATES)
+    ]
+
+
+def _client(
+    address: str,
+    creds: list[str],
+    offset: int,
+    total: int,
+    interval: float,
+    rounds: int,
+    start_at: float,
+    out: Any,
+) -> None:
+    """Agent k (global index offset + i) sends at start_at + r*interval + k*interval/total."""
+    templates = _templates()
+    channels = [grpc.insecure_channel(address) for _ in range(0, len(creds), AGENTS_PER_CHANNEL)]
+    stubs = [pb_grpc.CollectorStub(c) for c in channels]  # type: ignore[no-untyped-call]
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    pending = threading.Semaphore(0)
+
+    def done(scheduled: float, seq: int, fut: Any) -> None:
+        finished = time.time()
+        error = fut.exception()
+        with lock:
+            if error is not None:
+                failures.append(str(error.code()))
+            elif seq not in fut.result().stored_seqs:
+                failures.append("not stored")
+            else:
+                latencies.append(finished - scheduled)
+        pending.release()
+
+    schedule = sorted(
+        (start_at + r * interval + (offset + i) * interval / total, i)
+        for r in range(rounds)
+        for i in range(len(creds))
+    )
+    seqs = [0] * len(creds)
+    for scheduled, i in schedule:
+        time.sleep(max(0.0, scheduled - time.time()))
+        seqs[i] += 1
+        report = templates[(offset + i) % TEMPLATES]
+        report.seq = seqs[i]
+        report.collected_at_ms = int(scheduled * 1000)
+        fut = stubs[i // AGENTS_PER_CHANNEL].Submit.future(
+            pb.SubmitRequest(reports=[report]),
+            metadata=[("authorization", f"Bearer {creds[i]}")],
+            timeout=30,
+        )
+        fut.add_done_callback(lambda f, s=scheduled, q=seqs[i]: done(s, q, f))
+    deadline = time.monotonic() + 60  # a call still unanswered then is counted as lost
+    answered = sum(pending.acquire(timeout=max(0.0, deadline - time.monotonic())) for _ in schedule)
+    failures += ["no answer within 60 s"] * (len(schedule) - answered)
+    for c in channels:
+        c.close()
+    out.put((latencies, failures))
+
+
+def _scrape(url: str, stop: threading.Event, seconds: list[float]) -> None:
+    while not stop.wait(SCRAPE_EVERY):
+        start = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=60) as r:
+            r.read()
+        seconds.append(time.perf_counter() - start)
+
+
+def _wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"collector did not become ready at {url}")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+def measure(agents: int, interval: float, rounds: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as d:
+        db, config = Path(d) / "c.db", Path(d) / "collector.yaml"
+        creds = _enroll(db, agents)
+        port, http = _free_port(), _free_port()
+        config.write_text(
+            f"grpc_listen: 127.0.0.1:{port}\nhttp_listen: 127.0.0.1:{http}\n"
+            f"store:\n  url: sqlite:///{db}\nsites_file: {SITES}\n"
+            f"report_interval: {interval}s\nrules:\n  path: {RULES}\nlog_level: warning\n"
+        )
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "canhgac-collector"),
+                "--config",
+                str(config),
+                "serve",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            _wait_ready(f"http://127.0.0.1:{http}/readyz")
+            out: Any = mp.Queue()
+            per = -(-agents // CLIENT_PROCESSES)
+            start_at = time.time() + 5.0  # every client process has imported and connected
+            procs = [
+                mp.Process(
+                    target=_client,
+                    args=(
+                        f"127.0.0.1:{port}",
+                        creds[k * per : (k + 1) * per],
+                        k * per,
+                        agents,
+                        interval,
+                        rounds,
+                        start_at,
+                        out,
+                    ),
+                )
+                for k in range(CLIENT_PROCESSES)
+            ]
+            for p in procs:
+                p.start()
+            stop, scrapes = threading.Event(), list[float]()
+            scraper = threading.Thread(
+                target=_scrape, args=(f"http://127.0.0.1:{http}/metrics", stop, scrapes)
+            )
+            scraper.start()
+            results = [out.get(timeout=interval * rounds + 120) for _ in procs]
+            stop.set()
+            scraper.join()
+            for p in procs:
+                p.join(30)
+        finally:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                raise RuntimeError("collector did not stop within 30 s of SIGTERM") from None
+    latencies = [x for r in results for x in r[0]]
+    failures = [x for r in results for x in r[1]]
+    return {
+        "agents": agents,
+        "interval_s": interval,
+        "reports": len(latencies),
+        "failed": len(failures),
+        "reports_per_s": agents / interval,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies, default=float("nan")) * 1000,
+        "scrapes": len(scrapes),
+        "scrape_max_s": max(scrapes, default=float("nan")),
+    }
+
+
+def main() -> dict[str, float]:
+    agents = int(os.environ.get("BENCH_SUSTAINED_AGENTS", "10000"))
+    interval = float(os.environ.get("BENCH_SUSTAINED_INTERVAL", "60"))
+    rounds = int(os.environ.get("BENCH_SUSTAINED_ROUNDS", "1"))
+    r = measure(agents, interval, rounds)
+    print(
+        f"sustained fleet: {agents} agents every {interval:.0f} s for {rounds} round(s)"
+        f" ({r['reports_per_s']:.0f} reports/s), default rules, /metrics every {SCRAPE_EVERY:.0f} s"
+    )
+    print(
+        f"  Submit from scheduled send: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms,"
+        f" max {r['max_ms']:.0f} ms; {r['reports']:.0f} stored, {r['failed']:.0f} failed"
+    )
+    print(f"  {r['scrapes']:.0f} scrapes of /metrics, slowest {r['scrape_max_s']:.2f} s")
+    return r
+
+
+if __name__ == "__main__":
+    main()
