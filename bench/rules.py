@@ -1,14 +1,22 @@
-"""CPU per report of the default rule pack (budget 500 us): python bench/rules.py."""
+"""CPU per report of the default rule pack (budget 500 us) over realistic report sequences:
+python -m bench.rules."""
 
 from __future__ import annotations
 
+import copy
+import random
 import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cel
 
-from collector.compliance.evaluate import judge, prune, read_tree, report_variables
+from collector.compliance.evaluate import Memo, pruner, read_tree, report_variables
 from collector.compliance.loader import load_pack
+from collector.compliance.model import Rule
 from collector.model import AgentRecord, Placement, Report
 
 GiB = 1024**3
@@ -108,46 +116,161 @@ LINK = {
     "ip_conflicts": [],
     "skipped": [],
 }
-SECTIONS = {"hardware": HARDWARE, "antivirus": ANTIVIRUS, "security": SECURITY, "link": LINK}
-REPORT = Report(1, "boot", NOW, "0.1.0", SECTIONS, [], {"dropped_total": 0})
+INTERVAL = 15.0
+SLOW_EVERY = 20  # antivirus and security every 5 min by default: one report in 20 has them
+OS_NAMES = (
+    "Windows 10 Pro",
+    "Windows 11 Pro",
+    "Windows 7 Professional",
+    "Debian GNU/Linux 12 (bookworm)",
+    "Ubuntu 22.04.4 LTS",
+)
 
 
-# With the default probe intervals (antivirus and security every 5 min) most 15 s reports
-# carry only these sections, and rules reading the others give no verdict on them.
-FREQUENT = Report(1, "boot", NOW, "0.1.0", {k: SECTIONS[k] for k in ("hardware", "link")}, [], {})
+def reports(agent: int, count: int, rng: random.Random) -> Iterator[Report]:
+    """One agent's reports every 15 s, changing as real ones do: disk free, RTT, loss now and
+    then, uptime, CPU, memory and traffic counters every report; antivirus and security in one
+    report of SLOW_EVERY (the first report carries every section)."""
+    hardware: dict[str, Any] = copy.deepcopy(HARDWARE)
+    hardware["host"]["os_name"] = OS_NAMES[agent % len(OS_NAMES)]
+    hardware["disks"] = hardware["disks"][: 1 + agent % 2]
+    link: dict[str, Any] = copy.deepcopy(LINK)
+    slow = {"antivirus": ANTIVIRUS, "security": SECURITY}
+    at = NOW + agent
+    for i in range(count):
+        at += INTERVAL
+        hardware["host"]["uptime_seconds"] += INTERVAL
+        hardware["cpu"]["usage_ratio"] = rng.random()
+        hardware["memory"]["available_bytes"] = rng.randrange(GiB, 6 * GiB)
+        for d in hardware["disks"]:
+            d["free_bytes"] -= rng.randrange(50 * 2**20)
+        for n in hardware["interfaces"]:
+            n["bytes_sent"] += rng.randrange(10**6)
+            n["bytes_recv"] += rng.randrange(10**7)
+        for p in link["pings"]:
+            p["rtt_avg_seconds"] = rng.uniform(0.002, 0.05)
+            p["loss_ratio"] = 0.1 if rng.random() < 0.02 else 0.0
+            p["received"] = 10 - round(p["loss_ratio"] * 10)
+        sections = {"hardware": copy.deepcopy(hardware), "link": copy.deepcopy(link)}
+        if i % SLOW_EVERY == 0:
+            sections.update(copy.deepcopy(slow))
+        yield Report(i + 1, "boot", at, "0.1.0", sections, [], {"dropped_total": 0, "depth": 0})
 
 
-def per_report(n: int, one_context: bool, report: Report = REPORT) -> float:
-    """Microseconds of CPU to judge every agent rule on one report."""
-    pack = load_pack(PACK)
-    rules = pack.agent_rules()
-    reads = read_tree(pack.agent_reads()) if one_context else None
-    start = time.process_time()
-    for _ in range(n):
-        variables = prune(report_variables(AGENT, report, 15.0), reads)
-        context = cel.Context(variables) if one_context else None
+Evaluate = Callable[[AgentRecord, Report], None]
+
+
+def memoized(rules: tuple[Rule, ...]) -> Evaluate:
+    """The engine's way: each rule on its own inputs, CEL only when they changed."""
+    memo = Memo()
+
+    def run(agent: AgentRecord, report: Report) -> None:
+        variables = report_variables(agent, report, INTERVAL)
         for rule in rules:
-            verdict = judge(rule, variables, context)
-            assert verdict is not None or not rule.sections.issubset(variables)
-    return (time.process_time() - start) / n * 1e6
+            memo.judge(rule, variables)
+
+    return run
 
 
-def main() -> dict[str, float]:
-    n = 2000
+def one_context(rules: tuple[Rule, ...]) -> Evaluate:
+    """Baseline, the previous engine: one context of everything the pack reads per report,
+    every rule run on it."""
+    prune = pruner(read_tree(frozenset(p for r in rules for p in r.reads)))
+
+    def run(agent: AgentRecord, report: Report) -> None:
+        variables = prune(report_variables(agent, report, INTERVAL))
+        context = cel.Context(variables)
+        for rule in rules:
+            if rule.sections.issubset(variables):
+                try:
+                    rule.program.execute(context)
+                except Exception:  # as the engine: no verdict
+                    continue
+
+    return run
+
+
+@dataclass
+class Figures:
+    cold: list[float]
+    fast: list[float]  # steady, hardware + link
+    full: list[float]  # steady, every section
+
+    def mean(self, which: str) -> float:
+        values: list[float] = getattr(self, which)
+        return sum(values) / len(values)
+
+
+def run(make: Callable[[tuple[Rule, ...]], Evaluate], agents: int, count: int) -> Figures:
+    """Process CPU per report, `agents` interleaved as reports arrive, `count` reports each."""
+    rules = tuple(r for r in load_pack(PACK).agent_rules() if r.scope.matches(AGENT.placement))
+    evaluate = make(rules)
+    records = [replace(AGENT, agent_id=f"a{i}", hostname=f"pc-{i:04d}") for i in range(agents)]
+    streams = [reports(i, count, random.Random(i)) for i in range(agents)]
+    out = Figures([], [], [])
+    for step in range(count):
+        for record, stream in zip(records, streams, strict=True):
+            report = next(stream)
+            start = time.process_time()
+            evaluate(record, report)
+            spent = (time.process_time() - start) * 1e6
+            if step == 0:
+                out.cold.append(spent)
+            else:
+                (out.full if "antivirus" in report.sections else out.fast).append(spent)
+    return out
+
+
+def memo_bytes(agents: int) -> int:
+    """Memory the memo keeps after one report of each of `agents` (keys, what they reference,
+    verdicts); bounded by Memo's per-rule limit whatever the number of agents."""
+    rules = tuple(load_pack(PACK).agent_rules())
+    tracemalloc.start()
+    memo = Memo()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(agents):
+        record = replace(AGENT, agent_id=f"a{i}")
+        variables = report_variables(record, next(reports(i, 1, random.Random(i))), INTERVAL)
+        for rule in rules:
+            memo.judge(rule, variables)
+    del variables
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return kept
+
+
+def _row(name: str, new: float, old: float) -> str:
+    return f"  {name:44s} {new:7.1f} us/report   baseline {old:7.1f} ({old / new:4.1f}x)"
+
+
+def main() -> dict[str, Any]:
     rules = len(load_pack(PACK).agent_rules())
-    shared = per_report(n, one_context=True)
-    fresh = per_report(n // 10, one_context=False)  # ~25 ms each: fewer runs suffice
-    print(f"default pack: {rules} agent rules per report, {n} reports")
-    print(f"  pruned, one context/report  : {shared:7.1f} us/report (budget 500)")
-    print(f"  unpruned dict per evaluation: {fresh:7.1f} us/report ({fresh / shared:.1f}x)")
-    frequent = per_report(n, one_context=True, report=FREQUENT)
-    print(f"  hardware + link only (most 15 s reports with default intervals): {frequent:7.1f} us")
-    return {
-        "agent_rules": rules,
-        "us_per_report": shared,
-        "unpruned_us_per_report": fresh,
-        "frequent_us_per_report": frequent,
-    }
+    one = {make.__name__: run(make, 1, 2000) for make in (memoized, one_context)}
+    many = {make.__name__: run(make, 200, 30) for make in (memoized, one_context)}
+    print(f"default pack: {rules} agent rules; reports every 15 s, antivirus + security in 1/20")
+    print("baseline: one pruned context per report, every rule run (the previous engine)")
+    results: dict[str, Any] = {"agent_rules": rules}
+    for label, figures in (("one agent, 2000 reports", one), ("200 agents x 30 reports", many)):
+        print(f" {label} (budget 500 us/report):")
+        key = "one_agent" if figures is one else "many_agents"
+        new, old = figures["memoized"], figures["one_context"]
+        for which, name in (
+            ("cold", "first report (cold), every section"),
+            ("fast", "steady, hardware + link (19 of 20)"),
+            ("full", "steady, every section (1 of 20)"),
+        ):
+            print(_row(name, new.mean(which), old.mean(which)))
+            results[f"{key}_{which}_us"] = new.mean(which)
+            results[f"{key}_{which}_baseline_us"] = old.mean(which)
+        steady = (sum(new.fast) + sum(new.full)) / (len(new.fast) + len(new.full))
+        base = (sum(old.fast) + sum(old.full)) / (len(old.fast) + len(old.full))
+        print(_row("steady, mean over the sequence", steady, base))
+        results[f"{key}_steady_us"] = steady
+        results[f"{key}_steady_baseline_us"] = base
+    kept = memo_bytes(200)
+    print(f"  memo after 200 agents: {kept / 1024:.0f} KiB (at most 4096 verdicts per rule)")
+    results["memo_bytes_200_agents"] = kept
+    return results
 
 
 if __name__ == "__main__":

@@ -633,7 +633,9 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.handler(cfg, args)
         return code
     except ConfigError as e:
-        print(f"canhgac-collector: config error:\n{e}", file=sys.stderr)
+        # A bad option is one line; a config file with several problems lists them below.
+        sep = "\n" if "\n" in str(e) else " "
+        print(f"canhgac-collector: config error:{sep}{e}", file=sys.stderr)
         return 2
     except CollectorError as e:
         print(f"canhgac-collector: {e}", file=sys.stderr)

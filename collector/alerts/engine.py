@@ -13,16 +13,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import cel
-
 from collector.alerts.lifecycle import Alert, Event, Labels, expire, observe
-from collector.compliance.evaluate import (
-    agent_variables,
-    judge,
-    prune,
-    read_tree,
-    report_variables,
-)
+from collector.compliance.evaluate import Memo, agent_variables, judge, report_variables
 from collector.compliance.loader import load_pack
 from collector.compliance.model import Rule, RulePack
 from collector.errors import RuleError
@@ -100,6 +92,7 @@ class AlertEngine:
         self._clock = clock
         self._alerts: dict[tuple[str, str], Alert] = {a.key: a for a in store.open_alerts()}
         self._verdicts = store.rule_verdicts()
+        self._memo = Memo()
         self._suppressors: set[tuple[str, str]] = set()  # (district, commune or "")
         self._silences: list[Silence] = []
         self._windows: list[MaintenanceWindow] = []
@@ -158,6 +151,7 @@ class AlertEngine:
     def _swap(self, pack: RulePack) -> None:
         keep = {r.id for r in pack.rules}
         self.pack = pack
+        self._memo = Memo()
         self._alerts = {k: a for k, a in self._alerts.items() if k[0] in keep}
         self._verdicts = {k: v for k, v in self._verdicts.items() if k[0] in keep}
         self._store.forget_rules(keep)
@@ -211,16 +205,14 @@ class AlertEngine:
     def _on_reports(self, agent: AgentRecord, reports: Sequence[Report], received: float) -> None:
         w = AlertWrite(now=received)
         rules = [r for r in self.pack.agent_rules() if r.scope.matches(agent.placement)]
-        reads = read_tree(self.pack.agent_reads())
         for i, report in enumerate(ordered := sorted(reports, key=lambda r: r.collected_at)):
-            variables = prune(report_variables(agent, report, self._interval), reads)
-            context = cel.Context(variables)
+            variables = report_variables(agent, report, self._interval)
             last = i == len(ordered) - 1
             for rule in rules:
                 # Silence is measured on the collector's clock: judged once, at arrival.
                 if rule.time_dependent and not last:
                     continue
-                ok = judge(rule, variables, context)
+                ok = self._memo.judge(rule, variables)
                 if ok is not None:
                     at = received if rule.time_dependent else report.collected_at
                     self._observe(w, rule, self._labels(rule, agent), ok, at)
@@ -251,9 +243,8 @@ class AlertEngine:
                 else now - agent.enrolled_at
             )
             variables = agent_variables(agent, snapshot, now, self._interval, max(silent, 0.0))
-            context = cel.Context(variables)
             for rule in rules:
-                ok = judge(rule, variables, context)
+                ok = judge(rule, variables)
                 if ok is not None:
                     self._observe(w, rule, self._labels(rule, agent), ok, now)
         for a in list(self._alerts.values()):

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from typing import Any
-
-import cel
 
 from collector.compliance.model import Rule
 from collector.compliance.schema import SECTIONS
 from collector.model import AgentRecord, Report
 
-__all__ = ["ReadTree", "agent_variables", "judge", "prune", "read_tree", "report_variables"]
+__all__ = [
+    "Memo",
+    "Pruner",
+    "ReadTree",
+    "agent_variables",
+    "judge",
+    "keyer",
+    "pruner",
+    "read_tree",
+    "report_variables",
+]
 
 
 def agent_variables(
@@ -59,11 +67,14 @@ def report_variables(agent: AgentRecord, report: Report, report_interval: float)
 
 
 ReadTree = dict[str, Any]
-"""Nested segments a pack reads; None below a key = the whole value, "*" = every element."""
+"""Nested segments a rule reads; None below a key = the whole value, "*" = every element."""
+
+Pruner = Callable[[Any], Any]
+"""Only the parts of a value in a ReadTree: what a rule reads is all that is converted to CEL."""
 
 
-def read_tree(paths: Collection[tuple[str, ...]]) -> ReadTree | None:
-    """The tree of `paths` for prune(); None when a condition reads whole variables."""
+def read_tree(paths: Collection[tuple[str, ...]]) -> ReadTree:
+    """The tree of `paths` (a path ending at a variable or field reads all of it)."""
     tree: ReadTree = {}
     for path in sorted(paths, key=len):
         node: ReadTree | None = tree
@@ -75,32 +86,110 @@ def read_tree(paths: Collection[tuple[str, ...]]) -> ReadTree | None:
             node = node.setdefault(seg, {})
         if node is not None and path:
             node[path[-1]] = None
-    return tree or None
+    return tree
 
 
-def prune(value: Any, tree: ReadTree | None) -> Any:
-    """Only the parts of `value` in `tree`: what rules read is all that is converted to CEL."""
-    if tree is None:
-        return value
-    if isinstance(value, list):
-        inner = tree.get("*")
-        return [prune(v, inner) for v in value] if "*" in tree else []
-    if isinstance(value, dict):
-        if "*" in tree:
-            return {k: prune(v, tree["*"]) for k, v in value.items()}
-        return {k: prune(value[k], t) for k, t in tree.items() if k in value}
+def _whole(value: Any) -> Any:
     return value
 
 
-def judge(
-    rule: Rule, variables: Mapping[str, Any], context: cel.Context | None = None
-) -> bool | None:
+def pruner(tree: ReadTree | None) -> Pruner:
+    """The function keeping only the parts of a value in `tree`, built once per rule."""
+    if tree is None:
+        return _whole
+    if "*" in tree:
+        inner = pruner(tree["*"])
+
+        def each(value: Any) -> Any:
+            if isinstance(value, list):
+                return [inner(v) for v in value]
+            if isinstance(value, dict):
+                return {k: inner(v) for k, v in value.items()}
+            return value
+
+        return each
+    fields = tuple((k, pruner(t)) for k, t in tree.items())
+
+    def some(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: p(value[k]) for k, p in fields if k in value}
+        return [] if isinstance(value, list) else value
+
+    return some
+
+
+def _frozen(value: Any) -> Hashable:
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(map(_frozen, value))
+    return value  # type: ignore[no-any-return]
+
+
+_ABSENT = object()
+
+
+def keyer(tree: ReadTree | None) -> Callable[[Any], Hashable]:
+    """What pruner(tree) keeps, as nested tuples: the key of a memoized verdict."""
+    if tree is None:
+        return _frozen
+    if "*" in tree:
+        inner = keyer(tree["*"])
+
+        def each(value: Any) -> Hashable:
+            if isinstance(value, list):
+                return tuple(map(inner, value))
+            if isinstance(value, dict):
+                return tuple((k, inner(v)) for k, v in value.items())
+            return value  # type: ignore[no-any-return]
+
+        return each
+    fields = tuple((k, keyer(t)) for k, t in tree.items())
+
+    def some(value: Any) -> Hashable:
+        if isinstance(value, dict):
+            return tuple(p(value[k]) if k in value else _ABSENT for k, p in fields)
+        return () if isinstance(value, list) else value
+
+    return some
+
+
+def _execute(rule: Rule, inputs: Any) -> bool | None:
+    try:
+        result = rule.program.execute(inputs)
+    except Exception:  # CEL runtime errors on odd data: no verdict rather than a false one
+        return None
+    return result if isinstance(result, bool) else None
+
+
+def judge(rule: Rule, variables: Mapping[str, Any]) -> bool | None:
     """True (compliant), False (failing) or None: the data it reads is absent, or the
     condition cannot be computed on it (e.g. a division by zero)."""
     if not rule.sections.issubset(variables):
         return None
-    try:
-        result = rule.program.execute(context if context is not None else dict(variables))
-    except Exception:  # CEL runtime errors on odd data: no verdict rather than a false one
-        return None
-    return result if isinstance(result, bool) else None
+    return _execute(rule, rule.inputs(variables))
+
+
+class Memo:
+    """A bounded cache of agent-rule verdicts by (rule, inputs): a verdict is a function of
+    the values its condition reads (Rule.key), so equal values give it without running CEL,
+    for any agent and in any order (late, replayed). Values of one path keep the type and
+    shape of their proto field, so equal keys mean equal CEL inputs. Make a new Memo when
+    the pack changes."""
+
+    def __init__(self, per_rule: int = 4096) -> None:
+        self._per_rule = per_rule
+        self._verdicts: dict[str, dict[Hashable, bool | None]] = {}
+
+    def judge(self, rule: Rule, variables: Mapping[str, Any]) -> bool | None:
+        """judge(rule, variables), remembered."""
+        if not rule.sections.issubset(variables):
+            return None
+        key = rule.key(variables)
+        known = self._verdicts.setdefault(rule.id, {})
+        if key in known:
+            return known[key]
+        if len(known) >= self._per_rule:
+            known.clear()  # values that change every report (disk free, RTT, now) churn here
+        verdict = known[key] = _execute(rule, rule.inputs(variables))
+        return verdict

@@ -11,6 +11,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from canhgac_common.config import Duration, StrictModel
+from collector.compliance.evaluate import keyer, pruner, read_tree
 from collector.compliance.model import SEVERITIES, Rule, RulePack, Scope, Text
 from collector.compliance.schema import (
     AGENT_VARIABLES,
@@ -150,8 +151,8 @@ _MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*$")
 
 
 def _read_paths(condition: str, variables: Schema) -> frozenset[tuple[str, ...]]:
-    """The variable paths a condition reads ("*" = every element or map value), so that the
-    evaluator converts only those to CEL (a string costs ~5 us to convert)."""
+    """The variable paths a condition reads ("*" = every element or map value): the evaluator
+    converts only those to CEL (a string costs ~5 us to convert) and memoizes verdicts on them."""
     text = _STRING.sub('""', condition)
     bound: dict[str, tuple[str, ...]] = {}
     for m in _BINDING.finditer(text):
@@ -180,37 +181,47 @@ def _read_paths(condition: str, variables: Schema) -> frozenset[tuple[str, ...]]
 
 def check_condition(  # noqa: PLR0911 (one return per kind of problem)
     condition: str, kind: str
-) -> tuple[cel.Program | None, list[str]]:
-    """Compile `condition` and check it against the variables of `kind`; (program, problems)."""
+) -> tuple[cel.Program | None, frozenset[tuple[str, ...]], list[str]]:
+    """Compile `condition` and check it against the variables of `kind`;
+    (program, the variable paths it reads, problems)."""
     try:
         program = cel.compile(condition)
     except ValueError as e:
         m = _SYNTAX.search(str(e))
         detail = f"column {m.group(2)}: {m.group(3)}" if m else str(e).splitlines()[0]
-        return None, [f"CEL syntax error at {detail}"]
+        return None, frozenset(), [f"CEL syntax error at {detail}"]
     variables = AGENT_VARIABLES if kind == "agent" else FLEET_VARIABLES
     bound = {m.group(2) for m in _BINDING.finditer(_STRING.sub('""', condition))}
     unknown = sorted(set(program.variables()) - set(variables) - bound)
     if unknown:
         known = ", ".join(sorted(variables))
-        return None, [f"unknown variable {v!r} (known: {known})" for v in unknown]
+        return None, frozenset(), [f"unknown variable {v!r} (known: {known})" for v in unknown]
     problems = _check_paths(condition, variables)
     if problems:
-        return None, problems
+        return None, frozenset(), problems
+    reads = _read_paths(condition, variables)
+    inputs = pruner(read_tree(reads))
     for fill in (False, True):
+        values = sample(variables, fill)
         try:
-            result = program.execute(sample(variables, fill))
+            result = program.execute(values)
         except KeyError as e:
-            return None, [f"unknown snapshot field {e.args[0]!r}"]
+            return None, reads, [f"unknown snapshot field {e.args[0]!r}"]
         except TypeError as e:
-            return None, [f"CEL type error: {str(e).split('.')[0]}"]
+            return None, reads, [f"CEL type error: {str(e).split('.')[0]}"]
         except RuntimeError as e:
-            return None, [f"CEL error: {str(e).split('. ')[0]}"]
+            return None, reads, [f"CEL error: {str(e).split('. ')[0]}"]
         except (ZeroDivisionError, ValueError, OverflowError):
             continue  # depends on the data, not on the rule
         if not isinstance(result, bool):
-            return None, [f"condition must be true or false, not {type(result).__name__}"]
-    return program, []
+            return None, reads, [f"condition must be true or false, not {type(result).__name__}"]
+        try:
+            same = program.execute(inputs(values)) == result
+        except Exception:  # whatever it is, the pruned input is not enough
+            same = False
+        if not same:  # the evaluator gives a rule only the paths found in its condition
+            return None, reads, ["the condition reads a field not named by a dotted path"]
+    return program, reads, []
 
 
 def _line(m: Any, key: str) -> int:
@@ -253,7 +264,7 @@ def _rule(raw: Any, file: str, default_hold: float, index: int) -> tuple[Rule | 
     if spec.kind == "agent" and (spec.group_by is not None or spec.suppresses):
         key = "group_by" if spec.group_by is not None else "suppresses"
         return None, [at(_line(raw, key), f"{key} is for fleet rules only")]
-    program, problems = check_condition(spec.condition, spec.kind)
+    program, reads, problems = check_condition(spec.condition, spec.kind)
     if program is None:
         return None, [at(_line(raw, "condition"), p) for p in problems]
     return Rule(
@@ -276,11 +287,11 @@ def _rule(raw: Any, file: str, default_hold: float, index: int) -> tuple[Rule | 
         suppresses=spec.suppresses,
         source=f"{file}:{line}",
         program=program,
+        inputs=pruner(read_tree(reads)),
+        key=keyer(read_tree(reads)),
         sections=frozenset(set(program.variables()) & set(SECTIONS)),
         time_dependent=spec.kind == "agent" and bool(_TIME_DEPENDENT.search(spec.condition)),
-        reads=_read_paths(
-            spec.condition, AGENT_VARIABLES if spec.kind == "agent" else FLEET_VARIABLES
-        ),
+        reads=reads,
     ), []
 
 

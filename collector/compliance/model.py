@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import cel
 
@@ -58,11 +59,15 @@ class Rule:
     suppresses: bool  # fleet root cause: while firing, alerts inside its group do not notify
     source: str  # "file:line", for messages
     program: cel.Program = field(compare=False, repr=False)
+    # Only the parts of the variables the condition reads (evaluate.pruner over `reads`).
+    inputs: Callable[[Any], Any] = field(compare=False, repr=False)
+    # The same values as nested tuples (evaluate.keyer): the key of a memoized verdict.
+    key: Callable[[Any], Hashable] = field(compare=False, repr=False)
     # Section variables the condition reads: it is judged only when all of them were reported.
     sections: frozenset[str] = frozenset()
     # Reads agent.silent_*: must be re-judged on the timer as well as on reports.
     time_dependent: bool = False
-    # Variable paths the condition reads ("*" = each element); the rest need not reach CEL.
+    # Variable paths the condition reads ("*" = each element); the rest never reaches CEL.
     reads: frozenset[tuple[str, ...]] = frozenset()
 
 
@@ -70,10 +75,6 @@ class Rule:
 class RulePack:
     rules: tuple[Rule, ...]
     files: tuple[str, ...]
-
-    def agent_reads(self) -> frozenset[tuple[str, ...]]:
-        """Every variable path the agent rules read."""
-        return frozenset(p for r in self.agent_rules() for p in r.reads)
 
     def agent_rules(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.kind == "agent")

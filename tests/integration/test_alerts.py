@@ -250,3 +250,29 @@ def test_maintenance_window_mutes_while_open_even_past_midnight(tmp_path: Path) 
 def _agent_id(running: Running, hostname: str) -> str:
     (agent_id,) = [a.agent_id for a in running.app.store.list_agents() if a.hostname == hostname]
     return agent_id
+
+
+def test_reload_judges_unchanged_data_again_with_the_new_condition(tmp_path: Path) -> None:
+    clock = FakeClock()
+    pack = tmp_path / "rules.yaml"
+    pack.write_text(SPOOL_RULE)
+    rules = {"path": str(pack), "evaluate_every": 3600, "hold": 0}
+    running = start_collector(collector_config(tmp_path / "c.db", rules=rules), clock=clock)
+    app = running.app
+    assert app.alerts is not None
+    try:
+        secret = running.enroll("m-1", "pc-01")
+        assert running.client(secret).submit([_spooled(1, clock.now, 50)]).stored == [1]
+        app.alerts.drain()
+        assert app.store.open_alerts() == []
+        # Same rule id, same reported value: only the condition changed.
+        pack.write_text(SPOOL_RULE.replace("spool.depth < 100", "spool.depth < 10"))
+        assert app.alerts.reload()[0]
+        clock.now += 15
+        assert running.client(secret).submit([_spooled(2, clock.now, 50)]).stored == [2]
+        app.alerts.drain()
+        assert [(a.labels.rule_id, a.state) for a in app.store.open_alerts()] == [
+            ("spool.full", "firing")
+        ]
+    finally:
+        app.stop(grace=0)

@@ -142,6 +142,12 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "UNAVAILABLE" in refused.stderr
 
+    no_pack = collector_cli(write_config(tmp_path), "rules", "check")
+    assert no_pack.returncode == 2
+    assert no_pack.stderr == (
+        "canhgac-collector: config error: rules.path: not set; name a pack: rules check PATH\n"
+    )
+
 
 def test_enrolling_the_same_machine_twice_keeps_one_agent(
     collector: Running, tmp_path: Path

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+import cel
 import pytest
 
-from collector.compliance.evaluate import agent_variables, judge, prune, read_tree
+from collector.compliance.evaluate import Memo, agent_variables, judge
 from collector.compliance.loader import load_pack
 from collector.errors import RuleError
 from collector.model import AgentRecord, Placement
@@ -309,13 +311,17 @@ def test_rule_without_its_section_gives_no_verdict() -> None:
     assert judge(rule, _agent_vars({})) is None
 
 
-def test_pruned_variables_give_the_same_verdicts() -> None:
+def test_a_rule_sees_only_what_it_reads_and_judges_as_on_everything() -> None:
     pack = load_pack(DEFAULT)
-    tree = read_tree(pack.agent_reads())
-    assert tree is not None and "interfaces" not in tree["hardware"]
-    for rule in pack.agent_rules():
+    disk = pack.get("hardware.disk-free")
+    assert disk is not None
+    assert disk.inputs(CASES[disk.id][0]) == {
+        "hardware": {"disks": [{"total_bytes": 100 * GiB, "free_bytes": 40 * GiB}]}
+    }
+    for rule in pack.rules:
         for variables in CASES[rule.id]:
-            assert judge(rule, prune(variables, tree)) == judge(rule, variables), rule.id
+            whole = rule.program.execute(variables)
+            assert judge(rule, variables) is whole, rule.id
 
 
 @pytest.mark.parametrize(
@@ -384,3 +390,50 @@ def test_meeting_room_rules_look_at_meeting_rooms_only() -> None:
     assert judge(ready, _agent_vars(_room(""))) is True  # not judged is not "red"
     assert judge(ready, _agent_vars({"hardware": _hardware()})) is None
     assert judge(coverage, _rooms(expected=0, reporting=0)) is True  # the plan expects none
+
+
+# ---- memoized verdicts ----------------------------------------------------------------------
+
+
+def _disks(free_gib: int) -> dict[str, Any]:
+    return _agent_vars({"hardware": _hardware(disks=[{"total_bytes": 100 * GiB,
+                                                      "free_bytes": free_gib * GiB}])})  # fmt: skip
+
+
+def test_memo_keeps_a_verdict_only_for_the_same_rule_inputs() -> None:
+    rule = load_pack(DEFAULT).get("hardware.disk-free")
+    assert rule is not None
+    memo = Memo()
+    assert memo.judge(rule, _disks(40)) is True
+    # The same rule id with a condition that cannot be computed: only a re-run shows it.
+    broken = dataclasses.replace(rule, program=cel.compile("1 / 0 == 1"))
+    uptime = _disks(40)
+    uptime["hardware"]["host"]["uptime_seconds"] = 99.0  # not read by the rule
+    uptime["agent"]["id"] = "another agent"
+    assert memo.judge(broken, uptime) is True  # kept: CEL did not run
+    assert memo.judge(broken, _disks(39)) is None  # a changed input runs it
+    assert memo.judge(rule, _disks(9)) is False
+    assert memo.judge(rule, _disks(40)) is True
+    assert memo.judge(rule, _agent_vars({})) is None  # no section: no verdict, nothing kept
+
+
+def test_memo_is_bounded_per_rule() -> None:
+    rule = load_pack(DEFAULT).get("hardware.disk-free")
+    assert rule is not None
+    memo = Memo(per_rule=3)
+    for free in (10, 20, 30, 40):  # the fourth value empties the full cache first
+        assert memo.judge(rule, _disks(free)) is True
+    broken = dataclasses.replace(rule, program=cel.compile("1 / 0 == 1"))
+    assert memo.judge(broken, _disks(40)) is True
+    assert memo.judge(broken, _disks(10)) is None  # forgotten: run again
+
+
+def test_memo_gives_the_verdicts_of_judge_in_any_order() -> None:
+    pack = load_pack(DEFAULT)
+    memo = Memo()
+    # A replayed backlog arrives after newer reports: interleave passing and failing inputs.
+    sequence = [v for pair in CASES.values() for v in pair] * 2
+    sequence += [v for pair in reversed(CASES.values()) for v in reversed(pair)]
+    for variables in sequence:
+        for rule in pack.agent_rules():
+            assert memo.judge(rule, variables) is judge(rule, variables), rule.id
