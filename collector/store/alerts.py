@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.alerts.lifecycle import Alert, Labels
@@ -92,6 +92,22 @@ class AlertWrite:
         return bool(self.upserts or self.deletes or self.history or self.notify or self.results)
 
 
+# What the engine writes on an alert row; acked_by / acked_at belong to the CLI.
+_ALERT_COLUMNS = (
+    "severity",
+    "district",
+    "commune",
+    "unit",
+    "host",
+    "state",
+    "started_at",
+    "fired_at",
+    "passing_since",
+    "last_observed_at",
+    "notified",
+)
+
+
 def _alert(r: Any) -> Alert:
     return Alert(
         labels=Labels(r.rule_id, r.subject, r.severity, r.district, r.commune, r.unit, r.host),
@@ -114,33 +130,38 @@ class AlertTables(StoreBase):
     # ---- written by the alert engine --------------------------------------------------
 
     def apply_alerts(self, w: AlertWrite) -> None:
-        dialect: Any = postgresql if self.dialect == "postgresql" else sqlite
+        """One transaction; each table gets one statement for all its rows (a first round of
+        10,000 agents brings hundreds of thousands of verdicts at once)."""
         with self._write() as conn:
-            for rule_id, subject in w.deletes:
+            if w.deletes:
                 conn.execute(
-                    delete(alerts).where(alerts.c.rule_id == rule_id, alerts.c.subject == subject)
+                    delete(alerts).where(
+                        alerts.c.rule_id == bindparam("r"), alerts.c.subject == bindparam("s")
+                    ),
+                    [{"r": r, "s": subject} for r, subject in w.deletes],
                 )
-            for a in w.upserts.values():
-                lab = a.labels
-                values = {
-                    "severity": lab.severity,
-                    "district": lab.district,
-                    "commune": lab.commune,
-                    "unit": lab.unit,
-                    "host": lab.host,
-                    "state": a.state,
-                    "started_at": a.started_at,
-                    "fired_at": a.fired_at,
-                    "passing_since": a.passing_since,
-                    "last_observed_at": a.last_observed_at,
-                    "notified": a.notified,
-                }
-                stmt = dialect.insert(alerts).values(
-                    rule_id=lab.rule_id, subject=lab.subject, **values
-                )
+            if w.upserts:
                 # The CLI owns the ack columns; the engine never overwrites them.
                 conn.execute(
-                    stmt.on_conflict_do_update(index_elements=["rule_id", "subject"], set_=values)
+                    self._upsert(alerts, _ALERT_COLUMNS),
+                    [
+                        {
+                            "rule_id": a.labels.rule_id,
+                            "subject": a.labels.subject,
+                            "severity": a.labels.severity,
+                            "district": a.labels.district,
+                            "commune": a.labels.commune,
+                            "unit": a.labels.unit,
+                            "host": a.labels.host,
+                            "state": a.state,
+                            "started_at": a.started_at,
+                            "fired_at": a.fired_at,
+                            "passing_since": a.passing_since,
+                            "last_observed_at": a.last_observed_at,
+                            "notified": a.notified,
+                        }
+                        for a in w.upserts.values()
+                    ],
                 )
             if w.history:
                 conn.execute(
@@ -176,14 +197,31 @@ class AlertTables(StoreBase):
                         for kind, lab, payload in w.notify
                     ],
                 )
-            for lab, ok, at in w.results:
-                values = {"district": lab.district, "commune": lab.commune, "ok": ok, "at": at}
-                stmt = dialect.insert(rule_results).values(
-                    rule_id=lab.rule_id, subject=lab.subject, **values
-                )
+            if w.results:
+                # The newest verdict per key (one statement may not touch a row twice).
+                latest = {(lab.rule_id, lab.subject): (lab, ok, at) for lab, ok, at in w.results}
                 conn.execute(
-                    stmt.on_conflict_do_update(index_elements=["rule_id", "subject"], set_=values)
+                    self._upsert(rule_results, ("district", "commune", "ok", "at")),
+                    [
+                        {
+                            "rule_id": lab.rule_id,
+                            "subject": lab.subject,
+                            "district": lab.district,
+                            "commune": lab.commune,
+                            "ok": ok,
+                            "at": at,
+                        }
+                        for lab, ok, at in latest.values()
+                    ],
                 )
+
+    def _upsert(self, table: Table, columns: tuple[str, ...]) -> Any:
+        """INSERT … ON CONFLICT (rule_id, subject) DO UPDATE of `columns`, for executemany."""
+        dialect: Any = postgresql if self.dialect == "postgresql" else sqlite
+        stmt = dialect.insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=["rule_id", "subject"], set_={c: stmt.excluded[c] for c in columns}
+        )
 
     def open_alerts(self) -> list[Alert]:
         with self._read() as conn:
