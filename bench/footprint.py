@@ -223,7 +223,8 @@ def main() -> dict[str, Any]:
     node_cpu = m["node_exporter_cpu_ms_per_scrape"]
     print("agent footprint vs prometheus-node-exporter (same run)")
     print(
-        f"  RSS: agent service {m['agent_rss_mb']:.1f} MB, node_exporter {m['node_exporter_rss_mb']:.1f} MB"
+        f"  RSS: agent service {m['agent_rss_mb']:.1f} MB,"
+        f" node_exporter {m['node_exporter_rss_mb']:.1f} MB"
         f"  ratio {m['agent_rss_mb'] / m['node_exporter_rss_mb']:.2f}"
     )
     top = list(m["agent_rss_mb_by_mapping"].items())[:6]
