@@ -7,6 +7,7 @@ import ipaddress
 import platform
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pydantic import Field
 
 from agent.errors import ProbeFailed
 from agent.model import FirewallProfile, Listener, Security
-from agent.platform import windows
+from agent.platform import linux, windows
 from agent.platform.linux import read_text as read_text_file
 from agent.platform.psjson import as_int, as_list, as_text, load_document, parse_date
 from agent.probes.base import Probe, ProbeOptions
@@ -351,8 +352,8 @@ def parse_listeners(
         if key in seen:
             continue
         seen.add(key)
-        service = RISKY_PORTS.get(raw.port)
-        if service is None or _is_loopback(raw.address):
+        service = _risky_service(raw.address, raw.port)
+        if service is None:
             continue
         risky.append(
             Listener(
@@ -365,18 +366,30 @@ def parse_listeners(
     return len(seen), tuple(sorted(risky, key=lambda x: (x.port, x.address)))
 
 
-def _is_loopback(address: str) -> bool:
+def _risky_service(address: str, port: int) -> str | None:
+    """The risky service listening there when it is reachable from the network."""
+    service = RISKY_PORTS.get(port)
+    if service is None:
+        return None
     try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+        loopback = ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
     except ValueError:
-        return False
+        loopback = False
+    return None if loopback else service
 
 
 # ---- OS boundary ----------------------------------------------------------------------
 
 
 def read_listeners() -> list[RawListener]:
-    """Listening TCP sockets; without privileges psutil still sees addresses, not every pid."""
+    """Listening TCP sockets; without privileges we still see addresses, not every pid."""
+    if sys.platform == "linux":
+        found = linux.read_proc_listeners()
+        # Only a risky listener is reported with its process: find the owners of those alone.
+        owners = linux.socket_owners(
+            {s.inode for s in found if _risky_service(s.address, s.port) is not None}
+        )
+        return [RawListener(s.address, s.port, owners.get(s.inode)) for s in found]
     try:
         connections: list[Any] = list(psutil.net_connections(kind="tcp"))
     except (psutil.AccessDenied, OSError) as e:

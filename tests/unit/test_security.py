@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.errors import ProbeFailed
 from agent.model import Listener
+from agent.platform.linux import parse_proc_net_tcp, read_proc_listeners, socket_owners
 from agent.probes.security import (
     APT_HISTORY_PATHS,
     UFW_CONF_PATH,
@@ -27,6 +32,7 @@ from agent.probes.security import (
     parse_ufw_conf,
     parse_update_notifier,
     parse_windows_security,
+    read_listeners,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "security"
@@ -178,3 +184,38 @@ def test_windows_collect_uses_one_powershell_call() -> None:
     sec = SecurityProbe(run_powershell=run, listeners=list, system=lambda: "Windows").collect()
     assert len(calls) == 1 and "ActiveStore" in calls[0]
     assert len(sec.firewall) == 3
+
+
+def test_proc_net_tcp_tables_give_the_listening_sockets_only() -> None:
+    ipv4 = parse_proc_net_tcp(fixture("proc-net-tcp.txt"), little_endian=True)
+    ipv6 = parse_proc_net_tcp(fixture("proc-net-tcp6.txt"), little_endian=True)
+    assert [(x.address, x.port) for x in ipv4] == [("0.0.0.0", 2024), ("127.0.0.1", 5901)]
+    assert ipv4[1].inode == 597679
+    assert [(x.address, x.port, x.inode) for x in ipv6] == [("::1", 3389, 597680)]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads this machine's sockets and /proc")
+def test_linux_listeners_through_sock_diag_and_proc_agree_and_owners_are_found() -> None:
+    with contextlib.ExitStack() as stack:
+        mine = {}
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            s = stack.enter_context(socket.socket(family))
+            s.bind((host, 0))
+            s.listen()
+            mine[(host, s.getsockname()[1])] = os.fstat(s.fileno()).st_ino
+        found = {(x.address, x.port): x.inode for x in read_proc_listeners()}
+        table = [
+            x
+            for path in ("/proc/net/tcp", "/proc/net/tcp6")
+            for x in parse_proc_net_tcp(Path(path).read_text())
+        ]
+        assert {k: found[k] for k in mine} == mine
+        assert set(found) == {(x.address, x.port) for x in table}
+        assert socket_owners(set(mine.values())) == dict.fromkeys(mine.values(), os.getpid())
+        # What read_listeners returns is what psutil sees, without its pid lookup of every fd.
+        listening = {
+            (c.laddr.ip, c.laddr.port)
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN
+        }
+        assert {(x.address, x.port) for x in read_listeners()} == listening
