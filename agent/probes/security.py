@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import ipaddress
 import platform
 import re
@@ -422,6 +421,8 @@ def _run_command(argv: list[str], timeout: float) -> str | None:
 
 
 def _read_maybe_gzip(path: str) -> str | None:
+    import gzip  # noqa: PLC0415 (read only when the current apt history has no upgrade)
+
     try:
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
             return f.read()
