@@ -132,6 +132,8 @@ class SecurityProbe(Probe):
         self._listeners = listeners or read_listeners
         self._process_name = process_name or _process_name
         self._system = system
+        # The apt history changes a few times a month: parse it again only when it did.
+        self._apt_history: tuple[str, float] = ("", 0.0)
 
     @classmethod
     def from_options(cls, options: ProbeOptions) -> SecurityProbe:
@@ -159,6 +161,11 @@ class SecurityProbe(Probe):
             notes=base.notes,
         )
 
+    def _parse_apt_history(self, text: str) -> float:
+        if text != self._apt_history[0]:
+            self._apt_history = (text, parse_apt_history(text))
+        return self._apt_history[1]
+
     def _linux(self) -> Security:
         timeout = self._options.command_timeout
         firewall: list[FirewallProfile] = []
@@ -178,7 +185,7 @@ class SecurityProbe(Probe):
         updated_at = 0.0
         for path in APT_HISTORY_PATHS:
             text = _read_maybe_gzip(path) if path.endswith(".gz") else self._read_text(path)
-            if text and (updated_at := parse_apt_history(text)):
+            if text and (updated_at := self._parse_apt_history(text)):
                 break
         pending = -1
         notifier = self._read_text(UPDATE_NOTIFIER_PATH)

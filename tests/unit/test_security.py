@@ -221,3 +221,22 @@ def test_linux_listeners_through_sock_diag_and_proc_agree_and_owners_are_found()
         }
         assert set(mine) <= listening
         assert set(mine) <= {(x.address, x.port) for x in read_listeners()}
+
+
+def test_apt_history_is_parsed_again_when_it_changes() -> None:
+    history = fixture("apt-history.log")
+    files: dict[str, str | None] = {APT_HISTORY_PATHS[0]: history}
+    probe = SecurityProbe(
+        SecurityOptions(),
+        run=lambda argv, timeout: None,
+        read_text=files.get,
+        listeners=list,
+        system=lambda: "Linux",
+    )
+    first = probe.collect().os_updated_at
+    assert first == parse_apt_history(history) > 0
+    assert probe.collect().os_updated_at == first
+    later = "\nStart-Date: 2025-01-02  08:00:00\nUpgrade: curl:amd64 (1, 2)\n"
+    later += "End-Date: 2025-01-02  08:00:09\n"
+    files[APT_HISTORY_PATHS[0]] = history + later
+    assert probe.collect().os_updated_at == parse_apt_history(history + later) > first
