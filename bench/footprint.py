@@ -23,6 +23,9 @@ from typing import Any
 
 import psutil
 
+from agent.platform.clamd import ClamdAddress
+from tests.integration.clamav import build_daily_cud, running_clamd
+
 __all__ = ["main", "measure"]
 
 CYCLES = 20
@@ -31,19 +34,23 @@ SCRAPES = 20
 # The service collects every probe each second; RSS is read once this many reports are spooled.
 SERVICE_WARMUP = 5
 SERVICE_CYCLES = 20
+CLAMAV_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
-# Link: loopback only and no waits worth counting (no gateway, one echo, no traceroute).
-PROBES: dict[str, Any] = {
-    "link": {
-        "targets": ["127.0.0.1"],
-        "ping_gateway": False,
-        "ping_collector": False,
-        "count": 1,
-        "traceroute": False,
-        "throughput": {"enabled": False},
-    },
-    "antivirus": {"clamd": {"self_test_interval": "1d"}},
-}
+
+def _probes(clamd: ClamdAddress) -> dict[str, Any]:
+    """Every probe with its defaults, except the link probe: loopback only and no waits worth
+    counting (no gateway, one echo, no traceroute); antivirus talks to a real clamd."""
+    return {
+        "link": {
+            "targets": ["127.0.0.1"],
+            "ping_gateway": False,
+            "ping_collector": False,
+            "count": 1,
+            "traceroute": False,
+            "throughput": {"enabled": False},
+        },
+        "antivirus": {"clamd": {"socket": clamd.path, "self_test_interval": "1d"}},
+    }
 
 
 def _cpu() -> float:
@@ -55,7 +62,7 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _child() -> None:
+def _child(probe_config: dict[str, Any]) -> None:
     """Run in a fresh process: import the agent as the service does and collect CYCLES times."""
     from agent.config import AgentConfig  # noqa: PLC0415
     from agent.model import SpoolStats  # noqa: PLC0415
@@ -63,7 +70,7 @@ def _child() -> None:
     from agent.runner import collect  # noqa: PLC0415
     from agent.transport.encode import encode_report  # noqa: PLC0415
 
-    cfg = AgentConfig.model_validate({"probes": PROBES})
+    cfg = AgentConfig.model_validate({"probes": probe_config})
     options = {n: getattr(cfg.probes, n) for n in REGISTRY if getattr(cfg.probes, n).enabled}
     probes = {n: REGISTRY[n].from_options(o) for n, o in options.items()}
     # Warm-up (lazy imports, first reads); its report is what each cycle encodes below.
@@ -147,7 +154,7 @@ def _rss_by_mapping(pid: int) -> dict[str, float]:
     return {k: v / 1024 for k, v in kib.most_common()}
 
 
-def _service() -> dict[str, Any]:
+def _service(probe_config: dict[str, Any]) -> dict[str, Any]:
     """The real `canhgac-agent run` (every probe each second) delivering to a no-op collector:
     steady RSS with its breakdown, and CPU per cycle including encoding, spool and Submit."""
     port = _free_port()
@@ -162,7 +169,8 @@ def _service() -> dict[str, Any]:
         (state / "credential.json").write_text(json.dumps(credential))
         every_second = {n: {"interval": "1s"} for n in ("antivirus", "security")}
         probes = {
-            n: {**PROBES.get(n, {}), **every_second.get(n, {})} for n in {*PROBES, *every_second}
+            n: {**probe_config.get(n, {}), **every_second.get(n, {})}
+            for n in {*probe_config, *every_second}
         }
         # JSON is YAML: the service reads it as its config file.
         (state / "agent.yaml").write_text(json.dumps({"state_dir": tmp, "probes": probes}))
@@ -207,15 +215,30 @@ def _node_exporter() -> dict[str, float]:
         return {"cpu_per_scrape_s": cpu, "rss_bytes": float(p.memory_info().rss)}
 
 
+@contextlib.contextmanager
+def _clamd() -> Iterator[ClamdAddress]:
+    """clamd with a one-signature database, as the integration tests run it: a Linux office PC
+    runs clamd, and the probe's conversation with it is part of a cycle."""
+    if shutil.which("clamd", path=CLAMAV_PATH) is None:
+        raise SystemExit("clamd is not installed (apt-get install clamav-daemon clamav)")
+    with tempfile.TemporaryDirectory(prefix="canhgac-footprint-clamd-") as tmp:
+        database = Path(tmp) / "database"
+        build_daily_cud(database, Path(tmp) / "build")
+        with running_clamd(Path(tmp), database) as (address, _):
+            yield address
+
+
 def measure() -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.footprint", "--child"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    ours = json.loads(out.stdout.strip().splitlines()[-1])
-    service = _service()
+    with _clamd() as clamd:
+        probe_config = _probes(clamd)
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.footprint", "--child", json.dumps(probe_config)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        ours = json.loads(out.stdout.strip().splitlines()[-1])
+        service = _service(probe_config)
     node = _node_exporter()
     return {
         "agent_rss_mb": service["rss_bytes"] / 2**20,
@@ -260,7 +283,7 @@ def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if "--child" in sys.argv:
-        _child()
+    if sys.argv[1:2] == ["--child"]:
+        _child(json.loads(sys.argv[2]))
     else:
         main()
