@@ -374,6 +374,11 @@ def test_linux_process_names_match_psutil_including_names_past_fifteen_bytes(
     shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
     with subprocess.Popen([str(program), "30"]) as proc:
         try:
+            # Until the child has exec'd it still carries pytest's name: wait for the new one.
+            deadline = time.monotonic() + 10
+            while psutil.Process(proc.pid).name() != program.name:
+                assert time.monotonic() < deadline, "the child never took its name"
+                time.sleep(0.01)
             names = read_process_names()
             expected = {p.info["name"] for p in psutil.process_iter(["name"]) if p.info["name"]}
             # Processes may start or end between the two reads; the long name is in both.
