@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -16,7 +18,13 @@ from hypothesis import strategies as st
 
 from agent.errors import ProbeFailed
 from agent.model import Listener
-from agent.platform.linux import parse_proc_net_tcp, read_proc_listeners, socket_owners
+from agent.platform.linux import (
+    inet_diag_request,
+    parse_inet_diag,
+    parse_proc_net_tcp,
+    read_proc_listeners,
+    socket_owners,
+)
 from agent.probes.security import (
     APT_HISTORY_PATHS,
     UFW_CONF_PATH,
@@ -209,7 +217,16 @@ def test_linux_listeners_through_sock_diag_and_proc_agree_and_owners_are_found()
             for path in ("/proc/net/tcp", "/proc/net/tcp6")
             for x in parse_proc_net_tcp(Path(path).read_text())
         }
+        diag: dict[tuple[str, int], int] = {}
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4) as netlink:  # sock_diag
+            for family in (socket.AF_INET, socket.AF_INET6):
+                netlink.send(inet_diag_request(family, 1))
+                complete = False
+                while not complete:
+                    listeners, complete = parse_inet_diag(netlink.recv(65536))
+                    diag.update({(x.address, x.port): x.inode for x in listeners})
         # Other processes open and close sockets meanwhile: compare on the sockets made here.
+        assert {k: diag.get(k) for k in mine} == mine
         assert {k: found.get(k) for k in mine} == mine
         assert {k: table.get(k) for k in mine} == mine
         assert socket_owners(set(mine.values())) == dict.fromkeys(mine.values(), os.getpid())
@@ -240,3 +257,11 @@ def test_apt_history_is_parsed_again_when_it_changes() -> None:
     later += "End-Date: 2025-01-02  08:00:09\n"
     files[APT_HISTORY_PATHS[0]] = history + later
     assert probe.collect().os_updated_at == parse_apt_history(history + later) > first
+
+
+def test_sock_diag_reply_end_and_refusal() -> None:
+    done = struct.pack("=IHHII", 20, 3, 2, 1, 0) + struct.pack("=i", 0)
+    assert parse_inet_diag(done) == ([], True)
+    refused = struct.pack("=IHHII", 36, 2, 0, 1, 0) + struct.pack("=i", -errno.EPERM) + bytes(16)
+    with pytest.raises(OSError, match="sock_diag"):
+        parse_inet_diag(refused)
