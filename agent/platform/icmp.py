@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import select
 import socket
@@ -174,6 +173,8 @@ def ping_windows(
     """Ping through IcmpSendEcho; RTTs come in whole milliseconds (the API's resolution)."""
     if sys.platform != "win32":
         raise IcmpUnavailable("IcmpSendEcho exists only on Windows")
+    import ctypes  # noqa: PLC0415 (Windows only: never resident on Linux)
+
     iphlpapi = ctypes.WinDLL("iphlpapi.dll")  # type: ignore[attr-defined,unused-ignore]
     iphlpapi.IcmpCreateFile.restype = ctypes.c_void_p
     iphlpapi.IcmpSendEcho.argtypes = [

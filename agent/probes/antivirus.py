@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from pydantic import Field
 
 from agent.errors import ProbeFailed
 from agent.model import Antivirus, AntivirusProduct, Clamd, Defender
-from agent.platform import windows
+from agent.platform import linux, windows
 from agent.platform.clamd import (
     ClamdAddress,
     ClamdClient,
@@ -384,6 +385,8 @@ def parse_linux_antivirus(
 
 
 def read_process_names() -> set[str]:
+    if sys.platform == "linux":
+        return linux.process_names()
     names: set[str] = set()
     for proc in psutil.process_iter(["name"]):
         name = proc.info.get("name")

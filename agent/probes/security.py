@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import ipaddress
 import platform
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ from pydantic import Field
 
 from agent.errors import ProbeFailed
 from agent.model import FirewallProfile, Listener, Security
-from agent.platform import windows
+from agent.platform import linux, windows
 from agent.platform.linux import read_text as read_text_file
 from agent.platform.psjson import as_int, as_list, as_text, load_document, parse_date
 from agent.probes.base import Probe, ProbeOptions
@@ -132,6 +132,8 @@ class SecurityProbe(Probe):
         self._listeners = listeners or read_listeners
         self._process_name = process_name or _process_name
         self._system = system
+        # The apt history changes a few times a month: parse it again only when it did.
+        self._apt_history: tuple[str, float] = ("", 0.0)
 
     @classmethod
     def from_options(cls, options: ProbeOptions) -> SecurityProbe:
@@ -159,6 +161,11 @@ class SecurityProbe(Probe):
             notes=base.notes,
         )
 
+    def _parse_apt_history(self, text: str) -> float:
+        if text != self._apt_history[0]:
+            self._apt_history = (text, parse_apt_history(text))
+        return self._apt_history[1]
+
     def _linux(self) -> Security:
         timeout = self._options.command_timeout
         firewall: list[FirewallProfile] = []
@@ -178,7 +185,7 @@ class SecurityProbe(Probe):
         updated_at = 0.0
         for path in APT_HISTORY_PATHS:
             text = _read_maybe_gzip(path) if path.endswith(".gz") else self._read_text(path)
-            if text and (updated_at := parse_apt_history(text)):
+            if text and (updated_at := self._parse_apt_history(text)):
                 break
         pending = -1
         notifier = self._read_text(UPDATE_NOTIFIER_PATH)
@@ -351,8 +358,8 @@ def parse_listeners(
         if key in seen:
             continue
         seen.add(key)
-        service = RISKY_PORTS.get(raw.port)
-        if service is None or _is_loopback(raw.address):
+        service = _risky_service(raw.address, raw.port)
+        if service is None:
             continue
         risky.append(
             Listener(
@@ -365,18 +372,30 @@ def parse_listeners(
     return len(seen), tuple(sorted(risky, key=lambda x: (x.port, x.address)))
 
 
-def _is_loopback(address: str) -> bool:
+def _risky_service(address: str, port: int) -> str | None:
+    """The risky service listening there when it is reachable from the network."""
+    service = RISKY_PORTS.get(port)
+    if service is None:
+        return None
     try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+        loopback = ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
     except ValueError:
-        return False
+        loopback = False
+    return None if loopback else service
 
 
 # ---- OS boundary ----------------------------------------------------------------------
 
 
 def read_listeners() -> list[RawListener]:
-    """Listening TCP sockets; without privileges psutil still sees addresses, not every pid."""
+    """Listening TCP sockets; without privileges we still see addresses, not every pid."""
+    if sys.platform == "linux":
+        found = linux.read_proc_listeners()
+        # Only a risky listener is reported with its process: find the owners of those alone.
+        owners = linux.socket_owners(
+            {s.inode for s in found if _risky_service(s.address, s.port) is not None}
+        )
+        return [RawListener(s.address, s.port, owners.get(s.inode)) for s in found]
     try:
         connections: list[Any] = list(psutil.net_connections(kind="tcp"))
     except (psutil.AccessDenied, OSError) as e:
@@ -409,6 +428,8 @@ def _run_command(argv: list[str], timeout: float) -> str | None:
 
 
 def _read_maybe_gzip(path: str) -> str | None:
+    import gzip  # noqa: PLC0415 (read only when the current apt history has no upgrade)
+
     try:
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
             return f.read()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,6 +32,7 @@ from agent.probes.antivirus import (
     decode_product_state,
     parse_linux_antivirus,
     parse_windows_antivirus,
+    read_process_names,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "antivirus"
@@ -358,3 +363,26 @@ def test_tcp_address_option() -> None:
     assert str(options.clamd.address()) == "tcp://127.0.0.1:3310"
     with pytest.raises(ValueError, match="host:port"):
         AntivirusOptions.model_validate({"clamd": {"tcp": "3310"}}).clamd.address()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads this machine's /proc")
+def test_linux_process_names_match_psutil_including_names_past_fifteen_bytes(
+    tmp_path: Path,
+) -> None:
+    # The kernel keeps 15 bytes of this name; the full one must come back as psutil gives it.
+    program = tmp_path / "canhgac-antivirus-daemon"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
+    with subprocess.Popen([str(program), "30"]) as proc:
+        try:
+            # Until the child has exec'd it still carries pytest's name: wait for the new one.
+            deadline = time.monotonic() + 10
+            while psutil.Process(proc.pid).name() != program.name:
+                assert time.monotonic() < deadline, "the child never took its name"
+                time.sleep(0.01)
+            names = read_process_names()
+            expected = {p.info["name"] for p in psutil.process_iter(["name"]) if p.info["name"]}
+            # Processes may start or end between the two reads; the long name is in both.
+            assert "canhgac-antivirus-daemon" in names & expected
+            assert len(names ^ expected) <= 4
+        finally:
+            proc.kill()

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
 from agent.model import (
     Battery,
@@ -22,7 +23,8 @@ from agent.model import (
     SpoolStats,
     Temperature,
 )
-from agent.transport.encode import encode_report, plain
+from agent.probes.hardware import HardwareProbe
+from agent.transport.encode import encode_report, plain, to_pb
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.decode import InvalidReport, decode_report
 
@@ -287,3 +289,33 @@ def test_plain_is_json_serialisable() -> None:
     back = json.loads(text)
     assert back == plain(report)
     assert back["hardware"]["interfaces"][0]["bytes_recv"] == 2**63 + 5
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        _report(),
+        _report(battery=Battery(percent=87.5, power_plugged=False, seconds_left=5400)),
+        _report(hardware=None, errors=()),
+        Report(
+            collected_at_ms=1,
+            boot_id="b",
+            agent_version="t",
+            hardware=HardwareProbe().collect(),  # this machine, as the service reads it
+        ),
+    ],
+)
+def test_field_by_field_encoding_is_what_json_format_parse_dict_gives(report: Report) -> None:
+    assert to_pb(report) == json_format.ParseDict(plain(report), pb.Report())
+
+
+def test_a_record_the_proto_does_not_match_fails_loudly_naming_the_field() -> None:
+    wrong_section = ProbeError(probe="x", message="y")
+    with pytest.raises(TypeError, match=r"Hardware\.probe"):
+        to_pb(_report(hardware=wrong_section))
+    report = _report()
+    assert report.hardware is not None
+    memory = dataclasses.replace(report.hardware.memory, total_bytes="lots")  # type: ignore[arg-type]
+    hardware = dataclasses.replace(report.hardware, memory=memory)
+    with pytest.raises(TypeError, match=r"Memory\.total_bytes"):
+        to_pb(dataclasses.replace(report, hardware=hardware))

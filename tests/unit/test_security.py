@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import socket
+import struct
+import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.errors import ProbeFailed
 from agent.model import Listener
+from agent.platform.linux import (
+    inet_diag_request,
+    parse_inet_diag,
+    parse_proc_net_tcp,
+    read_proc_listeners,
+    socket_owners,
+)
 from agent.probes.security import (
     APT_HISTORY_PATHS,
     UFW_CONF_PATH,
@@ -27,6 +40,7 @@ from agent.probes.security import (
     parse_ufw_conf,
     parse_update_notifier,
     parse_windows_security,
+    read_listeners,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "security"
@@ -178,3 +192,76 @@ def test_windows_collect_uses_one_powershell_call() -> None:
     sec = SecurityProbe(run_powershell=run, listeners=list, system=lambda: "Windows").collect()
     assert len(calls) == 1 and "ActiveStore" in calls[0]
     assert len(sec.firewall) == 3
+
+
+def test_proc_net_tcp_tables_give_the_listening_sockets_only() -> None:
+    ipv4 = parse_proc_net_tcp(fixture("proc-net-tcp.txt"), little_endian=True)
+    ipv6 = parse_proc_net_tcp(fixture("proc-net-tcp6.txt"), little_endian=True)
+    assert [(x.address, x.port) for x in ipv4] == [("0.0.0.0", 2024), ("127.0.0.1", 5901)]
+    assert ipv4[1].inode == 597679
+    assert [(x.address, x.port, x.inode) for x in ipv6] == [("::1", 3389, 597680)]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads this machine's sockets and /proc")
+def test_linux_listeners_through_sock_diag_and_proc_agree_and_owners_are_found() -> None:
+    with contextlib.ExitStack() as stack:
+        mine = {}
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            s = stack.enter_context(socket.socket(family))
+            s.bind((host, 0))
+            s.listen()
+            mine[(host, s.getsockname()[1])] = os.fstat(s.fileno()).st_ino
+        found = {(x.address, x.port): x.inode for x in read_proc_listeners()}
+        table = {
+            (x.address, x.port): x.inode
+            for path in ("/proc/net/tcp", "/proc/net/tcp6")
+            for x in parse_proc_net_tcp(Path(path).read_text())
+        }
+        diag: dict[tuple[str, int], int] = {}
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4) as netlink:  # sock_diag
+            for family in (socket.AF_INET, socket.AF_INET6):
+                netlink.send(inet_diag_request(family, 1))
+                complete = False
+                while not complete:
+                    listeners, complete = parse_inet_diag(netlink.recv(65536))
+                    diag.update({(x.address, x.port): x.inode for x in listeners})
+        # Other processes open and close sockets meanwhile: compare on the sockets made here.
+        assert {k: diag.get(k) for k in mine} == mine
+        assert {k: found.get(k) for k in mine} == mine
+        assert {k: table.get(k) for k in mine} == mine
+        assert socket_owners(set(mine.values())) == dict.fromkeys(mine.values(), os.getpid())
+        # read_listeners sees what psutil sees, without psutil's pid lookup through every fd.
+        listening = {
+            (c.laddr.ip, c.laddr.port)
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr
+        }
+        assert set(mine) <= listening
+        assert set(mine) <= {(x.address, x.port) for x in read_listeners()}
+
+
+def test_apt_history_is_parsed_again_when_it_changes() -> None:
+    history = fixture("apt-history.log")
+    files: dict[str, str | None] = {APT_HISTORY_PATHS[0]: history}
+    probe = SecurityProbe(
+        SecurityOptions(),
+        run=lambda argv, timeout: None,
+        read_text=files.get,
+        listeners=list,
+        system=lambda: "Linux",
+    )
+    first = probe.collect().os_updated_at
+    assert first == parse_apt_history(history) > 0
+    assert probe.collect().os_updated_at == first
+    later = "\nStart-Date: 2025-01-02  08:00:00\nUpgrade: curl:amd64 (1, 2)\n"
+    later += "End-Date: 2025-01-02  08:00:09\n"
+    files[APT_HISTORY_PATHS[0]] = history + later
+    assert probe.collect().os_updated_at == parse_apt_history(history + later) > first
+
+
+def test_sock_diag_reply_end_and_refusal() -> None:
+    done = struct.pack("=IHHII", 20, 3, 2, 1, 0) + struct.pack("=i", 0)
+    assert parse_inet_diag(done) == ([], True)
+    refused = struct.pack("=IHHII", 36, 2, 0, 1, 0) + struct.pack("=i", -errno.EPERM) + bytes(16)
+    with pytest.raises(OSError, match="sock_diag"):
+        parse_inet_diag(refused)
