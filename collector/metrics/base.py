@@ -17,16 +17,22 @@ class Spec:
     kind: Literal["gauge", "counter", "histogram"]
     help: str
     labels: tuple[str, ...]
+    # The section adds a Unix time; /metrics shows the seconds since it at each scrape, so an
+    # agent's other lines can be kept between scrapes while its data is unchanged.
+    age: bool = False
 
 
-def agent_spec(name: str, kind: Literal["gauge", "counter"], help: str, *extra: str) -> Spec:
+def agent_spec(
+    name: str, kind: Literal["gauge", "counter"], help: str, *extra: str, age: bool = False
+) -> Spec:
     """A per-agent series: AGENT_LABELS plus `extra` labels."""
-    return Spec(name, kind, help, AGENT_LABELS + extra)
+    return Spec(name, kind, help, AGENT_LABELS + extra, age)
 
 
 Add = Callable[..., None]
 """`add(name, value, *extra_label_values)`: emit one sample for the current agent;
-a value of None emits nothing (the agent did not report it)."""
+a value of None emits nothing (the agent did not report it). For an `age` spec the value is
+the Unix time the age counts from."""
 
 
 def num(d: Any, *path: str) -> float | None:

@@ -42,8 +42,7 @@ SPECS = (
 )
 
 
-def render(add: Add, hw: dict[str, Any], now: float) -> None:
-    del now  # no ages in this section
+def render(add: Add, hw: dict[str, Any]) -> None:
     add("canhgac_cpu_usage_ratio", num(hw, "cpu", "usage_ratio"))
     add("canhgac_cpu_logical_cores", num(hw, "cpu", "logical_cores"))
     add("canhgac_load1", num(hw, "cpu", "load1"))
