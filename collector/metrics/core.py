@@ -142,7 +142,7 @@ class Exposition:
     the compliance view (firing alerts, pass ratios).
 
     Each agent's lines are kept between scrapes, keyed on what the store holds (its row fields,
-    whether it is up, and the seq of every snapshot section), so only agents whose stored data
+    whether it is up, and its snapshot's version), so only agents whose stored data
     changed — through this collector or another sharing the store — are read and rendered again.
     """
 
@@ -182,12 +182,11 @@ class Exposition:
         changed = [a for a in fleet if self._cached_key(a.agent_id) != _key(a, up[a.agent_id])]
         fresh = self._store.fleet_sections(a.agent_id for a in changed) if changed else {}
         for a in changed:
-            found = fresh.get(a.agent_id)
-            data, seqs = (found.data, found.seqs) if found else ({}, {})
-            # Keyed on the seqs read with the data: if a report landed in between, they are
+            data, version = fresh.get(a.agent_id) or ({}, (0, 0))
+            # Keyed on the version read with the data: if a report landed in between, it is
             # newer than fleet_versions' and the next scrape renders this agent once more.
             self._cache[a.agent_id] = _Cached(
-                _key(a._replace(seqs=seqs), up[a.agent_id]),
+                _key(a._replace(version=version), up[a.agent_id]),
                 self._agent_lines(a, up[a.agent_id], data),
             )
         # Rebuilt from the active agents: revoked ones drop out.
@@ -226,7 +225,7 @@ class Exposition:
 
 def _key(agent: FleetAgent, up: bool) -> tuple[Any, ...]:
     """Everything an agent's lines depend on; last_seen_at only through `up`."""
-    return (agent[1:10], up, agent.seqs)
+    return (agent[1:10], up, agent.version)
 
 
 def _site_text(sites: Sites) -> str:

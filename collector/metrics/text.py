@@ -33,8 +33,14 @@ class Families:
         self.specs = specs
         self.fixed = fixed
         self.index = {s.name: i for i, s in enumerate(specs)}
-        self.extra = [s.labels[len(fixed) :] for s in specs]
         self.age = [s.age for s in specs]
+        # `%` templates: fixed labels, then one slot per extra label value (a wrong count
+        # raises), then the value; ages keep the head only until the scrape time is known.
+        self.heads = [
+            s.name + "{%s" + "".join(f',{k}="%s"' for k in s.labels[len(fixed) :]) + "} "
+            for s in specs
+        ]
+        self.templates = [head + "%s\n" for head in self.heads]
         self.headers = [
             f"# HELP {s.name} {_help(s.help)}\n# TYPE {s.name} {s.kind}\n" for s in specs
         ]
@@ -65,16 +71,11 @@ class Lines:
             return
         families = self._families
         i = families.index[name]
-        if extra:
-            pairs = zip(families.extra[i], extra, strict=True)
-            labels = ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
-            head = f"{name}{{{self._prefix},{labels}}} "
-        else:
-            head = f"{name}{{{self._prefix}}} "
+        labels = (self._prefix, *map(escape, extra)) if extra else (self._prefix,)
         if families.age[i]:
-            self.ages.append((i, head, value))
+            self.ages.append((i, families.heads[i] % labels, value))
         else:
-            self.lines.append((i, f"{head}{number(value)}\n"))
+            self.lines.append((i, families.templates[i] % (*labels, number(value))))
 
 
 def text(families: Families, owners: Iterable[Lines], now: float) -> str:
