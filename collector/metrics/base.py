@@ -39,7 +39,8 @@ def num(d: Any, *path: str) -> float | None:
     """The number at `path` in nested dicts, or None when absent or not a number."""
     v: Any = d
     for p in path:
-        if not isinstance(v, dict) or p not in v:
+        if type(v) is not dict:
             return None
-        v = v[p]
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+        v = v.get(p)
+    # type(), not isinstance: JSON booleans are not numbers.
+    return float(v) if type(v) is float or type(v) is int else None

@@ -75,7 +75,8 @@ class Lines:
         if families.age[i]:
             self.ages.append((i, families.heads[i] % labels, value))
         else:
-            self.lines.append((i, families.templates[i] % (*labels, number(value))))
+            r = repr(float(value))  # number(), inlined: this runs once per series
+            self.lines.append((i, families.templates[i] % (*labels, _NON_FINITE.get(r, r))))
 
 
 def text(families: Families, owners: Iterable[Lines], now: float) -> str:

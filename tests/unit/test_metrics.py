@@ -163,14 +163,14 @@ def test_values_and_rollups(tmp_path: Path) -> None:
                 "unit": "",
                 "host": "ubnd-anlac-01",
                 "role": "workstation",
-                "sensor": "coretemp",
             },
             61.0,
         )
     ]
     assert m["canhgac_battery_ratio"][0][1] == 0.8
     assert m["canhgac_disk_free_bytes"][0][0]["mountpoint"] == "C:\\"
-    assert sorted(v for _, v in m["canhgac_interface_errors_total"]) == [1.0, 3.0]
+    assert [v for _, v in m["canhgac_interface_errors_total"]] == [4.0]  # 3 in + 1 out
+    assert [v for _, v in m["canhgac_swap_used_ratio"]] == [0.5]
 
 
 def test_a_stale_agent_only_says_it_is_down(tmp_path: Path) -> None:
