@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import Engine, Select, bindparam, select
 
 from collector.store.base import StoreBase
@@ -34,6 +35,13 @@ _SNAPSHOT_SEQS = select(snapshots.c.agent_id, snapshots.c.seq)
 
 # Agents per `IN (...)` query: well under SQLite's smallest bound-parameter limit (999).
 _CHUNK = 500
+
+
+def _decode(data: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:  # NaN and Infinity, which json.dumps writes and orjson refuses
+        return json.loads(data)
 
 
 class FleetAgent(NamedTuple):
@@ -114,6 +122,6 @@ class FleetTables(StoreBase):
                     entry = found.get(agent_id)
                     if entry is None:
                         entry = found[agent_id] = ({}, [])
-                    entry[0][section] = json.loads(data)
+                    entry[0][section] = _decode(data)
                     entry[1].append(seq)
         return {a: Sections(data, version(seqs)) for a, (data, seqs) in found.items()}
