@@ -6,14 +6,14 @@ import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from collector.metrics import antivirus, hardware, link, meeting_room, security
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec, num
-from collector.metrics.text import Families, Lines, text
+from collector.metrics.text import Families, Kept, Lines
 from collector.sites import Sites
 from collector.store import FleetAgent, Store
 
@@ -127,11 +127,6 @@ class ServerMetrics:
         )
 
 
-class _Cached(NamedTuple):
-    key: tuple[Any, ...]  # what the lines were rendered from (see _key)
-    lines: Lines
-
-
 _FLEET = Families(FLEET_SPECS, AGENT_LABELS)
 _SITES = Families(SITE_SPECS, SITE_LABELS)
 
@@ -157,8 +152,9 @@ class Exposition:
         self._stale_after = stale_after
         self._sites = sites
         self._clock = clock
-        self._cache: dict[str, _Cached] = {}
-        self._lock = threading.Lock()  # concurrent scrapes would race on the cache
+        self._kept = Kept(_FLEET)
+        self._keys: dict[str, tuple[Any, ...]] = {}  # agent_id -> what its kept lines show
+        self._lock = threading.Lock()  # concurrent scrapes would race on what is kept
         self.registry = CollectorRegistry(auto_describe=False)
         self.server = ServerMetrics(self.registry)
         # One series per (rule, place), never per agent: cheap enough for prometheus_client.
@@ -167,35 +163,31 @@ class Exposition:
     def render(self) -> bytes:
         with self._lock:
             now = self._clock()
-            parts = [text(_FLEET, self._fleet_lines(now), now)]
+            self._refresh(now)
+            parts = [self._kept.text(now)]
         if self._sites is not None:
             parts.append(_site_text(self._sites))
         return "".join(parts).encode() + generate_latest(self.registry)
 
-    def _fleet_lines(self, now: float) -> list[Lines]:
-        """Every active agent's lines, rendering again only those whose key changed."""
+    def _refresh(self, now: float) -> None:
+        """Render again the agents whose key changed; drop those no longer active."""
         fleet = self._store.fleet_versions()
         up = {
             a.agent_id: a.last_seen_at is not None and now - a.last_seen_at <= self._stale_after
             for a in fleet
         }
-        changed = [a for a in fleet if self._cached_key(a.agent_id) != _key(a, up[a.agent_id])]
+        keys = self._keys
+        changed = [a for a in fleet if keys.get(a.agent_id) != _key(a, up[a.agent_id])]
         fresh = self._store.fleet_sections(a.agent_id for a in changed) if changed else {}
         for a in changed:
             data, version = fresh.get(a.agent_id) or ({}, (0, 0))
             # Keyed on the version read with the data: if a report landed in between, it is
             # newer than fleet_versions' and the next scrape renders this agent once more.
-            self._cache[a.agent_id] = _Cached(
-                _key(a._replace(version=version), up[a.agent_id]),
-                self._agent_lines(a, up[a.agent_id], data),
-            )
-        # Rebuilt from the active agents: revoked ones drop out.
-        self._cache = {a.agent_id: self._cache[a.agent_id] for a in fleet}
-        return [c.lines for c in self._cache.values()]
-
-    def _cached_key(self, agent_id: str) -> tuple[Any, ...] | None:
-        cached = self._cache.get(agent_id)
-        return None if cached is None else cached.key
+            keys[a.agent_id] = _key(a._replace(version=version), up[a.agent_id])
+            self._kept.put(a.agent_id, self._agent_lines(a, up[a.agent_id], data))
+        for gone in keys.keys() - up.keys():  # revoked (or deleted) since the last scrape
+            del keys[gone]
+            self._kept.drop(gone)
 
     def _agent_lines(self, agent: FleetAgent, up: bool, snap: dict[str, Any]) -> Lines:
         hw = snap.get("hardware", {})
@@ -229,7 +221,7 @@ def _key(agent: FleetAgent, up: bool) -> tuple[Any, ...]:
 
 
 def _site_text(sites: Sites) -> str:
-    out: list[Lines] = []
+    kept = Kept(_SITES)
     for d in sites.districts:
         places = [(d.name, "", u.name, u.machines, u.meeting_rooms) for u in d.units]
         for c in d.communes:
@@ -239,5 +231,5 @@ def _site_text(sites: Sites) -> str:
             lines = Lines(_SITES, (district, commune, unit))
             lines.add("canhgac_site_expected_machines", n_machines)
             lines.add("canhgac_site_expected_meeting_rooms", n_rooms)
-            out.append(lines)
-    return text(_SITES, out, 0.0)
+            kept.put("\x1f".join((district, commune, unit)), lines)
+    return kept.text(0.0)

@@ -59,7 +59,9 @@ def render(add: Add, hw: dict[str, Any]) -> None:
     add("canhgac_temperature_celsius", max(temperatures) if temperatures else None)
     battery = num(hw.get("battery"), "percent")
     add("canhgac_battery_ratio", None if battery is None else battery / 100.0)
-    interfaces = hw.get("interfaces", [])
+    interfaces = hw.get("interfaces")
     if interfaces:
-        errors = (num(i, key) for i in interfaces for key in ("errors_in", "errors_out"))
-        add("canhgac_interface_errors_total", sum(e for e in errors if e is not None))
+        errors = sum(
+            (num(i, "errors_in") or 0.0) + (num(i, "errors_out") or 0.0) for i in interfaces
+        )
+        add("canhgac_interface_errors_total", errors)

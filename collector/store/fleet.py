@@ -118,7 +118,7 @@ class FleetTables(StoreBase):
         with self._read() as conn:
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
-                for agent_id, section, seq, data in conn.execute(query, {"ids": chunk}):
+                for agent_id, section, seq, data in conn.execute(query, {"ids": chunk}).all():
                     entry = found.get(agent_id)
                     if entry is None:
                         entry = found[agent_id] = ({}, [])
