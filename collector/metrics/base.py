@@ -30,9 +30,9 @@ def agent_spec(
 
 
 Add = Callable[..., None]
-"""`add(name, value, *extra_label_values)`: emit one sample for the current agent;
-a value of None emits nothing (the agent did not report it). For an `age` spec the value is
-the Unix time the age counts from."""
+"""`add(name, value, *extra_label_values)`: emit one sample for the current agent; a value
+that is not a number emits nothing (None: the agent did not report it; booleans do not
+count). For an `age` spec the value is the Unix time the age counts from."""
 
 
 def num(d: Any, *path: str) -> float | None:

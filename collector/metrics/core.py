@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from collector.metrics import antivirus, hardware, link, meeting_room, security
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
-from collector.metrics.base import AGENT_LABELS, Spec, agent_spec, num
+from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
 from collector.metrics.text import Families, Kept, Lines
 from collector.sites import Sites
 from collector.store import FleetAgent, Store
@@ -204,10 +204,9 @@ class Exposition:
         add("canhgac_agent_info", 1.0, os_name, os_version, agent.agent_version)
         if not up:
             return out  # stale values must not pass for current ones
-        add("canhgac_agent_spool_dropped_reports_total", num(snap, "spool", "dropped_total"))
-        for section, status in sorted(snap.items()):
-            if section.startswith("status:"):
-                add("canhgac_probe_success", 1.0 if status.get("ok") else 0.0, section[7:])
+        add("canhgac_agent_spool_dropped_reports_total", snap.get("spool", {}).get("dropped_total"))
+        for section in sorted(s for s in snap if s.startswith("status:")):
+            add("canhgac_probe_success", 1.0 if snap[section].get("ok") else 0.0, section[7:])
         for module in SECTION_METRICS:
             data = snap.get(module.SECTION)
             if data:

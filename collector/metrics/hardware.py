@@ -43,18 +43,20 @@ SPECS = (
 
 
 def render(add: Add, hw: dict[str, Any]) -> None:
-    add("canhgac_cpu_usage_ratio", num(hw.get("cpu"), "usage_ratio"))
-    memory = hw.get("memory")
-    add("canhgac_memory_total_bytes", num(memory, "total_bytes"))
-    add("canhgac_memory_available_bytes", num(memory, "available_bytes"))
+    # Plain .get where the value goes straight to add (which skips non-numbers): this runs
+    # for every changed agent at every scrape.
+    add("canhgac_cpu_usage_ratio", (hw.get("cpu") or {}).get("usage_ratio"))
+    memory = hw.get("memory") or {}
+    add("canhgac_memory_total_bytes", memory.get("total_bytes"))
+    add("canhgac_memory_available_bytes", memory.get("available_bytes"))
     swap_total = num(memory, "swap_total_bytes")
     swap_used = num(memory, "swap_used_bytes")
     if swap_total and swap_used is not None:
         add("canhgac_swap_used_ratio", swap_used / swap_total)
-    add("canhgac_boot_time_seconds", num(hw.get("host"), "boot_time"))
+    add("canhgac_boot_time_seconds", (hw.get("host") or {}).get("boot_time"))
     for d in hw.get("disks", []):
-        add("canhgac_disk_size_bytes", num(d, "total_bytes"), d["mountpoint"], d["fstype"])
-        add("canhgac_disk_free_bytes", num(d, "free_bytes"), d["mountpoint"], d["fstype"])
+        add("canhgac_disk_size_bytes", d.get("total_bytes"), d["mountpoint"], d["fstype"])
+        add("canhgac_disk_free_bytes", d.get("free_bytes"), d["mountpoint"], d["fstype"])
     temperatures = [t["celsius"] for t in hw.get("temperatures", [])]
     add("canhgac_temperature_celsius", max(temperatures) if temperatures else None)
     battery = num(hw.get("battery"), "percent")

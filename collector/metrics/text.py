@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from collector.metrics.base import Spec
 
 __all__ = ["Families", "Kept", "Lines", "escape", "number"]
 
+_NUMBERS: frozenset[type] = frozenset({float, int})
 _NON_FINITE = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
 
 
@@ -63,9 +65,10 @@ class Lines:
         self.lines: dict[int, str] = {}
         self.ages: dict[int, list[tuple[str, float]]] = {}
 
-    def add(self, name: str, value: float | None, *extra: str) -> None:
-        """One sample of family `name` with the extra label values; None emits nothing."""
-        if value is None:
+    def add(self, name: str, value: Any, *extra: str) -> None:
+        """One sample of family `name` with the extra label values; a value that is not a
+        number emits nothing (None: not reported; JSON booleans are not numbers)."""
+        if type(value) not in _NUMBERS:
             return
         i, template, age = self._families.by_name[name]
         if age:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Engine, Select, bindparam, select
+from sqlalchemy import Connection, Engine, Select, select
 
 from collector.store.base import StoreBase
 from collector.store.schema import agents, snapshots
@@ -32,6 +32,9 @@ _ACTIVE_AGENTS = (
     .order_by(agents.c.agent_id)
 )
 _SNAPSHOT_SEQS = select(snapshots.c.agent_id, snapshots.c.seq)
+_SECTIONS = select(snapshots.c.agent_id, snapshots.c.section, snapshots.c.seq, snapshots.c.data)
+# Placeholder of the drivers' parameter styles (sqlite3: qmark; psycopg: pyformat).
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 # Agents per `IN (...)` query: well under SQLite's smallest bound-parameter limit (999).
 _CHUNK = 500
@@ -87,17 +90,9 @@ class FleetTables(StoreBase):
     def fleet_versions(self) -> list[FleetAgent]:
         """Every active agent (by agent_id) with its snapshot's version."""
         with self._read() as conn:
-            # Plain DBAPI tuples: SQLAlchemy's Row layer was a third of this read at 10,000
-            # agents, and it runs at every scrape. Neither statement has parameters.
-            cursor = conn.connection.cursor()
-            try:
-                cursor.execute(self._sql(_ACTIVE_AGENTS))
-                rows = cursor.fetchall()
-                # Two plain scans matched here: the outer join costs more than both.
-                cursor.execute(self._sql(_SNAPSHOT_SEQS))
-                seqs = cursor.fetchall()
-            finally:
-                cursor.close()
+            rows = _fetch(conn, self._sql(_ACTIVE_AGENTS))
+            # Two plain scans matched here: the outer join costs more than both.
+            seqs = _fetch(conn, self._sql(_SNAPSHOT_SEQS))
         per_agent: dict[str, list[int]] = {r[0]: [] for r in rows}
         for agent_id, seq in seqs:
             found = per_agent.get(agent_id)
@@ -105,23 +100,34 @@ class FleetTables(StoreBase):
                 found.append(seq)
         return [FleetAgent._make((*r, version(per_agent[r[0]]))) for r in rows]
 
-    def _sql(self, statement: Select[Any]) -> str:
-        return str(statement.compile(self._engine))
-
     def fleet_sections(self, agent_ids: Iterable[str]) -> dict[str, Sections]:
         """The decoded snapshot of each given agent that has one."""
         wanted = list(agent_ids)
-        query = select(
-            snapshots.c.agent_id, snapshots.c.section, snapshots.c.seq, snapshots.c.data
-        ).where(snapshots.c.agent_id.in_(bindparam("ids", expanding=True)))
+        select_sections = self._sql(_SECTIONS) + " WHERE snapshots.agent_id IN "
+        mark = _MARKS[self._engine.dialect.paramstyle]
         found: dict[str, tuple[dict[str, Any], list[int]]] = {}
         with self._read() as conn:
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
-                for agent_id, section, seq, data in conn.execute(query, {"ids": chunk}).all():
+                sql = f"{select_sections}({', '.join([mark] * len(chunk))})"
+                for agent_id, section, seq, data in _fetch(conn, sql, chunk):
                     entry = found.get(agent_id)
                     if entry is None:
                         entry = found[agent_id] = ({}, [])
                     entry[0][section] = _decode(data)
                     entry[1].append(seq)
         return {a: Sections(data, version(seqs)) for a, (data, seqs) in found.items()}
+
+    def _sql(self, statement: Select[Any]) -> str:
+        return str(statement.compile(self._engine))
+
+
+def _fetch(conn: Connection, sql: str, params: Sequence[str] = ()) -> Sequence[Any]:
+    """Plain DBAPI tuples: SQLAlchemy's Row layer was a third of these reads at 10,000
+    agents, and they run at every scrape."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
