@@ -214,9 +214,10 @@ class Exposition:
         return out
 
 
-def _key(agent: FleetAgent, up: bool) -> tuple[Any, ...]:
+def _key(a: FleetAgent, up: bool) -> tuple[Any, ...]:
     """Everything an agent's lines depend on; last_seen_at only through `up`."""
-    return (agent[1:10], up, agent.version)
+    labels = (a.hostname, a.district, a.commune, a.unit, a.role)
+    return (*labels, a.os_name, a.os_version, a.agent_version, a.last_report_at, up, a.version)
 
 
 def _site_text(sites: Sites) -> str:

@@ -28,8 +28,8 @@ _ACTIVE_AGENTS = (
         agents.c.last_report_at,
         agents.c.last_seen_at,
     )
+    # No ORDER BY: /metrics does not need one, and it costs a tenth of this read.
     .where(agents.c.revoked_at.is_(None))
-    .order_by(agents.c.agent_id)
 )
 _SNAPSHOT_SEQS = select(snapshots.c.agent_id, snapshots.c.seq)
 _SECTIONS = select(snapshots.c.agent_id, snapshots.c.section, snapshots.c.seq, snapshots.c.data)
@@ -88,7 +88,7 @@ class FleetTables(StoreBase):
     _engine: Engine
 
     def fleet_versions(self) -> list[FleetAgent]:
-        """Every active agent (by agent_id) with its snapshot's version."""
+        """Every active agent with its snapshot's version, in no particular order."""
         with self._read() as conn:
             rows = _fetch(conn, self._sql(_ACTIVE_AGENTS))
             # Two plain scans matched here: the outer join costs more than both.
