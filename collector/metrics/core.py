@@ -181,10 +181,11 @@ class Exposition:
         fresh = self._store.fleet_sections(a.agent_id for a in changed) if changed else {}
         for a in changed:
             data, version = fresh.get(a.agent_id) or ({}, (0, 0))
+            lines = self._agent_lines(a, up[a.agent_id], data)
             # Keyed on the version read with the data: if a report landed in between, it is
             # newer than fleet_versions' and the next scrape renders this agent once more.
             keys[a.agent_id] = _key(a._replace(version=version), up[a.agent_id])
-            self._kept.put(a.agent_id, self._agent_lines(a, up[a.agent_id], data))
+            self._kept.put(a.agent_id, lines)
         for gone in keys.keys() - up.keys():  # revoked (or deleted) since the last scrape
             del keys[gone]
             self._kept.drop(gone)
