@@ -7,7 +7,7 @@ from typing import Any
 
 from collector.metrics.base import Spec
 
-__all__ = ["Families", "Kept", "Lines", "escape", "number"]
+__all__ = ["Families", "Kept", "Lines"]
 
 _NUMBERS: frozenset[type] = frozenset({float, int})
 _NON_FINITE = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}

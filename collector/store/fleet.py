@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, Select, select
 from collector.store.base import StoreBase
 from collector.store.schema import agents, snapshots
 
-__all__ = ["FleetAgent", "FleetTables", "Sections", "version"]
+__all__ = ["FleetAgent", "FleetTables", "Sections"]
 
 _ACTIVE_AGENTS = (
     select(
@@ -64,7 +64,7 @@ class FleetAgent(NamedTuple):
     version: tuple[int, int]
 
 
-def version(seqs: Iterable[int]) -> tuple[int, int]:
+def _version(seqs: Iterable[int]) -> tuple[int, int]:
     """(sections, sum of their seqs): it changes whenever the snapshot does, whichever
     collector sharing the store wrote it, because sections are never removed and a section
     is only ever replaced by one with a higher seq (Store's snapshot upsert)."""
@@ -98,7 +98,7 @@ class FleetTables(StoreBase):
             found = per_agent.get(agent_id)
             if found is not None:
                 found.append(seq)
-        return [FleetAgent._make((*r, version(per_agent[r[0]]))) for r in rows]
+        return [FleetAgent._make((*r, _version(per_agent[r[0]]))) for r in rows]
 
     def fleet_sections(self, agent_ids: Iterable[str]) -> dict[str, Sections]:
         """The decoded snapshot of each given agent that has one."""
@@ -116,7 +116,7 @@ class FleetTables(StoreBase):
                         entry = found[agent_id] = ({}, [])
                     entry[0][section] = _decode(data)
                     entry[1].append(seq)
-        return {a: Sections(data, version(seqs)) for a, (data, seqs) in found.items()}
+        return {a: Sections(data, _version(seqs)) for a, (data, seqs) in found.items()}
 
     def _sql(self, statement: Select[Any]) -> str:
         return str(statement.compile(self._engine))
