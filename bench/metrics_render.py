@@ -1,7 +1,10 @@
 """/metrics rendering cost for 1,000 and 10,000 agents, beside prometheus_client's own
 `generate_latest` on the same number of series in the same run (the baseline).
 
-Each figure is the median of several renders. Run with `make bench`.
+Two figures per fleet size: cold (a fresh Exposition, nothing kept: a collector's first scrape)
+and steady (the same Exposition; before each render a new report is stored for a random half of
+the agents — a 60 s report interval scraped every 30 s). Each is the median of several renders,
+wall time and process CPU time. Run with `make bench`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -30,6 +35,12 @@ __all__ = ["main", "measure"]
 COMMUNES = ("Thanh Nhật", "An Lạc", "Cô Ngân", "Đồng Loan", "Đức Quang", "Kim Loan", "Lý Quốc")
 
 
+class Timing(NamedTuple):
+    wall: float
+    cpu: float
+    body: bytes
+
+
 class _Flat(Collector):
     """The baseline: `series` gauge samples with six labels, no store behind them."""
 
@@ -43,63 +54,113 @@ class _Flat(Collector):
         yield fam
 
 
-def _fleet(store: Store, n: int) -> None:
+def _fleet(store: Store, n: int) -> list[tuple[str, str]]:
+    """n enrolled agents, each with one stored report; their (agent_id, hostname)."""
     rng = random.Random(n)
     now = time.time()
     tokens = {
         c: store.create_token(Placement("Cao Bằng", "Hạ Lang", c, "", "workstation"), 3600, now)[1]
         for c in COMMUNES
     }
+    agents = []
     for i in range(n):
         host = f"pc-{i:05d}"
         e = store.enroll(
             tokens[COMMUNES[i % len(COMMUNES)]], MachineFacts(f"m{i}", host, "W", "10", "b"), now
         )
-        report = Report(int(now * 1000), "b", "bench", simulated_hardware(rng, host), seq=1)
-        store.ingest(e.agent.agent_id, [decode_report(to_pb(report), now)], now)
+        agents.append((e.agent.agent_id, host))
+    _report(store, agents, 1, rng)
+    return agents
 
 
-def _median_seconds(render: Callable[[], bytes], repeat: int) -> tuple[float, bytes]:
-    times, body = [], b""
-    for _ in range(repeat):
-        start = time.perf_counter()
+def _report(store: Store, agents: list[tuple[str, str]], seq: int, rng: random.Random) -> None:
+    """A new hardware report (fresh values) from each agent, through the real ingest."""
+    now = time.time()
+    reports = [
+        (agent_id, Report(int(now * 1000), "b", "bench", simulated_hardware(rng, host), seq=seq))
+        for agent_id, host in agents
+    ]
+    # Concurrent callers share group commits, as agents' Submit calls do.
+    with ThreadPoolExecutor(8) as pool:
+        for _ in pool.map(
+            lambda a: store.ingest(a[0], [decode_report(to_pb(a[1]), now)], now), reports
+        ):
+            pass
+
+
+def _median(render: Callable[[], bytes], repeat: int, before: Callable[[int], object]) -> Timing:
+    wall, cpu, body = [], [], b""
+    for i in range(repeat):
+        before(i)
+        start, start_cpu = time.perf_counter(), time.process_time()
         body = render()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), body
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return Timing(statistics.median(wall), statistics.median(cpu), body)
 
 
-def measure(n: int, repeat: int = 5) -> dict[str, float]:
+def measure(n: int, repeat: int = 3, changed: float = 0.5) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         store = Store(f"sqlite:///{Path(d) / 'bench.db'}", sqlite_synchronous="normal")
-        _fleet(store, n)
-        ours, body = _median_seconds(Exposition(store, stale_after=3600).render, repeat)
-        series = sum(
-            1
-            for line in body.decode().splitlines()
-            if line.startswith("canhgac_") and "_created" not in line
-        )
+        agents = _fleet(store, n)
+        rng = random.Random(-n)
+        cold = _median(lambda: Exposition(store, stale_after=3600).render(), repeat, _nothing)
+        steady_exposition = Exposition(store, stale_after=3600)
+        steady_exposition.render()
+
+        def report_half(i: int) -> None:
+            _report(store, rng.sample(agents, int(n * changed)), i + 2, rng)
+
+        steady = _median(steady_exposition.render, repeat, report_half)
+        series = _series(cold.body)
+        assert _series(steady.body) == series, "the kept lines and a fresh render disagree"
         baseline_registry = CollectorRegistry(auto_describe=False)
         baseline_registry.register(_Flat(series))
-        baseline, _ = _median_seconds(lambda: generate_latest(baseline_registry), repeat)
+        baseline = _median(lambda: generate_latest(baseline_registry), repeat, _nothing)
         store.close()
     return {
         "agents": n,
         "series": series,
-        "bytes": len(body),
-        "ours_s": ours,
-        "baseline_s": baseline,
+        "bytes": len(cold.body),
+        "cold_s": cold.wall,
+        "cold_cpu_s": cold.cpu,
+        "steady_s": steady.wall,
+        "steady_cpu_s": steady.cpu,
+        "changed_share": changed,
+        "baseline_s": baseline.wall,
+        "baseline_cpu_s": baseline.cpu,
     }
+
+
+def _series(body: bytes) -> int:
+    return sum(
+        1
+        for line in body.decode().splitlines()
+        if line.startswith("canhgac_") and "_created" not in line
+    )
+
+
+def _nothing(_: int) -> None:
+    pass
 
 
 def main() -> dict[str, float]:
     figures: dict[str, float] = {}
     print("/metrics rendering vs prometheus_client generate_latest on the same series count")
-    print(f"{'agents':>7}{'series':>9}{'MB':>7}{'ours s':>9}{'baseline s':>12}{'ratio':>7}")
+    print(
+        "(wall s / process CPU s; steady = half the agents sent a new report since the last scrape)"
+    )
+    print(
+        f"{'agents':>7}{'series':>9}{'MB':>6}{'cold':>14}{'steady':>14}{'baseline':>14}"
+        f"{'cold/base':>11}{'steady/base':>13}"
+    )
     for n in (1_000, 10_000):
         r = measure(n)
         print(
-            f"{r['agents']:>7}{r['series']:>9}{r['bytes'] / 1e6:>7.1f}{r['ours_s']:>9.3f}"
-            f"{r['baseline_s']:>12.3f}{r['ours_s'] / r['baseline_s']:>7.2f}"
+            f"{r['agents']:>7}{r['series']:>9}{r['bytes'] / 1e6:>6.1f}"
+            f"{r['cold_s']:>7.3f}/{r['cold_cpu_s']:<6.3f}{r['steady_s']:>7.3f}/{r['steady_cpu_s']:<6.3f}"
+            f"{r['baseline_s']:>7.3f}/{r['baseline_cpu_s']:<6.3f}"
+            f"{r['cold_s'] / r['baseline_s']:>11.2f}{r['steady_s'] / r['baseline_s']:>13.2f}"
         )
         figures.update({f"agents{n}_{k}": v for k, v in r.items() if k != "agents"})
     return figures

@@ -319,8 +319,8 @@ DASHBOARDS = (
             ),
             Panel(
                 "Nhiệt độ",
-                "Hottest reading of each sensor (only machines with readable sensors).",
-                ((f"canhgac_temperature_celsius{{{HOST}}}", "{{host}} {{sensor}}"),),
+                "Hottest reading of any sensor (only machines with readable sensors).",
+                ((f"canhgac_temperature_celsius{{{HOST}}}", "{{host}}"),),
                 unit="celsius",
             ),
             Panel(
@@ -331,11 +331,11 @@ DASHBOARDS = (
             ),
             Panel(
                 "Lỗi giao diện mạng",
-                "Receive/transmit errors per second on each network interface.",
+                "Receive and transmit errors per second, all network interfaces together.",
                 (
                     (
                         f"rate(canhgac_interface_errors_total{{{HOST}}}[$__rate_interval])",
-                        "{{host}} {{interface}} {{direction}}",
+                        "{{host}}",
                     ),
                 ),
                 unit="short",

@@ -31,6 +31,7 @@ SPECS = (
         "canhgac_antivirus_signature_age_seconds",
         "gauge",
         "Seconds since the active product's signatures were built or updated, at scrape time",
+        age=True,
     ),
     agent_spec(
         "canhgac_antivirus_self_test_ok",
@@ -40,15 +41,11 @@ SPECS = (
 )
 
 
-def render(add: Add, av: dict[str, Any], now: float) -> None:
+def render(add: Add, av: dict[str, Any]) -> None:
     for product in av.get("products", []):
         state = product.get("state", "")
         value = 1.0 if state == "on" else 0.0 if state in _OFF_STATES else None
         add("canhgac_antivirus_enabled", value, product.get("name", ""))
     add("canhgac_antivirus_realtime_enabled", _ON_OFF.get(av.get("realtime", "")))
-    updated_at = av.get("signature_updated_at") or 0.0
-    add(
-        "canhgac_antivirus_signature_age_seconds",
-        max(0.0, now - updated_at) if updated_at else None,
-    )
+    add("canhgac_antivirus_signature_age_seconds", av.get("signature_updated_at") or None)
     add("canhgac_antivirus_self_test_ok", _SELF_TEST.get(av.get("clamd", {}).get("self_test", "")))

@@ -17,23 +17,30 @@ class Spec:
     kind: Literal["gauge", "counter", "histogram"]
     help: str
     labels: tuple[str, ...]
+    # The section adds a Unix time; /metrics shows the seconds since it at each scrape, so an
+    # agent's other lines can be kept between scrapes while its data is unchanged.
+    age: bool = False
 
 
-def agent_spec(name: str, kind: Literal["gauge", "counter"], help: str, *extra: str) -> Spec:
+def agent_spec(
+    name: str, kind: Literal["gauge", "counter"], help: str, *extra: str, age: bool = False
+) -> Spec:
     """A per-agent series: AGENT_LABELS plus `extra` labels."""
-    return Spec(name, kind, help, AGENT_LABELS + extra)
+    return Spec(name, kind, help, AGENT_LABELS + extra, age)
 
 
 Add = Callable[..., None]
-"""`add(name, value, *extra_label_values)`: emit one sample for the current agent;
-a value of None emits nothing (the agent did not report it)."""
+"""`add(name, value, *extra_label_values)`: emit one sample for the current agent; a value
+that is not a number emits nothing (None: the agent did not report it; booleans do not
+count). For an `age` spec the value is the Unix time the age counts from."""
 
 
 def num(d: Any, *path: str) -> float | None:
     """The number at `path` in nested dicts, or None when absent or not a number."""
     v: Any = d
     for p in path:
-        if not isinstance(v, dict) or p not in v:
+        if type(v) is not dict:
             return None
-        v = v[p]
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+        v = v.get(p)
+    # type(), not isinstance: JSON booleans are not numbers.
+    return float(v) if type(v) is float or type(v) is int else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from collector.metrics import antivirus, hardware, link, meeting_room, security
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
-from collector.metrics.base import AGENT_LABELS, Spec, agent_spec, num
-from collector.model import AgentRecord
+from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
+from collector.metrics.text import Families, Kept, Lines
 from collector.sites import Sites
-from collector.store import Store
+from collector.store import FleetAgent, Store
 
 __all__ = [
     "AGENT_SPECS",
@@ -27,9 +27,10 @@ __all__ = [
     "ServerMetrics",
 ]
 
-# One module per report section: SECTION (its name), SPECS (what it emits),
-# render(add, data, now) where `now` is the scrape time (ages are computed then, never stored).
-# Adding a section's metrics: write the module, add it here.
+# One module per report section: SECTION (its name), SPECS (what it emits), render(add, data).
+# Output depends on the stored data only (an agent's lines are kept until it changes); ages
+# are declared with `age=True` and computed at each scrape. Adding a section's metrics: write
+# the module, add it here.
 SECTION_METRICS: tuple[ModuleType, ...] = (hardware, antivirus, security, link, meeting_room)
 
 # Series every agent has whatever probes it runs.
@@ -126,60 +127,19 @@ class ServerMetrics:
         )
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _value(v: float) -> str:
-    if math.isfinite(v):
-        return repr(float(v))
-    return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
-
-
-class _Samples:
-    """Sample lines per declared family, written straight in the text exposition format.
-
-    prometheus_client's MetricFamily objects cost ~8 µs per series to build and format; at
-    10,000 agents that alone would exceed a second, so the fleet is rendered here directly.
-    """
-
-    def __init__(self, specs: tuple[Spec, ...], fixed: tuple[str, ...]) -> None:
-        self.specs = specs
-        self.lines: dict[str, list[str]] = {s.name: [] for s in specs}
-        self._extra = {s.name: s.labels[len(fixed) :] for s in specs}
-        self._fixed = fixed
-        self._prefix = ""
-
-    def start(self, values: list[str]) -> None:
-        """Label values of the fixed labels for the samples added next."""
-        self._prefix = ",".join(
-            f'{k}="{_escape(v)}"' for k, v in zip(self._fixed, values, strict=True)
-        )
-
-    def add(self, name: str, value: float | None, *extra: str) -> None:
-        if value is None:
-            return
-        labels = self._prefix
-        if extra:
-            pairs = zip(self._extra[name], extra, strict=True)
-            labels += "," + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
-        self.lines[name].append(f"{name}{{{labels}}} {_value(value)}\n")
-
-    def text(self) -> str:
-        out = []
-        for s in self.specs:
-            lines = self.lines[s.name]
-            if lines:
-                help_text = s.help.replace("\\", "\\\\").replace("\n", "\\n")
-                out.append(f"# HELP {s.name} {help_text}\n# TYPE {s.name} {s.kind}\n")
-                out.extend(lines)
-        return "".join(out)
+_FLEET = Families(FLEET_SPECS, AGENT_LABELS)
+_SITES = Families(SITE_SPECS, SITE_LABELS)
 
 
 class Exposition:
     """What /metrics serves: the fleet read from the store at each scrape, the org tree's
     targets, and in a prometheus_client registry the collector's own counters (`server`) and
-    the compliance view (firing alerts, pass ratios)."""
+    the compliance view (firing alerts, pass ratios).
+
+    Each agent's lines are kept between scrapes, keyed on what the store holds (its row fields,
+    whether it is up, and its snapshot's version), so only agents whose stored data
+    changed — through this collector or another sharing the store — are read and rendered again.
+    """
 
     def __init__(
         self,
@@ -192,56 +152,85 @@ class Exposition:
         self._stale_after = stale_after
         self._sites = sites
         self._clock = clock
+        self._kept = Kept(_FLEET)
+        self._keys: dict[str, tuple[Any, ...]] = {}  # agent_id -> what its kept lines show
+        self._lock = threading.Lock()  # concurrent scrapes would race on what is kept
         self.registry = CollectorRegistry(auto_describe=False)
         self.server = ServerMetrics(self.registry)
         # One series per (rule, place), never per agent: cheap enough for prometheus_client.
         self.registry.register(AlertCollector(store))
 
     def render(self) -> bytes:
-        fleet = _Samples(FLEET_SPECS, AGENT_LABELS)
-        now = self._clock()
-        for agent, snap in self._store.fleet():
-            self._agent_series(fleet, agent, snap, now)
-        parts = [fleet.text()]
+        with self._lock:
+            now = self._clock()
+            self._refresh(now)
+            parts = [self._kept.text(now)]
         if self._sites is not None:
             parts.append(_site_text(self._sites))
         return "".join(parts).encode() + generate_latest(self.registry)
 
-    def _agent_series(
-        self, out: _Samples, agent: AgentRecord, snap: dict[str, Any], now: float
-    ) -> None:
+    def _refresh(self, now: float) -> None:
+        """Render again the agents whose key changed; drop those no longer active."""
+        fleet = self._store.fleet_versions()
+        up = {
+            a.agent_id: a.last_seen_at is not None and now - a.last_seen_at <= self._stale_after
+            for a in fleet
+        }
+        keys = self._keys
+        changed = [a for a in fleet if keys.get(a.agent_id) != _key(a, up[a.agent_id])]
+        fresh = self._store.fleet_sections(a.agent_id for a in changed) if changed else {}
+        for a in changed:
+            data, version = fresh.get(a.agent_id) or ({}, (0, 0))
+            lines = self._agent_lines(a, up[a.agent_id], data)
+            # Keyed on the version read with the data: if a report landed in between, it is
+            # newer than fleet_versions' and the next scrape renders this agent once more.
+            keys[a.agent_id] = _key(a._replace(version=version), up[a.agent_id])
+            self._kept.put(a.agent_id, lines)
+        for gone in keys.keys() - up.keys():  # revoked (or deleted) since the last scrape
+            del keys[gone]
+            self._kept.drop(gone)
+
+    def _agent_lines(self, agent: FleetAgent, up: bool, snap: dict[str, Any]) -> Lines:
         hw = snap.get("hardware", {})
-        host = hw.get("host", {}).get("hostname") or agent.hostname
-        p = agent.placement
-        out.start([agent.agent_id, p.district, p.commune, p.unit, host, p.role])
+        host_facts = hw.get("host", {})
+        host = host_facts.get("hostname") or agent.hostname
+        out = Lines(
+            _FLEET, (agent.agent_id, agent.district, agent.commune, agent.unit, host, agent.role)
+        )
         add = out.add
-        up = agent.last_seen_at is not None and now - agent.last_seen_at <= self._stale_after
         add("canhgac_agent_up", 1.0 if up else 0.0)
         add("canhgac_agent_last_report_timestamp_seconds", agent.last_report_at)
-        os_name = hw.get("host", {}).get("os_name") or agent.os_name
-        os_version = hw.get("host", {}).get("os_version") or agent.os_version
+        os_name = host_facts.get("os_name") or agent.os_name
+        os_version = host_facts.get("os_version") or agent.os_version
         add("canhgac_agent_info", 1.0, os_name, os_version, agent.agent_version)
         if not up:
-            return  # stale values must not pass for current ones
-        add("canhgac_agent_spool_dropped_reports_total", num(snap, "spool", "dropped_total"))
-        for section, status in sorted(snap.items()):
-            if section.startswith("status:"):
-                add("canhgac_probe_success", 1.0 if status.get("ok") else 0.0, section[7:])
+            return out  # stale values must not pass for current ones
+        add("canhgac_agent_spool_dropped_reports_total", snap.get("spool", {}).get("dropped_total"))
+        for section in sorted(s for s in snap if s.startswith("status:")):
+            add("canhgac_probe_success", 1.0 if snap[section].get("ok") else 0.0, section[7:])
         for module in SECTION_METRICS:
             data = snap.get(module.SECTION)
             if data:
-                module.render(add, data, now)
+                module.render(add, data)
+        return out
+
+
+def _key(a: FleetAgent, up: bool) -> tuple[Any, ...]:
+    """Everything an agent's lines depend on; last_seen_at only through `up`."""
+    labels = (a.hostname, a.district, a.commune, a.unit, a.role)
+    return (*labels, a.os_name, a.os_version, a.agent_version, a.last_report_at, up, a.version)
 
 
 def _site_text(sites: Sites) -> str:
-    out = _Samples(SITE_SPECS, SITE_LABELS)
+    kept = Kept(_SITES)
     for d in sites.districts:
         places = [(d.name, "", u.name, u.machines, u.meeting_rooms) for u in d.units]
         for c in d.communes:
             places.append((d.name, c.name, "", c.machines, c.meeting_rooms))
             places += [(d.name, c.name, u.name, u.machines, u.meeting_rooms) for u in c.units]
         for district, commune, unit, n_machines, n_rooms in places:
-            out.start([district, commune, unit])
-            out.add("canhgac_site_expected_machines", n_machines)
-            out.add("canhgac_site_expected_meeting_rooms", n_rooms)
-    return out.text()
+            lines = Lines(_SITES, (district, commune, unit))
+            lines.add("canhgac_site_expected_machines", n_machines)
+            lines.add("canhgac_site_expected_meeting_rooms", n_rooms)
+            kept.put("\x1f".join((district, commune, unit)), lines)
+    return kept.text(0.0)

@@ -63,8 +63,7 @@ SPECS = (
 )
 
 
-def render(add: Add, link: dict[str, Any], now: float) -> None:
-    del now  # nothing in this section ages
+def render(add: Add, link: dict[str, Any]) -> None:
     for p in link.get("pings", []):
         if not p.get("sent"):
             continue  # nothing was sent: an error, not a measurement

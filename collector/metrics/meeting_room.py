@@ -43,8 +43,7 @@ SPECS = (
 )
 
 
-def render(add: Add, room: dict[str, Any], now: float) -> None:
-    del now  # the readiness is judged on the agent when it collects
+def render(add: Add, room: dict[str, Any]) -> None:
     readiness = room.get("readiness") or {}
     state = _STATE.get(readiness.get("state", ""))
     if state is None:

@@ -23,6 +23,7 @@ SPECS = (
         "canhgac_os_update_age_seconds",
         "gauge",
         "Seconds since the last successful OS update (not antivirus signatures), at scrape time",
+        age=True,
     ),
     agent_spec(
         "canhgac_risky_listeners",
@@ -32,9 +33,8 @@ SPECS = (
 )
 
 
-def render(add: Add, sec: dict[str, Any], now: float) -> None:
+def render(add: Add, sec: dict[str, Any]) -> None:
     for profile in sec.get("firewall", []):
         add("canhgac_firewall_enabled", _ON_OFF.get(profile.get("state", "")), profile["name"])
-    updated_at = sec.get("os_updated_at") or 0.0
-    add("canhgac_os_update_age_seconds", max(0.0, now - updated_at) if updated_at else None)
+    add("canhgac_os_update_age_seconds", sec.get("os_updated_at") or None)
     add("canhgac_risky_listeners", float(len(sec.get("risky_listeners", []))))

@@ -7,11 +7,13 @@ from collector.store.alerts import (
     Notification,
     Silence,
 )
+from collector.store.fleet import FleetAgent
 from collector.store.store import Enrollment, MachineFacts, Store
 
 __all__ = [
     "AlertWrite",
     "Enrollment",
+    "FleetAgent",
     "HistoryEntry",
     "MachineFacts",
     "MaintenanceWindow",

@@ -22,6 +22,7 @@ from collector.errors import AuthError, NotFoundError, StoreError
 from collector.meetings import MEETING_ROLE
 from collector.model import AgentRecord, Placement, Report, TokenRecord
 from collector.store.alerts import AlertTables
+from collector.store.fleet import FleetTables
 from collector.store.mail import MailTables
 from collector.store.meetings import MeetingTables
 from collector.store.schema import (
@@ -125,7 +126,7 @@ def _agent(row: Row[Any]) -> AgentRecord:
     )
 
 
-class Store(AlertTables, MailTables, MeetingTables):
+class Store(AlertTables, FleetTables, MailTables, MeetingTables):
     """SQLite (WAL) by default, PostgreSQL by URL; acks are given only after `ingest` commits."""
 
     def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:

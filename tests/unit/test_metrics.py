@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -163,14 +166,14 @@ def test_values_and_rollups(tmp_path: Path) -> None:
                 "unit": "",
                 "host": "ubnd-anlac-01",
                 "role": "workstation",
-                "sensor": "coretemp",
             },
             61.0,
         )
     ]
     assert m["canhgac_battery_ratio"][0][1] == 0.8
     assert m["canhgac_disk_free_bytes"][0][0]["mountpoint"] == "C:\\"
-    assert sorted(v for _, v in m["canhgac_interface_errors_total"]) == [1.0, 3.0]
+    assert [v for _, v in m["canhgac_interface_errors_total"]] == [4.0]  # 3 in + 1 out
+    assert [v for _, v in m["canhgac_swap_used_ratio"]] == [0.5]
 
 
 def test_a_stale_agent_only_says_it_is_down(tmp_path: Path) -> None:
@@ -241,3 +244,140 @@ def test_meeting_room_series(tmp_path: Path) -> None:
     }
     # Informational reasons do not count.
     assert [v for _, v in m["canhgac_meeting_room_reasons"]] == [1.0]
+
+
+# ---- lines kept between scrapes ---------------------------------------------------------
+
+PLACE = Placement("Cao Bằng", "Hạ Lang", "An Lạc", "", "workstation")
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _parse(body: bytes) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """The per-agent samples, in a comparable order."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for fam in text_string_to_metric_families(body.decode()):
+        for s in fam.samples:
+            if "agent_id" in s.labels:
+                out.setdefault(s.name, []).append((s.labels, s.value))
+    return {name: sorted(samples, key=repr) for name, samples in out.items()}
+
+
+def _enroll(store: Store, machine_id: str) -> str:
+    _, token = store.create_token(PLACE, 60, 0)
+    facts = MachineFacts(machine_id, machine_id, "Windows", "10", "0.1")
+    return store.enroll(token, facts, 1).agent.agent_id
+
+
+def _report(store: Store, agent_id: str, seq: int, at: float, **sections: Any) -> None:
+    report = Report(int(at * 1000), "b", "0.1.0", seq=seq, **sections)
+    store.ingest(agent_id, [decode_report(to_pb(report), at)], at)
+
+
+def _cpu(m: dict[str, list[tuple[dict[str, str], float]]]) -> list[float]:
+    return [v for _, v in m["canhgac_cpu_usage_ratio"]]
+
+
+def test_kept_lines_follow_new_reports_and_match_a_fresh_render(tmp_path: Path) -> None:
+    now = time.time()
+    store, agent_id = _store_with_agent(tmp_path, now)
+    exposition = Exposition(store, 60, clock=_Clock(now))
+    assert _cpu(_parse(exposition.render())) == [0.25]
+    busier = dataclasses.replace(HARDWARE, cpu=dataclasses.replace(HARDWARE.cpu, usage_ratio=0.75))
+    _report(store, agent_id, 2, now, hardware=busier)
+    kept = _parse(exposition.render())
+    assert _cpu(kept) == [0.75]
+    assert kept == _parse(Exposition(store, 60, clock=_Clock(now)).render())
+
+
+def test_a_late_report_of_another_section_is_shown(tmp_path: Path) -> None:
+    # A replayed backlog: seq 3 arrives after seq 5 and brings the only security section.
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    agent_id = _enroll(store, "m")
+    now = time.time()
+    _report(store, agent_id, 5, now, hardware=HARDWARE)
+    exposition = Exposition(store, 60, clock=_Clock(now))
+    assert "canhgac_firewall_enabled" not in _parse(exposition.render())
+    _report(store, agent_id, 3, now, security=SECURITY)
+    firewall = _parse(exposition.render())["canhgac_firewall_enabled"]
+    assert {labels["profile"]: v for labels, v in firewall} == {"Domain": 1.0, "Public": 0.0}
+
+
+def test_a_revoked_agent_disappears(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    kept, revoked = _enroll(store, "m1"), _enroll(store, "m2")
+    now = time.time()
+    for agent_id in (kept, revoked):
+        _report(store, agent_id, 1, now, hardware=HARDWARE)
+    exposition = Exposition(store, 60, clock=_Clock(now))
+    up = _parse(exposition.render())["canhgac_agent_up"]
+    assert sorted(labels["agent_id"] for labels, _ in up) == sorted([kept, revoked])
+    store.revoke_agent(revoked, now)
+    m = _parse(exposition.render())
+    assert {labels["agent_id"] for samples in m.values() for labels, _ in samples} == {kept}
+
+
+def test_a_new_placement_relabels_every_series(tmp_path: Path) -> None:
+    now = time.time()
+    store, agent_id = _store_with_agent(tmp_path, now)
+    exposition = Exposition(store, 60, clock=_Clock(now))
+    before = _parse(exposition.render())
+    moved = dataclasses.replace(PLACE, commune="Đức Quang", unit="Trạm y tế")
+    _, token = store.create_token(moved, 60, 0)
+    again = store.enroll(token, MachineFacts("m", "ubnd-anlac-01", "Windows", "10", "0.1.0"), 1)
+    assert again.agent.agent_id == agent_id  # re-placed, not a new agent: no new report either
+    after = _parse(exposition.render())
+    assert set(after) == set(before)
+    places = {(labels["commune"], labels["unit"]) for s in after.values() for labels, _ in s}
+    assert places == {("Đức Quang", "Trạm y tế")}
+
+
+def test_a_report_stored_by_another_collector_is_shown(tmp_path: Path) -> None:
+    # Two collectors sharing one store: what is kept follows the store, not this process.
+    now = time.time()
+    store, agent_id = _store_with_agent(tmp_path, now)
+    other = Store(store.url)
+    exposition = Exposition(store, 60, clock=_Clock(now))
+    assert _cpu(_parse(exposition.render())) == [0.25]
+    idle = dataclasses.replace(HARDWARE, cpu=dataclasses.replace(HARDWARE.cpu, usage_ratio=0.0))
+    _report(other, agent_id, 2, now, hardware=idle)
+    assert _cpu(_parse(exposition.render())) == [0.0]
+
+
+def test_kept_lines_age_and_go_stale_with_the_scrape_clock(tmp_path: Path) -> None:
+    now = time.time()
+    store, _ = _store_with_agent(tmp_path, now)
+    clock = _Clock(now)
+    exposition = Exposition(store, 60, clock=clock)
+    first = _parse(exposition.render())
+    clock.now = now + 30
+    later = _parse(exposition.render())
+    age = "canhgac_antivirus_signature_age_seconds"
+    assert [v for _, v in later[age]] == [v + 30 for _, v in first[age]]
+    clock.now = now + 61  # no delivery within stale_after: only up, last report and info
+    stale = _parse(exposition.render())
+    assert [v for _, v in stale["canhgac_agent_up"]] == [0.0]
+    assert set(stale) == {
+        "canhgac_agent_up",
+        "canhgac_agent_last_report_timestamp_seconds",
+        "canhgac_agent_info",
+    }
+
+
+def test_a_nan_reading_renders_as_nan(tmp_path: Path) -> None:
+    # The wire allows NaN (the agent's encoder refuses it, another client may not) and
+    # json.dumps stores it, which the fast decoder refuses: the snapshot must still render.
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    agent_id = _enroll(store, "m")
+    now = time.time()
+    pb = to_pb(Report(int(now * 1000), "b", "0.1.0", hardware=HARDWARE, seq=1))
+    pb.hardware.cpu.usage_ratio = math.nan
+    store.ingest(agent_id, [decode_report(pb, now)], now)
+    [value] = _cpu(_parse(Exposition(store, 60, clock=_Clock(now)).render()))
+    assert math.isnan(value)
