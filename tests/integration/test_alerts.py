@@ -127,7 +127,8 @@ def test_commune_signatures_fires_and_resolves_from_the_agents_verdicts(tmp_path
     )
     running = start_collector(cfg, clock=clock)
     app = running.app
-    assert app.alerts is not None
+    alerts = app.alerts
+    assert alerts is not None
     subject = "commune:Hạ Lang/Thanh Nhật"
     try:
         # 20 machines (no plan: the enrolled agents): 95 % current is 19 of them.
@@ -144,8 +145,8 @@ def test_commune_signatures_fires_and_resolves_from_the_agents_verdicts(tmp_path
                 age = 4.0 if without_product <= i < without_product + stale else 1.0
                 report = _antivirus_report(seq, clock.now, products, age)
                 assert running.client(s).submit([report]).stored == [seq]
-            app.alerts.drain()
-            app.alerts.tick(clock.now).result(30)
+            alerts.drain()
+            alerts.tick(clock.now).result(30)
             return [
                 a.state
                 for a in app.store.open_alerts()
