@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 
-from bench import footprint, ingest, metrics_render, replay, report_size, rules
+from bench import fleet_tick, footprint, ingest, metrics_render, replay, report_size, rules
 
 OUT = Path("var") / "bench" / "results.json"
 
@@ -20,6 +20,7 @@ def main() -> None:
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("report_size", report_size.main),
         ("rules", rules.main),
+        ("fleet_tick", fleet_tick.main),
         ("metrics_render", metrics_render.main),
         ("footprint", footprint.main),
         ("ingest", ingest.main),

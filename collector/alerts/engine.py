@@ -66,6 +66,13 @@ def in_maintenance(w: MaintenanceWindow, now: float) -> bool:
     return False
 
 
+def _count(g: dict[str, Any], verdicts: list[tuple[str, bool]]) -> None:
+    """Add one member's latest agent-rule verdicts to its group's passing/judged counts."""
+    for rule_id, ok in verdicts:
+        g["judged"][rule_id] += 1
+        g["passing"][rule_id] += ok
+
+
 class AlertEngine:
     """One worker thread owns the open alerts; reports and ticks are queued to it, so the
     gRPC ack path only enqueues and an evaluation error never reaches an agent."""
@@ -262,7 +269,9 @@ class AlertEngine:
         rules = self.pack.fleet_rules()
         if not rules:
             return
-        groups = self._groups(fleet, now, any("members" in r.program.variables() for r in rules))
+        members = any("members" in r.program.variables() for r in rules)
+        counts = sorted(frozenset().union(*(r.counts for r in rules)))
+        groups = self._groups(fleet, now, members, counts)
         for rule in rules:
             for (district, commune), g in sorted(groups.items()):
                 if bool(commune) != (rule.group_by == "commune"):
@@ -279,9 +288,14 @@ class AlertEngine:
                     self._observe(w, rule, labels, ok, now)
 
     def _groups(
-        self, fleet: list[tuple[AgentRecord, dict[str, Any]]], now: float, wants_members: bool
+        self,
+        fleet: list[tuple[AgentRecord, dict[str, Any]]],
+        now: float,
+        wants_members: bool,
+        counts: Sequence[str],
     ) -> dict[tuple[str, str], dict[str, Any]]:
-        """The variables of every commune and district: sites.yaml plan plus what reports."""
+        """The variables of every commune and district: sites.yaml plan plus what reports;
+        `members` only when wanted, and passing/judged counts of the `counts` agent rules."""
         groups: dict[tuple[str, str], dict[str, Any]] = {}
         province = self._sites.province if self._sites else ""
 
@@ -302,6 +316,8 @@ class AlertEngine:
                         "meeting_rooms_reporting": 0,
                     },
                     "members": [],
+                    "passing": dict.fromkeys(counts, 0),
+                    "judged": dict.fromkeys(counts, 0),
                     "now": now,
                 }
             return g
@@ -334,7 +350,13 @@ class AlertEngine:
             )
             if member is not None:
                 del member["now"]
+            verdicts = [
+                (r, ok)
+                for r in counts
+                if (ok := self._verdicts.get((r, agent.agent_id))) is not None
+            ]
             for g in targets:
+                _count(g, verdicts)
                 gg = g["group"]
                 gg["agents"] += 1
                 gg["reporting" if reporting else "silent"] += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +100,10 @@ _BINDING = re.compile(
     r"([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*\.\s*(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,"
 )
 _TIME_DEPENDENT = re.compile(r"\bagent\s*\.\s*silent_")
+# A string literal (skipped), or a use of a verdict count with its quoted agent rule id.
+_COUNT = re.compile(
+    rf"{_STRING.pattern}|(?<![\w.])(passing|judged)\b(?:\s*\[\s*({_STRING.pattern})\s*\])?"
+)
 
 
 def _resolve(schema: Any, segments: list[str]) -> tuple[Any, str | None]:
@@ -179,11 +184,29 @@ def _read_paths(condition: str, variables: Schema) -> frozenset[tuple[str, ...]]
     return frozenset(paths)
 
 
+def _counted(condition: str, agent_rules: Collection[str]) -> tuple[frozenset[str], list[str]]:
+    """The agent rules whose verdicts a fleet condition counts (`passing["antivirus.present"]`):
+    only those are counted on each tick, so the id must be a quoted one of the pack."""
+    ids: set[str] = set()
+    problems = []
+    for m in _COUNT.finditer(condition):
+        name, quoted = m.group(1), m.group(2)
+        if name is None:
+            continue  # a string literal
+        if quoted is None:
+            problems.append(f'{name} takes a quoted agent rule id: {name}["antivirus.present"]')
+        elif (rule_id := quoted[1:-1]) not in agent_rules:
+            problems.append(f"unknown agent rule {rule_id!r} in {name}[...]")
+        else:
+            ids.add(rule_id)
+    return frozenset(ids), problems
+
+
 def check_condition(  # noqa: PLR0911 (one return per kind of problem)
-    condition: str, kind: str
+    condition: str, kind: str, agent_rules: Collection[str] = ()
 ) -> tuple[cel.Program | None, frozenset[tuple[str, ...]], list[str]]:
-    """Compile `condition` and check it against the variables of `kind`;
-    (program, the variable paths it reads, problems)."""
+    """Compile `condition` and check it against the variables of `kind` (a fleet rule may
+    count the verdicts of `agent_rules`); (program, the variable paths it reads, problems)."""
     try:
         program = cel.compile(condition)
     except ValueError as e:
@@ -197,12 +220,14 @@ def check_condition(  # noqa: PLR0911 (one return per kind of problem)
         known = ", ".join(sorted(variables))
         return None, frozenset(), [f"unknown variable {v!r} (known: {known})" for v in unknown]
     problems = _check_paths(condition, variables)
+    if kind == "fleet":
+        problems += _counted(condition, agent_rules)[1]
     if problems:
         return None, frozenset(), problems
     reads = _read_paths(condition, variables)
     inputs = pruner(read_tree(reads))
     for fill in (False, True):
-        values = sample(variables, fill)
+        values = sample(variables, fill, agent_rules)
         try:
             result = program.execute(values)
         except KeyError as e:
@@ -246,7 +271,9 @@ def _spec_problems(e: ValidationError, raw: _Mapping) -> list[tuple[int, str]]:
     return out
 
 
-def _rule(raw: Any, file: str, default_hold: float, index: int) -> tuple[Rule | None, list[str]]:
+def _rule(
+    raw: Any, file: str, default_hold: float, index: int, agent_rules: Collection[str]
+) -> tuple[Rule | None, list[str]]:
     line = raw.line if isinstance(raw, _Mapping) else 0
     rule_id = str(raw.get("id", f"#{index + 1}")) if isinstance(raw, dict) else f"#{index + 1}"
 
@@ -264,7 +291,7 @@ def _rule(raw: Any, file: str, default_hold: float, index: int) -> tuple[Rule | 
     if spec.kind == "agent" and (spec.group_by is not None or spec.suppresses):
         key = "group_by" if spec.group_by is not None else "suppresses"
         return None, [at(_line(raw, key), f"{key} is for fleet rules only")]
-    program, reads, problems = check_condition(spec.condition, spec.kind)
+    program, reads, problems = check_condition(spec.condition, spec.kind, agent_rules)
     if program is None:
         return None, [at(_line(raw, "condition"), p) for p in problems]
     return Rule(
@@ -292,10 +319,12 @@ def _rule(raw: Any, file: str, default_hold: float, index: int) -> tuple[Rule | 
         sections=frozenset(set(program.variables()) & set(SECTIONS)),
         time_dependent=spec.kind == "agent" and bool(_TIME_DEPENDENT.search(spec.condition)),
         reads=reads,
+        counts=_counted(spec.condition, agent_rules)[0] if spec.kind == "fleet" else frozenset(),
     ), []
 
 
-def _load_file(path: Path, default_hold: float) -> tuple[list[Rule], list[str]]:
+def _read_file(path: Path) -> tuple[list[Any], list[str]]:
+    """The raw rules of one pack file, and its pack-level problems."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -322,13 +351,7 @@ def _load_file(path: Path, default_hold: float) -> tuple[list[Rule], list[str]]:
     if not isinstance(raw_rules, list):
         problems.append(f"{file}:{_line(doc, 'rules')}: rules must be a list")
         return [], problems
-    rules = []
-    for i, raw in enumerate(raw_rules):
-        rule, errs = _rule(raw, file, default_hold, i)
-        problems += errs
-        if rule is not None:
-            rules.append(rule)
-    return rules, problems
+    return raw_rules, problems
 
 
 def load_pack(path: Path, default_hold: float = 300.0) -> RulePack:
@@ -336,13 +359,24 @@ def load_pack(path: Path, default_hold: float = 300.0) -> RulePack:
     files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
     if path.is_dir() and not files:
         raise RuleError([f"{path}:0: no *.yaml rule pack in this directory"])
+    read = [(str(f), *_read_file(f)) for f in files]
+    # Fleet rules may count the verdicts of agent rules in any file of the pack.
+    agent_rules = {
+        str(raw["id"])
+        for _, raws, _ in read
+        for raw in raws
+        if isinstance(raw, dict) and "id" in raw and raw.get("kind", "agent") == "agent"
+    }
     rules: list[Rule] = []
     problems: list[str] = []
     seen: dict[str, str] = {}
-    for f in files:
-        got, errs = _load_file(f, default_hold)
+    for file, raws, errs in read:
         problems += errs
-        for r in got:
+        for i, raw in enumerate(raws):
+            r, rule_errs = _rule(raw, file, default_hold, i, agent_rules)
+            problems += rule_errs
+            if r is None:
+                continue
             if r.id in seen:
                 problems.append(f"{r.source}: rule {r.id}: duplicate id (first at {seen[r.id]})")
             else:

@@ -69,6 +69,8 @@ class Rule:
     time_dependent: bool = False
     # Variable paths the condition reads ("*" = each element); the rest never reaches CEL.
     reads: frozenset[tuple[str, ...]] = frozenset()
+    # Agent rules whose verdicts a fleet condition counts (passing["id"], judged["id"]).
+    counts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -13,6 +14,7 @@ __all__ = [
     "AGENT_VARIABLES",
     "FLEET_VARIABLES",
     "GROUP_FIELDS",
+    "RULE_KEY",
     "SECTIONS",
     "Schema",
     "sample",
@@ -22,6 +24,8 @@ __all__ = [
 # a list schema is a one-element list; MAP_KEY maps any key (probe names) to one sub-schema.
 Schema = dict[str, Any]
 MAP_KEY = "*"
+# RULE_KEY maps an agent rule id of the pack to one sub-schema (`passing["antivirus.present"]`).
+RULE_KEY = "<agent rule>"
 
 # Report fields that carry a probe's section (numbers 10..19) are each a variable of their own.
 
@@ -98,19 +102,25 @@ FLEET_VARIABLES: Schema = {
     "group": GROUP_FIELDS,
     # Every enrolled agent of the group with its latest snapshot (agent-rule variables, no `now`).
     "members": [{k: v for k, v in AGENT_VARIABLES.items() if k != "now"}],
+    # Per agent rule: active members whose latest verdict passes / who have a verdict at all.
+    "passing": {RULE_KEY: 0},
+    "judged": {RULE_KEY: 0},
     "now": 0.0,
 }
 """Top-level variables of a fleet rule."""
 
 
-def sample(schema: Any, fill: bool) -> Any:
-    """A value shaped like `schema`: zeros and empty strings, or (fill) ones and "x"."""
+def sample(schema: Any, fill: bool, agent_rules: Collection[str] = ()) -> Any:
+    """A value shaped like `schema`: zeros and empty strings, or (fill) ones and "x";
+    a RULE_KEY map has one entry per id of `agent_rules`."""
     if isinstance(schema, dict):
         if MAP_KEY in schema:
-            return {"sample": sample(schema[MAP_KEY], fill)}
-        return {k: sample(v, fill) for k, v in schema.items()}
+            return {"sample": sample(schema[MAP_KEY], fill, agent_rules)}
+        if RULE_KEY in schema:
+            return {r: sample(schema[RULE_KEY], fill, agent_rules) for r in agent_rules}
+        return {k: sample(v, fill, agent_rules) for k, v in schema.items()}
     if isinstance(schema, list):
-        return [sample(schema[0], fill)]
+        return [sample(schema[0], fill, agent_rules)]
     return _FILLED[type(schema)] if fill else schema
 
 

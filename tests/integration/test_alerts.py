@@ -101,6 +101,74 @@ def test_silent_commune_raises_one_incident_and_no_agent_notifications(tmp_path:
         app.stop(grace=0)
 
 
+def _antivirus_report(seq: int, at: float, products: int, age_days: float) -> bytes:
+    """A report whose antivirus section has `products` enabled products (0 or 1) updated
+    `age_days` ago."""
+    product = pb.AntivirusProduct(
+        name="Windows Defender", source="security_center", state="on", signatures="up_to_date"
+    )
+    return pb.Report(
+        seq=seq,
+        boot_id="b",
+        collected_at_ms=int(at * 1000),
+        agent_version="0.1.0",
+        antivirus=pb.Antivirus(
+            products=[product] * products,
+            realtime="on" if products else "unknown",
+            signature_updated_at=at - age_days * 86400,
+        ),
+    ).SerializeToString()
+
+
+def test_commune_signatures_fires_and_resolves_from_the_agents_verdicts(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cfg = collector_config(
+        tmp_path / "c.db", rules={"path": str(RULES), "evaluate_every": 3600, "hold": 60}
+    )
+    running = start_collector(cfg, clock=clock)
+    app = running.app
+    alerts = app.alerts
+    assert alerts is not None
+    subject = "commune:Hạ Lang/Thanh Nhật"
+    try:
+        # 20 machines (no plan: the enrolled agents): 95 % current is 19 of them.
+        secrets = [running.enroll(f"m-{i}", f"ubnd-thanhnhat-{i:02d}") for i in range(20)]
+        seq = 0
+
+        def round_then_tick(stale: int, without_product: int) -> list[str]:
+            """Every machine reports (the first ones stale or with no product); one tick;
+            the states of the commune's signatures alert."""
+            nonlocal seq
+            seq += 1
+            for i, s in enumerate(secrets):
+                products = 0 if i < without_product else 1
+                age = 4.0 if without_product <= i < without_product + stale else 1.0
+                report = _antivirus_report(seq, clock.now, products, age)
+                assert running.client(s).submit([report]).stored == [seq]
+            alerts.drain()
+            alerts.tick(clock.now).result(30)
+            return [
+                a.state
+                for a in app.store.open_alerts()
+                if (a.labels.rule_id, a.labels.subject) == ("commune.signatures", subject)
+            ]
+
+        assert round_then_tick(stale=1, without_product=0) == []  # 19 of 20 current
+        # One stale and one without any antivirus: 18 current, and `for: 1h` starts.
+        assert round_then_tick(stale=1, without_product=1) == ["pending"]
+        clock.now += 3601
+        assert round_then_tick(stale=1, without_product=1) == ["firing"]
+        sent = [(n.kind, n.rule_id, n.subject) for n in app.store.notifications()]
+        assert ("firing", "commune.signatures", subject) in sent
+        assert round_then_tick(stale=0, without_product=1) == ["firing"]  # 19: passing again
+        clock.now += 61  # past the hold time
+        assert round_then_tick(stale=0, without_product=1) == []
+        events = [h.event for h in app.store.alert_history("commune.signatures", subject)]
+        assert events == ["pending", "firing", "resolved"]
+    finally:
+        app.stop(grace=0)
+
+
 def _post(running: Running, path: str) -> tuple[int, str]:
     req = urllib.request.Request(f"http://127.0.0.1:{running.app.http_port}{path}", method="POST")
     try:

@@ -49,6 +49,10 @@ def test_invalid_pack_names_file_line_and_rule_in_every_message() -> None:
         "'low' or 'info'",
         f"{f}:50: rule unknown-variable: unknown variable 'antivirus_x' "
         "(known: agent, antivirus, hardware, link, meeting_room, now, probes, security, spool)",
+        f"{f}:58: rule unknown-agent-rule: unknown agent rule 'x' in passing[...]",
+        f"{f}:58: rule unknown-agent-rule: unknown agent rule 'x' in judged[...]",
+        f"{f}:66: rule unquoted-agent-rule: judged takes a quoted agent rule id: "
+        'judged["antivirus.present"]',
     ]
 
 
@@ -111,6 +115,8 @@ def _group(agents: int, silent: int, machines: int | None = None) -> dict[str, A
             "silent": silent, "meeting_rooms_reporting": 0,
         },
         "members": [],
+        "passing": {},
+        "judged": {},
         "now": 1e9,
     }  # fmt: skip
 
@@ -185,10 +191,17 @@ def _pinging(reachable: int, cut: int, silent: int = 0) -> dict[str, Any]:
     return g
 
 
-def _signatures(members: list[dict[str, Any]], machines: int) -> dict[str, Any]:
-    """A commune of `machines` planned machines whose enrolled members report antivirus."""
-    g = _group(len(members), 0, machines=machines)
-    g["members"] = [_as_member(m) for m in members]
+def _signatures(snapshots: list[dict[str, Any]], machines: int) -> dict[str, Any]:
+    """A commune of `machines` planned machines whose enrolled members report these snapshots:
+    the verdict counts of the agent rules on them, as the alert engine keeps them."""
+    g = _group(len(snapshots), 0, machines=machines)
+    pack = load_pack(DEFAULT)
+    for rule_id in ("antivirus.present", "antivirus.signatures"):
+        rule = pack.get(rule_id)
+        assert rule is not None
+        verdicts = [judge(rule, _agent_vars(s)) for s in snapshots]
+        g["passing"][rule_id] = sum(v is True for v in verdicts)
+        g["judged"][rule_id] = sum(v is not None for v in verdicts)
     return g
 
 
@@ -369,6 +382,14 @@ def test_commune_signatures_counts_only_current_machines(
     assert rule is not None
     # 19 planned machines, 18 current: 95 % is reached exactly when this one counts.
     assert judge(rule, _signatures([CURRENT] * 18 + [member], machines=19)) is counts
+
+
+def test_signatures_leave_a_machine_without_antivirus_to_antivirus_present() -> None:
+    pack = load_pack(DEFAULT)
+    none = _agent_vars(_av(products=[], realtime="unknown", signature_updated_at=NOW - 9 * DAY))
+    ids = ("antivirus.present", "antivirus.signatures")
+    verdicts = {r.id: judge(r, none) for r in pack.agent_rules() if r.id in ids}
+    assert verdicts == {"antivirus.present": False, "antivirus.signatures": True}
 
 
 def test_commune_signatures_needs_some_antivirus_data() -> None:
