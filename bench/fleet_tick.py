@@ -14,11 +14,11 @@ from agent.model import Report
 from agent.transport.encode import to_pb
 from bench.fleet import simulated_antivirus, simulated_hardware, simulated_link
 from collector.alerts.engine import AlertEngine
-from collector.compliance.evaluate import agent_variables, judge, keyer, pruner, read_tree
+from collector.compliance.evaluate import keyer, pruner, read_tree
 from collector.compliance.loader import check_condition, load_pack
 from collector.compliance.model import RulePack
-from collector.decode import decode_report, message_to_plain
-from collector.model import AgentRecord, Placement
+from collector.decode import decode_report
+from collector.model import Placement
 from collector.store import MachineFacts, Store
 
 PACK = Path(__file__).resolve().parent.parent / "rules" / "default.yaml"
@@ -55,7 +55,7 @@ def filtering_members(pack: RulePack) -> RulePack:
 
 def tick_seconds(agents: int, pack: RulePack, ticks: int = 3) -> float:
     """Median process CPU of one tick of an engine whose store holds `agents` agents of one
-    commune, each with a hardware and an antivirus snapshot and its agent-rule verdicts."""
+    commune, each with a hardware, antivirus and link snapshot and its agent-rule verdicts."""
     rng = random.Random(5)
     now = time.time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,6 +80,7 @@ def tick_seconds(agents: int, pack: RulePack, ticks: int = 3) -> float:
                     "bench",
                     hardware=simulated_hardware(rng, facts.hostname),
                     antivirus=simulated_antivirus(rng, now),
+                    link=simulated_link(rng),
                     seq=1,
                 )
                 stored = decode_report(to_pb(report), now)
@@ -97,30 +98,6 @@ def tick_seconds(agents: int, pack: RulePack, ticks: int = 3) -> float:
     return sorted(spent)[len(spent) // 2]
 
 
-def link_down_seconds(agents: int, pack: RulePack) -> float:
-    """Process CPU of one judgment of commune.link-down (still a `members.filter`) over a
-    commune whose members all report a link section."""
-    rng = random.Random(5)
-    now = time.time()
-    members = []
-    for i in range(agents):
-        link = message_to_plain(
-            to_pb(Report(int(now * 1000), "b", "x", link=simulated_link(rng))).link
-        )
-        agent = AgentRecord(
-            f"a{i}", f"m{i}", f"pc-{i:05d}", "Windows", "10", "bench", PLACE, now, None, now, now, 1
-        )
-        member = agent_variables(agent, {"link": link}, now, 60.0, 0.0)
-        del member["now"]
-        members.append(member)
-    group = {"group": {"agents": agents, "silent": 0}, "members": members, "now": now}
-    rule = pack.get("commune.link-down")
-    assert rule is not None
-    start = time.process_time()
-    assert judge(rule, group) is not None
-    return time.process_time() - start
-
-
 def main() -> dict[str, Any]:
     pack = load_pack(PACK)
     old = filtering_members(pack)
@@ -134,10 +111,6 @@ def main() -> dict[str, Any]:
     after = tick_seconds(10_000, pack)
     print(f"  {10_000:6d} agents: counts {after:6.3f} s (members.filter not run: minutes)")
     results["tick_10000_counts_s"] = after
-    for agents in (200, 770):
-        spent = link_down_seconds(agents, pack)
-        print(f"  commune.link-down alone, {agents} members with a link section: {spent:.3f} s")
-        results[f"link_down_{agents}_s"] = spent
     return results
 
 

@@ -350,9 +350,10 @@ class AlertEngine:
             )
             if member is not None:
                 del member["now"]
+            # A silent machine's last verdict is not news: only reporting members count.
             verdicts = [
                 (r, ok)
-                for r in counts
+                for r in (counts if reporting else ())
                 if (ok := self._verdicts.get((r, agent.agent_id))) is not None
             ]
             for g in targets:

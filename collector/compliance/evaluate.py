@@ -156,6 +156,8 @@ def keyer(tree: ReadTree | None) -> Callable[[Any], Hashable]:
 
 def _execute(rule: Rule, inputs: Any) -> bool | None:
     try:
+        if rule.applies is not None and rule.applies.execute(inputs) is not True:
+            return None  # the rule does not apply to this machine: no verdict
         result = rule.program.execute(inputs)
     except Exception:  # CEL runtime errors on odd data: no verdict rather than a false one
         return None

@@ -87,6 +87,9 @@ class _RuleSpec(StrictModel):
     severity: Severity
     scope: _ScopeSpec = _ScopeSpec()
     condition: str = Field(min_length=1)
+    # An agent rule judges only machines where this holds (no verdict elsewhere), so a verdict
+    # count means "of the machines it applies to".
+    applies: str | None = Field(default=None, min_length=1)
     for_: Duration = Field(default=0.0, alias="for", ge=0)
     hold: Duration | None = Field(default=None, ge=0)
     group_by: Literal["commune", "district"] | None = None
@@ -291,9 +294,19 @@ def _rule(
     if spec.kind == "agent" and (spec.group_by is not None or spec.suppresses):
         key = "group_by" if spec.group_by is not None else "suppresses"
         return None, [at(_line(raw, key), f"{key} is for fleet rules only")]
+    if spec.kind == "fleet" and spec.applies is not None:
+        return None, [at(_line(raw, "applies"), "applies is for agent rules only")]
     program, reads, problems = check_condition(spec.condition, spec.kind, agent_rules)
     if program is None:
         return None, [at(_line(raw, "condition"), p) for p in problems]
+    applies = None
+    if spec.applies is not None:
+        applies, applies_reads, problems = check_condition(spec.applies, spec.kind)
+        if applies is None:
+            return None, [at(_line(raw, "applies"), p) for p in problems]
+        reads |= applies_reads
+    text = f"{spec.applies or ''} {spec.condition}"
+    variables = set(program.variables()) | set(applies.variables() if applies else ())
     return Rule(
         id=spec.id,
         kind=spec.kind,
@@ -314,10 +327,11 @@ def _rule(
         suppresses=spec.suppresses,
         source=f"{file}:{line}",
         program=program,
+        applies=applies,
         inputs=pruner(read_tree(reads)),
         key=keyer(read_tree(reads)),
-        sections=frozenset(set(program.variables()) & set(SECTIONS)),
-        time_dependent=spec.kind == "agent" and bool(_TIME_DEPENDENT.search(spec.condition)),
+        sections=frozenset(variables & set(SECTIONS)),
+        time_dependent=spec.kind == "agent" and bool(_TIME_DEPENDENT.search(text)),
         reads=reads,
         counts=_counted(spec.condition, agent_rules)[0] if spec.kind == "fleet" else frozenset(),
     ), []

@@ -63,6 +63,8 @@ class Rule:
     inputs: Callable[[Any], Any] = field(compare=False, repr=False)
     # The same values as nested tuples (evaluate.keyer): the key of a memoized verdict.
     key: Callable[[Any], Hashable] = field(compare=False, repr=False)
+    # Agent rules: judged only where this holds (`applies:`); None = everywhere.
+    applies: cel.Program | None = field(default=None, compare=False, repr=False)
     # Section variables the condition reads: it is judged only when all of them were reported.
     sections: frozenset[str] = frozenset()
     # Reads agent.silent_*: must be re-judged on the timer as well as on reports.

@@ -196,7 +196,7 @@ def test_reload_with_a_broken_pack_keeps_the_running_one(tmp_path: Path) -> None
         assert running.app.alerts.pack is before
         pack.write_text(pack.read_text().replace("agent.silnt", "agent.silent_intervals <= 4.0"))
         code, body = _post(running, "/-/reload")
-        assert code == 200 and body.startswith("25 rules loaded")
+        assert code == 200 and body.startswith(f"{len(before.rules)} rules loaded")
         rule = running.app.alerts.pack.get("agent.silent")
         assert rule is not None and rule.condition == "agent.silent_intervals <= 4.0"
     finally:

@@ -53,6 +53,8 @@ def test_invalid_pack_names_file_line_and_rule_in_every_message() -> None:
         f"{f}:58: rule unknown-agent-rule: unknown agent rule 'x' in judged[...]",
         f"{f}:66: rule unquoted-agent-rule: judged takes a quoted agent rule id: "
         'judged["antivirus.present"]',
+        f"{f}:72: rule applies-typo: unknown snapshot field link.pngs",
+        f"{f}:81: rule applies-on-fleet: applies is for agent rules only",
     ]
 
 
@@ -180,14 +182,21 @@ def _member(silent: float, *pings: dict[str, Any]) -> dict[str, Any]:
     return _as_member(_link(*pings) if pings else {}, silent)
 
 
-def _pinging(reachable: int, cut: int, silent: int = 0) -> dict[str, Any]:
-    """A commune group whose reporting members reach the district or lose every ping."""
-    g = _group(reachable + cut + silent, silent)
-    g["members"] = (
-        [_member(0.0, _ping("10.1.0.1"), _ping("collector")) for _ in range(reachable)]
-        + [_member(0.0, _ping("10.1.0.1"), _ping("collector", loss=1.0)) for _ in range(cut)]
-        + [_member(100.0) for _ in range(silent)]
+def _pinging(reachable: int, cut: int, silent: int = 0, gateway_only: int = 0) -> dict[str, Any]:
+    """A commune group whose reporting members reach the district, lose every ping to it, or
+    ping only their gateway: link.district-reachable's verdicts counted as the engine does
+    (over reporting members only; silent ones do not count)."""
+    g = _group(reachable + cut + silent + gateway_only, silent)
+    snapshots = (
+        [_link(_ping("10.1.0.1"), _ping("collector"))] * reachable
+        + [_link(_ping("10.1.0.1"), _ping("collector", loss=1.0))] * cut
+        + [_link(_ping("10.1.0.1"))] * gateway_only
     )
+    rule = load_pack(DEFAULT).get("link.district-reachable")
+    assert rule is not None
+    verdicts = [judge(rule, _agent_vars(s)) for s in snapshots]
+    g["passing"]["link.district-reachable"] = sum(v is True for v in verdicts)
+    g["judged"]["link.district-reachable"] = sum(v is not None for v in verdicts)
     return g
 
 
@@ -216,9 +225,16 @@ def _room(state: str) -> dict[str, Any]:
     return {"meeting_room": {"readiness": {"state": state, "reasons": reasons}}}
 
 
-def _rooms(expected: int, reporting: int) -> dict[str, Any]:
+def _rooms(expected: int, reporting: int, states: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A commune planning `expected` rooms, `reporting` of them reporting these readiness
+    states (meeting-room.ready's verdicts counted as the engine does)."""
     g = _group(3, 0)
     g["group"].update(expected_meeting_rooms=expected, meeting_rooms_reporting=reporting)
+    rule = load_pack(DEFAULT).get("meeting-room.ready")
+    assert rule is not None
+    verdicts = [judge(rule, _agent_vars(_room(s))) for s in states]
+    g["passing"]["meeting-room.ready"] = sum(v is True for v in verdicts)
+    g["judged"]["meeting-room.ready"] = sum(v is not None for v in verdicts)
     return g
 
 
@@ -242,7 +258,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "agent.silent": (_agent_vars({}, silent=30.0), _agent_vars({}, silent=46.0)),
     "agent.probe-failing": (_agent_vars(OK_STATUS), _agent_vars(BAD_STATUS)),
-    "commune.link-down": (_group(30, 17), _group(30, 18)),
+    "commune.link-down": (
+        _pinging(reachable=2, cut=11, silent=17),
+        _pinging(reachable=2, cut=10, silent=18),
+    ),
     "antivirus.present": (_agent_vars(_av()), _agent_vars(_av(products=[], realtime="unknown"))),
     "antivirus.enabled": (
         _agent_vars(_av(products=[_product("off"), _product("unknown")])),
@@ -279,6 +298,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         _agent_vars(_link(_ping("10.1.0.1", loss=0.5), _ping("collector", loss=0.2))),
         _agent_vars(_link(_ping("10.1.0.1"), _ping("collector", loss=0.3))),
     ),
+    "link.district-reachable": (
+        _agent_vars(_link(_ping("10.1.0.1"), _ping("collector", loss=0.9), _ping("hue", loss=1.0))),
+        _agent_vars(_link(_ping("10.1.0.1"), _ping("collector", error="no route to host"))),
+    ),
     "link.district-latency": (
         _agent_vars(_link(_ping("10.1.0.1", rtt=0.5), _ping("collector", loss=1.0))),
         _agent_vars(_link(_ping("10.1.0.1"), _ping("collector", rtt=0.25))),
@@ -302,7 +325,26 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "meeting-room.ready": (_agent_vars(_room("amber")), _agent_vars(_room("red"))),
     "commune.meeting-room": (_rooms(expected=1, reporting=1), _rooms(expected=1, reporting=0)),
+    "commune.meeting-room-ready": (
+        _rooms(expected=2, reporting=2, states=("red", "amber")),
+        _rooms(expected=2, reporting=2, states=("red", "red")),
+    ),
 }
+
+
+@pytest.mark.parametrize(
+    ("group", "ok"),
+    [
+        (_rooms(expected=0, reporting=0), True),  # the plan expects no room
+        (_rooms(expected=1, reporting=0), True),  # none reports: commune.meeting-room's finding
+        (_rooms(expected=1, reporting=1, states=("green",)), True),
+        (_rooms(expected=1, reporting=1, states=("red",)), False),
+    ],
+)
+def test_commune_meeting_room_ready(group: dict[str, Any], ok: bool) -> None:
+    rule = load_pack(DEFAULT).get("commune.meeting-room-ready")
+    assert rule is not None
+    assert judge(rule, group) is ok
 
 
 def test_every_shipped_rule_has_a_case() -> None:
@@ -337,12 +379,38 @@ def test_a_rule_sees_only_what_it_reads_and_judges_as_on_everything() -> None:
             assert judge(rule, variables) is whole, rule.id
 
 
+def test_a_machine_cut_off_from_the_district_fails_one_link_rule_not_two() -> None:
+    pack = load_pack(DEFAULT)
+    ids = ("link.district-loss", "link.district-reachable")
+    rules = [r for r in pack.agent_rules() if r.id in ids]
+    cut = _agent_vars(_link(_ping("10.1.0.1"), _ping("collector", loss=1.0)))
+    half = _agent_vars(_link(_ping("10.1.0.1"), _ping("collector"), _ping("hue", loss=1.0)))
+    gateway = _agent_vars(_link(_ping("10.1.0.1", loss=1.0)))
+    assert {r.id: judge(r, cut) for r in rules} == {
+        "link.district-loss": True,
+        "link.district-reachable": False,
+    }
+    # One district target lost entirely while another answers: that is loss, not a cut.
+    assert {r.id: judge(r, half) for r in rules} == {
+        "link.district-loss": False,
+        "link.district-reachable": True,
+    }
+    # No district target at all: reachability does not apply (no verdict, not a pass).
+    assert {r.id: judge(r, gateway) for r in rules} == {
+        "link.district-loss": True,
+        "link.district-reachable": None,
+    }
+
+
 @pytest.mark.parametrize(
     ("group", "ok"),
     [
         (_pinging(reachable=1, cut=9), True),  # one machine still reaches the district
         (_pinging(reachable=0, cut=2, silent=1), True),  # too few machines ping to judge
         (_pinging(reachable=0, cut=4, silent=2), False),  # every reporting machine is cut off
+        # Machines pinging only their gateway say nothing about the district link.
+        (_pinging(reachable=0, cut=3, gateway_only=5), False),
+        (_pinging(reachable=0, cut=2, gateway_only=5), True),
     ],
 )
 def test_commune_link_down_on_failed_district_pings(group: dict[str, Any], ok: bool) -> None:
