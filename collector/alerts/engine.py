@@ -232,7 +232,7 @@ class AlertEngine:
         w = AlertWrite(now=now)
         self._silences = self._store.silences(now)
         self._windows = self._store.maintenance()
-        fleet = self._store.fleet()
+        fleet = self._tick_fleet()
         self._fleet_rules(w, fleet, now)
         self._suppressors = {
             (a.labels.district, a.labels.commune)
@@ -262,6 +262,17 @@ class AlertEngine:
         self._reconcile(w, list(self._alerts.values()))
         if w:
             self._store.apply_alerts(w)
+
+    def _tick_fleet(self) -> list[tuple[AgentRecord, dict[str, Any]]]:
+        """Active agents, with their stored snapshots only when a timed agent rule or a fleet
+        rule reads more than `agent`/`now` (decoding 10,000 snapshots is most of a tick)."""
+        timed = [r for r in self.pack.agent_rules() if r.time_dependent]
+        needs = any(p[0] not in ("agent", "now") for r in timed for p in r.reads) or any(
+            "members" in r.program.variables() for r in self.pack.fleet_rules()
+        )
+        if needs:
+            return self._store.fleet()
+        return [(a, {}) for a in self._store.list_agents() if a.revoked_at is None]
 
     def _fleet_rules(
         self, w: AlertWrite, fleet: list[tuple[AgentRecord, dict[str, Any]]], now: float

@@ -274,7 +274,7 @@ def _spec_problems(e: ValidationError, raw: _Mapping) -> list[tuple[int, str]]:
     return out
 
 
-def _rule(
+def _rule(  # noqa: PLR0911 (one return per kind of problem)
     raw: Any, file: str, default_hold: float, index: int, agent_rules: Collection[str]
 ) -> tuple[Rule | None, list[str]]:
     line = raw.line if isinstance(raw, _Mapping) else 0

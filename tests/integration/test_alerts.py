@@ -344,3 +344,36 @@ def test_reload_judges_unchanged_data_again_with_the_new_condition(tmp_path: Pat
         ]
     finally:
         app.stop(grace=0)
+
+
+MEMBERS_PACK = """version: 1
+rules:
+  - id: commune.spool
+    kind: fleet
+    group_by: commune
+    title: {vi: Hàng đợi, en: Spool}
+    remediation: {vi: Xem, en: Look}
+    rationale: {vi: Thử, en: Test}
+    severity: low
+    condition: members.all(m, m.spool.depth < 100)
+"""
+
+
+def test_a_fleet_rule_reading_members_is_judged_on_stored_snapshots(tmp_path: Path) -> None:
+    # The shipped pack needs no snapshots on the timer, so the tick skips reading them; a pack
+    # whose fleet rule reads `members` must still see each agent's stored data.
+    pack = tmp_path / "rules.yaml"
+    pack.write_text(MEMBERS_PACK)
+    cfg = collector_config(tmp_path / "c.db", rules={"path": str(pack), "evaluate_every": 3600})
+    running = start_collector(cfg)
+    try:
+        assert running.app.alerts is not None
+        secret = running.enroll("m-1", "ubnd-thanhnhat-01")
+        now = time.time()
+        assert running.client(secret).submit([_spooled(1, now, 500)]).stored == [1]
+        running.app.alerts.drain()
+        running.app.alerts.tick().result(30)
+        [alert] = running.app.store.open_alerts()
+        assert (alert.labels.rule_id, alert.state) == ("commune.spool", "firing")
+    finally:
+        running.app.stop(grace=0)
