@@ -8,6 +8,7 @@ schedule, so a slow collector cannot hide behind a client that waits: no coordin
 
 from __future__ import annotations
 
+import collections
 import multiprocessing as mp
 import os
 import random
@@ -96,8 +97,8 @@ def _client(
     templates = _templates()
     channels = [grpc.insecure_channel(address) for _ in range(0, len(creds), AGENTS_PER_CHANNEL)]
     stubs = [pb_grpc.CollectorStub(c) for c in channels]  # type: ignore[no-untyped-call]
-    latencies: list[float] = []
-    failures: list[str] = []
+    latencies: list[tuple[int, float]] = []  # (round, seconds)
+    failures: list[tuple[int, str]] = []
     lock = threading.Lock()
     pending = threading.Semaphore(0)
 
@@ -106,11 +107,11 @@ def _client(
         error = fut.exception()
         with lock:
             if error is not None:
-                failures.append(str(error.code()))
+                failures.append((seq, f"{error.code().name}: {error.details()}"))
             elif seq not in fut.result().stored_seqs:
-                failures.append("not stored")
+                failures.append((seq, "not stored"))
             else:
-                latencies.append(finished - scheduled)
+                latencies.append((seq, finished - scheduled))
         pending.release()
 
     schedule = sorted(
@@ -133,7 +134,7 @@ def _client(
         fut.add_done_callback(lambda f, s=scheduled, q=seqs[i]: done(s, q, f))
     deadline = time.monotonic() + 60  # a call still unanswered then is counted as lost
     answered = sum(pending.acquire(timeout=max(0.0, deadline - time.monotonic())) for _ in schedule)
-    failures += ["no answer within 60 s"] * (len(schedule) - answered)
+    failures += [(0, "no answer within 60 s")] * (len(schedule) - answered)
     for c in channels:
         c.close()
     out.put((latencies, failures))
@@ -222,35 +223,40 @@ def measure(agents: int, interval: float, rounds: int) -> dict[str, float]:
             except subprocess.TimeoutExpired:
                 server.kill()
                 raise RuntimeError("collector did not stop within 30 s of SIGTERM") from None
-    latencies = [x for r in results for x in r[0]]
-    failures = [x for r in results for x in r[1]]
-    return {
-        "agents": agents,
-        "interval_s": interval,
-        "reports": len(latencies),
-        "failed": len(failures),
-        "reports_per_s": agents / interval,
-        "p50_ms": _percentile(latencies, 0.50) * 1000,
-        "p99_ms": _percentile(latencies, 0.99) * 1000,
-        "max_ms": max(latencies, default=float("nan")) * 1000,
-        "scrapes": len(scrapes),
-        "scrape_max_s": max(scrapes, default=float("nan")),
-    }
+    figures: dict[str, float] = {"agents": agents, "interval_s": interval, "rounds": rounds}
+    for rnd in range(1, rounds + 1):  # seq = round: every agent sends one report per round
+        lat = [x for r in results for q, x in r[0] if q == rnd]
+        figures[f"round{rnd}_stored"] = len(lat)
+        figures[f"round{rnd}_failed"] = sum(q == rnd for r in results for q, _ in r[1])
+        figures[f"round{rnd}_p50_ms"] = _percentile(lat, 0.50) * 1000
+        figures[f"round{rnd}_p99_ms"] = _percentile(lat, 0.99) * 1000
+        figures[f"round{rnd}_max_ms"] = max(lat, default=float("nan")) * 1000
+    reasons = collections.Counter(reason for r in results for _, reason in r[1])
+    figures["lost"] = sum(n for reason, n in reasons.items() if reason.startswith("no answer"))
+    figures["scrapes"] = len(scrapes)
+    figures["scrape_max_s"] = max(scrapes, default=float("nan"))
+    for reason, n in reasons.most_common(3):
+        print(f"  failed {n}×: {reason}")
+    return figures
 
 
 def main() -> dict[str, float]:
     agents = int(os.environ.get("BENCH_SUSTAINED_AGENTS", "10000"))
     interval = float(os.environ.get("BENCH_SUSTAINED_INTERVAL", "60"))
-    rounds = int(os.environ.get("BENCH_SUSTAINED_ROUNDS", "1"))
+    rounds = int(os.environ.get("BENCH_SUSTAINED_ROUNDS", "2"))
+    print(
+        f"sustained fleet: {agents} agents every {interval:.0f} s for {rounds} rounds"
+        f" ({agents / interval:.0f} reports/s), default rules, /metrics every {SCRAPE_EVERY:.0f} s;"
+        " Submit latency from the scheduled send"
+    )
     r = measure(agents, interval, rounds)
-    print(
-        f"sustained fleet: {agents} agents every {interval:.0f} s for {rounds} round(s)"
-        f" ({r['reports_per_s']:.0f} reports/s), default rules, /metrics every {SCRAPE_EVERY:.0f} s"
-    )
-    print(
-        f"  Submit from scheduled send: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms,"
-        f" max {r['max_ms']:.0f} ms; {r['reports']:.0f} stored, {r['failed']:.0f} failed"
-    )
+    for rnd in range(1, rounds + 1):
+        label = "first report of every agent" if rnd == 1 else "steady"
+        print(
+            f"  round {rnd} ({label}): p50 {r[f'round{rnd}_p50_ms']:.1f} ms,"
+            f" p99 {r[f'round{rnd}_p99_ms']:.1f} ms, max {r[f'round{rnd}_max_ms']:.0f} ms;"
+            f" {r[f'round{rnd}_stored']:.0f} stored, {r[f'round{rnd}_failed']:.0f} failed"
+        )
     print(f"  {r['scrapes']:.0f} scrapes of /metrics, slowest {r['scrape_max_s']:.2f} s")
     return r
 
