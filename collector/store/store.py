@@ -9,11 +9,22 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Float,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
@@ -149,7 +160,7 @@ class Store(AlertTables, MailTables, MeetingTables):
         self._insert_report = (
             dialect.insert(reports)
             .on_conflict_do_nothing(index_elements=["agent_id", "seq"])
-            .returning(reports.c.seq)
+            .returning(reports.c.agent_id, reports.c.seq)
         )
         snap = dialect.insert(snapshots)
         # Late data (a replayed backlog) never overwrites a newer snapshot.
@@ -162,6 +173,20 @@ class Store(AlertTables, MailTables, MeetingTables):
             },
             where=snapshots.c.seq < snap.excluded.seq,
         )
+        # Built once: constructing a statement and its cache key costs more than running it.
+        self._select_agent = select(agents).where(agents.c.agent_id == bindparam("id"))
+        seen: dict[str, Any] = {"last_seen_at": bindparam("seen")}
+        self._touch_agent = update(agents).where(agents.c.agent_id == bindparam("id"))
+        # Two-argument max: scalar max() on SQLite, greatest() on PostgreSQL.
+        greatest = func.greatest if self.dialect == "postgresql" else func.max
+        self._advance_agent = self._touch_agent.values(
+            last_seq=greatest(agents.c.last_seq, bindparam("seq", type_=BigInteger)),
+            last_report_at=greatest(
+                func.coalesce(agents.c.last_report_at, 0.0), bindparam("at", type_=Float)
+            ),
+            **seen,
+        )
+        self._touch_agent = self._touch_agent.values(**seen)
 
     def _configure_sqlite(self, synchronous: str) -> None:
         path = self._engine.url.database
@@ -348,7 +373,7 @@ class Store(AlertTables, MailTables, MeetingTables):
             raise AuthError("malformed credential")
         agent_id, secret = parts
         with self._read() as conn:
-            row = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).first()
+            row = conn.execute(self._select_agent, {"id": agent_id}).first()
         if row is None or not hmac.compare_digest(row.credential_hash, _hash(secret)):
             raise AuthError("unknown credential")
         if row.revoked_at is not None:
@@ -423,7 +448,7 @@ class Store(AlertTables, MailTables, MeetingTables):
     def _commit(self, jobs: list[_Job]) -> None:
         try:
             with self._write() as conn:
-                results = [self._ingest_one(conn, j.agent_id, j.batch, j.now) for j in jobs]
+                results = self._ingest_jobs(conn, jobs)
         except Exception as e:  # every waiter must hear about it, whatever it was
             error = e if isinstance(e, StoreError) else StoreError(f"store write failed: {e}")
             for j in jobs:
@@ -434,47 +459,63 @@ class Store(AlertTables, MailTables, MeetingTables):
             j.result = result
             j.done.set()
 
-    def _ingest_one(
-        self, conn: Connection, agent_id: str, batch: Sequence[Report], now: float
-    ) -> tuple[list[int], int]:
+    def _ingest_jobs(self, conn: Connection, jobs: list[_Job]) -> list[tuple[list[int], int]]:
+        """One statement per table for the whole group, however many agents it holds."""
         rows = [
             {
-                "agent_id": agent_id,
+                "agent_id": j.agent_id,
                 "seq": r.seq,
                 "boot_id": r.boot_id,
                 "collected_at": r.collected_at,
-                "received_at": now,
+                "received_at": j.now,
                 "payload": _payload(r),
             }
-            for r in batch
+            for j in jobs
+            for r in j.batch
         ]
         # RETURNING, not rowcount: on PostgreSQL (psycopg) rowcount is -1 here; and it
-        # names exactly the rows that were new, in one round trip for the whole batch.
-        inserted = set(conn.execute(self._insert_report, rows).scalars()) if rows else set()
-        new = [r for r in batch if r.seq in inserted]
-        # Only the newest value of each section matters for the snapshot.
-        newest: dict[str, dict[str, Any]] = {}
-        for r in sorted(new, key=lambda r: r.seq):
-            for section, data in _snapshot_sections(r).items():
-                newest[section] = {
-                    "agent_id": agent_id,
-                    "section": section,
-                    "seq": r.seq,
-                    "collected_at": r.collected_at,
-                    "data": json.dumps(data, ensure_ascii=False),
-                }
-        if newest:
-            conn.execute(self._upsert_snapshot, list(newest.values()))
-        values: dict[str, Any] = {"last_seen_at": now}
-        if new:
-            # Two-argument max: scalar max() on SQLite, greatest() on PostgreSQL.
-            greatest = func.greatest if self.dialect == "postgresql" else func.max
-            values["last_seq"] = greatest(agents.c.last_seq, max(r.seq for r in new))
-            values["last_report_at"] = greatest(
-                func.coalesce(agents.c.last_report_at, 0.0), max(r.collected_at for r in new)
-            )
-        conn.execute(update(agents).where(agents.c.agent_id == agent_id).values(**values))
-        return [r.seq for r in batch], len(new)
+        # names exactly the rows that were new, in one round trip for the whole group.
+        inserted = set(conn.execute(self._insert_report, rows).tuples()) if rows else set()
+        results: list[tuple[list[int], int]] = []
+        new_by_agent: dict[str, list[Report]] = {}
+        touched: dict[str, dict[str, Any]] = {}
+        for j in jobs:
+            # A row sent twice in one group (concurrent retries) is new for one job only.
+            new = [r for r in j.batch if (j.agent_id, r.seq) in inserted]
+            inserted.difference_update((j.agent_id, r.seq) for r in new)
+            results.append(([r.seq for r in j.batch], len(new)))
+            new_by_agent.setdefault(j.agent_id, []).extend(new)
+            agent = touched.setdefault(j.agent_id, {"id": j.agent_id, "seen": j.now})
+            agent["seen"] = max(agent["seen"], j.now)
+            if new:
+                agent["seq"] = max(agent.get("seq", 0), *(r.seq for r in new))
+                agent["at"] = max(agent.get("at", 0.0), *(r.collected_at for r in new))
+        snapshot_rows = []
+        for agent_id, new in new_by_agent.items():
+            # Newest first: each section is taken (and decoded, and encoded) once, from the
+            # newest report carrying it; older reports fill in only what newer ones lack.
+            have: set[str] = set()
+            for r in sorted(new, key=lambda r: r.seq, reverse=True):
+                for section, data in _snapshot_sections(r, have).items():
+                    have.add(section)
+                    snapshot_rows.append(
+                        {
+                            "agent_id": agent_id,
+                            "section": section,
+                            "seq": r.seq,
+                            "collected_at": r.collected_at,
+                            "data": json.dumps(data, ensure_ascii=False),
+                        }
+                    )
+        if snapshot_rows:
+            conn.execute(self._upsert_snapshot, snapshot_rows)
+        for statement, params in (
+            (self._advance_agent, [a for a in touched.values() if "seq" in a]),
+            (self._touch_agent, [a for a in touched.values() if "seq" not in a]),
+        ):
+            if params:
+                conn.execute(statement, params)
+        return results
 
     def report_seqs(self, agent_id: str) -> list[int]:
         with self._read() as conn:
@@ -547,13 +588,13 @@ def _payload(r: Report) -> str:
     )
 
 
-def _snapshot_sections(r: Report) -> dict[str, Any]:
-    """What one report contributes to the latest snapshot: its sections, per-probe status,
-    and the agent's spool counters."""
-    out: dict[str, Any] = dict(r.sections)
+def _snapshot_sections(r: Report, have: Container[str]) -> dict[str, Any]:
+    """What one report contributes to the latest snapshot, but for what a newer report of
+    the batch already gave (`have`): its sections, per-probe status, the agent's spool."""
+    out: dict[str, Any] = {name: r.sections[name] for name in r.sections if name not in have}
     for name in r.sections:
         out[f"status:{name}"] = {"ok": True, "error": ""}
     for e in r.errors:
         out[f"status:{e['probe']}"] = {"ok": False, "error": e["message"]}
     out["spool"] = r.spool
-    return out
+    return {k: v for k, v in out.items() if k not in have}
