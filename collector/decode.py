@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -17,6 +18,7 @@ __all__ = [
     "InvalidReport",
     "decode_report",
     "message_to_plain",
+    "report_from_wire",
 ]
 
 # Report fields that carry a probe's section (numbers 10..19 in the proto).
@@ -69,6 +71,46 @@ def message_to_plain(msg: Message) -> dict[str, Any]:
     return out
 
 
+class _Sections(Mapping[str, Any]):
+    """The sections of one wire report, each turned into plain data on first read: the
+    history keeps the wire bytes and the snapshot takes only the newest report's sections,
+    so on the ack path most are never decoded."""
+
+    __slots__ = ("_msg", "_names", "_plain")
+
+    def __init__(self, msg: pb.Report) -> None:
+        self._msg = msg
+        self._names = tuple(f.name for f, _ in msg.ListFields() if f.name in SECTION_TYPES)
+        self._plain: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        plain = self._plain.get(name)
+        if plain is None:
+            if name not in self._names:
+                raise KeyError(name)
+            plain = self._plain[name] = message_to_plain(getattr(self._msg, name))
+        return plain
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _record(r: pb.Report, collected_at: float, wire: bytes) -> Report:
+    return Report(
+        seq=r.seq,
+        boot_id=r.boot_id,
+        collected_at=collected_at,
+        agent_version=r.agent_version,
+        sections=_Sections(r),
+        errors=[{"probe": e.probe, "message": e.message} for e in r.errors],
+        spool={"dropped_total": r.spool.dropped_total, "depth": r.spool.depth},
+        wire=wire,
+    )
+
+
 def decode_report(r: pb.Report, now: float) -> Report:
     """Check one report and turn it into a record; raises InvalidReport with the reason."""
     if r.seq < 1:
@@ -78,12 +120,10 @@ def decode_report(r: pb.Report, now: float) -> Report:
         raise InvalidReport(f"collected_at_ms {r.collected_at_ms} is not a plausible time")
     if len(r.boot_id) > 64:
         raise InvalidReport("boot_id longer than 64 characters")
-    return Report(
-        seq=r.seq,
-        boot_id=r.boot_id,
-        collected_at=collected_at,
-        agent_version=r.agent_version,
-        sections={s: message_to_plain(getattr(r, s)) for s in SECTIONS if r.HasField(s)},
-        errors=[{"probe": e.probe, "message": e.message} for e in r.errors],
-        spool={"dropped_total": r.spool.dropped_total, "depth": r.spool.depth},
-    )
+    return _record(r, collected_at, r.SerializeToString())
+
+
+def report_from_wire(wire: bytes) -> Report:
+    """A report the history kept as received (checked when it arrived)."""
+    r = pb.Report.FromString(wire)
+    return _record(r, r.collected_at_ms / 1000.0, wire)

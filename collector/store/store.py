@@ -23,12 +23,14 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
 
+from collector.decode import report_from_wire
 from collector.errors import AuthError, NotFoundError, StoreError
 from collector.meetings import MEETING_ROLE
 from collector.model import AgentRecord, Placement, Report, TokenRecord
@@ -68,8 +70,19 @@ def _to_v4(conn: Connection) -> None:
     metadata.create_all(conn, tables=[meetings, meeting_results])
 
 
+def _to_v5(conn: Connection) -> None:
+    """Schema 5: reports keep the protobuf received (`wire`); older rows keep their JSON."""
+    blob = reports.c.wire.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE reports ADD COLUMN wire {blob}"))
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _to_v2,
+    3: _to_v3,
+    4: _to_v4,
+    5: _to_v5,
+}
 
 TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)
 
@@ -468,14 +481,15 @@ class Store(AlertTables, MailTables, MeetingTables):
                 "boot_id": r.boot_id,
                 "collected_at": r.collected_at,
                 "received_at": j.now,
-                "payload": _payload(r),
+                "payload": "" if r.wire else _payload(r),
+                "wire": r.wire or None,
             }
             for j in jobs
             for r in j.batch
         ]
         # RETURNING, not rowcount: on PostgreSQL (psycopg) rowcount is -1 here; and it
         # names exactly the rows that were new, in one round trip for the whole group.
-        inserted = set(conn.execute(self._insert_report, rows).tuples()) if rows else set()
+        inserted = set(conn.execute(self._insert_report, rows).all()) if rows else set()
         results: list[tuple[list[int], int]] = []
         new_by_agent: dict[str, list[Report]] = {}
         touched: dict[str, dict[str, Any]] = {}
@@ -526,6 +540,19 @@ class Store(AlertTables, MailTables, MeetingTables):
                     .order_by(reports.c.seq)
                 ).scalars()
             )
+
+    def history(self, agent_id: str) -> list[Report]:
+        """Every report stored for one agent, in seq order, whichever schema wrote it."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(reports.c.payload, reports.c.wire)
+                .where(reports.c.agent_id == agent_id)
+                .order_by(reports.c.seq)
+            ).all()
+        return [
+            report_from_wire(r.wire) if r.wire is not None else Report(**json.loads(r.payload))
+            for r in rows
+        ]
 
     def snapshot(self, agent_id: str) -> dict[str, Any]:
         """The newest data of each section for one agent."""
@@ -580,7 +607,7 @@ def _payload(r: Report) -> str:
             "boot_id": r.boot_id,
             "collected_at": r.collected_at,
             "agent_version": r.agent_version,
-            "sections": r.sections,
+            "sections": dict(r.sections),
             "errors": r.errors,
             "spool": r.spool,
         },
