@@ -227,34 +227,35 @@ def _noop_process() -> Iterator[tuple[str, int]]:
         noop.wait(30)
 
 
-def measure() -> dict[str, float]:
+def measure(c: Collector, noop: tuple[str, int]) -> dict[str, float]:
+    """One run against `c` (FLEET_AGENTS enrolled) and the no-op server at `noop`."""
     busy = CLIENT_PROCESSES * AGENTS_PER_PROCESS
     figures: dict[str, float] = {}
-    with _noop_process() as (noop, noop_pid), collector_process(FLEET_AGENTS) as c:
-        for batch in (1, 50):
-            ours = _load(c.address, c.pid, c.secrets[:busy], batch)
-            base = _load(noop, noop_pid, c.secrets[:busy], batch)
-            figures[f"batch{batch}_reports_per_s"] = ours.reports_per_second
-            figures[f"batch{batch}_noop_reports_per_s"] = base.reports_per_second
-            figures[f"batch{batch}_ratio"] = ours.reports_per_second / base.reports_per_second
-            figures[f"batch{batch}_server_cpu_us_per_call"] = ours.server_cpu_us_per_call
-            figures[f"batch{batch}_noop_cpu_us_per_call"] = base.server_cpu_us_per_call
-        fleet = _load(c.address, c.pid, c.secrets, 1, rate=FLEET_AGENTS / FLEET_INTERVAL)
-        figures["fleet_reports_per_s"] = fleet.reports_per_second
-        figures["fleet_p50_ms"] = fleet.p50_ms
-        figures["fleet_p99_ms"] = fleet.p99_ms
+    for batch in (1, 50):
+        ours = _load(c.address, c.pid, c.secrets[:busy], batch)
+        base = _load(*noop, c.secrets[:busy], batch)
+        figures[f"batch{batch}_reports_per_s"] = ours.reports_per_second
+        figures[f"batch{batch}_noop_reports_per_s"] = base.reports_per_second
+        figures[f"batch{batch}_ratio"] = ours.reports_per_second / base.reports_per_second
+        figures[f"batch{batch}_server_cpu_us_per_call"] = ours.server_cpu_us_per_call
+        figures[f"batch{batch}_noop_cpu_us_per_call"] = base.server_cpu_us_per_call
+    fleet = _load(c.address, c.pid, c.secrets, 1, rate=FLEET_AGENTS / FLEET_INTERVAL)
+    figures["fleet_reports_per_s"] = fleet.reports_per_second
+    figures["fleet_p50_ms"] = fleet.p50_ms
+    figures["fleet_p99_ms"] = fleet.p99_ms
     # Diagnostic, not the headline: the shipped rule pack judging every stored report.
-    with collector_process(busy, RULES) as c:
+    with collector_process(busy, RULES) as ruled:
         for batch in (1, 50):
-            ruled = _load(c.address, c.pid, c.secrets, batch)
-            figures[f"rules_batch{batch}_reports_per_s"] = ruled.reports_per_second
-            figures[f"rules_batch{batch}_server_cpu_us_per_call"] = ruled.server_cpu_us_per_call
+            r = _load(ruled.address, ruled.pid, ruled.secrets, batch)
+            figures[f"rules_batch{batch}_reports_per_s"] = r.reports_per_second
+            figures[f"rules_batch{batch}_server_cpu_us_per_call"] = r.server_cpu_us_per_call
     return figures
 
 
 def main() -> dict[str, float]:
     runs = int(os.environ.get("BENCH_RUNS", "3"))
-    samples = [measure() for _ in range(runs)]
+    with _noop_process() as noop, collector_process(FLEET_AGENTS) as c:
+        samples = [measure(c, noop) for _ in range(runs)]
     med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
     print(f"ingest (median of {runs} runs; SQLite synchronous=FULL; loopback; default config)")
     for batch in (1, 50):
