@@ -14,20 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Engine,
-    Float,
-    bindparam,
     create_engine,
     event,
-    func,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.decode import report_from_wire
@@ -35,6 +29,7 @@ from collector.errors import AuthError, NotFoundError, StoreError
 from collector.meetings import MEETING_ROLE
 from collector.model import AgentRecord, Placement, Report, TokenRecord
 from collector.store.alerts import AlertTables
+from collector.store.hotpath import AgentRow, HotPath
 from collector.store.mail import MailTables
 from collector.store.meetings import MeetingTables
 from collector.store.schema import (
@@ -128,11 +123,12 @@ def _split(value: str, parts: int) -> list[str] | None:
     return fields if len(fields) == parts and all(fields) else None
 
 
-def _placement(row: Row[Any]) -> Placement:
+def _placement(row: Any) -> Placement:
     return Placement(**{c: getattr(row, c) for c in PLACE_COLUMNS})
 
 
-def _agent(row: Row[Any]) -> AgentRecord:
+def _agent(row: Any) -> AgentRecord:
+    """From a Row or an AgentRow (the two share column names)."""
     return AgentRecord(
         agent_id=row.agent_id,
         machine_id=row.machine_id,
@@ -169,37 +165,9 @@ class Store(AlertTables, MailTables, MeetingTables):
         self._queue_lock = threading.Lock()
         self._committing = False
         self._migrate()
-        dialect = postgresql if self.dialect == "postgresql" else sqlite
-        self._insert_report = (
-            dialect.insert(reports)
-            .on_conflict_do_nothing(index_elements=["agent_id", "seq"])
-            .returning(reports.c.agent_id, reports.c.seq)
-        )
-        snap = dialect.insert(snapshots)
-        # Late data (a replayed backlog) never overwrites a newer snapshot.
-        self._upsert_snapshot = snap.on_conflict_do_update(
-            index_elements=["agent_id", "section"],
-            set_={
-                "seq": snap.excluded.seq,
-                "collected_at": snap.excluded.collected_at,
-                "data": snap.excluded.data,
-            },
-            where=snapshots.c.seq < snap.excluded.seq,
-        )
-        # Built once: constructing a statement and its cache key costs more than running it.
-        self._select_agent = select(agents).where(agents.c.agent_id == bindparam("id"))
-        seen: dict[str, Any] = {"last_seen_at": bindparam("seen")}
-        self._touch_agent = update(agents).where(agents.c.agent_id == bindparam("id"))
-        # Two-argument max: scalar max() on SQLite, greatest() on PostgreSQL.
-        greatest = func.greatest if self.dialect == "postgresql" else func.max
-        self._advance_agent = self._touch_agent.values(
-            last_seq=greatest(agents.c.last_seq, bindparam("seq", type_=BigInteger)),
-            last_report_at=greatest(
-                func.coalesce(agents.c.last_report_at, 0.0), bindparam("at", type_=Float)
-            ),
-            **seen,
-        )
-        self._touch_agent = self._touch_agent.values(**seen)
+        self._hot = HotPath(self._engine.dialect)
+        # The ack path runs on the driver's cursor: its errors are the driver's.
+        self._failures = (SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error)
 
     def _configure_sqlite(self, synchronous: str) -> None:
         path = self._engine.url.database
@@ -251,7 +219,7 @@ class Store(AlertTables, MailTables, MeetingTables):
             try:
                 with self._engine.begin() as conn:
                     yield conn
-            except SQLAlchemyError as e:
+            except self._failures as e:
                 raise StoreError(f"store write failed: {e}") from None
 
     @contextlib.contextmanager
@@ -259,7 +227,7 @@ class Store(AlertTables, MailTables, MeetingTables):
         try:
             with self._engine.connect() as conn:
                 yield conn
-        except SQLAlchemyError as e:
+        except self._failures as e:
             raise StoreError(f"store read failed: {e}") from None
 
     def ping(self) -> bool:
@@ -386,7 +354,10 @@ class Store(AlertTables, MailTables, MeetingTables):
             raise AuthError("malformed credential")
         agent_id, secret = parts
         with self._read() as conn:
-            row = conn.execute(self._select_agent, {"id": agent_id}).first()
+            cursor = conn.connection.cursor()
+            cursor.execute(self._hot.select_agent, {"id": agent_id})
+            found = cursor.fetchone()
+        row: Any = AgentRow(*found) if found is not None else None
         if row is None or not hmac.compare_digest(row.credential_hash, _hash(secret)):
             raise AuthError("unknown credential")
         if row.revoked_at is not None:
@@ -474,6 +445,7 @@ class Store(AlertTables, MailTables, MeetingTables):
 
     def _ingest_jobs(self, conn: Connection, jobs: list[_Job]) -> list[tuple[list[int], int]]:
         """One statement per table for the whole group, however many agents it holds."""
+        cursor = conn.connection.cursor()
         rows = [
             {
                 "agent_id": j.agent_id,
@@ -487,9 +459,7 @@ class Store(AlertTables, MailTables, MeetingTables):
             for j in jobs
             for r in j.batch
         ]
-        # RETURNING, not rowcount: on PostgreSQL (psycopg) rowcount is -1 here; and it
-        # names exactly the rows that were new, in one round trip for the whole group.
-        inserted = set(conn.execute(self._insert_report, rows).all()) if rows else set()
+        inserted = self._hot.insert_reports(cursor, rows)
         results: list[tuple[list[int], int]] = []
         new_by_agent: dict[str, list[Report]] = {}
         touched: dict[str, dict[str, Any]] = {}
@@ -522,13 +492,13 @@ class Store(AlertTables, MailTables, MeetingTables):
                         }
                     )
         if snapshot_rows:
-            conn.execute(self._upsert_snapshot, snapshot_rows)
+            cursor.executemany(self._hot.upsert_snapshot, snapshot_rows)
         for statement, params in (
-            (self._advance_agent, [a for a in touched.values() if "seq" in a]),
-            (self._touch_agent, [a for a in touched.values() if "seq" not in a]),
+            (self._hot.advance_agent, [a for a in touched.values() if "seq" in a]),
+            (self._hot.touch_agent, [a for a in touched.values() if "seq" not in a]),
         ):
             if params:
-                conn.execute(statement, params)
+                cursor.executemany(statement, params)
         return results
 
     def report_seqs(self, agent_id: str) -> list[int]:
@@ -618,6 +588,13 @@ def _payload(r: Report) -> str:
 def _snapshot_sections(r: Report, have: Container[str]) -> dict[str, Any]:
     """What one report contributes to the latest snapshot, but for what a newer report of
     the batch already gave (`have`): its sections, per-probe status, the agent's spool."""
+    # A section's status always comes with the section itself, so this says it all.
+    if (
+        "spool" in have
+        and all(n in have for n in r.sections)
+        and all(f"status:{e['probe']}" in have for e in r.errors)
+    ):
+        return {}
     out: dict[str, Any] = {name: r.sections[name] for name in r.sections if name not in have}
     for name in r.sections:
         out[f"status:{name}"] = {"ok": True, "error": ""}
