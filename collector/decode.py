@@ -36,9 +36,14 @@ class InvalidReport(ValueError):
     """One report that the collector will never store; its seq is acked as rejected."""
 
 
+# How message_to_plain copies a set field: as is, a list of it, as a message, a list of them.
+_SCALAR, _SCALARS, _MESSAGE, _MESSAGES = range(4)
+
+
 @functools.cache
-def _layout(desc: Descriptor) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Per message type: scalar defaults, and the repeated fields (each needs a fresh list).
+def _layout(desc: Descriptor) -> tuple[dict[str, Any], tuple[str, ...], dict[str, int]]:
+    """Per message type: scalar defaults, the repeated fields (each needs a fresh list), and
+    how to copy each field (looked up by name: cheaper than asking its descriptor each time).
 
     Messages and proto3 `optional` fields have no default here: left unset they are absent.
     """
@@ -47,27 +52,33 @@ def _layout(desc: Descriptor) -> tuple[dict[str, Any], tuple[str, ...]]:
         for f in desc.fields
         if not f.is_repeated and f.type != FieldDescriptor.TYPE_MESSAGE and not f.has_presence
     }
-    return defaults, tuple(f.name for f in desc.fields if f.is_repeated)
+    kinds = {
+        f.name: (_MESSAGE if f.type == FieldDescriptor.TYPE_MESSAGE else _SCALAR) + f.is_repeated
+        for f in desc.fields
+    }
+    return defaults, tuple(f.name for f in desc.fields if f.is_repeated), kinds
 
 
 def message_to_plain(msg: Message) -> dict[str, Any]:
     """Every field (defaults included) as plain Python values; 64-bit ints stay ints
     (unlike json_format, which turns them into strings). An unset message or proto3
     `optional` field is absent: it means "unknown", not zero."""
-    defaults, repeated = _layout(msg.DESCRIPTOR)
+    defaults, repeated, kinds = _layout(msg.DESCRIPTOR)
     out = dict(defaults)
     for name in repeated:
         out[name] = []
     # ListFields() (implemented in C) yields only what is set: far cheaper than getattr on all.
     for f, value in msg.ListFields():
-        if f.type == FieldDescriptor.TYPE_MESSAGE:
-            out[f.name] = (
-                [message_to_plain(v) for v in value] if f.is_repeated else message_to_plain(value)
-            )
-        elif f.is_repeated:
-            out[f.name] = list(value)
+        name = f.name
+        kind = kinds[name]
+        if kind == _SCALAR:
+            out[name] = value
+        elif kind == _MESSAGE:
+            out[name] = message_to_plain(value)
+        elif kind == _MESSAGES:
+            out[name] = [message_to_plain(v) for v in value]
         else:
-            out[f.name] = value
+            out[name] = list(value)
     return out
 
 

@@ -223,6 +223,29 @@ class Store(AlertTables, MailTables, MeetingTables):
                 raise StoreError(f"store write failed: {e}") from None
 
     @contextlib.contextmanager
+    def _cursor(self, write: bool) -> Iterator[Any]:
+        """The ack path's driver cursor on a pooled connection (no SQLAlchemy Connection:
+        its set-up and teardown cost more than the statements). A write commits on success;
+        any failure discards the connection, so a broken one never goes back to the pool."""
+        with self._write_lock if write else contextlib.nullcontext():
+            try:
+                conn = self._engine.raw_connection()
+            except self._failures as e:
+                raise StoreError(f"store unavailable: {e}") from None
+            try:
+                yield conn.cursor()
+                if write:
+                    conn.commit()
+            except self._failures as e:
+                conn.invalidate()
+                raise StoreError(f"store {'write' if write else 'read'} failed: {e}") from None
+            except BaseException:
+                conn.invalidate()
+                raise
+            finally:
+                conn.close()
+
+    @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
             with self._engine.connect() as conn:
@@ -353,8 +376,7 @@ class Store(AlertTables, MailTables, MeetingTables):
         if parts is None:
             raise AuthError("malformed credential")
         agent_id, secret = parts
-        with self._read() as conn:
-            cursor = conn.connection.cursor()
+        with self._cursor(write=False) as cursor:
             cursor.execute(self._hot.select_agent, {"id": agent_id})
             found = cursor.fetchone()
         row: Any = AgentRow(*found) if found is not None else None
@@ -431,8 +453,8 @@ class Store(AlertTables, MailTables, MeetingTables):
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:
-            with self._write() as conn:
-                results = self._ingest_jobs(conn, jobs)
+            with self._cursor(write=True) as cursor:
+                results = self._ingest_jobs(cursor, jobs)
         except Exception as e:  # every waiter must hear about it, whatever it was
             error = e if isinstance(e, StoreError) else StoreError(f"store write failed: {e}")
             for j in jobs:
@@ -443,9 +465,8 @@ class Store(AlertTables, MailTables, MeetingTables):
             j.result = result
             j.done.set()
 
-    def _ingest_jobs(self, conn: Connection, jobs: list[_Job]) -> list[tuple[list[int], int]]:
+    def _ingest_jobs(self, cursor: Any, jobs: list[_Job]) -> list[tuple[list[int], int]]:
         """One statement per table for the whole group, however many agents it holds."""
-        cursor = conn.connection.cursor()
         rows = [
             {
                 "agent_id": j.agent_id,
