@@ -96,7 +96,7 @@ def _client(
     stub = pb_grpc.CollectorStub(grpc.insecure_channel(address))  # type: ignore[no-untyped-call]
     seqs = dict.fromkeys(secrets, int(time.time() * 1000) * 1000)  # fresh seqs every run
     lock = threading.Lock()
-    calls, done, latencies = [0], [0], []
+    calls, done, latencies, errors = [0], [0], [], []
     end = time.monotonic() + seconds
 
     def agent_thread(k: int, mine: list[str]) -> None:
@@ -117,7 +117,13 @@ def _client(
                 start, next_at = next_at, next_at + period
             else:
                 start = time.monotonic()
-            resp = stub.Submit(req, metadata=(("authorization", f"Bearer {secret}"),), timeout=30)
+            try:
+                resp = stub.Submit(
+                    req, metadata=(("authorization", f"Bearer {secret}"),), timeout=30
+                )
+            except grpc.RpcError as e:
+                errors.append(f"{e.code()}: {e.details()}")
+                return
             took = time.monotonic() - start
             with lock:
                 calls[0] += 1
@@ -132,7 +138,7 @@ def _client(
         t.start()
     for t in threads:
         t.join()
-    out.put((calls[0], done[0], latencies))
+    out.put((calls[0], done[0], latencies, errors))
 
 
 def _load(address: str, pid: int, secrets: list[str], batch: int, rate: float = 0.0) -> Result:
@@ -161,6 +167,10 @@ def _load(address: str, pid: int, secrets: list[str], batch: int, rate: float = 
     after = server.cpu_times()
     for p in procs:
         p.join(30)
+    errors = [e for r in results for e in r[3]]
+    if errors:
+        alive = "running" if psutil.pid_exists(pid) else "gone"
+        raise RuntimeError(f"Submit to {address} failed (server {alive}): {errors[0]}")
     calls = sum(r[0] for r in results)
     lat = sorted(x for r in results for x in r[2])
     cpu = (after.user + after.system) - (before.user + before.system)
