@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 
-from bench import footprint, ingest, metrics_render, replay, report_size, rules
+from bench import footprint, ingest, ingest_cpu, metrics_render, replay, report_size, rules
 
 OUT = Path("var") / "bench" / "results.json"
 
@@ -23,6 +23,7 @@ def main() -> None:
         ("metrics_render", metrics_render.main),
         ("footprint", footprint.main),
         ("ingest", ingest.main),
+        ("ingest_cpu", ingest_cpu.main),
         ("replay", replay.main),
     ]
     results: dict[str, Any] = {
