@@ -11,7 +11,17 @@ from typing import Any
 
 import psutil
 
-from bench import fleet_tick, footprint, ingest, metrics_render, replay, report_size, rules
+from bench import (
+    fleet_tick,
+    footprint,
+    ingest,
+    ingest_cpu,
+    metrics_render,
+    replay,
+    report_size,
+    rules,
+    sustained,
+)
 
 OUT = Path("var") / "bench" / "results.json"
 
@@ -24,7 +34,9 @@ def main() -> None:
         ("metrics_render", metrics_render.main),
         ("footprint", footprint.main),
         ("ingest", ingest.main),
+        ("ingest_cpu", ingest_cpu.main),
         ("replay", replay.main),
+        ("sustained", sustained.main),
     ]
     results: dict[str, Any] = {
         "machine": {

@@ -55,8 +55,9 @@ def _latencies(client: CollectorClient, stop: threading.Event, out: list[float])
 
 
 def measure(pace: float = DeliveryConfig().pace) -> dict[str, float]:
-    with collector_process(2) as (address, secrets, tmp):
-        spool = Spool(tmp / "spool.db", 1 << 30, 30 * 86400)
+    with collector_process(2) as collector:
+        address, secrets = collector.address, collector.secrets
+        spool = Spool(collector.tmp / "spool.db", 1 << 30, 30 * 86400)
         _fill(spool, BACKLOG)
         replaying = CollectorClient(address, secret=secrets[0], timeout=60)
         other = CollectorClient(address, secret=secrets[1], timeout=60)

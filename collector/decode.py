@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -17,6 +18,7 @@ __all__ = [
     "InvalidReport",
     "decode_report",
     "message_to_plain",
+    "report_from_wire",
 ]
 
 # Report fields that carry a probe's section (numbers 10..19 in the proto).
@@ -34,9 +36,14 @@ class InvalidReport(ValueError):
     """One report that the collector will never store; its seq is acked as rejected."""
 
 
+# How message_to_plain copies a set field: as is, a list of it, as a message, a list of them.
+_SCALAR, _SCALARS, _MESSAGE, _MESSAGES = range(4)
+
+
 @functools.cache
-def _layout(desc: Descriptor) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Per message type: scalar defaults, and the repeated fields (each needs a fresh list).
+def _layout(desc: Descriptor) -> tuple[dict[str, Any], tuple[str, ...], dict[str, int]]:
+    """Per message type: scalar defaults, the repeated fields (each needs a fresh list), and
+    how to copy each field (looked up by name: cheaper than asking its descriptor each time).
 
     Messages and proto3 `optional` fields have no default here: left unset they are absent.
     """
@@ -45,28 +52,74 @@ def _layout(desc: Descriptor) -> tuple[dict[str, Any], tuple[str, ...]]:
         for f in desc.fields
         if not f.is_repeated and f.type != FieldDescriptor.TYPE_MESSAGE and not f.has_presence
     }
-    return defaults, tuple(f.name for f in desc.fields if f.is_repeated)
+    kinds = {
+        f.name: (_MESSAGE if f.type == FieldDescriptor.TYPE_MESSAGE else _SCALAR) + f.is_repeated
+        for f in desc.fields
+    }
+    return defaults, tuple(f.name for f in desc.fields if f.is_repeated), kinds
 
 
 def message_to_plain(msg: Message) -> dict[str, Any]:
     """Every field (defaults included) as plain Python values; 64-bit ints stay ints
     (unlike json_format, which turns them into strings). An unset message or proto3
     `optional` field is absent: it means "unknown", not zero."""
-    defaults, repeated = _layout(msg.DESCRIPTOR)
+    defaults, repeated, kinds = _layout(msg.DESCRIPTOR)
     out = dict(defaults)
     for name in repeated:
         out[name] = []
     # ListFields() (implemented in C) yields only what is set: far cheaper than getattr on all.
     for f, value in msg.ListFields():
-        if f.type == FieldDescriptor.TYPE_MESSAGE:
-            out[f.name] = (
-                [message_to_plain(v) for v in value] if f.is_repeated else message_to_plain(value)
-            )
-        elif f.is_repeated:
-            out[f.name] = list(value)
+        name = f.name
+        kind = kinds[name]
+        if kind == _SCALAR:
+            out[name] = value
+        elif kind == _MESSAGE:
+            out[name] = message_to_plain(value)
+        elif kind == _MESSAGES:
+            out[name] = [message_to_plain(v) for v in value]
         else:
-            out[f.name] = value
+            out[name] = list(value)
     return out
+
+
+class _Sections(Mapping[str, Any]):
+    """The sections of one wire report, each turned into plain data on first read: the
+    history keeps the wire bytes and the snapshot takes only the newest report's sections,
+    so on the ack path most are never decoded."""
+
+    __slots__ = ("_msg", "_names", "_plain")
+
+    def __init__(self, msg: pb.Report) -> None:
+        self._msg = msg
+        self._names = tuple(f.name for f, _ in msg.ListFields() if f.name in SECTION_TYPES)
+        self._plain: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        plain = self._plain.get(name)
+        if plain is None:
+            if name not in self._names:
+                raise KeyError(name)
+            plain = self._plain[name] = message_to_plain(getattr(self._msg, name))
+        return plain
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _record(r: pb.Report, collected_at: float, wire: bytes) -> Report:
+    return Report(
+        seq=r.seq,
+        boot_id=r.boot_id,
+        collected_at=collected_at,
+        agent_version=r.agent_version,
+        sections=_Sections(r),
+        errors=[{"probe": e.probe, "message": e.message} for e in r.errors],
+        spool={"dropped_total": r.spool.dropped_total, "depth": r.spool.depth},
+        wire=wire,
+    )
 
 
 def decode_report(r: pb.Report, now: float) -> Report:
@@ -78,12 +131,10 @@ def decode_report(r: pb.Report, now: float) -> Report:
         raise InvalidReport(f"collected_at_ms {r.collected_at_ms} is not a plausible time")
     if len(r.boot_id) > 64:
         raise InvalidReport("boot_id longer than 64 characters")
-    return Report(
-        seq=r.seq,
-        boot_id=r.boot_id,
-        collected_at=collected_at,
-        agent_version=r.agent_version,
-        sections={s: message_to_plain(getattr(r, s)) for s in SECTIONS if r.HasField(s)},
-        errors=[{"probe": e.probe, "message": e.message} for e in r.errors],
-        spool={"dropped_total": r.spool.dropped_total, "depth": r.spool.depth},
-    )
+    return _record(r, collected_at, r.SerializeToString())
+
+
+def report_from_wire(wire: bytes) -> Report:
+    """A report the history kept as received (checked when it arrived)."""
+    r = pb.Report.FromString(wire)
+    return _record(r, r.collected_at_ms / 1000.0, wire)

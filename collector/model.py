@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +25,13 @@ class Report:
     collected_at: float  # Unix seconds, agent clock
     agent_version: str
     # Probe name -> that probe's section as plain JSON-able data; absent = did not run.
-    sections: dict[str, Any] = field(default_factory=dict)
+    # From the wire each section is decoded on first read (most are never read).
+    sections: Mapping[str, Any] = field(default_factory=dict)
     errors: list[dict[str, str]] = field(default_factory=list)
     spool: dict[str, int] = field(default_factory=dict)
+    # The report as the agent encoded it (protobuf): what the history keeps. Empty for a
+    # report built in-process, which the history keeps as JSON instead.
+    wire: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)

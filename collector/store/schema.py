@@ -9,6 +9,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -96,7 +97,10 @@ reports = Table(
     Column("boot_id", String(64), nullable=False),
     Column("collected_at", Float, nullable=False),
     Column("received_at", Float, nullable=False),
-    Column("payload", Text, nullable=False),  # JSON of collector.model.Report
+    # JSON of collector.model.Report: every row before schema 5, and reports built
+    # in-process; empty when `wire` holds the report.
+    Column("payload", Text, nullable=False),
+    Column("wire", LargeBinary),  # schema 5: the Report as received (protobuf)
     PrimaryKeyConstraint("agent_id", "seq"),
 )
 

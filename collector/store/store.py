@@ -9,20 +9,20 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
+from sqlalchemy import Connection, Engine, create_engine, event, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from collector.decode import report_from_wire
 from collector.errors import AuthError, NotFoundError, StoreError
 from collector.meetings import MEETING_ROLE
 from collector.model import AgentRecord, Placement, Report, TokenRecord
 from collector.store.alerts import AlertTables
 from collector.store.fleet import FleetTables
+from collector.store.hotpath import AgentRow, HotPath
 from collector.store.mail import MailTables
 from collector.store.meetings import MeetingTables
 from collector.store.schema import (
@@ -58,8 +58,19 @@ def _to_v4(conn: Connection) -> None:
     metadata.create_all(conn, tables=[meetings, meeting_results])
 
 
+def _to_v5(conn: Connection) -> None:
+    """Schema 5: reports keep the protobuf received (`wire`); older rows keep their JSON."""
+    blob = reports.c.wire.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE reports ADD COLUMN wire {blob}"))
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _to_v2,
+    3: _to_v3,
+    4: _to_v4,
+    5: _to_v5,
+}
 
 TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)
 
@@ -105,11 +116,12 @@ def _split(value: str, parts: int) -> list[str] | None:
     return fields if len(fields) == parts and all(fields) else None
 
 
-def _placement(row: Row[Any]) -> Placement:
+def _placement(row: Any) -> Placement:
     return Placement(**{c: getattr(row, c) for c in PLACE_COLUMNS})
 
 
-def _agent(row: Row[Any]) -> AgentRecord:
+def _agent(row: Any) -> AgentRecord:
+    """From a Row or an AgentRow (the two share column names)."""
     return AgentRecord(
         agent_id=row.agent_id,
         machine_id=row.machine_id,
@@ -146,23 +158,9 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         self._queue_lock = threading.Lock()
         self._committing = False
         self._migrate()
-        dialect = postgresql if self.dialect == "postgresql" else sqlite
-        self._insert_report = (
-            dialect.insert(reports)
-            .on_conflict_do_nothing(index_elements=["agent_id", "seq"])
-            .returning(reports.c.seq)
-        )
-        snap = dialect.insert(snapshots)
-        # Late data (a replayed backlog) never overwrites a newer snapshot.
-        self._upsert_snapshot = snap.on_conflict_do_update(
-            index_elements=["agent_id", "section"],
-            set_={
-                "seq": snap.excluded.seq,
-                "collected_at": snap.excluded.collected_at,
-                "data": snap.excluded.data,
-            },
-            where=snapshots.c.seq < snap.excluded.seq,
-        )
+        self._hot = HotPath(self._engine.dialect)
+        # The ack path runs on the driver's cursor: its errors are the driver's.
+        self._failures = (SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error)
 
     def _configure_sqlite(self, synchronous: str) -> None:
         path = self._engine.url.database
@@ -214,15 +212,38 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
             try:
                 with self._engine.begin() as conn:
                     yield conn
-            except SQLAlchemyError as e:
+            except self._failures as e:
                 raise StoreError(f"store write failed: {e}") from None
+
+    @contextlib.contextmanager
+    def _cursor(self, write: bool) -> Iterator[Any]:
+        """The ack path's driver cursor on a pooled connection (no SQLAlchemy Connection:
+        its set-up and teardown cost more than the statements). A write commits on success;
+        any failure discards the connection, so a broken one never goes back to the pool."""
+        with self._write_lock if write else contextlib.nullcontext():
+            try:
+                conn = self._engine.raw_connection()
+            except self._failures as e:
+                raise StoreError(f"store unavailable: {e}") from None
+            try:
+                yield conn.cursor()
+                if write:
+                    conn.commit()
+            except self._failures as e:
+                conn.invalidate()
+                raise StoreError(f"store {'write' if write else 'read'} failed: {e}") from None
+            except BaseException:
+                conn.invalidate()
+                raise
+            finally:
+                conn.close()
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
             with self._engine.connect() as conn:
                 yield conn
-        except SQLAlchemyError as e:
+        except self._failures as e:
             raise StoreError(f"store read failed: {e}") from None
 
     def ping(self) -> bool:
@@ -348,8 +369,10 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         if parts is None:
             raise AuthError("malformed credential")
         agent_id, secret = parts
-        with self._read() as conn:
-            row = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).first()
+        with self._cursor(write=False) as cursor:
+            cursor.execute(self._hot.select_agent, {"id": agent_id})
+            found = cursor.fetchone()
+        row: Any = AgentRow(*found) if found is not None else None
         if row is None or not hmac.compare_digest(row.credential_hash, _hash(secret)):
             raise AuthError("unknown credential")
         if row.revoked_at is not None:
@@ -423,8 +446,8 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:
-            with self._write() as conn:
-                results = [self._ingest_one(conn, j.agent_id, j.batch, j.now) for j in jobs]
+            with self._cursor(write=True) as cursor:
+                results = self._ingest_jobs(cursor, jobs)
         except Exception as e:  # every waiter must hear about it, whatever it was
             error = e if isinstance(e, StoreError) else StoreError(f"store write failed: {e}")
             for j in jobs:
@@ -435,47 +458,62 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
             j.result = result
             j.done.set()
 
-    def _ingest_one(
-        self, conn: Connection, agent_id: str, batch: Sequence[Report], now: float
-    ) -> tuple[list[int], int]:
+    def _ingest_jobs(self, cursor: Any, jobs: list[_Job]) -> list[tuple[list[int], int]]:
+        """One statement per table for the whole group, however many agents it holds."""
         rows = [
             {
-                "agent_id": agent_id,
+                "agent_id": j.agent_id,
                 "seq": r.seq,
                 "boot_id": r.boot_id,
                 "collected_at": r.collected_at,
-                "received_at": now,
-                "payload": _payload(r),
+                "received_at": j.now,
+                "payload": "" if r.wire else _payload(r),
+                "wire": r.wire or None,
             }
-            for r in batch
+            for j in jobs
+            for r in j.batch
         ]
-        # RETURNING, not rowcount: on PostgreSQL (psycopg) rowcount is -1 here; and it
-        # names exactly the rows that were new, in one round trip for the whole batch.
-        inserted = set(conn.execute(self._insert_report, rows).scalars()) if rows else set()
-        new = [r for r in batch if r.seq in inserted]
-        # Only the newest value of each section matters for the snapshot.
-        newest: dict[str, dict[str, Any]] = {}
-        for r in sorted(new, key=lambda r: r.seq):
-            for section, data in _snapshot_sections(r).items():
-                newest[section] = {
-                    "agent_id": agent_id,
-                    "section": section,
-                    "seq": r.seq,
-                    "collected_at": r.collected_at,
-                    "data": json.dumps(data, ensure_ascii=False),
-                }
-        if newest:
-            conn.execute(self._upsert_snapshot, list(newest.values()))
-        values: dict[str, Any] = {"last_seen_at": now}
-        if new:
-            # Two-argument max: scalar max() on SQLite, greatest() on PostgreSQL.
-            greatest = func.greatest if self.dialect == "postgresql" else func.max
-            values["last_seq"] = greatest(agents.c.last_seq, max(r.seq for r in new))
-            values["last_report_at"] = greatest(
-                func.coalesce(agents.c.last_report_at, 0.0), max(r.collected_at for r in new)
-            )
-        conn.execute(update(agents).where(agents.c.agent_id == agent_id).values(**values))
-        return [r.seq for r in batch], len(new)
+        inserted = self._hot.insert_reports(cursor, rows)
+        results: list[tuple[list[int], int]] = []
+        new_by_agent: dict[str, list[Report]] = {}
+        touched: dict[str, dict[str, Any]] = {}
+        for j in jobs:
+            # A row sent twice in one group (concurrent retries) is new for one job only.
+            new = [r for r in j.batch if (j.agent_id, r.seq) in inserted]
+            inserted.difference_update((j.agent_id, r.seq) for r in new)
+            results.append(([r.seq for r in j.batch], len(new)))
+            new_by_agent.setdefault(j.agent_id, []).extend(new)
+            agent = touched.setdefault(j.agent_id, {"id": j.agent_id, "seen": j.now})
+            agent["seen"] = max(agent["seen"], j.now)
+            if new:
+                agent["seq"] = max(agent.get("seq", 0), *(r.seq for r in new))
+                agent["at"] = max(agent.get("at", 0.0), *(r.collected_at for r in new))
+        snapshot_rows = []
+        for agent_id, new in new_by_agent.items():
+            # Newest first: each section is taken (and decoded, and encoded) once, from the
+            # newest report carrying it; older reports fill in only what newer ones lack.
+            have: set[str] = set()
+            for r in sorted(new, key=lambda r: r.seq, reverse=True):
+                for section, data in _snapshot_sections(r, have).items():
+                    have.add(section)
+                    snapshot_rows.append(
+                        {
+                            "agent_id": agent_id,
+                            "section": section,
+                            "seq": r.seq,
+                            "collected_at": r.collected_at,
+                            "data": json.dumps(data, ensure_ascii=False),
+                        }
+                    )
+        if snapshot_rows:
+            cursor.executemany(self._hot.upsert_snapshot, snapshot_rows)
+        for statement, params in (
+            (self._hot.advance_agent, [a for a in touched.values() if "seq" in a]),
+            (self._hot.touch_agent, [a for a in touched.values() if "seq" not in a]),
+        ):
+            if params:
+                cursor.executemany(statement, params)
+        return results
 
     def report_seqs(self, agent_id: str) -> list[int]:
         with self._read() as conn:
@@ -486,6 +524,19 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
                     .order_by(reports.c.seq)
                 ).scalars()
             )
+
+    def history(self, agent_id: str) -> list[Report]:
+        """Every report stored for one agent, in seq order, whichever schema wrote it."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(reports.c.payload, reports.c.wire)
+                .where(reports.c.agent_id == agent_id)
+                .order_by(reports.c.seq)
+            ).all()
+        return [
+            report_from_wire(r.wire) if r.wire is not None else Report(**json.loads(r.payload))
+            for r in rows
+        ]
 
     def snapshot(self, agent_id: str) -> dict[str, Any]:
         """The newest data of each section for one agent."""
@@ -540,7 +591,7 @@ def _payload(r: Report) -> str:
             "boot_id": r.boot_id,
             "collected_at": r.collected_at,
             "agent_version": r.agent_version,
-            "sections": r.sections,
+            "sections": dict(r.sections),
             "errors": r.errors,
             "spool": r.spool,
         },
@@ -548,13 +599,20 @@ def _payload(r: Report) -> str:
     )
 
 
-def _snapshot_sections(r: Report) -> dict[str, Any]:
-    """What one report contributes to the latest snapshot: its sections, per-probe status,
-    and the agent's spool counters."""
-    out: dict[str, Any] = dict(r.sections)
+def _snapshot_sections(r: Report, have: Container[str]) -> dict[str, Any]:
+    """What one report contributes to the latest snapshot, but for what a newer report of
+    the batch already gave (`have`): its sections, per-probe status, the agent's spool."""
+    # A section's status always comes with the section itself, so this says it all.
+    if (
+        "spool" in have
+        and all(n in have for n in r.sections)
+        and all(f"status:{e['probe']}" in have for e in r.errors)
+    ):
+        return {}
+    out: dict[str, Any] = {name: r.sections[name] for name in r.sections if name not in have}
     for name in r.sections:
         out[f"status:{name}"] = {"ok": True, "error": ""}
     for e in r.errors:
         out[f"status:{e['probe']}"] = {"ok": False, "error": e["message"]}
     out["spool"] = r.spool
-    return out
+    return {k: v for k, v in out.items() if k not in have}

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, text, update
 
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.config import CollectorConfig
+from collector.decode import decode_report
 from collector.errors import AuthError, NotFoundError, StoreError
 from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
@@ -140,6 +141,35 @@ def test_reopening_keeps_everything(store_url: str) -> None:
     again = Store(store_url)
     assert again.authenticate(e.credential).agent_id == e.agent.agent_id
     assert again.report_seqs(e.agent.agent_id) == [1]
+
+
+def test_history_keeps_reports_as_received_and_reads_older_json_rows(store_url: str) -> None:
+    store = Store(store_url)
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    agent_id = store.enroll(token, FACTS, now=1.0).agent.agent_id
+    store.ingest(agent_id, [report(1, 10.0)], now=11.0)  # kept as JSON, as before schema 5
+    store.close()
+    engine = create_engine(store_url)
+    with engine.begin() as conn:  # back to what schema 4 was
+        conn.execute(text("ALTER TABLE reports DROP COLUMN wire"))
+        conn.execute(update(schema_version).values(version=4))
+    engine.dispose()
+    store = Store(store_url)
+    at = time.time()
+    wire = pb.Report(seq=2, boot_id="b", collected_at_ms=int(at * 1000), agent_version="0.1.0")
+    wire.hardware.cpu.usage_ratio = 0.7
+    wire.errors.add(probe="link", message="ProbeFailed: no route")
+    received = decode_report(wire, now=at)
+    assert store.ingest(agent_id, [received], now=at) == ([2], 1)
+    old, new = store.history(agent_id)
+    assert old == report(1, 10.0)
+    assert new == received and new.wire == wire.SerializeToString()
+    assert new.sections["hardware"]["cpu"]["usage_ratio"] == 0.7
+    assert new.errors == [{"probe": "link", "message": "ProbeFailed: no route"}]
+    snap = store.snapshot(agent_id)
+    assert snap["hardware"]["cpu"]["usage_ratio"] == 0.7
+    assert snap["status:link"] == {"ok": False, "error": "ProbeFailed: no route"}
+    store.close()
 
 
 def test_collector_serves_agents_on_either_store(store_url: str, tmp_path: Path) -> None:

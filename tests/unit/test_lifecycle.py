@@ -75,11 +75,13 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         (agent,) = store.list_agents()
         assert (agent.hostname, agent.last_seq) == ("ubnd-thanhnhat-01", 1)
         assert store.snapshot(agent.agent_id)["hardware"]["memory"]["total_bytes"] == 8589934592
+        (kept,) = store.history(agent.agent_id)  # a schema-1 row: JSON, still readable
+        assert (kept.seq, kept.sections["hardware"]["memory"]["total_bytes"]) == (1, 8589934592)
     finally:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
 
 
 def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
@@ -89,7 +91,8 @@ def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
     store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:  # back to what schema 2 was
         conn.executescript(
-            "DROP TABLE mail_queue; DROP TABLE mail_outbox; UPDATE schema_version SET version = 2;"
+            "DROP TABLE mail_queue; DROP TABLE mail_outbox; ALTER TABLE reports DROP COLUMN wire;"
+            "UPDATE schema_version SET version = 2;"
         )
     store = Store(f"sqlite:///{db}")
     try:

@@ -202,6 +202,7 @@ def test_schema_3_store_gains_the_meetings_tables(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:  # make it what a schema 3 collector left behind
         conn.execute("DROP TABLE meetings")
         conn.execute("DROP TABLE meeting_results")
+        conn.execute("ALTER TABLE reports DROP COLUMN wire")
         conn.execute("UPDATE schema_version SET version = 3")
     store = Store(f"sqlite:///{db}")
     try:

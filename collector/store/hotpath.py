@@ -1,0 +1,94 @@
+"""The ack path's statements (credential lookup, report insert, snapshot upsert, agent update),
+compiled once for the store's database and run on the driver's own cursor."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, Dialect, Float, bindparam, func, literal_column, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from collector.store.schema import agents, reports, snapshots
+
+__all__ = ["AgentRow", "HotPath"]
+
+# A row of `agents` as the driver returns it, readable by column name like SQLAlchemy's Row.
+AgentRow = collections.namedtuple("AgentRow", [c.name for c in agents.c])  # type: ignore[misc]
+
+_REPORT_COLUMNS = tuple(c.name for c in reports.c)
+_SNAPSHOT_COLUMNS = [c.name for c in snapshots.c]
+# Reports per INSERT: one statement per size is compiled and kept, and 50 rows of 7 values
+# stay far below SQLite's limit on bound parameters.
+_CHUNK = 50
+
+
+class HotPath:
+    """SQLAlchemy's per-execution work (parameter processing, result wrapping, statement
+    cache lookup) costs several times what SQLite spends running these statements; the
+    strings are compiled by SQLAlchemy once, so both databases still get their own SQL."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        postgres = dialect.name == "postgresql"
+        # Named parameters, given as dicts: the drivers' own styles (psycopg: %(name)s).
+        self._dialect = dialect if postgres else sqlite.dialect(paramstyle="named")
+        self._insert = postgresql.insert if postgres else sqlite.insert
+        self.select_agent = self._sql(select(agents).where(agents.c.agent_id == bindparam("id")))
+        snap = self._insert(snapshots)
+        # Late data (a replayed backlog) never overwrites a newer snapshot.
+        upsert = snap.on_conflict_do_update(
+            index_elements=["agent_id", "section"],
+            set_={
+                "seq": snap.excluded.seq,
+                "collected_at": snap.excluded.collected_at,
+                "data": snap.excluded.data,
+            },
+            where=snapshots.c.seq < snap.excluded.seq,
+        )
+        self.upsert_snapshot = self._sql(upsert, _SNAPSHOT_COLUMNS)
+        touch = update(agents).where(agents.c.agent_id == bindparam("id"))
+        self.touch_agent = self._sql(touch.values(last_seen_at=bindparam("seen")))
+        # Two-argument max: scalar max() on SQLite, greatest() on PostgreSQL.
+        greatest = func.greatest if postgres else func.max
+        self.advance_agent = self._sql(
+            touch.values(
+                last_seen_at=bindparam("seen"),
+                last_seq=greatest(agents.c.last_seq, bindparam("seq", type_=BigInteger)),
+                last_report_at=greatest(
+                    func.coalesce(agents.c.last_report_at, literal_column("0.0")),
+                    bindparam("at", type_=Float),
+                ),
+            )
+        )
+        self._inserts: dict[int, str] = {}
+
+    def _sql(self, statement: Any, column_keys: list[str] | None = None) -> str:
+        return str(statement.compile(dialect=self._dialect, column_keys=column_keys))
+
+    def _insert_sql(self, rows: int) -> str:
+        sql = self._inserts.get(rows)
+        if sql is None:
+            values: list[dict[str, Any]] = [
+                {c: bindparam(f"{c}{i}") for c in _REPORT_COLUMNS} for i in range(rows)
+            ]
+            statement = (
+                self._insert(reports)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["agent_id", "seq"])
+                .returning(reports.c.agent_id, reports.c.seq)
+            )
+            sql = self._inserts[rows] = self._sql(statement)
+        return sql
+
+    def insert_reports(self, cursor: Any, rows: Sequence[dict[str, Any]]) -> set[tuple[str, int]]:
+        """Insert rows of `reports` unless their (agent, seq) is stored already;
+        returns the (agent, seq) of those that were new. RETURNING, not rowcount: it names
+        exactly the new rows (and psycopg's rowcount is -1 here)."""
+        new: set[tuple[str, int]] = set()
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            params = {f"{c}{i}": row[c] for i, row in enumerate(chunk) for c in _REPORT_COLUMNS}
+            cursor.execute(self._insert_sql(len(chunk)), params)
+            new.update((agent_id, seq) for agent_id, seq in cursor.fetchall())
+        return new
