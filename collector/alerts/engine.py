@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import fnmatch
 import logging
@@ -185,6 +186,17 @@ class AlertEngine:
         events: list[tuple[Event, float]],
     ) -> None:
         if new is old:
+            return
+        if (
+            old is not None
+            and new is not None
+            and new == dataclasses.replace(old, last_observed_at=new.last_observed_at)
+        ):
+            # Only the observation time moved (an open alert seen again): kept in memory and
+            # written with the next real change, not one write transaction per report.
+            self._alerts[new.key] = new
+            if new.key in w.upserts:
+                w.upserts[new.key] = new
             return
         labels = (new or old).labels  # type: ignore[union-attr]
         started = (new or old).started_at  # type: ignore[union-attr]
