@@ -108,9 +108,6 @@ def main() -> dict[str, Any]:
         print(f"  {agents:6d} agents: members.filter {before:7.3f} s, counts {after:6.3f} s")
         results[f"tick_{agents}_filter_s"] = before
         results[f"tick_{agents}_counts_s"] = after
-    after = tick_seconds(10_000, pack)
-    print(f"  {10_000:6d} agents: counts {after:6.3f} s (members.filter not run: minutes)")
-    results["tick_10000_counts_s"] = after
     return results
 
 
