@@ -377,3 +377,38 @@ def test_a_fleet_rule_reading_members_is_judged_on_stored_snapshots(tmp_path: Pa
         assert (alert.labels.rule_id, alert.state) == ("commune.spool", "firing")
     finally:
         running.app.stop(grace=0)
+
+
+SPOOL_PACK = """version: 1
+rules:
+  - id: spool.full
+    title: {vi: Hàng đợi, en: Spool}
+    remediation: {vi: Xem, en: Look}
+    rationale: {vi: Thử, en: Test}
+    severity: low
+    condition: spool.depth < 100
+"""
+
+
+def test_an_open_alert_seen_again_is_written_only_when_it_changes(tmp_path: Path) -> None:
+    pack = tmp_path / "rules.yaml"
+    pack.write_text(SPOOL_PACK)
+    cfg = collector_config(
+        tmp_path / "c.db", rules={"path": str(pack), "evaluate_every": 3600, "hold": 600}
+    )
+    running = start_collector(cfg)
+    try:
+        engine = running.app.alerts
+        assert engine is not None
+        client = running.client(running.enroll("m-1", "ubnd-thanhnhat-01"))
+        t0 = float(int(time.time()) - 60)  # whole seconds: exact after the ms round trip
+        for seq, (at, depth) in enumerate([(t0, 500), (t0 + 15, 500), (t0 + 30, 0)], start=1):
+            assert client.submit([_spooled(seq, at, depth)]).stored == [seq]
+            engine.drain()
+            [stored] = running.app.store.open_alerts()
+            if seq == 2:  # still failing: only the observation time moved, nothing written
+                assert (stored.state, stored.last_observed_at) == ("firing", t0)
+        # passing again: a real change (the hold starts), written with the newest observation
+        assert (stored.passing_since, stored.last_observed_at) == (t0 + 30, t0 + 30)
+    finally:
+        running.app.stop(grace=0)
