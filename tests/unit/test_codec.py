@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from typing import Any
 
@@ -164,6 +165,15 @@ def test_round_trip_without_battery() -> None:
     assert type(hardware["disks"][0]["total_bytes"]) is int
     assert hardware["interfaces"][0]["bytes_recv"] == 2**63 + 5
     assert hardware["interfaces"][0]["addresses"] == ["192.168.10.21", "fe80::1"]
+
+
+def test_a_nan_reading_is_carried_not_a_lost_report() -> None:
+    # psutil can return NaN (e.g. a sensor mid-update); one odd value must not cost the report.
+    report = _report()
+    assert report.hardware is not None
+    cpu = dataclasses.replace(report.hardware.cpu, usage_ratio=float("nan"))
+    odd = dataclasses.replace(report, hardware=dataclasses.replace(report.hardware, cpu=cpu))
+    assert math.isnan(_round_trip(odd).sections["hardware"]["cpu"]["usage_ratio"])
 
 
 def test_round_trip_with_battery() -> None:
