@@ -28,13 +28,14 @@ import grpc
 import psutil
 
 from agent.transport.client import CollectorClient
-from bench.fleet import simulated_hardware
+from bench.fleet import simulated_hardware, tokens_for
 from canhgac_proto.v1 import collector_pb2 as pb
 from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 from collector.model import Placement
+from collector.sites import load_sites
 from collector.store import MachineFacts, Store
 
-__all__ = ["Collector", "Result", "collector_process", "main", "measure"]
+__all__ = ["Collector", "Result", "collector_process", "free_port", "main", "measure"]
 
 CLIENT_PROCESSES = 2
 AGENTS_PER_PROCESS = 8  # each a thread with one call in flight
@@ -62,7 +63,8 @@ class Collector:
     pid: int
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for the processes a benchmark starts)."""
     import socket  # noqa: PLC0415
 
     with socket.socket() as s:
@@ -189,31 +191,46 @@ def _wait_ready(address: str) -> None:
 
 
 @contextlib.contextmanager
-def collector_process(agents: int, rules: Path | None = None) -> Iterator[Collector]:
+def collector_process(
+    agents: int,
+    rules: Path | None = None,
+    *,
+    sites: Path | None = None,
+    config: str = "",
+    http_port: int = 0,
+) -> Iterator[Collector]:
     """A real `canhgac-collector serve` process on a temp SQLite store with `agents` enrolled
-    (and `rules` as its rules.path); stops the process afterwards."""
+    (all in one commune, or spread over the places of `sites`, which becomes its sites_file),
+    `rules` as its rules.path and `config` as more YAML; stops the process afterwards."""
     with tempfile.TemporaryDirectory() as d:
-        db, config = Path(d) / "c.db", Path(d) / "collector.yaml"
-        port = _free_port()
-        config.write_text(
-            f"grpc_listen: 127.0.0.1:{port}\nhttp_listen: 127.0.0.1:0\n"
+        db, config_file = Path(d) / "c.db", Path(d) / "collector.yaml"
+        port = free_port()
+        config_file.write_text(
+            f"grpc_listen: 127.0.0.1:{port}\nhttp_listen: 127.0.0.1:{http_port}\n"
             f"store:\n  url: sqlite:///{db}\nlog_level: warning\n"
             + (f"rules:\n  path: {rules}\n" if rules else "")
+            + (f"sites_file: {sites}\n" if sites else "")
+            + config
         )
         # Enrolled here, not over gRPC: 10,000 enrollments are set-up, not what is measured.
         store = Store(f"sqlite:///{db}", "normal")
-        place = Placement("Cao Bằng", "Hạ Lang", "An Lạc", "", "workstation")
-        _, token = store.create_token(place, 3600, time.time())
+        if sites:
+            tokens = list(tokens_for(store, load_sites(sites)).values())
+        else:
+            place = Placement("Cao Bằng", "Hạ Lang", "An Lạc", "", "workstation")
+            tokens = [store.create_token(place, 3600, time.time())[1]]
         secrets = [
             store.enroll(
-                token, MachineFacts(f"bench-{i}", f"pc-{i}", "W", "10", "bench"), 0.0
+                tokens[i % len(tokens)],
+                MachineFacts(f"bench-{i}", f"pc-{i}", "W", "10", "bench"),
+                0.0,
             ).credential
             for i in range(agents)
         ]
         store.close()
         bin_dir = Path(sys.executable).parent
         server = subprocess.Popen(
-            [str(bin_dir / "canhgac-collector"), "--config", str(config), "serve"],
+            [str(bin_dir / "canhgac-collector"), "--config", str(config_file), "serve"],
             stdout=subprocess.DEVNULL,
         )
         try:
@@ -227,7 +244,7 @@ def collector_process(agents: int, rules: Path | None = None) -> Iterator[Collec
 
 @contextlib.contextmanager
 def _noop_process() -> Iterator[tuple[str, int]]:
-    port = _free_port()
+    port = free_port()
     noop = subprocess.Popen([sys.executable, "-m", "bench.noop_server", str(port)])
     try:
         _wait_ready(f"127.0.0.1:{port}")

@@ -12,9 +12,6 @@ import collections
 import multiprocessing as mp
 import os
 import random
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -25,11 +22,10 @@ import grpc
 
 from agent.model import Report
 from agent.transport.encode import encode_report
-from bench.fleet import simulated_hardware, simulated_link, tokens_for
+from bench.fleet import simulated_hardware, simulated_link
+from bench.ingest import collector_process, free_port
 from canhgac_proto.v1 import collector_pb2 as pb
 from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
-from collector.sites import load_sites
-from collector.store import MachineFacts, Store
 
 __all__ = ["main", "measure"]
 
@@ -40,28 +36,6 @@ CLIENT_PROCESSES = 2
 AGENTS_PER_CHANNEL = 250  # agents share connections as they share a commune's NAT uplink
 SCRAPE_EVERY = float(os.environ.get("BENCH_SUSTAINED_SCRAPE", "30"))  # 0 = no scrapes
 TEMPLATES = 64  # distinct report bodies; each call sets its own seq and time
-
-
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _enroll(db: Path, n: int) -> list[str]:
-    """n agents over the sites file's places, enrolled directly in the store (set-up only)."""
-    store = Store(f"sqlite:///{db}", sqlite_synchronous="off")
-    tokens = list(tokens_for(store, load_sites(SITES)).values())
-    now = time.time()
-    creds = []
-    for i in range(n):
-        facts = MachineFacts(f"sustained-{i}", f"pc-{i:05d}", "Windows", "10.0.19045", "bench")
-        creds.append(store.enroll(tokens[i % len(tokens)], facts, now).credential)
-    store.close()
-    return creds
 
 
 def _templates() -> list[pb.Report]:
@@ -148,81 +122,46 @@ def _scrape(url: str, stop: threading.Event, seconds: list[float]) -> None:
         seconds.append(time.perf_counter() - start)
 
 
-def _wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"collector did not become ready at {url}")
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
 
 
 def measure(agents: int, interval: float, rounds: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as d:
-        db, config = Path(d) / "c.db", Path(d) / "collector.yaml"
-        creds = _enroll(db, agents)
-        port, http = _free_port(), _free_port()
-        config.write_text(
-            f"grpc_listen: 127.0.0.1:{port}\nhttp_listen: 127.0.0.1:{http}\n"
-            f"store:\n  url: sqlite:///{db}\nsites_file: {SITES}\n"
-            f"report_interval: {interval}s\nrules:\n  path: {RULES}\nlog_level: warning\n"
-        )
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "canhgac-collector"),
-                "--config",
-                str(config),
-                "serve",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            _wait_ready(f"http://127.0.0.1:{http}/readyz")
-            out: Any = mp.Queue()
-            per = -(-agents // CLIENT_PROCESSES)
-            start_at = time.time() + 5.0  # every client process has imported and connected
-            procs = [
-                mp.Process(
-                    target=_client,
-                    args=(
-                        f"127.0.0.1:{port}",
-                        creds[k * per : (k + 1) * per],
-                        k * per,
-                        agents,
-                        interval,
-                        rounds,
-                        start_at,
-                        out,
-                    ),
-                )
-                for k in range(CLIENT_PROCESSES)
-            ]
-            for p in procs:
-                p.start()
-            stop, scrapes = threading.Event(), list[float]()
-            scraper = threading.Thread(
-                target=_scrape, args=(f"http://127.0.0.1:{http}/metrics", stop, scrapes)
+    http = free_port()
+    extra = f"report_interval: {interval}s\n"
+    with collector_process(agents, RULES, sites=SITES, config=extra, http_port=http) as c:
+        out: Any = mp.Queue()
+        per = -(-agents // CLIENT_PROCESSES)
+        start_at = time.time() + 5.0  # every client process has imported and connected
+        procs = [
+            mp.Process(
+                target=_client,
+                args=(
+                    c.address,
+                    c.secrets[k * per : (k + 1) * per],
+                    k * per,
+                    agents,
+                    interval,
+                    rounds,
+                    start_at,
+                    out,
+                ),
             )
-            scraper.start()
-            results = [out.get(timeout=interval * rounds + 120) for _ in procs]
-            stop.set()
-            scraper.join()
-            for p in procs:
-                p.join(30)
-        finally:
-            server.terminate()
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                raise RuntimeError("collector did not stop within 30 s of SIGTERM") from None
+            for k in range(CLIENT_PROCESSES)
+        ]
+        for p in procs:
+            p.start()
+        stop, scrapes = threading.Event(), list[float]()
+        scraper = threading.Thread(
+            target=_scrape, args=(f"http://127.0.0.1:{http}/metrics", stop, scrapes)
+        )
+        scraper.start()
+        results = [out.get(timeout=interval * rounds + 120) for _ in procs]
+        stop.set()
+        scraper.join()
+        for p in procs:
+            p.join(30)
     figures: dict[str, float] = {"agents": agents, "interval_s": interval, "rounds": rounds}
     for rnd in range(1, rounds + 1):  # seq = round: every agent sends one report per round
         lat = [x for r in results for q, x in r[0] if q == rnd]
