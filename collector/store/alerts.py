@@ -29,6 +29,7 @@ __all__ = [
     "MaintenanceWindow",
     "Notification",
     "Silence",
+    "history_entry",
 ]
 
 
@@ -106,6 +107,18 @@ _ALERT_COLUMNS = (
     "last_observed_at",
     "notified",
 )
+
+
+def history_entry(r: Any) -> HistoryEntry:
+    """An alert_history row (severity is not kept there)."""
+    return HistoryEntry(
+        Labels(r.rule_id, r.subject, "", r.district, r.commune),
+        r.event,
+        r.at,
+        r.started_at,
+        r.recorded_at,
+        r.detail,
+    )
 
 
 def _alert(r: Any) -> Alert:
@@ -249,17 +262,7 @@ class AlertTables(StoreBase):
             q = q.where(alert_history.c.subject == subject)
         with self._read() as conn:
             rows = conn.execute(q.order_by(alert_history.c.at, alert_history.c.id)).all()
-        return [
-            HistoryEntry(
-                Labels(r.rule_id, r.subject, "", r.district, r.commune),
-                r.event,
-                r.at,
-                r.started_at,
-                r.recorded_at,
-                r.detail,
-            )
-            for r in rows
-        ]
+        return [history_entry(r) for r in rows]
 
     def ack_alert(self, rule_id: str, subject: str, author: str, note: str, now: float) -> None:
         with self._write() as conn:

@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from collector.alerts.lifecycle import Labels
 from collector.errors import StoreError
-from collector.store.alerts import HistoryEntry
+from collector.store.alerts import HistoryEntry, history_entry
 from collector.store.base import StoreBase
 from collector.store.schema import alert_history, mail_outbox, mail_queue, notifications
 
@@ -239,14 +238,4 @@ class MailTables(StoreBase):
                 )
                 .order_by(alert_history.c.at)
             ).all()
-        return [
-            HistoryEntry(
-                Labels(r.rule_id, r.subject, "", r.district, r.commune),
-                r.event,
-                r.at,
-                r.started_at,
-                r.recorded_at,
-                r.detail,
-            )
-            for r in rows
-        ]
+        return [history_entry(r) for r in rows]
