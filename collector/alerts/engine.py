@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import fnmatch
 import logging
@@ -14,7 +13,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from collector.alerts.lifecycle import Alert, Event, Labels, expire, observe
+from collector.alerts.lifecycle import Alert, Event, Labels, evolve, expire, observe
 from collector.compliance.evaluate import Memo, agent_variables, judge, report_variables
 from collector.compliance.loader import load_pack
 from collector.compliance.model import Rule, RulePack
@@ -190,7 +189,7 @@ class AlertEngine:
         if (
             old is not None
             and new is not None
-            and new == dataclasses.replace(old, last_observed_at=new.last_observed_at)
+            and new == evolve(old, last_observed_at=new.last_observed_at)
         ):
             # Only the observation time moved (an open alert seen again): kept in memory and
             # written with the next real change, not one write transaction per report.

@@ -138,6 +138,34 @@ def _agent(row: Any) -> AgentRecord:
     )
 
 
+# AgentRecord's fields in order, the placement's columns in its place: list_agents builds
+# records from plain tuples (named access on 10,000 Rows was most of an alert tick).
+_RECORD_HEAD = ("agent_id", "machine_id", "hostname", "os_name", "os_version", "agent_version")
+_RECORD_TAIL = ("enrolled_at", "revoked_at", "last_seen_at", "last_report_at", "last_seq")
+_LIST_AGENTS = select(
+    *(agents.c[c] for c in (*_RECORD_HEAD, *PLACE_COLUMNS, *_RECORD_TAIL))
+).order_by(agents.c.district, agents.c.commune, agents.c.hostname)
+
+
+def _agent_of(r: Any) -> AgentRecord:
+    """From a _LIST_AGENTS row."""
+    a_id, m_id, host, os_name, os_version, version, pr, di, co, un, ro, en, rv, se, rp, sq = r
+    return AgentRecord(
+        a_id,
+        m_id,
+        host,
+        os_name,
+        os_version,
+        version,
+        Placement(pr, di, co, un, ro),
+        en,
+        rv,
+        se,
+        rp,
+        sq,
+    )
+
+
 class Store(AlertTables, FleetTables, MailTables, MeetingTables):
     """SQLite (WAL) by default, PostgreSQL by URL; acks are given only after `ingest` commits."""
 
@@ -381,10 +409,8 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
 
     def list_agents(self) -> list[AgentRecord]:
         with self._read() as conn:
-            rows = conn.execute(
-                select(agents).order_by(agents.c.district, agents.c.commune, agents.c.hostname)
-            ).all()
-        return [_agent(r) for r in rows]
+            rows = conn.execute(_LIST_AGENTS).all()
+        return [_agent_of(r) for r in rows]
 
     def get_agent(self, agent_id: str) -> AgentRecord:
         with self._read() as conn:

@@ -53,7 +53,8 @@ def test_token_enroll_authenticate_and_reenroll(store: Store) -> None:
         store.enroll(token, MachineFacts("machine-2", "h", "W", "10", "0.1.0"), now=1003.0)
     tokens = store.list_tokens()
     assert [(t.token_id, t.uses, t.note) for t in tokens] == [(record.token_id, 2, "test")]
-    assert [a.agent_id for a in store.list_agents()] == [first.agent.agent_id]
+    # The list is built from plain tuples, the single read from a Row: the same record.
+    assert store.list_agents() == [store.get_agent(first.agent.agent_id)]
 
 
 def test_expired_and_revoked_tokens_and_agents(store: Store) -> None:
