@@ -16,6 +16,7 @@ from collector.http import HttpServer
 from collector.leader import Leadership
 from collector.meetings import MeetingBook
 from collector.metrics import Exposition
+from collector.metrics.worker import FleetRenderer
 from collector.server import build_server
 from collector.sites import load_sites
 from collector.store import Store
@@ -41,8 +42,10 @@ class CollectorApp:
         # A broken sites file stops the start here, before anything listens.
         self.sites = load_sites(cfg.sites_file) if cfg.sites_file is not None else None
         self.store = Store(cfg.store.url, cfg.store.sqlite_synchronous)
+        stale_after = cfg.report_interval * cfg.stale_after_intervals
+        self.fleet_renderer = FleetRenderer(cfg.store.url, stale_after)
         self.exposition = Exposition(
-            self.store, cfg.report_interval * cfg.stale_after_intervals, self.sites, clock
+            self.store, stale_after, self.sites, clock, fleet=self.fleet_renderer
         )
         self.metrics = self.exposition.server
         self.meetings = MeetingBook(self.store, cfg.meetings)
@@ -139,6 +142,7 @@ class CollectorApp:
         """Let in-flight calls finish (their acks follow their commits), then close the store."""
         self.grpc.stop(grace).wait()
         self.http.stop()
+        self.fleet_renderer.close()
         self._stop_timer.set()
         if self._meeting_timer.is_alive():
             self._meeting_timer.join()

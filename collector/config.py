@@ -42,6 +42,16 @@ class StoreConfig(StrictModel):
     # FULL: an acked report survives a power cut. NORMAL is faster and survives a crash.
     sqlite_synchronous: str = Field(default="full", pattern="^(full|normal)$")
 
+    @model_validator(mode="after")
+    def _file(self) -> StoreConfig:
+        # The /metrics renderer is another process: it must open the same database.
+        if self.url.startswith("sqlite") and self.url.split("?")[0] in _IN_MEMORY:
+            raise ValueError("an in-memory SQLite store loses every report at restart; give a file")
+        return self
+
+
+_IN_MEMORY = ("sqlite://", "sqlite:///:memory:")
+
 
 class LimitsConfig(StrictModel):
     max_message_bytes: Size = 4 * 1024 * 1024

@@ -147,7 +147,10 @@ class Exposition:
         stale_after: float,
         sites: Sites | None = None,
         clock: Callable[[], float] = time.time,
+        fleet: Callable[[float], bytes] | None = None,
     ) -> None:
+        """`fleet` renders the per-agent families as of a time (the collector passes a
+        FleetRenderer: another process); by default this object renders them itself."""
         self._store = store
         self._stale_after = stale_after
         self._sites = sites
@@ -155,19 +158,24 @@ class Exposition:
         self._kept = Kept(_FLEET)
         self._keys: dict[str, tuple[Any, ...]] = {}  # agent_id -> what its kept lines show
         self._lock = threading.Lock()  # concurrent scrapes would race on what is kept
+        self._fleet = fleet or (lambda now: self.fleet_text(now).encode())
         self.registry = CollectorRegistry(auto_describe=False)
         self.server = ServerMetrics(self.registry)
         # One series per (rule, place), never per agent: cheap enough for prometheus_client.
         self.registry.register(AlertCollector(store))
 
     def render(self) -> bytes:
-        with self._lock:
-            now = self._clock()
-            self._refresh(now)
-            parts = [self._kept.text(now)]
+        parts = [self._fleet(self._clock())]
         if self._sites is not None:
-            parts.append(_site_text(self._sites))
-        return "".join(parts).encode() + generate_latest(self.registry)
+            parts.append(_site_text(self._sites).encode())
+        return b"".join(parts) + generate_latest(self.registry)
+
+    def fleet_text(self, now: float) -> str:
+        """The per-agent families as of `now`: only agents whose stored data changed since
+        the previous call are read and rendered again."""
+        with self._lock:
+            self._refresh(now)
+            return self._kept.text(now)
 
     def _refresh(self, now: float) -> None:
         """Render again the agents whose key changed; drop those no longer active."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -71,6 +73,36 @@ def test_enrolled_agent_appears_in_metrics_with_its_place(
     assert samples(text, "canhgac_probe_success")[0][0]["probe"] == "hardware"
     stored = samples(text, "canhgac_collector_reports_stored_total")
     assert stored == [({}, 1.0)]
+
+
+def test_a_killed_metrics_renderer_is_replaced_and_the_fleet_stays_in_metrics(
+    collector: Running, tmp_path: Path
+) -> None:
+    secret = collector.enroll(hostname="ubnd-thanhnhat-01")
+    runner, _ = runner_for(collector, secret, tmp_path)
+    runner.collect_due(["hardware"])
+    runner.deliver_batch()
+    assert [v for _, v in samples(scrape(collector)[1], "canhgac_agent_up")] == [1.0]
+    renderer = collector.app.fleet_renderer
+    first = renderer.pid
+    assert first is not None and first != os.getpid()  # the fleet is rendered in a child
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _alive(first) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status, text = scrape(collector)
+    assert status == 200
+    assert [v for _, v in samples(text, "canhgac_agent_up")] == [1.0]
+    assert renderer.pid not in (None, first)
+
+
+def _alive(pid: int) -> bool:
+    """Not yet reaped (the renderer's parent reaps it when it notices)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_health_endpoints(collector: Running) -> None:

@@ -77,6 +77,12 @@ def test_bad_size_names_its_path(tmp_path: Path) -> None:
     assert "not a size" in msg
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_in_memory_store_is_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError, match=r"collector\.yaml: store: .*in-memory SQLite"):
+        _load_collector(tmp_path, f"store:\n  url: '{url}'\n")
+
+
 def test_bool_is_not_a_duration(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"collector\.timeout:.*not a duration"):
         _load_agent(tmp_path, "collector:\n  timeout: true\n")
