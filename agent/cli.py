@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import platform
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config)
         if args.state_dir is not None:
-            cfg = cfg.model_copy(update={"state_dir": args.state_dir})
+            cfg = dataclasses.replace(cfg, state_dir=args.state_dir)
         logging.basicConfig(
             level=cfg.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,18 +1,17 @@
-"""Agent configuration: one YAML file, validated at load, unknown keys rejected."""
+"""Agent configuration: one YAML file, validated at load (agent.settings), unknown keys rejected."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from pydantic import Field, field_validator
-
 from agent.probes.antivirus import AntivirusOptions
 from agent.probes.base import ProbeOptions
 from agent.probes.link import LinkOptions
 from agent.probes.meeting_room import MeetingRoomOptions
 from agent.probes.security import SecurityOptions
-from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
+from agent.settings import ConfigError, Duration, Section, Size, option, parse_section
+from canhgac_common.yamlfile import read_yaml
 
 __all__ = [
     "AgentConfig",
@@ -33,7 +32,7 @@ def default_state_dir() -> Path:
     return Path("/var/lib/canhgac-agent")
 
 
-class TlsConfig(StrictModel):
+class TlsConfig(Section):
     """TLS to the collector. `ca_file` pins the collector's CA instead of the system store."""
 
     enabled: bool = False
@@ -42,58 +41,59 @@ class TlsConfig(StrictModel):
     server_name: str | None = None
 
 
-class CollectorConfig(StrictModel):
+class CollectorConfig(Section):
     # Written by `canhgac-agent enroll` into the credential; set here to override.
     address: str | None = None
-    tls: TlsConfig = TlsConfig()
+    tls: TlsConfig = option(default_factory=TlsConfig)
     # Deadline of one Submit call; generous because commune links are slow.
     timeout: Duration = 20.0
     gzip: bool = True
 
 
-class ProbesConfig(StrictModel):
+class ProbesConfig(Section):
     """One key per probe in agent.probes.PROBES (a test keeps the two in step)."""
 
-    hardware: ProbeOptions = ProbeOptions()
-    link: LinkOptions = LinkOptions()
-    antivirus: AntivirusOptions = AntivirusOptions()
-    security: SecurityOptions = SecurityOptions()
-    meeting_room: MeetingRoomOptions = MeetingRoomOptions(enabled=False)
+    hardware: ProbeOptions = option(default_factory=ProbeOptions)
+    link: LinkOptions = option(default_factory=LinkOptions)
+    antivirus: AntivirusOptions = option(default_factory=AntivirusOptions)
+    security: SecurityOptions = option(default_factory=SecurityOptions)
+    meeting_room: MeetingRoomOptions = option(
+        default_factory=lambda: MeetingRoomOptions(enabled=False)
+    )
 
 
-class SpoolConfig(StrictModel):
+class SpoolConfig(Section):
     """Bounds of the local spool; past them the oldest reports go first and are counted."""
 
     max_bytes: Size = 64 * 1024 * 1024
     max_age: Duration = 14 * 86400.0
 
 
-class DeliveryConfig(StrictModel):
-    batch_size: int = Field(default=50, ge=1, le=500)
+class DeliveryConfig(Section):
+    batch_size: int = option(default=50, ge=1, le=500)
     # Pause between batches while replaying a backlog, so a commune link is not saturated.
     pace: Duration = 0.5
     backoff_initial: Duration = 2.0
     backoff_max: Duration = 300.0
 
 
-class AgentConfig(StrictModel):
-    state_dir: Path = Field(default_factory=default_state_dir)
-    collector: CollectorConfig = CollectorConfig()
-    probes: ProbesConfig = ProbesConfig()
-    spool: SpoolConfig = SpoolConfig()
-    delivery: DeliveryConfig = DeliveryConfig()
-    log_level: str = "info"
+def _log_level(value: str) -> str:
+    if value.lower() not in {"debug", "info", "warning", "error"}:
+        raise ValueError("must be one of debug, info, warning, error")
+    return value.lower()
 
-    @field_validator("log_level")
-    @classmethod
-    def _level(cls, value: str) -> str:
-        if value.lower() not in {"debug", "info", "warning", "error"}:
-            raise ValueError("must be one of debug, info, warning, error")
-        return value.lower()
+
+class AgentConfig(Section):
+    state_dir: Path = option(default_factory=default_state_dir)
+    collector: CollectorConfig = option(default_factory=CollectorConfig)
+    probes: ProbesConfig = option(default_factory=ProbesConfig)
+    spool: SpoolConfig = option(default_factory=SpoolConfig)
+    delivery: DeliveryConfig = option(default_factory=DeliveryConfig)
+    log_level: str = option(default="info", check=_log_level)
 
 
 def load_config(path: Path | None) -> AgentConfig:
     """The config at `path`, or all defaults when no file is given."""
     if path is None:
         return AgentConfig()
-    return load_model(AgentConfig, path)
+    return parse_section(AgentConfig, read_yaml(path), str(path))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from canhgac_common.config import ConfigError
+from canhgac_common.yamlfile import ConfigError
 
 __all__ = ["AgentError", "ConfigError", "NotEnrolledError", "ProbeFailed", "SpoolError"]
 

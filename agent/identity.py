@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent.errors import AgentError, NotEnrolledError
-from canhgac_common.files import atomic_write
 
 __all__ = ["Credential", "load_credential", "machine_id", "save_credential"]
 
@@ -68,15 +67,23 @@ def machine_id(state_dir: Path, os_id: str | None = None) -> str:
         try:
             raw = fallback.read_text().strip()
         except FileNotFoundError:
-            raw = uuid.uuid4().hex
-            atomic_write(fallback, raw.encode(), mode=0o600)
+            raw = os.urandom(16).hex()
+            _write_private(fallback, raw.encode())
     return hashlib.sha256(f"canhgac:{raw}".encode()).hexdigest()[:32]
 
 
 def save_credential(state_dir: Path, cred: Credential) -> Path:
     path = state_dir / CREDENTIAL_FILE
-    atomic_write(path, json.dumps(asdict(cred), ensure_ascii=False, indent=2).encode(), 0o600)
+    _write_private(path, json.dumps(asdict(cred), ensure_ascii=False, indent=2).encode())
     return path
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    # Imported here: only enrollment writes files, and atomic_write's tempfile pulls in shutil
+    # with bz2 and lzma, ≈ 0.6 MB the running service would keep (docs/performance.md).
+    from canhgac_common.files import atomic_write  # noqa: PLC0415
+
+    atomic_write(path, data, mode=0o600)
 
 
 def load_credential(state_dir: Path) -> Credential:

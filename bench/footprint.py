@@ -105,6 +105,23 @@ def _child(probe_config: dict[str, Any]) -> None:
     )
 
 
+# Run with `python -c` in a fresh interpreter (this module's own imports would count): the
+# libraries the service cannot do without and a channel that has made as many Submit calls as
+# the measured service, no agent code. Prints its RSS in bytes.
+_FLOOR = f"""
+import sqlite3, sys, time
+import grpc, psutil, yaml
+from canhgac_proto.v1 import collector_pb2 as pb, collector_pb2_grpc as pb_grpc
+db = sqlite3.connect(":memory:")
+channel = grpc.insecure_channel(sys.argv[1], compression=grpc.Compression.Gzip)
+stub = pb_grpc.CollectorStub(channel)
+for _ in range({SERVICE_WARMUP + SERVICE_CYCLES}):
+    stub.Submit(pb.SubmitRequest(), timeout=10)
+    time.sleep(0.05)
+print(psutil.Process().memory_info().rss)
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -184,8 +201,15 @@ def _service(probe_config: dict[str, Any]) -> dict[str, Any]:
             cycles = _spooled(state) - seq
             cpu = (sum(p.cpu_times()[:4]) - cpu) / cycles
             memory = p.memory_info()
+            floor = subprocess.run(
+                [sys.executable, "-c", _FLOOR, f"127.0.0.1:{port}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             return {
                 "rss_bytes": memory.rss,
+                "floor_rss_bytes": int(floor.stdout.strip().splitlines()[-1]),
                 "cpu_per_cycle_s": cpu,
                 "rss_mb_by_mapping": _rss_by_mapping(proc.pid),
             }
@@ -243,6 +267,7 @@ def measure() -> dict[str, Any]:
     return {
         "agent_rss_mb": service["rss_bytes"] / 2**20,
         "agent_rss_mb_by_mapping": service["rss_mb_by_mapping"],
+        "floor_rss_mb": service["floor_rss_bytes"] / 2**20,
         "agent_service_cpu_ms_per_cycle": service["cpu_per_cycle_s"] * 1000,
         "agent_cpu_ms_per_cycle": ours["cpu_per_cycle_s"] * 1000,
         "agent_cpu_ms_amortised": ours["cpu_amortised_s"] * 1000,
@@ -260,6 +285,11 @@ def main() -> dict[str, Any]:
         f"  RSS: agent service {m['agent_rss_mb']:.1f} MB,"
         f" node_exporter {m['node_exporter_rss_mb']:.1f} MB"
         f"  ratio {m['agent_rss_mb'] / m['node_exporter_rss_mb']:.2f}"
+    )
+    print(
+        f"  floor (python, psutil, sqlite3, yaml, protobuf, grpcio channel after the same Submits,"
+        f" no agent code): {m['floor_rss_mb']:.1f} MB"
+        f"  ratio {m['floor_rss_mb'] / m['node_exporter_rss_mb']:.2f}"
     )
     top = list(m["agent_rss_mb_by_mapping"].items())[:6]
     print("  agent RSS by mapping (MB): " + ", ".join(f"{k} {v:.1f}" for k, v in top))

@@ -1,22 +1,19 @@
-"""Loading YAML config files into strict pydantic models, with errors that name file and key."""
+"""Loading YAML config files into strict pydantic models (the collector's), with errors that name
+file and key."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from canhgac_common.units import parse_duration, parse_size
+from canhgac_common.units import duration_value, size_value
+from canhgac_common.yamlfile import ConfigError, key_path, read_yaml
 
 __all__ = ["ConfigError", "Duration", "Size", "StrictModel", "load_model", "parse_model"]
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(Exception):
-    """A config file (or CLI value) is unusable; the message names the file and key path."""
 
 
 class StrictModel(BaseModel):
@@ -25,29 +22,10 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _duration(value: Any) -> float:
-    if isinstance(value, str | int | float):
-        return parse_duration(value)
-    raise ValueError(f"not a duration: {value!r}")
-
-
-def _size(value: Any) -> int:
-    if isinstance(value, str | int):
-        return parse_size(value)
-    raise ValueError(f"not a size: {value!r}")
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
+Duration = Annotated[float, BeforeValidator(duration_value)]
 """Seconds; written in YAML as 30s, 15m, 7d or a number of seconds."""
-Size = Annotated[int, BeforeValidator(_size)]
+Size = Annotated[int, BeforeValidator(size_value)]
 """Bytes; written in YAML as 512KiB, 64MiB or a number of bytes."""
-
-
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
 
 
 def parse_model(model: type[M], data: Any, source: str) -> M:
@@ -62,20 +40,10 @@ def parse_model(model: type[M], data: Any, source: str) -> M:
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
-            lines.append(f"{source}: {_key_path(err['loc'])}: {msg}")
+            lines.append(f"{source}: {key_path(err['loc'])}: {msg}")
         raise ConfigError("\n".join(lines)) from None
 
 
 def load_model(model: type[M], path: Path) -> M:
     """Read the YAML file at `path` and validate it as `model`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
-    return parse_model(model, data, str(path))
+    return parse_model(model, read_yaml(path), str(path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_duration", "parse_size"]
+__all__ = ["duration_value", "parse_duration", "parse_size", "size_value"]
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SIZE_UNITS = {
@@ -55,3 +55,17 @@ def parse_size(text: str | int) -> int:
     if not m or m.group(2) not in _SIZE_UNITS:
         raise ValueError(f"not a size: {text!r} (use e.g. 512KiB, 64MiB, 1GB)")
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
+def duration_value(value: object) -> float:
+    """`parse_duration` of a config value of any type (a list or a mapping is not a duration)."""
+    if isinstance(value, str | int | float):
+        return parse_duration(value)
+    raise ValueError(f"not a duration: {value!r}")
+
+
+def size_value(value: object) -> int:
+    """`parse_size` of a config value of any type."""
+    if isinstance(value, str | int):
+        return parse_size(value)
+    raise ValueError(f"not a size: {value!r}")

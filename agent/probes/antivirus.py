@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import psutil
-from pydantic import Field
 
 from agent.errors import ProbeFailed
 from agent.model import Antivirus, AntivirusProduct, Clamd, Defender
@@ -26,7 +25,7 @@ from agent.platform.clamd import (
 )
 from agent.platform.psjson import as_bool, as_int, as_list, as_text, load_document, parse_date
 from agent.probes.base import Probe, ProbeOptions
-from canhgac_common.config import Duration, StrictModel
+from agent.settings import Duration, Section, option
 
 __all__ = [
     "ONACCESS_PROCESS",
@@ -85,7 +84,7 @@ _NOT_PROTECTING = frozenset({"off", "snoozed", "expired"})
 _NEVER = 4294967295  # (uint32)-1: Defender's "no scan ever ran"
 
 
-class ClamdOptions(StrictModel):
+class ClamdOptions(Section):
     """Where clamd listens and how often the EICAR self-test runs (Linux)."""
 
     enabled: bool = True
@@ -93,9 +92,9 @@ class ClamdOptions(StrictModel):
     # "host:port" to use TCP instead of the unix socket.
     tcp: str | None = None
     database_dir: Path = Path("/var/lib/clamav")
-    timeout: Duration = Field(default=10.0, gt=0)
+    timeout: Duration = option(default=10.0, gt=0)
     # 0 turns the self-test off.
-    self_test_interval: Duration = Field(default=86400.0, ge=0)
+    self_test_interval: Duration = option(default=86400.0, ge=0)
 
     def address(self) -> ClamdAddress:
         if self.tcp is None:
@@ -109,11 +108,11 @@ class ClamdOptions(StrictModel):
 class AntivirusOptions(ProbeOptions):
     # Posture changes slowly and one Windows PowerShell call costs a few hundred ms: every
     # 5 minutes is plenty for compliance and keeps the agent's average CPU low.
-    interval: Duration | None = Field(default=300.0, gt=0)
-    clamd: ClamdOptions = ClamdOptions()
+    interval: Duration | None = option(default=300.0, gt=0)
+    clamd: ClamdOptions = option(default_factory=ClamdOptions)
     # Other products on Linux: display name -> process names that mean it is running.
-    processes: dict[str, list[str]] = {}
-    powershell_timeout: Duration = Field(default=60.0, gt=0)
+    processes: dict[str, list[str]] = option(default_factory=dict)
+    powershell_timeout: Duration = option(default=60.0, gt=0)
 
 
 class ClamdLike(Protocol):

@@ -7,20 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pydantic import Field
-
 from agent.model import ClockOffset
-from canhgac_common.config import Duration, StrictModel
+from agent.settings import Duration, Section, option
 
 __all__ = ["CollectorLink", "Probe", "ProbeOptions"]
 
 
-class ProbeOptions(StrictModel):
+class ProbeOptions(Section):
     """Keys every probe accepts under `probes.<name>:`; a probe with more subclasses this."""
 
     enabled: bool = True
     # None: the report interval the collector gave at enrollment (15 s by default).
-    interval: Duration | None = Field(default=None, gt=0)
+    interval: Duration | None = option(default=None, gt=0)
 
 
 @dataclass(frozen=True)

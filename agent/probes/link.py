@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
-
 from agent.errors import ProbeFailed
 from agent.model import (
     DnsCheck,
@@ -30,7 +28,7 @@ from agent.model import (
 from agent.platform import icmp, lan, netcheck, windows
 from agent.platform.linux import read_text
 from agent.probes.base import CollectorLink, Probe, ProbeOptions
-from canhgac_common.config import Duration, Size, StrictModel
+from agent.settings import Duration, Section, Size, option
 
 __all__ = [
     "POWERSHELL_SCRIPT",
@@ -76,54 +74,54 @@ POWERSHELL_SCRIPT = "; ".join(
 )
 
 
-class HttpCheckOptions(StrictModel):
+class HttpCheckOptions(Section):
     name: str
-    url: str = Field(pattern=r"^https?://")
+    url: str = option(pattern=r"^https?://")
     # CA bundle to verify the service's certificate with (default: the system store).
     ca_file: Path | None = None
 
 
-class ThroughputOptions(StrictModel):
+class ThroughputOptions(Section):
     enabled: bool = True
     # Measured on its own schedule: a bounded download every `every`, never every cycle.
-    every: Duration = Field(default=6 * 3600.0, gt=0)
-    bytes: Size = Field(default=1024 * 1024, gt=0, le=64 * 1024 * 1024)
+    every: Duration = option(default=6 * 3600.0, gt=0)
+    bytes: Size = option(default=1024 * 1024, gt=0, le=64 * 1024 * 1024)
 
 
-class DhcpOptions(StrictModel):
+class DhcpOptions(Section):
     # Sends one DHCPDISCOVER per cycle from a fixed locally administered MAC; off by default.
     enabled: bool = False
     interface: str = ""
     # Server identifiers (addresses) of the DHCP servers that are supposed to answer.
-    allowed_servers: list[str] = []
-    timeout: Duration = Field(default=3.0, gt=0)
+    allowed_servers: list[str] = option(default_factory=list)
+    timeout: Duration = option(default=3.0, gt=0)
 
 
 class LinkOptions(ProbeOptions):
     # Hosts to ping, e.g. the commune router, the district switch, the province gateway.
-    targets: list[str] = []
+    targets: list[str] = option(default_factory=list)
     ping_gateway: bool = True
     ping_collector: bool = True
-    count: int = Field(default=10, ge=1, le=1000)
-    ping_interval: Duration = Field(default=0.2, gt=0)
-    ping_timeout: Duration = Field(default=1.0, gt=0)
+    count: int = option(default=10, ge=1, le=1000)
+    ping_interval: Duration = option(default=0.2, gt=0)
+    ping_timeout: Duration = option(default=1.0, gt=0)
     # "host:port" pairs whose TCP handshake is timed.
-    tcp_targets: list[str] = []
+    tcp_targets: list[str] = option(default_factory=list)
     # Resolver addresses, each asked for every name in dns_names.
-    resolvers: list[str] = []
-    dns_names: list[str] = []
-    http_checks: list[HttpCheckOptions] = []
+    resolvers: list[str] = option(default_factory=list)
+    dns_names: list[str] = option(default_factory=list)
+    http_checks: list[HttpCheckOptions] = option(default_factory=list)
     # Timeout of one TCP, DNS or HTTP check.
-    timeout: Duration = Field(default=3.0, gt=0)
+    timeout: Duration = option(default=3.0, gt=0)
     # The whole probe stops starting new checks past this; what is left is reported as skipped.
-    budget: Duration = Field(default=30.0, gt=0)
-    throughput: ThroughputOptions = ThroughputOptions()
+    budget: Duration = option(default=30.0, gt=0)
+    throughput: ThroughputOptions = option(default_factory=ThroughputOptions)
     traceroute: bool = True
-    traceroute_max_hops: int = Field(default=16, ge=1, le=64)
+    traceroute_max_hops: int = option(default=16, ge=1, le=64)
     # IPv4 networks ("192.168.1.0/24", at most /22) swept with ARP for one IP on two MACs.
-    arp_networks: list[str] = []
+    arp_networks: list[str] = option(default_factory=list)
     arp_interface: str = ""
-    dhcp: DhcpOptions = DhcpOptions()
+    dhcp: DhcpOptions = option(default_factory=DhcpOptions)
 
 
 Pinger = Callable[[str, int, float, float], icmp.PingRun]

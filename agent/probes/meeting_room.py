@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import psutil
-from pydantic import Field
 
 from agent.errors import ProbeFailed
 from agent.model import (
@@ -40,7 +39,7 @@ from agent.probes.link import (
     ping_target,
     split_host_port,
 )
-from canhgac_common.config import Duration, StrictModel
+from agent.settings import Duration, Section, option
 
 __all__ = [
     "POWERSHELL_SCRIPT",
@@ -93,66 +92,68 @@ _ASOUND_PCM = re.compile(r"^(\d+)-(\d+):")
 _VIDEO_NODE = re.compile(r"^video(\d+)$")
 
 
-class DeviceExpectation(StrictModel):
+class DeviceExpectation(Section):
     """What the room should have: `count` devices of `kind` whose name matches `pattern`."""
 
     kind: Kind
     pattern: str = "*"
-    count: int = Field(default=1, ge=1, le=16)
+    count: int = option(default=1, ge=1, le=16)
 
 
-class AppOptions(StrictModel):
+class AppOptions(Section):
     name: str
     # Process names, case-insensitive, ".exe" optional ("Zoom", "CiscoCollabHost").
-    processes: list[str] = Field(min_length=1)
+    processes: list[str] = option(min_length=1)
     # Files whose presence means installed; without any, running counts as installed.
-    paths: list[str] = []
+    paths: list[str] = option(default_factory=list)
     required: bool = False
 
 
-class ReadinessThresholds(StrictModel):
+class ReadinessThresholds(Section):
     """Vendor guidance by default (group video calls): GREEN below the green limits, AMBER
     below the amber ones, RED otherwise or when an expected device is missing."""
 
     video_profile: Literal["1080p", "720p"] = "1080p"
-    green_rtt: Duration = Field(default=0.100, gt=0)
-    green_jitter: Duration = Field(default=0.030, gt=0)
-    green_loss: float = Field(default=0.01, ge=0, le=1)
-    amber_rtt: Duration = Field(default=0.150, gt=0)
-    amber_jitter: Duration = Field(default=0.040, gt=0)
-    amber_loss: float = Field(default=0.02, ge=0, le=1)
-    down_mbps_1080p: float = Field(default=2.5, gt=0)
-    up_mbps_1080p: float = Field(default=3.0, gt=0)
-    down_mbps_720p: float = Field(default=1.5, gt=0)
-    up_mbps_720p: float = Field(default=1.5, gt=0)
-    max_clock_offset: Duration = Field(default=5.0, gt=0)
-    max_cpu_busy: float = Field(default=0.90, gt=0, le=1)
-    min_memory_available: float = Field(default=0.10, ge=0, lt=1)
-    min_disk_free: float = Field(default=0.05, ge=0, lt=1)
+    green_rtt: Duration = option(default=0.100, gt=0)
+    green_jitter: Duration = option(default=0.030, gt=0)
+    green_loss: float = option(default=0.01, ge=0, le=1)
+    amber_rtt: Duration = option(default=0.150, gt=0)
+    amber_jitter: Duration = option(default=0.040, gt=0)
+    amber_loss: float = option(default=0.02, ge=0, le=1)
+    down_mbps_1080p: float = option(default=2.5, gt=0)
+    up_mbps_1080p: float = option(default=3.0, gt=0)
+    down_mbps_720p: float = option(default=1.5, gt=0)
+    up_mbps_720p: float = option(default=1.5, gt=0)
+    max_clock_offset: Duration = option(default=5.0, gt=0)
+    max_cpu_busy: float = option(default=0.90, gt=0, le=1)
+    min_memory_available: float = option(default=0.10, ge=0, lt=1)
+    min_disk_free: float = option(default=0.05, ge=0, lt=1)
 
 
 class MeetingRoomOptions(ProbeOptions):
-    interval: Duration | None = Field(default=300.0, gt=0)
+    interval: Duration | None = option(default=300.0, gt=0)
     # A meeting room needs one of each by default; drop a kind the room does not have.
-    expect: list[DeviceExpectation] = [
-        DeviceExpectation(kind="camera"),
-        DeviceExpectation(kind="microphone"),
-        DeviceExpectation(kind="speaker"),
-        DeviceExpectation(kind="display"),
-    ]
-    apps: list[AppOptions] = []
+    expect: list[DeviceExpectation] = option(
+        default_factory=lambda: [
+            DeviceExpectation(kind="camera"),
+            DeviceExpectation(kind="microphone"),
+            DeviceExpectation(kind="speaker"),
+            DeviceExpectation(kind="display"),
+        ]
+    )
+    apps: list[AppOptions] = option(default_factory=list)
     # Conference endpoints ("host" or "host:port"; the host is pinged).
-    endpoints: list[str] = []
+    endpoints: list[str] = option(default_factory=list)
     ping_collector: bool = True
-    count: int = Field(default=20, ge=2, le=1000)
-    ping_interval: Duration = Field(default=0.2, gt=0)
-    ping_timeout: Duration = Field(default=1.0, gt=0)
-    budget: Duration = Field(default=30.0, gt=0)
-    throughput: ThroughputOptions = ThroughputOptions(every=3600.0)
-    readiness: ReadinessThresholds = ReadinessThresholds()
+    count: int = option(default=20, ge=2, le=1000)
+    ping_interval: Duration = option(default=0.2, gt=0)
+    ping_timeout: Duration = option(default=1.0, gt=0)
+    budget: Duration = option(default=30.0, gt=0)
+    throughput: ThroughputOptions = option(default_factory=lambda: ThroughputOptions(every=3600.0))
+    readiness: ReadinessThresholds = option(default_factory=ReadinessThresholds)
     # Disk whose free share counts as headroom ("" = "/" or the Windows system drive).
     disk: str = ""
-    timeout: Duration = Field(default=30.0, gt=0)
+    timeout: Duration = option(default=30.0, gt=0)
 
 
 @dataclass(frozen=True)

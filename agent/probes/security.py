@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import psutil
-from pydantic import Field
 
 from agent.errors import ProbeFailed
 from agent.model import FirewallProfile, Listener, Security
@@ -21,7 +20,7 @@ from agent.platform import linux, windows
 from agent.platform.linux import read_text as read_text_file
 from agent.platform.psjson import as_int, as_list, as_text, load_document, parse_date
 from agent.probes.base import Probe, ProbeOptions
-from canhgac_common.config import Duration
+from agent.settings import Duration, option
 
 __all__ = [
     "APT_HISTORY_PATHS",
@@ -93,13 +92,13 @@ POWERSHELL_SCRIPT = "; ".join(
 class SecurityOptions(ProbeOptions):
     # Firewall, updates and listeners change slowly; scanning sockets and processes each
     # 15 s would cost more CPU than everything else the agent does.
-    interval: Duration | None = Field(default=300.0, gt=0)
+    interval: Duration | None = option(default=300.0, gt=0)
     # Linux without update-notifier (Debian): count pending security updates with
     # `apt-get -s upgrade`. Off by default: it reads only local lists but takes seconds, and the
     # runner collects probes one after another.
     apt_simulation: bool = False
-    command_timeout: Duration = Field(default=60.0, gt=0)
-    powershell_timeout: Duration = Field(default=60.0, gt=0)
+    command_timeout: Duration = option(default=60.0, gt=0)
+    powershell_timeout: Duration = option(default=60.0, gt=0)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -204,8 +207,8 @@ def test_collector_tls_with_cert_and_key_loads(tmp_path: Path) -> None:
 
 def test_config_models_are_frozen() -> None:
     cfg = agent.config.AgentConfig()
-    with pytest.raises(ValueError, match="frozen"):
-        cfg.log_level = "debug"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.log_level = "debug"  # type: ignore[misc]
 
 
 def test_load_model_is_generic(tmp_path: Path) -> None:
@@ -373,3 +376,73 @@ def test_sites_reject_unknown_commune_kind(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"districts\[0\]\.communes\[0\]\.kind:"):
         load_sites(path)
+
+
+# --- the agent's sections (agent.settings, no pydantic) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("collector:\n  gzip: 'yes'\n", "agent.yaml: collector.gzip: must be a boolean, not 'yes'"),
+        ("delivery:\n  batch_size: true\n", "agent.yaml: delivery.batch_size: must be an integer"),
+        ("delivery:\n  batch_size: 0\n", "agent.yaml: delivery.batch_size: must be at least 1"),
+        ("probes:\n  link:\n    targets: 10.0.0.1\n", "probes.link.targets: must be a list"),
+        (
+            "probes:\n  link:\n    targets: [10.0.0.1, 7]\n",
+            "probes.link.targets[1]: must be a string",
+        ),
+        (
+            "probes:\n  link:\n    http_checks:\n      - {name: portal, url: ftp://x}\n",
+            "probes.link.http_checks[0].url: must match ^https?://",
+        ),
+        (
+            "probes:\n  link:\n    http_checks:\n      - {name: portal}\n",
+            "url: required key missing",
+        ),
+        (
+            "probes:\n  meeting_room:\n    expect:\n      - {kind: fax}\n",
+            "probes.meeting_room.expect[0].kind: must be one of 'camera'",
+        ),
+        (
+            "probes:\n  meeting_room:\n    apps:\n      - {name: Zoom, processes: []}\n",
+            "probes.meeting_room.apps[0].processes: must have at least 1 item",
+        ),
+        (
+            "probes:\n  antivirus:\n    processes: {BKAV: BkavService}\n",
+            "probes.antivirus.processes.BKAV: must be a list",
+        ),
+        ("spool: 5\n", "agent.yaml: spool: must be a mapping"),
+    ],
+)
+def test_agent_value_errors_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        _load_agent(tmp_path, text)
+    assert expected in str(exc.value)
+    assert len(str(exc.value).splitlines()) == 1
+
+
+def test_agent_values_are_typed(tmp_path: Path) -> None:
+    cfg = _load_agent(
+        tmp_path,
+        "state_dir: /srv/agent\ncollector:\n  tls: {enabled: true, ca_file: /etc/ca.pem}\n"
+        "probes:\n  antivirus:\n    processes: {BKAV: [BkavService]}\n"
+        "  meeting_room:\n    enabled: true\n    readiness: {video_profile: 720p, green_loss: 0}\n",
+    )
+    assert cfg.state_dir == Path("/srv/agent")
+    assert cfg.collector.tls.ca_file == Path("/etc/ca.pem")
+    assert cfg.probes.antivirus.processes == {"BKAV": ["BkavService"]}
+    readiness = cfg.probes.meeting_room.readiness
+    assert (readiness.video_profile, readiness.green_loss) == ("720p", 0.0)
+    assert isinstance(readiness.green_loss, float)
+    assert cfg.probes.meeting_room.throughput.every == 3600.0  # its own default kept
+
+
+def test_the_agent_service_does_not_load_pydantic() -> None:
+    # ≈ 11 MB of the service's resident memory (docs/performance.md, agent memory).
+    code = (
+        "import sys, agent.cli, agent.config; agent.config.load_config(None);"
+        " print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'scapy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True)
+    assert out.stdout.decode().strip() == "[]"

@@ -23,6 +23,7 @@ from agent.model import (
 )
 from agent.platform.icmp import PingRun
 from agent.probes.base import CollectorLink
+from agent.probes.link import ThroughputOptions
 from agent.probes.meeting_room import (
     AppOptions,
     DeviceExpectation,
@@ -652,7 +653,7 @@ def test_probe_on_windows_and_unreadable_devices() -> None:
     options = MeetingRoomOptions(
         expect=[DeviceExpectation(kind="camera", pattern="logitech*")],
         ping_collector=False,
-        throughput={"enabled": False},  # type: ignore[arg-type]
+        throughput=ThroughputOptions(enabled=False),
     )
     probe = MeetingRoomProbe(
         options, system=lambda: "Windows", run_powershell=powershell, ps=FakePs()

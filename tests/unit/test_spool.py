@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -300,3 +301,19 @@ def test_creates_missing_parent_directories(tmp_path: Path, clock: Clock) -> Non
         assert path.is_file()
     finally:
         s.close()
+
+
+def test_append_reads_the_age_index_not_the_payloads(tmp_path: Path) -> None:
+    # With a day of backlog each append scanned every payload (≈ 20 ms CPU per report).
+    db = sqlite3.connect(tmp_path / "spool.db")
+    Spool(tmp_path / "spool.db", 1 << 20, 3600.0).close()
+    plans = [
+        " ".join(str(row[3]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        for sql in (
+            "DELETE FROM reports WHERE collected_at_ms < 5",
+            "SELECT count(*), coalesce(sum(size), 0) FROM reports",
+        )
+    ]
+    db.close()
+    assert "USING INDEX reports_age_size" in plans[0]
+    assert "USING COVERING INDEX reports_age_size" in plans[1]
