@@ -126,7 +126,7 @@ class Connections:
             pass
         fairy = self._engine.raw_connection()
         fairy.detach()
-        conn = fairy.dbapi_connection
+        conn: Any = fairy.dbapi_connection
         if self._autocommit:
             self._engine.dialect.set_isolation_level(conn, "AUTOCOMMIT")
         return conn
