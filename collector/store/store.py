@@ -9,10 +9,12 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -511,7 +513,7 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
                             "section": section,
                             "seq": r.seq,
                             "collected_at": r.collected_at,
-                            "data": json.dumps(data, ensure_ascii=False),
+                            "data": _json(data),
                         }
                     )
         if snapshot_rows:
@@ -608,14 +610,27 @@ def _payload(r: Report) -> str:
     )
 
 
-def _snapshot_sections(r: Report, have: Container[str]) -> dict[str, Any]:
+def _json(data: Any) -> str:
+    """JSON text of snapshot data: orjson (a tenth of json.dumps' cost), but orjson writes
+    NaN and Infinity as null, so text with a null in it is written by json.dumps instead,
+    which keeps them (the readers take both). Decoded sections have no None of their own
+    (message_to_plain leaves unset fields out), so this is rare; a false alarm from a string
+    containing "null" only costs the slower encoder."""
+    try:
+        out = orjson.dumps(data)
+    except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: json.dumps takes it
+        return json.dumps(data, ensure_ascii=False)
+    return json.dumps(data, ensure_ascii=False) if b"null" in out else out.decode()
+
+
+def _snapshot_sections(r: Report, have: AbstractSet[str]) -> dict[str, Any]:
     """What one report contributes to the latest snapshot, but for what a newer report of
     the batch already gave (`have`): its sections, per-probe status, the agent's spool."""
     # A section's status always comes with the section itself, so this says it all.
     if (
         "spool" in have
-        and all(n in have for n in r.sections)
-        and all(f"status:{e['probe']}" in have for e in r.errors)
+        and have.issuperset(r.sections)
+        and (not r.errors or all(f"status:{e['probe']}" in have for e in r.errors))
     ):
         return {}
     out: dict[str, Any] = {name: r.sections[name] for name in r.sections if name not in have}
