@@ -10,7 +10,6 @@ import json
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -623,7 +622,7 @@ def _json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False) if b"null" in out else out.decode()
 
 
-def _snapshot_sections(r: Report, have: AbstractSet[str]) -> dict[str, Any]:
+def _snapshot_sections(r: Report, have: set[str]) -> dict[str, Any]:
     """What one report contributes to the latest snapshot, but for what a newer report of
     the batch already gave (`have`): its sections, per-probe status, the agent's spool."""
     # A section's status always comes with the section itself, so this says it all.
