@@ -72,25 +72,29 @@ class HotPath:
                 ),
             )
         )
-        self._inserts: dict[int, str] = {}
+        self._inserts: dict[int, tuple[str, list[str]]] = {}
 
     def _sql(self, statement: Any, column_keys: list[str] | None = None) -> str:
         return str(statement.compile(dialect=self._dialect, column_keys=column_keys))
 
-    def _insert_sql(self, rows: int) -> str:
-        sql = self._inserts.get(rows)
-        if sql is None:
-            values: list[dict[str, Any]] = [
-                {c: bindparam(f"{c}{i}") for c in _REPORT_COLUMNS} for i in range(rows)
-            ]
+    def _insert_sql(self, rows: int) -> tuple[str, list[str]]:
+        """The INSERT of `rows` reports and its parameter names, row by row, column by column."""
+        found = self._inserts.get(rows)
+        if found is None:
+            names = [[f"{c}{i}" for c in _REPORT_COLUMNS] for i in range(rows)]
             statement = (
                 self._insert(reports)
-                .values(values)
+                .values(
+                    [
+                        {c: bindparam(n) for c, n in zip(_REPORT_COLUMNS, row, strict=True)}
+                        for row in names
+                    ]
+                )
                 .on_conflict_do_nothing(index_elements=["agent_id", "seq"])
                 .returning(reports.c.agent_id, reports.c.seq)
             )
-            sql = self._inserts[rows] = self._sql(statement)
-        return sql
+            found = self._inserts[rows] = (self._sql(statement), [n for row in names for n in row])
+        return found
 
     def insert_reports(self, cursor: Any, rows: Sequence[dict[str, Any]]) -> set[tuple[str, int]]:
         """Insert rows of `reports` unless their (agent, seq) is stored already;
@@ -99,8 +103,11 @@ class HotPath:
         new: set[tuple[str, int]] = set()
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
-            params = {f"{c}{i}": row[c] for i, row in enumerate(chunk) for c in _REPORT_COLUMNS}
-            cursor.execute(self._insert_sql(len(chunk)), params)
+            sql, names = self._insert_sql(len(chunk))
+            cursor.execute(
+                sql,
+                dict(zip(names, [row[c] for row in chunk for c in _REPORT_COLUMNS], strict=True)),
+            )
             new.update((agent_id, seq) for agent_id, seq in cursor.fetchall())
         return new
 
