@@ -96,7 +96,7 @@ class _Sections(Mapping[str, Any]):
 
     def __init__(self, msg: pb.Report) -> None:
         self._msg = msg
-        self._names = tuple(name for name in SECTIONS if msg.HasField(name))
+        self._names = [name for name in SECTIONS if msg.HasField(name)]
         self._plain: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
