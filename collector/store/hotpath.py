@@ -117,7 +117,9 @@ class Connections:
     and return (events, reset by rollback, queue locking) cost a third of a batch-1 Submit.
 
     Each is made by the engine (so the SQLite pragmas apply) and then detached from its pool.
-    A connection is taken by one caller at a time; one that failed is closed, not given back.
+    A connection is taken by one caller at a time. One that failed is closed, not given back,
+    and so are the idle ones: after a database restart they are all broken, and making new
+    ones is cheap next to failing one call per stale connection.
     `autocommit` is for readers: a lone SELECT then leaves no transaction open on PostgreSQL.
     """
 
@@ -142,9 +144,18 @@ class Connections:
         self._idle.append(conn)
 
     def discard(self, conn: Any) -> None:
-        with contextlib.suppress(Exception):  # it failed already; closing it is all that is left
-            conn.close()
+        _close(conn)
+        self.close()
 
     def close(self) -> None:
-        while self._idle:
-            self.discard(self._idle.pop())
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                return
+            _close(conn)
+
+
+def _close(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # it may have failed already; closing is all that is left
+        conn.close()

@@ -19,6 +19,7 @@ from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
 from collector.store.schema import SCHEMA_VERSION, schema_version
 from tests.integration.harness import start_collector
+from tests.integration.postgres import fresh_database
 
 PLACE = Placement("Cao Bằng", "Hạ Lang", "Đức Quang", "", "workstation")
 FACTS = MachineFacts("machine-1", "ubnd-ducquang-01", "Windows", "10.0.19045", "0.1.0")
@@ -168,6 +169,35 @@ def test_snapshot_keeps_nan_infinity_and_text_that_says_null(store: Store) -> No
         assert snap["hardware"]["cpu"]["load1"] == float("inf")
         assert snap["hardware"]["host"] == "null"
         assert snap["link"] == plain
+
+
+def test_the_ack_path_recovers_when_the_database_drops_its_connections(postgres: str) -> None:
+    # What a PostgreSQL restart does to the connections the store keeps for the ack path.
+    store = Store(fresh_database(postgres))
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    e = store.enroll(token, FACTS, now=1.0)
+    assert store.ingest(e.agent.agent_id, [report(1, 1.0)], 2.0) == ([1], 1)
+    killer = create_engine(store.url)
+    with killer.begin() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    killer.dispose()
+    assert killed
+    failures = 0
+    for seq in range(2, 5):
+        try:
+            assert store.authenticate(e.credential).agent_id == e.agent.agent_id
+            assert store.ingest(e.agent.agent_id, [report(seq, float(seq))], 9.0)[0] == [seq]
+        except StoreError:
+            failures += 1  # the call that finds its connection dead; the agent retries it
+    assert failures <= 2
+    assert store.authenticate(e.credential).agent_id == e.agent.agent_id
+    assert store.ingest(e.agent.agent_id, [report(9, 9.0)], 9.0) == ([9], 1)
+    store.close()
 
 
 def test_a_store_from_a_newer_version_is_refused(store_url: str) -> None:
