@@ -114,7 +114,8 @@ class HotPath:
 
 class Connections:
     """Driver connections kept for the ack path, outside SQLAlchemy's pool: a pool checkout
-    and return (events, reset by rollback, queue locking) cost a third of a batch-1 Submit.
+    and return (events, reset by rollback, queue locking) cost a third of the collector's own
+    work in a batch-1 Submit.
 
     Each is made by the engine (so the SQLite pragmas apply) and then detached from its pool.
     A connection is taken by one caller at a time. One that failed is closed, not given back,
