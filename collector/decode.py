@@ -115,14 +115,16 @@ class _Sections(Mapping[str, Any]):
 
 
 def _record(r: pb.Report, collected_at: float, wire: bytes) -> Report:
+    # Each read of a message field builds a wrapper: spool is read once, errors only when any.
+    spool = r.spool
     return Report(
         seq=r.seq,
         boot_id=r.boot_id,
         collected_at=collected_at,
         agent_version=r.agent_version,
         sections=_Sections(r),
-        errors=[{"probe": e.probe, "message": e.message} for e in r.errors],
-        spool={"dropped_total": r.spool.dropped_total, "depth": r.spool.depth},
+        errors=[{"probe": e.probe, "message": e.message} for e in r.errors] if r.errors else [],
+        spool={"dropped_total": spool.dropped_total, "depth": spool.depth},
         wire=wire,
     )
 
