@@ -41,9 +41,12 @@ _SCALAR, _SCALARS, _MESSAGE, _MESSAGES = range(4)
 
 
 @functools.cache
-def _layout(desc: Descriptor) -> tuple[dict[str, Any], tuple[str, ...], dict[str, int]]:
+def _layout(
+    desc: Descriptor,
+) -> tuple[dict[str, Any], tuple[str, ...], dict[FieldDescriptor, tuple[str, int]]]:
     """Per message type: scalar defaults, the repeated fields (each needs a fresh list), and
-    how to copy each field (looked up by name: cheaper than asking its descriptor each time).
+    each field's name and how to copy it, keyed by its descriptor (a dict lookup is cheaper
+    than asking the descriptor for its name or type each time).
 
     Messages and proto3 `optional` fields have no default here: left unset they are absent.
     """
@@ -53,7 +56,10 @@ def _layout(desc: Descriptor) -> tuple[dict[str, Any], tuple[str, ...], dict[str
         if not f.is_repeated and f.type != FieldDescriptor.TYPE_MESSAGE and not f.has_presence
     }
     kinds = {
-        f.name: (_MESSAGE if f.type == FieldDescriptor.TYPE_MESSAGE else _SCALAR) + f.is_repeated
+        f: (
+            f.name,
+            (_MESSAGE if f.type == FieldDescriptor.TYPE_MESSAGE else _SCALAR) + f.is_repeated,
+        )
         for f in desc.fields
     }
     return defaults, tuple(f.name for f in desc.fields if f.is_repeated), kinds
@@ -69,8 +75,7 @@ def message_to_plain(msg: Message) -> dict[str, Any]:
         out[name] = []
     # ListFields() (implemented in C) yields only what is set: far cheaper than getattr on all.
     for f, value in msg.ListFields():
-        name = f.name
-        kind = kinds[name]
+        name, kind = kinds[f]
         if kind == _SCALAR:
             out[name] = value
         elif kind == _MESSAGE:
@@ -91,7 +96,7 @@ class _Sections(Mapping[str, Any]):
 
     def __init__(self, msg: pb.Report) -> None:
         self._msg = msg
-        self._names = tuple(f.name for f, _ in msg.ListFields() if f.name in SECTION_TYPES)
+        self._names = [name for name in SECTIONS if msg.HasField(name)]
         self._plain: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
@@ -110,14 +115,16 @@ class _Sections(Mapping[str, Any]):
 
 
 def _record(r: pb.Report, collected_at: float, wire: bytes) -> Report:
+    # Each read of a message field builds a wrapper: spool is read once, errors only when any.
+    spool = r.spool
     return Report(
         seq=r.seq,
         boot_id=r.boot_id,
         collected_at=collected_at,
         agent_version=r.agent_version,
         sections=_Sections(r),
-        errors=[{"probe": e.probe, "message": e.message} for e in r.errors],
-        spool={"dropped_total": r.spool.dropped_total, "depth": r.spool.depth},
+        errors=[{"probe": e.probe, "message": e.message} for e in r.errors] if r.errors else [],
+        spool={"dropped_total": spool.dropped_total, "depth": spool.depth},
         wire=wire,
     )
 

@@ -58,6 +58,7 @@ class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
         self._store = store
         self._metrics = metrics
         self._max_bytes = max_bytes
+        self._guarded: dict[str, tuple[_Handler, _Handler]] = {}
 
     def _reject(self, context: grpc.ServicerContext, code: grpc.StatusCode, reason: str) -> None:
         self._metrics.rejections.labels(code.name.lower()).inc()
@@ -100,9 +101,16 @@ class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
         details: grpc.HandlerCallDetails,
     ) -> _Handler | None:
         handler = continuation(details)
-        if handler is None or not details.method.startswith(_SERVICE):
-            return handler
         method = details.method
+        if handler is None or not method.startswith(_SERVICE):
+            return handler
+        # Wrapped once per method, not per call: grpc hands back the same handler each time.
+        found = self._guarded.get(method)
+        if found is None or found[0] is not handler:
+            found = self._guarded[method] = (handler, self._guard(method, handler))
+        return found[1]
+
+    def _guard(self, method: str, handler: _Handler) -> _Handler:
         short = method.removeprefix(_SERVICE)
         timer = self._metrics.rpc_duration.labels(short)
         deserializer = self._deserializer(handler.request_deserializer or bytes)

@@ -4,15 +4,26 @@ compiled once for the store's database and run on the driver's own cursor."""
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Dialect, Float, bindparam, func, literal_column, select, update
+from sqlalchemy import (
+    BigInteger,
+    Dialect,
+    Engine,
+    Float,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.store.schema import agents, reports, snapshots
 
-__all__ = ["AgentRow", "HotPath"]
+__all__ = ["AgentRow", "Connections", "HotPath"]
 
 # A row of `agents` as the driver returns it, readable by column name like SQLAlchemy's Row.
 AgentRow = collections.namedtuple("AgentRow", [c.name for c in agents.c])  # type: ignore[misc]
@@ -61,25 +72,29 @@ class HotPath:
                 ),
             )
         )
-        self._inserts: dict[int, str] = {}
+        self._inserts: dict[int, tuple[str, list[str]]] = {}
 
     def _sql(self, statement: Any, column_keys: list[str] | None = None) -> str:
         return str(statement.compile(dialect=self._dialect, column_keys=column_keys))
 
-    def _insert_sql(self, rows: int) -> str:
-        sql = self._inserts.get(rows)
-        if sql is None:
-            values: list[dict[str, Any]] = [
-                {c: bindparam(f"{c}{i}") for c in _REPORT_COLUMNS} for i in range(rows)
-            ]
+    def _insert_sql(self, rows: int) -> tuple[str, list[str]]:
+        """The INSERT of `rows` reports and its parameter names, row by row, column by column."""
+        found = self._inserts.get(rows)
+        if found is None:
+            names = [[f"{c}{i}" for c in _REPORT_COLUMNS] for i in range(rows)]
             statement = (
                 self._insert(reports)
-                .values(values)
+                .values(
+                    [
+                        {c: bindparam(n) for c, n in zip(_REPORT_COLUMNS, row, strict=True)}
+                        for row in names
+                    ]
+                )
                 .on_conflict_do_nothing(index_elements=["agent_id", "seq"])
                 .returning(reports.c.agent_id, reports.c.seq)
             )
-            sql = self._inserts[rows] = self._sql(statement)
-        return sql
+            found = self._inserts[rows] = (self._sql(statement), [n for row in names for n in row])
+        return found
 
     def insert_reports(self, cursor: Any, rows: Sequence[dict[str, Any]]) -> set[tuple[str, int]]:
         """Insert rows of `reports` unless their (agent, seq) is stored already;
@@ -88,7 +103,60 @@ class HotPath:
         new: set[tuple[str, int]] = set()
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
-            params = {f"{c}{i}": row[c] for i, row in enumerate(chunk) for c in _REPORT_COLUMNS}
-            cursor.execute(self._insert_sql(len(chunk)), params)
+            sql, names = self._insert_sql(len(chunk))
+            cursor.execute(
+                sql,
+                dict(zip(names, [row[c] for row in chunk for c in _REPORT_COLUMNS], strict=True)),
+            )
             new.update((agent_id, seq) for agent_id, seq in cursor.fetchall())
         return new
+
+
+class Connections:
+    """Driver connections kept for the ack path, outside SQLAlchemy's pool: a pool checkout
+    and return (events, reset by rollback, queue locking) cost a third of the collector's own
+    work in a batch-1 Submit.
+
+    Each is made by the engine (so the SQLite pragmas apply) and then detached from its pool.
+    A connection is taken by one caller at a time. One that failed is closed, not given back,
+    and so are the idle ones: after a database restart they are all broken, and making new
+    ones is cheap next to failing one call per stale connection.
+    `autocommit` is for readers: a lone SELECT then leaves no transaction open on PostgreSQL.
+    """
+
+    def __init__(self, engine: Engine, *, autocommit: bool) -> None:
+        self._engine = engine
+        self._autocommit = autocommit
+        self._idle: list[Any] = []  # list.pop/append are atomic: no lock needed
+
+    def take(self) -> Any:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            pass
+        fairy = self._engine.raw_connection()
+        fairy.detach()
+        conn: Any = fairy.dbapi_connection
+        if self._autocommit:
+            self._engine.dialect.set_isolation_level(conn, "AUTOCOMMIT")
+        return conn
+
+    def give(self, conn: Any) -> None:
+        self._idle.append(conn)
+
+    def discard(self, conn: Any) -> None:
+        _close(conn)
+        self.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                return
+            _close(conn)
+
+
+def _close(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # it may have failed already; closing is all that is left
+        conn.close()

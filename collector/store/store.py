@@ -9,10 +9,11 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,7 +23,7 @@ from collector.meetings import MEETING_ROLE
 from collector.model import AgentRecord, Placement, Report, TokenRecord
 from collector.store.alerts import AlertTables
 from collector.store.fleet import FleetTables
-from collector.store.hotpath import AgentRow, HotPath
+from collector.store.hotpath import AgentRow, Connections, HotPath
 from collector.store.mail import MailTables
 from collector.store.meetings import MeetingTables
 from collector.store.schema import (
@@ -91,9 +92,8 @@ class Enrollment:
     credential: str = field(repr=False)  # shown once, to the agent; only its hash is kept
 
 
-# Group commit bounds: jobs per transaction, and transactions before the leader hands over.
+# Group commit bound: jobs per transaction.
 _GROUP_COMMIT_JOBS = 64
-_GROUP_COMMIT_ROUNDS = 4
 
 
 @dataclass
@@ -101,7 +101,9 @@ class _Job:
     agent_id: str
     batch: Sequence[Report]
     now: float
-    done: threading.Event = field(default_factory=threading.Event)
+    # Set when the job is done (result or error) or when its caller is to lead.
+    wake: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False
     result: tuple[list[int], int] | None = None
     error: StoreError | None = None
 
@@ -187,6 +189,8 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         self._committing = False
         self._migrate()
         self._hot = HotPath(self._engine.dialect)
+        self._readers = Connections(self._engine, autocommit=True)
+        self._writers = Connections(self._engine, autocommit=False)
         # The ack path runs on the driver's cursor: its errors are the driver's.
         self._failures = (SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error)
 
@@ -232,6 +236,8 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         return self._engine
 
     def close(self) -> None:
+        self._readers.close()
+        self._writers.close()
         self._engine.dispose()
 
     @contextlib.contextmanager
@@ -245,26 +251,28 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
 
     @contextlib.contextmanager
     def _cursor(self, write: bool) -> Iterator[Any]:
-        """The ack path's driver cursor on a pooled connection (no SQLAlchemy Connection:
-        its set-up and teardown cost more than the statements). A write commits on success;
-        any failure discards the connection, so a broken one never goes back to the pool."""
+        """The ack path's driver cursor on one of the store's kept connections (no SQLAlchemy
+        Connection or pool: their set-up and teardown cost more than the statements). A write
+        commits on success; any failure discards the connection, so a broken one is not kept."""
+        kept = self._writers if write else self._readers
         with self._write_lock if write else contextlib.nullcontext():
             try:
-                conn = self._engine.raw_connection()
+                conn = kept.take()
             except self._failures as e:
                 raise StoreError(f"store unavailable: {e}") from None
             try:
-                yield conn.cursor()
+                cursor = conn.cursor()
+                yield cursor
+                cursor.close()
                 if write:
                     conn.commit()
             except self._failures as e:
-                conn.invalidate()
+                kept.discard(conn)
                 raise StoreError(f"store {'write' if write else 'read'} failed: {e}") from None
             except BaseException:
-                conn.invalidate()
+                kept.discard(conn)
                 raise
-            finally:
-                conn.close()
+            kept.give(conn)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -435,40 +443,42 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         Returns (every seq now durably stored, including earlier duplicates; how many were new).
         Only after this returns may the collector acknowledge them.
 
-        Group commit: concurrent callers share one transaction (and one fsync). The first caller
-        to find no commit in progress commits everything queued, for at most a few rounds; the
-        others wait for their job, taking over when nobody is committing.
+        Group commit: concurrent callers share one transaction (and one fsync). A caller that
+        finds no commit in progress leads: it commits everything queued (at most
+        _GROUP_COMMIT_JOBS a transaction) until its own job is done, then hands the lead to the
+        oldest caller still queued. The others sleep until their job is done or the lead is
+        theirs: no polling, and a woken follower always has its answer or the lead.
         """
         job = _Job(agent_id, batch, now)
         with self._queue_lock:
             self._queue.append(job)
-        while not job.done.wait(0 if self._try_lead() else 0.002):
-            pass
+            job.leads = not self._committing
+            self._committing = True
+        if not job.leads:
+            job.wake.wait()
+        if job.leads:
+            self._lead(job)
         if job.error is not None:
             raise job.error
         assert job.result is not None
         return job.result
 
-    def _try_lead(self) -> bool:
-        """Commit queued jobs if no other caller is doing so; True if this caller did."""
-        with self._queue_lock:
-            if self._committing or not self._queue:
-                return False
-            self._committing = True
+    def _lead(self, own: _Job) -> None:
+        """Commit queued jobs until `own` is done; then pass the lead on, or end it."""
         try:
-            for _ in range(_GROUP_COMMIT_ROUNDS):
+            while own.result is None and own.error is None:
                 with self._queue_lock:
-                    jobs, self._queue = (
-                        self._queue[:_GROUP_COMMIT_JOBS],
-                        self._queue[_GROUP_COMMIT_JOBS:],
-                    )
-                if not jobs:
-                    break
+                    jobs = self._queue[:_GROUP_COMMIT_JOBS]
+                    del self._queue[:_GROUP_COMMIT_JOBS]
                 self._commit(jobs)
         finally:
             with self._queue_lock:
-                self._committing = False
-        return True
+                if self._queue:
+                    heir = self._queue[0]
+                    heir.leads = True
+                    heir.wake.set()
+                else:
+                    self._committing = False
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:
@@ -478,11 +488,11 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
             error = e if isinstance(e, StoreError) else StoreError(f"store write failed: {e}")
             for j in jobs:
                 j.error = error
-                j.done.set()
+                j.wake.set()
             return
         for j, result in zip(jobs, results, strict=True):
             j.result = result
-            j.done.set()
+            j.wake.set()
 
     def _ingest_jobs(self, cursor: Any, jobs: list[_Job]) -> list[tuple[list[int], int]]:
         """One statement per table for the whole group, however many agents it holds."""
@@ -528,7 +538,7 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
                             "section": section,
                             "seq": r.seq,
                             "collected_at": r.collected_at,
-                            "data": json.dumps(data, ensure_ascii=False),
+                            "data": _json(data),
                         }
                     )
         if snapshot_rows:
@@ -625,14 +635,27 @@ def _payload(r: Report) -> str:
     )
 
 
-def _snapshot_sections(r: Report, have: Container[str]) -> dict[str, Any]:
+def _json(data: Any) -> str:
+    """JSON text of snapshot data: orjson (a tenth of json.dumps' cost), but orjson writes
+    NaN and Infinity as null, so text with a null in it is written by json.dumps instead,
+    which keeps them (the readers take both). Decoded sections have no None of their own
+    (message_to_plain leaves unset fields out), so this is rare; a false alarm from a string
+    containing "null" only costs the slower encoder."""
+    try:
+        out = orjson.dumps(data)
+    except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: json.dumps takes it
+        return json.dumps(data, ensure_ascii=False)
+    return json.dumps(data, ensure_ascii=False) if b"null" in out else out.decode()
+
+
+def _snapshot_sections(r: Report, have: set[str]) -> dict[str, Any]:
     """What one report contributes to the latest snapshot, but for what a newer report of
     the batch already gave (`have`): its sections, per-probe status, the agent's spool."""
     # A section's status always comes with the section itself, so this says it all.
     if (
         "spool" in have
-        and all(n in have for n in r.sections)
-        and all(f"status:{e['probe']}" in have for e in r.errors)
+        and have.issuperset(r.sections)
+        and (not r.errors or all(f"status:{e['probe']}" in have for e in r.errors))
     ):
         return {}
     out: dict[str, Any] = {name: r.sections[name] for name in r.sections if name not in have}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
 from collector.store.schema import SCHEMA_VERSION, schema_version
 from tests.integration.harness import start_collector
+from tests.integration.postgres import fresh_database
 
 PLACE = Placement("Cao Bằng", "Hạ Lang", "Đức Quang", "", "workstation")
 FACTS = MachineFacts("machine-1", "ubnd-ducquang-01", "Windows", "10.0.19045", "0.1.0")
@@ -121,6 +124,81 @@ def test_concurrent_duplicate_deliveries_store_each_seq_once(store: Store) -> No
     assert not errors
     assert sum(new_counts) == 20
     assert store.report_seqs(agent_id) == list(range(1, 21))
+
+
+def test_many_concurrent_callers_each_get_their_own_durable_answer(store: Store) -> None:
+    # Group commit hands the lead from caller to caller: none may be left waiting.
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    ids = [
+        store.enroll(
+            token, MachineFacts(f"m-{i}", f"h-{i}", "W", "10", "0.1.0"), 1.0
+        ).agent.agent_id
+        for i in range(12)
+    ]
+    answers: dict[str, list[tuple[list[int], int]]] = {a: [] for a in ids}
+    errors: list[BaseException] = []
+
+    def deliver(agent_id: str) -> None:
+        try:
+            for seq in range(1, 11):
+                answers[agent_id].append(store.ingest(agent_id, [report(seq, float(seq))], 50.0))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=deliver, args=(a,)) for a in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors
+    for agent_id in ids:
+        assert answers[agent_id] == [([seq], 1) for seq in range(1, 11)]
+        assert store.report_seqs(agent_id) == list(range(1, 11))
+        assert store.get_agent(agent_id).last_seq == 10
+
+
+def test_snapshot_keeps_nan_infinity_and_text_that_says_null(store: Store) -> None:
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    agent_id = store.enroll(token, FACTS, now=1.0).agent.agent_id
+    odd = {"cpu": {"usage_ratio": float("nan"), "load1": float("inf")}, "host": "null"}
+    plain = {"cpu": {"usage_ratio": 0.5}, "model": "nullable"}
+    store.ingest(agent_id, [dataclasses.replace(report(1, 1.0), sections={"hardware": odd})], 2.0)
+    store.ingest(agent_id, [dataclasses.replace(report(2, 2.0), sections={"link": plain})], 3.0)
+    for snap in (store.snapshot(agent_id), store.fleet_sections([agent_id])[agent_id].data):
+        assert math.isnan(snap["hardware"]["cpu"]["usage_ratio"])
+        assert snap["hardware"]["cpu"]["load1"] == float("inf")
+        assert snap["hardware"]["host"] == "null"
+        assert snap["link"] == plain
+
+
+def test_the_ack_path_recovers_when_the_database_drops_its_connections(postgres: str) -> None:
+    # What a PostgreSQL restart does to the connections the store keeps for the ack path.
+    store = Store(fresh_database(postgres))
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    e = store.enroll(token, FACTS, now=1.0)
+    assert store.ingest(e.agent.agent_id, [report(1, 1.0)], 2.0) == ([1], 1)
+    killer = create_engine(store.url)
+    with killer.begin() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    killer.dispose()
+    assert killed
+    failures = 0
+    for seq in range(2, 5):
+        try:
+            assert store.authenticate(e.credential).agent_id == e.agent.agent_id
+            assert store.ingest(e.agent.agent_id, [report(seq, float(seq))], 9.0)[0] == [seq]
+        except StoreError:
+            failures += 1  # the call that finds its connection dead; the agent retries it
+    assert failures <= 2
+    assert store.authenticate(e.credential).agent_id == e.agent.agent_id
+    assert store.ingest(e.agent.agent_id, [report(9, 9.0)], 9.0) == ([9], 1)
+    store.close()
 
 
 def test_a_store_from_a_newer_version_is_refused(store_url: str) -> None:
