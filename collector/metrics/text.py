@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
 
-from collector.metrics.base import Spec
+from collector.metrics.base import NUMBERS, Spec
 
-__all__ = ["Batch", "Families", "Kept", "OwnerLines", "numbers"]
+__all__ = ["Batch", "Families", "Kept", "numbers"]
 
-_NUMBERS: frozenset[type] = frozenset({float, int})
 _NON_FINITE = {"inf": b"+Inf\n", "-inf": b"-Inf\n", "nan": b"NaN\n"}
-
-# An owner's kept lines: per family index, its sample lines (a family with `age` keeps each
-# line's head and the Unix time its age counts from instead).
-Ages = dict[int, list[tuple[bytes, float]]]
-OwnerLines = tuple[dict[int, bytes], Ages]
 
 
 def escape(value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:
         return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
     return value
-
-
-def _label(value: str) -> bytes:
-    return escape(value).encode()
 
 
 def numbers(values: list[float]) -> list[bytes]:
@@ -58,50 +49,56 @@ class Families:
         self.fixed = fixed
         # The fixed labels of an owner, one slot per value.
         self.prefix = ",".join(f'{k}="%s"' for k in fixed)
-        # `%` templates of a line's head, per family name: the owner's fixed labels, one slot
-        # per extra label value (a wrong count raises); the value follows.
-        self.by_name: dict[str, tuple[int, bytes, bool]] = {}
-        for i, spec in enumerate(specs):
-            extra = "".join(f',{k}="%s"' for k in spec.labels[len(fixed) :])
-            self.by_name[spec.name] = (i, (spec.name + "{%s" + extra + "} ").encode(), spec.age)
+        # `%` templates per family: the owner's fixed labels, one slot per extra label value
+        # (a wrong count raises), and a line's head ends there; the value follows.
+        self.heads = [
+            (s.name + "{%s" + "".join(f',{k}="%s"' for k in s.labels[len(fixed) :]) + "} ").encode()
+            for s in specs
+        ]
+        self.lines = [head + b"%s" for head in self.heads]
         self.headers = [
             f"# HELP {s.name} {_help(s.help)}\n# TYPE {s.name} {s.kind}\n".encode() for s in specs
         ]
 
 
+# Per family, per sample: the owner, its label values (the owner's escaped fixed labels, then
+# a tuple with the extra label values when the family has extra labels) and its value (for an
+# age family: the Unix time the age counts from).
+Column = tuple[list[str], list[Any], list[float]]
+
+
+@functools.lru_cache(maxsize=4096)
+def _label(value: str) -> bytes:
+    """An extra label value as written: few distinct ones (mountpoints, probes, OS names)."""
+    return escape(value).encode()
+
+
 class Batch:
     """The sample lines of many owners (agents, places), rendered together: each owner's
-    samples are added one by one, and all their values formatted at the end in one call.
+    samples are added one by one into per-family columns, and each family's lines are then
+    formatted together (`Kept.put`).
 
     prometheus_client's MetricFamily objects cost ~8 µs per series to build and format; at
     10,000 agents that alone would exceed a second, so lines are formatted here, once, and
     kept while their owner's data is unchanged (`Kept`).
     """
 
-    __slots__ = (
-        "_ages",
-        "_by_name",
-        "_families",
-        "_heads",
-        "_index",
-        "_owners",
-        "_prefix",
-        "_values",
-    )
+    __slots__ = ("_by_name", "_families", "_owner", "_prefix", "columns", "owners")
 
     def __init__(self, families: Families) -> None:
         self._families = families
-        self._by_name = families.by_name
+        self._owner = ""
         self._prefix = b""
-        self._owners: list[tuple[str, int]] = []  # owner, index of its first sample
-        self._index: list[int] = []  # per sample: its family
-        self._heads: list[bytes] = []
-        self._values: list[float] = []
-        self._ages: list[tuple[int, int, bytes, float]] = []  # owner, family, head, since
+        self.owners: list[str] = []
+        self.columns: list[Column] = [([], [], []) for _ in families.specs]
+        self._by_name = {
+            spec.name: column for spec, column in zip(families.specs, self.columns, strict=True)
+        }
 
     def owner(self, owner: str, labels: Sequence[str]) -> None:
         """Start the samples of `owner`, whose fixed labels have the values `labels`."""
-        self._owners.append((owner, len(self._values)))
+        self.owners.append(owner)
+        self._owner = owner
         joined = "".join(labels)
         if "\\" in joined or '"' in joined or "\n" in joined:
             labels = [escape(v) for v in labels]
@@ -111,35 +108,16 @@ class Batch:
         """One sample of family `name` for the current owner, with the extra label values; a
         value that is not a number emits nothing (None: not reported; JSON booleans are not
         numbers). For an `age` family the value is the Unix time the age counts from."""
-        if type(value) not in _NUMBERS:
+        if type(value) not in NUMBERS:
             return
-        i, template, age = self._by_name[name]
-        head = template % (self._prefix, *map(_label, extra)) if extra else template % self._prefix
-        if age:
-            self._ages.append((len(self._owners) - 1, i, head, value))
-            return
-        self._index.append(i)
-        self._heads.append(head)
-        self._values.append(float(value))
-
-    def owners(self) -> Iterator[tuple[str, OwnerLines]]:
-        """Each owner and its lines, in the order they were started."""
-        lines = list(map(bytes.__add__, self._heads, numbers(self._values)))
-        index = self._index
-        ages: list[Ages] = [{} for _ in self._owners]
-        for o, i, head, since in self._ages:
-            ages[o].setdefault(i, []).append((head, since))
-        ends = [start for _, start in self._owners[1:]] + [len(lines)]
-        for (owner, start), end, owner_ages in zip(self._owners, ends, ages, strict=True):
-            families: dict[int, bytes] = {}
-            for k in range(start, end):
-                i = index[k]
-                families[i] = families[i] + lines[k] if i in families else lines[k]
-            yield owner, (families, owner_ages)
+        owners, labels, values = self._by_name[name]
+        owners.append(self._owner)
+        labels.append((self._prefix, *map(_label, extra)) if extra else self._prefix)
+        values.append(float(value))
 
 
 class Kept:
-    """Every owner's lines, kept per family: replacing an owner touches only its own lines,
+    """Every owner's lines, kept per family: replacing owners touches only their own lines,
     and a scrape joins each family's lines in one call (the format wants each family
     contiguous). Ages are formatted at each scrape, from its time."""
 
@@ -147,24 +125,42 @@ class Kept:
         self._families = families
         self._lines: list[dict[str, bytes]] = [{} for _ in families.specs]
         self._ages: list[dict[str, list[tuple[bytes, float]]]] = [{} for _ in families.specs]
-        self._owned: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
-    def put(self, owner: str, kept: OwnerLines) -> None:
-        self.drop(owner)
-        lines, ages = kept
-        for i, text in lines.items():
-            self._lines[i][owner] = text
-        for i, owner_ages in ages.items():
-            self._ages[i][owner] = owner_ages
-        self._owned[owner] = (tuple(lines), tuple(ages))
+    def put(self, batch: Batch) -> None:
+        """Replace the lines of the batch's owners with the batch's."""
+        self.drop(batch.owners)
+        f = self._families
+        for spec, head, line, kept_lines, kept_ages, (owners, labels, values) in zip(
+            f.specs, f.heads, f.lines, self._lines, self._ages, batch.columns, strict=True
+        ):
+            if not owners:
+                continue
+            extra = len(spec.labels) > len(f.fixed)
+            if spec.age:
+                heads = [head % ls for ls in labels]
+                for owner, one, since in zip(owners, heads, values, strict=True):
+                    kept_ages.setdefault(owner, []).append((one, since))
+                continue
+            texts = numbers(values)
+            if extra:
+                lines = [line % (*ls, text) for ls, text in zip(labels, texts, strict=True)]
+            else:
+                lines = list(map(line.__mod__, zip(labels, texts, strict=True)))
+            by_owner = dict(zip(owners, lines, strict=True))
+            if len(by_owner) < len(lines):  # some owner has several samples (disks, probes)
+                by_owner = {}
+                for owner, one in zip(owners, lines, strict=True):
+                    by_owner[owner] = by_owner[owner] + one if owner in by_owner else one
+            kept_lines.update(by_owner)
 
-    def drop(self, owner: str) -> None:
-        owned = self._owned.pop(owner, None)
-        if owned is not None:
-            for i in owned[0]:
-                del self._lines[i][owner]
-            for i in owned[1]:
-                del self._ages[i][owner]
+    def drop(self, owners: Collection[str]) -> None:
+        gone = owners if isinstance(owners, (set, frozenset)) else set(owners)
+        for lines in self._lines:
+            for owner in lines.keys() & gone:
+                del lines[owner]
+        for ages in self._ages:
+            for owner in ages.keys() & gone:
+                del ages[owner]
 
     def text(self, now: float) -> bytes:
         out: list[bytes] = []
