@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -12,6 +12,7 @@ from collector.metrics.base import NUMBERS, Spec
 
 __all__ = ["Batch", "Families", "Kept", "numbers"]
 
+_T = TypeVar("_T")
 _NON_FINITE = {"inf": b"+Inf\n", "-inf": b"-Inf\n", "nan": b"NaN\n"}
 
 
@@ -35,6 +36,14 @@ def numbers(values: list[float]) -> list[bytes]:
             for t, v in zip(texts, values, strict=True)
         ]
     return texts
+
+
+def _replace(kept: dict[str, _T], new: dict[str, _T], owners: set[str]) -> None:
+    """Set `owners`' entries of a family to `new`'s: an owner missing from `new` has none."""
+    if kept and len(new) < len(owners):
+        for owner in (kept.keys() & owners) - new.keys():
+            del kept[owner]
+    kept.update(new)
 
 
 def _help(value: str) -> str:
@@ -127,22 +136,21 @@ class Kept:
         self._ages: list[dict[str, list[tuple[bytes, float]]]] = [{} for _ in families.specs]
 
     def put(self, batch: Batch) -> None:
-        """Replace the lines of the batch's owners with the batch's."""
-        self.drop(batch.owners)
+        """Replace the lines of the batch's owners with the batch's: overwritten in place,
+        as deleting and inserting them again cost as much as formatting them."""
+        replaced = set(batch.owners)
         f = self._families
         for spec, head, line, kept_lines, kept_ages, (owners, labels, values) in zip(
             f.specs, f.heads, f.lines, self._lines, self._ages, batch.columns, strict=True
         ):
-            if not owners:
-                continue
-            extra = len(spec.labels) > len(f.fixed)
             if spec.age:
-                heads = [head % ls for ls in labels]
-                for owner, one, since in zip(owners, heads, values, strict=True):
-                    kept_ages.setdefault(owner, []).append((one, since))
+                ages: dict[str, list[tuple[bytes, float]]] = {}
+                for owner, ls, since in zip(owners, labels, values, strict=True):
+                    ages.setdefault(owner, []).append((head % ls, since))
+                _replace(kept_ages, ages, replaced)
                 continue
             texts = numbers(values)
-            if extra:
+            if len(spec.labels) > len(f.fixed):
                 lines = [line % (*ls, text) for ls, text in zip(labels, texts, strict=True)]
             else:
                 lines = list(map(line.__mod__, zip(labels, texts, strict=True)))
@@ -151,7 +159,7 @@ class Kept:
                 by_owner = {}
                 for owner, one in zip(owners, lines, strict=True):
                     by_owner[owner] = by_owner[owner] + one if owner in by_owner else one
-            kept_lines.update(by_owner)
+            _replace(kept_lines, by_owner, replaced)
 
     def drop(self, owners: Collection[str]) -> None:
         gone = owners if isinstance(owners, (set, frozenset)) else set(owners)
