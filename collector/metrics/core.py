@@ -167,9 +167,9 @@ class Exposition:
         with self._lock, _gc_paused():
             now = self._clock()
             self._refresh(now)
-            parts = [self._kept.text(now)]
+            parts = self._kept.text(now)
         if self._sites is not None:
-            parts.append(_site_text(self._sites))
+            parts += _site_text(self._sites)
         parts.append(generate_latest(self.registry))
         return b"".join(parts)
 
@@ -246,7 +246,7 @@ def _agent_lines(batch: Batch, agent: FleetAgent, up: bool, snap: dict[str, Any]
             render(add, data)
 
 
-def _site_text(sites: Sites) -> bytes:
+def _site_text(sites: Sites) -> list[bytes]:
     batch = Batch(_SITES)
     for d in sites.districts:
         places = [(d.name, "", u.name, u.machines, u.meeting_rooms) for u in d.units]

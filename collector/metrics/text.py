@@ -170,7 +170,8 @@ class Kept:
             for owner in ages.keys() & gone:
                 del ages[owner]
 
-    def text(self, now: float) -> bytes:
+    def text(self, now: float) -> list[bytes]:
+        """The kept families, in parts to be joined once with the rest of the response."""
         out: list[bytes] = []
         for header, lines, ages in zip(
             self._families.headers, self._lines, self._ages, strict=True
@@ -182,4 +183,4 @@ class Kept:
                     kept = [line for owner_ages in ages.values() for line in owner_ages]
                     values = numbers([max(0.0, now - since) for _, since in kept])
                     out += map(bytes.__add__, [head for head, _ in kept], values)
-        return b"".join(out)
+        return out
