@@ -41,13 +41,6 @@ _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 _CHUNK = 500
 
 
-def _decode(data: str) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:  # NaN and Infinity, which json.dumps writes and orjson refuses
-        return json.loads(data)
-
-
 class FleetAgent(NamedTuple):
     """The agents-row fields /metrics shows; everything before `last_seen_at` is what an
     agent's kept lines depend on (`last_seen_at` only through whether it is up)."""
@@ -92,7 +85,10 @@ class FleetTables(StoreBase):
                         if wanted is not None and agent_id not in wanted:
                             continue
                         entry = found[agent_id] = {}
-                    entry[section] = _decode(data)
+                    try:
+                        entry[section] = orjson.loads(data)
+                    except orjson.JSONDecodeError:  # NaN and Infinity: json.dumps writes them
+                        entry[section] = json.loads(data)
         return found
 
     def _section_rows(
