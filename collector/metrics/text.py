@@ -38,12 +38,16 @@ def numbers(values: list[float]) -> list[bytes]:
     return texts
 
 
-def _replace(kept: dict[str, _T], new: dict[str, _T], owners: set[str]) -> None:
-    """Set `owners`' entries of a family to `new`'s: an owner missing from `new` has none."""
-    if kept and len(new) < len(owners):
+def _replace(kept: dict[str, _T], new: dict[str, _T], owners: set[str]) -> dict[str, _T]:
+    """A family's entries with `owners`' replaced by `new`'s (an owner missing from `new` has
+    none): `kept` updated in place, or `new` itself when nothing was kept (a first scrape)."""
+    if not kept:
+        return new
+    if len(new) < len(owners):
         for owner in (kept.keys() & owners) - new.keys():
             del kept[owner]
     kept.update(new)
+    return kept
 
 
 def _help(value: str) -> str:
@@ -140,14 +144,14 @@ class Kept:
         as deleting and inserting them again cost as much as formatting them."""
         replaced = set(batch.owners)
         f = self._families
-        for spec, head, line, kept_lines, kept_ages, (owners, labels, values) in zip(
-            f.specs, f.heads, f.lines, self._lines, self._ages, batch.columns, strict=True
+        for i, (spec, head, line, (owners, labels, values)) in enumerate(
+            zip(f.specs, f.heads, f.lines, batch.columns, strict=True)
         ):
             if spec.age:
                 ages: dict[str, list[tuple[bytes, float]]] = {}
                 for owner, ls, since in zip(owners, labels, values, strict=True):
                     ages.setdefault(owner, []).append((head % ls, since))
-                _replace(kept_ages, ages, replaced)
+                self._ages[i] = _replace(self._ages[i], ages, replaced)
                 continue
             texts = numbers(values)
             if len(spec.labels) > len(f.fixed):
@@ -159,7 +163,7 @@ class Kept:
                 by_owner = {}
                 for owner, one in zip(owners, lines, strict=True):
                     by_owner[owner] = by_owner[owner] + one if owner in by_owner else one
-            _replace(kept_lines, by_owner, replaced)
+            self._lines[i] = _replace(self._lines[i], by_owner, replaced)
 
     def drop(self, owners: Collection[str]) -> None:
         gone = set(owners)
