@@ -247,16 +247,21 @@ def _agent_lines(batch: Batch, agent: FleetAgent, up: bool, snap: dict[str, Any]
 
 
 def _site_text(sites: Sites) -> list[bytes]:
-    batch = Batch(_SITES)
+    # Per place, its targets; a place listed twice (the sites file does not forbid a district
+    # or a commune's unit twice) keeps its last, so no series is written twice.
+    places: dict[tuple[str, str, str], tuple[int, int]] = {}
     for d in sites.districts:
-        places = [(d.name, "", u.name, u.machines, u.meeting_rooms) for u in d.units]
+        places.update({(d.name, "", u.name): (u.machines, u.meeting_rooms) for u in d.units})
         for c in d.communes:
-            places.append((d.name, c.name, "", c.machines, c.meeting_rooms))
-            places += [(d.name, c.name, u.name, u.machines, u.meeting_rooms) for u in c.units]
-        for district, commune, unit, n_machines, n_rooms in places:
-            batch.owner("\x1f".join((district, commune, unit)), (district, commune, unit))
-            batch.add("canhgac_site_expected_machines", n_machines)
-            batch.add("canhgac_site_expected_meeting_rooms", n_rooms)
+            places[d.name, c.name, ""] = (c.machines, c.meeting_rooms)
+            places.update(
+                {(d.name, c.name, u.name): (u.machines, u.meeting_rooms) for u in c.units}
+            )
+    batch = Batch(_SITES)
+    for place, (n_machines, n_rooms) in places.items():
+        batch.owner("\x1f".join(place), place)
+        batch.add("canhgac_site_expected_machines", n_machines)
+        batch.add("canhgac_site_expected_meeting_rooms", n_rooms)
     kept = Kept(_SITES)
     kept.put(batch)
     return kept.text(0.0)

@@ -46,6 +46,7 @@ from collector.decode import decode_report
 from collector.metrics import SPECS, Exposition
 from collector.metrics.text import numbers
 from collector.model import Placement
+from collector.sites import Sites
 from collector.store import AlertWrite, MachineFacts, Store
 
 HARDWARE = Hardware(
@@ -414,3 +415,24 @@ def test_values_read_back_as_the_same_floats(values: list[float]) -> None:
         back = {b"NaN": math.nan, b"+Inf": math.inf, b"-Inf": -math.inf}.get(text[:-1])
         back = float(text) if back is None else back
         assert back == value or (math.isnan(back) and math.isnan(value))
+
+
+def test_site_targets_once_per_place(tmp_path: Path) -> None:
+    # The sites file does not forbid a district listed twice: its targets are written once.
+    sites = Sites.model_validate(
+        {
+            "province": "Cao Bằng",
+            "districts": [
+                {"name": "Hạ Lang", "communes": [{"name": "An Lạc", "machines": 3}]},
+                {"name": "Hạ Lang", "communes": [{"name": "An Lạc", "machines": 5}]},
+            ],
+        }
+    )
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    text = Exposition(store, 60, sites=sites).render().decode()
+    [family] = [
+        f
+        for f in text_string_to_metric_families(text)
+        if f.name == "canhgac_site_expected_machines"
+    ]
+    assert [(s.labels["commune"], s.value) for s in family.samples] == [("An Lạc", 5.0)]
