@@ -1,10 +1,11 @@
 """/metrics rendering cost for 1,000 and 10,000 agents, beside prometheus_client's own
 `generate_latest` on the same number of series in the same run (the baseline).
 
-Two figures per fleet size: cold (a fresh Exposition, nothing kept: a collector's first scrape)
-and steady (the same Exposition; before each render a new report is stored for a random half of
-the agents — a 60 s report interval scraped every 30 s). Each is the median of several renders,
-wall time and process CPU time. Run with `make bench`.
+Three figures per fleet size: cold (a fresh Exposition, nothing kept: a collector's first
+scrape), steady (the same Exposition; before each render a new report is stored for a random
+half of the agents — a 60 s report interval scraped every 30 s) and unchanged (the same
+Exposition, nothing stored since the last scrape). Each is the median of several renders, wall
+time and process CPU time. Run with `make bench`.
 """
 
 from __future__ import annotations
@@ -112,8 +113,10 @@ def measure(n: int, repeat: int = 3, changed: float = 0.5) -> dict[str, float]:
             _report(store, rng.sample(agents, int(n * changed)), i + 2, rng)
 
         steady = _median(steady_exposition.render, repeat, report_half)
+        unchanged = _median(steady_exposition.render, repeat, _nothing)
         series = _series(cold.body)
         assert _series(steady.body) == series, "the kept lines and a fresh render disagree"
+        assert _series(unchanged.body) == series
         baseline_registry = CollectorRegistry(auto_describe=False)
         baseline_registry.register(_Flat(series))
         baseline = _median(lambda: generate_latest(baseline_registry), repeat, _nothing)
@@ -127,6 +130,8 @@ def measure(n: int, repeat: int = 3, changed: float = 0.5) -> dict[str, float]:
         "steady_s": steady.wall,
         "steady_cpu_s": steady.cpu,
         "changed_share": changed,
+        "unchanged_s": unchanged.wall,
+        "unchanged_cpu_s": unchanged.cpu,
         "baseline_s": baseline.wall,
         "baseline_cpu_s": baseline.cpu,
     }
@@ -148,17 +153,19 @@ def main() -> dict[str, float]:
     figures: dict[str, float] = {}
     print("/metrics rendering vs prometheus_client generate_latest on the same series count")
     print(
-        "(wall s / process CPU s; steady = half the agents sent a new report since the last scrape)"
+        "(wall s / process CPU s; steady = half the agents sent a new report since the last "
+        "scrape, unchanged = none did)"
     )
     print(
-        f"{'agents':>7}{'series':>9}{'MB':>6}{'cold':>14}{'steady':>14}{'baseline':>14}"
-        f"{'cold/base':>11}{'steady/base':>13}"
+        f"{'agents':>7}{'series':>9}{'MB':>6}{'cold':>14}{'steady':>14}{'unchanged':>14}"
+        f"{'baseline':>14}{'cold/base':>11}{'steady/base':>13}"
     )
     for n in (1_000, 10_000):
         r = measure(n)
         print(
             f"{r['agents']:>7}{r['series']:>9}{r['bytes'] / 1e6:>6.1f}"
             f"{r['cold_s']:>7.3f}/{r['cold_cpu_s']:<6.3f}{r['steady_s']:>7.3f}/{r['steady_cpu_s']:<6.3f}"
+            f"{r['unchanged_s']:>7.3f}/{r['unchanged_cpu_s']:<6.3f}"
             f"{r['baseline_s']:>7.3f}/{r['baseline_cpu_s']:<6.3f}"
             f"{r['cold_s'] / r['baseline_s']:>11.2f}{r['steady_s'] / r['baseline_s']:>13.2f}"
         )

@@ -6,9 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["AGENT_LABELS", "Add", "Spec", "agent_spec", "num"]
+__all__ = ["AGENT_LABELS", "NUMBERS", "Add", "Spec", "agent_spec", "num"]
 
 AGENT_LABELS = ("agent_id", "district", "commune", "unit", "host", "role")
+
+# What a sample's value can be: `type(v) in NUMBERS`, as JSON booleans are not numbers.
+NUMBERS: frozenset[type] = frozenset({float, int})
 
 
 @dataclass(frozen=True)
@@ -42,5 +45,4 @@ def num(d: Any, *path: str) -> float | None:
         if type(v) is not dict:
             return None
         v = v.get(p)
-    # type(), not isinstance: JSON booleans are not numbers.
-    return float(v) if type(v) is float or type(v) is int else None
+    return float(v) if type(v) in NUMBERS else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.metrics.base import Add, agent_spec, num
+from collector.metrics.base import NUMBERS, Add, agent_spec
 
 __all__ = ["SECTION", "SPECS", "render"]
 
@@ -43,15 +43,15 @@ SPECS = (
 
 
 def render(add: Add, hw: dict[str, Any]) -> None:
-    # Plain .get where the value goes straight to add (which skips non-numbers): this runs
+    # Plain .get and type checks, no helpers, where add skips what is not a number: this runs
     # for every changed agent at every scrape.
     add("canhgac_cpu_usage_ratio", (hw.get("cpu") or {}).get("usage_ratio"))
     memory = hw.get("memory") or {}
     add("canhgac_memory_total_bytes", memory.get("total_bytes"))
     add("canhgac_memory_available_bytes", memory.get("available_bytes"))
-    swap_total = num(memory, "swap_total_bytes")
-    swap_used = num(memory, "swap_used_bytes")
-    if swap_total and swap_used is not None:
+    swap_total = memory.get("swap_total_bytes")
+    swap_used = memory.get("swap_used_bytes")
+    if swap_total and type(swap_total) in NUMBERS and type(swap_used) in NUMBERS:
         add("canhgac_swap_used_ratio", swap_used / swap_total)
     add("canhgac_boot_time_seconds", (hw.get("host") or {}).get("boot_time"))
     for d in hw.get("disks", []):
@@ -59,11 +59,18 @@ def render(add: Add, hw: dict[str, Any]) -> None:
         add("canhgac_disk_free_bytes", d.get("free_bytes"), d["mountpoint"], d["fstype"])
     temperatures = [t["celsius"] for t in hw.get("temperatures", [])]
     add("canhgac_temperature_celsius", max(temperatures) if temperatures else None)
-    battery = num(hw.get("battery"), "percent")
-    add("canhgac_battery_ratio", None if battery is None else battery / 100.0)
+    battery = hw.get("battery")
+    if type(battery) is dict:
+        percent: Any = battery.get("percent")
+        if type(percent) in NUMBERS:
+            add("canhgac_battery_ratio", percent / 100.0)
     interfaces = hw.get("interfaces")
     if interfaces:
-        errors = sum(
-            (num(i, "errors_in") or 0.0) + (num(i, "errors_out") or 0.0) for i in interfaces
-        )
+        errors = 0.0
+        for i in interfaces:
+            errors_in, errors_out = i.get("errors_in"), i.get("errors_out")
+            if type(errors_in) in NUMBERS:
+                errors += errors_in
+            if type(errors_out) in NUMBERS:
+                errors += errors_out
         add("canhgac_interface_errors_total", errors)

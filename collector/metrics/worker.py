@@ -109,7 +109,7 @@ def _serve(conn: Connection, store_url: str, stale_after: float) -> None:
             if now is None:
                 return
             try:
-                reply: tuple[bool, Any] = (True, exposition.fleet_text(now).encode())
+                reply: tuple[bool, Any] = (True, exposition.fleet_text(now))
             except Exception as e:  # reported to the parent, which logs it
                 reply = (False, f"{type(e).__name__}: {e}")
             conn.send(reply)

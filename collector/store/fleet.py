@@ -1,9 +1,9 @@
-"""The fleet reads behind /metrics: stored versions of every agent, then only the changed data."""
+"""The fleet reads behind /metrics: every agent's row and version, then only the changed data."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -12,27 +12,28 @@ from sqlalchemy import Connection, Engine, Select, select
 from collector.store.base import StoreBase
 from collector.store.schema import agents, snapshots
 
-__all__ = ["FleetAgent", "FleetTables", "Sections"]
+__all__ = ["FleetAgent", "FleetTables"]
 
 _ACTIVE_AGENTS = (
+    # In FleetAgent's order.
     select(
         agents.c.agent_id,
-        agents.c.hostname,
-        agents.c.os_name,
-        agents.c.os_version,
-        agents.c.agent_version,
         agents.c.district,
         agents.c.commune,
         agents.c.unit,
+        agents.c.hostname,
         agents.c.role,
+        agents.c.os_name,
+        agents.c.os_version,
+        agents.c.agent_version,
         agents.c.last_report_at,
+        agents.c.snapshot_version,
         agents.c.last_seen_at,
     )
     # No ORDER BY: /metrics does not need one, and it costs a tenth of this read.
     .where(agents.c.revoked_at.is_(None))
 )
-_SNAPSHOT_SEQS = select(snapshots.c.agent_id, snapshots.c.seq)
-_SECTIONS = select(snapshots.c.agent_id, snapshots.c.section, snapshots.c.seq, snapshots.c.data)
+_SECTIONS = select(snapshots.c.agent_id, snapshots.c.section, snapshots.c.data)
 # Placeholder of the drivers' parameter styles (sqlite3: qmark; psycopg: pyformat).
 _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
@@ -40,46 +41,24 @@ _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 _CHUNK = 500
 
 
-def _decode(data: str) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:  # NaN and Infinity, which json.dumps writes and orjson refuses
-        return json.loads(data)
-
-
 class FleetAgent(NamedTuple):
-    """The agents-row fields /metrics shows, and the version of the agent's stored snapshot."""
+    """The agents-row fields /metrics shows; everything before `last_seen_at` is what an
+    agent's kept lines depend on (`last_seen_at` only through whether it is up)."""
 
     agent_id: str
-    hostname: str
-    os_name: str
-    os_version: str
-    agent_version: str
     district: str
     commune: str
     unit: str
+    hostname: str
     role: str
+    os_name: str
+    os_version: str
+    agent_version: str
     last_report_at: float | None
+    # agents.snapshot_version: raised in the transaction that stores a new report, so a
+    # snapshot read after this row is at least as new as this version says.
+    version: int
     last_seen_at: float | None
-    version: tuple[int, int]
-
-
-def _version(seqs: Iterable[int]) -> tuple[int, int]:
-    """(sections, sum of their seqs): it changes whenever the snapshot does, whichever
-    collector sharing the store wrote it, because sections are never removed and a section
-    is only ever replaced by one with a higher seq (Store's snapshot upsert)."""
-    count = total = 0
-    for seq in seqs:
-        count += 1
-        total += seq
-    return count, total
-
-
-class Sections(NamedTuple):
-    """One agent's decoded snapshot and the version it was read at."""
-
-    data: dict[str, Any]
-    version: tuple[int, int]
 
 
 class FleetTables(StoreBase):
@@ -88,35 +67,43 @@ class FleetTables(StoreBase):
     _engine: Engine
 
     def fleet_versions(self) -> list[FleetAgent]:
-        """Every active agent with its snapshot's version, in no particular order."""
+        """Every active agent with its snapshot version, in no particular order."""
         with self._read() as conn:
             rows = _fetch(conn, self._sql(_ACTIVE_AGENTS))
-            # Two plain scans matched here: the outer join costs more than both.
-            seqs = _fetch(conn, self._sql(_SNAPSHOT_SEQS))
-        per_agent: dict[str, list[int]] = {r[0]: [] for r in rows}
-        for agent_id, seq in seqs:
-            found = per_agent.get(agent_id)
-            if found is not None:
-                found.append(seq)
-        return [FleetAgent._make((*r, _version(per_agent[r[0]]))) for r in rows]
+        return list(map(FleetAgent._make, rows))
 
-    def fleet_sections(self, agent_ids: Iterable[str]) -> dict[str, Sections]:
-        """The decoded snapshot of each given agent that has one."""
-        wanted = list(agent_ids)
-        select_sections = self._sql(_SECTIONS) + " WHERE snapshots.agent_id IN "
-        mark = _MARKS[self._engine.dialect.paramstyle]
-        found: dict[str, tuple[dict[str, Any], list[int]]] = {}
+    def fleet_sections(self, agent_ids: Collection[str], scan: bool) -> dict[str, dict[str, Any]]:
+        """The decoded snapshot of each given agent that has one. `scan`: read the whole
+        table once instead of looking the agents up (cheaper for most of the fleet)."""
+        found: dict[str, dict[str, Any]] = {}
+        wanted = set(agent_ids) if scan else None
         with self._read() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                sql = f"{select_sections}({', '.join([mark] * len(chunk))})"
-                for agent_id, section, seq, data in _fetch(conn, sql, chunk):
+            for rows in self._section_rows(conn, agent_ids, scan):
+                for agent_id, section, data in rows:
                     entry = found.get(agent_id)
                     if entry is None:
-                        entry = found[agent_id] = ({}, [])
-                    entry[0][section] = _decode(data)
-                    entry[1].append(seq)
-        return {a: Sections(data, _version(seqs)) for a, (data, seqs) in found.items()}
+                        if wanted is not None and agent_id not in wanted:
+                            continue
+                        entry = found[agent_id] = {}
+                    try:
+                        entry[section] = orjson.loads(data)
+                    except orjson.JSONDecodeError:  # NaN and Infinity: json.dumps writes them
+                        entry[section] = json.loads(data)
+        return found
+
+    def _section_rows(
+        self, conn: Connection, agent_ids: Collection[str], scan: bool
+    ) -> list[Sequence[Any]]:
+        select_sections = self._sql(_SECTIONS)
+        if scan:
+            return [_fetch(conn, select_sections)]
+        ids = list(agent_ids)
+        select_some = select_sections + " WHERE snapshots.agent_id IN "
+        mark = _MARKS[self._engine.dialect.paramstyle]
+        return [
+            _fetch(conn, f"{select_some}({', '.join([mark] * len(chunk))})", chunk)
+            for chunk in (ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK))
+        ]
 
     def _sql(self, statement: Select[Any]) -> str:
         return str(statement.compile(self._engine))

@@ -65,6 +65,7 @@ class HotPath:
         self.advance_agent = self._sql(
             touch.values(
                 last_seen_at=bindparam("seen"),
+                snapshot_version=agents.c.snapshot_version + literal_column("1"),
                 last_seq=greatest(agents.c.last_seq, bindparam("seq", type_=BigInteger)),
                 last_report_at=greatest(
                     func.coalesce(agents.c.last_report_at, literal_column("0.0")),

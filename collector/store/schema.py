@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -86,6 +86,9 @@ agents = Table(
     Column("last_seen_at", Float),  # collector clock: when it last delivered anything
     Column("last_report_at", Float),  # agent clock: newest collected_at stored
     Column("last_seq", BigInteger, nullable=False, default=0),
+    # Schema 6: raised by every ingest that stores a new report of the agent, so /metrics
+    # finds which agents' snapshots may have changed without reading `snapshots`.
+    Column("snapshot_version", BigInteger, nullable=False, server_default="0"),
 )
 
 # Append-only history, exactly once per (agent, seq).

@@ -65,12 +65,19 @@ def _to_v5(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE reports ADD COLUMN wire {blob}"))
 
 
+def _to_v6(conn: Connection) -> None:
+    """Schema 6: agents.snapshot_version, what /metrics compares to find changed agents."""
+    big = agents.c.snapshot_version.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE agents ADD COLUMN snapshot_version {big} NOT NULL DEFAULT 0"))
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
     3: _to_v3,
     4: _to_v4,
     5: _to_v5,
+    6: _to_v6,
 }
 
 TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)

@@ -165,7 +165,8 @@ def test_snapshot_keeps_nan_infinity_and_text_that_says_null(store: Store) -> No
     plain = {"cpu": {"usage_ratio": 0.5}, "model": "nullable"}
     store.ingest(agent_id, [dataclasses.replace(report(1, 1.0), sections={"hardware": odd})], 2.0)
     store.ingest(agent_id, [dataclasses.replace(report(2, 2.0), sections={"link": plain})], 3.0)
-    for snap in (store.snapshot(agent_id), store.fleet_sections([agent_id])[agent_id].data):
+    reads = (store.fleet_sections([agent_id], scan) for scan in (False, True))
+    for snap in (store.snapshot(agent_id), *(found[agent_id] for found in reads)):
         assert math.isnan(snap["hardware"]["cpu"]["usage_ratio"])
         assert snap["hardware"]["cpu"]["load1"] == float("inf")
         assert snap["hardware"]["host"] == "null"
@@ -231,6 +232,7 @@ def test_history_keeps_reports_as_received_and_reads_older_json_rows(store_url: 
     engine = create_engine(store_url)
     with engine.begin() as conn:  # back to what schema 4 was
         conn.execute(text("ALTER TABLE reports DROP COLUMN wire"))
+        conn.execute(text("ALTER TABLE agents DROP COLUMN snapshot_version"))
         conn.execute(update(schema_version).values(version=4))
     engine.dispose()
     store = Store(store_url)
@@ -249,6 +251,33 @@ def test_history_keeps_reports_as_received_and_reads_older_json_rows(store_url: 
     assert snap["hardware"]["cpu"]["usage_ratio"] == 0.7
     assert snap["status:link"] == {"ok": False, "error": "ProbeFailed: no route"}
     store.close()
+
+
+def test_a_schema_5_store_gains_snapshot_versions(store_url: str) -> None:
+    store = Store(store_url)
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    agent_id = store.enroll(token, FACTS, now=1.0).agent.agent_id
+    store.ingest(agent_id, [report(1, 10.0)], now=11.0)
+    store.close()
+    engine = create_engine(store_url)
+    with engine.begin() as conn:  # back to what schema 5 was
+        conn.execute(text("ALTER TABLE agents DROP COLUMN snapshot_version"))
+        conn.execute(update(schema_version).values(version=5))
+    engine.dispose()
+    store = Store(store_url)
+    try:
+        [agent] = store.fleet_versions()
+        assert (agent.agent_id, agent.version, agent.last_report_at) == (agent_id, 0, 10.0)
+        store.ingest(agent_id, [report(2, 20.0, cpu=0.9)], now=21.0)
+        assert [a.version for a in store.fleet_versions()] == [1]
+        store.ingest(agent_id, [report(2, 20.0, cpu=0.9)], now=22.0)  # stored already
+        assert [a.version for a in store.fleet_versions()] == [1]
+        for scan in (False, True):
+            snap = store.fleet_sections([agent_id], scan=scan)[agent_id]
+            assert snap["hardware"] == {"cpu": {"usage_ratio": 0.9}}
+            assert snap["status:antivirus"]["ok"] is False
+    finally:
+        store.close()
 
 
 def test_collector_serves_agents_on_either_store(store_url: str, tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
 
 
 def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
@@ -92,6 +92,7 @@ def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(db)) as conn:  # back to what schema 2 was
         conn.executescript(
             "DROP TABLE mail_queue; DROP TABLE mail_outbox; ALTER TABLE reports DROP COLUMN wire;"
+            "ALTER TABLE agents DROP COLUMN snapshot_version;"
             "UPDATE schema_version SET version = 2;"
         )
     store = Store(f"sqlite:///{db}")

@@ -203,6 +203,7 @@ def test_schema_3_store_gains_the_meetings_tables(tmp_path: Path) -> None:
         conn.execute("DROP TABLE meetings")
         conn.execute("DROP TABLE meeting_results")
         conn.execute("ALTER TABLE reports DROP COLUMN wire")
+        conn.execute("ALTER TABLE agents DROP COLUMN snapshot_version")
         conn.execute("UPDATE schema_version SET version = 3")
     store = Store(f"sqlite:///{db}")
     try:

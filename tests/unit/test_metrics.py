@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.model import (
@@ -42,7 +44,9 @@ from agent.transport.encode import to_pb
 from collector.alerts.lifecycle import Alert, Labels
 from collector.decode import decode_report
 from collector.metrics import SPECS, Exposition
+from collector.metrics.text import numbers
 from collector.model import Placement
+from collector.sites import Sites
 from collector.store import AlertWrite, MachineFacts, Store
 
 HARDWARE = Hardware(
@@ -381,3 +385,54 @@ def test_a_nan_reading_renders_as_nan(tmp_path: Path) -> None:
     store.ingest(agent_id, [decode_report(pb, now)], now)
     [value] = _cpu(_parse(Exposition(store, 60, clock=_Clock(now)).render()))
     assert math.isnan(value)
+
+
+def test_lines_an_agent_no_longer_has_disappear(tmp_path: Path) -> None:
+    # Two agents changed in one scrape: one lost its disk and battery, the other did not.
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    lean, full = _enroll(store, "m1"), _enroll(store, "m2")
+    now = time.time()
+    for agent_id in (lean, full):
+        _report(store, agent_id, 1, now, hardware=HARDWARE)
+    exposition = Exposition(store, 60, clock=_Clock(now))
+    exposition.render()
+    for agent_id in (lean, full):
+        hardware = HARDWARE if agent_id == full else dataclasses.replace(HARDWARE, disks=())
+        _report(store, agent_id, 2, now, hardware=dataclasses.replace(hardware, battery=None))
+    kept = _parse(exposition.render())
+    assert kept == _parse(Exposition(store, 60, clock=_Clock(now)).render())
+    assert [labels["agent_id"] for labels, _ in kept["canhgac_disk_free_bytes"]] == [full]
+    assert "canhgac_battery_ratio" not in kept
+    assert len(kept["canhgac_cpu_usage_ratio"]) == 2
+
+
+@given(st.lists(st.floats() | st.integers(-(2**63), 2**64 - 1).map(float), max_size=50))
+def test_values_read_back_as_the_same_floats(values: list[float]) -> None:
+    texts = numbers(values)
+    assert len(texts) == len(values) and all(t.endswith(b"\n") for t in texts)
+    for value, text in zip(values, texts, strict=True):
+        # The exposition format's spellings of the non-finite values; float() reads the rest.
+        back = {b"NaN": math.nan, b"+Inf": math.inf, b"-Inf": -math.inf}.get(text[:-1])
+        back = float(text) if back is None else back
+        assert back == value or (math.isnan(back) and math.isnan(value))
+
+
+def test_site_targets_once_per_place(tmp_path: Path) -> None:
+    # The sites file does not forbid a district listed twice: its targets are written once.
+    sites = Sites.model_validate(
+        {
+            "province": "Cao Bằng",
+            "districts": [
+                {"name": "Hạ Lang", "communes": [{"name": "An Lạc", "machines": 3}]},
+                {"name": "Hạ Lang", "communes": [{"name": "An Lạc", "machines": 5}]},
+            ],
+        }
+    )
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    text = Exposition(store, 60, sites=sites).render().decode()
+    [family] = [
+        f
+        for f in text_string_to_metric_families(text)
+        if f.name == "canhgac_site_expected_machines"
+    ]
+    assert [(s.labels["commune"], s.value) for s in family.samples] == [("An Lạc", 5.0)]
