@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Dialect, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.alerts.lifecycle import Alert, Labels
@@ -135,28 +137,69 @@ def _alert(r: Any) -> Alert:
     )
 
 
+_RESULT_COLUMNS = ("district", "commune", "ok", "at")
+_HISTORY_COLUMNS = tuple(c.name for c in alert_history.c if c.name != "id")
+
+
+class _Statements:
+    """apply_alerts' statements, compiled once for the store's database and given to the
+    driver as they are: SQLAlchemy's per-row parameter processing and statement building
+    were most of the alert thread's time with 10,000 agents (bench/sustained.py), time in
+    which the Submit handlers wait for the GIL."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        postgres = dialect.name == "postgresql"
+        # Named parameters, given as dicts: the drivers' own styles (psycopg: %(name)s).
+        named = dialect if postgres else sqlite.dialect(paramstyle="named")
+        insert = postgresql.insert if postgres else sqlite.insert
+
+        def compiled(statement: Any, keys: Sequence[str] | None = None) -> str:
+            return str(statement.compile(dialect=named, column_keys=keys))
+
+        def upsert(table: Table, columns: tuple[str, ...]) -> str:
+            """INSERT … ON CONFLICT (rule_id, subject) DO UPDATE of `columns`."""
+            stmt = insert(table)
+            return compiled(
+                stmt.on_conflict_do_update(
+                    index_elements=["rule_id", "subject"],
+                    set_={c: stmt.excluded[c] for c in columns},
+                ),
+                ("rule_id", "subject", *columns),
+            )
+
+        # The CLI owns the ack columns; the engine never overwrites them.
+        self.upsert_alert = upsert(alerts, _ALERT_COLUMNS)
+        self.upsert_result = upsert(rule_results, _RESULT_COLUMNS)
+        self.delete_alert = compiled(
+            delete(alerts).where(
+                alerts.c.rule_id == bindparam("rule_id"), alerts.c.subject == bindparam("subject")
+            )
+        )
+        self.insert_history = compiled(alert_history.insert(), _HISTORY_COLUMNS)
+
+
 class AlertTables(StoreBase):
     """Mixed into Store, which provides the connection helpers and the dialect."""
 
     dialect: str
+
+    @functools.cached_property
+    def _statements(self) -> _Statements:
+        return _Statements(self._engine.dialect)
 
     # ---- written by the alert engine --------------------------------------------------
 
     def apply_alerts(self, w: AlertWrite) -> None:
         """One transaction; each table gets one statement for all its rows (a first round of
         10,000 agents brings hundreds of thousands of verdicts at once)."""
+        sql = self._statements
         with self._write() as conn:
+            run = conn.exec_driver_sql
             if w.deletes:
-                conn.execute(
-                    delete(alerts).where(
-                        alerts.c.rule_id == bindparam("r"), alerts.c.subject == bindparam("s")
-                    ),
-                    [{"r": r, "s": subject} for r, subject in w.deletes],
-                )
+                run(sql.delete_alert, [{"rule_id": r, "subject": s} for r, s in w.deletes])
             if w.upserts:
-                # The CLI owns the ack columns; the engine never overwrites them.
-                conn.execute(
-                    self._upsert(alerts, _ALERT_COLUMNS),
+                run(
+                    sql.upsert_alert,
                     [
                         {
                             "rule_id": a.labels.rule_id,
@@ -177,8 +220,8 @@ class AlertTables(StoreBase):
                     ],
                 )
             if w.history:
-                conn.execute(
-                    alert_history.insert(),
+                run(
+                    sql.insert_history,
                     [
                         {
                             "rule_id": h.labels.rule_id,
@@ -213,8 +256,8 @@ class AlertTables(StoreBase):
             if w.results:
                 # The newest verdict per key (one statement may not touch a row twice).
                 latest = {(lab.rule_id, lab.subject): (lab, ok, at) for lab, ok, at in w.results}
-                conn.execute(
-                    self._upsert(rule_results, ("district", "commune", "ok", "at")),
+                run(
+                    sql.upsert_result,
                     [
                         {
                             "rule_id": lab.rule_id,
@@ -227,14 +270,6 @@ class AlertTables(StoreBase):
                         for lab, ok, at in latest.values()
                     ],
                 )
-
-    def _upsert(self, table: Table, columns: tuple[str, ...]) -> Any:
-        """INSERT … ON CONFLICT (rule_id, subject) DO UPDATE of `columns`, for executemany."""
-        dialect: Any = postgresql if self.dialect == "postgresql" else sqlite
-        stmt = dialect.insert(table)
-        return stmt.on_conflict_do_update(
-            index_elements=["rule_id", "subject"], set_={c: stmt.excluded[c] for c in columns}
-        )
 
     def open_alerts(self) -> list[Alert]:
         with self._read() as conn:

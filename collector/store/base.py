@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from sqlalchemy import Connection, Executable
+from sqlalchemy import Connection, Engine, Executable
 
 from collector.errors import NotFoundError
 
@@ -14,6 +14,8 @@ __all__ = ["StoreBase"]
 
 class StoreBase:
     """Base of Store and of the table groups mixed into it (alerts, mail, meetings)."""
+
+    _engine: Engine
 
     def _write(self) -> contextlib.AbstractContextManager[Connection]:
         raise NotImplementedError

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Engine, Select, select
+from sqlalchemy import Connection, Select, select
 
 from collector.store.base import StoreBase
 from collector.store.schema import agents, snapshots
@@ -63,8 +63,6 @@ class FleetAgent(NamedTuple):
 
 class FleetTables(StoreBase):
     """Mixed into Store: two cheap reads so a scrape decodes only what changed."""
-
-    _engine: Engine
 
     def fleet_versions(self) -> list[FleetAgent]:
         """Every active agent with its snapshot version, in no particular order."""
