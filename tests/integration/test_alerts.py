@@ -101,6 +101,41 @@ def test_silent_commune_raises_one_incident_and_no_agent_notifications(tmp_path:
         app.stop(grace=0)
 
 
+QUIET_PACK = """version: 1
+rules:
+  - id: quiet.short
+    title: {vi: Im lặng, en: Quiet}
+    remediation: {vi: Xem, en: Look}
+    rationale: {vi: Thử, en: Test}
+    severity: low
+    condition: agent.silent_seconds <= 10.0
+"""
+
+
+def test_the_timer_judges_silence_only_past_one_report_interval(tmp_path: Path) -> None:
+    """A machine heard from within one report interval is not silent: the tick leaves it to
+    the verdict of its last arrival (so a tick costs per silent machine, not per machine)."""
+    pack = tmp_path / "rules.yaml"
+    pack.write_text(QUIET_PACK)
+    clock = FakeClock()
+    cfg = collector_config(tmp_path / "c.db", rules={"path": str(pack), "evaluate_every": 3600})
+    running = start_collector(cfg, clock=clock)  # report_interval: 15 s
+    app = running.app
+    assert app.alerts is not None
+    try:
+        secret = running.enroll()
+        assert running.client(secret).submit([_report(1, clock.now)]).stored == [1]
+        app.alerts.drain()
+        clock.now += 12  # past the rule's 10 s, within the 15 s interval
+        app.alerts.tick(clock.now).result(30)
+        assert app.store.open_alerts() == []
+        clock.now += 8  # 20 s: more than one interval without a report
+        app.alerts.tick(clock.now).result(30)
+        assert [a.labels.rule_id for a in app.store.open_alerts()] == ["quiet.short"]
+    finally:
+        app.stop(grace=0)
+
+
 def _antivirus_report(seq: int, at: float, products: int, age_days: float) -> bytes:
     """A report whose antivirus section has `products` enabled products (0 or 1) updated
     `age_days` ago."""
