@@ -6,6 +6,7 @@ import contextlib
 import gc
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -21,12 +22,14 @@ from collector.store import FleetAgent, Store
 
 __all__ = [
     "AGENT_SPECS",
+    "FLEET",
     "SECTION_METRICS",
     "SERVER_SPECS",
     "SITE_SPECS",
     "SPECS",
     "Exposition",
     "ServerMetrics",
+    "shard_of",
 ]
 
 # One module per report section: SECTION (its name), SPECS (what it emits), render(add, data).
@@ -129,7 +132,8 @@ class ServerMetrics:
         )
 
 
-_FLEET = Families(FLEET_SPECS, AGENT_LABELS)
+# The per-agent families, as rendered and joined (renderer processes return their bodies).
+FLEET = Families(FLEET_SPECS, AGENT_LABELS)
 _RENDER = {m.SECTION: m.render for m in SECTION_METRICS}
 _SITES = Families(SITE_SPECS, SITE_LABELS)
 
@@ -150,40 +154,48 @@ class Exposition:
         stale_after: float,
         sites: Sites | None = None,
         clock: Callable[[], float] = time.time,
-        fleet: Callable[[float], bytes] | None = None,
+        *,
+        fleet: Callable[[float], list[bytes]] | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         """`fleet` renders the per-agent families as of a time (the collector passes a
-        FleetRenderer: another process); by default this object renders them itself."""
+        FleetRenderer: other processes); by default this object renders them itself. `shard`
+        (i, n): this object renders only the agents for which `shard_of(agent_id, n) == i`."""
         self._store = store
         self._stale_after = stale_after
         self._sites = sites
         self._clock = clock
-        self._kept = Kept(_FLEET)
+        self._shard = shard
+        self._kept = Kept(FLEET)
         self._keys: dict[str, tuple[Any, ...]] = {}  # agent_id -> what its kept lines show
         self._lock = threading.Lock()  # concurrent scrapes would race on what is kept
-        self._fleet = fleet or self.fleet_text
+        self._fleet = fleet or self.fleet_bodies
         self.registry = CollectorRegistry(auto_describe=False)
         self.server = ServerMetrics(self.registry)
         # One series per (rule, place), never per agent: cheap enough for prometheus_client.
         self.registry.register(AlertCollector(store))
 
     def render(self) -> bytes:
-        parts = [self._fleet(self._clock())]
+        parts = FLEET.text(self._fleet(self._clock()))
         if self._sites is not None:
             parts += _site_text(self._sites)
         parts.append(generate_latest(self.registry))
         return b"".join(parts)
 
-    def fleet_text(self, now: float) -> bytes:
-        """The per-agent families as of `now`: only agents whose stored data changed since
-        the previous call are read and rendered again."""
+    def fleet_bodies(self, now: float) -> list[bytes]:
+        """The per-agent families' sample lines as of `now`, one bytes per declared family
+        (`Families.text` adds the headers): only agents whose stored data changed since the
+        previous call are read and rendered again."""
         with self._lock, _gc_paused():
             self._refresh(now)
-            return b"".join(self._kept.text(now))
+            return self._kept.bodies(now)
 
     def _refresh(self, now: float) -> None:
         """Render again the agents whose key changed; drop those no longer active."""
         fleet = self._store.fleet_versions()
+        index, shards = self._shard
+        if shards > 1:
+            fleet = [a for a in fleet if shard_of(a.agent_id, shards) == index]
         keys = self._keys
         changed: list[tuple[FleetAgent, bool, tuple[Any, ...]]] = []
         for a in fleet:
@@ -200,7 +212,7 @@ class Exposition:
             snaps = self._store.fleet_sections(
                 [a.agent_id for a, _, _ in changed], scan=len(changed) * 2 > len(fleet)
             )
-            batch = Batch(_FLEET)
+            batch = Batch(FLEET)
             for a, up, key in changed:
                 _agent_lines(batch, a, up, snaps.get(a.agent_id, {}))
                 keys[a.agent_id] = key
@@ -272,4 +284,9 @@ def _site_text(sites: Sites) -> list[bytes]:
         batch.add("canhgac_site_expected_meeting_rooms", n_rooms)
     kept = Kept(_SITES)
     kept.put(batch)
-    return kept.text(0.0)
+    return _SITES.text(kept.bodies(0.0))
+
+
+def shard_of(agent_id: str, shards: int) -> int:
+    """Which of `shards` renderers draws an agent: stable across processes (unlike hash())."""
+    return zlib.crc32(agent_id.encode()) % shards

@@ -73,6 +73,15 @@ class Families:
             f"# HELP {s.name} {_help(s.help)}\n# TYPE {s.name} {s.kind}\n".encode() for s in specs
         ]
 
+    def text(self, bodies: Sequence[bytes]) -> list[bytes]:
+        """The families with samples, each under its HELP and TYPE lines, in parts to be
+        joined once with the rest of the response."""
+        out: list[bytes] = []
+        for header, body in zip(self.headers, bodies, strict=True):
+            if body:
+                out += (header, body)
+        return out
+
 
 # Per family, per sample: the owner, its label values (the owner's escaped fixed labels, then
 # a tuple with the extra label values when the family has extra labels) and its value (for an
@@ -174,17 +183,16 @@ class Kept:
             for owner in ages.keys() & gone:
                 del ages[owner]
 
-    def text(self, now: float) -> list[bytes]:
-        """The kept families, in parts to be joined once with the rest of the response."""
+    def bodies(self, now: float) -> list[bytes]:
+        """Each family's sample lines (b"" when it has none), in declared order: the parts
+        of several Kept (processes rendering a share of the owners each) join family by
+        family (`Families.text`). Ages are formatted as of `now`."""
         out: list[bytes] = []
-        for header, lines, ages in zip(
-            self._families.headers, self._lines, self._ages, strict=True
-        ):
-            if lines or ages:
-                out.append(header)
-                out += lines.values()
-                if ages:
-                    kept = [line for owner_ages in ages.values() for line in owner_ages]
-                    values = numbers([max(0.0, now - since) for _, since in kept])
-                    out += map(bytes.__add__, [head for head, _ in kept], values)
+        for lines, ages in zip(self._lines, self._ages, strict=True):
+            body = b"".join(lines.values())
+            if ages:
+                kept = [line for owner_ages in ages.values() for line in owner_ages]
+                values = numbers([max(0.0, now - since) for _, since in kept])
+                body += b"".join(map(bytes.__add__, [head for head, _ in kept], values))
+            out.append(body)
         return out

@@ -1,11 +1,13 @@
-"""The fleet part of /metrics rendered in a child process, away from the gRPC server's GIL.
+"""The fleet part of /metrics rendered in child processes, away from the gRPC server's GIL.
 
 Rendering 10,000 agents is a second of pure-Python work. In the process that serves Submit,
 every handler thread waits for the GIL behind it at each hand-off, so one scrape turned into
 hundreds of milliseconds of Submit latency (bench/sustained.py). The child reads the same
 store (SQLite WAL readers do not block the writer; PostgreSQL is shared anyway), keeps each
 agent's lines between scrapes, and returns the text; the collector's own counters stay in the
-parent. A child that dies is replaced at the next scrape.
+parent. Several children share the agents out (`shard_of`), so a cold render — the first
+scrape after a start, every agent read and formatted — uses every core. A child that dies is
+replaced at the next scrape.
 """
 
 from __future__ import annotations
@@ -28,78 +30,143 @@ log = logging.getLogger(__name__)
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
+# Each process renders the agents of one shard; their families are joined family by family.
+# Two: the reference machine has two cores, and a cold 10,000-agent render (every agent read,
+# decoded and formatted) takes about a second in one process.
+RENDER_PROCESSES = 2
+
+
 class FleetRenderer:
-    """`renderer(now)` → the per-agent families as of `now`, rendered by the child process
-    (started at the first call). Calls are serialised; `close()` stops the child."""
+    """`renderer(now)` → the per-agent families' sample lines as of `now` (one bytes per
+    declared family), rendered by `processes` child processes, each drawing its shard of the
+    agents. Children start at the first call (or `start()`); one that died is replaced at
+    the next call. Calls are serialised; `close()` stops the children."""
 
-    def __init__(self, store_url: str, stale_after: float) -> None:
-        self._args = (store_url, stale_after)
+    def __init__(
+        self, store_url: str, stale_after: float, processes: int = RENDER_PROCESSES
+    ) -> None:
+        self._store_url = store_url
+        self._stale_after = stale_after
         self._lock = threading.Lock()
-        self._conn: Connection | None = None
-        self._process: Any = None  # multiprocessing's SpawnProcess (not exported for typing)
+        self._children: list[_Child | None] = [None] * processes
 
-    def __call__(self, now: float) -> bytes:
+    def __call__(self, now: float) -> list[bytes]:
         with self._lock:
-            if self._process is not None and not self._process.is_alive():
-                log.warning(
-                    "the /metrics renderer exited (code %s); starting a new one",
-                    self._process.exitcode,
-                )
-                self._stop()
-            if self._process is None:
-                self._start()
-            assert self._conn is not None
+            children = self._started()
+            replies: list[tuple[bool, Any]] = []
             try:
-                self._conn.send(now)
-                ok, payload = self._conn.recv()
-            except (EOFError, OSError) as e:  # died while rendering: the next call restarts it
-                self._stop()
+                for child in children:
+                    child.conn.send(now)
+                for child in children:
+                    replies.append(child.conn.recv())
+            except (EOFError, OSError) as e:
+                # One died while rendering; the others' replies may be unread in their pipes:
+                # all stop, and the next call starts them afresh.
+                self._stop_all()
                 raise CollectorError(f"the /metrics renderer died while rendering: {e}") from None
-        if not ok:
-            raise CollectorError(f"rendering the fleet's metrics failed: {payload}")
-        return bytes(payload)
+        failed = [str(payload) for ok, payload in replies if not ok]
+        if failed:
+            raise CollectorError(f"rendering the fleet's metrics failed: {failed[0]}")
+        return [b"".join(parts) for parts in zip(*(payload for _, payload in replies), strict=True)]
+
+    def start(self) -> None:
+        """Start the children now and wait until each has opened the store (otherwise the
+        first call does it)."""
+        with self._lock:
+            self._started()
 
     @property
-    def pid(self) -> int | None:
-        """The child's process id while it runs (tests kill it to prove it is replaced)."""
-        return self._process.pid if self._process is not None else None
+    def pids(self) -> list[int]:
+        """The children's process ids while they run (tests kill one to prove it is
+        replaced)."""
+        return [c.process.pid for c in self._children if c is not None]
 
     def close(self) -> None:
         with self._lock:
-            self._stop()
+            self._stop_all()
 
-    def _start(self) -> None:
+    def _stop_all(self) -> None:
+        for i, child in enumerate(self._children):
+            if child is not None:
+                child.stop()
+                self._children[i] = None
+
+    def _started(self) -> list[_Child]:
+        """Every child running: dead ones replaced, missing ones started side by side."""
+        self._stop_dead()
+        shards = len(self._children)
+        for i, child in enumerate(self._children):
+            if child is None:
+                self._children[i] = _Child.spawn(self._store_url, self._stale_after, (i, shards))
+        children = [c for c in self._children if c is not None]
+        for child in children:
+            child.ready()
+        return children
+
+    def _stop_dead(self) -> None:
+        for i, child in enumerate(self._children):
+            if child is not None and not child.process.is_alive():
+                log.warning(
+                    "a /metrics renderer exited (code %s); starting a new one",
+                    child.process.exitcode,
+                )
+                child.stop()
+                self._children[i] = None
+
+
+class _Child:
+    """One renderer process and the parent's end of its pipe."""
+
+    def __init__(self, process: Any, conn: Connection) -> None:
+        self.process = process  # multiprocessing's SpawnProcess (not exported for typing)
+        self.conn = conn
+        self._ready = False
+
+    @classmethod
+    def spawn(cls, store_url: str, stale_after: float, shard: tuple[int, int]) -> _Child:
         parent, child = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(
-            target=_serve, args=(child, *self._args), name="canhgac-metrics", daemon=True
+        process = _CONTEXT.Process(
+            target=_serve,
+            args=(child, store_url, stale_after, shard),
+            name=f"canhgac-metrics-{shard[0]}",
+            daemon=True,
         )
-        self._process.start()
+        process.start()
         child.close()  # the child holds its end: EOF here when it dies
-        self._conn = parent
+        return cls(process, parent)
 
-    def _stop(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(OSError):  # already gone
-                self._conn.send(None)
-            self._conn.close()
-            self._conn = None
-        if self._process is not None:
-            self._process.join(5)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(5)
-            self._process = None
+    def ready(self) -> None:
+        """Wait for the child's first message: it has imported and opened the store."""
+        if not self._ready:
+            ok, payload = self.conn.recv()
+            if not ok:
+                raise CollectorError(f"the /metrics renderer could not start: {payload}")
+            self._ready = True
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):  # already gone
+            self.conn.send(None)
+        self.conn.close()
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
 
 
-def _serve(conn: Connection, store_url: str, stale_after: float) -> None:
-    """The child: render on request until told to stop or the parent is gone."""
+def _serve(conn: Connection, store_url: str, stale_after: float, shard: tuple[int, int]) -> None:
+    """The child: render its shard on request until told to stop or the parent is gone."""
     # Ctrl-C reaches the whole process group; the parent decides when this child stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from collector.metrics.core import Exposition  # noqa: PLC0415 (the child's own import)
-    from collector.store import Store  # noqa: PLC0415
+    try:
+        from collector.metrics.core import Exposition  # noqa: PLC0415 (the child's own import)
+        from collector.store import Store  # noqa: PLC0415
 
-    store = Store(store_url)
-    exposition = Exposition(store, stale_after)
+        store = Store(store_url)
+    except Exception as e:  # reported to the parent, which raises it at the scrape
+        conn.send((False, f"{type(e).__name__}: {e}"))
+        return
+    exposition = Exposition(store, stale_after, shard=shard)
+    conn.send((True, None))
     try:
         while True:
             try:
@@ -109,7 +176,7 @@ def _serve(conn: Connection, store_url: str, stale_after: float) -> None:
             if now is None:
                 return
             try:
-                reply: tuple[bool, Any] = (True, exposition.fleet_text(now))
+                reply: tuple[bool, Any] = (True, exposition.fleet_bodies(now))
             except Exception as e:  # reported to the parent, which logs it
                 reply = (False, f"{type(e).__name__}: {e}")
             conn.send(reply)

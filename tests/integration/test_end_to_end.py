@@ -20,6 +20,7 @@ from agent.runner import Runner, Scheduled
 from agent.spool import Spool
 from agent.transport.client import CollectorClient, DeliveryError, MachineFacts
 from canhgac_proto.v1 import collector_pb2 as pb
+from collector.metrics.worker import RENDER_PROCESSES
 from tests.integration.harness import Running, collector_config, start_collector
 
 
@@ -84,16 +85,17 @@ def test_a_killed_metrics_renderer_is_replaced_and_the_fleet_stays_in_metrics(
     runner.deliver_batch()
     assert [v for _, v in samples(scrape(collector)[1], "canhgac_agent_up")] == [1.0]
     renderer = collector.app.fleet_renderer
-    first = renderer.pid
-    assert first is not None and first != os.getpid()  # the fleet is rendered in a child
-    os.kill(first, signal.SIGKILL)
+    first = renderer.pids
+    assert len(first) == RENDER_PROCESSES and os.getpid() not in first  # rendered in children
+    for pid in first:
+        os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while _alive(first) and time.monotonic() < deadline:
+    while any(map(_alive, first)) and time.monotonic() < deadline:
         time.sleep(0.05)
     status, text = scrape(collector)
     assert status == 200
     assert [v for _, v in samples(text, "canhgac_agent_up")] == [1.0]
-    assert renderer.pid not in (None, first)
+    assert len(renderer.pids) == RENDER_PROCESSES and not set(renderer.pids) & set(first)
 
 
 def _alive(pid: int) -> bool:

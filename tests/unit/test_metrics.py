@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -43,8 +45,11 @@ from agent.model import (
 from agent.transport.encode import to_pb
 from collector.alerts.lifecycle import Alert, Labels
 from collector.decode import decode_report
+from collector.errors import CollectorError
 from collector.metrics import SPECS, Exposition
+from collector.metrics.core import FLEET
 from collector.metrics.text import numbers
+from collector.metrics.worker import FleetRenderer
 from collector.model import Placement
 from collector.sites import Sites
 from collector.store import AlertWrite, MachineFacts, Store
@@ -327,6 +332,26 @@ def test_a_revoked_agent_disappears(tmp_path: Path) -> None:
     assert {labels["agent_id"] for samples in m.values() for labels, _ in samples} == {kept}
 
 
+def test_shards_joined_family_by_family_equal_one_render(tmp_path: Path) -> None:
+    # The collector's renderer processes each draw a shard of the agents.
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    now = time.time()
+    agents = [_enroll(store, f"m{i}") for i in range(12)]
+    for agent_id in agents:
+        _report(store, agent_id, 1, now, hardware=HARDWARE, security=SECURITY)
+    whole = Exposition(store, 60, clock=_Clock(now)).render()
+    shards = [Exposition(store, 60, shard=(i, 3)) for i in range(3)]
+    bodies = [shard.fleet_bodies(now) for shard in shards]
+    drawn = [
+        {labels["agent_id"] for labels, _ in _parse(b"".join(FLEET.text(b)))["canhgac_agent_up"]}
+        for b in bodies
+    ]
+    assert all(drawn) and sorted(a for d in drawn for a in d) == sorted(agents)  # each once
+    joined = [b"".join(parts) for parts in zip(*bodies, strict=True)]
+    merged = Exposition(store, 60, clock=_Clock(now), fleet=lambda _: joined).render()
+    assert _parse(merged) == _parse(whole)
+
+
 def test_a_new_placement_relabels_every_series(tmp_path: Path) -> None:
     now = time.time()
     store, agent_id = _store_with_agent(tmp_path, now)
@@ -436,3 +461,11 @@ def test_site_targets_once_per_place(tmp_path: Path) -> None:
         if f.name == "canhgac_site_expected_machines"
     ]
     assert [(s.labels["commune"], s.value) for s in family.samples] == [("An Lạc", 5.0)]
+
+
+def test_a_renderer_that_cannot_open_the_store_says_why(tmp_path: Path) -> None:
+    (tmp_path / "c.db").write_bytes(b"not a database, " * 256)
+    renderer = FleetRenderer(f"sqlite:///{tmp_path / 'c.db'}", 60, processes=1)
+    with contextlib.closing(renderer), pytest.raises(CollectorError, match="could not start"):
+        renderer(time.time())
+    assert renderer.pids == []  # nothing left running
