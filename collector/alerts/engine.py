@@ -80,6 +80,11 @@ def _count(g: dict[str, Any], verdicts: list[tuple[str, bool]]) -> None:
         g["passing"][rule_id] += ok
 
 
+# Alert keys per write transaction of a tick (`AlertWrite.split`): a few milliseconds of the
+# store's writer each.
+WRITE_KEYS = 250
+
+
 class Pacer:
     """Lets the other threads of the process run during a long pass of this one: after each
     `work` seconds it sleeps `pause` seconds, in which the GIL is free.
@@ -305,8 +310,9 @@ class AlertEngine:
                 new, events = expire(a, now, rule.hold_seconds)
                 self._record(w, rule, a, new, events)
         self._reconcile(w, list(self._alerts.values()), pace)
-        if w:
-            self._store.apply_alerts(w)
+        for part in w.split(WRITE_KEYS):
+            self._store.apply_alerts(part)
+            pace()  # Submit's commits wait for the store's writer between the parts
 
     def _tick_fleet(self, pace: Pacer) -> list[tuple[AgentRecord, dict[str, Any]]]:
         """Active agents, with their stored snapshots only when a timed agent rule or a fleet

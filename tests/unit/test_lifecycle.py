@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from sqlalchemy import inspect
 
 from collector.alerts.lifecycle import Alert, Labels, expire, observe
 from collector.store import AlertWrite, Store
+from collector.store.alerts import HistoryEntry
 from collector.store.schema import SCHEMA_VERSION
 
 LABELS = Labels("hardware.disk-free", "agent-1", "medium")
@@ -60,6 +62,54 @@ def test_late_observation_is_ignored() -> None:
     a, _ = observe(None, LABELS, False, 100.0, for_seconds=0.0, hold_seconds=0.0)
     same, ev = observe(a, LABELS, True, 50.0, for_seconds=0.0, hold_seconds=0.0)
     assert same is a and ev == []
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from("udhnr")), max_size=40))
+def test_a_split_write_keeps_each_keys_changes_together_and_in_order(
+    changes: list[tuple[int, str]],
+) -> None:
+    w = AlertWrite(now=5.0)
+    for step, (subject, kind) in enumerate(changes):
+        labels = Labels("r", f"agent-{subject}", "medium")
+        if kind == "u":
+            w.upserts[labels.rule_id, labels.subject] = Alert(labels, "pending", step, step)
+        elif kind == "d":
+            w.deletes.append((labels.rule_id, labels.subject))
+        elif kind == "h":
+            w.history.append(HistoryEntry(labels, "firing", step, 0.0, 5.0))
+        elif kind == "n":
+            w.notify.append(("firing", labels, {"step": step}))
+        else:
+            w.results.append((labels, step % 2 == 0, step))
+    parts = w.split(3)
+    assert all(p.now == 5.0 for p in parts)
+
+    def subjects(p: AlertWrite) -> set[str]:
+        return (
+            {s for _, s in p.deletes}
+            | {s for _, s in p.upserts}
+            | {h.labels.subject for h in p.history}
+            | {n[1].subject for n in p.notify}
+            | {r[0].subject for r in p.results}
+        )
+
+    each = [subjects(p) for p in parts]
+    assert all(0 < len(s) <= 3 for s in each)
+    assert sum(map(len, each)) == len(subjects(w))  # a key's changes are in one part only
+    # Joined back in order, the parts are the write.
+    assert [k for p in parts for k in p.deletes] == sorted(w.deletes, key=_first(each))
+    assert {k: a for p in parts for k, a in p.upserts.items()} == w.upserts
+    for field in ("history", "notify", "results"):
+        joined = [x for p in parts for x in getattr(p, field)]
+        assert sorted(joined, key=repr) == sorted(getattr(w, field), key=repr)
+        for p in parts:  # each part keeps the write's order
+            mine = getattr(p, field)
+            assert mine == [x for x in getattr(w, field) if x in mine]
+
+
+def _first(each: list[set[str]]) -> Callable[[tuple[str, str]], int]:
+    """The part a key went to: the sort key that orders keys as the parts do."""
+    return lambda key: next(i for i, s in enumerate(each) if key[1] in s)
 
 
 def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
