@@ -12,6 +12,7 @@ from collector.alerts.notify.notifier import Notifier
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig
 from collector.errors import CollectorError
+from collector.heap import FREEZE_EVERY, HeapKeeper
 from collector.http import HttpServer
 from collector.leader import Leadership
 from collector.meetings import MeetingBook
@@ -98,6 +99,7 @@ class CollectorApp:
         self._meeting_timer = threading.Thread(
             target=self._meeting_loop, name="meeting-timer", daemon=True
         )
+        self._heap_timer = threading.Thread(target=self._heap_loop, name="heap-timer", daemon=True)
 
     def _tick_loop(self) -> None:
         assert self.alerts is not None
@@ -116,6 +118,11 @@ class CollectorApp:
             except CollectorError as e:
                 log.warning("recording meeting results failed: %s", e)
 
+    def _heap_loop(self) -> None:
+        heap = HeapKeeper(time.monotonic())
+        while not self._stop_timer.wait(FREEZE_EVERY):
+            heap.keep(time.monotonic())
+
     def reload_rules(self) -> tuple[bool, str]:
         """SIGHUP and `rules reload`: the new pack, or the running one kept and the reason."""
         if self.alerts is None:
@@ -133,6 +140,7 @@ class CollectorApp:
         if self.notifier is not None:
             self.notifier.start()
         self._meeting_timer.start()
+        self._heap_timer.start()
         self.grpc.start()
         self.http.start()
         host = (self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0").strip("[]")  # noqa: S104
@@ -144,8 +152,9 @@ class CollectorApp:
         self.http.stop()
         self.fleet_renderer.close()
         self._stop_timer.set()
-        if self._meeting_timer.is_alive():
-            self._meeting_timer.join()
+        for timer in (self._meeting_timer, self._heap_timer):
+            if timer.is_alive():
+                timer.join()
         if self.alerts is not None:
             self._timer.join()
             self.alerts.stop()
