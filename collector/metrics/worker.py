@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 from multiprocessing.connection import Connection
@@ -34,6 +35,8 @@ _CONTEXT = multiprocessing.get_context("spawn")
 # Two: the reference machine has two cores, and a cold 10,000-agent render (every agent read,
 # decoded and formatted) takes about a second in one process.
 RENDER_PROCESSES = 2
+# Added to the children's nice value: below the parent's priority when cores are short.
+RENDER_NICENESS = 10
 
 
 class FleetRenderer:
@@ -157,6 +160,9 @@ def _serve(conn: Connection, store_url: str, stale_after: float, shard: tuple[in
     """The child: render its shard on request until told to stop or the parent is gone."""
     # Ctrl-C reaches the whole process group; the parent decides when this child stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):  # not on Windows
+        # A scrape can wait; Submit's acks, in the parent, should not wait behind it for a core.
+        os.nice(RENDER_NICENESS)
     try:
         from collector.metrics.core import Exposition  # noqa: PLC0415 (the child's own import)
         from collector.store import Store  # noqa: PLC0415
