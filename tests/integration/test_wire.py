@@ -178,9 +178,7 @@ def test_unreachable_collector_is_unavailable_and_not_ready() -> None:
 
 
 def test_status_codes_are_grpcs() -> None:
-    assert {c.name: c.value for c in StatusCode} == {
-        c.name: c.value[0] for c in grpc.StatusCode
-    }
+    assert {c.name: c.value for c in StatusCode} == {c.name: c.value[0] for c in grpc.StatusCode}
 
 
 def test_addresses_without_a_port_are_refused() -> None:
