@@ -104,6 +104,8 @@ class _Connection:
         # Set by GOAWAY: finish the streams it let through, open none.
         self.last_stream_id: int | None = None
         self.backlog: list[h2.events.Event] = []
+        # The collector's SETTINGS arrived: it speaks HTTP/2 (what `Channel.ready` waits for).
+        self.settled = False
 
     def flush(self, deadline: float) -> None:
         data = self.h2.data_to_send()
@@ -120,6 +122,7 @@ class _Connection:
         for event in events:
             if isinstance(event, h2.events.ConnectionTerminated):
                 self.last_stream_id = event.last_stream_id or 0
+            self.settled = self.settled or isinstance(event, h2.events.RemoteSettingsChanged)
         self.flush(deadline)  # settings and ping acks
         return events
 
@@ -138,6 +141,9 @@ class _Connection:
                 for event in self.h2.receive_data(data):
                     if isinstance(event, h2.events.ConnectionTerminated):
                         return False
+                    self.settled = self.settled or isinstance(
+                        event, h2.events.RemoteSettingsChanged
+                    )
             self.flush(time.monotonic() + 1)
         except (OSError, h2.exceptions.ProtocolError):
             return False
@@ -247,7 +253,7 @@ class Channel:
         with self._lock:
             try:
                 conn = self._connected(deadline)
-                while not any(isinstance(e, h2.events.RemoteSettingsChanged) for e in conn.backlog):
+                while not conn.settled:
                     conn.backlog.extend(conn.read(deadline))
             except (OSError, h2.exceptions.ProtocolError):
                 self._drop()

@@ -174,7 +174,14 @@ def test_unreachable_collector_is_unavailable_and_not_ready() -> None:
         channel.unary(_method("Echo"), b"x", timeout=5)
     assert e.value.code is StatusCode.UNAVAILABLE
     with _server() as address:
-        assert Channel(address).ready(10) is True
+        channel = Channel(address)
+        try:
+            assert channel.ready(10) is True
+            assert channel.ready(10) is True  # the same connection, already settled
+            assert channel.unary(_method("Echo"), b"x", timeout=10) == b"x"
+            assert channel.ready(10) is True
+        finally:
+            channel.close()
 
 
 def test_status_codes_are_grpcs() -> None:
