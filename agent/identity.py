@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -61,6 +60,8 @@ def machine_id(state_dir: Path, os_id: str | None = None) -> str:
 
     Falls back to a random id kept in the state dir when the OS has none (containers).
     """
+    import hashlib  # noqa: PLC0415 (enrollment only: the service need not map OpenSSL)
+
     raw = os_id if os_id is not None else _os_machine_id()
     if not raw:
         fallback = state_dir / "machine-id"

@@ -106,17 +106,35 @@ def _child(probe_config: dict[str, Any]) -> None:
 
 
 # Run with `python -c` in a fresh interpreter (this module's own imports would count): the
-# libraries the service cannot do without and a channel that has made as many Submit calls as
-# the measured service, no agent code. Prints its RSS in bytes.
+# libraries the service cannot do without and an HTTP/2 connection (h2, as the agent's gRPC
+# client uses it) that has made as many Submit calls as the measured service, no agent code.
+# Prints its RSS in bytes.
 _FLOOR = f"""
-import sqlite3, sys, time
-import grpc, psutil, yaml
-from canhgac_proto.v1 import collector_pb2 as pb, collector_pb2_grpc as pb_grpc
+import socket, sqlite3, struct, sys, time, zlib
+import h2.connection, h2.events, psutil, yaml
+from canhgac_proto.v1 import collector_pb2 as pb
 db = sqlite3.connect(":memory:")
-channel = grpc.insecure_channel(sys.argv[1], compression=grpc.Compression.Gzip)
-stub = pb_grpc.CollectorStub(channel)
+host, port = sys.argv[1].rsplit(":", 1)
+sock = socket.create_connection((host, int(port)), timeout=10)
+conn = h2.connection.H2Connection()
+conn.initiate_connection()
+sock.sendall(conn.data_to_send())
+path = "/" + pb.DESCRIPTOR.services_by_name["Collector"].full_name + "/Submit"
 for _ in range({SERVICE_WARMUP + SERVICE_CYCLES}):
-    stub.Submit(pb.SubmitRequest(), timeout=10)
+    body = zlib.compress(pb.SubmitRequest().SerializeToString(), wbits=31)
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":path", path),
+        (":authority", sys.argv[1]), ("content-type", "application/grpc"), ("te", "trailers"),
+        ("grpc-encoding", "gzip")])
+    conn.send_data(sid, struct.pack(">BI", 1, len(body)) + body, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    done = False
+    while not done:
+        for event in conn.receive_data(sock.recv(65536)):
+            if isinstance(event, h2.events.DataReceived):
+                conn.acknowledge_received_data(event.flow_controlled_length, sid)
+            done = done or isinstance(event, h2.events.StreamEnded)
+        sock.sendall(conn.data_to_send())
     time.sleep(0.05)
 print(psutil.Process().memory_info().rss)
 """
@@ -287,7 +305,7 @@ def main() -> dict[str, Any]:
         f"  ratio {m['agent_rss_mb'] / m['node_exporter_rss_mb']:.2f}"
     )
     print(
-        f"  floor (python, psutil, sqlite3, yaml, protobuf, grpcio channel after the same Submits,"
+        f"  floor (python, psutil, sqlite3, yaml, protobuf, h2 connection after the same Submits,"
         f" no agent code): {m['floor_rss_mb']:.1f} MB"
         f"  ratio {m['floor_rss_mb'] / m['node_exporter_rss_mb']:.2f}"
     )

@@ -8,13 +8,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
+from agent import __version__
 from agent.config import TlsConfig
 from agent.errors import AgentError
 from agent.model import ClockOffset
+from agent.transport.wire import Channel, RpcError, StatusCode
 from canhgac_proto.v1 import collector_pb2 as pb
-from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 
 __all__ = [
     "CollectorClient",
@@ -28,22 +27,22 @@ __all__ = [
 # Worth retrying later with backoff; anything else needs a person (revoked credential, bug).
 TRANSIENT = frozenset(
     {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.INTERNAL,
+        StatusCode.UNAVAILABLE,
+        StatusCode.DEADLINE_EXCEEDED,
+        StatusCode.RESOURCE_EXHAUSTED,
+        StatusCode.ABORTED,
+        StatusCode.INTERNAL,
     }
 )
 
 
 class DeliveryError(AgentError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: StatusCode, details: str) -> None:
         super().__init__(f"collector said {code.name}: {details}")
         self.code = code
         self.transient = code in TRANSIENT
         # The collector is overloaded or the batch too big: send smaller batches.
-        self.overloaded = code is grpc.StatusCode.RESOURCE_EXHAUSTED
+        self.overloaded = code is StatusCode.RESOURCE_EXHAUSTED
 
 
 @dataclass(frozen=True)
@@ -87,26 +86,30 @@ def clock_offset(sent_at: float, received_at: float, collector_time_ms: int) -> 
     )
 
 
-def _channel(address: str, tls: TlsConfig, gzip: bool) -> grpc.Channel:
-    options: list[tuple[str, int | str]] = [
-        # Commune links drop for hours: keep reconnect attempts sparse, never a storm.
-        ("grpc.initial_reconnect_backoff_ms", 1000),
-        ("grpc.max_reconnect_backoff_ms", 60000),
-        ("grpc.enable_retries", 0),
-    ]
-    compression = grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression
-    if not tls.enabled:
-        return grpc.insecure_channel(address, options=options, compression=compression)
+def _channel(address: str, tls: TlsConfig, gzip: bool) -> Channel:
     root: bytes | None = None
-    if tls.ca_file is not None:
+    if tls.enabled and tls.ca_file is not None:
         try:
             root = Path(tls.ca_file).read_bytes()
         except OSError as e:
             raise AgentError(f"collector.tls.ca_file: cannot read {tls.ca_file}: {e}") from None
-    if tls.server_name:
-        options.append(("grpc.ssl_target_name_override", tls.server_name))
-    creds = grpc.ssl_channel_credentials(root_certificates=root)
-    return grpc.secure_channel(address, creds, options=options, compression=compression)
+    try:
+        return Channel(
+            address,
+            tls=tls.enabled,
+            root_certificates=root,
+            server_name=tls.server_name,
+            gzip=gzip,
+            user_agent=f"canhgac-agent/{__version__}",
+        )
+    except ValueError as e:
+        raise AgentError(str(e)) from None
+    except OSError as e:  # an unreadable or invalid pinned CA
+        raise AgentError(f"collector.tls.ca_file: {tls.ca_file}: {e}") from None
+
+
+def _path(method: str) -> str:
+    return f"/{pb.DESCRIPTOR.services_by_name['Collector'].full_name}/{method}"
 
 
 class CollectorClient:
@@ -124,7 +127,6 @@ class CollectorClient:
         self._timeout = timeout
         self._metadata = (("authorization", f"Bearer {secret}"),) if secret else ()
         self._channel = _channel(address, tls or TlsConfig(), gzip)
-        self._stub = pb_grpc.CollectorStub(self._channel)  # type: ignore[no-untyped-call]
         self._clock_offset: ClockOffset = ClockOffset()
 
     def close(self) -> None:
@@ -137,11 +139,7 @@ class CollectorClient:
         self.close()
 
     def reachable(self, timeout: float = 5.0) -> bool:
-        try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            return False
-        return True
+        return self._channel.ready(timeout)
 
     def enroll(self, token: str, facts: MachineFacts) -> EnrollResult:
         req = pb.EnrollRequest(
@@ -155,9 +153,11 @@ class CollectorClient:
             ),
         )
         try:
-            resp = self._stub.Enroll(req, timeout=self._timeout)
-        except grpc.RpcError as e:
-            raise DeliveryError(e.code(), e.details() or "") from None
+            resp = pb.EnrollResponse.FromString(
+                self._channel.unary(_path("Enroll"), req.SerializeToString(), timeout=self._timeout)
+            )
+        except RpcError as e:
+            raise DeliveryError(e.code, e.details) from None
         p = resp.placement
         return EnrollResult(
             agent_id=resp.agent_id,
@@ -176,9 +176,16 @@ class CollectorClient:
             req.reports.add().ParseFromString(payload)
         sent_at = time.time()
         try:
-            resp = self._stub.Submit(req, timeout=self._timeout, metadata=self._metadata)
-        except grpc.RpcError as e:
-            raise DeliveryError(e.code(), e.details() or "") from None
+            resp = pb.SubmitResponse.FromString(
+                self._channel.unary(
+                    _path("Submit"),
+                    req.SerializeToString(),
+                    timeout=self._timeout,
+                    metadata=self._metadata,
+                )
+            )
+        except RpcError as e:
+            raise DeliveryError(e.code, e.details) from None
         if resp.collector_time_ms:
             self._clock_offset = clock_offset(sent_at, time.time(), resp.collector_time_ms)
         return SubmitResult(
@@ -195,34 +202,40 @@ class CollectorClient:
         """Bytes the collector received and seconds taken to send `nbytes` with `Upload`."""
         chunk = os.urandom(min(nbytes, 64 * 1024)) if nbytes else b""  # gzip cannot shrink it
 
-        def chunks() -> Iterator[pb.ThroughputChunk]:
+        def chunks() -> Iterator[bytes]:
             left = nbytes
             while left > 0:
                 n = min(left, len(chunk))
-                yield pb.ThroughputChunk(data=chunk[:n])
+                yield pb.ThroughputChunk(data=chunk[:n]).SerializeToString()
                 left -= n
 
         start = time.monotonic()
         try:
-            result = self._stub.Upload(
+            (reply,) = self._channel.stream(
+                _path("Upload"),
                 chunks(),
                 timeout=self._timeout,
                 metadata=self._metadata,
-                compression=grpc.Compression.NoCompression,
+                compress=False,
             )
-        except grpc.RpcError as e:
-            raise DeliveryError(e.code(), e.details() or "") from None
-        return result.bytes, time.monotonic() - start
+        except RpcError as e:
+            raise DeliveryError(e.code, e.details) from None
+        except ValueError:  # not exactly one reply
+            raise DeliveryError(StatusCode.INTERNAL, "Upload: not one reply") from None
+        return pb.UploadResult.FromString(reply).bytes, time.monotonic() - start
 
     def throughput(self, nbytes: int) -> tuple[int, float]:
         """Bytes received and seconds taken for a `Throughput` stream of `nbytes`."""
         start = time.monotonic()
         received = 0
         try:
-            for chunk in self._stub.Throughput(
-                pb.ThroughputRequest(bytes=nbytes), timeout=self._timeout, metadata=self._metadata
+            for message in self._channel.stream(
+                _path("Throughput"),
+                [pb.ThroughputRequest(bytes=nbytes).SerializeToString()],
+                timeout=self._timeout,
+                metadata=self._metadata,
             ):
-                received += len(chunk.data)
-        except grpc.RpcError as e:
-            raise DeliveryError(e.code(), e.details() or "") from None
+                received += len(pb.ThroughputChunk.FromString(message).data)
+        except RpcError as e:
+            raise DeliveryError(e.code, e.details) from None
         return received, time.monotonic() - start

@@ -20,6 +20,7 @@ from agent.probes.hardware import HardwareProbe
 from agent.runner import Runner, Scheduled
 from agent.spool import Spool
 from agent.transport.client import CollectorClient, DeliveryError, MachineFacts
+from agent.transport.wire import StatusCode
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.metrics.worker import RENDER_NICENESS, RENDER_PROCESSES
 from tests.integration.harness import Running, collector_config, start_collector
@@ -143,7 +144,7 @@ def test_reenrolling_the_same_machine_keeps_one_agent(collector: Running) -> Non
     assert old.split(".")[0] == new.split(".")[0] == agents[0].agent_id
     with pytest.raises(DeliveryError) as e:
         collector.client(old).submit([])
-    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED  # the old secret was replaced
+    assert e.value.code is StatusCode.UNAUTHENTICATED  # the old secret was replaced
     assert collector.client(new).submit([]).stored == []
 
 
@@ -155,7 +156,7 @@ def test_reenrolling_the_same_machine_keeps_one_agent(collector: Running) -> Non
 def test_bad_credentials_are_rejected_and_counted(collector: Running, secret: str | None) -> None:
     with pytest.raises(DeliveryError) as e:
         collector.client(secret).submit([])
-    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert e.value.code is StatusCode.UNAUTHENTICATED
     with pytest.raises(DeliveryError):
         collector.client(secret).throughput(1000)
     text = scrape(collector)[1]
@@ -170,7 +171,7 @@ def test_forged_agent_id_with_a_real_secret_is_rejected(collector: Running) -> N
     forged = other.split(".")[0] + "." + secret.split(".")[1]
     with pytest.raises(DeliveryError) as e:
         collector.client(forged).submit([])
-    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert e.value.code is StatusCode.UNAUTHENTICATED
 
 
 def test_revoked_agent_is_rejected(collector: Running) -> None:
@@ -180,7 +181,7 @@ def test_revoked_agent_is_rejected(collector: Running) -> None:
     collector.app.store.revoke_agent(agent_id, 0)
     with pytest.raises(DeliveryError) as e:
         collector.client(secret).submit([])
-    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert e.value.code is StatusCode.UNAUTHENTICATED
     assert "revoked" in str(e.value)
 
 
@@ -190,7 +191,7 @@ def test_enrollment_with_a_bad_token_is_refused(collector: Running) -> None:
         for token in ("nonsense", "cgt.deadbeef.not-the-secret"):
             with pytest.raises(DeliveryError) as e:
                 c.enroll(token, facts)
-            assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+            assert e.value.code is StatusCode.UNAUTHENTICATED
 
 
 def test_oversize_message_is_refused_and_the_server_keeps_serving(
@@ -205,7 +206,7 @@ def test_oversize_message_is_refused_and_the_server_keeps_serving(
     big = collector.client(secret, gzip=False)
     with pytest.raises(DeliveryError) as e:
         big.submit([payload] * (limit // len(payload) + 10))
-    assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert e.value.code is StatusCode.RESOURCE_EXHAUSTED
     assert "exceeds the limit" in str(e.value)
     assert collector.client(secret).submit([payload]).stored == [1]
     text = scrape(collector)[1]
@@ -256,7 +257,7 @@ def test_throughput_streams_exactly_the_bytes_asked_and_is_bounded(collector: Ru
     limit = collector.app.cfg.limits.throughput_max_bytes
     with pytest.raises(DeliveryError) as e:
         client.throughput(limit + 1)
-    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.value.code is StatusCode.INVALID_ARGUMENT
 
 
 def test_calls_beyond_the_concurrency_limit_get_resource_exhausted(tmp_path: Path) -> None:
@@ -293,7 +294,7 @@ def test_calls_beyond_the_concurrency_limit_get_resource_exhausted(tmp_path: Pat
             stream = hold_the_only_slot()
             with pytest.raises(DeliveryError) as e:
                 running.client(secret).submit([])
-            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert e.value.code is StatusCode.RESOURCE_EXHAUSTED
             stream.cancel()
     finally:
         running.app.stop(grace=0)
@@ -308,7 +309,7 @@ def test_upload_counts_the_bytes_sent_and_is_bounded(collector: Running) -> None
     limit = collector.app.cfg.limits.throughput_max_bytes
     with pytest.raises(DeliveryError) as e:
         client.upload(limit + 65536)
-    assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert e.value.code is StatusCode.RESOURCE_EXHAUSTED
     with pytest.raises(DeliveryError) as e:
         collector.client("0123456789ab.forged").upload(1000)
-    assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert e.value.code is StatusCode.UNAUTHENTICATED

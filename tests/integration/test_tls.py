@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import grpc
 import pytest
 
 from agent.config import TlsConfig
 from agent.transport.client import CollectorClient, DeliveryError, MachineFacts
+from agent.transport.wire import StatusCode
 from tests.integration.harness import collector_config, start_collector
 
 
@@ -56,10 +56,10 @@ def test_agent_enrolls_and_submits_over_tls_with_a_pinned_ca(tmp_path: Path) -> 
         with CollectorClient(running.address, tls=wrong, secret=secret, timeout=5) as c:
             with pytest.raises(DeliveryError) as e:
                 c.submit([])
-            assert e.value.code == grpc.StatusCode.UNAVAILABLE
+            assert e.value.code is StatusCode.UNAVAILABLE
         with CollectorClient(running.address, secret=secret, timeout=5) as plain:
             with pytest.raises(DeliveryError) as e:
                 plain.submit([])  # plaintext to a TLS port
-            assert e.value.code == grpc.StatusCode.UNAVAILABLE
+            assert e.value.code is StatusCode.UNAVAILABLE
     finally:
         running.app.stop(grace=0)

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from agent import __version__
@@ -19,6 +18,7 @@ from agent.probes.base import Probe
 from agent.runner import Backoff, Runner, Scheduled, collect
 from agent.spool import Spool
 from agent.transport.client import DeliveryError, SubmitResult
+from agent.transport.wire import StatusCode
 from canhgac_proto.v1 import collector_pb2 as pb
 
 T0 = 1_700_000_000.0
@@ -232,7 +232,7 @@ def test_rejected_reports_are_removed_and_counted(spool: Spool) -> None:
 
 def test_unavailable_leaves_everything_in_the_spool(spool: Spool) -> None:
     submit = Collector()
-    submit.outcomes = [DeliveryError(grpc.StatusCode.UNAVAILABLE, "connection refused")]
+    submit.outcomes = [DeliveryError(StatusCode.UNAVAILABLE, "connection refused")]
     runner = _runner(spool, submit)
     for _ in range(3):
         runner.collect_due(["hardware"])
@@ -248,8 +248,8 @@ def test_unavailable_leaves_everything_in_the_spool(spool: Spool) -> None:
 def test_resource_exhausted_halves_the_batch(spool: Spool) -> None:
     submit = Collector()
     submit.outcomes = [
-        DeliveryError(grpc.StatusCode.RESOURCE_EXHAUSTED, "message too large"),
-        DeliveryError(grpc.StatusCode.RESOURCE_EXHAUSTED, "message too large"),
+        DeliveryError(StatusCode.RESOURCE_EXHAUSTED, "message too large"),
+        DeliveryError(StatusCode.RESOURCE_EXHAUSTED, "message too large"),
     ]
     runner = _runner(spool, submit, batch_size=8)
     for _ in range(20):
@@ -269,7 +269,7 @@ def test_resource_exhausted_halves_the_batch(spool: Spool) -> None:
 
 def test_batch_never_shrinks_below_one(spool: Spool) -> None:
     submit = Collector()
-    submit.outcomes = [DeliveryError(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy")] * 4
+    submit.outcomes = [DeliveryError(StatusCode.RESOURCE_EXHAUSTED, "busy")] * 4
     runner = _runner(spool, submit, batch_size=2)
     for _ in range(3):
         runner.collect_due(["hardware"])
@@ -281,7 +281,7 @@ def test_batch_never_shrinks_below_one(spool: Spool) -> None:
 
 def test_other_errors_do_not_shrink_the_batch(spool: Spool) -> None:
     submit = Collector()
-    submit.outcomes = [DeliveryError(grpc.StatusCode.UNAUTHENTICATED, "credential revoked")]
+    submit.outcomes = [DeliveryError(StatusCode.UNAUTHENTICATED, "credential revoked")]
     runner = _runner(spool, submit, batch_size=4)
     for _ in range(5):
         runner.collect_due(["hardware"])
@@ -298,10 +298,10 @@ def test_no_submit_means_nothing_to_deliver(spool: Spool) -> None:
 
 
 def test_delivery_error_transient_flag() -> None:
-    assert DeliveryError(grpc.StatusCode.UNAVAILABLE, "x").transient
-    assert DeliveryError(grpc.StatusCode.RESOURCE_EXHAUSTED, "x").transient
-    assert not DeliveryError(grpc.StatusCode.UNAUTHENTICATED, "x").transient
-    assert not DeliveryError(grpc.StatusCode.INVALID_ARGUMENT, "x").transient
+    assert DeliveryError(StatusCode.UNAVAILABLE, "x").transient
+    assert DeliveryError(StatusCode.RESOURCE_EXHAUSTED, "x").transient
+    assert not DeliveryError(StatusCode.UNAUTHENTICATED, "x").transient
+    assert not DeliveryError(StatusCode.INVALID_ARGUMENT, "x").transient
 
 
 # --- Runner.run: the service loop ---------------------------------------------------------------
