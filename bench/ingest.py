@@ -185,9 +185,12 @@ def _load(address: str, pid: int, secrets: list[str], batch: int, rate: float = 
 
 
 def _wait_ready(address: str) -> None:
+    deadline = time.monotonic() + 30
     with CollectorClient(address) as c:
-        if not c.reachable(30):
-            raise RuntimeError(f"server on {address} did not start")
+        while not c.reachable(1):  # refused at once until the server listens
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server on {address} did not start")
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager
