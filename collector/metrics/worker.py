@@ -7,28 +7,27 @@ store (SQLite WAL readers do not block the writer; PostgreSQL is shared anyway),
 agent's lines between scrapes, and returns the text; the collector's own counters stay in the
 parent. Several children share the agents out (`shard_of`), so a cold render — the first
 scrape after a start, every agent read and formatted — uses every core. A child that dies is
-replaced at the next scrape.
+replaced at the next scrape. Children are started with `subprocess` (a fresh interpreter that
+imports only the renderer, not the parent's modules; inherited threads would be unsafe with
+fork) and talk over a socket pair; the collector therefore runs on POSIX systems.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
-import os
-import signal
+import socket
+import subprocess
+import sys
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
 from collector.errors import CollectorError
 
-__all__ = ["FleetRenderer"]
+__all__ = ["RENDER_NICENESS", "RENDER_PROCESSES", "FleetRenderer", "serve"]
 
 log = logging.getLogger(__name__)
-
-# spawn, not fork: the parent runs gRPC threads, which a forked child must not inherit.
-_CONTEXT = multiprocessing.get_context("spawn")
 
 
 # Each process renders the agents of one shard; their families are joined family by family.
@@ -108,40 +107,47 @@ class FleetRenderer:
 
     def _stop_dead(self) -> None:
         for i, child in enumerate(self._children):
-            if child is not None and not child.process.is_alive():
+            if child is not None and child.process.poll() is not None:
                 log.warning(
                     "a /metrics renderer exited (code %s); starting a new one",
-                    child.process.exitcode,
+                    child.process.returncode,
                 )
                 child.stop()
                 self._children[i] = None
 
 
 class _Child:
-    """One renderer process and the parent's end of its pipe."""
+    """One renderer process and the parent's end of its socket."""
 
-    def __init__(self, process: Any, conn: Connection) -> None:
-        self.process = process  # multiprocessing's SpawnProcess (not exported for typing)
+    def __init__(self, process: subprocess.Popen[bytes], conn: Connection) -> None:
+        self.process = process
         self.conn = conn
         self._ready = False
 
     @classmethod
     def spawn(cls, store_url: str, stale_after: float, shard: tuple[int, int]) -> _Child:
-        parent, child = _CONTEXT.Pipe()
-        process = _CONTEXT.Process(
-            target=_serve,
-            args=(child, store_url, stale_after, shard),
-            name=f"canhgac-metrics-{shard[0]}",
-            daemon=True,
-        )
-        process.start()
-        child.close()  # the child holds its end: EOF here when it dies
-        return cls(process, parent)
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+            conn = Connection(ours.detach())  # EOF here when the child dies
+        conn.send((store_url, stale_after, shard))
+        return cls(process, conn)
 
     def ready(self) -> None:
         """Wait for the child's first message: it has imported and opened the store."""
         if not self._ready:
-            ok, payload = self.conn.recv()
+            try:
+                ok, payload = self.conn.recv()
+            except (EOFError, OSError):
+                code = self.process.wait(5)
+                raise CollectorError(
+                    f"the /metrics renderer exited while starting (code {code}); its error is"
+                    " in the collector's standard error"
+                ) from None
             if not ok:
                 raise CollectorError(f"the /metrics renderer could not start: {payload}")
             self._ready = True
@@ -150,19 +156,33 @@ class _Child:
         with contextlib.suppress(OSError):  # already gone
             self.conn.send(None)
         self.conn.close()
-        self.process.join(5)
-        if self.process.is_alive():
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join(5)
+            self.process.wait(5)
 
 
-def _serve(conn: Connection, store_url: str, stale_after: float, shard: tuple[int, int]) -> None:
-    """The child: render its shard on request until told to stop or the parent is gone."""
-    # Ctrl-C reaches the whole process group; the parent decides when this child stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(os, "nice"):  # not on Windows
-        # A scrape can wait; Submit's acks, in the parent, should not wait behind it for a core.
-        os.nice(RENDER_NICENESS)
+# The child's first lines, before any import: ignore Ctrl-C (it reaches the whole process
+# group; the parent decides when the child stops) and lower the priority, so that even its
+# start-up — a second of imports — does not take a core from a loaded collector (measured:
+# started from the collector's own process at nice 0, it raised Submit's p99 of the
+# first-report round from ≈ 37 ms to 55–180 ms in bench/sustained.py).
+_CHILD = f"""
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+if hasattr(os, "nice"):
+    os.nice({RENDER_NICENESS})
+from collector.metrics.worker import serve
+serve(int(sys.argv[1]))
+"""
+
+
+def serve(fd: int) -> None:
+    """The child (`_CHILD`): render its shard on request, over the socket `fd`, until told
+    to stop or the parent is gone."""
+    conn = Connection(fd)
+    store_url, stale_after, shard = conn.recv()
     try:
         from collector.metrics.core import Exposition  # noqa: PLC0415 (the child's own import)
         from collector.store import Store  # noqa: PLC0415
