@@ -120,6 +120,7 @@ class CollectorApp:
 
     def _heap_loop(self) -> None:
         heap = HeapKeeper(time.monotonic())
+        heap.keep(time.monotonic())  # what start-up built (modules, config, rules) at once
         while not self._stop_timer.wait(FREEZE_EVERY):
             heap.keep(time.monotonic())
 

@@ -5,8 +5,9 @@ alert engine's open alerts and per-rule verdicts, gRPC and SQLAlchemy state). Ev
 (generation 2) collection walks all of them: measured 80–210 ms with the GIL held, every
 ≈ 10 s, and they found no garbage (`gc.callbacks`: 0 objects collected in steady state) —
 yet every Submit in flight waited behind each one (p99 63 ms → 36 ms without them in
-`bench/sustained.py`). So the heap is frozen (`gc.freeze`) at regular intervals: what lived
-through an interval is left out of later collections, which then walk only what is new.
+`bench/sustained.py`). So the heap is frozen (`gc.freeze`) once start-up is done and then at
+regular intervals: what lived through an interval is left out of later collections, which then
+walk only what is new.
 
 Frozen objects are still freed by reference counting; only cyclic garbage among them would
 stay. Once an hour they are unfrozen, so the next full collection looks at everything and
