@@ -216,7 +216,7 @@ def main() -> dict[str, float]:
         )
         figures.update({f"agents{n}_{k}": v for k, v in r.items() if k != "agents"})
     print(
-        "  renderer start-up (spawn, imports, store opened; paid once, by the first scrape after"
+        "  renderer start-up (process, imports, store opened; paid once, by the first scrape after"
         f" a collector start): {figures['agents10000_startup_s']:.2f} s"
     )
     return figures

@@ -171,8 +171,7 @@ class _Child:
 _CHILD = f"""
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-if hasattr(os, "nice"):
-    os.nice({RENDER_NICENESS})
+os.nice({RENDER_NICENESS})
 from collector.metrics.worker import serve
 serve(int(sys.argv[1]))
 """
