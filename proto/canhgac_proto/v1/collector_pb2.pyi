@@ -21,12 +21,14 @@ class MachineFacts(_message.Message):
     def __init__(self, machine_id: _Optional[str] = ..., hostname: _Optional[str] = ..., os_name: _Optional[str] = ..., os_version: _Optional[str] = ..., agent_version: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
-    __slots__ = ("token", "machine")
+    __slots__ = ("token", "machine", "previous_credential")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     MACHINE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     token: str
     machine: MachineFacts
-    def __init__(self, token: _Optional[str] = ..., machine: _Optional[_Union[MachineFacts, _Mapping]] = ...) -> None: ...
+    previous_credential: str
+    def __init__(self, token: _Optional[str] = ..., machine: _Optional[_Union[MachineFacts, _Mapping]] = ..., previous_credential: _Optional[str] = ...) -> None: ...
 
 class AgentSettings(_message.Message):
     __slots__ = ("report_interval_seconds",)
@@ -87,11 +89,12 @@ class SubmitResponse(_message.Message):
     def __init__(self, stored_seqs: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ..., collector_time_ms: _Optional[int] = ..., fresh_checks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "hardware", "antivirus", "security", "link", "meeting_room", "errors", "spool")
+    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "spool_id", "hardware", "antivirus", "security", "link", "meeting_room", "errors", "spool")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPOOL_ID_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
     ANTIVIRUS_FIELD_NUMBER: _ClassVar[int]
     SECURITY_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +106,7 @@ class Report(_message.Message):
     boot_id: str
     collected_at_ms: int
     agent_version: str
+    spool_id: int
     hardware: Hardware
     antivirus: Antivirus
     security: Security
@@ -110,7 +114,7 @@ class Report(_message.Message):
     meeting_room: MeetingRoom
     errors: _containers.RepeatedCompositeFieldContainer[ProbeError]
     spool: SpoolStats
-    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., antivirus: _Optional[_Union[Antivirus, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., meeting_room: _Optional[_Union[MeetingRoom, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., spool_id: _Optional[int] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., antivirus: _Optional[_Union[Antivirus, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., meeting_room: _Optional[_Union[MeetingRoom, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
 
 class ProbeError(_message.Message):
     __slots__ = ("probe", "message")
@@ -121,12 +125,18 @@ class ProbeError(_message.Message):
     def __init__(self, probe: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class SpoolStats(_message.Message):
-    __slots__ = ("dropped_total", "depth")
+    __slots__ = ("dropped_total", "depth", "unspooled_total", "resets_total", "reset_lost_total")
     DROPPED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
+    UNSPOOLED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RESETS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RESET_LOST_TOTAL_FIELD_NUMBER: _ClassVar[int]
     dropped_total: int
     depth: int
-    def __init__(self, dropped_total: _Optional[int] = ..., depth: _Optional[int] = ...) -> None: ...
+    unspooled_total: int
+    resets_total: int
+    reset_lost_total: int
+    def __init__(self, dropped_total: _Optional[int] = ..., depth: _Optional[int] = ..., unspooled_total: _Optional[int] = ..., resets_total: _Optional[int] = ..., reset_lost_total: _Optional[int] = ...) -> None: ...
 
 class Hardware(_message.Message):
     __slots__ = ("host", "cpu", "memory", "disks", "temperatures", "battery", "interfaces")
