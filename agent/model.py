@@ -386,13 +386,16 @@ class ProbeError:
 class SpoolStats:
     dropped_total: int = 0
     depth: int = 0
+    unspooled_total: int = 0
+    resets_total: int = 0
+    reset_lost_total: int = 0
 
 
 @dataclass(frozen=True)
 class Report:
     """One collection cycle: the sections of the probes that ran, and their errors.
 
-    `seq` and `spool` are filled in by the spool when the report is stored.
+    `seq`, `spool_id` and `spool` are filled in by the spool when the report is stored.
     """
 
     collected_at_ms: int
@@ -405,4 +408,5 @@ class Report:
     meeting_room: MeetingRoom | None = None
     errors: tuple[ProbeError, ...] = ()
     seq: int = 0
+    spool_id: int = 0
     spool: SpoolStats = field(default_factory=SpoolStats)

@@ -12,6 +12,7 @@ from typing import Any
 
 from agent import __version__
 from agent.config import DeliveryConfig
+from agent.errors import SpoolError
 from agent.model import ProbeError, Report, SpoolStats
 from agent.probes.base import Probe
 from agent.spool import Spool
@@ -77,8 +78,10 @@ class Backoff:
 
 
 class Runner:
-    """Single-threaded scheduler: collection is never starved by a long replay, and between
-    deliveries the agent sleeps on an Event so a stop request ends it at once."""
+    """Collection on the calling thread, delivery on a thread of its own: whatever the network
+    does (refused, dropped packets, a collector that stalls), reports are collected on
+    schedule and spooled, and delivery catches up. Both sleep on Events, so a stop request
+    ends them at once (a call in flight ends at its deadline)."""
 
     def __init__(
         self,
@@ -100,20 +103,41 @@ class Runner:
         self._wall = wall_clock
         self._backoff = Backoff(delivery.backoff_initial, delivery.backoff_max)
         self._batch = delivery.batch_size
-        # Probes the collector asked for on an ack, run at the next turn of the loop.
+        # Probes the collector asked for on an ack, run at the next turn of the collection loop.
         self._fresh: set[str] = set()
+        self._fresh_lock = threading.Lock()
+        # Set by a stop request and by what the other loop has for one: a new report (for
+        # delivery), a fresh check asked for (for collection).
+        self._wake_collection = threading.Event()
+        self._wake_delivery = threading.Event()
+        self._spool_failing = False
 
-    def collect_due(self, names: list[str]) -> int:
-        """Collect the named probes into one report and spool it; returns its seq."""
+    def collect_due(self, names: list[str]) -> int | None:
+        """Collect the named probes into one report and spool it; returns its seq, or None
+        when the spool could not take it (a full disk): counted, and the agent carries on."""
         report = collect(
             {n: self._schedule[n].probe for n in names}, self._boot_id, int(self._wall() * 1000)
         )
+        spool_id = self._spool.spool_id
 
         def encode(seq: int, stats: SpoolStats) -> bytes:
-            return encode_report(replace(report, seq=seq, spool=stats))
+            return encode_report(replace(report, seq=seq, spool_id=spool_id, spool=stats))
 
-        seq = self._spool.append(report.collected_at_ms, encode)
+        try:
+            seq = self._spool.append(report.collected_at_ms, encode)
+        except SpoolError as e:
+            # Said once per failing spell, not once per cycle: a full disk stays full for hours.
+            if not self._spool_failing:
+                log.error("report not spooled, counted as lost until the spool takes it: %s", e)
+            self._spool_failing = True
+            return None
+        if self._spool_failing:
+            log.warning(
+                "spooling again after %d reports lost", self._spool.status().unspooled_total
+            )
+            self._spool_failing = False
         log.debug("collected seq %d (%s)", seq, ", ".join(names))
+        self._wake_delivery.set()
         return seq
 
     def deliver_batch(self) -> bool | None:
@@ -134,7 +158,9 @@ class Runner:
         requested = [n for n in result.fresh_checks if n in self._schedule]
         if requested:
             log.info("collector asked for a fresh check: %s", ", ".join(requested))
-            self._fresh.update(requested)
+            with self._fresh_lock:
+                self._fresh.update(requested)
+            self._wake_collection.set()
         for seq, reason in result.rejected:
             log.error("collector rejected report %d for good: %s", seq, reason)
         self._spool.ack(result.stored + [s for s, _ in result.rejected], len(result.rejected))
@@ -142,10 +168,36 @@ class Runner:
         return self._spool.status().depth > 0
 
     def run(self, stop: threading.Event) -> None:
+        """Collect and deliver until `stop` is set; returns once both loops have ended."""
+        loops = [threading.Thread(target=self._relay_stop, args=(stop,), daemon=True)]
+        if self._submit is not None:
+            loops.append(
+                threading.Thread(
+                    target=self._deliver_loop, args=(stop,), name="delivery", daemon=True
+                )
+            )
+        for loop in loops:
+            loop.start()
+        try:
+            self._collect_loop(stop)
+        finally:
+            stop.set()
+            for loop in loops:
+                loop.join()
+
+    def _relay_stop(self, stop: threading.Event) -> None:
+        stop.wait()
+        self._wake_collection.set()
+        self._wake_delivery.set()
+
+    def _collect_loop(self, stop: threading.Event) -> None:
         now = self._clock()
         next_due = dict.fromkeys(self._schedule, now)
-        next_delivery = now
         while not stop.is_set():
+            with self._fresh_lock:
+                for n in self._fresh:
+                    next_due[n] = now
+                self._fresh.clear()
             now = self._clock()
             due = [n for n, t in next_due.items() if t <= now]
             if due:
@@ -154,18 +206,25 @@ class Runner:
                     interval = self._schedule[n].interval
                     # Skip missed slots (after a suspend) instead of bursting to catch up.
                     next_due[n] += interval * max(1, int((now - next_due[n]) // interval) + 1)
-                if next_delivery == float("inf"):  # the spool was empty until now
-                    next_delivery = now
-            if now >= next_delivery:
-                more = self.deliver_batch()
-                if more is None:
-                    next_delivery = now + self._backoff.next()
-                else:
-                    self._backoff.reset()
-                    pace = self._delivery.pace if more else float("inf")
-                    next_delivery = now + pace
-                for n in self._fresh:
-                    next_due[n] = now
-                self._fresh.clear()
-            wake = min([*next_due.values(), next_delivery])
-            stop.wait(max(0.0, wake - self._clock()))
+            wake = min(next_due.values(), default=float("inf"))
+            self._wake_collection.wait(min(max(0.0, wake - self._clock()), _LONGEST_SLEEP))
+            self._wake_collection.clear()
+            now = self._clock()
+
+    def _deliver_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            # Cleared before looking at the spool: a report spooled meanwhile sets it again.
+            self._wake_delivery.clear()
+            more = self.deliver_batch()
+            if more is None:
+                stop.wait(self._backoff.next())
+                continue
+            self._backoff.reset()
+            if more:
+                stop.wait(self._delivery.pace)
+            else:
+                self._wake_delivery.wait(_LONGEST_SLEEP)
+
+
+# threading's waits take any timeout, but one past a few days overflows some platforms' timers.
+_LONGEST_SLEEP = 86400.0

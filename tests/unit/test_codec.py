@@ -267,7 +267,13 @@ def test_plain_drops_none_and_turns_tuples_into_lists() -> None:
     assert isinstance(out["errors"], list)
     assert isinstance(out["hardware"]["disks"], list)
     assert out["hardware"]["interfaces"][0]["addresses"] == ["192.168.10.21", "fe80::1"]
-    assert out["spool"] == {"dropped_total": 3, "depth": 9}
+    assert out["spool"] == {
+        "dropped_total": 3,
+        "depth": 9,
+        "unspooled_total": 0,
+        "resets_total": 0,
+        "reset_lost_total": 0,
+    }
 
     bare = plain(Report(collected_at_ms=1, boot_id="b", agent_version="v"))
     assert bare == {
@@ -276,7 +282,14 @@ def test_plain_drops_none_and_turns_tuples_into_lists() -> None:
         "agent_version": "v",
         "errors": [],
         "seq": 0,
-        "spool": {"dropped_total": 0, "depth": 0},
+        "spool_id": 0,
+        "spool": {
+            "dropped_total": 0,
+            "depth": 0,
+            "unspooled_total": 0,
+            "resets_total": 0,
+            "reset_lost_total": 0,
+        },
     }
 
 
