@@ -96,10 +96,12 @@ def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     spool = _spool(cfg)
-    with contextlib.closing(spool), _client(cfg, cred) as client:
+    # Measurements get a connection of their own: a delivery waiting out its deadline on a
+    # dead link must not hold a probe (and with it the collection schedule) behind it.
+    with contextlib.closing(spool), _client(cfg, cred) as client, _client(cfg, cred) as probes:
         for scheduled in schedule.values():
             scheduled.probe.connect(
-                CollectorLink(client.address, client.throughput, client.clock_offset, client.upload)
+                CollectorLink(probes.address, probes.throughput, client.clock_offset, probes.upload)
             )
         log.info(
             "agent %s reporting to %s every %gs (probes: %s)",
@@ -162,10 +164,15 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
             if st.last_ack_at
             else "never"
         )
-        print(f"spool:      {st.depth} reports waiting ({st.bytes} bytes), last seq {st.last_seq}")
+        print(
+            f"spool:      {st.depth} reports waiting ({st.bytes} bytes), last seq {st.last_seq}"
+            f" (spool {st.spool_id:016x}, {st.resets_total} resets)"
+        )
         print(f"last ack:   {last}")
         print(
-            f"lost:       {st.dropped_total} dropped (spool full/old), {st.rejected_total} rejected"
+            f"lost:       {st.dropped_total} dropped (spool full/old),"
+            f" {st.rejected_total} rejected, {st.reset_lost_total} with replaced spools,"
+            f" {st.unspooled_total} not spooled since start"
         )
     else:
         print("spool:      empty (agent has not run yet)")
