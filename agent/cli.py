@@ -171,8 +171,7 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
         print(f"last ack:   {last}")
         print(
             f"lost:       {st.dropped_total} dropped (spool full/old),"
-            f" {st.rejected_total} rejected, {st.reset_lost_total} with replaced spools,"
-            f" {st.unspooled_total} not spooled since start"
+            f" {st.rejected_total} rejected, {st.reset_lost_total} with replaced spools"
         )
     else:
         print("spool:      empty (agent has not run yet)")
