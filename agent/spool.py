@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -56,6 +55,11 @@ _CORRUPT = frozenset({11, 26})
 class _Reset:
     why: str
     lost: int | None  # reports the old spool held, when it could still be counted
+
+
+def _random_id() -> int:
+    """63 random bits, never 0 (not `secrets`: it maps OpenSSL's hashlib into the service)."""
+    return int.from_bytes(os.urandom(8), "big") >> 1 or 1
 
 
 def _countable_backlog(path: Path) -> int | None:
@@ -162,7 +166,7 @@ class Spool:
             return int(found[0])
         # A spool written by an agent older than spool ids keeps id 0: its reports were stored
         # as spool 0, and its seqs go on from where they are.
-        spool_id = 0 if self._meta("last_seq") > 0 else secrets.randbits(63) or 1
+        spool_id = 0 if self._meta("last_seq") > 0 else _random_id()
         resets, lost = _read_marker(self._marker)
         if reset is not None:
             resets += 1

@@ -76,7 +76,7 @@ class CollectorApp:
         self.http = HttpServer(
             http_address or cfg.http_listen,
             self.exposition.render,
-            self.store.ping,
+            self.store.ready,
             self.alerts.reload if self.alerts else None,
         )
         self.leadership = Leadership(self.store)

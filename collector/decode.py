@@ -10,7 +10,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from canhgac_proto.v1 import collector_pb2 as pb
-from collector.model import Report
+from collector.model import MAX_SEQ, Report
 
 __all__ = [
     "SECTIONS",
@@ -124,15 +124,22 @@ def _record(r: pb.Report, collected_at: float, wire: bytes) -> Report:
         agent_version=r.agent_version,
         sections=_Sections(r),
         errors=[{"probe": e.probe, "message": e.message} for e in r.errors] if r.errors else [],
-        spool={"dropped_total": spool.dropped_total, "depth": spool.depth},
+        spool={
+            "dropped_total": spool.dropped_total,
+            "depth": spool.depth,
+            "unspooled_total": spool.unspooled_total,
+            "resets_total": spool.resets_total,
+            "reset_lost_total": spool.reset_lost_total,
+        },
         wire=wire,
+        spool_id=r.spool_id,
     )
 
 
 def decode_report(r: pb.Report, now: float) -> Report:
     """Check one report and turn it into a record; raises InvalidReport with the reason."""
-    if r.seq < 1:
-        raise InvalidReport("seq must be >= 1")
+    if not 1 <= r.seq <= MAX_SEQ:
+        raise InvalidReport(f"seq {r.seq} is outside 1..{MAX_SEQ}")
     collected_at = r.collected_at_ms / 1000.0
     if not _EARLIEST <= collected_at <= now + _FUTURE_SLACK:
         raise InvalidReport(f"collected_at_ms {r.collected_at_ms} is not a plausible time")

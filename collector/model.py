@@ -6,7 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AgentRecord", "Placement", "Report", "TokenRecord"]
+__all__ = ["MAX_SEQ", "SEQ_BITS", "AgentRecord", "Placement", "Report", "TokenRecord", "stored_seq"]
+
+# A report's seq counts within one spool of its agent; the store keeps it as one number per
+# agent, `stored_seq`: the spool's ordinal (0 for the agent's first spool, 1 for the spool
+# after a reinstall, …) above SEQ_BITS bits of seq. 2^40 reports is 35,000 years at one a
+# second; a seq beyond it is rejected when decoded, never stored.
+SEQ_BITS = 40
+MAX_SEQ = (1 << SEQ_BITS) - 1
+
+
+def stored_seq(ordinal: int, seq: int) -> int:
+    """The store's seq of report `seq` of the agent's spool number `ordinal`: ordered by spool,
+    then by seq, so a reinstalled machine's reports come after its earlier ones."""
+    return ordinal << SEQ_BITS | seq
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,8 @@ class Report:
     # The report as the agent encoded it (protobuf): what the history keeps. Empty for a
     # report built in-process, which the history keeps as JSON instead.
     wire: bytes = field(default=b"", repr=False)
+    # The agent's spool that numbered `seq` (0: an agent older than spool ids).
+    spool_id: int = 0
 
 
 @dataclass(frozen=True)

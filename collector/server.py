@@ -237,7 +237,13 @@ class Servicer(pb_grpc.CollectorServicer):
         now = self._clock()
         self._metrics.received.inc(n)
         valid, rejected = [], []
+        seen: set[tuple[int, int]] = set()
+        twice = 0
         for r in request.reports:
+            if (r.spool_id, r.seq) in seen:
+                twice += 1  # the same report twice in one batch: stored and counted once
+                continue
+            seen.add((r.spool_id, r.seq))
             try:
                 valid.append(decode_report(r, now))
             except InvalidReport as e:
@@ -251,7 +257,7 @@ class Servicer(pb_grpc.CollectorServicer):
             log.error("ingest for agent %s failed: %s", agent.agent_id, e)
             context.abort(grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
         self._metrics.stored.inc(new)
-        self._metrics.duplicate.inc(len(valid) - new)
+        self._metrics.duplicate.inc(len(valid) - new + twice)
         if self._on_stored is not None and new:
             try:
                 self._on_stored(agent, valid)
@@ -264,6 +270,9 @@ class Servicer(pb_grpc.CollectorServicer):
             except Exception:  # a schedule problem must never cost an agent its ack
                 log.exception("agent %s: fresh-check lookup failed", agent.agent_id)
         # Sent only now: ingest has committed. The time lets the agent measure its clock offset.
+        if twice:  # each copy is acked, as the agent sent it
+            done = set(stored)
+            stored = [r.seq for r in request.reports if r.seq in done]
         return pb.SubmitResponse(
             stored_seqs=stored,
             rejected=rejected,

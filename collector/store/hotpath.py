@@ -73,6 +73,21 @@ class HotPath:
                 ),
             )
         )
+        self.select_report_origin = self._sql(
+            select(reports.c.boot_id, reports.c.collected_at).where(
+                reports.c.agent_id == bindparam("id"), reports.c.seq == bindparam("seq")
+            )
+        )
+        self.suspect_clone = self._sql(
+            touch.values(
+                clone_suspected_at=func.coalesce(
+                    agents.c.clone_suspected_at, bindparam("now", type_=Float)
+                ),
+                seq_conflicts=agents.c.seq_conflicts + bindparam("conflicts", type_=BigInteger),
+                # /metrics shows the mark: the agent's lines are drawn again.
+                snapshot_version=agents.c.snapshot_version + literal_column("1"),
+            )
+        )
         self._inserts: dict[int, tuple[str, list[str]]] = {}
 
     def _sql(self, statement: Any, column_keys: list[str] | None = None) -> str:

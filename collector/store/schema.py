@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 __all__ = [
@@ -37,11 +38,12 @@ __all__ = [
     "schema_version",
     "silences",
     "snapshots",
+    "spools",
     "tokens",
 ]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = MetaData()
 
@@ -89,6 +91,27 @@ agents = Table(
     # Schema 6: raised by every ingest that stores a new report of the agent, so /metrics
     # finds which agents' snapshots may have changed without reading `snapshots`.
     Column("snapshot_version", BigInteger, nullable=False, server_default="0"),
+    # Schema 7: when reports of two live spools of this agent interleaved, or a seq came
+    # again with other content (a cloned image, two machines with one credential), and how
+    # many such conflicting reports were refused as duplicates.
+    Column("clone_suspected_at", Float),
+    Column("seq_conflicts", BigInteger, nullable=False, server_default="0"),
+)
+
+# Schema 7: each spool an agent numbered reports with, in the order the collector first saw
+# them; `ordinal` is the high part of the stored seq (collector.model.stored_seq).
+spools = Table(
+    "spools",
+    metadata,
+    Column("agent_id", String(32), ForeignKey("agents.agent_id"), nullable=False),
+    Column("spool_id", BigInteger, nullable=False),  # the wire's fixed64, as signed 64 bits
+    Column("ordinal", Integer, nullable=False),
+    Column("first_seen_at", Float, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    # Reports of the spools before it that the collector never got: the gap at the reset.
+    Column("lost_before", BigInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("agent_id", "spool_id"),
+    UniqueConstraint("agent_id", "ordinal"),
 )
 
 # Append-only history, exactly once per (agent, seq).

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
     literal_column,
     select,
     text,
@@ -30,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from collector.decode import report_from_wire
 from collector.errors import AuthError, NotFoundError, StoreError
 from collector.meetings import MEETING_ROLE
-from collector.model import AgentRecord, Placement, Report, TokenRecord
+from collector.model import SEQ_BITS, AgentRecord, Placement, Report, TokenRecord, stored_seq
 from collector.store.alerts import AlertTables
 from collector.store.fleet import FleetTables
 from collector.store.hotpath import AgentRow, Connections, HotPath
@@ -48,10 +50,13 @@ from collector.store.schema import (
     reports,
     schema_version,
     snapshots,
+    spools,
     tokens,
 )
 
 __all__ = ["Enrollment", "MachineFacts", "Store"]
+
+log = logging.getLogger(__name__)
 
 
 def _to_v2(conn: Connection) -> None:
@@ -81,6 +86,29 @@ def _to_v6(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE agents ADD COLUMN snapshot_version {big} NOT NULL DEFAULT 0"))
 
 
+def _to_v7(conn: Connection) -> None:
+    """Schema 7: spools (reports keyed by agent, spool and seq) and the clone marks of agents.
+    Every agent's reports so far are its first spool's, the one of id 0 (agents older than
+    spool ids send 0, and a spool they wrote keeps 0 when the agent is upgraded)."""
+    for column in (agents.c.clone_suspected_at, agents.c.seq_conflicts):
+        kind = column.type.compile(dialect=conn.dialect)
+        default = " NOT NULL DEFAULT 0" if column.name == "seq_conflicts" else ""
+        conn.execute(text(f"ALTER TABLE agents ADD COLUMN {column.name} {kind}{default}"))
+    metadata.create_all(conn, tables=[spools])
+    conn.execute(
+        spools.insert().from_select(
+            ["agent_id", "spool_id", "ordinal", "first_seen_at", "first_seq"],
+            select(
+                agents.c.agent_id,
+                literal_column("0"),
+                literal_column("0"),
+                agents.c.enrolled_at,
+                literal_column("1"),
+            ).where(agents.c.last_seq > 0),
+        )
+    )
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -88,6 +116,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _to_v4,
     5: _to_v5,
     6: _to_v6,
+    7: _to_v7,
 }
 
 TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)
@@ -118,6 +147,8 @@ class _Job:
     agent_id: str
     batch: Sequence[Report]
     now: float
+    # The store's seq of each report of `batch` (collector.model.stored_seq).
+    keys: list[int]
     # Set when the job is done (result or error) or when its caller is to lead.
     wake: threading.Event = field(default_factory=threading.Event)
     leads: bool = False
@@ -220,6 +251,15 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
         self._committing = False
+        # (agent, spool id) -> the spool's ordinal, and each agent's newest ordinal: known
+        # spools cost the ack path nothing. Spools are never renumbered, so this never goes
+        # stale but for a newer spool another collector registered, which the next report
+        # of that spool brings here.
+        self._ordinals: dict[tuple[str, int], int] = {}
+        self._newest_spool: dict[str, int] = {}
+        # Unix time of the first failed ingest write since the last one that succeeded:
+        # /readyz says not ready while it is set (a full disk, a read-only database).
+        self.write_failing_since: float | None = None
         self._migrate()
         self._hot = HotPath(self._engine.dialect)
         self._readers = Connections(self._engine, autocommit=True)
@@ -314,6 +354,10 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
                 yield conn
         except self._failures as e:
             raise StoreError(f"store read failed: {e}") from None
+
+    def ready(self) -> bool:
+        """The store answers and its last ingest write did not fail (/readyz)."""
+        return self.write_failing_since is None and self.ping()
 
     def ping(self) -> bool:
         try:
@@ -483,7 +527,7 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         oldest caller still queued. The others sleep until their job is done or the lead is
         theirs: no polling, and a woken follower always has its answer or the lead.
         """
-        job = _Job(agent_id, batch, now)
+        job = _Job(agent_id, batch, now, self._keys(agent_id, batch, now))
         with self._queue_lock:
             self._queue.append(job)
             job.leads = not self._committing
@@ -519,21 +563,97 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
             with self._cursor(write=True) as cursor:
                 results = self._ingest_jobs(cursor, jobs)
         except Exception as e:  # every waiter must hear about it, whatever it was
+            if len(jobs) > 1:
+                # One agent's bad report must not cost the others their acks: each job
+                # again alone, so only the one that fails fails.
+                for j in jobs:
+                    self._commit([j])
+                return
             error = e if isinstance(e, StoreError) else StoreError(f"store write failed: {e}")
+            if self.write_failing_since is None:
+                self.write_failing_since = jobs[0].now
             for j in jobs:
                 j.error = error
                 j.wake.set()
             return
+        self.write_failing_since = None
         for j, result in zip(jobs, results, strict=True):
             j.result = result
             j.wake.set()
+
+    def _keys(self, agent_id: str, batch: Sequence[Report], now: float) -> list[int]:
+        """The stored seq of each report, registering spools not seen before."""
+        keys = []
+        for r in batch:
+            ordinal = self._ordinals.get((agent_id, r.spool_id))
+            if ordinal is None:
+                ordinal = self._register_spool(agent_id, r, now)
+            keys.append(stored_seq(ordinal, r.seq))
+        return keys
+
+    def _register_spool(self, agent_id: str, first: Report, now: float) -> int:
+        """The ordinal of `first`'s spool: found, or the next one for the agent (a spool the
+        agent started after a reinstall, a re-image or a lost spool)."""
+        signed = _signed(first.spool_id)
+        with self._read() as conn:
+            ordinals = self._spool_ordinals(conn, agent_id)
+        ordinal = ordinals.get(signed)
+        if ordinal is None:
+            with self._write() as conn:
+                ordinals = self._spool_ordinals(conn, agent_id)  # another collector's, too
+                ordinal = ordinals.get(signed)
+                if ordinal is None:
+                    ordinal = max(ordinals.values(), default=-1) + 1
+                    lost = self._gap(conn, agent_id, ordinal - 1) if ordinal else 0
+                    conn.execute(
+                        spools.insert().values(
+                            agent_id=agent_id,
+                            spool_id=signed,
+                            ordinal=ordinal,
+                            first_seen_at=now,
+                            first_seq=first.seq,
+                            lost_before=lost,
+                        )
+                    )
+                    if ordinal:
+                        log.warning(
+                            "agent %s numbers reports with a new spool (its %d.; %d reports of"
+                            " the one before never arrived): reinstalled, re-imaged or spool lost",
+                            agent_id,
+                            ordinal + 1,
+                            lost,
+                        )
+        self._ordinals[agent_id, first.spool_id] = ordinal
+        self._newest_spool[agent_id] = max(
+            self._newest_spool.get(agent_id, 0), ordinal, *ordinals.values()
+        )
+        return ordinal
+
+    @staticmethod
+    def _spool_ordinals(conn: Connection, agent_id: str) -> dict[int, int]:
+        rows = conn.execute(
+            select(spools.c.spool_id, spools.c.ordinal).where(spools.c.agent_id == agent_id)
+        ).all()
+        return {int(r.spool_id): int(r.ordinal) for r in rows}
+
+    def _gap(self, conn: Connection, agent_id: str, ordinal: int) -> int:
+        """Seqs of spool `ordinal` that the collector never got although it got later ones."""
+        low = stored_seq(ordinal, 0)
+        count, top = conn.execute(
+            select(func.count(), func.max(reports.c.seq)).where(
+                reports.c.agent_id == agent_id,
+                reports.c.seq > low,
+                reports.c.seq < stored_seq(ordinal + 1, 0),
+            )
+        ).one()
+        return int(top - low - count) if top is not None else 0
 
     def _ingest_jobs(self, cursor: Any, jobs: list[_Job]) -> list[tuple[list[int], int]]:
         """One statement per table for the whole group, however many agents it holds."""
         rows = [
             {
                 "agent_id": j.agent_id,
-                "seq": r.seq,
+                "seq": key,
                 "boot_id": r.boot_id,
                 "collected_at": r.collected_at,
                 "received_at": j.now,
@@ -541,36 +661,52 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
                 "wire": r.wire or None,
             }
             for j in jobs
-            for r in j.batch
+            for r, key in zip(j.batch, j.keys, strict=True)
         ]
         inserted = self._hot.insert_reports(cursor, rows)
         results: list[tuple[list[int], int]] = []
-        new_by_agent: dict[str, list[Report]] = {}
+        new_by_agent: dict[str, list[tuple[Report, int]]] = {}
         touched: dict[str, dict[str, Any]] = {}
+        suspects: list[dict[str, Any]] = []
         for j in jobs:
             # A row sent twice in one group (concurrent retries) is new for one job only.
-            new = [r for r in j.batch if (j.agent_id, r.seq) in inserted]
-            inserted.difference_update((j.agent_id, r.seq) for r in new)
+            new = [
+                (r, k) for r, k in zip(j.batch, j.keys, strict=True) if (j.agent_id, k) in inserted
+            ]
+            inserted.difference_update((j.agent_id, k) for _, k in new)
             results.append(([r.seq for r in j.batch], len(new)))
             new_by_agent.setdefault(j.agent_id, []).extend(new)
             agent = touched.setdefault(j.agent_id, {"id": j.agent_id, "seen": j.now})
             agent["seen"] = max(agent["seen"], j.now)
             if new:
-                agent["seq"] = max(agent.get("seq", 0), *(r.seq for r in new))
-                agent["at"] = max(agent.get("at", 0.0), *(r.collected_at for r in new))
+                agent["seq"] = max(agent.get("seq", 0), *(k for _, k in new))
+                agent["at"] = max(agent.get("at", 0.0), *(r.collected_at for r, _ in new))
+            conflicts = self._conflicts(cursor, j, new)
+            newest = self._newest_spool.get(j.agent_id, 0)
+            if conflicts or any(k >> SEQ_BITS < newest for _, k in new):
+                suspects.append({"id": j.agent_id, "now": j.now, "conflicts": conflicts})
+        if suspects:
+            cursor.executemany(self._hot.suspect_clone, suspects)
+            for s in suspects:
+                log.warning(
+                    "agent %s: reports of two live spools, or a seq again with other content"
+                    " (%d refused): a cloned machine or a shared credential",
+                    s["id"],
+                    s["conflicts"],
+                )
         snapshot_rows = []
         for agent_id, new in new_by_agent.items():
             # Newest first: each section is taken (and decoded, and encoded) once, from the
             # newest report carrying it; older reports fill in only what newer ones lack.
             have: set[str] = set()
-            for r in sorted(new, key=lambda r: r.seq, reverse=True):
+            for r, key in sorted(new, key=lambda n: n[1], reverse=True):
                 for section, data in _snapshot_sections(r, have).items():
                     have.add(section)
                     snapshot_rows.append(
                         {
                             "agent_id": agent_id,
                             "section": section,
-                            "seq": r.seq,
+                            "seq": key,
                             "collected_at": r.collected_at,
                             "data": _json(data),
                         }
@@ -584,6 +720,47 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
             if params:
                 cursor.executemany(statement, params)
         return results
+
+    def _conflicts(self, cursor: Any, job: _Job, new: list[tuple[Report, int]]) -> int:
+        """Reports of `job` refused as duplicates whose stored namesake differs: the same
+        (spool, seq) from two machines. Read only when a batch had duplicates (a retry)."""
+        fresh = {k for _, k in new}
+        conflicts = 0
+        for r, key in zip(job.batch, job.keys, strict=True):
+            if key in fresh:
+                continue
+            cursor.execute(self._hot.select_report_origin, {"id": job.agent_id, "seq": key})
+            stored = cursor.fetchone()
+            if stored is not None and (stored[0], stored[1]) != (r.boot_id, r.collected_at):
+                conflicts += 1
+        return conflicts
+
+    def spools(self, agent_id: str) -> list[dict[str, Any]]:
+        """The spools an agent numbered its reports with, oldest first, with what each holds."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(spools).where(spools.c.agent_id == agent_id).order_by(spools.c.ordinal)
+            ).all()
+            out = []
+            for r in rows:
+                low, high = stored_seq(r.ordinal, 0), stored_seq(r.ordinal + 1, 0)
+                count, top = conn.execute(
+                    select(func.count(), func.max(reports.c.seq)).where(
+                        reports.c.agent_id == agent_id, reports.c.seq > low, reports.c.seq < high
+                    )
+                ).one()
+                out.append(
+                    {
+                        "spool_id": r.spool_id % (1 << 64),
+                        "ordinal": r.ordinal,
+                        "first_seen_at": r.first_seen_at,
+                        "first_seq": r.first_seq,
+                        "reports": int(count),
+                        "last_seq": int(top - low) if top is not None else 0,
+                        "lost_before": r.lost_before,
+                    }
+                )
+        return out
 
     def report_seqs(self, agent_id: str) -> list[int]:
         with self._read() as conn:
@@ -651,6 +828,11 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
             if r.section is not None:
                 entry[1][r.section] = json.loads(r.data)
         return list(out.values())
+
+
+def _signed(spool_id: int) -> int:
+    """The wire's fixed64 as the signed 64 bits both databases store."""
+    return spool_id - (1 << 64) if spool_id >= 1 << 63 else spool_id
 
 
 def _payload(r: Report) -> str:

@@ -18,6 +18,7 @@ from collector.errors import AuthError, NotFoundError, StoreError
 from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
 from collector.store.schema import SCHEMA_VERSION, schema_version
+from tests.downgrade import UNDO_V7
 from tests.integration.harness import start_collector
 from tests.integration.postgres import fresh_database
 
@@ -231,6 +232,8 @@ def test_history_keeps_reports_as_received_and_reads_older_json_rows(store_url: 
     store.close()
     engine = create_engine(store_url)
     with engine.begin() as conn:  # back to what schema 4 was
+        for statement in UNDO_V7:
+            conn.execute(text(statement))
         conn.execute(text("ALTER TABLE reports DROP COLUMN wire"))
         conn.execute(text("ALTER TABLE agents DROP COLUMN snapshot_version"))
         conn.execute(update(schema_version).values(version=4))
@@ -261,6 +264,8 @@ def test_a_schema_5_store_gains_snapshot_versions(store_url: str) -> None:
     store.close()
     engine = create_engine(store_url)
     with engine.begin() as conn:  # back to what schema 5 was
+        for statement in UNDO_V7:
+            conn.execute(text(statement))
         conn.execute(text("ALTER TABLE agents DROP COLUMN snapshot_version"))
         conn.execute(update(schema_version).values(version=5))
     engine.dispose()

@@ -202,7 +202,13 @@ def test_round_trip_envelope_errors_and_spool() -> None:
     assert decoded.errors == [
         {"probe": "antivirus", "message": "ProbeFailed: không đọc được trạng thái Defender"}
     ]
-    assert decoded.spool == {"dropped_total": 3, "depth": 9}
+    assert decoded.spool == {
+        "dropped_total": 3,
+        "depth": 9,
+        "unspooled_total": 0,
+        "resets_total": 0,
+        "reset_lost_total": 0,
+    }
     assert set(decoded.sections) == {"hardware"}
 
 

@@ -15,6 +15,7 @@ from collector.alerts.lifecycle import Alert, Labels, expire, observe
 from collector.store import AlertWrite, Store
 from collector.store.alerts import HistoryEntry
 from collector.store.schema import SCHEMA_VERSION
+from tests.downgrade import UNDO_V7
 
 LABELS = Labels("hardware.disk-free", "agent-1", "medium")
 
@@ -127,11 +128,15 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         assert store.snapshot(agent.agent_id)["hardware"]["memory"]["total_bytes"] == 8589934592
         (kept,) = store.history(agent.agent_id)  # a schema-1 row: JSON, still readable
         assert (kept.seq, kept.sections["hardware"]["memory"]["total_bytes"]) == (1, 8589934592)
+        # Its reports are its first spool's (id 0, what agents older than spool ids send).
+        assert [
+            (s["spool_id"], s["ordinal"], s["reports"]) for s in store.spools(agent.agent_id)
+        ] == [(0, 0, 1)]
     finally:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
 
 
 def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
@@ -141,8 +146,9 @@ def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
     store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:  # back to what schema 2 was
         conn.executescript(
-            "DROP TABLE mail_queue; DROP TABLE mail_outbox; ALTER TABLE reports DROP COLUMN wire;"
-            "ALTER TABLE agents DROP COLUMN snapshot_version;"
+            "".join(f"{statement};" for statement in UNDO_V7)
+            + "DROP TABLE mail_queue; DROP TABLE mail_outbox;"
+            "ALTER TABLE reports DROP COLUMN wire; ALTER TABLE agents DROP COLUMN snapshot_version;"
             "UPDATE schema_version SET version = 2;"
         )
     store = Store(f"sqlite:///{db}")
