@@ -42,7 +42,12 @@ def _schedule(cfg: AgentConfig, default_interval: float) -> dict[str, Scheduled]
 
 
 def _spool(cfg: AgentConfig) -> Spool:
-    return Spool(cfg.state_dir / "spool.db", cfg.spool.max_bytes, cfg.spool.max_age)
+    return Spool(
+        cfg.state_dir / "spool.db",
+        cfg.spool.max_bytes,
+        cfg.spool.max_age,
+        origin=socket.gethostname(),
+    )
 
 
 def _client(cfg: AgentConfig, cred: Credential) -> CollectorClient:

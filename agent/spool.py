@@ -8,6 +8,7 @@ import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,7 @@ class Spool:
         max_bytes: int,
         max_age: float,
         clock: Callable[[], float] = time.time,
+        origin: str = "",
     ) -> None:
         self.path = path
         self._max_bytes = max_bytes
@@ -113,7 +115,7 @@ class Spool:
             path.parent.mkdir(parents=True, exist_ok=True)
             reset = self._unusable()
             self._db = self._connect()
-            self.spool_id = self._identify(reset)
+            self.spool_id = self._identify(reset, zlib.crc32(origin.encode()) if origin else 0)
         except (OSError, sqlite3.Error) as e:
             raise SpoolError(f"{path}: cannot open spool: {e}") from None
 
@@ -155,15 +157,33 @@ class Spool:
                 os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
         return _Reset(f"corrupt ({verdict}), moved aside to {aside.name}", lost)
 
-    def _identify(self, reset: _Reset | None) -> int:
-        """This spool's id; a fresh spool draws one and counts the reset that made it."""
+    def _identify(self, reset: _Reset | None, origin: int) -> int:
+        """This spool's id; a fresh spool draws one and counts the reset that made it.
+
+        `origin` (a checksum of the host name) changing means the state dir now serves
+        another machine — a cloned image, or a renamed host: reports from here on are
+        numbered under a new id, so two live copies never send the same (spool, seq). The
+        reports already spooled keep theirs and go first."""
         found = self._db.execute("SELECT value FROM meta WHERE key = 'spool_id'").fetchone()
         if found is not None:
             self._resets, self._reset_lost = (
                 self._meta("resets_total"),
                 self._meta("reset_lost_total"),
             )
-            return int(found[0])
+            was = self._meta("origin")
+            if not origin or was in (0, origin):
+                if origin and not was:
+                    self._write_meta(origin=origin)
+                return int(found[0])
+            spool_id = _random_id()
+            log.warning(
+                "spool %s was written on a machine of another name (a cloned image or a renamed"
+                " host): new reports are numbered under a new spool id",
+                self.path,
+            )
+            self._write_meta(spool_id=spool_id, origin=origin)
+            self._write_marker(spool_id)
+            return spool_id
         # A spool written by an agent older than spool ids keeps id 0: its reports were stored
         # as spool 0, and its seqs go on from where they are.
         spool_id = 0 if self._meta("last_seq") > 0 else _random_id()
@@ -179,16 +199,23 @@ class Spool:
                 backlog,
             )
         self._resets, self._reset_lost = resets, lost
+        self._write_meta(
+            spool_id=spool_id, resets_total=resets, reset_lost_total=lost, origin=origin
+        )
+        self._write_marker(spool_id)
+        return spool_id
+
+    def _write_meta(self, **values: int) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._set_meta("spool_id", spool_id)
-            self._set_meta("resets_total", resets)
-            self._set_meta("reset_lost_total", lost)
+            for key, value in values.items():
+                self._set_meta(key, value)
             self._db.execute("COMMIT")
+
+    def _write_marker(self, spool_id: int) -> None:
         tmp = self._marker.with_suffix(".id.tmp")
-        tmp.write_text(f"{spool_id} {resets} {lost}\n", encoding="ascii")
+        tmp.write_text(f"{spool_id} {self._resets} {self._reset_lost}\n", encoding="ascii")
         os.replace(tmp, self._marker)
-        return spool_id
 
     def close(self) -> None:
         with self._lock:
