@@ -317,3 +317,113 @@ def test_append_reads_the_age_index_not_the_payloads(tmp_path: Path) -> None:
     db.close()
     assert "USING INDEX reports_age_size" in plans[0]
     assert "USING COVERING INDEX reports_age_size" in plans[1]
+
+
+# --- spool lifetimes: ids, resets, a machine of another name ------------------------------------
+
+
+def _open(path: Path, clock: Clock, origin: str = "pc-01") -> Spool:
+    return Spool(path, max_bytes=BIG, max_age=1e9, clock=clock, origin=origin)
+
+
+def test_spool_lost_a_fresh_spool_draws_a_new_id_and_the_same_file_keeps_it(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "spool.db"
+    first = _open(path, clock)
+    first_id = first.spool_id
+    first.close()
+    again = _open(path, clock)
+    assert again.spool_id == first_id != 0
+    assert again.status().resets_total == 0
+    again.close()
+    other = _open(tmp_path / "elsewhere" / "spool.db", clock)
+    assert other.spool_id not in (0, first_id)
+    other.close()
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "zero-byte", "deleted"])
+def test_spool_lost_is_replaced_counted_and_reported(
+    tmp_path: Path, clock: Clock, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "spool.db"
+    s = _open(path, clock)
+    old_id = s.spool_id
+    for _ in range(3):
+        s.append(_ms(clock), Encoder())
+    s.close()
+    if damage == "corrupt":
+        with path.open("r+b") as f:  # the header and the first pages overwritten
+            f.write(b"\x00garbage" * 512)
+    elif damage == "zero-byte":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+    s = _open(path, clock)
+    try:
+        st = s.status()
+        assert s.spool_id not in (0, old_id)
+        assert (st.resets_total, st.last_seq, st.depth) == (1, 0, 0)
+        enc = Encoder()
+        assert s.append(_ms(clock), enc) == 1
+        assert enc.calls[-1][1].resets_total == 1  # the reset travels with the next report
+    finally:
+        s.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and str(path) in errors[0]
+    aside = list(tmp_path.glob("spool.db.corrupt-*"))
+    assert len(aside) == (1 if damage == "corrupt" else 0)
+
+
+def test_clone_a_spool_on_a_machine_of_another_name_numbers_new_reports_anew(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "spool.db"
+    s = _open(path, clock, origin="pc-01")
+    first_id = s.spool_id
+    s.append(_ms(clock), Encoder())
+    s.close()
+    s = _open(path, clock, origin="pc-02")  # the image copied to another machine
+    try:
+        assert s.spool_id not in (0, first_id)
+        assert [seq for seq, _ in s.pending(10)] == [1]  # what was spooled stays, and goes first
+        assert s.append(_ms(clock), Encoder()) == 2
+        assert s.status().resets_total == 0  # nothing was lost
+    finally:
+        s.close()
+    s = _open(path, clock, origin="pc-02")
+    assert s.spool_id not in (0, first_id)
+    s.close()
+
+
+def test_a_spool_written_before_spool_ids_keeps_id_0(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "spool.db"
+    s = _open(path, clock)
+    s.append(_ms(clock), Encoder())
+    s.close()
+    with sqlite3.connect(path) as db:  # what an older agent left
+        db.execute("DELETE FROM meta WHERE key IN ('spool_id', 'origin')")
+    s = _open(path, clock)
+    try:
+        assert s.spool_id == 0
+        assert s.append(_ms(clock), Encoder()) == 2
+    finally:
+        s.close()
+
+
+def test_disk_full_append_is_counted_and_carried_by_the_next_report(
+    tmp_path: Path, clock: Clock
+) -> None:
+    s = _open(tmp_path / "spool.db", clock)
+    try:
+        s.append(_ms(clock), Encoder())
+        s._db.execute("PRAGMA max_page_count = 1")  # what a full disk answers: SQLITE_FULL
+        with pytest.raises(SpoolError, match="full"):
+            s.append(_ms(clock), Encoder(size=100_000))
+        assert s.status().unspooled_total == 1
+        s._db.execute("PRAGMA max_page_count = 1073741823")
+        enc = Encoder()
+        assert s.append(_ms(clock), enc) == 2
+        assert enc.calls[-1][1].unspooled_total == 1
+    finally:
+        s.close()
