@@ -61,6 +61,21 @@ AGENT_SPECS = (
         "counter",
         "Reports the agent dropped because its spool was full or too old",
     ),
+    agent_spec(
+        "canhgac_agent_spool_unspooled_reports_total",
+        "counter",
+        "Reports the agent collected but could not write to its spool (disk full) since it started",
+    ),
+    agent_spec(
+        "canhgac_agent_spool_resets_total",
+        "counter",
+        "Spools the agent found corrupt, emptied or deleted and replaced by a fresh one",
+    ),
+    agent_spec(
+        "canhgac_agent_spool_reset_lost_reports_total",
+        "counter",
+        "Reports counted in spools that were replaced (their backlog, lost)",
+    ),
     agent_spec("canhgac_probe_success", "gauge", "1 if the probe's last run succeeded", "probe"),
 )
 # What the org tree (sites file) says each place should have: the denominators of coverage.
@@ -255,7 +270,12 @@ def _agent_lines(batch: Batch, agent: FleetAgent, up: bool, snap: dict[str, Any]
     add("canhgac_agent_info", 1.0, os_name, os_version, agent.agent_version)
     if not up:
         return  # stale values must not pass for current ones
-    add("canhgac_agent_spool_dropped_reports_total", snap.get("spool", {}).get("dropped_total"))
+    spool = snap.get("spool", {})
+    add("canhgac_agent_spool_dropped_reports_total", spool.get("dropped_total"))
+    # Absent in snapshots of agents older than these counters: no sample rather than a 0.
+    add("canhgac_agent_spool_unspooled_reports_total", spool.get("unspooled_total"))
+    add("canhgac_agent_spool_resets_total", spool.get("resets_total"))
+    add("canhgac_agent_spool_reset_lost_reports_total", spool.get("reset_lost_total"))
     statuses = [s for s in snap if s.startswith("status:")]
     statuses.sort()
     for section in statuses:
