@@ -11,6 +11,7 @@ from collector.alerts.notify.config import NotifyConfig
 from collector.meetings import MeetingsConfig
 
 __all__ = [
+    "THROUGHPUT_CHUNK_BYTES",
     "CollectorConfig",
     "ConfigError",
     "LimitsConfig",
@@ -51,14 +52,42 @@ class StoreConfig(StrictModel):
 
 
 _IN_MEMORY = ("sqlite://", "sqlite:///:memory:")
+# The largest chunk a Throughput stream sends (and the ceiling of the chunk floor).
+THROUGHPUT_CHUNK_BYTES = 64 * 1024
 
 
 class LimitsConfig(StrictModel):
+    """What one call, one agent and all of them together may take of the collector.
+
+    Every refusal is counted in canhgac_collector_rejections_total{reason}.
+    """
+
     max_message_bytes: Size = 4 * 1024 * 1024
     max_batch_reports: int = Field(default=500, ge=1)
+    # Calls running or waiting for a worker; beyond it RESOURCE_EXHAUSTED (reason "busy").
     max_concurrent_rpcs: int = Field(default=64, ge=1)
     workers: int = Field(default=8, ge=1)
+    # Workers that Upload/Throughput may never take, so Submit and Enroll are always served.
+    reserved_workers: int = Field(default=2, ge=1)
+    # Calls of one agent at once, and of those, Upload/Throughput streams.
+    agent_calls: int = Field(default=4, ge=1)
+    agent_streams: int = Field(default=1, ge=1)
+    # Server-side deadlines, whatever deadline the client asked for: a whole Upload or
+    # Throughput call, and the arrival of a Submit's or Enroll's request message.
+    stream_max_duration: Duration = Field(default=60.0, gt=0)
+    request_timeout: Duration = Field(default=30.0, gt=0)
     throughput_max_bytes: Size = 16 * 1024 * 1024
+    # A Throughput asking for smaller chunks gets chunks of this size (not a refusal).
+    throughput_min_chunk_bytes: Size = Field(default=4096, ge=1, le=THROUGHPUT_CHUNK_BYTES)
+
+    @model_validator(mode="after")
+    def _reserve(self) -> LimitsConfig:
+        if self.reserved_workers >= self.workers:
+            raise ValueError(
+                f"reserved_workers ({self.reserved_workers}) must be less than workers "
+                f"({self.workers}): Upload and Throughput need at least one worker"
+            )
+        return self
 
 
 class RulesConfig(StrictModel):
