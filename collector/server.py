@@ -112,9 +112,10 @@ class _Watchdog:
             self._cond.notify()
         return token
 
-    def disarm(self, token: int) -> None:
+    def disarm(self, token: int) -> bool:
+        """Whether the call was still within its deadline (False: the watchdog ended it)."""
         with self._cond:
-            self._live.pop(token, None)
+            return self._live.pop(token, None) is not None
 
     def _run(self) -> None:
         while True:
@@ -284,12 +285,13 @@ class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
     def _request(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
         """The one request message of a unary-request method, within `request_timeout`."""
         token = self._watchdog.arm(self._limits.request_timeout, context)
+        in_time = False
         try:
             request = next(requests, None)
         finally:
-            self._watchdog.disarm(token)
+            in_time = self._watchdog.disarm(token)
         if request is None:
-            if not context.is_active():  # cut by the watchdog, and counted there
+            if not in_time:  # the watchdog cancelled the call, and counted it
                 context.abort(grpc.StatusCode.CANCELLED, "request did not arrive in time")
             code = grpc.StatusCode.INVALID_ARGUMENT
             self._reject(context, _Refused(code, "no request message", "invalid_argument"))
