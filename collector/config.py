@@ -24,16 +24,23 @@ __all__ = [
 
 
 class TlsConfig(StrictModel):
-    """Server TLS: set `enabled: true` plus the certificate and key (PEM)."""
+    """Server TLS: set `enabled: true` plus the certificate and key (PEM).
+
+    `client_ca_file` adds mutual TLS: every agent must present a certificate signed by that CA
+    (an extra gate; the agent's credential still says who it is).
+    """
 
     enabled: bool = False
     cert_file: Path | None = None
     key_file: Path | None = None
+    client_ca_file: Path | None = None
 
     @model_validator(mode="after")
     def _files(self) -> TlsConfig:
         if self.enabled and (self.cert_file is None or self.key_file is None):
             raise ValueError("tls.enabled needs both cert_file and key_file")
+        if self.client_ca_file is not None and not self.enabled:
+            raise ValueError("tls.client_ca_file needs tls.enabled: true")
         return self
 
 

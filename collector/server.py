@@ -558,7 +558,16 @@ def _server_credentials(cfg: CollectorConfig) -> grpc.ServerCredentials | None:
         cert, key = cfg.tls.cert_file.read_bytes(), cfg.tls.key_file.read_bytes()
     except OSError as e:
         raise ConfigError(f"tls: cannot read {e.filename}: {e.strerror}") from None
-    return grpc.ssl_server_credentials([(key, cert)])
+    if cfg.tls.client_ca_file is None:
+        return grpc.ssl_server_credentials([(key, cert)])
+    try:
+        client_ca = cfg.tls.client_ca_file.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"tls.client_ca_file: cannot read {e.filename}: {e.strerror}") from None
+    # Mutual TLS: the handshake fails for agents without a certificate signed by this CA.
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=True
+    )
 
 
 def build_server(
@@ -605,5 +614,6 @@ def build_server(
         raise CollectorError(f"cannot listen on {address}: {e}") from None
     if port == 0:
         raise CollectorError(f"cannot listen on {address}")
-    log.info("collector %s gRPC on %s (port %d, tls %s)", __version__, address, port, bool(creds))
+    tls = "off" if creds is None else "mutual" if cfg.tls.client_ca_file else "on"
+    log.info("collector %s gRPC on %s (port %d, tls %s)", __version__, address, port, tls)
     return server, port
