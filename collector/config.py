@@ -14,6 +14,8 @@ __all__ = [
     "THROUGHPUT_CHUNK_BYTES",
     "CollectorConfig",
     "ConfigError",
+    "HttpConfig",
+    "HttpTlsConfig",
     "LimitsConfig",
     "NotifyConfig",
     "RulesConfig",
@@ -41,6 +43,34 @@ class TlsConfig(StrictModel):
             raise ValueError("tls.enabled needs both cert_file and key_file")
         if self.client_ca_file is not None and not self.enabled:
             raise ValueError("tls.client_ca_file needs tls.enabled: true")
+        return self
+
+
+class HttpTlsConfig(StrictModel):
+    """`tls_server_config` of the Prometheus exporter web config (PEM files)."""
+
+    cert_file: Path
+    key_file: Path
+    # Set: every client (Prometheus) must present a certificate signed by this CA.
+    client_ca_file: Path | None = None
+
+
+class HttpConfig(StrictModel):
+    """/metrics, /healthz, /readyz: bounds, and optional TLS and basic auth on every path."""
+
+    # A connection that sends nothing this long (before or between requests) is closed.
+    idle_timeout: Duration = Field(default=10.0, gt=0)
+    # Beyond this many open connections, a new one is closed at once (and counted).
+    max_connections: int = Field(default=64, ge=1)
+    tls_server_config: HttpTlsConfig | None = None
+    # name: bcrypt hash (htpasswd -nBC 10 NAME), as in the exporter web config.
+    basic_auth_users: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _hashes(self) -> HttpConfig:
+        for name, hashed in self.basic_auth_users.items():
+            if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+                raise ValueError(f"basic_auth_users.{name}: not a bcrypt hash")
         return self
 
 
@@ -108,6 +138,7 @@ class RulesConfig(StrictModel):
 class CollectorConfig(StrictModel):
     grpc_listen: str = "0.0.0.0:4317"
     http_listen: str = "0.0.0.0:9108"
+    http: HttpConfig = HttpConfig()
     tls: TlsConfig = TlsConfig()
     store: StoreConfig = StoreConfig()
     sites_file: Path | None = None
