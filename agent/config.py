@@ -33,12 +33,16 @@ def default_state_dir() -> Path:
 
 
 class TlsConfig(Section):
-    """TLS to the collector. `ca_file` pins the collector's CA instead of the system store."""
+    """TLS to the collector. `ca_file` pins the collector's CA instead of the system store;
+    `cert_file` and `key_file` (PEM) are this agent's certificate, for a collector that requires
+    one (mutual TLS)."""
 
     enabled: bool = False
     ca_file: Path | None = None
     # Name to verify in the collector's certificate when it differs from the address host.
     server_name: str | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
 
 class CollectorConfig(Section):

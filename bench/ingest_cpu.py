@@ -21,7 +21,7 @@ from canhgac_proto.v1 import collector_pb2 as pb
 from collector.config import CollectorConfig
 from collector.metrics import ServerMetrics
 from collector.model import Placement
-from collector.server import Servicer, _Guard
+from collector.server import Servicer, _Guard, _Pool
 from collector.store import MachineFacts, Store
 
 __all__ = ["main", "measure"]
@@ -64,7 +64,8 @@ def measure(batch: int, profile: cProfile.Profile | None = None) -> float:
         store = Store(f"sqlite:///{Path(d) / 'c.db'}")
         try:
             metrics = ServerMetrics(CollectorRegistry())
-            guard = _Guard(store, metrics, CollectorConfig().limits.max_message_bytes)
+            limits = CollectorConfig().limits
+            guard = _Guard(store, metrics, limits, _Pool(1))
             servicer = Servicer(store, metrics, CollectorConfig())
             requests, context = _calls(store, batch, CALLS[batch])
             ctx: Any = context
@@ -72,8 +73,8 @@ def measure(batch: int, profile: cProfile.Profile | None = None) -> float:
             if profile is not None:
                 profile.enable()
             for req in requests:
-                guard._admit(_METHOD, req, ctx)
-                servicer.Submit(req, ctx)
+                with guard._admitted(_METHOD, ctx, stream=False):
+                    servicer.Submit(req, ctx)
             if profile is not None:
                 profile.disable()
             return (time.process_time() - start) / len(requests) * 1e6

@@ -78,6 +78,8 @@ class CollectorApp:
             self.exposition.render,
             self.store.ready,
             self.alerts.reload if self.alerts else None,
+            config=cfg.http,
+            on_refused=lambda: self.metrics.rejections.labels("http_connections").inc(),
         )
         self.leadership = Leadership(self.store)
         self.notifier: Notifier | None = None
@@ -144,8 +146,9 @@ class CollectorApp:
         self._heap_timer.start()
         self.grpc.start()
         self.http.start()
-        host = (self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0").strip("[]")  # noqa: S104
-        log.info("metrics on http://%s:%d/metrics", host, self.http_port)
+        host = self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0"  # noqa: S104
+        scheme = "https" if self.cfg.http.tls_server_config is not None else "http"
+        log.info("metrics on %s://%s:%d/metrics", scheme, host, self.http_port)
 
     def stop(self, grace: float = 5.0) -> None:
         """Let in-flight calls finish (their acks follow their commits), then close the store."""

@@ -11,8 +11,11 @@ from collector.alerts.notify.config import NotifyConfig
 from collector.meetings import MeetingsConfig
 
 __all__ = [
+    "THROUGHPUT_CHUNK_BYTES",
     "CollectorConfig",
     "ConfigError",
+    "HttpConfig",
+    "HttpTlsConfig",
     "LimitsConfig",
     "NotifyConfig",
     "RulesConfig",
@@ -23,16 +26,51 @@ __all__ = [
 
 
 class TlsConfig(StrictModel):
-    """Server TLS: set `enabled: true` plus the certificate and key (PEM)."""
+    """Server TLS: set `enabled: true` plus the certificate and key (PEM).
+
+    `client_ca_file` adds mutual TLS: every agent must present a certificate signed by that CA
+    (an extra gate; the agent's credential still says who it is).
+    """
 
     enabled: bool = False
     cert_file: Path | None = None
     key_file: Path | None = None
+    client_ca_file: Path | None = None
 
     @model_validator(mode="after")
     def _files(self) -> TlsConfig:
         if self.enabled and (self.cert_file is None or self.key_file is None):
             raise ValueError("tls.enabled needs both cert_file and key_file")
+        if self.client_ca_file is not None and not self.enabled:
+            raise ValueError("tls.client_ca_file needs tls.enabled: true")
+        return self
+
+
+class HttpTlsConfig(StrictModel):
+    """`tls_server_config` of the Prometheus exporter web config (PEM files)."""
+
+    cert_file: Path
+    key_file: Path
+    # Set: every client (Prometheus) must present a certificate signed by this CA.
+    client_ca_file: Path | None = None
+
+
+class HttpConfig(StrictModel):
+    """/metrics, /healthz, /readyz: bounds, and optional TLS and basic auth on every path."""
+
+    # A connection that sends nothing this long (before or between requests) is closed.
+    idle_timeout: Duration = Field(default=10.0, gt=0)
+    # Beyond this many open connections, a new one is closed at once (and counted).
+    max_connections: int = Field(default=64, ge=1)
+    tls_server_config: HttpTlsConfig | None = None
+    # name: bcrypt hash (htpasswd -nBC 10 NAME), as in the exporter web config.
+    basic_auth_users: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _hashes(self) -> HttpConfig:
+        for name, hashed in self.basic_auth_users.items():
+            if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+                raise ValueError(f"basic_auth_users.{name}: not a bcrypt hash")
         return self
 
 
@@ -51,14 +89,42 @@ class StoreConfig(StrictModel):
 
 
 _IN_MEMORY = ("sqlite://", "sqlite:///:memory:")
+# The largest chunk a Throughput stream sends (and the ceiling of the chunk floor).
+THROUGHPUT_CHUNK_BYTES = 64 * 1024
 
 
 class LimitsConfig(StrictModel):
+    """What one call, one agent and all of them together may take of the collector.
+
+    Every refusal is counted in canhgac_collector_rejections_total{reason}.
+    """
+
     max_message_bytes: Size = 4 * 1024 * 1024
     max_batch_reports: int = Field(default=500, ge=1)
+    # Calls running or waiting for a worker; beyond it RESOURCE_EXHAUSTED (reason "busy").
     max_concurrent_rpcs: int = Field(default=64, ge=1)
     workers: int = Field(default=8, ge=1)
+    # Workers that Upload/Throughput may never take, so Submit and Enroll are always served.
+    reserved_workers: int = Field(default=2, ge=1)
+    # Calls of one agent at once, and of those, Upload/Throughput streams.
+    agent_calls: int = Field(default=4, ge=1)
+    agent_streams: int = Field(default=1, ge=1)
+    # Server-side deadlines, whatever deadline the client asked for: a whole Upload or
+    # Throughput call, and the arrival of a Submit's or Enroll's request message.
+    stream_max_duration: Duration = Field(default=60.0, gt=0)
+    request_timeout: Duration = Field(default=30.0, gt=0)
     throughput_max_bytes: Size = 16 * 1024 * 1024
+    # A Throughput asking for smaller chunks gets chunks of this size (not a refusal).
+    throughput_min_chunk_bytes: Size = Field(default=4096, ge=1, le=THROUGHPUT_CHUNK_BYTES)
+
+    @model_validator(mode="after")
+    def _reserve(self) -> LimitsConfig:
+        if self.reserved_workers >= self.workers:
+            raise ValueError(
+                f"reserved_workers ({self.reserved_workers}) must be less than workers "
+                f"({self.workers}): Upload and Throughput need at least one worker"
+            )
+        return self
 
 
 class RulesConfig(StrictModel):
@@ -72,6 +138,7 @@ class RulesConfig(StrictModel):
 class CollectorConfig(StrictModel):
     grpc_listen: str = "0.0.0.0:4317"
     http_listen: str = "0.0.0.0:9108"
+    http: HttpConfig = HttpConfig()
     tls: TlsConfig = TlsConfig()
     store: StoreConfig = StoreConfig()
     sites_file: Path | None = None

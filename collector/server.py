@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import heapq
+import itertools
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -16,7 +20,7 @@ import grpc
 from canhgac_proto.v1 import collector_pb2 as pb
 from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 from collector import __version__
-from collector.config import CollectorConfig
+from collector.config import THROUGHPUT_CHUNK_BYTES, CollectorConfig, LimitsConfig
 from collector.decode import InvalidReport, decode_report
 from collector.errors import AuthError, CollectorError, ConfigError, StoreError
 from collector.metrics import ServerMetrics
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 
 _SERVICE = "/canhgac_proto.v1.Collector/"
 _UNAUTHENTICATED_METHODS = frozenset({_SERVICE + "Enroll"})
+# Link measurements: long calls, limited per agent and kept off the reserved workers.
+_MEASUREMENT_METHODS = frozenset({_SERVICE + "Upload", _SERVICE + "Throughput"})
 if TYPE_CHECKING:  # grpc-stubs makes these generic; at run time they are plain classes
     _Handler = grpc.RpcMethodHandler[Any, Any]
 _current_agent: contextvars.ContextVar[AgentRecord] = contextvars.ContextVar("agent")
@@ -47,22 +53,181 @@ class _Undecodable:
     reason: str
 
 
-class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
-    """Size check, decoding errors, authentication and timing for every call.
+class _Refused(Exception):
+    """A call refused by a limit: its status, its details and the reason it is counted under."""
 
-    grpc's own size limit is set well above ours so that oversize messages reach this
-    interceptor and are counted; above 4x our limit grpc refuses them uncounted.
+    def __init__(self, code: grpc.StatusCode, details: str, reason: str) -> None:
+        super().__init__(details)
+        self.code, self.details, self.reason = code, details, reason
+
+
+class _Pool(futures.ThreadPoolExecutor):
+    """grpc's worker pool, knowing how many calls are running or waiting for a worker.
+
+    grpc submits each call once, and its own `maximum_concurrent_rpcs` counts the same
+    submitted, unfinished tasks; the interceptor reads this count before grpc decides.
     """
 
-    def __init__(self, store: Store, metrics: ServerMetrics, max_bytes: int) -> None:
+    def __init__(self, workers: int) -> None:
+        super().__init__(max_workers=workers, thread_name_prefix="grpc")
+        self._count_lock = threading.Lock()
+        self.in_flight = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        with self._count_lock:
+            self.in_flight += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._done(None)
+            raise
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _: object) -> None:
+        with self._count_lock:
+            self.in_flight -= 1
+
+
+class _Watchdog:
+    """Cancels calls that outlive their server-side deadline, wherever they are blocked
+    (waiting for a message that never comes, or for a client that stopped reading)."""
+
+    def __init__(self, on_expired: Callable[[], None]) -> None:
+        self._on_expired = on_expired
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int]] = []
+        self._live: dict[int, grpc.ServicerContext] = {}
+        self._ids = itertools.count()
+        self._running = False
+
+    def arm(self, seconds: float, context: grpc.ServicerContext) -> int:
+        token = next(self._ids)
+        with self._cond:
+            self._live[token] = context
+            heapq.heappush(self._heap, (time.monotonic() + seconds, token))
+            if not self._running:  # one thread while calls are armed, none when idle
+                self._running = True
+                threading.Thread(target=self._run, name="grpc-deadlines", daemon=True).start()
+            self._cond.notify()
+        return token
+
+    def disarm(self, token: int) -> bool:
+        """Whether the call was still within its deadline (False: the watchdog ended it)."""
+        with self._cond:
+            return self._live.pop(token, None) is not None
+
+    def _run(self) -> None:
+        while True:
+            expired = []
+            with self._cond:
+                while self._heap and self._heap[0][1] not in self._live:
+                    heapq.heappop(self._heap)  # disarmed
+                if not self._heap:
+                    self._running = False
+                    return
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    context = self._live.pop(heapq.heappop(self._heap)[1], None)
+                    if context is not None:
+                        expired.append(context)
+                if not expired:
+                    self._cond.wait(self._heap[0][0] - now)
+            for context in expired:
+                # The client sees CANCELLED; the handler blocked on the call is released.
+                context.cancel()  # type: ignore[no-untyped-call]
+                self._on_expired()
+
+
+class _Admission:
+    """Per-agent calls and streams, and the workers streams may take (all but the reserve)."""
+
+    def __init__(self, limits: LimitsConfig) -> None:
+        self._limits = limits
+        self._lock = threading.Lock()
+        self._calls: dict[str, int] = {}
+        self._streams: dict[str, int] = {}
+        self._all_streams = 0
+
+    def enter(self, agent_id: str, stream: bool) -> None:
+        limits = self._limits
+        with self._lock:
+            calls = self._calls.get(agent_id, 0)
+            if calls >= limits.agent_calls:
+                raise _Refused(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"agent has {calls} calls in progress (limits.agent_calls)",
+                    "agent_calls",
+                )
+            if stream:
+                streams = self._streams.get(agent_id, 0)
+                if streams >= limits.agent_streams:
+                    raise _Refused(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"agent has {streams} measurement streams open (limits.agent_streams)",
+                        "agent_streams",
+                    )
+                if self._all_streams >= limits.workers - limits.reserved_workers:
+                    raise _Refused(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "every worker not reserved for Submit is measuring, retry later",
+                        "stream_reserve",
+                    )
+                self._streams[agent_id] = streams + 1
+                self._all_streams += 1
+            self._calls[agent_id] = calls + 1
+
+    def leave(self, agent_id: str, stream: bool) -> None:
+        with self._lock:
+            _decrement(self._calls, agent_id)
+            if stream:
+                _decrement(self._streams, agent_id)
+                self._all_streams -= 1
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
+
+
+class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Limits, size check, decoding errors, authentication and timing for every call.
+
+    Every method is served as a client-streaming one (the same on the wire), so this code owns
+    the worker from the call's start: it authenticates from the headers and admits the call
+    before any message arrives, and a request that never arrives is bounded by
+    `limits.request_timeout`. grpc's own size limit and concurrency cap are set above ours
+    so that refusals reach this interceptor and are counted; beyond them grpc refuses by
+    itself (its concurrency refusals are still counted here, as "grpc_busy").
+    """
+
+    def __init__(
+        self, store: Store, metrics: ServerMetrics, limits: LimitsConfig, pool: _Pool
+    ) -> None:
         self._store = store
         self._metrics = metrics
-        self._max_bytes = max_bytes
+        self._limits = limits
+        self._max_bytes = limits.max_message_bytes
+        self._pool = pool
+        self._admission = _Admission(limits)
+        self._watchdog = _Watchdog(
+            lambda: self._metrics.rejections.labels("deadline_exceeded").inc()
+        )
         self._guarded: dict[str, tuple[_Handler, _Handler]] = {}
+        self._busy = self._refusing(
+            _Refused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "collector busy: too many calls in flight, retry later",
+                "busy",
+            )
+        )
 
-    def _reject(self, context: grpc.ServicerContext, code: grpc.StatusCode, reason: str) -> None:
-        self._metrics.rejections.labels(code.name.lower()).inc()
-        context.abort(code, reason)
+    def _reject(self, context: grpc.ServicerContext, refused: _Refused) -> None:
+        self._metrics.rejections.labels(refused.reason).inc()
+        context.abort(refused.code, refused.details)
 
     def _deserializer(self, inner: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
         def deserialize(data: bytes) -> Any:
@@ -78,32 +243,84 @@ class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
         return deserialize
 
-    def _admit(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
-        if isinstance(request, _Undecodable):
-            self._reject(context, request.code, request.reason)
+    def _authenticate(self, method: str, context: grpc.ServicerContext) -> AgentRecord | None:
         if method in _UNAUTHENTICATED_METHODS:
-            return
+            return None
         auth = next((str(v) for k, v in context.invocation_metadata() if k == "authorization"), "")
         if not auth.startswith("Bearer "):
-            self._reject(context, grpc.StatusCode.UNAUTHENTICATED, "missing agent credential")
+            raise _Refused(
+                grpc.StatusCode.UNAUTHENTICATED, "missing agent credential", "unauthenticated"
+            )
         try:
             agent = self._store.authenticate(auth.removeprefix("Bearer "))
         except AuthError as e:
-            self._reject(context, grpc.StatusCode.UNAUTHENTICATED, str(e))
+            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, str(e), "unauthenticated") from None
         except StoreError as e:
             log.error("store unavailable during authentication: %s", e)
-            context.abort(grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
+            raise _Refused(
+                grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later", "unavailable"
+            ) from None
         _current_agent.set(agent)
+        return agent
+
+    @contextlib.contextmanager
+    def _admitted(self, method: str, context: grpc.ServicerContext, stream: bool) -> Iterator[None]:
+        """The call authenticated and within its agent's limits for as long as it runs."""
+        try:
+            agent = self._authenticate(method, context)
+            if agent is not None:
+                self._admission.enter(agent.agent_id, stream)
+        except _Refused as refused:
+            self._reject(context, refused)
+            raise  # not reached: abort raises
+        token = self._watchdog.arm(self._limits.stream_max_duration + 1, context) if stream else -1
+        try:
+            yield
+        finally:
+            if stream:
+                self._watchdog.disarm(token)
+            if agent is not None:
+                self._admission.leave(agent.agent_id, stream)
+
+    def _request(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        """The one request message of a unary-request method, within `request_timeout`."""
+        token = self._watchdog.arm(self._limits.request_timeout, context)
+        in_time = False
+        try:
+            request = next(requests, None)
+        finally:
+            in_time = self._watchdog.disarm(token)
+        if request is None:
+            if not in_time:  # the watchdog cancelled the call, and counted it
+                context.abort(grpc.StatusCode.CANCELLED, "request did not arrive in time")
+            code = grpc.StatusCode.INVALID_ARGUMENT
+            self._reject(context, _Refused(code, "no request message", "invalid_argument"))
+        if isinstance(request, _Undecodable):
+            self._reject(context, _Refused(request.code, request.reason, request.code.name.lower()))
+        return request
+
+    def _refusing(self, refused: _Refused) -> _Handler:
+        def refuse(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            context.abort(refused.code, refused.details)
+
+        return grpc.stream_unary_rpc_method_handler(refuse)
 
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], _Handler | None],
         details: grpc.HandlerCallDetails,
     ) -> _Handler | None:
+        # Called by grpc's polling thread for every call, before grpc applies its own cap.
         handler = continuation(details)
         method = details.method
         if handler is None or not method.startswith(_SERVICE):
             return handler
+        in_flight = self._pool.in_flight
+        if in_flight >= 2 * self._limits.max_concurrent_rpcs:
+            self._metrics.rejections.labels("grpc_busy").inc()  # grpc refuses it by itself
+        elif in_flight >= self._limits.max_concurrent_rpcs:
+            self._metrics.rejections.labels("busy").inc()
+            return self._busy
         # Wrapped once per method, not per call: grpc hands back the same handler each time.
         found = self._guarded.get(method)
         if found is None or found[0] is not handler:
@@ -114,19 +331,20 @@ class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
         short = method.removeprefix(_SERVICE)
         timer = self._metrics.rpc_duration.labels(short)
         deserializer = self._deserializer(handler.request_deserializer or bytes)
+        stream = method in _MEASUREMENT_METHODS
 
         if handler.unary_unary is not None:
             inner_uu = handler.unary_unary
 
-            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            def unary(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
                 start = time.perf_counter()
                 try:
-                    self._admit(method, request, context)
-                    return inner_uu(request, context)
+                    with self._admitted(method, context, stream):
+                        return inner_uu(self._request(requests, context), context)
                 finally:
                     timer.observe(time.perf_counter() - start)
 
-            return grpc.unary_unary_rpc_method_handler(
+            return grpc.stream_unary_rpc_method_handler(
                 unary, deserializer, handler.response_serializer
             )
         if handler.stream_unary is not None:
@@ -135,15 +353,18 @@ class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
             def upstream(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
                 start = time.perf_counter()
                 try:
-                    self._admit(method, None, context)
+                    with self._admitted(method, context, stream):
 
-                    def checked() -> Iterator[Any]:
-                        for request in requests:
-                            if isinstance(request, _Undecodable):
-                                self._reject(context, request.code, request.reason)
-                            yield request
+                        def checked() -> Iterator[Any]:
+                            for request in requests:
+                                if isinstance(request, _Undecodable):
+                                    reason = request.code.name.lower()
+                                    self._reject(
+                                        context, _Refused(request.code, request.reason, reason)
+                                    )
+                                yield request
 
-                    return inner_su(checked(), context)
+                        return inner_su(checked(), context)
                 finally:
                     timer.observe(time.perf_counter() - start)
 
@@ -153,16 +374,16 @@ class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
         inner_us = handler.unary_stream
         assert inner_us is not None, "the Collector service has no bidirectional calls"
 
-        def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        def downstream(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
             start = time.perf_counter()
             try:
-                self._admit(method, request, context)
-                yield from inner_us(request, context)
+                with self._admitted(method, context, stream):
+                    yield from inner_us(self._request(requests, context), context)
             finally:
                 timer.observe(time.perf_counter() - start)
 
-        return grpc.unary_stream_rpc_method_handler(
-            stream, deserializer, handler.response_serializer
+        return grpc.stream_stream_rpc_method_handler(
+            downstream, deserializer, handler.response_serializer
         )
 
 
@@ -184,11 +405,26 @@ class Servicer(pb_grpc.CollectorServicer):
         self._cfg = cfg
         self._clock = clock
         # Random, so gzip cannot shrink it and the measured rate is the link's.
-        self._chunk = os.urandom(64 * 1024)
+        self._chunk = os.urandom(THROUGHPUT_CHUNK_BYTES)
 
-    def _reject(self, context: grpc.ServicerContext, code: grpc.StatusCode, reason: str) -> None:
-        self._metrics.rejections.labels(code.name.lower()).inc()
-        context.abort(code, reason)
+    def _reject(
+        self,
+        context: grpc.ServicerContext,
+        code: grpc.StatusCode,
+        details: str,
+        reason: str | None = None,
+    ) -> None:
+        self._metrics.rejections.labels(reason or code.name.lower()).inc()
+        context.abort(code, details)
+
+    def _past(self, deadline: float, context: grpc.ServicerContext) -> None:
+        if time.monotonic() > deadline:
+            self._reject(
+                context,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"measurement longer than {self._cfg.limits.stream_max_duration:g} s "
+                "(limits.stream_max_duration)",
+            )
 
     def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
         m = request.machine
@@ -200,7 +436,7 @@ class Servicer(pb_grpc.CollectorServicer):
             self._reject(context, grpc.StatusCode.UNAUTHENTICATED, str(err))
         except StoreError as err:
             log.error("enrollment failed: %s", err)
-            context.abort(grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
+            self._reject(context, grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
         self._metrics.enrollments.inc()
         p = e.agent.placement
         log.info(
@@ -255,7 +491,7 @@ class Servicer(pb_grpc.CollectorServicer):
             stored, new = self._store.ingest(agent.agent_id, valid, now)
         except StoreError as e:
             log.error("ingest for agent %s failed: %s", agent.agent_id, e)
-            context.abort(grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
+            self._reject(context, grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
         self._metrics.stored.inc(new)
         self._metrics.duplicate.inc(len(valid) - new + twice)
         if self._on_stored is not None and new:
@@ -284,8 +520,10 @@ class Servicer(pb_grpc.CollectorServicer):
         self, requests: Iterator[pb.ThroughputChunk], context: grpc.ServicerContext
     ) -> pb.UploadResult:
         limit = self._cfg.limits.throughput_max_bytes
+        deadline = time.monotonic() + self._cfg.limits.stream_max_duration
         received = 0
         for chunk in requests:
+            self._past(deadline, context)
             received += len(chunk.data)
             if received > limit:
                 self._reject(
@@ -298,7 +536,9 @@ class Servicer(pb_grpc.CollectorServicer):
     def Throughput(
         self, request: pb.ThroughputRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.ThroughputChunk]:
-        limit = self._cfg.limits.throughput_max_bytes
+        limits = self._cfg.limits
+        deadline = time.monotonic() + limits.stream_max_duration
+        limit = limits.throughput_max_bytes
         if request.bytes > limit:
             self._reject(
                 context,
@@ -306,9 +546,14 @@ class Servicer(pb_grpc.CollectorServicer):
                 f"throughput test of {request.bytes} bytes exceeds the limit of {limit}",
             )
         context.set_compression(grpc.Compression.NoCompression)
-        size = min(request.chunk_bytes or len(self._chunk), len(self._chunk))
+        # Tiny chunks would hold a worker for minutes: below the floor they are raised to it.
+        size = min(
+            max(request.chunk_bytes or len(self._chunk), limits.throughput_min_chunk_bytes),
+            len(self._chunk),
+        )
         left = request.bytes
         while left > 0 and context.is_active():
+            self._past(deadline, context)
             n = min(size, left)
             yield pb.ThroughputChunk(data=self._chunk[:n])
             left -= n
@@ -322,7 +567,16 @@ def _server_credentials(cfg: CollectorConfig) -> grpc.ServerCredentials | None:
         cert, key = cfg.tls.cert_file.read_bytes(), cfg.tls.key_file.read_bytes()
     except OSError as e:
         raise ConfigError(f"tls: cannot read {e.filename}: {e.strerror}") from None
-    return grpc.ssl_server_credentials([(key, cert)])
+    if cfg.tls.client_ca_file is None:
+        return grpc.ssl_server_credentials([(key, cert)])
+    try:
+        client_ca = cfg.tls.client_ca_file.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"tls.client_ca_file: cannot read {e.filename}: {e.strerror}") from None
+    # Mutual TLS: the handshake fails for agents without a certificate signed by this CA.
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=True
+    )
 
 
 def build_server(
@@ -340,9 +594,10 @@ def build_server(
     Pass "127.0.0.1:0" in tests for a free port.
     """
     limits = cfg.limits
+    pool = _Pool(limits.workers)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="grpc"),
-        interceptors=[_Guard(store, metrics, limits.max_message_bytes)],
+        pool,
+        interceptors=[_Guard(store, metrics, limits, pool)],
         options=[
             ("grpc.max_receive_message_length", limits.max_message_bytes * 4),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
@@ -350,7 +605,8 @@ def build_server(
             # Agents behind NAT keep no long-lived streams; reap dead peers.
             ("grpc.keepalive_time_ms", 120_000),
         ],
-        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
+        # A backstop: the interceptor refuses (and counts) from max_concurrent_rpcs on.
+        maximum_concurrent_rpcs=2 * limits.max_concurrent_rpcs,
     )
     pb_grpc.add_CollectorServicer_to_server(  # type: ignore[no-untyped-call]
         Servicer(store, metrics, cfg, clock, on_stored, fresh_checks=fresh_checks), server
@@ -367,5 +623,6 @@ def build_server(
         raise CollectorError(f"cannot listen on {address}: {e}") from None
     if port == 0:
         raise CollectorError(f"cannot listen on {address}")
-    log.info("collector %s gRPC on %s (port %d, tls %s)", __version__, address, port, bool(creds))
+    tls = "off" if creds is None else "mutual" if cfg.tls.client_ca_file else "on"
+    log.info("collector %s gRPC on %s (port %d, tls %s)", __version__, address, port, tls)
     return server, port

@@ -12,7 +12,7 @@ from agent import __version__
 from agent.config import TlsConfig
 from agent.errors import AgentError
 from agent.model import ClockOffset
-from agent.transport.wire import Channel, RpcError, StatusCode
+from agent.transport.wire import Channel, ClientCertError, RpcError, StatusCode
 from canhgac_proto.v1 import collector_pb2 as pb
 
 __all__ = [
@@ -93,17 +93,34 @@ def _channel(address: str, tls: TlsConfig, gzip: bool) -> Channel:
             root = Path(tls.ca_file).read_bytes()
         except OSError as e:
             raise AgentError(f"collector.tls.ca_file: cannot read {tls.ca_file}: {e}") from None
+    client_cert: tuple[str, str] | None = None
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise AgentError("collector.tls.cert_file and collector.tls.key_file go together")
+    if tls.enabled and tls.cert_file is not None and tls.key_file is not None:
+        client_cert = (str(tls.cert_file), str(tls.key_file))
+        try:
+            Path(tls.cert_file).read_bytes()
+            Path(tls.key_file).read_bytes()
+        except OSError as e:
+            key = "cert_file" if e.filename == str(tls.cert_file) else "key_file"
+            why = f"cannot read {e.filename}: {e.strerror}"
+            raise AgentError(f"collector.tls.{key}: {why}") from None
     try:
         return Channel(
             address,
             tls=tls.enabled,
             root_certificates=root,
             server_name=tls.server_name,
+            client_cert=client_cert,
             gzip=gzip,
             user_agent=f"canhgac-agent/{__version__}",
         )
     except ValueError as e:
         raise AgentError(str(e)) from None
+    except ClientCertError as e:
+        raise AgentError(
+            f"collector.tls.cert_file/key_file: {tls.cert_file}, {tls.key_file}: {e}"
+        ) from None
     except OSError as e:  # an unreadable or invalid pinned CA
         raise AgentError(f"collector.tls.ca_file: {tls.ca_file}: {e}") from None
 

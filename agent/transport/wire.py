@@ -22,7 +22,7 @@ import h2.settings
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["Channel", "RpcError", "StatusCode"]
+__all__ = ["Channel", "ClientCertError", "RpcError", "StatusCode"]
 
 # Received messages larger than this are refused, as grpcio does by default.
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024
@@ -73,6 +73,10 @@ _RESET = {
     0xB: StatusCode.RESOURCE_EXHAUSTED,  # ENHANCE_YOUR_CALM
     0xC: StatusCode.PERMISSION_DENIED,  # INADEQUATE_SECURITY
 }
+
+
+class ClientCertError(OSError):
+    """The agent's own certificate or key (mutual TLS) cannot be loaded."""
 
 
 class RpcError(Exception):
@@ -219,6 +223,7 @@ class Channel:
         tls: bool = False,
         root_certificates: bytes | None = None,
         server_name: str | None = None,
+        client_cert: tuple[str, str] | None = None,
         gzip: bool = True,
         user_agent: str = "canhgac-agent",
     ) -> None:
@@ -241,6 +246,11 @@ class Channel:
             cadata = root_certificates.decode("ascii") if root_certificates else None
             self._tls = ssl.create_default_context(cadata=cadata)
             self._tls.set_alpn_protocols(["h2"])
+            if client_cert is not None:  # (certificate chain file, key file), PEM
+                try:
+                    self._tls.load_cert_chain(*client_cert)
+                except (OSError, ssl.SSLError) as e:
+                    raise ClientCertError(str(e)) from None
             self._would_block = (BlockingIOError, ssl.SSLWantReadError)
 
     def close(self) -> None:
@@ -319,7 +329,7 @@ class Channel:
             except TimeoutError:
                 raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded") from None
             except (OSError, h2.exceptions.ProtocolError) as e:
-                raise RpcError(StatusCode.UNAVAILABLE, f"{type(e).__name__}: {e}") from None
+                raise RpcError(StatusCode.UNAVAILABLE, self._why(e)) from None
             finally:
                 # A call cut short (deadline, error, caller stopped reading) leaves its stream
                 # in an unknown state: start the next call on a fresh connection.
@@ -329,6 +339,18 @@ class Channel:
                     self._drop()
         if error is not None:
             raise error
+
+    def _why(self, error: Exception) -> str:
+        why = f"{type(error).__name__}: {error}"
+        conn = self._connection
+        peer_closed = "EOF" in why or "ALERT" in why  # not our own verification failing
+        if self._tls is not None and (conn is None or not conn.settled) and peer_closed:
+            # A collector requiring client certificates (mutual TLS) just closes the connection.
+            why += (
+                " (the collector ended TLS before HTTP/2 began: it may require a client"
+                " certificate signed by its client CA, collector.tls.cert_file and key_file)"
+            )
+        return why
 
     def _responses(
         self, conn: _Connection, stream_id: int, deadline: float

@@ -279,12 +279,12 @@ def test_calls_beyond_the_concurrency_limit_get_resource_exhausted(tmp_path: Pat
                 moment after the client has its answer, so the first try may be refused."""
                 for _ in range(100):
                     stream = throughput(
-                        pb.ThroughputRequest(bytes=16 * 1024 * 1024, chunk_bytes=1024),
+                        pb.ThroughputRequest(bytes=16 * 1024 * 1024, chunk_bytes=4096),
                         metadata=(("authorization", f"Bearer {secret}"),),
                         timeout=30,
                     )
                     try:
-                        assert len(next(iter(stream)).data) == 1024
+                        assert len(next(iter(stream)).data) == 4096
                         return stream
                     except grpc.RpcError as err:
                         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

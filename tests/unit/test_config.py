@@ -54,6 +54,20 @@ def test_unknown_nested_key_in_collector(tmp_path: Path) -> None:
         _load_collector(tmp_path, "limits:\n  max_workers: 3\n")
 
 
+def test_a_reserve_that_leaves_no_worker_for_measurements_names_file_and_keys(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        _load_collector(tmp_path, "limits:\n  workers: 2\n  reserved_workers: 2\n")
+    assert "collector.yaml: limits: " in str(exc.value)
+    assert "reserved_workers (2) must be less than workers (2)" in str(exc.value)
+
+
+def test_mtls_client_ca_without_tls_names_file_and_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"collector\.yaml: tls: .*client_ca_file needs"):
+        _load_collector(tmp_path, "tls:\n  client_ca_file: /etc/canhgac/agents-ca.crt\n")
+
+
 def test_every_bad_key_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         _load_agent(tmp_path, "spool:\n  max_bytez: 1\ndelivery:\n  batch: 3\n")
