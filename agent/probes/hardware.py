@@ -27,7 +27,7 @@ from agent.model import (
 )
 from agent.platform import windows
 from agent.platform.linux import read_text as read_text_file
-from agent.probes.base import Probe
+from agent.probes.base import Probe, ProbeOptions
 
 __all__ = [
     "CPUINFO_PATH",
@@ -219,13 +219,15 @@ class WindowsIdentity:
     cpu_model: str
 
 
-class HardwareProbe(Probe):
+class HardwareProbe(Probe[ProbeOptions]):
     """Reports the machine's identity and resources; see `read_sample` for what it reads."""
 
     name: ClassVar[str] = "hardware"
 
     def __init__(
         self,
+        options: ProbeOptions | None = None,
+        *,
         # Any: psutil's overloaded stubs make a Protocol for a test double brittle;
         # read_sample converts every value to typed data straight away.
         ps: Any = psutil,
@@ -234,6 +236,7 @@ class HardwareProbe(Probe):
         system: Callable[[], str] = platform.system,
         powershell_timeout: float = 30.0,
     ) -> None:
+        super().__init__(options)
         self._ps = ps
         self._read_text = read_text
         self._run_powershell = run_powershell

@@ -127,7 +127,7 @@ class LinkOptions(ProbeOptions):
 Pinger = Callable[[str, int, float, float], icmp.PingRun]
 
 
-class LinkProbe(Probe):
+class LinkProbe(Probe[LinkOptions]):
     """Measures the paths this machine depends on; every timeout is a result, not a failure."""
 
     name: ClassVar[str] = "link"
@@ -143,7 +143,7 @@ class LinkProbe(Probe):
         raw_lan: lan.RawLan | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._options = options or LinkOptions()
+        super().__init__(options)
         self._system = system
         self._read_file = read_file
         self._run_powershell = run_powershell
@@ -152,11 +152,6 @@ class LinkProbe(Probe):
         self._clock = clock
         self._collector: CollectorLink | None = None
         self._throughput_due = float("-inf")
-
-    @classmethod
-    def from_options(cls, options: ProbeOptions) -> LinkProbe:
-        assert isinstance(options, LinkOptions)
-        return cls(options)
 
     def connect(self, collector: CollectorLink) -> None:
         self._collector = collector
