@@ -29,16 +29,11 @@ from agent.model import (
     ThroughputResult,
 )
 from agent.platform import icmp, psjson, windows
+from agent.platform.cpu import cpu_usage_ratio
+from agent.platform.netcheck import split_host_port
+from agent.platform.ping import Pinger, PingPlan, ping_target
+from agent.platform.throughput import ThroughputOptions, measure_throughput
 from agent.probes.base import CollectorLink, Probe, ProbeOptions
-from agent.probes.hardware import cpu_usage_ratio
-from agent.probes.link import (
-    Pinger,
-    PingPlan,
-    ThroughputOptions,
-    measure_throughput,
-    ping_target,
-    split_host_port,
-)
 from agent.settings import Duration, Section, option
 
 __all__ = [

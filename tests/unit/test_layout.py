@@ -179,3 +179,36 @@ def test_collector_contracts_are_spelled_once(contract: str) -> None:
     assert found and all(f.startswith("collector/model.py:") for f in found), (
         f"{contract} spelled outside collector/model.py: {found}"
     )
+
+
+def _imported_modules(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, dotted module name) of every absolute import in `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+
+
+def test_a_probe_module_imports_no_other_probe() -> None:
+    """A probe is one unit: what two probes share lives in agent/platform/, not in either."""
+    found = [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for path in _sources("agent/probes")
+        if path.name != "__init__.py"
+        for line, name in _imported_modules(path)
+        if name.startswith("agent.probes") and name not in ("agent.probes.base",)
+    ]
+    assert found == []
+
+
+def test_platform_never_imports_probes_or_config() -> None:
+    found = [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for path in _sources("agent/platform")
+        for line, name in _imported_modules(path)
+        if name.split(".")[:2] in (["agent", "probes"], ["agent", "config"])
+    ]
+    assert found == []
