@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
+import types
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from agent.probes.antivirus import AntivirusOptions
-from agent.probes.base import ProbeOptions
-from agent.probes.link import LinkOptions
-from agent.probes.meeting_room import MeetingRoomOptions
-from agent.probes.security import SecurityOptions
+from agent.probes import PROBES, ProbeOptions
 from agent.settings import ConfigError, Duration, Section, Size, option, parse_section
 from canhgac_common.yamlfile import read_yaml
 
@@ -54,16 +52,28 @@ class CollectorConfig(Section):
     gzip: bool = True
 
 
-class ProbesConfig(Section):
-    """One key per probe in agent.probes.PROBES (a test keeps the two in step)."""
+def _probes_config() -> type[Section]:
+    """The `probes:` section: one key per probe of agent.probes.PROBES, typed by its options."""
+    namespace: dict[str, Any] = {
+        "__doc__": "One key per probe of agent.probes.PROBES, typed by the probe's options.",
+        "__module__": __name__,
+        "__annotations__": {name: probe.options_type for name, probe in PROBES.items()},
+    }
+    for name, probe in PROBES.items():
+        namespace[name] = option(default_factory=probe.default_options)
+    return types.new_class("ProbesConfig", (Section,), exec_body=lambda ns: ns.update(namespace))
 
-    hardware: ProbeOptions = option(default_factory=ProbeOptions)
-    link: LinkOptions = option(default_factory=LinkOptions)
-    antivirus: AntivirusOptions = option(default_factory=AntivirusOptions)
-    security: SecurityOptions = option(default_factory=SecurityOptions)
-    meeting_room: MeetingRoomOptions = option(
-        default_factory=lambda: MeetingRoomOptions(enabled=False)
-    )
+
+if TYPE_CHECKING:
+
+    class ProbesConfig(Section):
+        """What the checker sees of the class built from the registry at import."""
+
+        def __init__(self, **options: ProbeOptions) -> None: ...
+        def __getattr__(self, name: str) -> Any: ...
+
+else:
+    ProbesConfig = _probes_config()
 
 
 class SpoolConfig(Section):

@@ -27,8 +27,8 @@ from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
 from collector.meetings import Meeting, MeetingBook, parse_local_time
-from collector.model import Placement
-from collector.sites import ROLES, load_sites
+from collector.model import ROLES, Placement
+from collector.sites import load_sites
 from collector.store import MaintenanceWindow, Store
 
 __all__ = ["main"]

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 
 from canhgac_common.config import Duration, StrictModel
 from collector.errors import NotFoundError
-from collector.model import AgentRecord
+from collector.model import MEETING_ROLE, AgentRecord
 
 if TYPE_CHECKING:
     from collector.store import Store
@@ -39,7 +39,6 @@ __all__ = [
     "summarize",
 ]
 
-MEETING_ROLE = "meeting-room"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 

@@ -4,9 +4,44 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
-__all__ = ["MAX_SEQ", "SEQ_BITS", "AgentRecord", "Placement", "Report", "TokenRecord", "stored_seq"]
+__all__ = [
+    "MAX_SEQ",
+    "MEETING_ROLE",
+    "ROLES",
+    "SEQ_BITS",
+    "SPOOL_KEY",
+    "AgentRecord",
+    "Placement",
+    "Report",
+    "Role",
+    "TokenRecord",
+    "probe_of_status_key",
+    "status_key",
+    "stored_seq",
+]
+
+Role = Literal["workstation", "server", "meeting-room"]
+"""What a machine is for (its token says so at enrollment); rules can be scoped by it."""
+ROLES: tuple[Role, ...] = get_args(Role)
+MEETING_ROLE: Final = "meeting-room"
+
+# Keys of an agent's latest snapshot besides its probes' sections (which are keyed by probe).
+SPOOL_KEY: Final = "spool"
+"""The agent's spool counters (`SpoolStats`) as of its latest report."""
+_STATUS = "status:"
+
+
+def status_key(probe: str) -> str:
+    """The snapshot key of a probe's last outcome: `{"ok": bool, "error": str}`."""
+    return _STATUS + probe
+
+
+def probe_of_status_key(key: str) -> str | None:
+    """The probe a snapshot key is the status of, or None when it is not a status key."""
+    return key[len(_STATUS) :] if key.startswith(_STATUS) else None
+
 
 # A report's seq counts within one spool of its agent; the store keeps it as one number per
 # agent, `stored_seq`: the spool's ordinal (0 for the agent's first spool, 1 for the spool

@@ -8,9 +8,7 @@ from pydantic import Field, model_validator
 
 from canhgac_common.config import ConfigError, StrictModel, load_model
 
-__all__ = ["ROLES", "Commune", "District", "Sites", "Unit", "load_sites"]
-
-ROLES = ("workstation", "server", "meeting-room")
+__all__ = ["Commune", "District", "Sites", "Unit", "load_sites"]
 
 
 class Unit(StrictModel):

@@ -20,6 +20,7 @@ __all__ = [
     "check_http",
     "check_tcp",
     "parse_dns_response",
+    "split_host_port",
 ]
 
 _RCODES = {1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
@@ -186,3 +187,14 @@ def check_http(name: str, url: str, timeout: float, ca_file: Path | None = None)
         expires_in,
         "" if status < 400 else f"HTTP {status}",
     )
+
+
+def split_host_port(target: str, default_port: int) -> tuple[str, int]:
+    """("host", port) from "host:port", "[v6]:port" or a bare host."""
+    if target.startswith("["):
+        host, _, rest = target[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    host, sep, port = target.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        return host, int(port)
+    return target, default_port

@@ -1,6 +1,8 @@
-"""Explicit registry of probes. Adding a probe: a line here and its options in agent.config."""
+"""Explicit registry of probes; adding one: a line here (docs/architecture.md, "Adding a probe")."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from agent.probes.antivirus import AntivirusProbe
 from agent.probes.base import Probe, ProbeOptions
@@ -11,7 +13,7 @@ from agent.probes.security import SecurityProbe
 
 __all__ = ["PROBES", "Probe", "ProbeOptions"]
 
-PROBES: dict[str, type[Probe]] = {
+PROBES: dict[str, type[Probe[Any]]] = {
     HardwareProbe.name: HardwareProbe,
     LinkProbe.name: LinkProbe,
     AntivirusProbe.name: AntivirusProbe,

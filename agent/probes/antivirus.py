@@ -121,7 +121,7 @@ class ClamdLike(Protocol):
     def instream(self, data: bytes) -> str: ...
 
 
-class AntivirusProbe(Probe):
+class AntivirusProbe(Probe[AntivirusOptions]):
     """Reports every antivirus product and whether it protects the machine now."""
 
     name: ClassVar[str] = "antivirus"
@@ -136,7 +136,7 @@ class AntivirusProbe(Probe):
         process_names: Callable[[], set[str]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._options = options or AntivirusOptions()
+        super().__init__(options)
         clamd_options = self._options.clamd
         self._clamd: ClamdLike = clamd or ClamdClient(
             clamd_options.address(), clamd_options.timeout
@@ -147,12 +147,6 @@ class AntivirusProbe(Probe):
         self._clock = clock
         # The self-test result stands until the next one is due.
         self._self_test: tuple[str, str, float] = ("not_run", "", 0.0)
-
-    @classmethod
-    def from_options(cls, options: ProbeOptions) -> AntivirusProbe:
-        if not isinstance(options, AntivirusOptions):
-            raise TypeError("antivirus needs AntivirusOptions")
-        return cls(options)
 
     def collect(self) -> Antivirus:
         system = self._system()

@@ -5,10 +5,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Self, cast, get_args, get_origin
 
 from agent.model import ClockOffset
 from agent.settings import Duration, Section, option
+
+if TYPE_CHECKING:
+    # The default lets code that takes any probe say plain `Probe`; only the checker needs it
+    # (typing.TypeVar has no `default` before Python 3.13).
+    from typing_extensions import TypeVar
+else:
+    from typing import TypeVar
 
 __all__ = ["CollectorLink", "Probe", "ProbeOptions"]
 
@@ -38,21 +45,51 @@ class CollectorLink:
     upload: Callable[[int], tuple[int, float]] | None = None
 
 
-class Probe(ABC):
+if TYPE_CHECKING:
+    Options_co = TypeVar("Options_co", bound=ProbeOptions, default=ProbeOptions, covariant=True)
+else:
+    Options_co = TypeVar("Options_co", bound=ProbeOptions, covariant=True)
+
+
+class Probe(ABC, Generic[Options_co]):
     """A probe observes one aspect of the machine.
 
-    `name` is also the field of `agent.model.Report` that carries the section.
-    `collect()` raises `agent.errors.ProbeFailed` (or any exception) when it cannot observe;
-    the runner turns that into an error entry and carries on with the other probes.
+    `class LinkProbe(Probe[LinkOptions])`: the type argument is the probe's options, its key
+    under `probes:` is `name`, which is also the field of `agent.model.Report` that carries the
+    section. The constructor takes the options first (None: their defaults), then the OS
+    boundary as keyword arguments. `collect()` raises `agent.errors.ProbeFailed` (or any
+    exception) when it cannot observe; the runner turns that into an error entry and carries on
+    with the other probes.
     """
 
     name: ClassVar[str]
+    options_type: ClassVar[type[ProbeOptions]] = ProbeOptions
+    """The class of `Options_co`, taken from the subclass's base `Probe[...]`."""
+    enabled_by_default: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is Probe:
+                (cls.options_type,) = get_args(base)
+
+    def __init__(self, options: Options_co | None = None) -> None:
+        self._options = cast("Options_co", self.options_type()) if options is None else options
 
     @classmethod
-    def from_options(cls, options: ProbeOptions) -> Probe:
-        """The probe as configured; probes with options of their own override this."""
-        del options
-        return cls()
+    def default_options(cls) -> ProbeOptions:
+        """The options of a config that does not mention this probe."""
+        return cls.options_type(enabled=cls.enabled_by_default)
+
+    @classmethod
+    def from_options(cls, options: ProbeOptions) -> Self:
+        """The probe as configured under `probes.<name>:`."""
+        if not isinstance(options, cls.options_type):
+            raise TypeError(
+                f"the {cls.name} probe needs {cls.options_type.__name__}, "
+                f"not {type(options).__name__}"
+            )
+        return cls(cast("Options_co", options))
 
     def connect(self, collector: CollectorLink) -> None:
         """Called once the agent has a collector connection; most probes do not need it."""

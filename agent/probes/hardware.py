@@ -26,8 +26,9 @@ from agent.model import (
     Temperature,
 )
 from agent.platform import windows
+from agent.platform.cpu import cpu_usage_ratio
 from agent.platform.linux import read_text as read_text_file
-from agent.probes.base import Probe
+from agent.probes.base import Probe, ProbeOptions
 
 __all__ = [
     "CPUINFO_PATH",
@@ -46,7 +47,6 @@ __all__ = [
     "RawUsage",
     "WindowsIdentity",
     "clean_identity_value",
-    "cpu_usage_ratio",
     "is_real_partition",
     "parse_battery",
     "parse_cpu",
@@ -219,13 +219,15 @@ class WindowsIdentity:
     cpu_model: str
 
 
-class HardwareProbe(Probe):
+class HardwareProbe(Probe[ProbeOptions]):
     """Reports the machine's identity and resources; see `read_sample` for what it reads."""
 
     name: ClassVar[str] = "hardware"
 
     def __init__(
         self,
+        options: ProbeOptions | None = None,
+        *,
         # Any: psutil's overloaded stubs make a Protocol for a test double brittle;
         # read_sample converts every value to typed data straight away.
         ps: Any = psutil,
@@ -234,6 +236,7 @@ class HardwareProbe(Probe):
         system: Callable[[], str] = platform.system,
         powershell_timeout: float = 30.0,
     ) -> None:
+        super().__init__(options)
         self._ps = ps
         self._read_text = read_text
         self._run_powershell = run_powershell
@@ -431,27 +434,6 @@ def _text(value: object) -> str:
     if value is None or isinstance(value, (dict, list)):
         return ""
     return " ".join(str(value).split())
-
-
-def cpu_usage_ratio(before: Mapping[str, float] | None, after: Mapping[str, float]) -> float:
-    """Busy share of CPU time between two psutil.cpu_times() reads, 0..1; 0.0 with no baseline.
-
-    Same accounting as psutil.cpu_percent: idle and iowait are not busy, and guest time is
-    already counted inside user/nice on Linux.
-    """
-    if before is None:
-        return 0.0
-
-    def total(times: Mapping[str, float]) -> float:
-        return sum(times.values()) - times.get("guest", 0.0) - times.get("guest_nice", 0.0)
-
-    def busy(times: Mapping[str, float]) -> float:
-        return total(times) - times.get("idle", 0.0) - times.get("iowait", 0.0)
-
-    elapsed = total(after) - total(before)
-    if elapsed <= 0:
-        return 0.0
-    return min(1.0, max(0.0, (busy(after) - busy(before)) / elapsed))
 
 
 def parse_cpu(sample: RawSample, model: str, cpu_times_before: Mapping[str, float] | None) -> Cpu:

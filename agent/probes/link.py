@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import json
 import logging
 import platform
@@ -11,7 +10,6 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -27,8 +25,11 @@ from agent.model import (
 )
 from agent.platform import icmp, lan, netcheck, windows
 from agent.platform.linux import read_text
+from agent.platform.netcheck import split_host_port
+from agent.platform.ping import Pinger, PingPlan, ping_target
+from agent.platform.throughput import ThroughputOptions, measure_throughput
 from agent.probes.base import CollectorLink, Probe, ProbeOptions
-from agent.settings import Duration, Section, Size, option
+from agent.settings import Duration, Section, option
 
 __all__ = [
     "POWERSHELL_SCRIPT",
@@ -37,15 +38,8 @@ __all__ = [
     "HttpCheckOptions",
     "LinkOptions",
     "LinkProbe",
-    "PingPlan",
-    "Pinger",
-    "ThroughputOptions",
-    "measure_throughput",
     "parse_proc_net_route",
     "parse_windows_link",
-    "ping_result",
-    "ping_target",
-    "split_host_port",
 ]
 
 _log = logging.getLogger(__name__)
@@ -79,13 +73,6 @@ class HttpCheckOptions(Section):
     url: str = option(pattern=r"^https?://")
     # CA bundle to verify the service's certificate with (default: the system store).
     ca_file: Path | None = None
-
-
-class ThroughputOptions(Section):
-    enabled: bool = True
-    # Measured on its own schedule: a bounded download every `every`, never every cycle.
-    every: Duration = option(default=6 * 3600.0, gt=0)
-    bytes: Size = option(default=1024 * 1024, gt=0, le=64 * 1024 * 1024)
 
 
 class DhcpOptions(Section):
@@ -124,10 +111,7 @@ class LinkOptions(ProbeOptions):
     dhcp: DhcpOptions = option(default_factory=DhcpOptions)
 
 
-Pinger = Callable[[str, int, float, float], icmp.PingRun]
-
-
-class LinkProbe(Probe):
+class LinkProbe(Probe[LinkOptions]):
     """Measures the paths this machine depends on; every timeout is a result, not a failure."""
 
     name: ClassVar[str] = "link"
@@ -143,7 +127,7 @@ class LinkProbe(Probe):
         raw_lan: lan.RawLan | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._options = options or LinkOptions()
+        super().__init__(options)
         self._system = system
         self._read_file = read_file
         self._run_powershell = run_powershell
@@ -152,11 +136,6 @@ class LinkProbe(Probe):
         self._clock = clock
         self._collector: CollectorLink | None = None
         self._throughput_due = float("-inf")
-
-    @classmethod
-    def from_options(cls, options: ProbeOptions) -> LinkProbe:
-        assert isinstance(options, LinkOptions)
-        return cls(options)
 
     def connect(self, collector: CollectorLink) -> None:
         self._collector = collector
@@ -282,72 +261,7 @@ class LinkProbe(Probe):
         )
 
 
-@dataclass(frozen=True)
-class PingPlan:
-    count: int
-    interval: float
-    timeout: float
-
-
-def measure_throughput(
-    collector: CollectorLink, nbytes: int, *, upload: bool = False
-) -> ThroughputResult:
-    """Download (or upload) `nbytes` from (to) the collector; a failed measurement is a result
-    with its reason."""
-    transfer = collector.upload if upload and collector.upload else collector.throughput
-    try:
-        received, seconds = transfer(nbytes)
-    except Exception as e:  # a failed measurement is a result, reported with its reason
-        return ThroughputResult(0, 0.0, 0.0, f"{type(e).__name__}: {e}")
-    bps = received * 8 / seconds if seconds > 0 else 0.0
-    return ThroughputResult(received, seconds, bps)
-
-
-def ping_target(
-    target: str, pinger: Pinger, plan: PingPlan, budget: float, *, sequential: bool
-) -> PingResult:
-    """Resolve and ping `target` with as many probes of `plan` as fit in `budget` seconds."""
-    try:
-        address = socket.gethostbyname(target)
-    except OSError as e:
-        return PingResult(target, "", "", 0, 0, 1.0, error=f"cannot resolve: {e}")
-    # Never let one target eat the budget: fewer probes rather than a blocked cycle.
-    # IcmpSendEcho waits for each reply in turn, so there a lost probe costs a whole timeout.
-    if sequential:
-        fit = int(budget / (plan.interval + plan.timeout))
-    else:
-        fit = int((budget - plan.timeout) / plan.interval) + 1
-    count = max(1, min(plan.count, fit))
-    try:
-        run = pinger(address, count, plan.interval, plan.timeout)
-    except OSError as e:
-        return PingResult(target, address, "", 0, 0, 1.0, error=str(e))
-    return ping_result(target, address, run)
-
-
 # ---- pure parsers ---------------------------------------------------------------------
-
-
-def ping_result(target: str, address: str, run: icmp.PingRun) -> PingResult:
-    """Loss, RTT min/avg/max and jitter (mean |difference| of consecutive RTTs) of one run."""
-    rtts = [r for r in run.rtts if r is not None]
-    sent = len(run.rtts)
-    loss = (sent - len(rtts)) / sent if sent else 1.0
-    if not rtts:
-        return PingResult(target, address, run.method, sent, 0, loss)
-    diffs = [abs(b - a) for a, b in itertools.pairwise(rtts)]
-    return PingResult(
-        target,
-        address,
-        run.method,
-        sent,
-        len(rtts),
-        loss,
-        min(rtts),
-        sum(rtts) / len(rtts),
-        max(rtts),
-        sum(diffs) / len(diffs) if diffs else 0.0,
-    )
 
 
 def parse_proc_net_route(text: str) -> str:
@@ -431,14 +345,3 @@ def _mac_from(value: object) -> str:
                 return ""
             return text
     return ""
-
-
-def split_host_port(target: str, default_port: int) -> tuple[str, int]:
-    """("host", port) from "host:port", "[v6]:port" or a bare host."""
-    if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    host, sep, port = target.rpartition(":")
-    if sep and port.isdigit() and ":" not in host:
-        return host, int(port)
-    return target, default_port

@@ -29,16 +29,11 @@ from agent.model import (
     ThroughputResult,
 )
 from agent.platform import icmp, psjson, windows
+from agent.platform.cpu import cpu_usage_ratio
+from agent.platform.netcheck import split_host_port
+from agent.platform.ping import Pinger, PingPlan, ping_target
+from agent.platform.throughput import ThroughputOptions, measure_throughput
 from agent.probes.base import CollectorLink, Probe, ProbeOptions
-from agent.probes.hardware import cpu_usage_ratio
-from agent.probes.link import (
-    Pinger,
-    PingPlan,
-    ThroughputOptions,
-    measure_throughput,
-    ping_target,
-    split_host_port,
-)
 from agent.settings import Duration, Section, option
 
 __all__ = [
@@ -197,10 +192,11 @@ def query_v4l2_capability(path: str) -> bytes:
         os.close(fd)
 
 
-class MeetingRoomProbe(Probe):
+class MeetingRoomProbe(Probe[MeetingRoomOptions]):
     """Is this room ready for a meeting now? Every reason for "no" is listed."""
 
     name: ClassVar[str] = "meeting_room"
+    enabled_by_default: ClassVar[bool] = False  # only a meeting room's agent turns it on
 
     def __init__(
         self,
@@ -219,7 +215,7 @@ class MeetingRoomProbe(Probe):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._options = options or MeetingRoomOptions()
+        super().__init__(options)
         self._system = system
         self._run_powershell = run_powershell
         self._ps = ps
@@ -235,11 +231,6 @@ class MeetingRoomProbe(Probe):
         self._upload: ThroughputResult | None = None
         self._throughput_at = 0.0
         self._throughput_due = float("-inf")
-
-    @classmethod
-    def from_options(cls, options: ProbeOptions) -> MeetingRoomProbe:
-        assert isinstance(options, MeetingRoomOptions)
-        return cls(options)
 
     def connect(self, collector: CollectorLink) -> None:
         self._collector = collector

@@ -108,7 +108,7 @@ class RawListener:
     pid: int | None
 
 
-class SecurityProbe(Probe):
+class SecurityProbe(Probe[SecurityOptions]):
     """Reports the machine's security posture beyond the antivirus."""
 
     name: ClassVar[str] = "security"
@@ -124,7 +124,7 @@ class SecurityProbe(Probe):
         process_name: Callable[[int], str] | None = None,
         system: Callable[[], str] = platform.system,
     ) -> None:
-        self._options = options or SecurityOptions()
+        super().__init__(options)
         self._run_powershell = run_powershell
         self._run = run or _run_command
         self._read_text = read_text
@@ -133,12 +133,6 @@ class SecurityProbe(Probe):
         self._system = system
         # The apt history changes a few times a month: parse it again only when it did.
         self._apt_history: tuple[str, float] = ("", 0.0)
-
-    @classmethod
-    def from_options(cls, options: ProbeOptions) -> SecurityProbe:
-        if not isinstance(options, SecurityOptions):
-            raise TypeError("security needs SecurityOptions")
-        return cls(options)
 
     def collect(self) -> Security:
         system = self._system()

@@ -17,8 +17,9 @@ from collector.alerts.lifecycle import Alert, Event, Labels, evolve, expire, obs
 from collector.compliance.evaluate import Memo, agent_variables, judge, report_variables
 from collector.compliance.loader import load_pack
 from collector.compliance.model import Rule, RulePack
+from collector.compliance.schema import GROUP_FIELDS
 from collector.errors import RuleError
-from collector.model import AgentRecord, Report
+from collector.model import MEETING_ROLE, AgentRecord, Report
 from collector.sites import Sites
 from collector.store import AlertWrite, HistoryEntry, MaintenanceWindow, Silence, Store
 
@@ -371,16 +372,10 @@ class AlertEngine:
             if g is None:
                 g = groups[district, commune] = {
                     "group": {
+                        **GROUP_FIELDS,
                         "province": province,
                         "district": district,
                         "commune": commune,
-                        "expected_machines": 0,
-                        "expected_meeting_rooms": 0,
-                        "machines": 0,
-                        "agents": 0,
-                        "reporting": 0,
-                        "silent": 0,
-                        "meeting_rooms_reporting": 0,
                     },
                     "members": [],
                     "passing": dict.fromkeys(counts, 0),
@@ -429,7 +424,7 @@ class AlertEngine:
                 gg = g["group"]
                 gg["agents"] += 1
                 gg["reporting" if reporting else "silent"] += 1
-                if reporting and p.role == "meeting-room":
+                if reporting and p.role == MEETING_ROLE:
                     gg["meeting_rooms_reporting"] += 1
                 if member is not None:
                     g["members"].append(member)

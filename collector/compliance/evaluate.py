@@ -7,7 +7,7 @@ from typing import Any
 
 from collector.compliance.model import Rule
 from collector.compliance.schema import SECTIONS
-from collector.model import AgentRecord, Report
+from collector.model import SPOOL_KEY, AgentRecord, Report, probe_of_status_key, status_key
 
 __all__ = [
     "Memo",
@@ -45,8 +45,10 @@ def agent_variables(
             "silent_seconds": float(silent_seconds),
             "silent_intervals": float(silent_seconds) / float(report_interval),
         },
-        "probes": {k[7:]: v for k, v in snapshot.items() if k.startswith("status:")},
-        "spool": snapshot.get("spool", {"dropped_total": 0, "depth": 0}),
+        "probes": {
+            probe: v for k, v in snapshot.items() if (probe := probe_of_status_key(k)) is not None
+        },
+        "spool": snapshot.get(SPOOL_KEY, {"dropped_total": 0, "depth": 0}),
         "now": float(now),
     }
     for s in SECTIONS:
@@ -59,10 +61,10 @@ def report_variables(agent: AgentRecord, report: Report, report_interval: float)
     """The variables of an agent rule for one report, as of its collection time."""
     snapshot: dict[str, Any] = dict(report.sections)
     for name in report.sections:
-        snapshot[f"status:{name}"] = {"ok": True, "error": ""}
+        snapshot[status_key(name)] = {"ok": True, "error": ""}
     for e in report.errors:
-        snapshot[f"status:{e['probe']}"] = {"ok": False, "error": e["message"]}
-    snapshot["spool"] = report.spool
+        snapshot[status_key(e["probe"])] = {"ok": False, "error": e["message"]}
+    snapshot[SPOOL_KEY] = report.spool
     return agent_variables(agent, snapshot, report.collected_at, report_interval, 0.0)
 
 

@@ -23,7 +23,7 @@ from collector.compliance.schema import (
     sample,
 )
 from collector.errors import RuleError
-from collector.sites import ROLES
+from collector.model import Role
 
 __all__ = ["PACK_VERSION", "check_condition", "load_pack"]
 
@@ -69,13 +69,10 @@ class _TextSpec(StrictModel):
 
 
 class _ScopeSpec(StrictModel):
-    roles: list[Literal["workstation", "server", "meeting-room"]] = []
+    roles: list[Role] = []
     districts: list[str] = []
     communes: list[str] = []
     units: list[str] = []
-
-
-assert set(ROLES) == set(_ScopeSpec.model_fields["roles"].annotation.__args__[0].__args__)  # type: ignore[union-attr]
 
 
 class _RuleSpec(StrictModel):

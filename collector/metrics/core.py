@@ -17,6 +17,7 @@ from collector.metrics import antivirus, hardware, link, meeting_room, security
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
 from collector.metrics.text import Batch, Families, Kept
+from collector.model import SPOOL_KEY, probe_of_status_key
 from collector.sites import Sites
 from collector.store import FleetAgent, Store
 
@@ -270,16 +271,15 @@ def _agent_lines(batch: Batch, agent: FleetAgent, up: bool, snap: dict[str, Any]
     add("canhgac_agent_info", 1.0, os_name, os_version, agent.agent_version)
     if not up:
         return  # stale values must not pass for current ones
-    spool = snap.get("spool", {})
+    spool = snap.get(SPOOL_KEY, {})
     add("canhgac_agent_spool_dropped_reports_total", spool.get("dropped_total"))
     # Absent in snapshots of agents older than these counters: no sample rather than a 0.
     add("canhgac_agent_spool_unspooled_reports_total", spool.get("unspooled_total"))
     add("canhgac_agent_spool_resets_total", spool.get("resets_total"))
     add("canhgac_agent_spool_reset_lost_reports_total", spool.get("reset_lost_total"))
-    statuses = [s for s in snap if s.startswith("status:")]
-    statuses.sort()
-    for section in statuses:
-        add("canhgac_probe_success", 1.0 if snap[section].get("ok") else 0.0, section[7:])
+    statuses = sorted((p, key) for key in snap if (p := probe_of_status_key(key)) is not None)
+    for probe, key in statuses:
+        add("canhgac_probe_success", 1.0 if snap[key].get("ok") else 0.0, probe)
     for section, data in snap.items():
         render = _RENDER.get(section)
         if render is not None and data:

@@ -32,7 +32,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from collector.decode import report_from_wire
 from collector.errors import AuthError, NotFoundError, StoreError
 from collector.meetings import MEETING_ROLE
-from collector.model import SEQ_BITS, AgentRecord, Placement, Report, TokenRecord, stored_seq
+from collector.model import (
+    SEQ_BITS,
+    SPOOL_KEY,
+    AgentRecord,
+    Placement,
+    Report,
+    TokenRecord,
+    status_key,
+    stored_seq,
+)
 from collector.store.alerts import AlertTables
 from collector.store.fleet import FleetTables
 from collector.store.hotpath import AgentRow, Connections, HotPath
@@ -869,15 +878,15 @@ def _snapshot_sections(r: Report, have: set[str]) -> dict[str, Any]:
     the batch already gave (`have`): its sections, per-probe status, the agent's spool."""
     # A section's status always comes with the section itself, so this says it all.
     if (
-        "spool" in have
+        SPOOL_KEY in have
         and have.issuperset(r.sections)
-        and (not r.errors or all(f"status:{e['probe']}" in have for e in r.errors))
+        and (not r.errors or all(status_key(e["probe"]) in have for e in r.errors))
     ):
         return {}
     out: dict[str, Any] = {name: r.sections[name] for name in r.sections if name not in have}
     for name in r.sections:
-        out[f"status:{name}"] = {"ok": True, "error": ""}
+        out[status_key(name)] = {"ok": True, "error": ""}
     for e in r.errors:
-        out[f"status:{e['probe']}"] = {"ok": False, "error": e["message"]}
-    out["spool"] = r.spool
+        out[status_key(e["probe"])] = {"ok": False, "error": e["message"]}
+    out[SPOOL_KEY] = r.spool
     return {k: v for k, v in out.items() if k not in have}

@@ -16,6 +16,7 @@ import pytest
 
 from agent.errors import ProbeFailed
 from agent.model import Battery, Disk, Hardware, NetInterface, Temperature
+from agent.platform.cpu import cpu_usage_ratio
 from agent.platform.windows import UTF8_PREFIX, run_powershell
 from agent.probes.hardware import (
     POWERSHELL_SCRIPT,
@@ -26,7 +27,6 @@ from agent.probes.hardware import (
     RawSample,
     RawUsage,
     clean_identity_value,
-    cpu_usage_ratio,
     is_real_partition,
     parse_battery,
     parse_cpu_model,

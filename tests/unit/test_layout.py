@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -144,3 +144,71 @@ def test_every_registered_probe_names_a_report_section() -> None:
 
 def test_every_registered_probe_has_options_in_the_agent_config() -> None:
     assert {f.name for f in dataclasses.fields(ProbesConfig)} == set(PROBES)
+
+
+def _string_literals(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, value) of every string constant in `path`, f-string parts included."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+
+
+# String-keyed contracts of the collector, each spelled only in collector/model.py.
+CONTRACT_SPELLINGS: dict[str, Callable[[str], bool]] = {
+    "status: snapshot key": lambda s: s.startswith("status:"),
+    "meeting-room role": lambda s: s == "meeting-room",
+}
+
+
+def test_scanner_sees_strings_inside_f_strings(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text('x = f"status:{name}"\ny = "meeting-room"\n', encoding="utf-8")
+    assert sorted(_string_literals(src)) == [(1, "status:"), (2, "meeting-room")]
+
+
+@pytest.mark.parametrize("contract", CONTRACT_SPELLINGS)
+def test_collector_contracts_are_spelled_once(contract: str) -> None:
+    spelled = CONTRACT_SPELLINGS[contract]
+    found = [
+        f"{path.relative_to(REPO)}:{line}"
+        for path in _sources("collector")
+        for line, value in _string_literals(path)
+        if spelled(value)
+    ]
+    assert found and all(f.startswith("collector/model.py:") for f in found), (
+        f"{contract} spelled outside collector/model.py: {found}"
+    )
+
+
+def _imported_modules(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, dotted module name) of every absolute import in `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+
+
+def test_a_probe_module_imports_no_other_probe() -> None:
+    """A probe is one unit: what two probes share lives in agent/platform/, not in either."""
+    found = [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for path in _sources("agent/probes")
+        if path.name != "__init__.py"
+        for line, name in _imported_modules(path)
+        if name.startswith("agent.probes") and name not in ("agent.probes.base",)
+    ]
+    assert found == []
+
+
+def test_platform_never_imports_probes_or_config() -> None:
+    found = [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for path in _sources("agent/platform")
+        for line, name in _imported_modules(path)
+        if name.split(".")[:2] in (["agent", "probes"], ["agent", "config"])
+    ]
+    assert found == []

@@ -17,14 +17,14 @@ from agent.config import load_config
 from agent.errors import ProbeFailed
 from agent.model import DhcpServer, HttpCheck, IpConflict, Link, Report, TracerouteHop
 from agent.platform import icmp, lan, netcheck
+from agent.platform.netcheck import split_host_port
+from agent.platform.ping import ping_result
 from agent.probes.base import CollectorLink
 from agent.probes.link import (
     LinkOptions,
     LinkProbe,
     parse_proc_net_route,
     parse_windows_link,
-    ping_result,
-    split_host_port,
 )
 from agent.transport.encode import to_pb
 from collector.decode import decode_report

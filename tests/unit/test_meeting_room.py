@@ -22,8 +22,8 @@ from agent.model import (
     ThroughputResult,
 )
 from agent.platform.icmp import PingRun
+from agent.platform.throughput import ThroughputOptions
 from agent.probes.base import CollectorLink
-from agent.probes.link import ThroughputOptions
 from agent.probes.meeting_room import (
     AppOptions,
     DeviceExpectation,

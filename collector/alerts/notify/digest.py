@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from collector.model import MEETING_ROLE
 from collector.sites import Sites
 from collector.store import Store
 
@@ -54,7 +55,7 @@ def build_digest(
         a.placement.commune
         for a, snap in machines
         if a.agent_id in is_reporting
-        and a.placement.role == "meeting-room"
+        and a.placement.role == MEETING_ROLE
         and a.placement.commune
         and (snap.get("meeting_room") or {}).get("readiness", {}).get("state") in ("green", "amber")
     }
