@@ -419,12 +419,13 @@ class Servicer(pb_grpc.CollectorServicer):
 
     def _past(self, deadline: float, context: grpc.ServicerContext) -> None:
         if time.monotonic() > deadline:
-            self._reject(
-                context,
-                grpc.StatusCode.DEADLINE_EXCEEDED,
+            details = (
                 f"measurement longer than {self._cfg.limits.stream_max_duration:g} s "
-                "(limits.stream_max_duration)",
+                "(limits.stream_max_duration)"
             )
+            if not context.is_active():  # the watchdog ended it first, and counted it
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, details)
+            self._reject(context, grpc.StatusCode.DEADLINE_EXCEEDED, details)
 
     def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
         m = request.machine
