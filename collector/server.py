@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from canhgac_common.text import printable
 from canhgac_proto.v1 import collector_pb2 as pb
 from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 from collector import __version__
 from collector.config import CollectorConfig
 from collector.decode import InvalidReport, decode_report
-from collector.errors import AuthError, CollectorError, ConfigError, StoreError
+from collector.errors import AuthError, CollectorError, ConfigError, InvalidRequest, StoreError
 from collector.metrics import ServerMetrics
 from collector.model import AgentRecord, Report
 from collector.store import MachineFacts, Store
@@ -195,9 +196,20 @@ class Servicer(pb_grpc.CollectorServicer):
         facts = MachineFacts(m.machine_id, m.hostname, m.os_name, m.os_version, m.agent_version)
         try:
             e = self._store.enroll(request.token, facts, self._clock())
-        except AuthError as err:
-            log.warning("enrollment refused for %s (%s): %s", m.hostname, context.peer(), err)
-            self._reject(context, grpc.StatusCode.UNAUTHENTICATED, str(err))
+        except (AuthError, InvalidRequest) as err:
+            # Everything here but our own words came from the caller: escaped and bounded.
+            log.warning(
+                "enrollment refused for %s (%s): %s",
+                printable(m.hostname),
+                printable(context.peer()),
+                printable(err),
+            )
+            code = (
+                grpc.StatusCode.INVALID_ARGUMENT
+                if isinstance(err, InvalidRequest)
+                else grpc.StatusCode.UNAUTHENTICATED
+            )
+            self._reject(context, code, printable(err, 1000))
         except StoreError as err:
             log.error("enrollment failed: %s", err)
             context.abort(grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
@@ -207,7 +219,7 @@ class Servicer(pb_grpc.CollectorServicer):
             "%s agent %s (%s) in %s as %s",
             "re-enrolled" if e.reenrolled else "enrolled",
             e.agent.agent_id,
-            m.hostname,
+            printable(e.agent.hostname),
             " / ".join(x for x in (p.district, p.commune, p.unit) if x),
             p.role,
         )

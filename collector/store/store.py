@@ -7,8 +7,10 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,7 @@ import orjson
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     bindparam,
     create_engine,
     event,
@@ -28,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.decode import report_from_wire
-from collector.errors import AuthError, NotFoundError, StoreError
+from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreError
 from collector.meetings import MEETING_ROLE
 from collector.model import AgentRecord, Placement, Report, TokenRecord
 from collector.store.alerts import AlertTables
@@ -92,6 +95,16 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
 
 TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)
 
+# What each machine fact may hold: its column's length.
+_FACT_CHARS: dict[str, int] = {
+    c.name: c.type.length
+    for c in agents.c
+    if c.name in ("machine_id", "hostname", "os_name", "os_version", "agent_version")
+    and isinstance(c.type, String)
+    and c.type.length
+}
+_MACHINE_ID_CHARS = _FACT_CHARS["machine_id"]
+
 
 @dataclass(frozen=True)
 class MachineFacts:
@@ -133,6 +146,31 @@ def _hash(secret: str) -> str:
 def _split(value: str, parts: int) -> list[str] | None:
     fields = value.split(".")
     return fields if len(fields) == parts and all(fields) else None
+
+
+def _bounded(facts: MachineFacts) -> MachineFacts:
+    """The facts as stored. The machine id must fit its column (the agent sends 32 hex
+    characters); the free text is cut to its column's length, with control characters
+    replaced, since a hostname is shown in tables, logs and metric labels (a 1 MB or a
+    multi-line hostname is refused by no operating system's API, so it comes from a forger)."""
+    if len(facts.machine_id) > _MACHINE_ID_CHARS:
+        raise InvalidRequest(
+            f"machine_id of {len(facts.machine_id)} characters exceeds {_MACHINE_ID_CHARS}"
+        )
+
+    def text(value: str, column: str) -> str:
+        value = value[: _FACT_CHARS[column]]
+        if value.isprintable():
+            return value
+        return "".join("\ufffd" if unicodedata.category(c)[0] == "C" else c for c in value)
+
+    return MachineFacts(
+        facts.machine_id,
+        text(facts.hostname, "hostname"),
+        text(facts.os_name, "os_name"),
+        text(facts.os_version, "os_version"),
+        text(facts.agent_version, "agent_version"),
+    )
 
 
 def _placement(row: Any) -> Placement:
@@ -233,6 +271,13 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
             from pathlib import Path  # noqa: PLC0415
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it (it would be 0644 under the usual umask):
+            # the store holds every machine's reports and the credential hashes. SQLite
+            # gives the -wal and -shm files the database file's mode.
+            try:
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            except OSError as e:
+                raise StoreError(f"store {path}: cannot create: {e.strerror}") from None
 
         @event.listens_for(self._engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -387,6 +432,7 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         _, token_id, secret = parts
         if not facts.machine_id:
             raise AuthError("machine_id is required")
+        facts = _bounded(facts)
         with self._write() as conn:
             t = conn.execute(_ENROLL_TOKEN, {"token": token_id}).first()
             if t is None or not hmac.compare_digest(t.token_hash, _hash(secret)):
