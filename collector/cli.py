@@ -84,6 +84,10 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         ttl = parse_duration(args.expires)
     except ValueError as e:
         raise ConfigError(f"--expires: {e}") from None
+    if ttl <= 0:
+        raise ConfigError(f"--expires {args.expires}: a token must live a while, e.g. 12h or 7d")
+    if args.uses is not None and args.uses < 1:
+        raise ConfigError(f"--uses {args.uses}: at least 1 (leave it out for any number of uses)")
     placement = Placement(
         province=args.province or cfg.province,
         district=args.district,
@@ -102,7 +106,8 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(
-        "enroll a machine with: canhgac-agent enroll --collector HOST:PORT --token <token above>",
+        "enroll a machine with: canhgac-agent enroll --collector HOST:PORT "
+        "--token-file FILE (the token above in FILE, or in CANHGAC_TOKEN)",
         file=sys.stderr,
     )
     return 0

@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     event,
     literal_column,
+    or_,
     select,
     text,
     update,
@@ -231,9 +232,17 @@ _ENROLL_MACHINE = select(agents.c.agent_id).where(
     agents.c.machine_id == bindparam("machine"), agents.c.revoked_at.is_(None)
 )
 _ENROLL_UPDATE = update(agents).where(agents.c.agent_id == bindparam("agent"))
+# One use of the token, counted only while it has one left (and is live): the check and the
+# count are one statement, so concurrent enrollments cannot all pass a check made before any
+# of them counted (PostgreSQL re-checks the condition on the row a concurrent use updated).
 _ENROLL_USE = (
     update(tokens)
-    .where(tokens.c.token_id == bindparam("token"))
+    .where(
+        tokens.c.token_id == bindparam("token"),
+        tokens.c.revoked_at.is_(None),
+        tokens.c.expires_at > bindparam("now"),
+        or_(tokens.c.max_uses.is_(None), tokens.c.uses < tokens.c.max_uses),
+    )
     .values(uses=tokens.c.uses + literal_column("1"))
 )
 _ENROLL_AGENT = select(agents).where(agents.c.agent_id == bindparam("agent"))
@@ -441,8 +450,12 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
                 raise AuthError(f"enrollment token {token_id} was revoked")
             if t.expires_at <= now:
                 raise AuthError(f"enrollment token {token_id} has expired")
+            used_up = AuthError(f"enrollment token {token_id} has been used {t.max_uses} times")
             if t.max_uses is not None and t.uses >= t.max_uses:
-                raise AuthError(f"enrollment token {token_id} has been used {t.uses} times")
+                raise used_up
+            # Counted before the agent is written: a use that loses the race writes nothing.
+            if not conn.execute(_ENROLL_USE, {"token": token_id, "now": now}).rowcount:
+                raise used_up
             placement = _placement(t)
             agent_secret = secrets.token_urlsafe(24)
             values = {
@@ -470,7 +483,6 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
                         **values,
                     },
                 )
-            conn.execute(_ENROLL_USE, {"token": token_id})
             row = conn.execute(_ENROLL_AGENT, {"agent": agent_id}).one()
         return Enrollment(_agent(row), existing is not None, f"{agent_id}.{agent_secret}")
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +16,20 @@ import pytest
 from agent.spool import Spool
 from agent.transport.client import DeliveryError, MachineFacts
 from agent.transport.wire import StatusCode
+from collector.errors import AuthError
+from collector.model import Placement
+from collector.store import MachineFacts as StoreFacts
+from collector.store import Store
 from tests.integration.harness import Running
 
+PLACE = Placement("Cao Bằng", "Hạ Lang", "Thanh Nhật", "", "workstation")
+
+BIN = Path(sys.executable).parent
 FORGED = "2025-01-01 00:00:00,000 INFO collector.server: enrolled agent FORGED"
+
+
+def _run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120, env=env)
 
 
 def _mode(path: Path) -> int:
@@ -61,3 +76,74 @@ def test_log_injection_hostname_is_escaped_bounded_and_stored_bounded(
         assert _mode(spool.path) == 0o600
     finally:
         spool.close()
+
+
+def test_token_race_one_use_token_enrolls_exactly_one_of_20_concurrent(store_url: str) -> None:
+    """20 machines race one `--uses 1` token through the store (SQLite and a real PostgreSQL):
+    exactly one enrolls, the others are told the token is used up."""
+    store = Store(store_url)
+    try:
+        _, token = store.create_token(PLACE, ttl=3600, now=time.time(), max_uses=1)
+        start = threading.Barrier(20)
+        enrolled: list[str] = []
+        refused: list[str] = []
+
+        def enroll(i: int) -> None:
+            start.wait()
+            try:
+                e = store.enroll(
+                    token, StoreFacts(f"m-{i}", f"pc-{i}", "W", "10", "0.1"), time.time()
+                )
+                enrolled.append(e.agent.agent_id)
+            except AuthError as err:
+                refused.append(str(err))
+
+        threads = [threading.Thread(target=enroll, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        print(f"{store.dialect}: {len(enrolled)} of 20 enrolled with a 1-use token")
+        assert len(enrolled) == 1, enrolled
+        assert len(refused) == 19 and all("has been used" in r for r in refused), set(refused)
+        assert [t.uses for t in store.list_tokens()] == [1]
+        assert [a.agent_id for a in store.list_agents()] == enrolled
+    finally:
+        store.close()
+
+
+def test_token_options_refused_and_token_given_by_file_or_environment(
+    collector: Running, tmp_path: Path
+) -> None:
+    config = tmp_path / "collector.yaml"
+    config.write_text(f"store:\n  url: {collector.app.cfg.store.url}\n")
+    create = [str(BIN / "canhgac-collector"), "--config", str(config), "token", "create"]
+    create += ["--district", "Hạ Lang", "--role", "workstation"]
+    for bad, said in (
+        (["--uses", "0"], "--uses 0: at least 1"),
+        (["--uses", "-3"], "--uses -3: at least 1"),
+        (["--expires", "0s"], "--expires 0s: a token must live a while"),
+        (["--expires", "-1"], "--expires"),
+    ):
+        out = _run(*create, *bad)
+        assert (out.returncode, said in out.stderr) == (2, True), (bad, out.stderr)
+    assert collector.app.store.list_tokens() == []
+
+    enroll = [str(BIN / "canhgac-agent"), "enroll", "--collector", collector.address]
+    token_file = tmp_path / "token"
+    token_file.write_text(collector.token() + "\n")
+    by_file = _run(*enroll[:1], "--state-dir", str(tmp_path / "a"), *enroll[1:],
+                   "--token-file", str(token_file))  # fmt: skip
+    assert by_file.returncode == 0, by_file.stderr
+    env = {**os.environ, "CANHGAC_TOKEN": collector.token()}
+    by_env = _run(*enroll[:1], "--state-dir", str(tmp_path / "b"), *enroll[1:], env=env)
+    assert by_env.returncode == 0, by_env.stderr
+    none = {k: v for k, v in os.environ.items() if k != "CANHGAC_TOKEN"}
+    missing = _run(*enroll[:1], "--state-dir", str(tmp_path / "c"), *enroll[1:], env=none)
+    assert missing.returncode == 2 and "--token-file PATH" in missing.stderr, missing.stderr
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    blank = _run(*enroll, "--token-file", str(empty))
+    assert blank.returncode == 2 and f"--token-file {empty}: empty" in blank.stderr
+    assert [(tmp_path / d / "credential.json").exists() for d in "abc"] == [True, True, False]
+    assert [t.uses for t in collector.app.store.list_tokens()] == [1, 1]
