@@ -19,7 +19,7 @@ from types import FrameType
 
 from agent import __version__
 from agent.config import AgentConfig, load_config
-from agent.errors import AgentError, ConfigError
+from agent.errors import AgentError, ConfigError, NotEnrolledError
 from agent.identity import Credential, load_credential, machine_id, save_credential
 from agent.probes import PROBES
 from agent.probes.base import CollectorLink
@@ -82,6 +82,23 @@ def _token(args: argparse.Namespace) -> str:
     return token
 
 
+def _previous_credential(cfg: AgentConfig, collector: str) -> str:
+    """The credential this machine holds for `collector`, if any: the proof that lets the
+    re-enrollment keep its agent id. Never sent to another collector (it would let that one
+    act as this agent); without it a machine whose id is taken gets a new agent id."""
+    try:
+        cred = load_credential(cfg.state_dir)
+    except NotEnrolledError:
+        return ""
+    except AgentError as e:
+        log.warning("previous credential not sent: %s", e)
+        return ""
+    if cred.collector != collector:
+        log.warning("previous credential not sent: it is for %s, not %s", cred.collector, collector)
+        return ""
+    return cred.secret
+
+
 def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
     token = _token(args)
     facts = MachineFacts(
@@ -92,7 +109,7 @@ def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
         agent_version=__version__,
     )
     with CollectorClient(args.collector, tls=cfg.collector.tls, timeout=cfg.collector.timeout) as c:
-        r = c.enroll(token, facts)
+        r = c.enroll(token, facts, _previous_credential(cfg, args.collector))
     path = save_credential(
         cfg.state_dir,
         Credential(

@@ -95,14 +95,21 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         unit=args.unit or "",
         role=args.role,
     )
+    uses = args.uses if args.uses is not None or args.replaces is None else 1
     store = _store(cfg)
-    record, token = store.create_token(placement, ttl, time.time(), args.uses, args.note or "")
-    store.close()
+    try:
+        record, token = store.create_token(
+            placement, ttl, time.time(), uses, args.note or "", replaces=args.replaces
+        )
+    finally:
+        store.close()
     where = " / ".join(x for x in (placement.district, placement.commune, placement.unit) if x)
     print(token)
     print(
         f"token {record.token_id}: {where}, role {placement.role}, "
-        f"expires {_when(record.expires_at)}" + (f", {args.uses} uses" if args.uses else ""),
+        f"expires {_when(record.expires_at)}"
+        + (f", {uses} uses" if uses else "")
+        + (f", re-enrolls agent {args.replaces} (same machine id)" if args.replaces else ""),
         file=sys.stderr,
     )
     print(
@@ -118,6 +125,8 @@ def cmd_token_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     rows = []
     for t in _store(cfg).list_tokens():
         state = "revoked" if t.revoked_at else ("expired" if t.expires_at <= now else "active")
+        if t.replaces:
+            state += f", replaces {t.replaces}"
         p = t.placement
         uses = f"{t.uses}/{t.max_uses}" if t.max_uses else str(t.uses)
         rows.append(
@@ -144,6 +153,8 @@ def cmd_agent_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
             state = "up"
         else:
             state = "silent"
+        if a.clone_of and not a.revoked_at:
+            state += f", clone of {a.clone_of}?"
         p = a.placement
         rows.append(
             [
@@ -167,6 +178,10 @@ def cmd_agent_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     out = {
         "agent_id": a.agent_id,
         "hostname": a.hostname,
+        "machine_id": a.machine_id,
+        # Enrolled with this agent's machine id, without proof: a cloned image, a reinstall
+        # that lost its credential, or a takeover attempt (revoke the one that is not it).
+        "possible_clone_of": a.clone_of,
         "placement": a.placement.__dict__,
         "enrolled_at": _when(a.enrolled_at),
         "revoked_at": _when(a.revoked_at) if a.revoked_at else None,
@@ -607,6 +622,12 @@ def _parser() -> argparse.ArgumentParser:
     tc.add_argument("--expires", default="7d", help="lifetime, e.g. 12h, 7d (default 7d)")
     tc.add_argument("--uses", type=int, help="how many machines may enroll with it (default: any)")
     tc.add_argument("--note")
+    tc.add_argument(
+        "--replaces",
+        metavar="AGENT",
+        help="re-enroll this agent, keeping its id, from the same machine (e.g. reinstalled "
+        "and its credential lost); default --uses 1",
+    )
     tc.set_defaults(handler=cmd_token_create)
     tok.add_parser("list", help="all tokens and their state").set_defaults(handler=cmd_token_list)
     tr = tok.add_parser("revoke", help="stop a token from enrolling more machines")

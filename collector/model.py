@@ -44,6 +44,7 @@ class TokenRecord:
     max_uses: int | None
     uses: int
     note: str
+    replaces: str | None = None  # the agent an enrollment with this token re-enrolls
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,5 @@ class AgentRecord:
     last_seen_at: float | None
     last_report_at: float | None
     last_seq: int
+    # The active agent whose machine id this one enrolled with, without proof (possible clone).
+    clone_of: str | None = None

@@ -195,7 +195,7 @@ class Servicer(pb_grpc.CollectorServicer):
         m = request.machine
         facts = MachineFacts(m.machine_id, m.hostname, m.os_name, m.os_version, m.agent_version)
         try:
-            e = self._store.enroll(request.token, facts, self._clock())
+            e = self._store.enroll(request.token, facts, self._clock(), request.previous_credential)
         except (AuthError, InvalidRequest) as err:
             # Everything here but our own words came from the caller: escaped and bounded.
             log.warning(
@@ -217,12 +217,26 @@ class Servicer(pb_grpc.CollectorServicer):
         p = e.agent.placement
         log.info(
             "%s agent %s (%s) in %s as %s",
-            "re-enrolled" if e.reenrolled else "enrolled",
+            f"re-enrolled ({e.proof} proof)" if e.reenrolled else "enrolled",
             e.agent.agent_id,
             printable(e.agent.hostname),
             " / ".join(x for x in (p.district, p.commune, p.unit) if x),
             p.role,
         )
+        if e.agent.clone_of is not None:
+            log.warning(
+                "agent %s (%s, %s) is a possible clone of agent %s: it enrolled with that "
+                "agent's machine id without %s; both keep working (see `canhgac-collector "
+                "agent show %s`; revoke the one that is not the machine)",
+                e.agent.agent_id,
+                printable(e.agent.hostname),
+                printable(context.peer()),
+                e.agent.clone_of,
+                "a valid previous credential"
+                if request.previous_credential
+                else "its previous credential",
+                e.agent.agent_id,
+            )
         return pb.EnrollResponse(
             agent_id=e.agent.agent_id,
             credential=e.credential,

@@ -141,9 +141,13 @@ class CollectorClient:
     def reachable(self, timeout: float = 5.0) -> bool:
         return self._channel.ready(timeout)
 
-    def enroll(self, token: str, facts: MachineFacts) -> EnrollResult:
+    def enroll(
+        self, token: str, facts: MachineFacts, previous_credential: str = ""
+    ) -> EnrollResult:
+        """`previous_credential`: the one this machine held, the proof that keeps its agent id."""
         req = pb.EnrollRequest(
             token=token,
+            previous_credential=previous_credential,
             machine=pb.MachineFacts(
                 machine_id=facts.machine_id,
                 hostname=facts.hostname,

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = MetaData()
 
@@ -67,6 +67,9 @@ tokens = Table(
     Column("max_uses", Integer),
     Column("uses", Integer, nullable=False, default=0),
     Column("note", Text, nullable=False, default=""),
+    # Schema 7: the agent an enrollment with this token re-enrolls (keeping its id), an
+    # operator's answer to "this machine was reinstalled and lost its credential".
+    Column("replaces", String(32)),
 )
 
 agents = Table(
@@ -89,6 +92,10 @@ agents = Table(
     # Schema 6: raised by every ingest that stores a new report of the agent, so /metrics
     # finds which agents' snapshots may have changed without reading `snapshots`.
     Column("snapshot_version", BigInteger, nullable=False, server_default="0"),
+    # Schema 7: the active agent whose machine id this one enrolled with, without proof
+    # (neither that agent's credential nor a token replacing it): a cloned image, a
+    # reinstall that lost its state, or a takeover attempt. Cleared when that agent is revoked.
+    Column("clone_of", String(32)),
 )
 
 # Append-only history, exactly once per (agent, seq).

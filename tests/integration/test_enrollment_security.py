@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -9,9 +10,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from agent.spool import Spool
 from agent.transport.client import DeliveryError, MachineFacts
@@ -20,7 +23,7 @@ from collector.errors import AuthError
 from collector.model import Placement
 from collector.store import MachineFacts as StoreFacts
 from collector.store import Store
-from tests.integration.harness import Running
+from tests.integration.harness import Running, agent_config
 
 PLACE = Placement("Cao Bằng", "Hạ Lang", "Thanh Nhật", "", "workstation")
 
@@ -147,3 +150,100 @@ def test_token_options_refused_and_token_given_by_file_or_environment(
     assert blank.returncode == 2 and f"--token-file {empty}: empty" in blank.stderr
     assert [(tmp_path / d / "credential.json").exists() for d in "abc"] == [True, True, False]
     assert [t.uses for t in collector.app.store.list_tokens()] == [1, 1]
+
+
+def test_takeover_with_a_known_machine_id_gets_a_flagged_clone_not_the_victims_id(
+    collector: Running, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real agent CLI: a victim enrolls and reports; an attacker with a valid token for
+    another commune and the victim's machine id (same host: the same /etc/machine-id) enrolls
+    from a state dir without the victim's credential. The victim keeps its id, place and
+    credential; the attacker gets another id, flagged as a possible clone, shown in the CLI,
+    the log and /metrics. The victim re-enrolling with its credential keeps its id."""
+    caplog.set_level(logging.INFO, logger="collector")
+    config = tmp_path / "collector.yaml"
+    config.write_text(f"store:\n  url: {collector.app.cfg.store.url}\n")
+    agent_yaml = agent_config(tmp_path / "agent.yaml", {"ping_gateway": False, "count": 1})
+
+    def agent(state: str, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [str(BIN / "canhgac-agent"), "--config", str(agent_yaml)]
+        return _run(*argv, "--state-dir", str(tmp_path / state), *args)
+
+    def enroll(state: str, token: str) -> str:
+        out = agent(state, "enroll", "--collector", collector.address, "--token", token)
+        assert out.returncode == 0, out.stderr
+        credential = json.loads((tmp_path / state / "credential.json").read_text())
+        return str(credential["agent_id"])
+
+    victim = enroll("victim", collector.token("Thanh Nhật"))
+    assert agent("victim", "once").returncode == 0
+    attacker = enroll("attacker", collector.token("Đức Quang"))
+
+    assert attacker != victim
+    store = collector.app.store
+    assert store.get_agent(attacker).clone_of == victim
+    v = store.get_agent(victim)
+    assert (v.clone_of, v.placement.commune) == (None, "Thanh Nhật")  # not moved
+    after = agent("victim", "once")
+    assert after.returncode == 0, after.stderr  # its credential still works
+    assert store.report_seqs(victim) == [1, 2]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        f"agent {attacker}" in m and f"possible clone of agent {victim}" in m for m in warned
+    )
+    listed = _run(str(BIN / "canhgac-collector"), "--config", str(config), "agent", "list")
+    assert f"clone of {victim}?" in next(x for x in listed.stdout.splitlines() if attacker in x)
+    assert "clone" not in next(x for x in listed.stdout.splitlines() if victim in x)
+    shown = _run(str(BIN / "canhgac-collector"), "--config", str(config), "agent", "show", attacker)
+    assert json.loads(shown.stdout)["possible_clone_of"] == victim
+    with urllib.request.urlopen(f"http://127.0.0.1:{collector.app.http_port}/metrics") as r:
+        metrics = r.read().decode()
+    assert [
+        (s.labels["agent_id"], s.labels["clone_of"], s.value)
+        for fam in text_string_to_metric_families(metrics)
+        for s in fam.samples
+        if s.name == "canhgac_agent_clone_suspected"
+    ] == [(attacker, victim, 1.0)]
+
+    # The legitimate re-enrollment: the victim's state dir holds its credential, the proof.
+    again = enroll("victim", collector.token("Vinh Quý"))
+    assert again == victim
+    assert store.get_agent(victim).placement.commune == "Vinh Quý"  # moved, per the token
+    assert agent("victim", "once").returncode == 0
+    assert store.report_seqs(victim) == [1, 2, 3]
+    assert len(store.list_agents()) == 2
+
+
+def test_takeover_is_allowed_only_by_a_token_that_replaces_the_agent(
+    collector: Running, tmp_path: Path
+) -> None:
+    """The operator's way for a machine that lost its credential (reinstalled): a token made
+    with `--replaces AGENT` keeps that agent's id, for that agent's machine id only."""
+    victim = collector.enroll(machine="m-victim")
+    victim_id = victim.split(".")[0]
+    config = tmp_path / "collector.yaml"
+    config.write_text(f"store:\n  url: {collector.app.cfg.store.url}\n")
+    made = _run(
+        str(BIN / "canhgac-collector"), "--config", str(config), "token", "create",
+        "--district", "Hạ Lang", "--commune", "Thanh Nhật", "--role", "workstation",
+        "--replaces", victim_id,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert f"1 uses, re-enrolls agent {victim_id}" in made.stderr
+    token = made.stdout.strip()
+    nobody = _run(
+        str(BIN / "canhgac-collector"), "--config", str(config), "token", "create",
+        "--district", "Hạ Lang", "--role", "workstation", "--replaces", "0000",
+    )  # fmt: skip
+    assert nobody.returncode == 1 and "no active agent '0000' to replace" in nobody.stderr
+    with collector.client(None) as c:
+        with pytest.raises(DeliveryError) as other:
+            c.enroll(token, MachineFacts("m-attacker", "pc", "Linux", "6.1", "0.1"))
+        assert other.value.code is StatusCode.UNAUTHENTICATED
+        assert f"re-enrolls agent {victim_id}, which is not this machine's" in str(other.value)
+        replaced = c.enroll(token, MachineFacts("m-victim", "pc", "Linux", "6.1", "0.1"))
+    assert replaced.agent_id == victim_id
+    assert collector.client(replaced.secret).submit([]).stored == []
+    with pytest.raises(DeliveryError):
+        collector.client(victim).submit([])  # the lost credential is replaced
+    assert [a.agent_id for a in collector.app.store.list_agents()] == [victim_id]

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import Connection, create_engine, text, update
 
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.config import CollectorConfig
@@ -43,21 +43,32 @@ def store(store_url: str) -> Store:
 
 
 def test_token_enroll_authenticate_and_reenroll(store: Store) -> None:
-    record, token = store.create_token(PLACE, ttl=3600, now=1000.0, max_uses=2, note="test")
+    record, token = store.create_token(PLACE, ttl=3600, now=1000.0, max_uses=3, note="test")
     first = store.enroll(token, FACTS, now=1001.0)
     assert first.agent.placement == PLACE
-    assert not first.reenrolled
+    assert not first.reenrolled and first.agent.clone_of is None
     assert store.authenticate(first.credential).agent_id == first.agent.agent_id
-    second = store.enroll(token, FACTS, now=1002.0)
+    second = store.enroll(token, FACTS, now=1002.0, previous_credential=first.credential)
     assert second.reenrolled and second.agent.agent_id == first.agent.agent_id
+    assert second.proof == "credential"
     with pytest.raises(AuthError, match="unknown credential"):
         store.authenticate(first.credential)  # replaced by the re-enrollment
-    with pytest.raises(AuthError, match="used 2 times"):
-        store.enroll(token, MachineFacts("machine-2", "h", "W", "10", "0.1.0"), now=1003.0)
+    # The machine id alone proves nothing: a new agent, flagged, and the first keeps working.
+    third = store.enroll(token, FACTS, now=1003.0, previous_credential=first.credential)
+    assert not third.reenrolled and third.agent.clone_of == first.agent.agent_id
+    assert store.authenticate(second.credential).agent_id == first.agent.agent_id
+    with pytest.raises(AuthError, match="used 3 times"):
+        store.enroll(token, MachineFacts("machine-2", "h", "W", "10", "0.1.0"), now=1004.0)
     tokens = store.list_tokens()
-    assert [(t.token_id, t.uses, t.note) for t in tokens] == [(record.token_id, 2, "test")]
-    # The list is built from plain tuples, the single read from a Row: the same record.
-    assert store.list_agents() == [store.get_agent(first.agent.agent_id)]
+    assert [(t.token_id, t.uses, t.note) for t in tokens] == [(record.token_id, 3, "test")]
+    # The list is built from plain tuples, the single read from a Row: the same records.
+    assert sorted(store.list_agents(), key=lambda a: a.enrolled_at) == [
+        store.get_agent(first.agent.agent_id),
+        store.get_agent(third.agent.agent_id),
+    ]
+    # Revoking the original settles the question: the other is no longer a suspect.
+    store.revoke_agent(first.agent.agent_id, now=1005.0)
+    assert store.get_agent(third.agent.agent_id).clone_of is None
 
 
 def test_expired_and_revoked_tokens_and_agents(store: Store) -> None:
@@ -233,6 +244,7 @@ def test_history_keeps_reports_as_received_and_reads_older_json_rows(store_url: 
     with engine.begin() as conn:  # back to what schema 4 was
         conn.execute(text("ALTER TABLE reports DROP COLUMN wire"))
         conn.execute(text("ALTER TABLE agents DROP COLUMN snapshot_version"))
+        _drop_schema_7(conn)
         conn.execute(update(schema_version).values(version=4))
     engine.dispose()
     store = Store(store_url)
@@ -262,6 +274,7 @@ def test_a_schema_5_store_gains_snapshot_versions(store_url: str) -> None:
     engine = create_engine(store_url)
     with engine.begin() as conn:  # back to what schema 5 was
         conn.execute(text("ALTER TABLE agents DROP COLUMN snapshot_version"))
+        _drop_schema_7(conn)
         conn.execute(update(schema_version).values(version=5))
     engine.dispose()
     store = Store(store_url)
@@ -276,6 +289,34 @@ def test_a_schema_5_store_gains_snapshot_versions(store_url: str) -> None:
             snap = store.fleet_sections([agent_id], scan=scan)[agent_id]
             assert snap["hardware"] == {"cpu": {"usage_ratio": 0.9}}
             assert snap["status:antivirus"]["ok"] is False
+    finally:
+        store.close()
+
+
+def _drop_schema_7(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE agents DROP COLUMN clone_of"))
+    conn.execute(text("ALTER TABLE tokens DROP COLUMN replaces"))
+
+
+def test_a_schema_6_store_gains_clone_flags_and_replacing_tokens(store_url: str) -> None:
+    store = Store(store_url)
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    first = store.enroll(token, FACTS, now=1.0)
+    store.close()
+    engine = create_engine(store_url)
+    with engine.begin() as conn:  # back to what schema 6 was
+        _drop_schema_7(conn)
+        conn.execute(update(schema_version).values(version=6))
+    engine.dispose()
+    store = Store(store_url)
+    try:
+        assert store.get_agent(first.agent.agent_id).clone_of is None
+        assert store.authenticate(first.credential).agent_id == first.agent.agent_id
+        clone = store.enroll(token, FACTS, now=2.0)
+        assert clone.agent.clone_of == first.agent.agent_id
+        _, replacing = store.create_token(PLACE, 100, 0.5, 1, replaces=first.agent.agent_id)
+        assert store.enroll(replacing, FACTS, now=3.0).agent.agent_id == first.agent.agent_id
+        assert [t.replaces for t in store.list_tokens()] == [None, first.agent.agent_id]
     finally:
         store.close()
 
