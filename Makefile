@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run demo test test-deps lint typecheck proto proto-check docs dashboards unit integration bench clean
+.PHONY: run demo test test-deps lint typecheck proto proto-check docs dashboards unit integration bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -53,6 +53,10 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
+
+## fuzz: wire decoding on both sides fed mutated bytes, >= 10^5 cases (FUZZ_SCALE=N for more), <= 5 min
+fuzz: $(STAMP)
+	timeout 300 nice $(BIN)/pytest -q -s -m fuzz --durations=0 tests/fuzz
 
 ## bench: every benchmark, each against a baseline measured in the same run (docs/performance.md)
 bench: $(STAMP)

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import platform
 import signal
 import socket
@@ -18,7 +19,7 @@ from types import FrameType
 
 from agent import __version__
 from agent.config import AgentConfig, load_config
-from agent.errors import AgentError, ConfigError
+from agent.errors import AgentError, ConfigError, NotEnrolledError
 from agent.identity import Credential, load_credential, machine_id, save_credential
 from agent.probes import PROBES
 from agent.probes.base import CollectorLink
@@ -60,7 +61,51 @@ def _client(cfg: AgentConfig, cred: Credential) -> CollectorClient:
     )
 
 
+TOKEN_ENV = "CANHGAC_TOKEN"  # noqa: S105 (the variable's name, not a token)
+
+
+def _token(args: argparse.Namespace) -> str:
+    """From --token-file (`-`: standard input), else CANHGAC_TOKEN, else --token: a token on
+    the command line is visible to every local user in `ps` while the agent runs."""
+    path = args.token_file
+    if path is not None:
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"--token-file {args.token_file}: cannot read: {e}") from None
+        if not text.strip():
+            raise ConfigError(f"--token-file {args.token_file}: empty")
+        return text.strip()
+    if args.token is not None:
+        return str(args.token)
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise ConfigError(
+            f"enroll: no token; give it in a file (--token-file PATH, `-` for standard input) "
+            f"or in {TOKEN_ENV} (--token works too, but shows it to other users in ps)"
+        )
+    return token
+
+
+def _previous_credential(cfg: AgentConfig, collector: str) -> str:
+    """The credential this machine holds for `collector`, if any: the proof that lets the
+    re-enrollment keep its agent id. Never sent to another collector (it would let that one
+    act as this agent); without it a machine whose id is taken gets a new agent id."""
+    try:
+        cred = load_credential(cfg.state_dir)
+    except NotEnrolledError:
+        return ""
+    except AgentError as e:
+        log.warning("previous credential not sent: %s", e)
+        return ""
+    if cred.collector != collector:
+        log.warning("previous credential not sent: it is for %s, not %s", cred.collector, collector)
+        return ""
+    return cred.secret
+
+
 def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    token = _token(args)
     facts = MachineFacts(
         machine_id=machine_id(cfg.state_dir),
         hostname=socket.gethostname(),
@@ -69,7 +114,7 @@ def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
         agent_version=__version__,
     )
     with CollectorClient(args.collector, tls=cfg.collector.tls, timeout=cfg.collector.timeout) as c:
-        r = c.enroll(args.token, facts)
+        r = c.enroll(token, facts, _previous_credential(cfg, args.collector))
     path = save_credential(
         cfg.state_dir,
         Credential(
@@ -191,7 +236,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("enroll", help="trade an enrollment token for this agent's credential")
     e.add_argument("--collector", required=True, metavar="HOST:PORT")
-    e.add_argument("--token", required=True)
+    given = e.add_mutually_exclusive_group()
+    given.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help=f"file holding the token, `-` for stdin (or {TOKEN_ENV})",
+    )
+    given.add_argument("--token", help="the token itself (visible to other users in ps)")
     r = sub.add_parser("run", help="collect and deliver until stopped (the service)")
     r.add_argument("--interval", type=float, help="seconds between reports (default: collector's)")
     o = sub.add_parser("once", help="collect every probe once (and deliver, unless --print)")

@@ -120,6 +120,8 @@ class Spool:
             raise SpoolError(f"{path}: cannot open spool: {e}") from None
 
     def _connect(self) -> sqlite3.Connection:
+        # 0600 before SQLite opens it (0644 under the usual umask); -wal/-shm follow it.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         # FULL: a report the agent has spooled survives a power cut, not only a crash.

@@ -84,6 +84,10 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         ttl = parse_duration(args.expires)
     except ValueError as e:
         raise ConfigError(f"--expires: {e}") from None
+    if ttl <= 0:
+        raise ConfigError(f"--expires {args.expires}: a token must live a while, e.g. 12h or 7d")
+    if args.uses is not None and args.uses < 1:
+        raise ConfigError(f"--uses {args.uses}: at least 1 (leave it out for any number of uses)")
     placement = Placement(
         province=args.province or cfg.province,
         district=args.district,
@@ -91,18 +95,26 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         unit=args.unit or "",
         role=args.role,
     )
+    uses = args.uses if args.uses is not None or args.replaces is None else 1
     store = _store(cfg)
-    record, token = store.create_token(placement, ttl, time.time(), args.uses, args.note or "")
-    store.close()
+    try:
+        record, token = store.create_token(
+            placement, ttl, time.time(), uses, args.note or "", replaces=args.replaces
+        )
+    finally:
+        store.close()
     where = " / ".join(x for x in (placement.district, placement.commune, placement.unit) if x)
     print(token)
     print(
         f"token {record.token_id}: {where}, role {placement.role}, "
-        f"expires {_when(record.expires_at)}" + (f", {args.uses} uses" if args.uses else ""),
+        f"expires {_when(record.expires_at)}"
+        + (f", {uses} uses" if uses else "")
+        + (f", re-enrolls agent {args.replaces} (same machine id)" if args.replaces else ""),
         file=sys.stderr,
     )
     print(
-        "enroll a machine with: canhgac-agent enroll --collector HOST:PORT --token <token above>",
+        "enroll a machine with: canhgac-agent enroll --collector HOST:PORT "
+        "--token-file FILE (the token above in FILE, or in CANHGAC_TOKEN)",
         file=sys.stderr,
     )
     return 0
@@ -113,6 +125,8 @@ def cmd_token_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     rows = []
     for t in _store(cfg).list_tokens():
         state = "revoked" if t.revoked_at else ("expired" if t.expires_at <= now else "active")
+        if t.replaces:
+            state += f", replaces {t.replaces}"
         p = t.placement
         uses = f"{t.uses}/{t.max_uses}" if t.max_uses else str(t.uses)
         rows.append(
@@ -139,6 +153,10 @@ def cmd_agent_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
             state = "up"
         else:
             state = "silent"
+        if a.clone_of and not a.revoked_at:
+            state += f", clone of {a.clone_of}?"
+        elif a.clone_suspected_at and not a.revoked_at:
+            state += ", reports from two machines?"
         p = a.placement
         rows.append(
             [
@@ -162,11 +180,25 @@ def cmd_agent_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     out = {
         "agent_id": a.agent_id,
         "hostname": a.hostname,
+        "machine_id": a.machine_id,
+        # Enrolled with this agent's machine id, without proof: a cloned image, a reinstall
+        # that lost its credential, or a takeover attempt (revoke the one that is not it).
+        "possible_clone_of": a.clone_of,
+        # Its own reports came from two machines: a cloned image holding this credential.
+        "reports_from_two_machines_since": _when(a.clone_suspected_at)
+        if a.clone_suspected_at
+        else None,
         "placement": a.placement.__dict__,
         "enrolled_at": _when(a.enrolled_at),
         "revoked_at": _when(a.revoked_at) if a.revoked_at else None,
         "last_seen_at": _when(a.last_seen_at),
         "last_seq": a.last_seq,
+        # Each spool it numbered reports with (a new one after a reinstall or a lost spool),
+        # and the reports of the one before that never arrived.
+        "spools": [
+            {**s, "spool_id": f"{s['spool_id']:016x}", "first_seen_at": _when(s["first_seen_at"])}
+            for s in store.spools(a.agent_id)
+        ],
         "snapshot": store.snapshot(a.agent_id),
     }
     print(json.dumps(out, ensure_ascii=False, indent=2))
@@ -602,6 +634,12 @@ def _parser() -> argparse.ArgumentParser:
     tc.add_argument("--expires", default="7d", help="lifetime, e.g. 12h, 7d (default 7d)")
     tc.add_argument("--uses", type=int, help="how many machines may enroll with it (default: any)")
     tc.add_argument("--note")
+    tc.add_argument(
+        "--replaces",
+        metavar="AGENT",
+        help="re-enroll this agent, keeping its id, from the same machine (e.g. reinstalled "
+        "and its credential lost); default --uses 1",
+    )
     tc.set_defaults(handler=cmd_token_create)
     tok.add_parser("list", help="all tokens and their state").set_defaults(handler=cmd_token_list)
     tr = tok.add_parser("revoke", help="stop a token from enrolling more machines")

@@ -8,6 +8,7 @@ __all__ = [
     "AuthError",
     "CollectorError",
     "ConfigError",
+    "InvalidRequest",
     "NotFoundError",
     "RuleError",
     "StoreError",
@@ -28,6 +29,10 @@ class NotFoundError(CollectorError):
 
 class AuthError(CollectorError):
     """A token or credential is unknown, expired or revoked (the message says which)."""
+
+
+class InvalidRequest(CollectorError):
+    """A request from the wire is unusable as sent (a field too long); the message says why."""
 
 
 class RuleError(CollectorError):

@@ -94,6 +94,7 @@ class TokenRecord:
     max_uses: int | None
     uses: int
     note: str
+    replaces: str | None = None  # the agent an enrollment with this token re-enrolls
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,8 @@ class AgentRecord:
     last_seen_at: float | None
     last_report_at: float | None
     last_seq: int
+    # The active agent whose machine id this one enrolled with, without proof (possible clone).
+    clone_of: str | None = None
+    # When this agent's own reports came from two machines (two live spools, or a seq again
+    # with other content): a cloned image still holding the one credential.
+    clone_suspected_at: float | None = None

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from canhgac_common.text import printable
 from canhgac_proto.v1 import collector_pb2 as pb
 from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 from collector import __version__
 from collector.config import THROUGHPUT_CHUNK_BYTES, CollectorConfig, LimitsConfig
 from collector.decode import InvalidReport, decode_report
-from collector.errors import AuthError, CollectorError, ConfigError, StoreError
+from collector.errors import AuthError, CollectorError, ConfigError, InvalidRequest, StoreError
 from collector.metrics import ServerMetrics
 from collector.model import AgentRecord, Report
 from collector.store import MachineFacts, Store
@@ -431,10 +432,21 @@ class Servicer(pb_grpc.CollectorServicer):
         m = request.machine
         facts = MachineFacts(m.machine_id, m.hostname, m.os_name, m.os_version, m.agent_version)
         try:
-            e = self._store.enroll(request.token, facts, self._clock())
-        except AuthError as err:
-            log.warning("enrollment refused for %s (%s): %s", m.hostname, context.peer(), err)
-            self._reject(context, grpc.StatusCode.UNAUTHENTICATED, str(err))
+            e = self._store.enroll(request.token, facts, self._clock(), request.previous_credential)
+        except (AuthError, InvalidRequest) as err:
+            # Everything here but our own words came from the caller: escaped and bounded.
+            log.warning(
+                "enrollment refused for %s (%s): %s",
+                printable(m.hostname),
+                printable(context.peer()),
+                printable(err),
+            )
+            code = (
+                grpc.StatusCode.INVALID_ARGUMENT
+                if isinstance(err, InvalidRequest)
+                else grpc.StatusCode.UNAUTHENTICATED
+            )
+            self._reject(context, code, printable(err, 1000))
         except StoreError as err:
             log.error("enrollment failed: %s", err)
             self._reject(context, grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
@@ -442,12 +454,26 @@ class Servicer(pb_grpc.CollectorServicer):
         p = e.agent.placement
         log.info(
             "%s agent %s (%s) in %s as %s",
-            "re-enrolled" if e.reenrolled else "enrolled",
+            f"re-enrolled ({e.proof} proof)" if e.reenrolled else "enrolled",
             e.agent.agent_id,
-            m.hostname,
+            printable(e.agent.hostname),
             " / ".join(x for x in (p.district, p.commune, p.unit) if x),
             p.role,
         )
+        if e.agent.clone_of is not None:
+            log.warning(
+                "agent %s (%s, %s) is a possible clone of agent %s: it enrolled with that "
+                "agent's machine id without %s; both keep working (see `canhgac-collector "
+                "agent show %s`; revoke the one that is not the machine)",
+                e.agent.agent_id,
+                printable(e.agent.hostname),
+                printable(context.peer()),
+                e.agent.clone_of,
+                "a valid previous credential"
+                if request.previous_credential
+                else "its previous credential",
+                e.agent.agent_id,
+            )
         return pb.EnrollResponse(
             agent_id=e.agent.agent_id,
             credential=e.credential,

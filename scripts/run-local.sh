@@ -34,7 +34,7 @@ if [ ! -f var/agent/credential.json ]; then
   token=$(canhgac-collector --config "$cfg" token create \
     --district "Hạ Lang" --commune "Thanh Nhật" --role workstation --expires 1h --uses 1 \
     --note "make run" 2>/dev/null)
-  canhgac-agent --config configs/agent.local.yaml enroll --collector "$grpc_addr" --token "$token"
+  CANHGAC_TOKEN="$token" canhgac-agent --config configs/agent.local.yaml enroll --collector "$grpc_addr"
 fi
 canhgac-agent --config configs/agent.local.yaml run --interval 15 &
 agent=$!

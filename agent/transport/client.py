@@ -7,6 +7,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
 
 from agent import __version__
 from agent.config import TlsConfig
@@ -125,6 +128,20 @@ def _channel(address: str, tls: TlsConfig, gzip: bool) -> Channel:
         raise AgentError(f"collector.tls.ca_file: {tls.ca_file}: {e}") from None
 
 
+_Answer = TypeVar("_Answer", bound=Message)
+
+
+def _answer(kind: type[_Answer], data: bytes) -> _Answer:
+    """The collector's answer decoded; one that does not decode is a transient error of the
+    call (a proxy or a broken collector), not an exception the runner has never heard of."""
+    try:
+        return kind.FromString(data)
+    except DecodeError as e:
+        raise DeliveryError(
+            StatusCode.INTERNAL, f"undecodable {kind.DESCRIPTOR.name} from the collector: {e}"
+        ) from None
+
+
 def _path(method: str) -> str:
     return f"/{pb.DESCRIPTOR.services_by_name['Collector'].full_name}/{method}"
 
@@ -158,9 +175,13 @@ class CollectorClient:
     def reachable(self, timeout: float = 5.0) -> bool:
         return self._channel.ready(timeout)
 
-    def enroll(self, token: str, facts: MachineFacts) -> EnrollResult:
+    def enroll(
+        self, token: str, facts: MachineFacts, previous_credential: str = ""
+    ) -> EnrollResult:
+        """`previous_credential`: the one this machine held, the proof that keeps its agent id."""
         req = pb.EnrollRequest(
             token=token,
+            previous_credential=previous_credential,
             machine=pb.MachineFacts(
                 machine_id=facts.machine_id,
                 hostname=facts.hostname,
@@ -170,11 +191,12 @@ class CollectorClient:
             ),
         )
         try:
-            resp = pb.EnrollResponse.FromString(
-                self._channel.unary(_path("Enroll"), req.SerializeToString(), timeout=self._timeout)
+            answer = self._channel.unary(
+                _path("Enroll"), req.SerializeToString(), timeout=self._timeout
             )
         except RpcError as e:
             raise DeliveryError(e.code, e.details) from None
+        resp = _answer(pb.EnrollResponse, answer)
         p = resp.placement
         return EnrollResult(
             agent_id=resp.agent_id,
@@ -193,16 +215,15 @@ class CollectorClient:
             req.reports.add().ParseFromString(payload)
         sent_at = time.time()
         try:
-            resp = pb.SubmitResponse.FromString(
-                self._channel.unary(
-                    _path("Submit"),
-                    req.SerializeToString(),
-                    timeout=self._timeout,
-                    metadata=self._metadata,
-                )
+            answer = self._channel.unary(
+                _path("Submit"),
+                req.SerializeToString(),
+                timeout=self._timeout,
+                metadata=self._metadata,
             )
         except RpcError as e:
             raise DeliveryError(e.code, e.details) from None
+        resp = _answer(pb.SubmitResponse, answer)
         if resp.collector_time_ms:
             self._clock_offset = clock_offset(sent_at, time.time(), resp.collector_time_ms)
         return SubmitResult(
@@ -239,7 +260,7 @@ class CollectorClient:
             raise DeliveryError(e.code, e.details) from None
         except ValueError:  # not exactly one reply
             raise DeliveryError(StatusCode.INTERNAL, "Upload: not one reply") from None
-        return pb.UploadResult.FromString(reply).bytes, time.monotonic() - start
+        return _answer(pb.UploadResult, reply).bytes, time.monotonic() - start
 
     def throughput(self, nbytes: int) -> tuple[int, float]:
         """Bytes received and seconds taken for a `Throughput` stream of `nbytes`."""
@@ -252,7 +273,7 @@ class CollectorClient:
                 timeout=self._timeout,
                 metadata=self._metadata,
             ):
-                received += len(pb.ThroughputChunk.FromString(message).data)
+                received += len(_answer(pb.ThroughputChunk, message).data)
         except RpcError as e:
             raise DeliveryError(e.code, e.details) from None
         return received, time.monotonic() - start

@@ -191,8 +191,26 @@ def _decode_messages(buffer: bytearray, encoding: str) -> list[bytes]:
                 raise RpcError(
                     StatusCode.INTERNAL, f"compressed message with encoding {encoding!r}"
                 )
-            message = zlib.decompress(message, _GZIP)
+            message = _gunzip(message)
         out.append(message)
+    return out
+
+
+def _gunzip(data: bytes) -> bytes:
+    """A gzip-compressed message; corrupt or truncated ones are the call's error (zlib's own
+    error escaped the channel before), and one inflating beyond MAX_RECEIVE_BYTES is refused
+    as grpcio refuses it rather than filling the agent's memory."""
+    inflater = zlib.decompressobj(_GZIP)
+    try:
+        out = inflater.decompress(data, MAX_RECEIVE_BYTES)
+    except zlib.error as e:
+        raise RpcError(StatusCode.INTERNAL, f"corrupt gzip message: {e}") from None
+    if inflater.unconsumed_tail:
+        raise RpcError(
+            StatusCode.RESOURCE_EXHAUSTED, f"gzip message inflates beyond {MAX_RECEIVE_BYTES} bytes"
+        )
+    if not inflater.eof:
+        raise RpcError(StatusCode.INTERNAL, "truncated gzip message")
     return out
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from canhgac_common.text import printable
 from collector.alerts.lifecycle import Alert, Event, Labels, evolve, expire, observe
 from collector.compliance.evaluate import Memo, agent_variables, judge, report_variables
 from collector.compliance.loader import load_pack
@@ -181,7 +182,11 @@ class AlertEngine:
         try:
             pack = load_pack(self._rules_path, self._default_hold)
         except RuleError as e:
-            log.error("rule reload refused, keeping %d running rules:\n%s", len(self.pack.rules), e)
+            # One line per problem; a problem quoting rule text cannot add lines of its own.
+            problems = "\n".join(printable(line, 1000) for line in str(e).splitlines())
+            log.error(
+                "rule reload refused, keeping %d running rules:\n%s", len(self.pack.rules), problems
+            )
             return False, str(e)
         self._call(lambda: self._swap(pack)).result(30.0)
         msg = f"{len(pack.rules)} rules loaded from {', '.join(pack.files)}"

@@ -78,6 +78,15 @@ AGENT_SPECS = (
         "Reports counted in spools that were replaced (their backlog, lost)",
     ),
     agent_spec("canhgac_probe_success", "gauge", "1 if the probe's last run succeeded", "probe"),
+    agent_spec(
+        "canhgac_agent_clone_suspected",
+        "gauge",
+        "1 for a possible clone: an agent that enrolled with the machine id of the active "
+        "agent `clone_of` without proof (cloned image, reinstall without credential, or "
+        "takeover attempt), or one whose own reports came from two machines (`clone_of` "
+        "empty: a cloned image holding its credential); absent otherwise",
+        "clone_of",
+    ),
 )
 # What the org tree (sites file) says each place should have: the denominators of coverage.
 SITE_LABELS = ("district", "commune", "unit")
@@ -269,6 +278,8 @@ def _agent_lines(batch: Batch, agent: FleetAgent, up: bool, snap: dict[str, Any]
     os_name = host_facts.get("os_name") or agent.os_name
     os_version = host_facts.get("os_version") or agent.os_version
     add("canhgac_agent_info", 1.0, os_name, os_version, agent.agent_version)
+    if agent.clone_of is not None or agent.clone_suspected_at is not None:  # stale or not
+        add("canhgac_agent_clone_suspected", 1.0, agent.clone_of or "")
     if not up:
         return  # stale values must not pass for current ones
     spool = snap.get(SPOOL_KEY, {})

@@ -28,6 +28,8 @@ _ACTIVE_AGENTS = (
         agents.c.agent_version,
         agents.c.last_report_at,
         agents.c.snapshot_version,
+        agents.c.clone_of,
+        agents.c.clone_suspected_at,
         agents.c.last_seen_at,
     )
     # No ORDER BY: /metrics does not need one, and it costs a tenth of this read.
@@ -58,6 +60,8 @@ class FleetAgent(NamedTuple):
     # agents.snapshot_version: raised in the transaction that stores a new report, so a
     # snapshot read after this row is at least as new as this version says.
     version: int
+    clone_of: str | None  # schema 8: a possible clone of this active agent
+    clone_suspected_at: float | None  # schema 7: its reports came from two machines
     last_seen_at: float | None
 
 

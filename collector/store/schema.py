@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 metadata = MetaData()
 
@@ -69,6 +69,9 @@ tokens = Table(
     Column("max_uses", Integer),
     Column("uses", Integer, nullable=False, default=0),
     Column("note", Text, nullable=False, default=""),
+    # Schema 8: the agent an enrollment with this token re-enrolls (keeping its id), an
+    # operator's answer to "this machine was reinstalled and lost its credential".
+    Column("replaces", String(32)),
 )
 
 agents = Table(
@@ -96,6 +99,10 @@ agents = Table(
     # many such conflicting reports were refused as duplicates.
     Column("clone_suspected_at", Float),
     Column("seq_conflicts", BigInteger, nullable=False, server_default="0"),
+    # Schema 8: the active agent whose machine id this one enrolled with, without proof
+    # (neither that agent's credential nor a token replacing it): a cloned image, a
+    # reinstall that lost its state, or a takeover attempt. Cleared when that agent is revoked.
+    Column("clone_of", String(32)),
 )
 
 # Schema 7: each spool an agent numbered reports with, in the order the collector first saw

@@ -8,8 +8,10 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +20,13 @@ import orjson
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     bindparam,
     create_engine,
     event,
     func,
     literal_column,
+    or_,
     select,
     text,
     update,
@@ -30,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.decode import report_from_wire
-from collector.errors import AuthError, NotFoundError, StoreError
+from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreError
 from collector.meetings import MEETING_ROLE
 from collector.model import (
     SEQ_BITS,
@@ -118,6 +122,14 @@ def _to_v7(conn: Connection) -> None:
     )
 
 
+def _to_v8(conn: Connection) -> None:
+    """Schema 8: agents.clone_of (enrolled with a taken machine id, without proof) and
+    tokens.replaces (a token that re-enrolls one agent, keeping its id)."""
+    for table, column in ((agents, agents.c.clone_of), (tokens, tokens.c.replaces)):
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -126,9 +138,20 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _to_v5,
     6: _to_v6,
     7: _to_v7,
+    8: _to_v8,
 }
 
 TOKEN_PREFIX = "cgt"  # noqa: S105 (a prefix, not a secret)
+
+# What each machine fact may hold: its column's length.
+_FACT_CHARS: dict[str, int] = {
+    c.name: c.type.length
+    for c in agents.c
+    if c.name in ("machine_id", "hostname", "os_name", "os_version", "agent_version")
+    and isinstance(c.type, String)
+    and c.type.length
+}
+_MACHINE_ID_CHARS = _FACT_CHARS["machine_id"]
 
 
 @dataclass(frozen=True)
@@ -142,9 +165,12 @@ class MachineFacts:
 
 @dataclass(frozen=True)
 class Enrollment:
-    agent: AgentRecord
-    reenrolled: bool
+    agent: AgentRecord  # agent.clone_of set: a new agent, its machine id was taken
+    reenrolled: bool  # kept its id: proved by `proof`
     credential: str = field(repr=False)  # shown once, to the agent; only its hash is kept
+    # What let a re-enrollment keep the agent id: "credential" (the previous one) or
+    # "token" (a token made with `--replaces AGENT`); "" for a new agent.
+    proof: str = ""
 
 
 # Group commit bound: jobs per transaction.
@@ -175,6 +201,31 @@ def _split(value: str, parts: int) -> list[str] | None:
     return fields if len(fields) == parts and all(fields) else None
 
 
+def _bounded(facts: MachineFacts) -> MachineFacts:
+    """The facts as stored. The machine id must fit its column (the agent sends 32 hex
+    characters); the free text is cut to its column's length, with control characters
+    replaced, since a hostname is shown in tables, logs and metric labels (a 1 MB or a
+    multi-line hostname is refused by no operating system's API, so it comes from a forger)."""
+    if len(facts.machine_id) > _MACHINE_ID_CHARS:
+        raise InvalidRequest(
+            f"machine_id of {len(facts.machine_id)} characters exceeds {_MACHINE_ID_CHARS}"
+        )
+
+    def text(value: str, column: str) -> str:
+        value = value[: _FACT_CHARS[column]]
+        if value.isprintable():
+            return value
+        return "".join("\ufffd" if unicodedata.category(c)[0] == "C" else c for c in value)
+
+    return MachineFacts(
+        facts.machine_id,
+        text(facts.hostname, "hostname"),
+        text(facts.os_name, "os_name"),
+        text(facts.os_version, "os_version"),
+        text(facts.agent_version, "agent_version"),
+    )
+
+
 def _placement(row: Any) -> Placement:
     return Placement(**{c: getattr(row, c) for c in PLACE_COLUMNS})
 
@@ -194,13 +245,23 @@ def _agent(row: Any) -> AgentRecord:
         last_seen_at=row.last_seen_at,
         last_report_at=row.last_report_at,
         last_seq=row.last_seq,
+        clone_of=row.clone_of,
+        clone_suspected_at=row.clone_suspected_at,
     )
 
 
 # AgentRecord's fields in order, the placement's columns in its place: list_agents builds
 # records from plain tuples (named access on 10,000 Rows was most of an alert tick).
 _RECORD_HEAD = ("agent_id", "machine_id", "hostname", "os_name", "os_version", "agent_version")
-_RECORD_TAIL = ("enrolled_at", "revoked_at", "last_seen_at", "last_report_at", "last_seq")
+_RECORD_TAIL = (
+    "enrolled_at",
+    "revoked_at",
+    "last_seen_at",
+    "last_report_at",
+    "last_seq",
+    "clone_of",
+    "clone_suspected_at",
+)
 _LIST_AGENTS = select(
     *(agents.c[c] for c in (*_RECORD_HEAD, *PLACE_COLUMNS, *_RECORD_TAIL))
 ).order_by(agents.c.district, agents.c.commune, agents.c.hostname)
@@ -208,7 +269,26 @@ _LIST_AGENTS = select(
 
 def _agent_of(r: Any) -> AgentRecord:
     """From a _LIST_AGENTS row."""
-    a_id, m_id, host, os_name, os_version, version, pr, di, co, un, ro, en, rv, se, rp, sq = r
+    (
+        a_id,
+        m_id,
+        host,
+        os_name,
+        os_version,
+        version,
+        pr,
+        di,
+        co,
+        un,
+        ro,
+        en,
+        rv,
+        se,
+        rp,
+        sq,
+        cl,
+        cs,
+    ) = r
     return AgentRecord(
         a_id,
         m_id,
@@ -222,6 +302,8 @@ def _agent_of(r: Any) -> AgentRecord:
         se,
         rp,
         sq,
+        cl,
+        cs,
     )
 
 
@@ -229,16 +311,31 @@ def _agent_of(r: Any) -> AgentRecord:
 # values cost SQLAlchemy ~3 ms of CPU per enrollment (a fleet re-enrolling at once, and the
 # benchmarks' 10,000-agent set-ups).
 _ENROLL_TOKEN = select(tokens).where(tokens.c.token_id == bindparam("token"))
-_ENROLL_MACHINE = select(agents.c.agent_id).where(
-    agents.c.machine_id == bindparam("machine"), agents.c.revoked_at.is_(None)
+# The agent a machine id belongs to: the oldest active one not itself flagged as a clone.
+_ENROLL_MACHINE = (
+    select(agents.c.agent_id)
+    .where(agents.c.machine_id == bindparam("machine"), agents.c.revoked_at.is_(None))
+    .order_by(agents.c.clone_of.is_not(None), agents.c.enrolled_at)
+    .limit(1)
 )
 _ENROLL_UPDATE = update(agents).where(agents.c.agent_id == bindparam("agent"))
+# One use of the token, counted only while it has one left (and is live): the check and the
+# count are one statement, so concurrent enrollments cannot all pass a check made before any
+# of them counted (PostgreSQL re-checks the condition on the row a concurrent use updated).
 _ENROLL_USE = (
     update(tokens)
-    .where(tokens.c.token_id == bindparam("token"))
+    .where(
+        tokens.c.token_id == bindparam("token"),
+        tokens.c.revoked_at.is_(None),
+        tokens.c.expires_at > bindparam("now"),
+        or_(tokens.c.max_uses.is_(None), tokens.c.uses < tokens.c.max_uses),
+    )
     .values(uses=tokens.c.uses + literal_column("1"))
 )
 _ENROLL_AGENT = select(agents).where(agents.c.agent_id == bindparam("agent"))
+_ACTIVE = select(agents.c.agent_id).where(
+    agents.c.agent_id == bindparam("agent"), agents.c.revoked_at.is_(None)
+)
 
 
 class Store(AlertTables, FleetTables, MailTables, MeetingTables):
@@ -282,6 +379,13 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
             from pathlib import Path  # noqa: PLC0415
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it (it would be 0644 under the usual umask):
+            # the store holds every machine's reports and the credential hashes. SQLite
+            # gives the -wal and -shm files the database file's mode.
+            try:
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            except OSError as e:
+                raise StoreError(f"store {path}: cannot create: {e.strerror}") from None
 
         @event.listens_for(self._engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -385,11 +489,16 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         now: float,
         max_uses: int | None = None,
         note: str = "",
+        *,
+        replaces: str | None = None,
     ) -> tuple[TokenRecord, str]:
-        """A new enrollment token; the returned secret string is shown once and never stored."""
+        """A new enrollment token; the returned secret string is shown once and never stored.
+        `replaces`: the active agent an enrollment from the same machine re-enrolls with it."""
         token_id = secrets.token_hex(4)
         secret = secrets.token_urlsafe(24)
         with self._write() as conn:
+            if replaces is not None and conn.execute(_ACTIVE, {"agent": replaces}).first() is None:
+                raise NotFoundError(f"no active agent {replaces!r} to replace (see `agent list`)")
             conn.execute(
                 tokens.insert().values(
                     token_id=token_id,
@@ -399,10 +508,11 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
                     max_uses=max_uses,
                     uses=0,
                     note=note,
+                    replaces=replaces,
                     **dataclasses.asdict(placement),
                 )
             )
-        record = TokenRecord(token_id, placement, now, now + ttl, None, max_uses, 0, note)
+        record = TokenRecord(token_id, placement, now, now + ttl, None, max_uses, 0, note, replaces)
         return record, f"{TOKEN_PREFIX}.{token_id}.{secret}"
 
     def list_tokens(self) -> list[TokenRecord]:
@@ -418,6 +528,7 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
                 r.max_uses,
                 r.uses,
                 r.note,
+                r.replaces,
             )
             for r in rows
         ]
@@ -432,14 +543,26 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
 
     # ---- agents -------------------------------------------------------------------------
 
-    def enroll(self, token: str, facts: MachineFacts, now: float) -> Enrollment:
-        """Trade a token for a credential. The same machine keeps its agent id (new secret)."""
+    def enroll(
+        self, token: str, facts: MachineFacts, now: float, previous_credential: str = ""
+    ) -> Enrollment:
+        """Trade a token for a credential.
+
+        A machine id already held by an active agent keeps that agent's id (and gets a new
+        secret: the old one stops working) only with proof: `previous_credential` is that
+        agent's credential, or the token was made to replace it (`--replaces`). Without proof
+        the enrollment gets a new agent flagged `clone_of` the existing one, which keeps its
+        id and credential: a machine id is readable by any local user and shared by cloned
+        images, so it proves nothing. A valid previous credential keeps its agent id whatever
+        the machine id says (the machine id is updated).
+        """
         parts = _split(token, 3)
         if parts is None or parts[0] != TOKEN_PREFIX:
             raise AuthError("malformed enrollment token")
         _, token_id, secret = parts
         if not facts.machine_id:
             raise AuthError("machine_id is required")
+        facts = _bounded(facts)
         with self._write() as conn:
             t = conn.execute(_ENROLL_TOKEN, {"token": token_id}).first()
             if t is None or not hmac.compare_digest(t.token_hash, _hash(secret)):
@@ -448,38 +571,66 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
                 raise AuthError(f"enrollment token {token_id} was revoked")
             if t.expires_at <= now:
                 raise AuthError(f"enrollment token {token_id} has expired")
+            used_up = AuthError(f"enrollment token {token_id} has been used {t.max_uses} times")
             if t.max_uses is not None and t.uses >= t.max_uses:
-                raise AuthError(f"enrollment token {token_id} has been used {t.uses} times")
+                raise used_up
+            agent_id, proof = self._proven(conn, previous_credential), "credential"
+            existing = conn.execute(_ENROLL_MACHINE, {"machine": facts.machine_id}).scalar()
+            if agent_id is None and t.replaces is not None:
+                replaced = conn.execute(_ENROLL_AGENT, {"agent": t.replaces}).first()
+                if (
+                    replaced is None
+                    or replaced.revoked_at is not None
+                    or replaced.machine_id != facts.machine_id
+                ):
+                    raise AuthError(
+                        f"enrollment token {token_id} re-enrolls agent {t.replaces}, "
+                        "which is not this machine's (or is revoked)"
+                    )
+                agent_id, proof = t.replaces, "token"
+            # Counted before the agent is written: a use that loses the race writes nothing.
+            if not conn.execute(_ENROLL_USE, {"token": token_id, "now": now}).rowcount:
+                raise used_up
             placement = _placement(t)
             agent_secret = secrets.token_urlsafe(24)
             values = {
                 "credential_hash": _hash(agent_secret),
                 "token_id": token_id,
+                "machine_id": facts.machine_id,
                 "hostname": facts.hostname,
                 "os_name": facts.os_name,
                 "os_version": facts.os_version,
                 "agent_version": facts.agent_version,
                 **dataclasses.asdict(placement),
             }
-            existing = conn.execute(_ENROLL_MACHINE, {"machine": facts.machine_id}).scalar()
-            if existing is not None:
-                agent_id = existing
+            if agent_id is not None:
                 conn.execute(_ENROLL_UPDATE, {"agent": agent_id, **values})
             else:
+                proof = ""
                 agent_id = secrets.token_hex(6)
                 conn.execute(
                     agents.insert(),
                     {
                         "agent_id": agent_id,
-                        "machine_id": facts.machine_id,
                         "enrolled_at": now,
                         "last_seq": 0,
+                        "clone_of": existing,
                         **values,
                     },
                 )
-            conn.execute(_ENROLL_USE, {"token": token_id})
             row = conn.execute(_ENROLL_AGENT, {"agent": agent_id}).one()
-        return Enrollment(_agent(row), existing is not None, f"{agent_id}.{agent_secret}")
+        return Enrollment(_agent(row), bool(proof), f"{agent_id}.{agent_secret}", proof)
+
+    @staticmethod
+    def _proven(conn: Connection, credential: str) -> str | None:
+        """The active agent `credential` belongs to, or None (absent, unknown, revoked)."""
+        parts = _split(credential, 2) if credential else None
+        if parts is None:
+            return None
+        row = conn.execute(_ENROLL_AGENT, {"agent": parts[0]}).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return row.agent_id if hmac.compare_digest(row.credential_hash, _hash(parts[1])) else None
 
     def authenticate(self, credential: str) -> AgentRecord:
         parts = _split(credential, 2)
@@ -515,12 +666,17 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         return _agent(row)
 
     def revoke_agent(self, agent_id: str, now: float) -> None:
-        self._change_one(
-            update(agents)
-            .where(agents.c.agent_id == agent_id, agents.c.revoked_at.is_(None))
-            .values(revoked_at=now),
-            f"no active agent {agent_id!r} (see `agent list`)",
-        )
+        """Refuse the agent's credential from now on. Agents flagged as its possible clones
+        lose the flag: the operator has chosen which of them is the machine."""
+        with self._write() as conn:
+            done: Any = conn.execute(
+                update(agents)
+                .where(agents.c.agent_id == agent_id, agents.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            if not done.rowcount:
+                raise NotFoundError(f"no active agent {agent_id!r} (see `agent list`)")
+            conn.execute(update(agents).where(agents.c.clone_of == agent_id).values(clone_of=None))
 
     # ---- reports ------------------------------------------------------------------------
 

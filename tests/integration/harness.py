@@ -46,11 +46,13 @@ class Running:
         machine: str = "machine-1",
         hostname: str = "ubnd-thanhnhat-01",
         commune: str = "Thanh Nhật",
+        previous: str = "",
     ) -> str:
-        """Enroll through the real Enroll RPC; returns the agent credential."""
+        """Enroll through the real Enroll RPC; returns the agent credential. `previous`: the
+        credential the machine held (the proof that keeps its agent id)."""
         with CollectorClient(self.address) as c:
             facts = MachineFacts(machine, hostname, "Linux", "6.1", "0.1.0")
-            r = c.enroll(self.token(commune), facts)
+            r = c.enroll(self.token(commune), facts, previous)
         return r.secret
 
     def client(self, secret: str | None, **kw: object) -> CollectorClient:

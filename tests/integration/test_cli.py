@@ -152,10 +152,10 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
 def test_enrolling_the_same_machine_twice_keeps_one_agent(
     collector: Running, tmp_path: Path
 ) -> None:
+    """The agent sends the credential it holds: the proof that keeps its id."""
+    state = tmp_path / "state"
     ids = []
-    for attempt in range(2):
-        # A fresh state dir each time, as after a reinstall: the machine id alone matches.
-        state = tmp_path / f"state-{attempt}"
+    for _ in range(2):
         out = run(
             str(BIN / "canhgac-agent"), "--state-dir", str(state), "enroll",
             "--collector", collector.address, "--token", collector.token(),

@@ -138,7 +138,7 @@ def test_duplicate_delivery_is_stored_once_and_acked_again(
 
 def test_reenrolling_the_same_machine_keeps_one_agent(collector: Running) -> None:
     old = collector.enroll(machine="same-machine")
-    new = collector.enroll(machine="same-machine")
+    new = collector.enroll(machine="same-machine", previous=old)  # the proof
     agents = collector.app.store.list_agents()
     assert len(agents) == 1
     assert old.split(".")[0] == new.split(".")[0] == agents[0].agent_id

@@ -18,7 +18,7 @@ from collector.errors import AuthError, NotFoundError, StoreError
 from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
 from collector.store.schema import SCHEMA_VERSION, schema_version
-from tests.downgrade import UNDO_V7
+from tests.downgrade import TO_V6
 from tests.integration.harness import start_collector
 from tests.integration.postgres import fresh_database
 
@@ -44,21 +44,32 @@ def store(store_url: str) -> Store:
 
 
 def test_token_enroll_authenticate_and_reenroll(store: Store) -> None:
-    record, token = store.create_token(PLACE, ttl=3600, now=1000.0, max_uses=2, note="test")
+    record, token = store.create_token(PLACE, ttl=3600, now=1000.0, max_uses=3, note="test")
     first = store.enroll(token, FACTS, now=1001.0)
     assert first.agent.placement == PLACE
-    assert not first.reenrolled
+    assert not first.reenrolled and first.agent.clone_of is None
     assert store.authenticate(first.credential).agent_id == first.agent.agent_id
-    second = store.enroll(token, FACTS, now=1002.0)
+    second = store.enroll(token, FACTS, now=1002.0, previous_credential=first.credential)
     assert second.reenrolled and second.agent.agent_id == first.agent.agent_id
+    assert second.proof == "credential"
     with pytest.raises(AuthError, match="unknown credential"):
         store.authenticate(first.credential)  # replaced by the re-enrollment
-    with pytest.raises(AuthError, match="used 2 times"):
-        store.enroll(token, MachineFacts("machine-2", "h", "W", "10", "0.1.0"), now=1003.0)
+    # The machine id alone proves nothing: a new agent, flagged, and the first keeps working.
+    third = store.enroll(token, FACTS, now=1003.0, previous_credential=first.credential)
+    assert not third.reenrolled and third.agent.clone_of == first.agent.agent_id
+    assert store.authenticate(second.credential).agent_id == first.agent.agent_id
+    with pytest.raises(AuthError, match="used 3 times"):
+        store.enroll(token, MachineFacts("machine-2", "h", "W", "10", "0.1.0"), now=1004.0)
     tokens = store.list_tokens()
-    assert [(t.token_id, t.uses, t.note) for t in tokens] == [(record.token_id, 2, "test")]
-    # The list is built from plain tuples, the single read from a Row: the same record.
-    assert store.list_agents() == [store.get_agent(first.agent.agent_id)]
+    assert [(t.token_id, t.uses, t.note) for t in tokens] == [(record.token_id, 3, "test")]
+    # The list is built from plain tuples, the single read from a Row: the same records.
+    assert sorted(store.list_agents(), key=lambda a: a.enrolled_at) == [
+        store.get_agent(first.agent.agent_id),
+        store.get_agent(third.agent.agent_id),
+    ]
+    # Revoking the original settles the question: the other is no longer a suspect.
+    store.revoke_agent(first.agent.agent_id, now=1005.0)
+    assert store.get_agent(third.agent.agent_id).clone_of is None
 
 
 def test_expired_and_revoked_tokens_and_agents(store: Store) -> None:
@@ -232,7 +243,7 @@ def test_history_keeps_reports_as_received_and_reads_older_json_rows(store_url: 
     store.close()
     engine = create_engine(store_url)
     with engine.begin() as conn:  # back to what schema 4 was
-        for statement in UNDO_V7:
+        for statement in TO_V6:
             conn.execute(text(statement))
         conn.execute(text("ALTER TABLE reports DROP COLUMN wire"))
         conn.execute(text("ALTER TABLE agents DROP COLUMN snapshot_version"))
@@ -264,7 +275,7 @@ def test_a_schema_5_store_gains_snapshot_versions(store_url: str) -> None:
     store.close()
     engine = create_engine(store_url)
     with engine.begin() as conn:  # back to what schema 5 was
-        for statement in UNDO_V7:
+        for statement in TO_V6:
             conn.execute(text(statement))
         conn.execute(text("ALTER TABLE agents DROP COLUMN snapshot_version"))
         conn.execute(update(schema_version).values(version=5))
@@ -281,6 +292,30 @@ def test_a_schema_5_store_gains_snapshot_versions(store_url: str) -> None:
             snap = store.fleet_sections([agent_id], scan=scan)[agent_id]
             assert snap["hardware"] == {"cpu": {"usage_ratio": 0.9}}
             assert snap["status:antivirus"]["ok"] is False
+    finally:
+        store.close()
+
+
+def test_a_schema_6_store_gains_spools_clone_flags_and_replacing_tokens(store_url: str) -> None:
+    store = Store(store_url)
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    first = store.enroll(token, FACTS, now=1.0)
+    store.close()
+    engine = create_engine(store_url)
+    with engine.begin() as conn:  # back to what schema 6 was
+        for statement in TO_V6:
+            conn.execute(text(statement))
+        conn.execute(update(schema_version).values(version=6))
+    engine.dispose()
+    store = Store(store_url)
+    try:
+        assert store.get_agent(first.agent.agent_id).clone_of is None
+        assert store.authenticate(first.credential).agent_id == first.agent.agent_id
+        clone = store.enroll(token, FACTS, now=2.0)
+        assert clone.agent.clone_of == first.agent.agent_id
+        _, replacing = store.create_token(PLACE, 100, 0.5, 1, replaces=first.agent.agent_id)
+        assert store.enroll(replacing, FACTS, now=3.0).agent.agent_id == first.agent.agent_id
+        assert [t.replaces for t in store.list_tokens()] == [None, first.agent.agent_id]
     finally:
         store.close()
 

@@ -15,7 +15,7 @@ from collector.alerts.lifecycle import Alert, Labels, expire, observe
 from collector.store import AlertWrite, Store
 from collector.store.alerts import HistoryEntry
 from collector.store.schema import SCHEMA_VERSION
-from tests.downgrade import UNDO_V7
+from tests.downgrade import TO_V6
 
 LABELS = Labels("hardware.disk-free", "agent-1", "medium")
 
@@ -136,7 +136,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 7
+    assert SCHEMA_VERSION == 8
 
 
 def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
     store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:  # back to what schema 2 was
         conn.executescript(
-            "".join(f"{statement};" for statement in UNDO_V7)
+            "".join(f"{statement};" for statement in TO_V6)
             + "DROP TABLE mail_queue; DROP TABLE mail_outbox;"
             "ALTER TABLE reports DROP COLUMN wire; ALTER TABLE agents DROP COLUMN snapshot_version;"
             "UPDATE schema_version SET version = 2;"

@@ -30,7 +30,7 @@ from collector.model import AgentRecord, Placement
 from collector.store import Store
 from collector.store.schema import SCHEMA_VERSION
 from collector.store.store import MachineFacts
-from tests.downgrade import UNDO_V7
+from tests.downgrade import TO_V6
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 CONFIGS = Path(__file__).parent.parent.parent / "configs"
@@ -201,7 +201,7 @@ def test_schema_3_store_gains_the_meetings_tables(tmp_path: Path) -> None:
     db = tmp_path / "v3.db"
     Store(f"sqlite:///{db}").close()
     with sqlite3.connect(db) as conn:  # make it what a schema 3 collector left behind
-        for statement in UNDO_V7:
+        for statement in TO_V6:
             conn.execute(statement)
         conn.execute("DROP TABLE meetings")
         conn.execute("DROP TABLE meeting_results")

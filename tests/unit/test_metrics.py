@@ -147,7 +147,10 @@ def _families(
 
 
 def test_emitted_equals_declared(tmp_path: Path) -> None:
-    store, _ = _store_with_agent(tmp_path, time.time())
+    store, agent_id = _store_with_agent(tmp_path, time.time())
+    # A second agent with the first one's machine id and no proof: a possible clone.
+    _, token = store.create_token(Placement("Cao Bằng", "Hạ Lang", "An Lạc", "", "server"), 60, 0)
+    clone = store.enroll(token, MachineFacts("m", "ubnd-anlac-02", "Windows", "10", "0.1.0"), 1)
     emitted = _families(store, stale_after=60)
     declared = {s.name: s for s in SPECS}
     histogram_parts = ("_bucket", "_count", "_sum")
@@ -161,6 +164,10 @@ def test_emitted_equals_declared(tmp_path: Path) -> None:
             assert set(labels) - {"le"} == set(spec.labels), name
     per_agent = {s.name for s in SPECS if "agent_id" in s.labels}
     assert per_agent <= set(emitted), f"declared but not emitted: {per_agent - set(emitted)}"
+    assert [
+        (labels["agent_id"], labels["clone_of"], value)
+        for labels, value in emitted["canhgac_agent_clone_suspected"]
+    ] == [(clone.agent.agent_id, agent_id, 1.0)]
 
 
 def test_values_and_rollups(tmp_path: Path) -> None:
@@ -358,7 +365,7 @@ def test_a_new_placement_relabels_every_series(tmp_path: Path) -> None:
     exposition = Exposition(store, 60, clock=_Clock(now))
     before = _parse(exposition.render())
     moved = dataclasses.replace(PLACE, commune="Đức Quang", unit="Trạm y tế")
-    _, token = store.create_token(moved, 60, 0)
+    _, token = store.create_token(moved, 60, 0, replaces=agent_id)  # the operator's proof
     again = store.enroll(token, MachineFacts("m", "ubnd-anlac-01", "Windows", "10", "0.1.0"), 1)
     assert again.agent.agent_id == agent_id  # re-placed, not a new agent: no new report either
     after = _parse(exposition.render())

@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from canhgac_common.text import printable
 from collector.alerts.lifecycle import Alert, Labels
 from collector.alerts.notify.config import AlertmanagerConfig
 
@@ -88,6 +89,6 @@ class AlertmanagerForwarder:
             with urllib.request.urlopen(req, timeout=self.cfg.timeout) as resp:  # noqa: S310
                 resp.read()
         except (urllib.error.URLError, OSError) as e:
-            log.warning("alertmanager %s: %s (will retry)", self.cfg.url, e)
+            log.warning("alertmanager %s: %s (will retry)", self.cfg.url, printable(e))
             return False
         return True

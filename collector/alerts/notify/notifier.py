@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from canhgac_common.text import printable
 from collector.alerts.engine import notification_payload
 from collector.alerts.notify import smtp
 from collector.alerts.notify.alertmanager import AlertmanagerForwarder
@@ -262,8 +263,13 @@ class Notifier:
         result = smtp.send(self.cfg.smtp, m.to_addrs, body)
         if result.outcome == "retry" and m.attempts + 1 < self.cfg.retry.max_attempts:
             delay = min(self.cfg.retry.backoff * 2**m.attempts, self.cfg.retry.max_backoff)
+            # The SMTP server's reply: bounded and escaped like anything from another host.
             log.warning(
-                "mail %d to %s: %s; retry in %.0fs", m.id, m.recipient, result.detail, delay
+                "mail %d to %s: %s; retry in %.0fs",
+                m.id,
+                m.recipient,
+                printable(result.detail),
+                delay,
             )
             self.store.mail_attempted(
                 m.id,
@@ -277,7 +283,12 @@ class Notifier:
         state = "failed" if result.outcome == "retry" else result.outcome
         if state != "sent":
             log.error(
-                "mail %d to %s %s: %s %s", m.id, m.recipient, state, result.detail, result.refused
+                "mail %d to %s %s: %s %s",
+                m.id,
+                m.recipient,
+                state,
+                printable(result.detail),
+                printable(result.refused, 1000),
             )
         self.store.mail_attempted(
             m.id,
