@@ -763,36 +763,56 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         with self._read() as conn:
             ordinals = self._spool_ordinals(conn, agent_id)
         ordinal = ordinals.get(signed)
-        if ordinal is None:
-            with self._write() as conn:
-                ordinals = self._spool_ordinals(conn, agent_id)  # another collector's, too
+        for attempt in range(3):
+            if ordinal is not None:
+                break
+            try:
+                ordinals, ordinal = self._add_spool(agent_id, signed, first.seq, now)
+            except StoreError:
+                # Registered meanwhile by a concurrent Submit (of this collector or another,
+                # on PostgreSQL): the unique keys refused the second; read what won.
+                if attempt == 2:
+                    raise
+                with self._read() as conn:
+                    ordinals = self._spool_ordinals(conn, agent_id)
                 ordinal = ordinals.get(signed)
-                if ordinal is None:
-                    ordinal = max(ordinals.values(), default=-1) + 1
-                    lost = self._gap(conn, agent_id, ordinal - 1) if ordinal else 0
-                    conn.execute(
-                        spools.insert().values(
-                            agent_id=agent_id,
-                            spool_id=signed,
-                            ordinal=ordinal,
-                            first_seen_at=now,
-                            first_seq=first.seq,
-                            lost_before=lost,
-                        )
-                    )
-                    if ordinal:
-                        log.warning(
-                            "agent %s numbers reports with a new spool (its %d.; %d reports of"
-                            " the one before never arrived): reinstalled, re-imaged or spool lost",
-                            agent_id,
-                            ordinal + 1,
-                            lost,
-                        )
+        assert ordinal is not None
         self._ordinals[agent_id, first.spool_id] = ordinal
         self._newest_spool[agent_id] = max(
             self._newest_spool.get(agent_id, 0), ordinal, *ordinals.values()
         )
         return ordinal
+
+    def _add_spool(
+        self, agent_id: str, spool_id: int, first_seq: int, now: float
+    ) -> tuple[dict[int, int], int]:
+        """Register a spool not seen before; (the agent's spools, its ordinal)."""
+        with self._write() as conn:
+            ordinals = self._spool_ordinals(conn, agent_id)
+            ordinal = ordinals.get(spool_id)
+            if ordinal is not None:
+                return ordinals, ordinal
+            ordinal = max(ordinals.values(), default=-1) + 1
+            lost = self._gap(conn, agent_id, ordinal - 1) if ordinal else 0
+            conn.execute(
+                spools.insert().values(
+                    agent_id=agent_id,
+                    spool_id=spool_id,
+                    ordinal=ordinal,
+                    first_seen_at=now,
+                    first_seq=first_seq,
+                    lost_before=lost,
+                )
+            )
+        if ordinal:
+            log.warning(
+                "agent %s numbers reports with a new spool (its %d.; %d reports of the one"
+                " before never arrived): reinstalled, re-imaged or spool lost",
+                agent_id,
+                ordinal + 1,
+                lost,
+            )
+        return ordinals, ordinal
 
     @staticmethod
     def _spool_ordinals(conn: Connection, agent_id: str) -> dict[int, int]:
