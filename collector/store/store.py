@@ -37,6 +37,7 @@ from collector.decode import report_from_wire
 from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreError
 from collector.meetings import MEETING_ROLE
 from collector.model import (
+    MAX_SEQ,
     SEQ_BITS,
     SPOOL_KEY,
     AgentRecord,
@@ -750,6 +751,8 @@ class Store(AlertTables, FleetTables, MailTables, MeetingTables):
         """The stored seq of each report, registering spools not seen before."""
         keys = []
         for r in batch:
+            if not 1 <= r.seq <= MAX_SEQ:  # decode rejects these; past it they would collide
+                raise InvalidRequest(f"seq {r.seq} is outside 1..{MAX_SEQ}")
             ordinal = self._ordinals.get((agent_id, r.spool_id))
             if ordinal is None:
                 ordinal = self._register_spool(agent_id, r, now)

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text, update
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.config import CollectorConfig
 from collector.decode import decode_report
-from collector.errors import AuthError, NotFoundError, StoreError
+from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreError
 from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
 from collector.store.schema import SCHEMA_VERSION, schema_version
@@ -136,6 +136,43 @@ def test_concurrent_duplicate_deliveries_store_each_seq_once(store: Store) -> No
     assert not errors
     assert sum(new_counts) == 20
     assert store.report_seqs(agent_id) == list(range(1, 21))
+
+
+def test_poison_job_fails_alone_in_the_group_commit(store: Store) -> None:
+    # A report that fails inside the shared transaction (a section nothing can write as JSON,
+    # straight into ingest): the group's transaction fails, and each job is tried again alone.
+    _, token = store.create_token(PLACE, ttl=100, now=0.0)
+    agents = [
+        store.enroll(token, dataclasses.replace(FACTS, machine_id=f"m{i}"), now=1.0).agent.agent_id
+        for i in range(9)
+    ]
+    poisoner, others = agents[0], agents[1:]
+    barrier = threading.Barrier(len(agents))
+    outcomes: dict[str, list[object]] = {a: [] for a in agents}
+
+    def deliver(agent_id: str) -> None:
+        batch = [report(1, 10.0)]
+        if agent_id == poisoner:
+            batch = [dataclasses.replace(batch[0], sections={"hardware": {"cpu": {1, 2}}})]
+        barrier.wait()
+        for _ in range(20):  # rounds enough that some groups hold the poison and others
+            try:
+                outcomes[agent_id].append(store.ingest(agent_id, batch, now=20.0))
+            except StoreError as e:
+                outcomes[agent_id].append(e)
+
+    threads = [threading.Thread(target=deliver, args=(a,)) for a in agents]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(isinstance(o, StoreError) for o in outcomes[poisoner])
+    # Every round of every other agent acked: stored once, then acked again as a duplicate.
+    assert all(outcomes[a] == [([1], 1)] + [([1], 0)] * 19 for a in others)
+    assert all(store.report_seqs(a) == [1] for a in others)
+    assert store.report_seqs(poisoner) == []
+    with pytest.raises(InvalidRequest, match="outside"):  # and a seq past the key's 40 bits
+        store.ingest(poisoner, [report(2**40, 10.0)], now=20.0)
 
 
 def test_many_concurrent_callers_each_get_their_own_durable_answer(store: Store) -> None:
