@@ -26,8 +26,8 @@ from collector.app import CollectorApp
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
-from collector.meetings import Meeting, MeetingBook, parse_local_time
-from collector.model import ROLES, Placement
+from collector.meetings import MeetingBook, parse_local_time
+from collector.model import ROLES, Meeting, Placement
 from collector.sites import load_sites
 from collector.store import MaintenanceWindow, Store
 

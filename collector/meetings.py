@@ -5,7 +5,6 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,22 +13,24 @@ from pydantic import Field, field_validator
 
 from canhgac_common.config import Duration, StrictModel
 from collector.errors import NotFoundError
-from collector.model import MEETING_ROLE, AgentRecord
+from collector.model import (
+    MEETING_ROLE,
+    AgentRecord,
+    Meeting,
+    MeetingSummary,
+    RoomState,
+    RoomVerdict,
+)
 
 if TYPE_CHECKING:
     from collector.store import Store
 
 __all__ = [
-    "MEETING_ROLE",
     "WEEKDAYS",
-    "Meeting",
     "MeetingBook",
-    "MeetingSummary",
     "MeetingsConfig",
     "OneOffMeeting",
     "RecurringMeeting",
-    "RoomState",
-    "RoomVerdict",
     "check_points",
     "fresh_check_due",
     "nth_weekday",
@@ -89,46 +90,6 @@ class MeetingsConfig(StrictModel):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-
-@dataclass(frozen=True)
-class Meeting:
-    id: str  # "c<n>" one-off from config, "<n>" stored one-off, "r<n>-YYYYMMDD" recurring
-    title: str
-    starts_at: float  # Unix seconds
-    duration: float
-    rooms: tuple[str, ...]
-    source: str  # "recurring", "config", "store"
-
-
-@dataclass(frozen=True)
-class RoomState:
-    """A meeting room as the store last saw it."""
-
-    agent_id: str
-    name: str
-    state: str  # "green", "amber", "red"; "" when the room never reported a check
-    reasons: tuple[dict[str, Any], ...]
-    checked_at: float | None  # collector clock (agent time corrected by its clock offset)
-
-
-@dataclass(frozen=True)
-class RoomVerdict:
-    agent_id: str
-    name: str
-    verdict: str  # "go", "no-go"
-    state: str  # "green", "amber", "red", "silent"
-    reasons: tuple[str, ...]
-    checked_at: float | None
-
-
-@dataclass(frozen=True)
-class MeetingSummary:
-    meeting: Meeting
-    verdict: str  # "go" when every room is go, else "no-go"
-    ready: int
-    expected: int
-    rooms: tuple[RoomVerdict, ...]
 
 
 def parse_local_time(text: str, zone: ZoneInfo) -> float:

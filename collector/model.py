@@ -1,4 +1,7 @@
-"""Plain records the collector works on once a wire message has been decoded and checked."""
+"""The collector's value types: what a decoded report, an agent, an alert and a meeting are.
+
+Everything above the store works on these; the store returns them and imports nothing above
+this module (tests/unit/test_layout.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +16,16 @@ __all__ = [
     "SEQ_BITS",
     "SPOOL_KEY",
     "AgentRecord",
+    "Alert",
+    "Event",
+    "Labels",
+    "Meeting",
+    "MeetingSummary",
     "Placement",
     "Report",
     "Role",
+    "RoomState",
+    "RoomVerdict",
     "TokenRecord",
     "probe_of_status_key",
     "status_key",
@@ -116,3 +126,100 @@ class AgentRecord:
     # When this agent's own reports came from two machines (two live spools, or a seq again
     # with other content): a cloned image still holding the one credential.
     clone_suspected_at: float | None = None
+
+
+# ---- alerts: the lifecycle's records (collector.alerts.lifecycle evolves them) -----------
+
+Event = Literal["pending", "firing", "resolved", "cleared"]
+"""cleared: a pending alert whose condition passed before `for:` elapsed (never fired)."""
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Who and where: what silences and maintenance windows match on."""
+
+    rule_id: str
+    subject: str
+    severity: str
+    district: str = ""
+    commune: str = ""
+    unit: str = ""
+    host: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "rule": self.rule_id,
+            "subject": self.subject,
+            "severity": self.severity,
+            "district": self.district,
+            "commune": self.commune,
+            "unit": self.unit,
+            "host": self.host,
+        }
+
+
+@dataclass(frozen=True)
+class Alert:
+    """The open alert of one (rule, subject); there is never more than one."""
+
+    labels: Labels
+    state: Literal["pending", "firing"]
+    started_at: float
+    last_observed_at: float
+    fired_at: float | None = None
+    passing_since: float | None = None
+    notified: bool = False  # a firing notification went out for this alert
+    acked_by: str | None = None
+    acked_at: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.labels.rule_id, self.labels.subject
+
+    @property
+    def failing(self) -> bool:
+        """Firing and still failing (not in its hold time)."""
+        return self.state == "firing" and self.passing_since is None
+
+
+# ---- meetings: what the schedule and the rooms' checks come to (collector.meetings) -----
+
+
+@dataclass(frozen=True)
+class Meeting:
+    id: str  # "c<n>" one-off from config, "<n>" stored one-off, "r<n>-YYYYMMDD" recurring
+    title: str
+    starts_at: float  # Unix seconds
+    duration: float
+    rooms: tuple[str, ...]
+    source: str  # "recurring", "config", "store"
+
+
+@dataclass(frozen=True)
+class RoomState:
+    """A meeting room as the store last saw it."""
+
+    agent_id: str
+    name: str
+    state: str  # "green", "amber", "red"; "" when the room never reported a check
+    reasons: tuple[dict[str, Any], ...]
+    checked_at: float | None  # collector clock (agent time corrected by its clock offset)
+
+
+@dataclass(frozen=True)
+class RoomVerdict:
+    agent_id: str
+    name: str
+    verdict: str  # "go", "no-go"
+    state: str  # "green", "amber", "red", "silent"
+    reasons: tuple[str, ...]
+    checked_at: float | None
+
+
+@dataclass(frozen=True)
+class MeetingSummary:
+    meeting: Meeting
+    verdict: str  # "go" when every room is go, else "no-go"
+    ready: int
+    expected: int
+    rooms: tuple[RoomVerdict, ...]

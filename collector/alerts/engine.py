@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from canhgac_common.text import printable
-from collector.alerts.lifecycle import Alert, Event, Labels, evolve, expire, observe
+from collector.alerts.lifecycle import evolve, expire, observe
 from collector.compliance.evaluate import Memo, agent_variables, judge, report_variables
 from collector.compliance.loader import load_pack
 from collector.compliance.model import Rule, RulePack
 from collector.compliance.schema import GROUP_FIELDS
 from collector.errors import RuleError
-from collector.model import MEETING_ROLE, AgentRecord, Report
+from collector.model import MEETING_ROLE, AgentRecord, Alert, Event, Labels, Report
 from collector.sites import Sites
 from collector.store import AlertWrite, HistoryEntry, MaintenanceWindow, Silence, Store
 

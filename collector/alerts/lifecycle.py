@@ -2,61 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-__all__ = ["Alert", "Event", "Labels", "evolve", "expire", "observe"]
+from collector.model import Alert, Event, Labels
 
-Event = Literal["pending", "firing", "resolved", "cleared"]
-"""cleared: a pending alert whose condition passed before `for:` elapsed (never fired)."""
-
-
-@dataclass(frozen=True)
-class Labels:
-    """Who and where: what silences and maintenance windows match on."""
-
-    rule_id: str
-    subject: str
-    severity: str
-    district: str = ""
-    commune: str = ""
-    unit: str = ""
-    host: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "rule": self.rule_id,
-            "subject": self.subject,
-            "severity": self.severity,
-            "district": self.district,
-            "commune": self.commune,
-            "unit": self.unit,
-            "host": self.host,
-        }
-
-
-@dataclass(frozen=True)
-class Alert:
-    """The open alert of one (rule, subject); there is never more than one."""
-
-    labels: Labels
-    state: Literal["pending", "firing"]
-    started_at: float
-    last_observed_at: float
-    fired_at: float | None = None
-    passing_since: float | None = None
-    notified: bool = False  # a firing notification went out for this alert
-    acked_by: str | None = None
-    acked_at: float | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.labels.rule_id, self.labels.subject
-
-    @property
-    def failing(self) -> bool:
-        """Firing and still failing (not in its hold time)."""
-        return self.state == "firing" and self.passing_since is None
+__all__ = ["evolve", "expire", "observe"]
 
 
 def evolve(alert: Alert, **changes: Any) -> Alert:

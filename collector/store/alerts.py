@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Dialect, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from collector.alerts.lifecycle import Alert, Labels
 from collector.errors import NotFoundError
+from collector.model import Alert, Labels
 from collector.store.base import StoreBase
 from collector.store.schema import (
     alert_history,

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from collector.errors import NotFoundError
-from collector.meetings import Meeting, MeetingSummary, RoomVerdict
+from collector.model import Meeting, MeetingSummary, RoomVerdict
 from collector.store.base import StoreBase
 from collector.store.schema import meeting_results, meetings
 

@@ -35,9 +35,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from collector.decode import report_from_wire
 from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreError
-from collector.meetings import MEETING_ROLE
 from collector.model import (
     MAX_SEQ,
+    MEETING_ROLE,
     SEQ_BITS,
     SPOOL_KEY,
     AgentRecord,

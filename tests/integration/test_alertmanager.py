@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from collector.alerts.lifecycle import Alert, Labels
 from collector.alerts.notify.config import NotifyConfig
 from collector.alerts.notify.notifier import Notifier
 from collector.compliance.loader import load_pack
+from collector.model import Alert, Labels
 from collector.store import AlertWrite, Store
 
 RULES = Path(__file__).parent.parent.parent / "rules"

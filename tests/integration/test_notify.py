@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.alerts.engine import notification_payload
-from collector.alerts.lifecycle import Alert, Labels
 from collector.alerts.notify.config import NotifyConfig
 from collector.alerts.notify.notifier import Notifier
 from collector.cli import main
@@ -25,7 +24,7 @@ from collector.compliance.loader import load_pack
 from collector.compliance.model import RulePack
 from collector.config import CollectorConfig
 from collector.meetings import MeetingBook, MeetingsConfig
-from collector.model import Placement, Report
+from collector.model import Alert, Labels, Placement, Report
 from collector.store import AlertWrite, HistoryEntry, MachineFacts, Store
 from tests.integration.harness import collector_config, start_collector
 from tests.integration.smtp_server import Recorder, parts, smtp_server

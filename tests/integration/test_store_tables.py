@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collector.alerts.lifecycle import Alert, Labels
 from collector.errors import NotFoundError
-from collector.meetings import Meeting, MeetingSummary, RoomVerdict
+from collector.model import Alert, Labels, Meeting, MeetingSummary, RoomVerdict
 from collector.store import Store
 from collector.store.alerts import AlertWrite, HistoryEntry, MaintenanceWindow
 

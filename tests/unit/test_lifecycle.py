@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect
 
-from collector.alerts.lifecycle import Alert, Labels, expire, observe
+from collector.alerts.lifecycle import expire, observe
+from collector.model import Alert, Labels
 from collector.store import AlertWrite, Store
 from collector.store.alerts import HistoryEntry
 from collector.store.schema import SCHEMA_VERSION

@@ -14,11 +14,9 @@ from sqlalchemy import inspect, text
 import collector.config
 from collector.errors import NotFoundError
 from collector.meetings import (
-    Meeting,
     MeetingBook,
     MeetingsConfig,
     RecurringMeeting,
-    RoomState,
     fresh_check_due,
     nth_weekday,
     occurrences,
@@ -26,7 +24,7 @@ from collector.meetings import (
     room_in_meeting,
     summarize,
 )
-from collector.model import AgentRecord, Placement
+from collector.model import AgentRecord, Meeting, Placement, RoomState
 from collector.store import Store
 from collector.store.schema import SCHEMA_VERSION
 from collector.store.store import MachineFacts

@@ -43,14 +43,13 @@ from agent.model import (
     ThroughputResult,
 )
 from agent.transport.encode import to_pb
-from collector.alerts.lifecycle import Alert, Labels
 from collector.decode import decode_report
 from collector.errors import CollectorError
 from collector.metrics import SPECS, Exposition
 from collector.metrics.core import FLEET
 from collector.metrics.text import numbers
 from collector.metrics.worker import FleetRenderer
-from collector.model import Placement
+from collector.model import Alert, Labels, Placement
 from collector.sites import Sites
 from collector.store import AlertWrite, MachineFacts, Store
 

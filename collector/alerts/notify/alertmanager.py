@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from canhgac_common.text import printable
-from collector.alerts.lifecycle import Alert, Labels
 from collector.alerts.notify.config import AlertmanagerConfig
+from collector.model import Alert, Labels
 
 __all__ = ["AlertmanagerForwarder"]
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.meetings import Meeting, RoomVerdict
+from collector.model import Meeting, RoomVerdict
 
 __all__ = ["build_meeting_summary"]
 

@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collector.alerts.notify.config import NotifyConfig, Recipient
-from collector.meetings import Meeting, RoomVerdict
-from collector.model import Placement
+from collector.model import Meeting, Placement, RoomVerdict
 
 __all__ = [
     "due_digests",
