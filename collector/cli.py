@@ -259,7 +259,7 @@ def cmd_alerts_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
             "yes" if a.notified else "no",
             a.acked_by or "",
         ]
-        for a in _store(cfg).open_alerts()
+        for a in _store(cfg).alerts.open_alerts()
     ]
     headers = ["RULE", "SUBJECT", "STATE", "SEVERITY", "DISTRICT", "COMMUNE", "HOST"]
     _table([*headers, "SINCE", "NOTIFIED", "ACK"], rows)
@@ -268,8 +268,10 @@ def cmd_alerts_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 def cmd_alerts_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     store = _store(cfg)
-    current = next((a for a in store.open_alerts() if a.key == (args.rule, args.subject)), None)
-    history = store.alert_history(args.rule, args.subject)
+    current = next(
+        (a for a in store.alerts.open_alerts() if a.key == (args.rule, args.subject)), None
+    )
+    history = store.alerts.alert_history(args.rule, args.subject)
     if current is None and not history:
         raise CollectorError(f"no alert {args.rule} on {args.subject} (see `alerts list`)")
     episodes = []
@@ -342,7 +344,7 @@ def _duration(flag: str, value: str) -> float:
 
 def cmd_silence_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     now = time.time()
-    s = _store(cfg).add_silence(
+    s = _store(cfg).alerts.add_silence(
         _matchers(args.match),
         now,
         now + _duration("--for", args.duration),
@@ -362,20 +364,20 @@ def cmd_silence_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
             s.author,
             s.reason,
         ]
-        for s in _store(cfg).silences(time.time())
+        for s in _store(cfg).alerts.silences(time.time())
     ]
     _table(["ID", "MATCHERS", "UNTIL", "AUTHOR", "REASON"], rows)
     return 0
 
 
 def cmd_silence_expire(cfg: CollectorConfig, args: argparse.Namespace) -> int:
-    _store(cfg).expire_silence(args.silence_id, time.time())
+    _store(cfg).alerts.expire_silence(args.silence_id, time.time())
     print(f"silence {args.silence_id} expired")
     return 0
 
 
 def cmd_ack(cfg: CollectorConfig, args: argparse.Namespace) -> int:
-    _store(cfg).ack_alert(args.rule, args.subject, args.author, args.note or "", time.time())
+    _store(cfg).alerts.ack_alert(args.rule, args.subject, args.author, args.note or "", time.time())
     print(f"alert {args.rule} on {args.subject} acknowledged by {args.author}")
     return 0
 
@@ -397,7 +399,7 @@ def cmd_maintenance_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         args.author,
         args.reason,
     )
-    _store(cfg).add_maintenance(w, time.time())
+    _store(cfg).alerts.add_maintenance(w, time.time())
     print(f"maintenance window {w.window_id}: {','.join(days)} {w.start} for {args.duration}")
     return 0
 
@@ -413,14 +415,14 @@ def cmd_maintenance_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
             w.author,
             w.reason,
         ]
-        for w in _store(cfg).maintenance()
+        for w in _store(cfg).alerts.maintenance()
     ]
     _table(["ID", "MATCHERS", "DAYS", "START", "DURATION", "AUTHOR", "REASON"], rows)
     return 0
 
 
 def cmd_maintenance_delete(cfg: CollectorConfig, args: argparse.Namespace) -> int:
-    _store(cfg).delete_maintenance(args.window_id)
+    _store(cfg).alerts.delete_maintenance(args.window_id)
     print(f"maintenance window {args.window_id} deleted")
     return 0
 
@@ -453,7 +455,7 @@ def cmd_notify_outbox(cfg: CollectorConfig, args: argparse.Namespace) -> int:
             _when(m.next_attempt_at) if m.state == "pending" else _when(m.sent_at),
             "; ".join([m.last_error, *(f"{a}: {r}" for a, r in m.refused.items())]).strip("; "),
         ]
-        for m in _store(cfg).outbox(states)
+        for m in _store(cfg).mail.outbox(states)
     ]
     _table(["ID", "STATE", "KIND", "RECIPIENT", "CREATED", "TRIES", "NEXT/SENT", "ERROR"], rows)
     return 0
@@ -482,7 +484,7 @@ def cmd_meeting_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         raise ConfigError(f"--at {args.at!r}: use 'YYYY-MM-DD HH:MM' ({zone})") from None
     rooms = [r.strip() for r in args.rooms.split(",") if r.strip()] or ["all"]
     duration = _duration("--duration", args.duration)
-    m = _store(cfg).add_meeting(args.title, starts_at, duration, rooms, time.time())
+    m = _store(cfg).meetings.add_meeting(args.title, starts_at, duration, rooms, time.time())
     print(f"meeting {m.id}: {_meeting_time(m, cfg)} {cfg.meetings.timezone} {m.title}")
     return 0
 
@@ -502,7 +504,7 @@ def cmd_meeting_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 def cmd_meeting_cancel(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     if not args.meeting_id.isdigit():
         raise ConfigError(f"meeting {args.meeting_id}: only meetings added here can be cancelled")
-    _store(cfg).cancel_meeting(int(args.meeting_id), time.time())
+    _store(cfg).meetings.cancel_meeting(int(args.meeting_id), time.time())
     print(f"meeting {args.meeting_id} cancelled")
     return 0
 

@@ -207,13 +207,13 @@ class MeetingBook:
         self.cfg = cfg
 
     def between(self, start: float, end: float) -> list[Meeting]:
-        found = occurrences(self.cfg, start, end) + self._store.stored_meetings(start, end)
+        found = occurrences(self.cfg, start, end) + self._store.meetings.stored_meetings(start, end)
         return sorted(found, key=lambda m: (m.starts_at, m.id))
 
     def get(self, meeting_id: str) -> Meeting:
         """A meeting by the id `meeting list` shows; NotFoundError when there is none."""
         if meeting_id.isdigit():
-            return self._store.get_meeting(int(meeting_id))
+            return self._store.meetings.get_meeting(int(meeting_id))
         recurring, config = _RECURRING_ID.match(meeting_id), _CONFIG_ID.match(meeting_id)
         if recurring:
             day = datetime.strptime(recurring.group(2), "%Y%m%d").replace(tzinfo=self.cfg.zone)
@@ -254,7 +254,7 @@ class MeetingBook:
     def status(self, meeting_id: str, now: float) -> MeetingSummary:
         """The recorded verdicts once the meeting has started and been recorded, else live."""
         meeting = self.get(meeting_id)
-        recorded = self._store.meeting_results(meeting.id)
+        recorded = self._store.meetings.meeting_results(meeting.id)
         if recorded:
             ready = sum(1 for r in recorded if r.verdict == "go")
             verdict = "go" if ready == len(recorded) else "no-go"
@@ -267,14 +267,14 @@ class MeetingBook:
         started = [m for m in self.between(now - window, now) if m.starts_at <= now]
         if not started:
             return []
-        done = self._store.recorded_meetings([m.id for m in started])
+        done = self._store.meetings.recorded_meetings([m.id for m in started])
         out = []
         for m in started:
             if m.id in done:
                 continue
             # Judged as at the start: only checks since the last check point count.
             summary = summarize(m, self.room_states(m), self.cfg.checks_before, m.starts_at)
-            self._store.record_meeting(summary, now)
+            self._store.meetings.record_meeting(summary, now)
             out.append(summary)
         return out
 

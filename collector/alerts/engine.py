@@ -131,8 +131,8 @@ class AlertEngine:
         self._default_hold = default_hold
         self._sites = sites
         self._clock = clock
-        self._alerts: dict[tuple[str, str], Alert] = {a.key: a for a in store.open_alerts()}
-        self._verdicts = store.rule_verdicts()
+        self._alerts: dict[tuple[str, str], Alert] = {a.key: a for a in store.alerts.open_alerts()}
+        self._verdicts = store.alerts.rule_verdicts()
         self._memo = Memo()
         self._suppressors: set[tuple[str, str]] = set()  # (district, commune or "")
         self._silences: list[Silence] = []
@@ -199,7 +199,7 @@ class AlertEngine:
         self._memo = Memo()
         self._alerts = {k: a for k, a in self._alerts.items() if k[0] in keep}
         self._verdicts = {k: v for k, v in self._verdicts.items() if k[0] in keep}
-        self._store.forget_rules(keep)
+        self._store.alerts.forget_rules(keep)
 
     # ---- evaluation (worker thread only) --------------------------------------------------
 
@@ -275,13 +275,13 @@ class AlertEngine:
         touched = set(w.upserts)
         self._reconcile(w, [self._alerts[k] for k in touched if k in self._alerts])
         if w:
-            self._store.apply_alerts(w)
+            self._store.alerts.apply_alerts(w)
 
     def _on_tick(self, now: float) -> None:
         w = AlertWrite(now=now)
         pace = Pacer()
-        self._silences = self._store.silences(now)
-        self._windows = self._store.maintenance()
+        self._silences = self._store.alerts.silences(now)
+        self._windows = self._store.alerts.maintenance()
         fleet = self._tick_fleet(pace)
         self._fleet_rules(w, fleet, now, pace)
         self._suppressors = {
@@ -317,7 +317,7 @@ class AlertEngine:
                 self._record(w, rule, a, new, events)
         self._reconcile(w, list(self._alerts.values()), pace)
         for part in w.split(WRITE_KEYS):
-            self._store.apply_alerts(part)
+            self._store.alerts.apply_alerts(part)
             pace()  # Submit's commits wait for the store's writer between the parts
 
     def _tick_fleet(self, pace: Pacer) -> list[tuple[AgentRecord, dict[str, Any]]]:

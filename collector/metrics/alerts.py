@@ -40,10 +40,10 @@ class AlertCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         firing_spec, ratio_spec = ALERT_SPECS
         firing = GaugeMetricFamily(firing_spec.name, firing_spec.help, labels=firing_spec.labels)
-        for rule, severity, district, commune, n in self._store.firing_counts():
+        for rule, severity, district, commune, n in self._store.alerts.firing_counts():
             firing.add_metric([rule, severity, district, commune], float(n))
         ratio = GaugeMetricFamily(ratio_spec.name, ratio_spec.help, labels=ratio_spec.labels)
-        for rule, district, commune, passing, judged in self._store.pass_counts():
+        for rule, district, commune, passing, judged in self._store.alerts.pass_counts():
             ratio.add_metric([rule, district, commune], passing / judged)
         yield firing
         yield ratio

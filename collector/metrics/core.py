@@ -217,7 +217,7 @@ class Exposition:
 
     def _refresh(self, now: float) -> None:
         """Render again the agents whose key changed; drop those no longer active."""
-        fleet = self._store.fleet_versions()
+        fleet = self._store.scrape.fleet_versions()
         index, shards = self._shard
         if shards > 1:
             fleet = [a for a in fleet if shard_of(a.agent_id, shards) == index]
@@ -234,7 +234,7 @@ class Exposition:
             # The snapshots are read after the versions, so they are at least as new: if a
             # report landed in between, the next scrape sees a newer version and renders the
             # agent once more.
-            snaps = self._store.fleet_sections(
+            snaps = self._store.scrape.fleet_sections(
                 [a.agent_id for a, _, _ in changed], scan=len(changed) * 2 > len(fleet)
             )
             batch = Batch(FLEET)

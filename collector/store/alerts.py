@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.errors import NotFoundError
 from collector.model import Alert, Labels
-from collector.store.base import StoreBase
+from collector.store.base import Part
 from collector.store.schema import (
     alert_history,
     alerts,
@@ -205,10 +205,9 @@ class _Statements:
         self.insert_history = compiled(alert_history.insert(), _HISTORY_COLUMNS)
 
 
-class AlertTables(StoreBase):
-    """Mixed into Store, which provides the connection helpers and the dialect."""
-
-    dialect: str
+class AlertTables(Part):
+    """The alert engine's tables: open alerts, their history, verdicts, silences,
+    maintenance windows and the notifications outbox."""
 
     @functools.cached_property
     def _statements(self) -> _Statements:

@@ -1,4 +1,4 @@
-"""What every part of the store shares: the connection helpers Store provides, and one change."""
+"""What every part of the store shares: the database it works on."""
 
 from __future__ import annotations
 
@@ -7,25 +7,30 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Executable
 
-from collector.errors import NotFoundError
+from collector.store.database import Database
 
-__all__ = ["StoreBase"]
+__all__ = ["Part"]
 
 
-class StoreBase:
-    """Base of Store and of the table groups mixed into it (alerts, mail, meetings)."""
+class Part:
+    """A group of tables over one `Database` (the store's agents and reports, alerts, mail,
+    meetings, the reads behind /metrics): each is handed to the code that needs it."""
 
-    _engine: Engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @property
+    def _engine(self) -> Engine:
+        return self._db.engine
 
     def _write(self) -> contextlib.AbstractContextManager[Connection]:
-        raise NotImplementedError
+        return self._db.write()
 
     def _read(self) -> contextlib.AbstractContextManager[Connection]:
-        raise NotImplementedError
+        return self._db.read()
+
+    def _cursor(self, write: bool) -> contextlib.AbstractContextManager[Any]:
+        return self._db.cursor(write)
 
     def _change_one(self, statement: Executable, missing: str) -> None:
-        """Run an UPDATE/DELETE meant for one live row; NotFoundError(`missing`) when none."""
-        with self._write() as conn:
-            result: Any = conn.execute(statement)
-        if not result.rowcount:
-            raise NotFoundError(missing)
+        self._db.change_one(statement, missing)

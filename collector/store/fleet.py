@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Connection, Select, select
 
-from collector.store.base import StoreBase
+from collector.store.base import Part
 from collector.store.schema import agents, snapshots
 
 __all__ = ["FleetAgent", "FleetTables"]
@@ -65,8 +65,8 @@ class FleetAgent(NamedTuple):
     last_seen_at: float | None
 
 
-class FleetTables(StoreBase):
-    """Mixed into Store: two cheap reads so a scrape decodes only what changed."""
+class FleetTables(Part):
+    """A part of the store: two cheap reads so a scrape decodes only what changed."""
 
     def fleet_versions(self) -> list[FleetAgent]:
         """Every active agent with its snapshot version, in no particular order."""

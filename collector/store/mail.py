@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from collector.errors import StoreError
 from collector.store.alerts import HistoryEntry, history_entry
-from collector.store.base import StoreBase
+from collector.store.base import Part
 from collector.store.schema import alert_history, mail_outbox, mail_queue, notifications
 
 __all__ = ["MailTables", "OutboxMessage", "QueuedItem"]
@@ -64,8 +64,8 @@ def _message(r: Any) -> OutboxMessage:
     )
 
 
-class MailTables(StoreBase):
-    """Mixed into Store, which provides the connection helpers."""
+class MailTables(Part):
+    """The notifier's tables: the mail queue and outbox, and what digests read."""
 
     def route_notifications(
         self, routed: Sequence[tuple[int, Sequence[tuple[str, str, dict[str, Any]]]]], now: float

@@ -9,7 +9,7 @@ from sqlalchemy import insert, select, update
 
 from collector.errors import NotFoundError
 from collector.model import Meeting, MeetingSummary, RoomVerdict
-from collector.store.base import StoreBase
+from collector.store.base import Part
 from collector.store.schema import meeting_results, meetings
 
 __all__ = ["MeetingTables"]
@@ -26,8 +26,8 @@ def _meeting(row: Any) -> Meeting:
     )
 
 
-class MeetingTables(StoreBase):
-    """Mixed into Store, which provides the connection helpers."""
+class MeetingTables(Part):
+    """One-off meetings from the CLI and each room's recorded verdicts."""
 
     def add_meeting(
         self, title: str, starts_at: float, duration: float, rooms: list[str], now: float

@@ -105,7 +105,7 @@ def test_firing_then_resolved_in_alertmanager(tmp_path: Path, alertmanager: str)
         last_observed_at=now,
     )
     notified = Alert(**{**alert.__dict__, "notified": True})
-    store.apply_alerts(AlertWrite(upserts={a.key: a for a in (notified, pending)}, now=now))
+    store.alerts.apply_alerts(AlertWrite(upserts={a.key: a for a in (notified, pending)}, now=now))
     try:
         n.tick(now)
         (got,) = _alerts(alertmanager)  # the pending alert is not sent
@@ -128,7 +128,7 @@ def test_firing_then_resolved_in_alertmanager(tmp_path: Path, alertmanager: str)
         assert _ts(_alerts(alertmanager)[0]["endsAt"]) == first_end
         n.tick(now + 60)  # re-sent while firing: endsAt moves on
         assert _ts(_alerts(alertmanager)[0]["endsAt"]) == pytest.approx(first_end + 60, abs=1)
-        store.apply_alerts(AlertWrite(deletes=[notified.key], now=now + 61))
+        store.alerts.apply_alerts(AlertWrite(deletes=[notified.key], now=now + 61))
         resolved_at = time.time()
         n.tick(resolved_at)
         # Alertmanager lists only unresolved alerts: gone long before the endsAt of the last

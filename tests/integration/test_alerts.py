@@ -59,7 +59,7 @@ def test_silent_commune_raises_one_incident_and_no_agent_notifications(tmp_path:
         others_report()
         app.alerts.drain()
         app.alerts.tick(clock.now).result(30)
-        assert app.store.open_alerts() == []
+        assert app.store.alerts.open_alerts() == []
 
         clock.now += 4 * 15  # every agent of Thanh Nhật silent for more than 3 intervals
         others_report()
@@ -68,10 +68,10 @@ def test_silent_commune_raises_one_incident_and_no_agent_notifications(tmp_path:
         others_report()
         app.alerts.drain()
         app.alerts.tick(clock.now).result(30)
-        firing = [a for a in app.store.open_alerts() if a.state == "firing"]
+        firing = [a for a in app.store.alerts.open_alerts() if a.state == "firing"]
         assert sorted({a.labels.rule_id for a in firing}) == ["agent.silent", "commune.link-down"]
         assert sum(a.labels.rule_id == "agent.silent" for a in firing) == 30
-        sent = [(n.kind, n.rule_id, n.subject) for n in app.store.notifications()]
+        sent = [(n.kind, n.rule_id, n.subject) for n in app.store.alerts.notifications()]
         assert sent == [("firing", "commune.link-down", "commune:Hạ Lang/Thanh Nhật")]
 
         clock.now += 10  # the link returns: every agent reports again
@@ -86,8 +86,8 @@ def test_silent_commune_raises_one_incident_and_no_agent_notifications(tmp_path:
         others_report()
         app.alerts.drain()
         app.alerts.tick(clock.now).result(30)
-        assert [a for a in app.store.open_alerts() if a.state == "firing"] == []
-        sent = [(n.kind, n.rule_id, n.subject) for n in app.store.notifications()]
+        assert [a for a in app.store.alerts.open_alerts() if a.state == "firing"] == []
+        sent = [(n.kind, n.rule_id, n.subject) for n in app.store.alerts.notifications()]
         assert sent == [
             ("firing", "commune.link-down", "commune:Hạ Lang/Thanh Nhật"),
             ("resolved", "commune.link-down", "commune:Hạ Lang/Thanh Nhật"),
@@ -95,7 +95,7 @@ def test_silent_commune_raises_one_incident_and_no_agent_notifications(tmp_path:
         (agent_id, *_) = [
             a.agent_id for a in app.store.list_agents() if a.placement.commune == "Thanh Nhật"
         ]
-        events = [h.event for h in app.store.alert_history("agent.silent", agent_id)]
+        events = [h.event for h in app.store.alerts.alert_history("agent.silent", agent_id)]
         assert events == ["pending", "firing", "resolved"]
     finally:
         app.stop(grace=0)
@@ -128,10 +128,10 @@ def test_the_timer_judges_silence_only_past_one_report_interval(tmp_path: Path) 
         app.alerts.drain()
         clock.now += 12  # past the rule's 10 s, within the 15 s interval
         app.alerts.tick(clock.now).result(30)
-        assert app.store.open_alerts() == []
+        assert app.store.alerts.open_alerts() == []
         clock.now += 8  # 20 s: more than one interval without a report
         app.alerts.tick(clock.now).result(30)
-        assert [a.labels.rule_id for a in app.store.open_alerts()] == ["quiet.short"]
+        assert [a.labels.rule_id for a in app.store.alerts.open_alerts()] == ["quiet.short"]
     finally:
         app.stop(grace=0)
 
@@ -184,7 +184,7 @@ def test_commune_signatures_fires_and_resolves_from_the_agents_verdicts(tmp_path
             alerts.tick(clock.now).result(30)
             return [
                 a.state
-                for a in app.store.open_alerts()
+                for a in app.store.alerts.open_alerts()
                 if (a.labels.rule_id, a.labels.subject) == ("commune.signatures", subject)
             ]
 
@@ -193,12 +193,12 @@ def test_commune_signatures_fires_and_resolves_from_the_agents_verdicts(tmp_path
         assert round_then_tick(stale=1, without_product=1) == ["pending"]
         clock.now += 3601
         assert round_then_tick(stale=1, without_product=1) == ["firing"]
-        sent = [(n.kind, n.rule_id, n.subject) for n in app.store.notifications()]
+        sent = [(n.kind, n.rule_id, n.subject) for n in app.store.alerts.notifications()]
         assert ("firing", "commune.signatures", subject) in sent
         assert round_then_tick(stale=0, without_product=1) == ["firing"]  # 19: passing again
         clock.now += 61  # past the hold time
         assert round_then_tick(stale=0, without_product=1) == []
-        events = [h.event for h in app.store.alert_history("commune.signatures", subject)]
+        events = [h.event for h in app.store.alerts.alert_history("commune.signatures", subject)]
         assert events == ["pending", "firing", "resolved"]
     finally:
         app.stop(grace=0)
@@ -281,23 +281,25 @@ def test_silence_mutes_until_it_expires_and_late_data_never_notifies(tmp_path: P
         t0 = clock.now - 3600
         backlog = [_spooled(1, t0, 500), _spooled(2, t0 + 60, 500), _spooled(3, t0 + 120, 0)]
         assert running.client(late).submit(backlog).stored == [1, 2, 3]
-        silence = store.add_silence({"host": "pc-live"}, clock.now, clock.now + 600, "an", "test")
+        silence = store.alerts.add_silence(
+            {"host": "pc-live"}, clock.now, clock.now + 600, "an", "test"
+        )
         app.alerts.tick(clock.now).result(30)  # the engine reads silences on its timer
         assert running.client(live).submit([_spooled(1, clock.now, 500)]).stored == [1]
         app.alerts.drain()
         app.alerts.tick(clock.now).result(30)
         (late_id,) = [a.agent_id for a in store.list_agents() if a.hostname == "pc-late"]
-        assert [h.event for h in store.alert_history("spool.full", late_id)] == [
+        assert [h.event for h in store.alerts.alert_history("spool.full", late_id)] == [
             "firing",
             "resolved",
         ]
-        firing = [a for a in store.open_alerts() if a.state == "firing"]
+        firing = [a for a in store.alerts.open_alerts() if a.state == "firing"]
         assert [a.labels.host for a in firing] == ["pc-live"]
-        assert store.notifications() == []  # silenced, and the backlog had already ended
+        assert store.alerts.notifications() == []  # silenced, and the backlog had already ended
         clock.now += 60
-        store.expire_silence(silence.silence_id, clock.now)
+        store.alerts.expire_silence(silence.silence_id, clock.now)
         app.alerts.tick(clock.now).result(30)
-        sent = [(n.kind, n.rule_id) for n in store.notifications()]
+        sent = [(n.kind, n.rule_id) for n in store.alerts.notifications()]
         assert sent == [("firing", "spool.full")]  # still firing once the silence is over
     finally:
         app.stop(grace=0)
@@ -325,23 +327,23 @@ def test_maintenance_window_mutes_while_open_even_past_midnight(tmp_path: Path) 
         window = MaintenanceWindow(
             "w1", {"host": "pc-server"}, ("sat",), "22:00", 6 * 3600, "an", ""
         )
-        store.add_maintenance(window, clock.now)
+        store.alerts.add_maintenance(window, clock.now)
         app.alerts.tick(clock.now).result(30)  # the engine reads windows on its timer
         for secret in (inside, outside):
             assert running.client(secret).submit([_spooled(1, clock.now, 500)]).stored == [1]
         app.alerts.drain()
         app.alerts.tick(clock.now).result(30)
-        firing = sorted(a.labels.host for a in store.open_alerts() if a.state == "firing")
+        firing = sorted(a.labels.host for a in store.alerts.open_alerts() if a.state == "firing")
         assert firing == ["pc-other", "pc-server"]
-        assert [n.subject for n in store.notifications()] == [_agent_id(running, "pc-other")]
+        assert [n.subject for n in store.alerts.notifications()] == [_agent_id(running, "pc-other")]
 
         clock.now += 4 * 3600  # Sunday 03:00: still inside the window
         app.alerts.tick(clock.now).result(30)
-        assert len(store.notifications()) == 1
+        assert len(store.alerts.notifications()) == 1
 
         clock.now += 3600  # Sunday 04:00: the window has closed, the alert still fails
         app.alerts.tick(clock.now).result(30)
-        sent = [(n.kind, n.subject) for n in store.notifications()]
+        sent = [(n.kind, n.subject) for n in store.alerts.notifications()]
         assert sent == [
             ("firing", _agent_id(running, "pc-other")),
             ("firing", _agent_id(running, "pc-server")),
@@ -367,14 +369,14 @@ def test_reload_judges_unchanged_data_again_with_the_new_condition(tmp_path: Pat
         secret = running.enroll("m-1", "pc-01")
         assert running.client(secret).submit([_spooled(1, clock.now, 50)]).stored == [1]
         app.alerts.drain()
-        assert app.store.open_alerts() == []
+        assert app.store.alerts.open_alerts() == []
         # Same rule id, same reported value: only the condition changed.
         pack.write_text(SPOOL_RULE.replace("spool.depth < 100", "spool.depth < 10"))
         assert app.alerts.reload()[0]
         clock.now += 15
         assert running.client(secret).submit([_spooled(2, clock.now, 50)]).stored == [2]
         app.alerts.drain()
-        assert [(a.labels.rule_id, a.state) for a in app.store.open_alerts()] == [
+        assert [(a.labels.rule_id, a.state) for a in app.store.alerts.open_alerts()] == [
             ("spool.full", "firing")
         ]
     finally:
@@ -408,7 +410,7 @@ def test_a_fleet_rule_reading_members_is_judged_on_stored_snapshots(tmp_path: Pa
         assert running.client(secret).submit([_spooled(1, now, 500)]).stored == [1]
         running.app.alerts.drain()
         running.app.alerts.tick().result(30)
-        [alert] = running.app.store.open_alerts()
+        [alert] = running.app.store.alerts.open_alerts()
         assert (alert.labels.rule_id, alert.state) == ("commune.spool", "firing")
     finally:
         running.app.stop(grace=0)
@@ -440,7 +442,7 @@ def test_an_open_alert_seen_again_is_written_only_when_it_changes(tmp_path: Path
         for seq, (at, depth) in enumerate([(t0, 500), (t0 + 15, 500), (t0 + 30, 0)], start=1):
             assert client.submit([_spooled(seq, at, depth)]).stored == [seq]
             engine.drain()
-            [stored] = running.app.store.open_alerts()
+            [stored] = running.app.store.alerts.open_alerts()
             if seq == 2:  # still failing: only the observation time moved, nothing written
                 assert (stored.state, stored.last_observed_at) == ("firing", t0)
         # passing again: a real change (the hold starts), written with the newest observation

@@ -42,7 +42,9 @@ def test_meeting_check_points_ask_the_room_and_silent_rooms_are_not_ready(
     loop: threading.Thread | None = None
     try:
         store = collector.app.store
-        meeting = store.add_meeting("Giao ban", time.time() + 7200, 3600, ["Thanh Nhật"], 0)
+        meeting = store.meetings.add_meeting(
+            "Giao ban", time.time() + 7200, 3600, ["Thanh Nhật"], 0
+        )
         secrets = []
         for host in ("phong-hop-thanhnhat", "phong-hop-du-phong"):
             token = collector.token("Thanh Nhật", role="meeting-room")
@@ -132,7 +134,7 @@ def test_meeting_check_points_ask_the_room_and_silent_rooms_are_not_ready(
         shift[0] = 7200 + 10
         (recorded,) = collector.app.meetings.record_started(time.time() + shift[0])
         assert recorded.meeting.id == meeting.id and (recorded.ready, recorded.expected) == (1, 2)
-        assert store.meeting_results(meeting.id) == list(recorded.rooms)
+        assert store.meetings.meeting_results(meeting.id) == list(recorded.rooms)
     finally:
         stop.set()
         if loop is not None:

@@ -103,7 +103,7 @@ def firing(store: Store, pack: RulePack, lab: Labels, at: float, *, notify: bool
     w = AlertWrite(upserts={alert.key: alert}, now=at)
     if notify:
         w.notify.append(("firing", lab, notification_payload(rule, alert)))
-    store.apply_alerts(w)
+    store.alerts.apply_alerts(w)
 
 
 def test_alert_mail_content_and_routing(store: Store, pack: RulePack) -> None:
@@ -131,8 +131,8 @@ def test_alert_mail_content_and_routing(store: Store, pack: RulePack) -> None:
     it_text, _ = parts(rec.to(IT)[0])
     assert rec.to(IT)[0]["Subject"] == "[Canh Gác] 2 thông báo cảnh báo"
     assert "Hòa An / An Lạc / UBND" in it_text
-    assert [m.state for m in store.outbox()] == ["sent", "sent"]
-    assert all(x.sent_at is not None for x in store.notifications())
+    assert [m.state for m in store.mail.outbox()] == ["sent", "sent"]
+    assert all(x.sent_at is not None for x in store.alerts.notifications())
 
 
 def test_english_recipient_gets_english(store: Store, pack: RulePack) -> None:
@@ -175,7 +175,7 @@ def test_unacknowledged_critical_escalates_once(store: Store, pack: RulePack) ->
         acked = labels("district.uplink-down", "critical", "An Lạc")
         firing(store, pack, crit, T0)
         firing(store, pack, acked, T0)
-        store.ack_alert(acked.rule_id, acked.subject, "anh Tuấn", "đang xử lý", T0 + 600)
+        store.alerts.ack_alert(acked.rule_id, acked.subject, "anh Tuấn", "đang xử lý", T0 + 600)
         n.tick(T0)
         n.tick(T0 + 4 * 3600 - 1)
         assert rec.to(LEADER) == []
@@ -209,7 +209,7 @@ def test_daily_and_weekly_digest(store: Store, pack: RulePack) -> None:
         store, pack, labels("hardware.supported-os", "high", "An Lạc"), before - 7200, notify=False
     )
     fixed = labels("hardware.disk-free", "medium")
-    store.apply_alerts(
+    store.alerts.apply_alerts(
         AlertWrite(history=[HistoryEntry(fixed, "resolved", before - 3600, before - 9000, before)])
     )
     with smtp_server() as (rec, port):
@@ -250,19 +250,19 @@ def test_421_then_451_then_accepted_is_delivered_once(store: Store, pack: RulePa
         n = Notifier(store, cfg, pack=lambda: pack)
         firing(store, pack, labels("district.uplink-down", "critical"), T0)
         n.tick(T0)
-        (m,) = store.outbox()
+        (m,) = store.mail.outbox()
         assert (m.state, m.attempts, m.next_attempt_at) == ("pending", 1, T0 + 60)
         assert m.last_error.startswith("421")
         n.tick(T0 + 30)  # backoff not over: no attempt
         assert rec.data_attempts == 1
         n.tick(T0 + 60)
-        (m,) = store.outbox()
+        (m,) = store.mail.outbox()
         assert (m.state, m.attempts, m.next_attempt_at) == ("pending", 2, T0 + 60 + 120)
         n.tick(T0 + 180)
         n.tick(T0 + 10_000)
     assert rec.data_attempts == 3
     assert len(rec.received) == 1
-    (m,) = store.outbox()
+    (m,) = store.mail.outbox()
     assert (m.state, m.attempts, m.last_error) == ("sent", 3, "")
 
 
@@ -275,7 +275,7 @@ def test_550_fails_without_retry(store: Store, pack: RulePack) -> None:
         for k in range(4):
             n.tick(T0 + k * 3600)
     assert rec.data_attempts == 1
-    (m,) = store.outbox()
+    (m,) = store.mail.outbox()
     assert (m.state, m.attempts) == ("failed", 1)
     assert m.last_error == "550 5.7.1 rejected by policy"
 
@@ -290,7 +290,7 @@ def test_one_of_two_recipients_refused_is_recorded(store: Store, pack: RulePack)
         n.tick(T0)
         n.tick(T0 + 3600)
     assert [r.rcpt_tos for r in rec.received] == [[IT]]
-    (m,) = store.outbox()
+    (m,) = store.mail.outbox()
     assert (m.state, m.attempts) == ("partial", 1)
     assert m.refused == {gone: "550 5.1.1 no such user"}
 
@@ -303,7 +303,7 @@ def test_restart_with_pending_outbox_delivers_once(tmp_path: Path, pack: RulePac
     cfg = notify_cfg(dead_port, recipients=[{"name": "it", "to": [IT], "role": "it"}])
     firing(first, pack, labels("district.uplink-down", "critical"), T0)
     Notifier(first, cfg, pack=lambda: pack).tick(T0)
-    (m,) = first.outbox()
+    (m,) = first.mail.outbox()
     assert (m.state, m.attempts) == ("pending", 1)
     assert "Connection refused" in m.last_error or "ConnectionRefused" in m.last_error
     first.close()
@@ -318,7 +318,7 @@ def test_restart_with_pending_outbox_delivers_once(tmp_path: Path, pack: RulePac
         second.close()
         third = Store(url)  # and again, after delivery
         Notifier(third, cfg, pack=lambda: pack).tick(T0 + 7200)
-        states = [x.state for x in third.outbox()]
+        states = [x.state for x in third.mail.outbox()]
         third.close()
     assert len(rec.received) == 1
     assert states == ["sent"]
@@ -458,10 +458,10 @@ def test_collector_restarted_with_a_pending_outbox_delivers_the_incident_once(
                 assert running.client(s).submit([_report(seq, clock.now)]).stored == [seq]
             app.alerts.drain()
             app.alerts.tick(clock.now).result(30)
-        firing = {a.labels.rule_id for a in app.store.open_alerts() if a.state == "firing"}
+        firing = {a.labels.rule_id for a in app.store.alerts.open_alerts() if a.state == "firing"}
         assert "commune.link-down" in firing
         app.notifier.tick(clock.now)
-        (m,) = app.store.outbox()
+        (m,) = app.store.mail.outbox()
         assert (m.state, m.attempts) == ("pending", 1)
     finally:
         app.stop(grace=0)
@@ -490,7 +490,7 @@ def test_meeting_summary_once_per_recipient_before_the_meeting(tmp_path: Path) -
     url = f"sqlite:///{tmp_path / 'c.db'}"
     first = Store(url)
     book = MeetingBook(first, MeetingsConfig())  # checks at T-60 and T-15 min
-    first.add_meeting("Giao ban tháng", MEETING_AT, 3600, ["all"], 0)
+    first.meetings.add_meeting("Giao ban tháng", MEETING_AT, 3600, ["all"], 0)
     tn = _agent(first, "phonghop-tn", "Thanh Nhật", "meeting-room", 0)
     _agent(first, "phonghop-al", "An Lạc", "meeting-room", 0)  # never answers
     ready = {"readiness": {"state": "green", "reasons": []}}
@@ -534,9 +534,9 @@ def test_meeting_summary_once_per_recipient_before_the_meeting(tmp_path: Path) -
 
 def test_meeting_summary_in_english_and_not_for_a_cancelled_meeting(store: Store) -> None:
     book = MeetingBook(store, MeetingsConfig())
-    store.add_meeting("Kick-off", MEETING_AT, 3600, ["Thanh Nhật"], 0)
-    dropped = store.add_meeting("Họp bị hủy", MEETING_AT + 3600, 3600, ["all"], 0)
-    store.cancel_meeting(int(dropped.id), 1)
+    store.meetings.add_meeting("Kick-off", MEETING_AT, 3600, ["Thanh Nhật"], 0)
+    dropped = store.meetings.add_meeting("Họp bị hủy", MEETING_AT + 3600, 3600, ["all"], 0)
+    store.meetings.cancel_meeting(int(dropped.id), 1)
     _agent(store, "phonghop-tn", "Thanh Nhật", "meeting-room", 0)
     english_it = [{"name": "it", "to": [IT], "role": "it", "language": "en"}]
     with smtp_server() as (rec, port):

@@ -214,7 +214,7 @@ def test_snapshot_keeps_nan_infinity_and_text_that_says_null(store: Store) -> No
     plain = {"cpu": {"usage_ratio": 0.5}, "model": "nullable"}
     store.ingest(agent_id, [dataclasses.replace(report(1, 1.0), sections={"hardware": odd})], 2.0)
     store.ingest(agent_id, [dataclasses.replace(report(2, 2.0), sections={"link": plain})], 3.0)
-    reads = (store.fleet_sections([agent_id], scan) for scan in (False, True))
+    reads = (store.scrape.fleet_sections([agent_id], scan) for scan in (False, True))
     for snap in (store.snapshot(agent_id), *(found[agent_id] for found in reads)):
         assert math.isnan(snap["hardware"]["cpu"]["usage_ratio"])
         assert snap["hardware"]["cpu"]["load1"] == float("inf")
@@ -319,14 +319,14 @@ def test_a_schema_5_store_gains_snapshot_versions(store_url: str) -> None:
     engine.dispose()
     store = Store(store_url)
     try:
-        [agent] = store.fleet_versions()
+        [agent] = store.scrape.fleet_versions()
         assert (agent.agent_id, agent.version, agent.last_report_at) == (agent_id, 0, 10.0)
         store.ingest(agent_id, [report(2, 20.0, cpu=0.9)], now=21.0)
-        assert [a.version for a in store.fleet_versions()] == [1]
+        assert [a.version for a in store.scrape.fleet_versions()] == [1]
         store.ingest(agent_id, [report(2, 20.0, cpu=0.9)], now=22.0)  # stored already
-        assert [a.version for a in store.fleet_versions()] == [1]
+        assert [a.version for a in store.scrape.fleet_versions()] == [1]
         for scan in (False, True):
-            snap = store.fleet_sections([agent_id], scan=scan)[agent_id]
+            snap = store.scrape.fleet_sections([agent_id], scan=scan)[agent_id]
             assert snap["hardware"] == {"cpu": {"usage_ratio": 0.9}}
             assert snap["status:antivirus"]["ok"] is False
     finally:

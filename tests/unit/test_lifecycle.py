@@ -143,7 +143,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
 def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
     db = tmp_path / "v2.db"
     store = Store(f"sqlite:///{db}")
-    store.apply_alerts(AlertWrite(notify=[("firing", LABELS, {"rule": "r"})], now=5.0))
+    store.alerts.apply_alerts(AlertWrite(notify=[("firing", LABELS, {"rule": "r"})], now=5.0))
     store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:  # back to what schema 2 was
         conn.executescript(
@@ -155,10 +155,12 @@ def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{db}")
     try:
         assert {"mail_queue", "mail_outbox"} <= set(inspect(store._engine).get_table_names())
-        (n,) = store.unsent_notifications()
+        (n,) = store.alerts.unsent_notifications()
         assert (n.kind, n.payload) == ("firing", {"rule": "r"})
-        assert store.enqueue_mail("it", ["a@b"], "test", subject="s", text="t", html="h", now=6.0)
-        assert [m.state for m in store.outbox()] == ["pending"]
+        assert store.mail.enqueue_mail(
+            "it", ["a@b"], "test", subject="s", text="t", html="h", now=6.0
+        )
+        assert [m.state for m in store.mail.outbox()] == ["pending"]
     finally:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:

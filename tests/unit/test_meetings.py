@@ -171,7 +171,7 @@ def enroll_room(store: Store, commune: str, host: str) -> str:
 def test_book_add_get_cancel_and_fresh_checks(store: Store) -> None:
     book = MeetingBook(store, MeetingsConfig(recurring=[MONDAY]))
     at = local("2026-12-10 14:00")
-    added = store.add_meeting("Họp đột xuất", at, 3600, ["Thanh Nhật"], 0)
+    added = store.meetings.add_meeting("Họp đột xuất", at, 3600, ["Thanh Nhật"], 0)
     assert book.get(added.id) == added
     assert [m.id for m in book.between(local("2026-12-01 00:00"), local("2026-12-31 00:00"))] == [
         "r1-20261207",
@@ -189,9 +189,9 @@ def test_book_add_get_cancel_and_fresh_checks(store: Store) -> None:
     assert book.fresh_checks(rooms["Thanh Nhật"], at - 7200) == []  # too early
     summary = book.status(added.id, at - 1800)
     assert [(r.agent_id, r.state) for r in summary.rooms] == [(thanh_nhat, "silent")]
-    store.cancel_meeting(int(added.id), 1)
+    store.meetings.cancel_meeting(int(added.id), 1)
     with pytest.raises(NotFoundError):
-        store.cancel_meeting(int(added.id), 2)
+        store.meetings.cancel_meeting(int(added.id), 2)
     assert book.fresh_checks(rooms["Thanh Nhật"], at - 1800) == []
 
 
@@ -209,7 +209,7 @@ def test_schema_3_store_gains_the_meetings_tables(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{db}")
     try:
         assert "meetings" in inspect(store._engine).get_table_names()
-        store.add_meeting("Họp", 1.0, 60.0, ["all"], 0.0)
+        store.meetings.add_meeting("Họp", 1.0, 60.0, ["all"], 0.0)
         with store._engine.connect() as conn:
             assert (
                 conn.execute(text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION
@@ -230,7 +230,7 @@ def test_example_collector_config_meetings() -> None:
 def test_verdicts_are_recorded_once_when_the_meeting_starts(store: Store) -> None:
     book = MeetingBook(store, MeetingsConfig())
     at = local("2026-12-10 14:00")
-    m = store.add_meeting("Họp", at, 3600, ["all"], 0)
+    m = store.meetings.add_meeting("Họp", at, 3600, ["all"], 0)
     enroll_room(store, "Thanh Nhật", "phong-hop-tn")
     assert book.record_started(at - 1) == []  # not started yet
     (summary,) = book.record_started(at + 30)

@@ -232,7 +232,7 @@ def test_alert_firing_and_pass_ratio(tmp_path: Path) -> None:
     store, agent_id = _store_with_agent(tmp_path, time.time())
     disk = Labels("hardware.disk-free", agent_id, "medium", "Hạ Lang", "An Lạc")
     other = Labels("hardware.disk-free", "x", "medium", "Hạ Lang", "An Lạc")
-    store.apply_alerts(
+    store.alerts.apply_alerts(
         AlertWrite(
             upserts={(disk.rule_id, disk.subject): Alert(disk, "firing", 1.0, 1.0, fired_at=1.0)},
             results=[(disk, False, 1.0), (other, True, 1.0)],

@@ -60,7 +60,7 @@ def build_digest(
         and (snap.get("meeting_room") or {}).get("readiness", {}).get("state") in ("green", "amber")
     }
     open_by: dict[str, list[str]] = {}
-    for al in store.open_alerts():
+    for al in store.alerts.open_alerts():
         if al.state == "firing" and al.labels.district == district:
             open_by.setdefault(al.labels.commune, []).append(title(al.labels.rule_id))
     fixed = [
@@ -69,7 +69,7 @@ def build_digest(
             "place": " / ".join(x for x in (h.labels.commune, h.labels.unit) if x),
             "at": h.at,
         }
-        for h in store.resolved_between(district, since, now)
+        for h in store.mail.resolved_between(district, since, now)
     ]
     return {
         "period": period,

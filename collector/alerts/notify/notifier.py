@@ -96,7 +96,7 @@ class Notifier:
         self.meeting_summaries(now)
         self.deliver(now)
         if self.alertmanager is not None:
-            self.alertmanager.tick(self.store.open_alerts(), now)
+            self.alertmanager.tick(self.store.alerts.open_alerts(), now)
 
     # ---- rules text ----------------------------------------------------------------------
 
@@ -134,7 +134,7 @@ class Notifier:
 
     def route(self, now: float) -> None:
         """The engine's unsent notifications become queue items, one per recipient."""
-        while batch := self.store.unsent_notifications():
+        while batch := self.store.alerts.unsent_notifications():
             routed = [
                 (
                     n.id,
@@ -145,7 +145,7 @@ class Notifier:
                 )
                 for n in batch
             ]
-            self.store.route_notifications(routed, now)
+            self.store.mail.route_notifications(routed, now)
 
     def escalate(self, now: float) -> None:
         """A firing, notified alert of an escalating severity, unacknowledged `after`
@@ -154,7 +154,7 @@ class Notifier:
         if after is None:
             return
         pack = self._pack()
-        for a in self.store.open_alerts():
+        for a in self.store.alerts.open_alerts():
             rule = pack.get(a.labels.rule_id) if pack is not None else None
             if (
                 rule is None  # not in the running pack: the engine clears it
@@ -169,23 +169,23 @@ class Notifier:
             payload = notification_payload(rule, a)
             for r in escalation_targets(self.cfg, a.labels.as_dict()):
                 key = f"escalation:{r.name}:{a.labels.rule_id}:{a.labels.subject}:{a.fired_at}"
-                self.store.queue_once(r.name, "escalation", payload, key, now)
+                self.store.mail.queue_once(r.name, "escalation", payload, key, now)
 
     def compose(self, now: float) -> None:
         """Everything queued for a recipient becomes one message, at most one alert message
         per `rate_limit` per recipient: a storm waits and leaves as one."""
         rationale = self._rationale()
-        for name, items in self.store.queued().items():
+        for name, items in self.store.mail.queued().items():
             r = self._by_name.get(name)
             if r is None:
                 continue  # removed from the config; its items stay for inspection
-            last = self.store.last_mail_at(name, "alerts")
+            last = self.store.mail.last_mail_at(name, "alerts")
             if last is not None and now - last < self.cfg.rate_limit:
                 continue
             subject, text, html = render_alerts(
                 [(i.kind, i.payload) for i in items], self._lang(r), self.cfg.grafana_url, rationale
             )
-            self.store.enqueue_mail(
+            self.store.mail.enqueue_mail(
                 name,
                 r.to,
                 "alerts",
@@ -213,7 +213,7 @@ class Notifier:
                     title=self._title(lang),
                 )
                 subject, text, html = render_digest(ctx, lang, self.cfg.grafana_url)
-                self.store.enqueue_mail(
+                self.store.mail.enqueue_mail(
                     r.name,
                     r.to,
                     "digest",
@@ -243,7 +243,7 @@ class Notifier:
                     continue
                 ctx = build_meeting_summary(m, rooms, self._meetings.cfg.zone)
                 subject, text, html = render_meeting(ctx, self._lang(r), self.cfg.grafana_url)
-                self.store.enqueue_mail(
+                self.store.mail.enqueue_mail(
                     r.name,
                     r.to,
                     "meeting",
@@ -255,7 +255,7 @@ class Notifier:
                 )
 
     def deliver(self, now: float) -> None:
-        for m in self.store.due_mail(now):
+        for m in self.store.mail.due_mail(now):
             self._attempt(m, now)
 
     def _attempt(self, m: OutboxMessage, now: float) -> None:
@@ -271,7 +271,7 @@ class Notifier:
                 printable(result.detail),
                 delay,
             )
-            self.store.mail_attempted(
+            self.store.mail.mail_attempted(
                 m.id,
                 state="pending",
                 now=now,
@@ -290,7 +290,7 @@ class Notifier:
                 printable(result.detail),
                 printable(result.refused, 1000),
             )
-        self.store.mail_attempted(
+        self.store.mail.mail_attempted(
             m.id,
             state=state,
             now=now,

@@ -1,0 +1,240 @@
+"""The database under every part of the store: engine, SQLite pragmas, migrations, the
+writer lock, and the three ways a part talks to it (a write, a read, the ack path's cursor)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    create_engine,
+    event,
+    literal_column,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from collector.errors import NotFoundError, StoreError
+from collector.store.hotpath import Connections
+from collector.store.schema import (
+    ALERT_TABLES,
+    MAIL_TABLES,
+    SCHEMA_VERSION,
+    agents,
+    meeting_results,
+    meetings,
+    metadata,
+    reports,
+    schema_version,
+    spools,
+    tokens,
+)
+
+__all__ = ["Database"]
+
+
+def _to_v2(conn: Connection) -> None:
+    """Schema 2: compliance and alert tables (nothing existing changes)."""
+    metadata.create_all(conn, tables=list(ALERT_TABLES))
+
+
+def _to_v3(conn: Connection) -> None:
+    """Schema 3: the mail queue and outbox of the notifier (nothing existing changes)."""
+    metadata.create_all(conn, tables=list(MAIL_TABLES))
+
+
+def _to_v4(conn: Connection) -> None:
+    """Schema 4: meetings and their per-room results (nothing existing changes)."""
+    metadata.create_all(conn, tables=[meetings, meeting_results])
+
+
+def _to_v5(conn: Connection) -> None:
+    """Schema 5: reports keep the protobuf received (`wire`); older rows keep their JSON."""
+    blob = reports.c.wire.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE reports ADD COLUMN wire {blob}"))
+
+
+def _to_v6(conn: Connection) -> None:
+    """Schema 6: agents.snapshot_version, what /metrics compares to find changed agents."""
+    big = agents.c.snapshot_version.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE agents ADD COLUMN snapshot_version {big} NOT NULL DEFAULT 0"))
+
+
+def _to_v7(conn: Connection) -> None:
+    """Schema 7: spools (reports keyed by agent, spool and seq) and the clone marks of agents.
+    Every agent's reports so far are its first spool's, the one of id 0 (agents older than
+    spool ids send 0, and a spool they wrote keeps 0 when the agent is upgraded)."""
+    for column in (agents.c.clone_suspected_at, agents.c.seq_conflicts):
+        kind = column.type.compile(dialect=conn.dialect)
+        default = " NOT NULL DEFAULT 0" if column.name == "seq_conflicts" else ""
+        conn.execute(text(f"ALTER TABLE agents ADD COLUMN {column.name} {kind}{default}"))
+    metadata.create_all(conn, tables=[spools])
+    conn.execute(
+        spools.insert().from_select(
+            ["agent_id", "spool_id", "ordinal", "first_seen_at", "first_seq"],
+            select(
+                agents.c.agent_id,
+                literal_column("0"),
+                literal_column("0"),
+                agents.c.enrolled_at,
+                literal_column("1"),
+            ).where(agents.c.last_seq > 0),
+        )
+    )
+
+
+def _to_v8(conn: Connection) -> None:
+    """Schema 8: agents.clone_of (enrolled with a taken machine id, without proof) and
+    tokens.replaces (a token that re-enrolls one agent, keeping its id)."""
+    for table, column in ((agents, agents.c.clone_of), (tokens, tokens.c.replaces)):
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+
+
+# version -> the step that brings a store from version-1 to it, in one transaction.
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _to_v2,
+    3: _to_v3,
+    4: _to_v4,
+    5: _to_v5,
+    6: _to_v6,
+    7: _to_v7,
+    8: _to_v8,
+}
+
+
+class Database:
+    """One engine and its connections; SQLite writers serialised by a lock instead of spinning
+    on SQLITE_BUSY. A store newer than the code refuses to open."""
+
+    def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url)
+        except (SQLAlchemyError, ImportError, ValueError) as e:
+            raise StoreError(f"store url {url!r}: {e}") from None
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            self._configure_sqlite(sqlite_synchronous)
+        # SQLite has one writer at a time; serialise writers here instead of spinning on BUSY.
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
+        self._migrate()
+        self._readers = Connections(self.engine, autocommit=True)
+        self._writers = Connections(self.engine, autocommit=False)
+        # The ack path runs on the driver's cursor: its errors are the driver's.
+        self.failures = (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error)
+
+    def close(self) -> None:
+        self._readers.close()
+        self._writers.close()
+        self.engine.dispose()
+
+    def _configure_sqlite(self, synchronous: str) -> None:
+        path = self.engine.url.database
+        if path and path != ":memory:":
+            from pathlib import Path  # noqa: PLC0415
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it (it would be 0644 under the usual umask):
+            # the store holds every machine's reports and the credential hashes. SQLite
+            # gives the -wal and -shm files the database file's mode.
+            try:
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            except OSError as e:
+                raise StoreError(f"store {path}: cannot create: {e.strerror}") from None
+
+        @event.listens_for(self.engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    def _migrate(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                metadata.create_all(conn, tables=[schema_version])
+                found = conn.execute(select(schema_version.c.version)).scalar()
+                if found is None:
+                    metadata.create_all(conn)
+                    conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+                elif found > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.url}: schema version {found} is newer than this collector "
+                        f"understands ({SCHEMA_VERSION}); upgrade canhgac"
+                    )
+                else:
+                    for version in range(found + 1, SCHEMA_VERSION + 1):
+                        _MIGRATIONS[version](conn)
+                        conn.execute(update(schema_version).values(version=version))
+        except SQLAlchemyError as e:
+            raise StoreError(f"{self.url}: cannot open store: {e}") from None
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self._write_lock:
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except self.failures as e:
+                raise StoreError(f"store write failed: {e}") from None
+
+    @contextlib.contextmanager
+    def cursor(self, write: bool) -> Iterator[Any]:
+        """The ack path's driver cursor on one of the store's kept connections (no SQLAlchemy
+        Connection or pool: their set-up and teardown cost more than the statements). A write
+        commits on success; any failure discards the connection, so a broken one is not kept."""
+        kept = self._writers if write else self._readers
+        with self._write_lock if write else contextlib.nullcontext():
+            try:
+                conn = kept.take()
+            except self.failures as e:
+                raise StoreError(f"store unavailable: {e}") from None
+            try:
+                cursor = conn.cursor()
+                yield cursor
+                cursor.close()
+                if write:
+                    conn.commit()
+            except self.failures as e:
+                kept.discard(conn)
+                raise StoreError(f"store {'write' if write else 'read'} failed: {e}") from None
+            except BaseException:
+                kept.discard(conn)
+                raise
+            kept.give(conn)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except self.failures as e:
+            raise StoreError(f"store read failed: {e}") from None
+
+    def ping(self) -> bool:
+        try:
+            with self.read() as conn:
+                conn.execute(select(1))
+        except StoreError:
+            return False
+        return True
+
+    def change_one(self, statement: Executable, missing: str) -> None:
+        """Run an UPDATE/DELETE meant for one live row; NotFoundError(`missing`) when none."""
+        with self.write() as conn:
+            result: Any = conn.execute(statement)
+        if not result.rowcount:
+            raise NotFoundError(missing)
