@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "decode_report",
     "message_to_plain",
     "report_from_wire",
+    "stored_report",
 ]
 
 # Report fields that carry a probe's section (numbers 10..19 in the proto).
@@ -146,6 +148,12 @@ def decode_report(r: pb.Report, now: float) -> Report:
     if len(r.boot_id) > 64:
         raise InvalidReport("boot_id longer than 64 characters")
     return _record(r, collected_at, r.SerializeToString())
+
+
+def stored_report(wire: bytes | None, payload: str) -> Report:
+    """A report as the store's history keeps it: the protobuf received (schema 5 on), else
+    the JSON older rows and in-process reports were kept as."""
+    return report_from_wire(wire) if wire is not None else Report(**json.loads(payload))
 
 
 def report_from_wire(wire: bytes) -> Report:

@@ -15,6 +15,7 @@ from canhgac_common.config import Duration, StrictModel
 from collector.errors import NotFoundError
 from collector.model import (
     MEETING_ROLE,
+    MEETING_SECTION,
     AgentRecord,
     Meeting,
     MeetingSummary,
@@ -229,14 +230,14 @@ class MeetingBook:
 
     def room_states(self, meeting: Meeting) -> list[RoomState]:
         out: list[RoomState] = []
-        for agent, collected_at, section in self._store.meeting_rooms():
+        for agent, collected_at, section in self._store.with_section(MEETING_ROLE, MEETING_SECTION):
             if not room_in_meeting(agent, meeting.rooms):
                 continue
             out.append(_room_state(agent, collected_at, section))
         return out
 
     def fresh_checks(self, agent: AgentRecord, now: float) -> list[str]:
-        """["meeting_room"] when this agent's room should run a fresh check now, else []."""
+        """[MEETING_SECTION] when this agent's room should run a fresh check now, else []."""
         if agent.placement.role != MEETING_ROLE:
             return []
         leads = self.cfg.checks_before
@@ -249,7 +250,7 @@ class MeetingBook:
             return []
         state = next(s for s in self.room_states(upcoming[0]) if s.agent_id == agent.agent_id)
         due = any(fresh_check_due(m, leads, now, state.checked_at) for m in upcoming)
-        return ["meeting_room"] if due else []
+        return [MEETING_SECTION] if due else []
 
     def status(self, meeting_id: str, now: float) -> MeetingSummary:
         """The recorded verdicts once the meeting has started and been recorded, else live."""

@@ -12,6 +12,7 @@ from typing import Any, Final, Literal, get_args
 __all__ = [
     "MAX_SEQ",
     "MEETING_ROLE",
+    "MEETING_SECTION",
     "ROLES",
     "SEQ_BITS",
     "SPOOL_KEY",
@@ -36,6 +37,8 @@ Role = Literal["workstation", "server", "meeting-room"]
 """What a machine is for (its token says so at enrollment); rules can be scoped by it."""
 ROLES: tuple[Role, ...] = get_args(Role)
 MEETING_ROLE: Final = "meeting-room"
+# The report section a meeting room's checks come in (the proto's Report.meeting_room).
+MEETING_SECTION: Final = "meeting_room"
 
 # Keys of an agent's latest snapshot besides its probes' sections (which are keyed by probe).
 SPOOL_KEY: Final = "spool"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from collector.metrics.base import Add, agent_spec
+from collector.model import MEETING_SECTION
 
 __all__ = ["CHECKS", "SECTION", "SPECS", "render"]
 
-SECTION = "meeting_room"
+SECTION = MEETING_SECTION
 
 _STATE = {"red": 0.0, "amber": 1.0, "green": 2.0}
 

@@ -27,11 +27,9 @@ from sqlalchemy import (
     update,
 )
 
-from collector.decode import report_from_wire
 from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreError
 from collector.model import (
     MAX_SEQ,
-    MEETING_ROLE,
     SEQ_BITS,
     SPOOL_KEY,
     AgentRecord,
@@ -781,18 +779,17 @@ class Store(Part):
                 ).scalars()
             )
 
-    def history(self, agent_id: str) -> list[Report]:
-        """Every report stored for one agent, in seq order, whichever schema wrote it."""
+    def history(self, agent_id: str) -> list[tuple[bytes | None, str]]:
+        """Every report stored for one agent, in seq order, as stored: (the protobuf received,
+        or None for a row kept as JSON; that JSON). `collector.decode.stored_report` reads
+        either."""
         with self._read() as conn:
             rows = conn.execute(
-                select(reports.c.payload, reports.c.wire)
+                select(reports.c.wire, reports.c.payload)
                 .where(reports.c.agent_id == agent_id)
                 .order_by(reports.c.seq)
             ).all()
-        return [
-            report_from_wire(r.wire) if r.wire is not None else Report(**json.loads(r.payload))
-            for r in rows
-        ]
+        return [(r.wire, r.payload) for r in rows]
 
     def snapshot(self, agent_id: str) -> dict[str, Any]:
         """The newest data of each section for one agent."""
@@ -804,18 +801,20 @@ class Store(Part):
             ).all()
         return {r.section: json.loads(r.data) for r in rows}
 
-    def meeting_rooms(self) -> list[tuple[AgentRecord, float | None, dict[str, Any] | None]]:
-        """Every active meeting-room agent, the collection time (agent clock) of its last
-        meeting_room section and the section; None, None when it never reported one."""
+    def with_section(
+        self, role: str, section: str
+    ) -> list[tuple[AgentRecord, float | None, dict[str, Any] | None]]:
+        """Every active agent of `role`, the collection time (agent clock) of its latest
+        `section` and the section; None, None when it never reported one."""
         joined = agents.outerjoin(
             snapshots,
-            (agents.c.agent_id == snapshots.c.agent_id) & (snapshots.c.section == "meeting_room"),
+            (agents.c.agent_id == snapshots.c.agent_id) & (snapshots.c.section == section),
         )
         with self._read() as conn:
             rows = conn.execute(
                 select(agents, snapshots.c.collected_at, snapshots.c.data)
                 .select_from(joined)
-                .where(agents.c.role == MEETING_ROLE, agents.c.revoked_at.is_(None))
+                .where(agents.c.role == role, agents.c.revoked_at.is_(None))
                 .order_by(agents.c.agent_id)
             ).all()
         return [(_agent(r), r.collected_at, json.loads(r.data) if r.data else None) for r in rows]

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text, update
 
 from canhgac_proto.v1 import collector_pb2 as pb
 from collector.config import CollectorConfig
-from collector.decode import decode_report
+from collector.decode import decode_report, stored_report
 from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreError
 from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
@@ -293,7 +293,7 @@ def test_history_keeps_reports_as_received_and_reads_older_json_rows(store_url: 
     wire.errors.add(probe="link", message="ProbeFailed: no route")
     received = decode_report(wire, now=at)
     assert store.ingest(agent_id, [received], now=at) == ([2], 1)
-    old, new = store.history(agent_id)
+    old, new = (stored_report(*row) for row in store.history(agent_id))
     assert old == report(1, 10.0)
     assert new == received and new.wire == wire.SerializeToString()
     assert new.sections["hardware"]["cpu"]["usage_ratio"] == 0.7

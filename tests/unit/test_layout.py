@@ -212,3 +212,19 @@ def test_platform_never_imports_probes_or_config() -> None:
         if name.split(".")[:2] in (["agent", "probes"], ["agent", "config"])
     ]
     assert found == []
+
+
+# What the store may import of the collector: its own modules, the value types and errors
+# at the bottom. Anything else (decode, meetings, alerts, config) sits above it.
+STORE_MAY_IMPORT = ("collector.store", "collector.model", "collector.errors")
+
+
+def test_the_store_imports_nothing_above_it() -> None:
+    found = [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for path in _sources("collector/store")
+        for line, name in _imported_modules(path)
+        if name.split(".")[0] in ("collector", "agent")
+        and not any(name == m or name.startswith(m + ".") for m in STORE_MAY_IMPORT)
+    ]
+    assert found == []

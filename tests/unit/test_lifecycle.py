@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import inspect
 
 from collector.alerts.lifecycle import expire, observe
+from collector.decode import stored_report
 from collector.model import Alert, Labels
 from collector.store import AlertWrite, Store
 from collector.store.alerts import HistoryEntry
@@ -127,7 +128,8 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         (agent,) = store.list_agents()
         assert (agent.hostname, agent.last_seq) == ("ubnd-thanhnhat-01", 1)
         assert store.snapshot(agent.agent_id)["hardware"]["memory"]["total_bytes"] == 8589934592
-        (kept,) = store.history(agent.agent_id)  # a schema-1 row: JSON, still readable
+        # A schema-1 row: JSON, still readable.
+        (kept,) = (stored_report(*row) for row in store.history(agent.agent_id))
         assert (kept.seq, kept.sections["hardware"]["memory"]["total_bytes"]) == (1, 8589934592)
         # Its reports are its first spool's (id 0, what agents older than spool ids send).
         assert [

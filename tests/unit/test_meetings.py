@@ -24,7 +24,7 @@ from collector.meetings import (
     room_in_meeting,
     summarize,
 )
-from collector.model import AgentRecord, Meeting, Placement, RoomState
+from collector.model import MEETING_ROLE, AgentRecord, Meeting, Placement, RoomState
 from collector.store import Store
 from collector.store.schema import SCHEMA_VERSION
 from collector.store.store import MachineFacts
@@ -183,7 +183,7 @@ def test_book_add_get_cancel_and_fresh_checks(store: Store) -> None:
             book.get(missing)
     thanh_nhat = enroll_room(store, "Thanh Nhật", "phong-hop-tn")
     enroll_room(store, "An Lạc", "phong-hop-al")
-    rooms = {a.placement.commune: a for a, _, _ in store.meeting_rooms()}
+    rooms = {a.placement.commune: a for a, _, _ in store.with_section(MEETING_ROLE, "meeting_room")}
     assert book.fresh_checks(rooms["Thanh Nhật"], at - 1800) == ["meeting_room"]
     assert book.fresh_checks(rooms["An Lạc"], at - 1800) == []  # not in this meeting
     assert book.fresh_checks(rooms["Thanh Nhật"], at - 7200) == []  # too early

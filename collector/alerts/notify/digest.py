@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from collector.model import MEETING_ROLE
+from collector.model import MEETING_ROLE, MEETING_SECTION
 from collector.sites import Sites
 from collector.store import Store
 
@@ -57,7 +57,8 @@ def build_digest(
         if a.agent_id in is_reporting
         and a.placement.role == MEETING_ROLE
         and a.placement.commune
-        and (snap.get("meeting_room") or {}).get("readiness", {}).get("state") in ("green", "amber")
+        and (snap.get(MEETING_SECTION) or {}).get("readiness", {}).get("state")
+        in ("green", "amber")
     }
     open_by: dict[str, list[str]] = {}
     for al in store.alerts.open_alerts():

@@ -25,6 +25,7 @@ from collector.alerts.notify.routing import (
 )
 from collector.compliance.model import RulePack
 from collector.meetings import MeetingBook
+from collector.model import MEETING_ROLE, MEETING_SECTION
 from collector.sites import Sites
 from collector.store import Store
 from collector.store.mail import OutboxMessage
@@ -234,7 +235,8 @@ class Notifier:
         due = due_meeting_summaries(self.cfg, self._meetings.between(now, now + before + 1), now)
         if not due:
             return
-        places = {a.agent_id: a.placement for a, _, _ in self.store.meeting_rooms()}
+        agents = self.store.with_section(MEETING_ROLE, MEETING_SECTION)
+        places = {a.agent_id: a.placement for a, _, _ in agents}
         for m in due:
             summary = self._meetings.status(m.id, now)
             for r in self.cfg.recipients:
