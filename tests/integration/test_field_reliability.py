@@ -22,7 +22,7 @@ import pytest
 
 from agent.transport.client import DeliveryError
 from canhgac_proto.v1 import collector_pb2 as pb
-from collector.model import SEQ_BITS
+from collector.model import SEQ_BITS, Placement
 from tests.integration.harness import (
     Running,
     collector_config,
@@ -136,6 +136,29 @@ def test_reinstall_keeping_the_credential_loses_no_report(
     ]
     assert collector.app.store.get_agent(agent_id).last_seq == after[-1]
     print(f"reinstall: {before} reports before, {collected_again} after, 0 lost")
+
+
+def test_reinstall_wiping_everything_then_a_replacing_token_loses_no_report(
+    collector: Running, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    agent = _agent(_config(tmp_path / "agent.yaml"), state)
+    _enroll(agent, collector.address, collector.token())
+    _run(agent, 1.5)
+    agent_id = _agent_id(collector)
+    before = len(collector.app.store.report_seqs(agent_id))
+    shutil.rmtree(state)  # re-imaged: credential, spool and marker gone
+    place = Placement("Cao Bằng", "Hạ Lang", "Thanh Nhật", "", "workstation")
+    _, token = collector.app.store.create_token(place, 3600, time.time(), 1, replaces=agent_id)
+    _enroll(agent, collector.address, token)  # the operator's answer: same machine, same agent
+    _run(agent, 1.5)
+    _flush(agent)
+    assert _agent_id(collector) == agent_id
+    after = collector.app.store.report_seqs(agent_id)
+    collected_again = int(_status(agent).split("last seq ")[1].split()[0])
+    assert collected_again > 3
+    assert len(after) == before + collected_again  # every new report stored, none a duplicate
+    print(f"reinstall (wiped, re-enrolled): {before} reports before, {collected_again} after")
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "zero-byte", "deleted"])
