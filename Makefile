@@ -54,9 +54,9 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
-## fuzz: wire decoding on both sides fed mutated bytes, >= 10^5 cases (FUZZ_SCALE=N for more), <= 5 min
+## fuzz: wire decoding on both sides fed mutated bytes, >= 10^5 cases (FUZZ_SCALE=N for more), ~4 min
 fuzz: $(STAMP)
-	timeout 300 nice $(BIN)/pytest -q -s -m fuzz --durations=0 tests/fuzz
+	timeout 600 nice $(BIN)/pytest -q -s -m fuzz --durations=0 tests/fuzz
 
 ## bench: every benchmark, each against a baseline measured in the same run (docs/performance.md)
 bench: $(STAMP)
