@@ -361,7 +361,12 @@ class Channel:
     def _why(self, error: Exception) -> str:
         why = f"{type(error).__name__}: {error}"
         conn = self._connection
-        peer_closed = "EOF" in why or "ALERT" in why  # not our own verification failing
+        # The collector hung up (an alert, EOF, a reset, or a clean close before its HTTP/2
+        # settings: which one a TLS 1.3 client sees depends on timing), not our own
+        # verification failing nor an ALPN mismatch.
+        peer_closed = ("EOF" in why or "ALERT" in why or isinstance(error, ConnectionError)) and (
+            "ALPN" not in why
+        )
         if self._tls is not None and (conn is None or not conn.settled) and peer_closed:
             # A collector requiring client certificates (mutual TLS) just closes the connection.
             why += (
