@@ -643,8 +643,9 @@ class Store(Part):
         ).all()
         return {int(r.spool_id): int(r.ordinal) for r in rows}
 
-    def _gap(self, conn: Connection, agent_id: str, ordinal: int) -> int:
-        """Seqs of spool `ordinal` that the collector never got although it got later ones."""
+    @staticmethod
+    def _extent(conn: Connection, agent_id: str, ordinal: int) -> tuple[int, int]:
+        """(reports stored, highest agent seq) of the agent's spool `ordinal`."""
         low = stored_seq(ordinal, 0)
         count, top = conn.execute(
             select(func.count(), func.max(reports.c.seq)).where(
@@ -653,7 +654,12 @@ class Store(Part):
                 reports.c.seq < stored_seq(ordinal + 1, 0),
             )
         ).one()
-        return int(top - low - count) if top is not None else 0
+        return int(count), int(top - low) if top is not None else 0
+
+    def _gap(self, conn: Connection, agent_id: str, ordinal: int) -> int:
+        """Seqs of spool `ordinal` that the collector never got although it got later ones."""
+        count, last = self._extent(conn, agent_id, ordinal)
+        return last - count
 
     def _ingest_jobs(self, cursor: Any, jobs: list[_Job]) -> list[tuple[list[int], int]]:
         """One statement per table for the whole group, however many agents it holds."""
@@ -750,20 +756,15 @@ class Store(Part):
             ).all()
             out = []
             for r in rows:
-                low, high = stored_seq(r.ordinal, 0), stored_seq(r.ordinal + 1, 0)
-                count, top = conn.execute(
-                    select(func.count(), func.max(reports.c.seq)).where(
-                        reports.c.agent_id == agent_id, reports.c.seq > low, reports.c.seq < high
-                    )
-                ).one()
+                count, last = self._extent(conn, agent_id, r.ordinal)
                 out.append(
                     {
                         "spool_id": r.spool_id % (1 << 64),
                         "ordinal": r.ordinal,
                         "first_seen_at": r.first_seen_at,
                         "first_seq": r.first_seq,
-                        "reports": int(count),
-                        "last_seq": int(top - low) if top is not None else 0,
+                        "reports": count,
+                        "last_seq": last,
                         "lost_before": r.lost_before,
                     }
                 )
