@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -156,15 +157,21 @@ class Database:
         @event.listens_for(self.engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
+            # First: switching a new file to WAL takes a lock that another opener may hold.
+            cur.execute("PRAGMA busy_timeout=10000")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            cur.execute("PRAGMA busy_timeout=10000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
-    def _migrate(self) -> None:
+    def _migrate(self, attempt: int = 0) -> None:
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn, conn.begin():
+                if self.dialect == "sqlite":
+                    # The writer's lock before the version is read: a second process opening a
+                    # new store at once (the CLI while the service starts) waits for this one
+                    # (busy_timeout) and then finds the schema, instead of racing to create it.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 metadata.create_all(conn, tables=[schema_version])
                 found = conn.execute(select(schema_version.c.version)).scalar()
                 if found is None:
@@ -180,6 +187,12 @@ class Database:
                         _MIGRATIONS[version](conn)
                         conn.execute(update(schema_version).values(version=version))
         except SQLAlchemyError as e:
+            if attempt < 3 and "database is locked" in str(e):
+                # Switching a new file to WAL does not wait for another opener (no busy
+                # handler there): that opener is done within moments.
+                time.sleep(0.2 * (attempt + 1))
+                self._migrate(attempt + 1)
+                return
             raise StoreError(f"{self.url}: cannot open store: {e}") from None
 
     @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import threading
@@ -372,3 +373,27 @@ def test_collector_serves_agents_on_either_store(store_url: str, tmp_path: Path)
         assert f'canhgac_agent_up{{agent_id="{agent_id}"' in text
     finally:
         running.app.stop(grace=0)
+
+
+def test_a_new_sqlite_store_opened_by_several_processes_at_once(tmp_path: Path) -> None:
+    # The CLI run while the service starts for the first time: both create the schema.
+    # Before the migration took the writer's lock first, one of them failed ("table tokens
+    # already exists" or "database is locked") in most rounds.
+    for round_ in range(5):
+        url = f"sqlite:///{tmp_path / f'new-{round_}.db'}"
+        errors: list[BaseException] = []
+
+        def open_store(url: str = url, errors: list[BaseException] = errors) -> None:
+            try:
+                Store(url).close()
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=open_store) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        with contextlib.closing(Store(url)) as store:
+            assert store.list_agents() == []
