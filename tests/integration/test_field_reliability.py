@@ -418,18 +418,19 @@ def test_outage_schedule_kept_while_the_link_drops_packets(lab: Lab, tmp_path: P
         f"grpc_listen: 10.91.0.1:50051\nhttp_listen: 127.0.0.1:0\n"
         f"store:\n  url: sqlite:///{db}\nlog_level: warning\n"
     )
-    lab.start(district, str(BIN / "canhgac-collector"), "--config", str(config), "serve")
-    create = [
-        *(str(BIN / "canhgac-collector"), "--config", str(config), "token", "create"),
-        *("--district", "Hạ Lang", "--commune", "An Lạc", "--role", "workstation"),
-    ]
-    made = subprocess.CompletedProcess[str](create, 1, "", "")
-    for _ in range(60):  # bounded: the collector in its namespace may still be creating the store
-        made = subprocess.run(create, capture_output=True, text=True, check=False)
-        if made.returncode == 0:
-            break
-        time.sleep(0.5)
+    # The token first: it creates the store, so the collector starting after it finds the
+    # schema made (two processes creating one SQLite store at once race on its tables).
+    made = subprocess.run(
+        [
+            *(str(BIN / "canhgac-collector"), "--config", str(config), "token", "create"),
+            *("--district", "Hạ Lang", "--commune", "An Lạc", "--role", "workstation"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert made.returncode == 0, made.stderr
+    server = lab.start(district, str(BIN / "canhgac-collector"), "--config", str(config), "serve")
     token = made.stdout.strip()
     interval, cut = 1.0, 24.0
     agent_config = _config(
@@ -439,12 +440,14 @@ def test_outage_schedule_kept_while_the_link_drops_packets(lab: Lab, tmp_path: P
     )
     agent = _agent(agent_config, tmp_path / "state")
     enroll = [*agent, "enroll", "--collector", "10.91.0.1:50051", "--token", token]
-    deadline = time.monotonic() + 30
-    while True:  # the collector in its namespace may still be starting
+    deadline = time.monotonic() + 90
+    while True:  # the collector in its namespace may still be starting (bounded: 90 s)
         try:
             lab.exec(commune, *enroll)
             break
         except AssertionError:
+            if server.poll() is not None:
+                raise AssertionError(f"the collector exited: {server.communicate()[1]}") from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
