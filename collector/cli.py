@@ -23,6 +23,7 @@ from collector.alerts.notify.render import render_test
 from collector.alerts.notify.smtp import build_message
 from collector.alerts.notify.smtp import send as send_mail
 from collector.app import CollectorApp
+from collector.cli_reports import add_report_parsers
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
@@ -660,6 +661,7 @@ def _parser() -> argparse.ArgumentParser:
     _rules_parsers(sub)
     _notify_parsers(sub)
     _meeting_parsers(sub)
+    add_report_parsers(sub)
     return p
 
 

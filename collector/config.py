@@ -135,6 +135,16 @@ class RulesConfig(StrictModel):
     hold: Duration = Field(default=300.0, ge=0)  # flap damping unless a rule sets `hold:`
 
 
+class ExportConfig(StrictModel):
+    """Audit exports (`canhgac-collector export`, docs/reports.md)."""
+
+    # The Ed25519 key that signs each export's manifest, made on first use (mode 0600). Default:
+    # export-signing.key beside the SQLite database; on PostgreSQL it must be set.
+    signing_key: Path | None = None
+    # A .ttf covering Vietnamese for the PDF; default: Noto Sans (fonts-noto-core) or DejaVu Sans.
+    font: Path | None = None
+
+
 class CollectorConfig(StrictModel):
     grpc_listen: str = "0.0.0.0:4317"
     http_listen: str = "0.0.0.0:9108"
@@ -150,6 +160,7 @@ class CollectorConfig(StrictModel):
     rules: RulesConfig = RulesConfig()
     notify: NotifyConfig = NotifyConfig()
     meetings: MeetingsConfig = MeetingsConfig()
+    export: ExportConfig = ExportConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
     @model_validator(mode="after")

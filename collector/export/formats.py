@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import xlsxwriter
-from fpdf import FPDF
-
 from collector.export.table import Cell, Column, Table, local_time, nfc
 
 __all__ = [
@@ -115,6 +112,8 @@ def write_json(table: Table, path: Path, lang: str, zone: ZoneInfo) -> None:
 
 def write_xlsx(tables: Sequence[Table], path: Path, lang: str, zone: ZoneInfo) -> None:
     """One sheet per table: typed cells (dates, percents, numbers), a frozen header row."""
+    import xlsxwriter  # noqa: PLC0415 (only `export` loads it, never the serving collector)
+
     wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "in_memory": False})
     try:
         bold = wb.add_format({"bold": True, "text_wrap": True, "valign": "top"})
@@ -178,6 +177,8 @@ def write_pdf(
     font: tuple[Path, Path],
 ) -> None:
     """A summary page a chairman can sign: the indicators table in an embedded font."""
+    from fpdf import FPDF  # noqa: PLC0415 (only `export` loads it, never the serving collector)
+
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_font("body", "", str(font[0]))
