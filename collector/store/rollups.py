@@ -22,20 +22,26 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from collector.model import Rollup, RollupKey, Stat
 from collector.store.base import Part
 from collector.store.schema import (
+    agents,
     alert_history,
     mail_outbox,
     mail_queue,
+    meeting_results,
+    metadata,
     notifications,
     reports,
     retention_marks,
     rollups,
+    snapshots,
+    tokens,
 )
 
-__all__ = ["HISTORY_TABLES", "Mark", "RawReport", "RollupTables"]
+__all__ = ["HISTORY_TABLES", "Mark", "RawReport", "RollupTables", "TableStats"]
 
 HOUR = 3600
 DAY = 86400
@@ -62,6 +68,31 @@ class RawReport:
     wire: bytes | None
     payload: str
 
+
+@dataclass(frozen=True)
+class TableStats:
+    """One table as `store stats` shows it: rows, the time of its oldest row, bytes on disk
+    (with its indexes; None where the database cannot tell)."""
+
+    name: str
+    rows: int
+    oldest: float | None
+    bytes: int | None
+
+
+# The time column `store stats` reads each table's oldest row from.
+_OLDEST = {
+    "reports": reports.c.received_at,
+    "rollups": rollups.c.start,
+    "snapshots": snapshots.c.collected_at,
+    "agents": agents.c.enrolled_at,
+    "tokens": tokens.c.created_at,
+    "alert_history": alert_history.c.at,
+    "notifications": notifications.c.created_at,
+    "mail_outbox": mail_outbox.c.created_at,
+    "mail_queue": mail_queue.c.created_at,
+    "meeting_results": meeting_results.c.starts_at,
+}
 
 # The tables with their own retention besides reports and rollups: (table, time column,
 # what must hold of a row before it may go: never an unsent notification or pending mail).
@@ -233,6 +264,48 @@ class RollupTables(Part):
             )
         with self._read() as conn:
             return conn.execute(query).scalar() or 0
+
+    def tables(self) -> list[TableStats]:
+        """Every table of the schema: rows, oldest row, size (`store stats`)."""
+        with self._read() as conn:
+            sizes = self._sizes(conn)
+            out = []
+            for table in metadata.sorted_tables:
+                rows = conn.execute(select(func.count()).select_from(table)).scalar() or 0
+                column = _OLDEST.get(table.name)
+                oldest = None if column is None else conn.execute(select(func.min(column))).scalar()
+                out.append(TableStats(table.name, rows, oldest, sizes.get(table.name)))
+        return sorted(out, key=lambda t: t.name)
+
+    def database_bytes(self) -> int:
+        """The whole database on disk (SQLite: the file without its WAL)."""
+        with self._read() as conn:
+            if self._db.dialect == "postgresql":
+                sql = "SELECT pg_database_size(current_database())"
+                return int(conn.exec_driver_sql(sql).scalar() or 0)
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar() or 0
+            size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
+            return int(pages * size)
+
+    def _sizes(self, conn: Connection) -> dict[str, int]:
+        if self._db.dialect == "postgresql":
+            return {
+                t.name: int(
+                    conn.exec_driver_sql(
+                        "SELECT pg_total_relation_size(%(t)s::regclass)", {"t": t.name}
+                    ).scalar()
+                    or 0
+                )
+                for t in metadata.sorted_tables
+            }
+        try:  # dbstat: SQLite's page-level view (compiled into Debian's and Python's builds)
+            rows = conn.exec_driver_sql(
+                "SELECT m.tbl_name, SUM(d.pgsize) FROM dbstat d JOIN sqlite_master m "
+                "ON m.name = d.name GROUP BY m.tbl_name"
+            ).all()
+        except SQLAlchemyError:
+            return {}
+        return {name: int(size) for name, size in rows}
 
     # ---- inside ------------------------------------------------------------------------
 
