@@ -31,9 +31,7 @@ log = logging.getLogger(__name__)
 # it waits for the writer, so a report committed late is never behind the mark.
 ROLL_LAG = 60.0
 # Rows per transaction: small enough that Submit's commits wait for at most one of them.
-ROLL_CHUNK = 200
-EXPECTED_CHUNK = 500
-CHUNK = 1000  # rows deleted or merged per transaction
+CHUNK = 500
 
 
 @dataclass
@@ -56,7 +54,9 @@ class RetentionPass:
         reachable_within: float,
         rules: Callable[[], Sequence[Rule]] = tuple,
         pace: Callable[[], Callable[[], None]] = Pacer,
+        chunk: int = CHUNK,
     ) -> None:
+        self._chunk = chunk
         self._store = store
         self._cfg = cfg
         self._interval = report_interval
@@ -97,10 +97,10 @@ class RetentionPass:
             ("rolled up", lambda: self._roll(now, agents)),
             ("expected", lambda: self._expected(now, agents)),
             ("merged into days", lambda: self._compact(now)),
-            ("rollups", lambda: self._store.rollups.expire("rollups", now - c.rollups, CHUNK)),
+            ("rollups", lambda: self._expire("rollups", now - c.rollups)),
             ("reports", lambda: self._expire_reports(now)),
             *(
-                (name, lambda name=name, h=h: self._store.rollups.expire(name, h, CHUNK))
+                (name, lambda name=name, h=h: self._expire(name, h))
                 for name, h in self._history(now).items()
             ),
         ]
@@ -124,7 +124,7 @@ class RetentionPass:
     def _roll(self, now: float, agents: dict[str, AgentRecord]) -> int:
         r = self._store.rollups
         mark = r.mark("rolled")
-        batch = r.reports_after(mark, now - ROLL_LAG, ROLL_CHUNK)
+        batch = r.reports_after(mark, now - ROLL_LAG, self._chunk)
         if not batch:
             return 0
         rules = self._rules()
@@ -149,36 +149,41 @@ class RetentionPass:
         return len(batch)
 
     def _expected(self, now: float, agents: dict[str, AgentRecord]) -> int:
-        """The expected counts of the next closed hour, for up to EXPECTED_CHUNK agents."""
+        """The expected counts of closed hours, for up to `chunk` (hour, agent) pairs from the
+        mark on, in hour then agent order."""
         if not agents:
             return 0
         r = self._store.rollups
-        mark = r.mark("expected")
-        if mark is None:  # from the hour of the first enrollment
-            mark = Mark(hour_of(min(a.enrolled_at for a in agents.values())))
-            hour, after = mark.at, ""
-            was: Mark | None = None
-        else:
-            hour, after, was = mark.at, mark.agent_id, mark
-        if hour + HOUR > now - ROLL_LAG:
-            return 0
-        todo = sorted(a for a in agents if a > after)[:EXPECTED_CHUNK]
+        was = r.mark("expected")
+        # From the hour of the first enrollment.
+        hour = hour_of(min(a.enrolled_at for a in agents.values())) if was is None else was.at
+        after = "" if was is None else was.agent_id
+        ids = sorted(agents)
         stats: dict[RollupKey, Stat] = {}
-        for agent_id in todo:
-            n = expected(agents[agent_id], hour, self._interval)
-            if n > 0:
-                key = RollupKey(agent_id, HOUR, hour, ROLLUP_AVAILABILITY, "expected")
-                stats[key] = Stat.of(n)
-        # The hour is done when its last agent is: the mark moves to the next hour.
-        done = len(todo) < EXPECTED_CHUNK or todo[-1] == max(agents)
-        moved = Mark(hour + HOUR) if done else Mark(hour, todo[-1])
-        if not r.add(stats, "expected", was, moved):
+        done = 0
+        while done < self._chunk and hour + HOUR <= now - ROLL_LAG:
+            for agent_id in ids:
+                if agent_id <= after:
+                    continue
+                n = expected(agents[agent_id], hour, self._interval)
+                if n > 0:
+                    stats[RollupKey(agent_id, HOUR, hour, ROLLUP_AVAILABILITY, "expected")] = (
+                        Stat.of(n)
+                    )
+                done += 1
+                after = agent_id
+                if done == self._chunk:
+                    break
+            else:  # the hour is done for every agent
+                hour, after = hour + HOUR, ""
+                done += 1  # an hour without agents still costs a step
+        if not done or not r.add(stats, "expected", was, Mark(hour, after)):
             return 0
-        return max(len(todo), 1)
+        return done
 
     def _compact(self, now: float) -> int:
         before = self._days(now - self._cfg.hourly)  # whole local days only
-        return self._store.rollups.compact(before, self._days, CHUNK)
+        return self._store.rollups.compact(before, self._days, self._chunk)
 
     def _expire_reports(self, now: float) -> int:
         rolled = self._store.rollups.rolled_until()
@@ -186,4 +191,7 @@ class RetentionPass:
             return 0
         # Only reports already rolled up: the mark's own time may hold some that are not.
         before = min(now - self._cfg.raw, rolled)
-        return self._store.rollups.expire("reports", before, CHUNK)
+        return self._expire("reports", before)
+
+    def _expire(self, name: str, before: float) -> int:
+        return self._store.rollups.expire(name, before, self._chunk)

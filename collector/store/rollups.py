@@ -150,7 +150,9 @@ class RollupTables(Part):
         """Every bucket of one agent as stored (for `agent show` and the tests)."""
         with self._read() as conn:
             rows = conn.execute(select(*_KEY, *_STAT).where(rollups.c.agent_id == agent_id))
-            return {RollupKey(*r[:5]): Stat(*r[5:]) for r in rows}
+            return {
+                RollupKey(a, span, start, sec, m): Stat(*st) for span, start, a, sec, m, *st in rows
+            }
 
     def rolled_until(self) -> float | None:
         """Reports received up to this time (collector clock) are in the rollups."""
