@@ -4,6 +4,10 @@ process killed mid-pass leaves nothing half-done."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, func, insert, select, text, update
+from sqlalchemy import create_engine, func, insert, select, text, tuple_, update
 
 from collector.compliance.loader import load_pack
 from collector.config import RetentionConfig
@@ -25,6 +29,7 @@ from collector.store.schema import (
     mail_outbox,
     notifications,
     reports,
+    retention_marks,
     rollups,
     schema_version,
 )
@@ -259,3 +264,74 @@ def test_a_schema_8_store_gains_rollups_and_rolls_up_its_old_reports(
         assert len(store.history(agent_id)) == 2  # received 10 days ago: raw is kept 30
     finally:
         store.close()
+
+
+def _rolled_state(url: str) -> tuple[int, int, int]:
+    """(reports received in the rollups, raw reports not yet rolled up, raw reports kept)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            counted = conn.execute(
+                select(func.coalesce(func.sum(rollups.c.count), 0)).where(
+                    rollups.c.metric == "received"
+                )
+            ).scalar()
+            mark = conn.execute(
+                select(retention_marks).where(retention_marks.c.name == "rolled")
+            ).first()
+            after = select(func.count()).select_from(reports)
+            if mark is not None:
+                after = after.where(
+                    tuple_(reports.c.received_at, reports.c.agent_id, reports.c.seq)
+                    > tuple_(mark.at, mark.agent_id, mark.seq)
+                )
+            pending = conn.execute(after).scalar()
+            kept = conn.execute(select(func.count()).select_from(reports)).scalar()
+    finally:
+        engine.dispose()
+    return int(counted or 0), int(pending or 0), int(kept or 0)
+
+
+def test_a_collector_killed_mid_pass_leaves_nothing_half_done_and_a_rerun_completes(
+    store_url: str, tmp_path: Path
+) -> None:
+    now = time.time()
+    store = Store(store_url)
+    agent_ids = enroll(store, 20, now - 45 * DAY)
+    old, recent = 300, 5
+    for agent_id in agent_ids:
+        # A month-old backlog delivered 40 days ago, and a few reports of the last hour.
+        start = now - 41 * DAY
+        batch = [report(s, start + 60 * s) for s in range(1, old + 1)]
+        store.ingest(agent_id, batch, now=now - 40 * DAY)
+        store.ingest(
+            agent_id, [report(old + s, now - 3600 + s) for s in range(1, recent + 1)], now - 3000
+        )
+    store.close()
+    total = len(agent_ids) * (old + recent)
+    config = tmp_path / "collector.yaml"
+    config.write_text(f"store:\n  url: {store_url}\nrules:\n  path: {REPO / 'rules'}\n")
+    cli = [str(Path(sys.executable).parent / "canhgac-collector"), "--config", str(config)]
+    pruning = subprocess.Popen([*cli, "store", "prune"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        # Killed as soon as its first transaction is in: mid-way through rolling up.
+        while _rolled_state(store_url)[1] in (0, total) and time.monotonic() < deadline:
+            assert pruning.poll() is None, pruning.stderr.read() if pruning.stderr else ""
+            time.sleep(0.005)
+        assert pruning.poll() is None, "the pass ended before it could be killed"
+        pruning.send_signal(signal.SIGKILL)
+    finally:
+        pruning.wait(timeout=30)
+        if pruning.stderr:
+            pruning.stderr.close()
+    counted, pending, _ = _rolled_state(store_url)
+    assert 0 < pending < total  # stopped mid-way
+    # Every report is rolled up exactly once or still waiting: none counted twice, none
+    # deleted before it was counted.
+    assert counted == total - pending
+    rerun = subprocess.run(
+        [*cli, "store", "prune"], check=False, capture_output=True, text=True, timeout=300
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert _rolled_state(store_url) == (total, 0, len(agent_ids) * recent)
