@@ -1,4 +1,5 @@
-"""`canhgac-collector`: serve, tokens, agents, rules, alerts, meetings; errors become one line."""
+"""`canhgac-collector`: serve, tokens, agents, rules, alerts, meetings, store; errors become
+one line."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
 from collector.meetings import MeetingBook, parse_local_time
 from collector.model import ROLES, Meeting, Placement
+from collector.retention import RetentionPass
 from collector.sites import load_sites
 from collector.store import MaintenanceWindow, Store
 
@@ -561,6 +563,83 @@ def _meeting_parsers(sub: Any) -> None:
     ms.set_defaults(handler=cmd_meeting_status)
 
 
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    if n < 1024:
+        return f"{n} B"
+    size, unit = n / 1024.0, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.1f} {unit}"
+
+
+def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    store = _store(cfg)
+    try:
+        tables = store.rollups.tables()
+        total = store.rollups.database_bytes()
+        rolled = store.rollups.rolled_until()
+    finally:
+        store.close()
+    if args.json:
+        out = {
+            "database_bytes": total,
+            "rolled_up_until": rolled,
+            "tables": [t.__dict__ for t in tables],
+        }
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    _table(
+        ["TABLE", "ROWS", "SIZE", "OLDEST"],
+        [[t.name, str(t.rows), _bytes(t.bytes), _when(t.oldest)] for t in tables],
+    )
+    print(f"cơ sở dữ liệu / database: {_bytes(total)}")
+    print(f"đã tổng hợp đến / rolled up until: {_when(rolled)}")
+    return 0
+
+
+def cmd_store_prune(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    pack = load_pack(cfg.rules.path, cfg.rules.hold) if cfg.rules.path is not None else None
+    store = _store(cfg)
+    try:
+        retention = RetentionPass(
+            store,
+            cfg.retention,
+            report_interval=cfg.report_interval,
+            reachable_within=cfg.report_interval * cfg.stale_after_intervals,
+            rules=lambda: pack.agent_rules() if pack is not None else (),
+        )
+        now = time.time()
+        counts = retention.plan(now) if args.dry_run else retention.run(now).done
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, "rows": counts}, ensure_ascii=False, indent=2))
+        return 0
+    verb = "sẽ xử lý / would process" if args.dry_run else "đã xử lý / processed"
+    print(f"{verb}:")
+    _table(["STEP", "ROWS"], [[k, str(v)] for k, v in counts.items()])
+    return 0
+
+
+def _store_parsers(sub: Any) -> None:
+    st = sub.add_parser("store", help="the store's size and retention").add_subparsers(
+        dest="sub", required=True
+    )
+    ss = st.add_parser("stats", help="rows, size and oldest data of each table")
+    ss.add_argument("--json", action="store_true")
+    ss.set_defaults(handler=cmd_store_stats)
+    sp = st.add_parser(
+        "prune", help="run the retention pass now (rollups, then expiry past each horizon)"
+    )
+    sp.add_argument("--dry-run", action="store_true", help="only count what would go")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(handler=cmd_store_prune)
+
+
 def _rules_parsers(sub: Any) -> None:
     ru = sub.add_parser("rules", help="compliance rule packs").add_subparsers(
         dest="sub", required=True
@@ -662,6 +741,7 @@ def _parser() -> argparse.ArgumentParser:
     _notify_parsers(sub)
     _meeting_parsers(sub)
     add_report_parsers(sub)
+    _store_parsers(sub)
     return p
 
 
