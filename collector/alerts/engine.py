@@ -134,7 +134,9 @@ class AlertEngine:
         self._alerts: dict[tuple[str, str], Alert] = {a.key: a for a in store.alerts.open_alerts()}
         self._verdicts = store.alerts.rule_verdicts()
         self._memo = Memo()
-        self._suppressors: set[tuple[str, str]] = set()  # (district, commune or "")
+        # The firing root causes: (district, commune or "") of each, and their alert keys.
+        self._suppressors: set[tuple[str, str]] = set()
+        self._causes: set[tuple[str, str]] = set()
         self._silences: list[Silence] = []
         self._windows: list[MaintenanceWindow] = []
         self._queue: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
@@ -284,11 +286,13 @@ class AlertEngine:
         self._windows = self._store.alerts.maintenance()
         fleet = self._tick_fleet(pace)
         self._fleet_rules(w, fleet, now, pace)
-        self._suppressors = {
-            (a.labels.district, a.labels.commune)
+        causes = [
+            a
             for a in self._alerts.values()
             if a.state == "firing" and (rule := self.pack.get(a.labels.rule_id)) and rule.suppresses
-        }
+        ]
+        self._suppressors = {(a.labels.district, a.labels.commune) for a in causes}
+        self._causes = {a.key for a in causes}
         timed = [r for r in self.pack.agent_rules() if r.time_dependent]
         for agent, snapshot in fleet:
             pace()
@@ -440,9 +444,12 @@ class AlertEngine:
 
     def _muted(self, a: Alert, now: float) -> bool:
         lab = a.labels
+        # Everything inside a place whose root cause fires is explained by it: its machines'
+        # alerts, its other group rules (commune.meeting-room during the outage) and, under a
+        # district cause, its communes' causes. Only the cause itself is notified.
         for district, commune in self._suppressors:
             inside = lab.district == district and (not commune or lab.commune == commune)
-            if inside and lab.subject != fleet_subject(district, commune):
+            if inside and (a.key not in self._causes or (not commune and lab.commune != "")):
                 return True
         if any(s.starts_at <= now < s.ends_at and matches(s.matchers, lab) for s in self._silences):
             return True
