@@ -19,7 +19,7 @@ from collector.compliance.evaluate import Memo, agent_variables, judge, report_v
 from collector.compliance.loader import load_pack
 from collector.compliance.model import Rule, RulePack
 from collector.compliance.schema import GROUP_FIELDS
-from collector.errors import RuleError
+from collector.errors import RuleError, StoreError
 from collector.model import MEETING_ROLE, AgentRecord, Alert, Event, Labels, Report
 from collector.sites import Sites
 from collector.store import AlertWrite, HistoryEntry, MaintenanceWindow, Silence, Store
@@ -122,8 +122,14 @@ class AlertEngine:
         default_hold: float,
         sites: Sites | None = None,
         clock: Callable[[], float] = time.time,
+        on_tick: Callable[[float, float], None] = lambda lag, took: None,
+        on_write_error: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_tick(lag, took)` after each timer tick: how long it waited in the queue and
+        how long it ran; `on_write_error` when writing alert state fails (/metrics)."""
         self._store = store
+        self._on_tick_done = on_tick
+        self._on_write_error = on_write_error
         self.pack = pack
         self._rules_path = rules_path
         self._interval = report_interval
@@ -173,7 +179,16 @@ class AlertEngine:
 
     def tick(self, now: float | None = None) -> Future[Any]:
         """Fleet rules, silence, hold expiry and notifications, as of `now` (queued)."""
-        return self._call(lambda: self._on_tick(self._clock() if now is None else now))
+        queued = time.monotonic()
+
+        def run() -> None:
+            started = time.monotonic()
+            try:
+                self._on_tick(self._clock() if now is None else now)
+            finally:
+                self._on_tick_done(started - queued, time.monotonic() - started)
+
+        return self._call(run)
 
     def drain(self, timeout: float = 30.0) -> None:
         """Wait until everything queued so far has been processed."""
@@ -254,6 +269,13 @@ class AlertEngine:
             self._alerts[key] = new
             w.upserts[key] = new
 
+    def _apply(self, w: AlertWrite) -> None:
+        try:
+            self._store.alerts.apply_alerts(w)
+        except StoreError:
+            self._on_write_error()
+            raise
+
     def _labels(self, rule: Rule, agent: AgentRecord) -> Labels:
         p = agent.placement
         return Labels(
@@ -277,7 +299,7 @@ class AlertEngine:
         touched = set(w.upserts)
         self._reconcile(w, [self._alerts[k] for k in touched if k in self._alerts])
         if w:
-            self._store.alerts.apply_alerts(w)
+            self._apply(w)
 
     def _on_tick(self, now: float) -> None:
         w = AlertWrite(now=now)
@@ -321,7 +343,7 @@ class AlertEngine:
                 self._record(w, rule, a, new, events)
         self._reconcile(w, list(self._alerts.values()), pace)
         for part in w.split(WRITE_KEYS):
-            self._store.alerts.apply_alerts(part)
+            self._apply(part)
             pace()  # Submit's commits wait for the store's writer between the parts
 
     def _tick_fleet(self, pace: Pacer) -> list[tuple[AgentRecord, dict[str, Any]]]:
