@@ -80,6 +80,7 @@ class CollectorApp:
             self.exposition.render,
             self.store.ready,
             self.alerts.reload if self.alerts else None,
+            own_metrics=self.exposition.render_own,
             config=cfg.http,
             on_refused=lambda: self.metrics.rejections.labels("http_connections").inc(),
         )

@@ -1,4 +1,5 @@
-"""HTTP edge: /metrics, /healthz (alive), /readyz (store reachable), POST /-/reload (rules)."""
+"""HTTP edge: /metrics (and /metrics/collector, its own health alone), /healthz (alive),
+/readyz (store reachable), POST /-/reload (rules)."""
 
 from __future__ import annotations
 
@@ -168,12 +169,16 @@ class HttpServer:
         ready: Callable[[], bool],
         reload: Callable[[], tuple[bool, str]] | None = None,
         *,
+        own_metrics: Callable[[], bytes] | None = None,
         config: HttpConfig | None = None,
         on_refused: Callable[[], None] = lambda: None,
     ):
         cfg = config or HttpConfig()
         host, _, port = address.rpartition(":")
-        metrics_, ready_, reload_ = metrics, ready, reload
+        ready_, reload_ = ready, reload
+        scrapes = {"/metrics": metrics}
+        if own_metrics is not None:
+            scrapes["/metrics/collector"] = own_metrics
         tls = _tls_context(cfg)
         logins = _Logins(cfg.basic_auth_users)
 
@@ -217,9 +222,9 @@ class HttpServer:
                 if not self._allowed():
                     return
                 path = self.path.split("?", 1)[0]
-                if path == "/metrics":
+                if (render := scrapes.get(path)) is not None:
                     try:
-                        body = metrics_()
+                        body = render()
                     except Exception:
                         log.exception("rendering /metrics failed")
                         self._send(500, b"metrics unavailable\n")
@@ -235,7 +240,9 @@ class HttpServer:
                     ok = ready_()
                     self._send(200 if ok else 503, b"ready\n" if ok else b"store unavailable\n")
                 else:
-                    self._send(404, b"not found: try /metrics, /healthz, /readyz\n")
+                    self._send(
+                        404, b"not found: try /metrics, /metrics/collector, /healthz, /readyz\n"
+                    )
 
             def _send(
                 self,

@@ -277,19 +277,28 @@ class Exposition:
         self._keys: dict[str, tuple[Any, ...]] = {}  # agent_id -> what its kept lines show
         self._lock = threading.Lock()  # concurrent scrapes would race on what is kept
         self._fleet = fleet or self.fleet_bodies
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.server = ServerMetrics(self.registry)
         # One series per (rule, place), never per agent: cheap enough for prometheus_client.
+        self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(AlertCollector(store))
-        self.registry.register(OwnCollector(store))
-        ProcessCollector(registry=self.registry)
+        # This process's own health, also alone at /metrics/collector: with several
+        # collectors on one store, Prometheus scrapes the fleet from one of them and this
+        # from each (configs/prometheus/prometheus.yml, docs/scaling.md).
+        self.own = CollectorRegistry(auto_describe=False)
+        self.server = ServerMetrics(self.own)
+        self.own.register(OwnCollector(store))
+        ProcessCollector(registry=self.own)
 
     def render(self) -> bytes:
         parts = FLEET.text(self._fleet(self._clock()))
         if self._sites is not None:
             parts += _site_text(self._sites)
         parts.append(generate_latest(self.registry))
+        parts.append(generate_latest(self.own))
         return b"".join(parts)
+
+    def render_own(self) -> bytes:
+        """/metrics/collector: this process's own series only (no store-wide ones)."""
+        return generate_latest(self.own)
 
     def fleet_bodies(self, now: float) -> list[bytes]:
         """The per-agent families' sample lines as of `now`, one bytes per declared family

@@ -29,8 +29,8 @@ RULES = Path(__file__).parent.parent.parent / "rules"
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
-def _scrape(running: Running, gzip_ok: bool) -> tuple[str, Samples]:
-    req = urllib.request.Request(f"http://127.0.0.1:{running.app.http_port}/metrics")
+def _scrape(running: Running, gzip_ok: bool, path: str = "/metrics") -> tuple[str, Samples]:
+    req = urllib.request.Request(f"http://127.0.0.1:{running.app.http_port}{path}")
     if gzip_ok:
         req.add_header("Accept-Encoding", "gzip")
     with urllib.request.urlopen(req, timeout=10) as r:
@@ -98,6 +98,11 @@ def test_health_and_own_metrics(tmp_path: Path) -> None:
         assert outbox == {"pending": 1.0, "failed": 0.0}
         assert m["canhgac_collector_alert_tick_duration_seconds"][0][1] > 0
         assert m["canhgac_collector_alert_timer_lag_seconds"][0][1] >= 0
+        # The collector's own series alone, for the job that scrapes every collector.
+        _, own = _scrape(running, gzip_ok=True, path="/metrics/collector")
+        assert set(own) == {
+            n for n in m if n.startswith(("canhgac_collector_", "canhgac_build_", "process_"))
+        }
     finally:
         app.stop(grace=0)
 
