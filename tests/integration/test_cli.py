@@ -6,8 +6,11 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from collector.store import Store
 from tests.integration.harness import Running, agent_config, collector_config, start_collector
 from tests.integration.test_alerts import SPOOL_RULE, _spooled
 
@@ -107,7 +110,7 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     agent_id = collector.app.store.list_agents()[0].agent_id
     listed = collector_cli(config, "agent", "list")
     assert agent_id in listed.stdout and " up " in listed.stdout
-    shown = collector_cli(config, "agent", "show", agent_id)
+    shown = collector_cli(config, "agent", "show", agent_id, "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert detail["placement"]["commune"] == "Thanh Nhật"
@@ -181,9 +184,10 @@ def test_meeting_add_list_status_and_cancel(tmp_path: Path) -> None:
     assert added.stdout.startswith("meeting 1: 2099-12-15 14:00 Asia/Ho_Chi_Minh Họp đột xuất")
     listed = collector_cli(config, "meeting", "list", "--ahead", "40d")
     assert listed.returncode == 0, listed.stderr
-    assert "Giao ban tháng" in listed.stdout and " 08:00 " in listed.stdout  # within 40 days
+    assert "Giao ban tháng" in listed.stdout  # within 40 days
+    assert "T08:00:00+07:00 " in listed.stdout
     assert "Họp đột xuất" not in listed.stdout  # 2099 is further ahead
-    status = collector_cli(config, "meeting", "status", "1")
+    status = collector_cli(config, "meeting", "status", "1", "-o", "json")
     assert status.returncode == 0, status.stderr
     summary = json.loads(status.stdout)
     assert summary["meeting"]["rooms"] == ["Thanh Nhật", "An Lạc"]
@@ -228,7 +232,7 @@ def test_alerts_list_show_and_ack(tmp_path: Path) -> None:
     assert acked.stdout.strip() == f"alert spool.full on {agent_id} acknowledged by an"
     (acked_row,) = collector_cli(config, "alerts", "list").stdout.splitlines()[1:]
     assert acked_row.split()[-1] == "an"  # the ACK column
-    shown = collector_cli(config, "alerts", "show", "spool.full", agent_id)
+    shown = collector_cli(config, "alerts", "show", "spool.full", agent_id, "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert (detail["open"]["state"], detail["open"]["acked_by"]) == ("firing", "an")
@@ -294,7 +298,7 @@ def test_alerts_maintenance_add_list_delete(tmp_path: Path) -> None:
     assert added.stdout.strip() == f"maintenance window {window_id}: sat,sun 22:00 for 6h"
     listed = collector_cli(config, "alerts", "maintenance", "list")
     (row,) = [line for line in listed.stdout.splitlines() if line.startswith(window_id)]
-    assert row.split()[3:6] == ["sat,sun", "22:00", "21600s"] and "Thanh*" in row
+    assert row.split()[3:6] == ["sat,sun", "22:00", "6h"] and "Thanh*" in row
 
     deleted = collector_cli(config, "alerts", "maintenance", "delete", window_id)
     assert deleted.returncode == 0, deleted.stderr
@@ -322,3 +326,81 @@ def test_alerts_maintenance_add_list_delete(tmp_path: Path) -> None:
         config, "alerts", "maintenance", "add", "--match", "x=1", *window, *who
     )
     assert bad_match.returncode == 2 and "--match 'x=1'" in bad_match.stderr
+
+
+def _times(value: object, key: str = "") -> list[tuple[str, object]]:
+    """Every (key, value) whose key names a time, anywhere in a JSON document."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _times(v, k)]
+    if isinstance(value, list):
+        return [t for v in value for t in _times(v, key)]
+    time_key = key.endswith(("_at", "_since")) or key in ("started", "fixed", "recorded")
+    return [(key, value)] if time_key else []
+
+
+def test_every_list_and_show_command_speaks_json(tmp_path: Path) -> None:
+    """--json (or -o json) on each list and show command: times ISO 8601 with their zone,
+    null for what is unknown; the text form says the same for people."""
+    config, agent_id = _store_with_a_firing_alert(tmp_path)
+    assert collector_cli(config, "token", "create", "--district", "Hạ Lang", "--role", "server")
+    who = ("--author", "an", "--reason", "r")
+    assert (
+        collector_cli(
+            config, "alerts", "silence", "add", "--match", "host=pc-*", "--for", "2h", *who
+        ).returncode
+        == 0
+    )
+    assert collector_cli(
+        config, "alerts", "maintenance", "add", "--match", "host=pc-1", "--weekdays", "sun",
+        "--start", "22:00", "--duration", "90m", *who,
+    ).returncode == 0  # fmt: skip
+    at = "2099-12-15 14:00"
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    assert store.mail.enqueue_mail(
+        "cntt", ["cntt@halang.vn"], "firing", subject="s", text="t", html="h", now=time.time()
+    )
+    store.close()
+    assert collector_cli(config, "meeting", "add", "--title", "Họp", "--at", at).returncode == 0
+    commands = [
+        ("token", "list"),
+        ("agent", "list"),
+        ("agent", "show", agent_id),
+        ("alerts", "list"),
+        ("alerts", "show", "spool.full", agent_id),
+        ("alerts", "silence", "list"),
+        ("alerts", "maintenance", "list"),
+        ("notify", "outbox", "--all"),
+        ("meeting", "list", "--ahead", "40000d"),
+        ("meeting", "status", "1"),
+    ]
+    seen: dict[str, Any] = {}
+    for command in commands:
+        for flags in (("--json",), ("-o", "json")):
+            out = collector_cli(config, *command, *flags)
+            assert out.returncode == 0, (command, out.stderr)
+            document = json.loads(out.stdout)
+            assert document, command  # every store above has something to show
+            seen[" ".join(command[:2])] = document
+        text = collector_cli(config, *command)
+        assert text.returncode == 0 and not text.stdout.lstrip().startswith(("[", "{")), command
+        times = _times(document)
+        assert times or command[1] == "maintenance", command  # weekly windows: HH:MM
+        for key, value in times:
+            if value is not None:
+                assert isinstance(value, str), (command, key, value)
+                assert datetime.fromisoformat(value).utcoffset() is not None, (command, key)
+        assert "-" not in [v for _, v in times] and 0.0 not in [v for _, v in times], command
+
+    (agent,) = seen["agent list"]
+    assert agent["agent_id"] == agent_id and agent["hostname"] == "pc-01"
+    assert agent["revoked_at"] is None and agent["possible_clone_of"] is None
+    assert agent["commune"] == "Thanh Nhật" and agent["unit"] is None  # empty is null
+    (token,) = [t for t in seen["token list"] if t["role"] == "server"]
+    assert (token["max_uses"], token["revoked_at"], token["commune"]) == (None, None, None)
+    (window,) = seen["alerts maintenance"]
+    assert window["duration_seconds"] == 5400 and window["weekdays"] == ["sun"]
+    (meeting,) = seen["meeting list"]
+    assert meeting["starts_at"] == "2099-12-15T14:00:00+07:00"  # meetings.timezone
+    shown = seen["agent show"]
+    assert isinstance(shown, dict) and shown["revoked_at"] is None
+    assert datetime.fromisoformat(shown["enrolled_at"]).tzinfo is not None
