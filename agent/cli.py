@@ -27,6 +27,7 @@ from agent.runner import Runner, Scheduled, collect, read_boot_id
 from agent.spool import Spool
 from agent.transport.client import CollectorClient, MachineFacts
 from agent.transport.encode import plain
+from canhgac_common.units import duration_option
 
 __all__ = ["main"]
 
@@ -244,11 +245,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     given.add_argument("--token", help="the token itself (visible to other users in ps)")
     r = sub.add_parser("run", help="collect and deliver until stopped (the service)")
-    r.add_argument("--interval", type=float, help="seconds between reports (default: collector's)")
+    r.add_argument(
+        "--interval", type=duration_option, help="between reports, e.g. 15s (default: collector's)"
+    )
     o = sub.add_parser("once", help="collect every probe once (and deliver, unless --print)")
     o.add_argument("--print", action="store_true", help="print the report as JSON, send nothing")
     s = sub.add_parser("status", help="enrollment, collector reachability, spool depth, last ack")
-    s.add_argument("--timeout", type=float, default=5.0)
+    s.add_argument("--timeout", type=duration_option, default="5s", help="e.g. 5s")
     return p
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 
 __all__ = [
+    "duration_option",
     "duration_value",
     "format_duration",
     "parse_duration",
@@ -66,6 +68,14 @@ def format_duration(seconds: float) -> str:
     if ms:
         parts.append(f"{ms}ms")
     return "".join(parts)
+
+
+def duration_option(text: str) -> float:
+    """An argparse `type=`: `--interval 15s` read as the configs read `interval: 15s`."""
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_size(text: str | int) -> int:

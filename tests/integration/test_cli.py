@@ -404,3 +404,24 @@ def test_every_list_and_show_command_speaks_json(tmp_path: Path) -> None:
     shown = seen["agent show"]
     assert isinstance(shown, dict) and shown["revoked_at"] is None
     assert datetime.fromisoformat(shown["enrolled_at"]).tzinfo is not None
+
+
+def test_durations_on_the_command_line_as_in_the_configs(tmp_path: Path) -> None:
+    """One parser (canhgac_common.units): `--interval 15s` like `interval: 15s` in a config."""
+    agent = [str(BIN / "canhgac-agent"), "--state-dir", str(tmp_path / "none")]
+    accepted = run(*agent, "run", "--interval", "15s")
+    assert accepted.returncode == 1 and "not enrolled" in accepted.stderr  # parsed, went on
+    refused = run(*agent, "run", "--interval", "soon")
+    assert refused.returncode == 2
+    assert "argument --interval: not a duration: 'soon' (use e.g. 30s" in refused.stderr
+    assert "argument --timeout" not in run(*agent, "status", "--timeout", "1m30s").stderr
+
+    config = write_config(tmp_path, sites=False)
+    window = ("--weekdays", "sun", "--start", "22:00", "--match", "host=pc-1")
+    who = ("--author", "an", "--reason", "r")
+    added = collector_cli(
+        config, "alerts", "maintenance", "add", *window, "--duration", "90m", *who
+    )
+    assert added.stdout.strip().endswith("sun 22:00 for 1h30m"), added.stdout
+    listed = collector_cli(config, "alerts", "maintenance", "list")
+    assert " 1h30m " in listed.stdout  # written back the way it was typed
