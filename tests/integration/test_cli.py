@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -91,7 +92,8 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     config = agent_config(tmp_path / "agent.yaml", {"ping_gateway": False, "count": 3})
     agent = [str(BIN / "canhgac-agent"), "--config", str(config), "--state-dir", str(state)]
     before = run(*agent, "status")
-    assert before.returncode == 1
+    assert before.returncode == 2  # CRITICAL, Nagios-style
+    assert before.stdout.startswith("CRITICAL: not enrolled: ")
     assert "enrolled:   no" in before.stdout
 
     enrolled = run(*agent, "enroll", "--collector", collector.address, "--token", collector.token())
@@ -101,9 +103,14 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     assert once.returncode == 0, once.stderr
     status = run(*agent, "status")
     assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[0] == "OK: collector reachable, 0 reports waiting"
     assert "reachable" in status.stdout and "NOT" not in status.stdout
-    assert "0 reports waiting" in status.stdout
     assert "last ack:   never" not in status.stdout
+    as_json = json.loads(run(*agent, "status", "--json").stdout)
+    assert (as_json["status"], as_json["collector"]["reachable"]) == ("OK", True)
+    assert as_json["spool"]["reports_waiting"] == 0
+    assert as_json["spool"]["oldest_waiting_at"] is None  # nothing waits: null, not "-"
+    assert datetime.fromisoformat(as_json["spool"]["last_ack_at"]).tzinfo is not None
 
     config = tmp_path / "collector.yaml"
     config.write_text(f"store:\n  url: {collector.app.cfg.store.url}\n")
@@ -123,6 +130,23 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     refused = run(*agent, "once")
     assert refused.returncode == 1
     assert "stays in the spool" in refused.stderr
+    # Reachable, but the report is refused and waits: WARNING once it waited long enough.
+    waiting = run(*agent, "status")
+    assert waiting.returncode == 0 and "1 reports waiting" in waiting.stdout.splitlines()[0]
+    behind = run(*agent, "status", "--warn-backlog", "0s")
+    assert behind.returncode == 1, behind.stdout
+    (first, *_) = behind.stdout.splitlines()
+    assert first.startswith("WARNING: 1 reports waiting, the oldest collected ")
+    assert first.endswith(" ago: deliveries are failing or behind")
+
+    moved = tmp_path / "moved.yaml"
+    moved.write_text('{"collector": {"address": "127.0.0.1:1"}, "probes": {"link": {}}}')
+    down = run(str(BIN / "canhgac-agent"), "--config", str(moved), "--state-dir", str(state),
+               "status", "-o", "json")  # fmt: skip
+    assert down.returncode == 2
+    verdict = json.loads(down.stdout)
+    assert verdict["status"] == "CRITICAL" and verdict["collector"]["reachable"] is False
+    assert verdict["reason"].startswith("collector unreachable: connection refused by 127.0.0.1:1")
 
 
 def test_errors_are_one_clear_line(tmp_path: Path) -> None:
@@ -143,7 +167,8 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
         "--collector", "127.0.0.1:1", "--token", "cgt.x.y",
     )  # fmt: skip
     assert refused.returncode == 1
-    assert "UNAVAILABLE" in refused.stderr
+    assert "canhgac-agent: connection refused by 127.0.0.1:1 (is the collector" in refused.stderr
+    assert "UNAVAILABLE" not in refused.stderr and "ConnectionRefusedError" not in refused.stderr
 
     no_pack = collector_cli(write_config(tmp_path), "rules", "check")
     assert no_pack.returncode == 2
@@ -414,7 +439,7 @@ def test_durations_on_the_command_line_as_in_the_configs(tmp_path: Path) -> None
     refused = run(*agent, "run", "--interval", "soon")
     assert refused.returncode == 2
     assert "argument --interval: not a duration: 'soon' (use e.g. 30s" in refused.stderr
-    assert "argument --timeout" not in run(*agent, "status", "--timeout", "1m30s").stderr
+    assert run(*agent, "status", "--timeout", "1m30s").returncode == 2  # not enrolled: CRITICAL
 
     config = write_config(tmp_path, sites=False)
     window = ("--weekdays", "sun", "--start", "22:00", "--match", "host=pc-1")
@@ -425,3 +450,18 @@ def test_durations_on_the_command_line_as_in_the_configs(tmp_path: Path) -> None
     assert added.stdout.strip().endswith("sun 22:00 for 1h30m"), added.stdout
     listed = collector_cli(config, "alerts", "maintenance", "list")
     assert " 1h30m " in listed.stdout  # written back the way it was typed
+
+
+def test_a_collector_that_never_answers_is_named_with_the_wait(tmp_path: Path) -> None:
+    """A port that accepts and then says nothing (a stalled collector, a black-holing
+    middlebox): "no answer from HOST:PORT in 1 s", not a status code."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts, nobody reads
+        port = silent.getsockname()[1]
+        config = tmp_path / "agent.yaml"
+        config.write_text('{"collector": {"timeout": "1s"}}')
+        out = run(
+            str(BIN / "canhgac-agent"), "--config", str(config), "--state-dir", str(tmp_path),
+            "enroll", "--collector", f"127.0.0.1:{port}", "--token", "cgt.x.y",
+        )  # fmt: skip
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"canhgac-agent: no answer from 127.0.0.1:{port} in 1 s"
