@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -47,6 +48,25 @@ log = logging.getLogger("canhgac.collector")
 def _place(p: Placement) -> dict[str, str | None]:
     """A placement's fields for output; an empty one (no commune, no unit) is null."""
     return {k: v or None for k, v in p.__dict__.items()}
+
+
+CONFIG_ENV = "CANHGAC_CONFIG"
+DEFAULT_CONFIG = Path("/etc/canhgac/collector.yaml")
+
+
+def config_path(given: Path | None, environ: Mapping[str, str]) -> Path:
+    """--config, else $CANHGAC_CONFIG, else /etc/canhgac/collector.yaml if it exists. Never the
+    built-in defaults: they would open (and create) an empty store where nobody looks."""
+    if given is not None:
+        return given
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    if DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    raise ConfigError(
+        f"no config: --config not given, {CONFIG_ENV} not set, and {DEFAULT_CONFIG} does not "
+        "exist (start from configs/collector.example.yaml)"
+    )
 
 
 def _store(cfg: CollectorConfig) -> Store:
@@ -732,7 +752,11 @@ def _rules_parsers(sub: Any) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="canhgac-collector", description="Canh Gác collector")
-    p.add_argument("--config", type=Path, help="collector YAML config (default: built-in defaults)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help=f"collector YAML config (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
+    )
     p.add_argument("--version", action="version", version=f"canhgac-collector {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the gRPC and HTTP servers until stopped").set_defaults(
@@ -788,7 +812,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(config_path(args.config, os.environ))
         logging.basicConfig(
             level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from collector.cli import CONFIG_ENV
 from collector.store import Store
 from tests.integration.harness import Running, agent_config, collector_config, start_collector
 from tests.integration.test_alerts import SPOOL_RULE, _spooled
@@ -18,8 +22,8 @@ from tests.integration.test_alerts import SPOOL_RULE, _spooled
 BIN = Path(sys.executable).parent
 
 
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+def run(*argv: str, **popen: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120, **popen)
 
 
 def collector_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -465,3 +469,29 @@ def test_a_collector_that_never_answers_is_named_with_the_wait(tmp_path: Path) -
         )  # fmt: skip
     assert out.returncode == 1
     assert out.stderr.strip() == f"canhgac-agent: no answer from 127.0.0.1:{port} in 1 s"
+
+
+def test_the_collector_cli_finds_its_config_or_says_where_it_looked(tmp_path: Path) -> None:
+    """No --config: $CANHGAC_CONFIG, else /etc/canhgac/collector.yaml; never the built-in
+    defaults, which would create an empty store that nobody looks at."""
+    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
+    cli = str(BIN / "canhgac-collector")
+    if Path("/etc/canhgac/collector.yaml").exists():
+        pytest.skip("this machine has /etc/canhgac/collector.yaml: the default is found")
+    lost = run(cli, "agent", "list", cwd=tmp_path, env=env)
+    assert lost.returncode == 2
+    assert lost.stderr == (
+        "canhgac-collector: config error: no config: --config not given, CANHGAC_CONFIG not set,"
+        " and /etc/canhgac/collector.yaml does not exist (start from"
+        " configs/collector.example.yaml)\n"
+    )
+    assert list(tmp_path.iterdir()) == [] and not Path("/var/lib/canhgac/canhgac.db").exists()
+
+    config = write_config(tmp_path, sites=False)
+    found = run(cli, "agent", "list", "--json", cwd=tmp_path, env={**env, CONFIG_ENV: str(config)})
+    assert (found.returncode, found.stdout.strip()) == (0, "[]"), found.stderr
+    assert (tmp_path / "c.db").exists()  # the store the config names, and only that one
+
+    missing = run(cli, "agent", "list", env={**env, CONFIG_ENV: str(tmp_path / "nope.yaml")})
+    assert missing.returncode == 2
+    assert f"{tmp_path / 'nope.yaml'}: cannot read config: No such file" in missing.stderr
