@@ -24,9 +24,11 @@ from agent.identity import Credential, load_credential, machine_id, save_credent
 from agent.probes import PROBES
 from agent.probes.base import CollectorLink
 from agent.runner import Runner, Scheduled, collect, read_boot_id
-from agent.spool import Spool
+from agent.spool import Spool, SpoolStatus
 from agent.transport.client import CollectorClient, MachineFacts
 from agent.transport.encode import plain
+from canhgac_common.output import add_output_options, iso_time
+from canhgac_common.units import duration_option, format_duration
 
 __all__ = ["main"]
 
@@ -228,27 +230,97 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+# Nagios plugin exit codes: `status` is usable as a check as it is.
+OK, WARNING, CRITICAL = 0, 1, 2
+_VERDICTS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}
+
+
+def status_verdict(
+    not_enrolled: str | None,
+    unreachable: str | None,
+    spool: SpoolStatus | None,
+    *,
+    now: float,
+    warn_backlog: float,
+) -> tuple[int, str]:
+    """(Nagios code, the reason in one line) from what `status` found: why the agent is not
+    enrolled and why the collector cannot be reached (None: it is, it can)."""
+    if not_enrolled is not None:
+        return CRITICAL, f"not enrolled: {not_enrolled}"
+    if unreachable is not None:
+        return CRITICAL, f"collector unreachable: {unreachable}"
+    waiting = spool.depth if spool else 0
+    age = now - spool.oldest_at if spool and spool.oldest_at is not None else 0.0
+    if waiting and age >= warn_backlog:
+        return WARNING, (
+            f"{waiting} reports waiting, the oldest collected {format_duration(round(age))} ago: "
+            "deliveries are failing or behind"
+        )
+    return OK, f"collector reachable, {waiting} reports waiting"
+
+
 def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    not_enrolled = unreachable = None
     try:
         cred: Credential | None = load_credential(cfg.state_dir)
     except AgentError as e:
-        cred = None
-        print(f"enrolled:   no ({e})")
-    spool_path = cfg.state_dir / "spool.db"
+        cred, not_enrolled = None, str(e)
+    collector = None
+    if cred is not None:
+        with _client(cfg, cred) as client:
+            unreachable = client.unreachable(timeout=args.timeout)
+        collector = {"address": client.address, "reachable": unreachable is None}
+    st = None
+    if (cfg.state_dir / "spool.db").exists():
+        with contextlib.closing(_spool(cfg)) as spool:
+            st = spool.status()
+    interval = cred.report_interval_seconds if cred and cred.report_interval_seconds else 15
+    warn_backlog = args.warn_backlog if args.warn_backlog is not None else 3 * interval
+    code, reason = status_verdict(
+        not_enrolled, unreachable, st, now=time.time(), warn_backlog=warn_backlog
+    )
+    document = {
+        "status": _VERDICTS[code],
+        "reason": reason,
+        "agent_id": cred.agent_id if cred else None,
+        "placement": {
+            "district": cred.district or None,
+            "commune": cred.commune or None,
+            "unit": cred.unit or None,
+            "role": cred.role or None,
+        }
+        if cred
+        else None,
+        "collector": collector,
+        "spool": None
+        if st is None
+        else {
+            "spool_id": f"{st.spool_id:016x}",
+            "reports_waiting": st.depth,
+            "bytes": st.bytes,
+            "oldest_waiting_at": iso_time(st.oldest_at),
+            "last_seq": st.last_seq,
+            "last_ack_at": iso_time(st.last_ack_at),
+            "resets": st.resets_total,
+            "dropped": st.dropped_total,
+            "rejected": st.rejected_total,
+            "lost_with_replaced_spools": st.reset_lost_total,
+        },
+    }
+    if args.output == "json":
+        print(json.dumps(document, ensure_ascii=False, indent=2))
+        return code
+    # The first line is the check's result (what Nagios shows); the rest is for a person.
+    print(f"{_VERDICTS[code]}: {reason}")
     if cred is not None:
         place = " / ".join(p for p in (cred.district, cred.commune, cred.unit) if p)
         print(f"enrolled:   yes, agent {cred.agent_id} ({place}, role {cred.role})")
-        with _client(cfg, cred) as client:
-            ok = client.reachable(timeout=args.timeout)
-        print(f"collector:  {client.address} {'reachable' if ok else 'NOT reachable'}")
-    if spool_path.exists():
-        with contextlib.closing(_spool(cfg)) as spool:
-            st = spool.status()
-        last = (
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.last_ack_at))
-            if st.last_ack_at
-            else "never"
-        )
+        reachable = "reachable" if unreachable is None else "NOT reachable"
+        print(f"collector:  {client.address} {reachable}")
+    else:
+        print("enrolled:   no")
+    if st is not None:
+        last = iso_time(st.last_ack_at) or "never"
         print(
             f"spool:      {st.depth} reports waiting ({st.bytes} bytes), last seq {st.last_seq}"
             f" (spool {st.spool_id:016x}, {st.resets_total} resets)"
@@ -260,7 +332,7 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
         )
     else:
         print("spool:      empty (agent has not run yet)")
-    return 0 if cred is not None else 1
+    return code
 
 
 def cmd_service(cfg: AgentConfig, args: argparse.Namespace) -> int:
@@ -301,11 +373,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     given.add_argument("--token", help="the token itself (visible to other users in ps)")
     r = sub.add_parser("run", help="collect and deliver until stopped (the service)")
-    r.add_argument("--interval", type=float, help="seconds between reports (default: collector's)")
+    r.add_argument(
+        "--interval", type=duration_option, help="between reports, e.g. 15s (default: collector's)"
+    )
     o = sub.add_parser("once", help="collect every probe once (and deliver, unless --print)")
     o.add_argument("--print", action="store_true", help="print the report as JSON, send nothing")
-    s = sub.add_parser("status", help="enrollment, collector reachability, spool depth, last ack")
-    s.add_argument("--timeout", type=float, default=5.0)
+    s = sub.add_parser(
+        "status",
+        help="enrollment, collector reachability, spool depth, last ack; exits 0 OK, "
+        "1 WARNING (reports waiting too long), 2 CRITICAL (collector unreachable, not enrolled)",
+    )
+    s.add_argument("--timeout", type=duration_option, default="5s", help="e.g. 5s")
+    s.add_argument(
+        "--warn-backlog",
+        type=duration_option,
+        metavar="DURATION",
+        help="WARNING when a report waits this long (default: 3 report intervals)",
+    )
+    add_output_options(s)
     v = sub.add_parser("service", help="install, uninstall or show the systemd unit (no package)")
     v.add_argument("action", choices=["install", "uninstall", "status"])
     return p
