@@ -21,6 +21,7 @@ from typing import Any
 
 from canhgac_common.output import (
     Column,
+    add_output_options,
     emit_document,
     emit_records,
     iso_time,
@@ -710,20 +711,24 @@ def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         rolled = store.rollups.rolled_until()
     finally:
         store.close()
-    if args.json:
-        out = {
+    emit_document(
+        args,
+        {
             "database_bytes": total,
-            "rolled_up_until": rolled,
-            "tables": [t.__dict__ for t in tables],
-        }
-        print(json.dumps(out, ensure_ascii=False, indent=2))
-        return 0
-    _table(
-        ["TABLE", "ROWS", "SIZE", "OLDEST"],
-        [[t.name, str(t.rows), _bytes(t.bytes), _when(t.oldest)] for t in tables],
+            "database": _bytes(total),
+            "rolled_up_until": iso_time(rolled),
+            "tables": [
+                {
+                    "table": t.name,
+                    "rows": t.rows,
+                    "bytes": t.bytes,
+                    "size": _bytes(t.bytes),
+                    "oldest": iso_time(t.oldest),
+                }
+                for t in tables
+            ],
+        },
     )
-    print(f"cơ sở dữ liệu / database: {_bytes(total)}")
-    print(f"đã tổng hợp đến / rolled up until: {_when(rolled)}")
     return 0
 
 
@@ -742,12 +747,10 @@ def cmd_store_prune(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         counts = retention.plan(now) if args.dry_run else retention.run(now).done
     finally:
         store.close()
-    if args.json:
-        print(json.dumps({"dry_run": args.dry_run, "rows": counts}, ensure_ascii=False, indent=2))
-        return 0
-    verb = "sẽ xử lý / would process" if args.dry_run else "đã xử lý / processed"
-    print(f"{verb}:")
-    _table(["STEP", "ROWS"], [[k, str(v)] for k, v in counts.items()])
+    records = [{"step": k, "rows": v, "dry_run": args.dry_run} for k, v in counts.items()]
+    if args.output != "json":
+        print("sẽ xử lý / would process:" if args.dry_run else "đã xử lý / processed:")
+    emit_records(args, records, [("STEP", "step"), ("ROWS", "rows")])
     return 0
 
 
@@ -756,13 +759,13 @@ def _store_parsers(sub: Any) -> None:
         dest="sub", required=True
     )
     ss = st.add_parser("stats", help="rows, size and oldest data of each table")
-    ss.add_argument("--json", action="store_true")
+    add_output_options(ss)
     ss.set_defaults(handler=cmd_store_stats)
     sp = st.add_parser(
         "prune", help="run the retention pass now (rollups, then expiry past each horizon)"
     )
     sp.add_argument("--dry-run", action="store_true", help="only count what would go")
-    sp.add_argument("--json", action="store_true")
+    add_output_options(sp)
     sp.set_defaults(handler=cmd_store_prune)
 
 

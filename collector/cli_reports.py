@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
 
+from canhgac_common.output import add_output_options
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig
 from collector.errors import CollectorError, ConfigError
@@ -44,7 +45,7 @@ def _report(cfg: CollectorConfig, args: argparse.Namespace) -> tuple[Store, Repo
 
 def cmd_report(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     _, report = _report(cfg, args)
-    if args.json:
+    if args.output == "json":
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     else:
         print("\n".join(report.lines(args.lang)))
@@ -156,7 +157,7 @@ def _period_args(p: argparse.ArgumentParser) -> None:
 def add_report_parsers(sub: Any) -> None:
     rp = sub.add_parser("report", help="the indicators of a place and period (docs/indicators.md)")
     _period_args(rp)
-    rp.add_argument("--json", action="store_true", help="machine-readable output")
+    add_output_options(rp)
     rp.set_defaults(handler=cmd_report)
     ex = sub.add_parser("export", help="sealed audit exports (docs/reports.md)")
     ex_sub = ex.add_subparsers(dest="sub")
