@@ -87,12 +87,12 @@ def cmd_export(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     made = datetime.fromtimestamp(report.made_at, period.zone)
     heading = Heading(
         title=("Báo cáo an toàn thông tin — " if vi else "Information security report — ")
-        + report.scope.name(),
+        + report.place(),
         lines=[
             ("Kỳ báo cáo: " if vi else "Period: ") + period.describe(args.lang),
             ("Số liệu hiện trạng lúc " if vi else "State at ") + f"{made:%H:%M %d/%m/%Y}",
         ],
-        footer=report.lines(args.lang)[-4:],
+        footer=report.lines(args.lang)[-3:],  # findings fixed, still failing, meetings
         sign_as="Người duyệt (ký, ghi rõ họ tên)" if vi else "Approved by (signature, name)",
     )
     name = f"canhgac-{period.label.replace('..', '_')}-{made:%Y%m%dT%H%M%S}"
@@ -106,7 +106,7 @@ def cmd_export(cfg: CollectorConfig, args: argparse.Namespace) -> int:
             formats=[f.strip() for f in args.format.split(",") if f.strip()],
             parameters={
                 "period": period.label,
-                "scope": report.scope.name(),
+                "scope": report.place(),
                 "lang": args.lang,
                 "timezone": period.zone.key,
             },

@@ -116,7 +116,7 @@ class Scope:
         )
 
     def name(self) -> str:
-        return " / ".join(x for x in (self.district, self.commune, self.unit) if x) or "*"
+        return " / ".join(x for x in (self.district, self.commune, self.unit) if x)
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,12 @@ class PeriodFigures:
         expected, reachable = self.communes.get((district, commune), (0.0, 0.0))
         return reachable / expected if expected else None
 
+    def connected_title(self, lang: str) -> str:
+        pct = f"{100 * self.connected_share:.0f}%"
+        if lang == "vi":
+            return f"Xã có kết nối mạng tới huyện từ {pct} thời gian trở lên"
+        return f"Communes reaching the district at least {pct} of the time"
+
     def communes_connected(self, fig: DistrictFigures) -> Count:
         shares = [self.connected(fig.district, c) for c in fig.communes]
         return Count(
@@ -187,6 +193,10 @@ class Report:
     meetings: tuple[tuple[str, str, float, RoomVerdict], ...]  # (id, title, start, verdict)
     stale_after: float  # a machine is reporting when it delivered within this
     over: PeriodFigures  # the period, from the rollups
+
+    def place(self) -> str:
+        """What the report covers: the scope given, else the districts it found."""
+        return self.scope.name() or ", ".join(f.district for f in self.districts)
 
     def indicator_rows(self, lang: str) -> list[tuple[str, Count]]:
         rows: list[tuple[str, Count]] = []
@@ -250,7 +260,7 @@ class Report:
         made = datetime.fromtimestamp(self.made_at, self.period.zone)
         out = [
             ("Báo cáo Canh Gác — " if vi else "Canh Gác report — ")
-            + f"{self.scope.name()} — {self.period.describe(lang)}",
+            + f"{self.place()} — {self.period.describe(lang)}",
             "",
             (
                 f"Hiện trạng lúc {made:%H:%M %d/%m/%Y}:"
@@ -265,12 +275,7 @@ class Report:
             commune = self.scope.commune
             if commune is None:
                 c = self.over.communes_connected(fig)
-                pct = f"{100 * self.over.connected_share:.0f}%"
-                out.append(
-                    f"  {pre}Xã có kết nối mạng tới huyện ≥ {pct} thời gian: {c}"
-                    if vi
-                    else f"  {pre}Communes reaching the district ≥ {pct} of the time: {c}"
-                )
+                out.append(f"  {pre}{self.over.connected_title(lang)}: {c}")
             else:
                 share = self.over.connected(fig.district, commune)
                 out.append(
@@ -454,13 +459,7 @@ def tables(
         for fig in report.districts:
             if commune is None:
                 c = over.communes_connected(fig)
-                name = (
-                    f"Xã có kết nối mạng tới huyện ≥ {100 * over.connected_share:.0f}% thời gian"
-                    if vi
-                    else f"Communes reaching the district ≥ {100 * over.connected_share:.0f}% "
-                    "of the time"
-                )
-                yield (name + period, c.met, c.of, c.share)
+                yield (over.connected_title(lang) + period, c.met, c.of, c.share)
             for ind in MACHINE_INDICATORS:
                 share = over.machine_share(ind.id, fig.district, commune)
                 yield (ind.title(lang) + period, None, None, share)

@@ -282,7 +282,7 @@ def test_a_month_counts_a_replayed_outage_as_an_outage(month: Path, tmp_path: Pa
     av = (HOURS + AV_OFF_FROM + HOURS) / (3 * HOURS)
     assert period["machine_share"]["antivirus"] == pytest.approx(av)
     text = collector_cli(month, "report", "--period", "2026-10").stdout
-    assert "Xã có kết nối mạng tới huyện ≥ 95% thời gian: 8% (1/13)" in text
+    assert "Xã có kết nối mạng tới huyện từ 95% thời gian trở lên: 8% (1/13)" in text
     assert f"tự kiểm tra đạt (tỷ lệ thời gian): {100 * av:.1f}%" in text
     assert "Cuộc họp trực tuyến: 1 (có phòng không sẵn sàng: 1)" in text
     made = collector_cli(month, "export", "--period", "2026-10", "--out", str(tmp_path / "x"))
