@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from bench import (
+    export,
     fleet_tick,
     footprint,
     ingest,
@@ -37,6 +38,7 @@ def main() -> None:
         ("ingest_cpu", ingest_cpu.main),
         ("replay", replay.main),
         ("sustained", sustained.main),
+        ("export", export.main),
     ]
     results: dict[str, Any] = {
         "machine": {
