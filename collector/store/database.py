@@ -17,6 +17,7 @@ from sqlalchemy import (
     Executable,
     create_engine,
     event,
+    inspect,
     literal_column,
     select,
     text,
@@ -179,14 +180,26 @@ class Database:
             cur.execute("PRAGMA busy_timeout=10000")
             # Schema 9: pages freed by retention are given back by incremental_vacuum (in a
             # new file; an older one is converted once, below).
-            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            # Only on an empty file: the pragma writes, and a store must open on a full disk.
+            if cur.execute("PRAGMA page_count").fetchone()[0] == 0:
+                cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+    def _current(self) -> bool:
+        """The schema is this collector's already: read without the writer's lock, so a store
+        opens (to read, to render /metrics) even on a full disk."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(schema_version.name):
+                return False
+            return bool(conn.execute(select(schema_version.c.version)).scalar() == SCHEMA_VERSION)
+
     def _migrate(self, attempt: int = 0) -> None:
         try:
+            if self._current():
+                return
             with self.engine.connect() as conn, conn.begin():
                 if self.dialect == "sqlite":
                     # The writer's lock before the version is read: a second process opening a
