@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -64,7 +65,9 @@ def _enroll(agent: list[str], address: str, token: str) -> None:
 
 
 def _run(agent: list[str], seconds: float, *, wrap: tuple[str, ...] = ()) -> str:
-    """The agent service for `seconds` (reports every 0.1 s), stopped by SIGTERM; its log."""
+    """The agent service for `seconds` once it runs (reports every 0.1 s), stopped by SIGTERM;
+    its log. The clock starts at its "reporting to" line, so a slow start on a loaded machine
+    does not shorten the run."""
     proc = subprocess.Popen(
         [*wrap, *agent, "run", "--interval", "0.1"],
         stdout=subprocess.DEVNULL,
@@ -72,9 +75,25 @@ def _run(agent: list[str], seconds: float, *, wrap: tuple[str, ...] = ()) -> str
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    running = threading.Event()
+
+    def read(stream: IO[str]) -> None:
+        for line in stream:
+            lines.append(line)
+            if " reporting to " in line:
+                running.set()
+
+    reader = threading.Thread(target=read, args=(proc.stderr,), daemon=True)
+    reader.start()
+    running.wait(60)
     time.sleep(seconds)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    proc.wait(60)
+    reader.join(10)
+    err = "".join(lines)
+    assert running.is_set(), err
     assert proc.returncode == 0, err
     return err
 
@@ -298,7 +317,10 @@ def test_disk_full_agent_keeps_running_counts_and_recovers(tmp_path: Path) -> No
             collector = start_collector(cfg, port)
             wait_until(
                 lambda: (
-                    collector.app.store.snapshot(agent_id)["spool"].get("unspooled_total", 0) > 0
+                    collector.app.store.snapshot(agent_id)
+                    .get("spool", {})
+                    .get("unspooled_total", 0)
+                    > 0
                 ),
                 60,
                 "the count of reports not spooled to reach the collector",
