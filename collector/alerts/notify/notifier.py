@@ -186,7 +186,11 @@ class Notifier:
             if last is not None and now - last < self.cfg.rate_limit:
                 continue
             subject, text, html = render_alerts(
-                [(i.kind, i.payload) for i in items], self._lang(r), self.cfg.grafana_url, rationale
+                [(i.kind, i.payload) for i in items],
+                self._lang(r),
+                self.cfg.grafana_url,
+                rationale,
+                self.cfg.zone,
             )
             self.store.mail.enqueue_mail(
                 name,
@@ -215,7 +219,7 @@ class Notifier:
                     sites=self._sites,
                     title=self._title(lang),
                 )
-                subject, text, html = render_digest(ctx, lang, self.cfg.grafana_url)
+                subject, text, html = render_digest(ctx, lang, self.cfg.grafana_url, self.cfg.zone)
                 self.store.mail.enqueue_mail(
                     r.name,
                     r.to,
