@@ -190,3 +190,37 @@ def test_a_commune_outage_explains_its_commune_rules_too(tmp_path: Path) -> None
             }
         finally:
             app.stop(grace=0)
+
+
+def test_revoking_an_agent_resolves_its_open_alerts(tmp_path: Path) -> None:
+    """an-lac-03 is retired (its agent revoked, as `agent revoke` does): its silent alert
+    resolves at the next tick, and the IT staff who heard of it hear it is over."""
+    clock = FakeClock()
+    with smtp_server() as (rec, port):
+        running = start_collector(shipped_config(tmp_path, port), clock=clock)
+        app = running.app
+        try:
+            assert app.alerts is not None and app.notifier is not None
+            fleet = Fleet(running, clock)
+            fleet.go_silent()
+            app.notifier.tick(clock.now)
+            (retired,) = [a for a in app.store.list_agents() if a.hostname == "an-lac-03"]
+            open_before = [
+                a for a in app.store.alerts.open_alerts() if a.labels.host == "an-lac-03"
+            ]
+            assert [a.labels.rule_id for a in open_before] == ["agent.silent"]
+
+            app.store.revoke_agent(retired.agent_id, clock.now)
+            clock.now += 15
+            fleet.report(fleet.an_lac[:3])
+            app.alerts.drain()
+            app.alerts.tick(clock.now).result(30)
+            assert [a for a in app.store.alerts.open_alerts() if a.labels.host == "an-lac-03"] == []
+            history = app.store.alerts.alert_history("agent.silent", retired.agent_id)
+            assert [(h.event, h.detail) for h in history][-1] == ("resolved", "agent revoked")
+            clock.now += 600  # past the rate limit
+            app.notifier.tick(clock.now)
+            resolved = [m for m in rec.to(IT) if "Đã khắc phục" in m["Subject"]]
+            assert len(resolved) == 1 and "an-lac-03" in parts(resolved[0])[0]
+        finally:
+            app.stop(grace=0)
