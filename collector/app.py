@@ -18,6 +18,7 @@ from collector.leader import Leadership
 from collector.meetings import MeetingBook
 from collector.metrics import Exposition
 from collector.metrics.worker import FleetRenderer
+from collector.retention import RetentionPass
 from collector.server import build_server
 from collector.sites import load_sites
 from collector.store import Store
@@ -106,6 +107,17 @@ class CollectorApp:
             target=self._meeting_loop, name="meeting-timer", daemon=True
         )
         self._heap_timer = threading.Thread(target=self._heap_loop, name="heap-timer", daemon=True)
+        alerts = self.alerts
+        self.retention = RetentionPass(
+            self.store,
+            cfg.retention,
+            report_interval=cfg.report_interval,
+            reachable_within=stale_after,
+            rules=lambda: alerts.pack.agent_rules() if alerts is not None else (),
+        )
+        self._retention_timer = threading.Thread(
+            target=self._retention_loop, name="retention-timer", daemon=True
+        )
 
     def _observe_tick(self, lag: float, took: float) -> None:
         self.metrics.alert_timer_lag.set(lag)
@@ -127,6 +139,18 @@ class CollectorApp:
                 self.meetings.record_started(self._clock())
             except CollectorError as e:
                 log.warning("recording meeting results failed: %s", e)
+
+    def _retention_loop(self) -> None:
+        while not self._stop_timer.wait(self.cfg.retention.every):
+            if not self.leadership.is_leader():
+                continue  # one collector rolls up and expires (several on PostgreSQL)
+            try:
+                done = self.retention.run(self._clock(), self._stop_timer)
+            except CollectorError as e:
+                log.warning("retention pass failed: %s", e)
+                continue
+            if done.done:
+                log.info("retention pass: %s", done.done)
 
     def _heap_loop(self) -> None:
         heap = HeapKeeper(time.monotonic())
@@ -152,6 +176,7 @@ class CollectorApp:
             self.notifier.start()
         self._meeting_timer.start()
         self._heap_timer.start()
+        self._retention_timer.start()
         self.grpc.start()
         self.http.start()
         host = self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0"  # noqa: S104
@@ -164,7 +189,7 @@ class CollectorApp:
         self.http.stop()
         self.fleet_renderer.close()
         self._stop_timer.set()
-        for timer in (self._meeting_timer, self._heap_timer):
+        for timer in (self._meeting_timer, self._heap_timer, self._retention_timer):
             if timer.is_alive():
                 timer.join()
         if self.alerts is not None:

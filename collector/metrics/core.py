@@ -27,6 +27,7 @@ from collector import __version__
 from collector.metrics import antivirus, hardware, link, meeting_room, security
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
+from collector.metrics.indicators import INDICATOR_SPECS, IndicatorCollector
 from collector.metrics.text import Batch, Families, Kept
 from collector.model import SPOOL_KEY, probe_of_status_key
 from collector.sites import Sites
@@ -184,7 +185,9 @@ OWN_SPECS = (
     Spec("process_max_fds", "gauge", "Most file descriptors the process may open", ()),
 )
 
-SPECS: tuple[Spec, ...] = FLEET_SPECS + SITE_SPECS + SERVER_SPECS + OWN_SPECS + ALERT_SPECS
+SPECS: tuple[Spec, ...] = (
+    FLEET_SPECS + SITE_SPECS + SERVER_SPECS + OWN_SPECS + ALERT_SPECS + INDICATOR_SPECS
+)
 
 
 class ServerMetrics:
@@ -280,6 +283,8 @@ class Exposition:
         # One series per (rule, place), never per agent: cheap enough for prometheus_client.
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(AlertCollector(store))
+        # Per commune: the indicators the digest and the report print (docs/indicators.md).
+        self.registry.register(IndicatorCollector(store, stale_after, sites, clock))
         # This process's own health, also alone at /metrics/collector: with several
         # collectors on one store, Prometheus scrapes the fleet from one of them and this
         # from each (configs/prometheus/prometheus.yml, docs/scaling.md).
