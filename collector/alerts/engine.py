@@ -128,10 +128,13 @@ class AlertEngine:
         clock: Callable[[], float] = time.time,
         on_tick: Callable[[float, float], None] = lambda lag, took: None,
         on_write_error: Callable[[], None] = lambda: None,
+        on_notify: Callable[[], None] = lambda: None,
     ) -> None:
         """`on_tick(lag, took)` after each timer tick: how long it waited in the queue and
-        how long it ran; `on_write_error` when writing alert state fails (/metrics)."""
+        how long it ran; `on_write_error` when writing alert state fails (/metrics);
+        `on_notify` after notifications were written (the notifier's wake)."""
         self._store = store
+        self._on_notify = on_notify
         self._on_tick_done = on_tick
         self._on_write_error = on_write_error
         self.pack = pack
@@ -281,6 +284,8 @@ class AlertEngine:
         except StoreError:
             self._on_write_error()
             raise
+        if w.notify:
+            self._on_notify()
 
     def _labels(self, rule: Rule, agent: AgentRecord) -> Labels:
         p = agent.placement
