@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from bench import (
+    alert_latency,
     fleet_tick,
     footprint,
     ingest,
@@ -37,6 +38,7 @@ def main() -> None:
         ("ingest_cpu", ingest_cpu.main),
         ("replay", replay.main),
         ("sustained", sustained.main),
+        ("alert_latency", alert_latency.main),
     ]
     results: dict[str, Any] = {
         "machine": {
