@@ -38,7 +38,16 @@ def _report(cfg: CollectorConfig, args: argparse.Namespace) -> tuple[Store, Repo
     store = Store(cfg.store.url, cfg.store.sqlite_synchronous)
     stale = cfg.report_interval * cfg.stale_after_intervals
     try:
-        return store, build_report(store, sites, period, scope, now=time.time(), stale_after=stale)
+        report = build_report(
+            store,
+            sites,
+            period,
+            scope,
+            now=time.time(),
+            stale_after=stale,
+            connected_share=cfg.reports.connected_share,
+        )
+        return store, report
     except ValueError as e:
         raise CollectorError(str(e)) from None
 
@@ -53,11 +62,11 @@ def cmd_report(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 def _signing_key_path(cfg: CollectorConfig) -> Path:
-    if cfg.export.signing_key is not None:
-        return cfg.export.signing_key
+    if cfg.reports.signing_key is not None:
+        return cfg.reports.signing_key
     url = make_url(cfg.store.url)
     if url.get_backend_name() != "sqlite" or not url.database:
-        raise ConfigError("export.signing_key must be set when the store is not a SQLite file")
+        raise ConfigError("reports.signing_key must be set when the store is not a SQLite file")
     return Path(url.database).parent / "export-signing.key"
 
 
@@ -78,12 +87,12 @@ def cmd_export(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     made = datetime.fromtimestamp(report.made_at, period.zone)
     heading = Heading(
         title=("Báo cáo an toàn thông tin — " if vi else "Information security report — ")
-        + report.scope.name(),
+        + report.place(),
         lines=[
             ("Kỳ báo cáo: " if vi else "Period: ") + period.describe(args.lang),
             ("Số liệu hiện trạng lúc " if vi else "State at ") + f"{made:%H:%M %d/%m/%Y}",
         ],
-        footer=report.lines(args.lang)[-4:],
+        footer=report.lines(args.lang)[-3:],  # findings fixed, still failing, meetings
         sign_as="Người duyệt (ký, ghi rõ họ tên)" if vi else "Approved by (signature, name)",
     )
     name = f"canhgac-{period.label.replace('..', '_')}-{made:%Y%m%dT%H%M%S}"
@@ -97,14 +106,14 @@ def cmd_export(cfg: CollectorConfig, args: argparse.Namespace) -> int:
             formats=[f.strip() for f in args.format.split(",") if f.strip()],
             parameters={
                 "period": period.label,
-                "scope": report.scope.name(),
+                "scope": report.place(),
                 "lang": args.lang,
                 "timezone": period.zone.key,
             },
             key=load_or_create_key(_signing_key_path(cfg)),
             lang=args.lang,
             zone=period.zone,
-            font=cfg.export.font,
+            font=cfg.reports.font,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except (ValueError, OSError) as e:

@@ -138,9 +138,12 @@ class RulesConfig(StrictModel):
     hold: Duration = Field(default=300.0, ge=0)  # flap damping unless a rule sets `hold:`
 
 
-class ExportConfig(StrictModel):
-    """Audit exports (`canhgac-collector export`, docs/reports.md)."""
+class ReportsConfig(StrictModel):
+    """Period reports and audit exports (`canhgac-collector report|export`, docs/reports.md)."""
 
+    # A commune counts as connected for a period when its machines could reach the collector
+    # for at least this share of the period's hours (docs/indicators.md).
+    connected_share: float = Field(default=0.95, gt=0, le=1)
     # The Ed25519 key that signs each export's manifest, made on first use (mode 0600). Default:
     # export-signing.key beside the SQLite database; on PostgreSQL it must be set.
     signing_key: Path | None = None
@@ -190,7 +193,7 @@ class CollectorConfig(StrictModel):
     retention: RetentionConfig = RetentionConfig()
     notify: NotifyConfig = NotifyConfig()
     meetings: MeetingsConfig = MeetingsConfig()
-    export: ExportConfig = ExportConfig()
+    reports: ReportsConfig = ReportsConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
     log_format: Literal["text", "json"] = "text"  # json: one object a line (collector.logs)
     log_file: Path | None = None  # None: stderr (journald); a path: rotated by size

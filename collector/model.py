@@ -15,6 +15,7 @@ __all__ = [
     "MEETING_SECTION",
     "ROLES",
     "ROLLUP_AVAILABILITY",
+    "ROLLUP_INDICATOR",
     "ROLLUP_RULE",
     "SEQ_BITS",
     "SPOOL_KEY",
@@ -243,6 +244,9 @@ counts as an outage), `expected` (once per closed hour: the reports the agent's 
 for in the part of the hour it was enrolled)."""
 ROLLUP_RULE: Final = "rule"
 """Metric = an agent rule's id; 1 per verdict that passed, 0 per verdict that failed."""
+ROLLUP_INDICATOR: Final = "indicator"
+"""Metric = a machine indicator's id (collector.indicators); per report its defining rule
+judged: 1 when the machine met the indicator in that report, else 0."""
 
 
 @dataclass(frozen=True)

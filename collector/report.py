@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from collector.export.table import Cell, Column, Table
 from collector.indicators import MACHINE_INDICATORS, ROOM_RULE, Count, DistrictFigures, current
-from collector.model import MEETING_ROLE, RoomVerdict
+from collector.model import MEETING_ROLE, ROLLUP_AVAILABILITY, ROLLUP_INDICATOR, RoomVerdict
 from collector.sites import Sites
 from collector.store import HistoryEntry, Store
 
@@ -116,7 +116,70 @@ class Scope:
         )
 
     def name(self) -> str:
-        return " / ".join(x for x in (self.district, self.commune, self.unit) if x) or "*"
+        return " / ".join(x for x in (self.district, self.commune, self.unit) if x)
+
+
+@dataclass(frozen=True)
+class PeriodFigures:
+    """What the rollups say of a period: per place, each machine indicator's share of the
+    machines' judged reports that met it, reports received of those expected; per commune,
+    the share of its expected hours in which its machines reached the collector in time."""
+
+    places: dict[tuple[str, str, str], dict[tuple[str, str], tuple[int, float]]]
+    communes: dict[tuple[str, str], tuple[float, float]]  # (seconds expected, reachable)
+    connected_share: float  # the threshold a commune must reach to count as connected
+
+    def _sum(
+        self, section: str, metric: str, district: str, commune: str | None
+    ) -> tuple[int, float]:
+        n, total = 0, 0.0
+        for (d, c, _), stats in self.places.items():
+            if d == district and (commune is None or c == commune):
+                cnt, tot = stats.get((section, metric), (0, 0.0))
+                n, total = n + cnt, total + tot
+        return n, total
+
+    def machine_share(
+        self, indicator: str, district: str, commune: str | None = None
+    ) -> float | None:
+        n, total = self._sum(ROLLUP_INDICATOR, indicator, district, commune)
+        return total / n if n else None
+
+    def delivered(self, district: str, commune: str | None = None) -> float | None:
+        """Reports received of those expected (at most 1)."""
+        _, received = self._sum(ROLLUP_AVAILABILITY, "received", district, commune)
+        _, expected = self._sum(ROLLUP_AVAILABILITY, "expected", district, commune)
+        return min(1.0, received / expected) if expected else None
+
+    def connected(self, district: str, commune: str) -> float | None:
+        expected, reachable = self.communes.get((district, commune), (0.0, 0.0))
+        return reachable / expected if expected else None
+
+    def connected_title(self, lang: str) -> str:
+        pct = f"{100 * self.connected_share:.0f}%"
+        if lang == "vi":
+            return f"Xã có kết nối mạng tới huyện từ {pct} thời gian trở lên"
+        return f"Communes reaching the district at least {pct} of the time"
+
+    def communes_connected(self, fig: DistrictFigures) -> Count:
+        shares = [self.connected(fig.district, c) for c in fig.communes]
+        return Count(
+            sum(1 for x in shares if x is not None and x >= self.connected_share), len(shares)
+        )
+
+
+def period_figures(
+    store: Store, period: Period, end: float, connected_share: float
+) -> PeriodFigures:
+    places: dict[tuple[str, str, str], dict[tuple[str, str], tuple[int, float]]] = {}
+    sections = (ROLLUP_INDICATOR, ROLLUP_AVAILABILITY)
+    for d, c, u, sec, metric, n, total in store.rollups.place_totals(period.start, end, sections):
+        places.setdefault((d, c, u), {})[sec, metric] = (n, total)
+    communes = {
+        (d, c): (exp, ok)
+        for d, c, exp, ok in store.rollups.commune_time(period.start, end, ROLLUP_AVAILABILITY)
+    }
+    return PeriodFigures(places, communes, connected_share)
 
 
 @dataclass(frozen=True)
@@ -129,6 +192,11 @@ class Report:
     open_at_end: int  # findings failing at the period's end (fixed later, or still open)
     meetings: tuple[tuple[str, str, float, RoomVerdict], ...]  # (id, title, start, verdict)
     stale_after: float  # a machine is reporting when it delivered within this
+    over: PeriodFigures  # the period, from the rollups
+
+    def place(self) -> str:
+        """What the report covers: the scope given, else the districts it found."""
+        return self.scope.name() or ", ".join(f.district for f in self.districts)
 
     def indicator_rows(self, lang: str) -> list[tuple[str, Count]]:
         rows: list[tuple[str, Count]] = []
@@ -192,7 +260,7 @@ class Report:
         made = datetime.fromtimestamp(self.made_at, self.period.zone)
         out = [
             ("Báo cáo Canh Gác — " if vi else "Canh Gác report — ")
-            + f"{self.scope.name()} — {self.period.describe(lang)}",
+            + f"{self.place()} — {self.period.describe(lang)}",
             "",
             (
                 f"Hiện trạng lúc {made:%H:%M %d/%m/%Y}:"
@@ -202,6 +270,32 @@ class Report:
         ]
         out += [f"  {name}: {count}" for name, count in self.indicator_rows(lang)]
         out += ["", "Trong kỳ:" if vi else "In the period:"]
+        for fig in self.districts:
+            pre = f"{fig.district}: " if len(self.districts) > 1 else ""
+            commune = self.scope.commune
+            if commune is None:
+                c = self.over.communes_connected(fig)
+                out.append(f"  {pre}{self.over.connected_title(lang)}: {c}")
+            else:
+                share = self.over.connected(fig.district, commune)
+                out.append(
+                    f"  {pre}Thời gian xã kết nối được tới huyện: {_pct(share)}"
+                    if vi
+                    else f"  {pre}Share of time the commune reached the district: {_pct(share)}"
+                )
+            for ind in MACHINE_INDICATORS:
+                share = self.over.machine_share(ind.id, fig.district, commune)
+                out.append(
+                    f"  {pre}{ind.title(lang)} ("
+                    + ("tỷ lệ thời gian" if vi else "share of the time")
+                    + f"): {_pct(share)}"
+                )
+            delivered = self.over.delivered(fig.district, commune)
+            out.append(
+                f"  {pre}Báo cáo nhận được trên số cần có: {_pct(delivered)}"
+                if vi
+                else f"  {pre}Reports received of those expected: {_pct(delivered)}"
+            )
         times = [t for ts in self.fix_times().values() for t in ts]
         median = _hours(statistics.median(times)) if times else "—"
         out.append(
@@ -255,6 +349,20 @@ class Report:
                     "communes_connected": count(f.communes_connected()),
                     "communes_room_ready": count(f.communes_room_ready()),
                     "district_room_ready": f.district_room_ready(),
+                    "period": {
+                        "communes_connected": count(self.over.communes_connected(f)),
+                        "connected_share_threshold": self.over.connected_share,
+                        "commune_connected_share": {
+                            c: self.over.connected(f.district, c) for c in f.communes
+                        },
+                        "machine_share": {
+                            i.id: self.over.machine_share(i.id, f.district, self.scope.commune)
+                            for i in MACHINE_INDICATORS
+                        },
+                        "reports_delivered_share": self.over.delivered(
+                            f.district, self.scope.commune
+                        ),
+                    },
                     "machines": {
                         **{
                             i.id: count(f.machines(i.id, self.scope.commune))
@@ -279,6 +387,10 @@ class Report:
         }
 
 
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{100.0 * share:.1f}%"
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
@@ -291,6 +403,7 @@ def build_report(
     *,
     now: float,
     stale_after: float,
+    connected_share: float = 0.95,
 ) -> Report:
     figs = tuple(
         f
@@ -314,23 +427,46 @@ def build_report(
         and scope.has(a.labels.district, a.labels.commune, a.labels.unit if scope.unit else "")
     )
     meetings = tuple(store.meetings.results_between(period.start, period.end))
-    return Report(period, scope, now, figs, fixed, later + still, meetings, stale_after)
+    over = period_figures(store, period, min(period.end, now), connected_share)
+    return Report(period, scope, now, figs, fixed, later + still, meetings, stale_after, over)
 
 
 # ---- the audit export's tables -----------------------------------------------------------
 
 _SHARE_COLUMNS = tuple(Column(i.id, i.vi, i.en, "share") for i in MACHINE_INDICATORS)
+_PERIOD_COLUMNS = tuple(
+    Column(f"{i.id}_period", f"{i.vi} (trong kỳ)", f"{i.en} (period)", "share")
+    for i in MACHINE_INDICATORS
+)
+
+
+def _ratio(stat: tuple[int, float] | None) -> float | None:
+    return stat[1] / stat[0] if stat and stat[0] else None
 
 
 def tables(
     report: Report, store: Store, titles: dict[str, tuple[str, str]], lang: str
 ) -> tuple[Table, list[Table]]:
     """(summary, the other tables) of the export. `titles` maps rule id -> (vi, en)."""
-    scope = report.scope
+    vi = lang == "vi"
 
     def summary_rows() -> Iterator[Sequence[Cell]]:
+        now = " (hiện trạng)" if vi else " (now)"
         for name, c in report.indicator_rows(lang):
-            yield (name, c.met, c.of, c.share)
+            yield (name + now, c.met, c.of, c.share)
+        over, commune = report.over, report.scope.commune
+        period = " (trong kỳ)" if vi else " (period)"
+        for fig in report.districts:
+            if commune is None:
+                c = over.communes_connected(fig)
+                yield (over.connected_title(lang) + period, c.met, c.of, c.share)
+            for ind in MACHINE_INDICATORS:
+                share = over.machine_share(ind.id, fig.district, commune)
+                yield (ind.title(lang) + period, None, None, share)
+            name = (
+                "Báo cáo nhận được trên số cần có" if vi else "Reports received of those expected"
+            )
+            yield (name + period, None, None, over.delivered(fig.district, commune))
 
     summary = Table(
         "summary",
@@ -345,12 +481,24 @@ def tables(
         summary_rows,
     )
 
+    return summary, [
+        *_place_tables(report, lang),
+        _machine_table(report, store, lang),
+        *_finding_tables(report, store, titles, lang),
+    ]
+
+
+def _place_tables(report: Report, lang: str) -> list[Table]:
+    scope = report.scope
+
     def place_rows() -> Iterator[Sequence[Cell]]:
         for fig in report.districts:
             for p in fig.places:
                 if not scope.has(p.district, p.commune, p.unit if scope.unit else ""):
                     continue
                 shares = [Count(p.met.get(i.id, 0), p.enrolled).share for i in MACHINE_INDICATORS]
+                stats = report.over.places.get((p.district, p.commune, p.unit), {})
+                over = [_ratio(stats.get((ROLLUP_INDICATOR, i.id))) for i in MACHINE_INDICATORS]
                 yield (
                     p.district,
                     p.commune,
@@ -361,6 +509,7 @@ def tables(
                     *shares,
                     p.rooms_reporting,
                     p.rooms_ready,
+                    *over,
                 )
 
     units = Table(
@@ -377,12 +526,63 @@ def tables(
             *_SHARE_COLUMNS,
             Column("rooms_reporting", "Phòng họp đang báo cáo", "Rooms reporting", "int"),
             Column("rooms_ready", "Phòng họp sẵn sàng", "Rooms ready", "int"),
+            *_PERIOD_COLUMNS,
         ),
         place_rows,
     )
 
+    def commune_rows() -> Iterator[Sequence[Cell]]:
+        for fig in report.districts:
+            for c in fig.communes:
+                if not scope.has(fig.district, c):
+                    continue
+                share = report.over.connected(fig.district, c)
+                yield (
+                    fig.district,
+                    c,
+                    share,
+                    None if share is None else _yes(share >= report.over.connected_share, lang),
+                    _yes(fig.connected(c), lang),
+                    _yes(fig.room_ready(c), lang),
+                    report.over.delivered(fig.district, c),
+                )
+
+    communes = Table(
+        "communes",
+        "Theo xã",
+        "By commune",
+        (
+            Column("district", "Huyện", "District"),
+            Column("commune", "Xã", "Commune"),
+            Column(
+                "connected_period",
+                "Thời gian kết nối tới huyện",
+                "Time reaching the district",
+                "share",
+            ),
+            Column("connected_ok", "Đạt ngưỡng kết nối", "Connected above the threshold"),
+            Column("connected_now", "Đang kết nối", "Connected now"),
+            Column("room_ready_now", "Phòng họp sẵn sàng", "Meeting room ready now"),
+            Column(
+                "delivered", "Báo cáo nhận được / cần có", "Reports received / expected", "share"
+            ),
+        ),
+        commune_rows,
+    )
+
+    return [communes, units]
+
+
+def _machine_table(report: Report, store: Store, lang: str) -> Table:
+    scope = report.scope
+
     def machine_rows() -> Iterator[Sequence[Cell]]:
         met = store.alerts.indicator_machines([i.rules for i in MACHINE_INDICATORS], ROOM_RULE)
+        over: dict[str, dict[tuple[str, str], tuple[int, float]]] = {}
+        end = min(report.period.end, report.made_at)
+        for r in store.rollups.totals(report.period.start, end):
+            if r.section in (ROLLUP_INDICATOR, ROLLUP_AVAILABILITY):
+                over.setdefault(r.agent_id, {})[r.section, r.metric] = (r.stat.count, r.stat.total)
         fresh = report.made_at - report.stale_after
         for a, snap in store.fleet():
             pl = a.placement
@@ -411,6 +611,11 @@ def tables(
                 _yes(reporting, lang),
                 *(_yes(reporting and f, lang) for f in flags[: len(MACHINE_INDICATORS)]),
                 _yes(reporting and flags[-1], lang) if pl.role == MEETING_ROLE else None,
+                _delivered(over.get(a.agent_id, {})),
+                *(
+                    _ratio(over.get(a.agent_id, {}).get((ROLLUP_INDICATOR, i.id)))
+                    for i in MACHINE_INDICATORS
+                ),
             )
 
     machines = Table(
@@ -436,9 +641,21 @@ def tables(
             Column("reporting", "Đang báo cáo", "Reporting"),
             *(Column(i.id, i.vi, i.en) for i in MACHINE_INDICATORS),
             Column("room_ready", "Phòng họp sẵn sàng", "Room ready"),
+            Column(
+                "delivered", "Báo cáo nhận được / cần có", "Reports received / expected", "share"
+            ),
+            *_PERIOD_COLUMNS,
         ),
         machine_rows,
     )
+
+    return machines
+
+
+def _finding_tables(
+    report: Report, store: Store, titles: dict[str, tuple[str, str]], lang: str
+) -> list[Table]:
+    scope = report.scope
 
     def title(rule: str) -> str:
         vi, en = titles.get(rule, (rule, rule))
@@ -575,7 +792,13 @@ def tables(
         ),
         meeting_rows,
     )
-    return summary, [units, machines, findings, time_to_fix, history, meetings]
+    return [findings, time_to_fix, history, meetings]
+
+
+def _delivered(stats: dict[tuple[str, str], tuple[int, float]]) -> float | None:
+    received = stats.get((ROLLUP_AVAILABILITY, "received"), (0, 0.0))[1]
+    expected = stats.get((ROLLUP_AVAILABILITY, "expected"), (0, 0.0))[1]
+    return min(1.0, received / expected) if expected else None
 
 
 def _yes(flag: bool, lang: str) -> str:

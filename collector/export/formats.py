@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,8 @@ def write_pdf(
     """A summary page a chairman can sign: the indicators table in an embedded font."""
     from fpdf import FPDF  # noqa: PLC0415 (only `export` loads it, never the serving collector)
 
+    # fontTools logs each glyph table it prunes while embedding the font subset, at INFO.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_font("body", "", str(font[0]))
@@ -192,7 +195,9 @@ def write_pdf(
         pdf.multi_cell(0, 6, nfc(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("body", "", 9)
-    with pdf.table(first_row_as_headings=True, text_align="LEFT") as t:
+    # The first column (the indicator's name) takes half the width; the numbers share the rest.
+    widths = (3 * len(summary.columns), *([3] * (len(summary.columns) - 1)))
+    with pdf.table(first_row_as_headings=True, text_align="LEFT", col_widths=widths) as t:
         header = t.row()
         for title in _headers(summary, lang, zone):
             header.cell(nfc(title))
