@@ -118,6 +118,7 @@ def test_shipped_defaults_mail_a_silent_machine_a_silent_commune_and_escalate(
             assert "ubnd-thanhnhat-" not in text
             clock.now += 600
             app.notifier.tick(clock.now)
+            wait_until(lambda: len(_alert_mails(rec, IT)) == 2, 10, "the machine's mail")
             _, machine = _alert_mails(rec, IT)
             text, _ = parts(machine)
             assert "Máy không gửi báo cáo quá 3 chu kỳ" in text and "an-lac-03" in text
@@ -228,10 +229,14 @@ def test_revoking_an_agent_resolves_its_open_alerts(tmp_path: Path) -> None:
             assert [(h.event, h.detail) for h in history][-1] == ("resolved", "agent revoked")
             clock.now += 600  # past the rate limit
             app.notifier.tick(clock.now)
+
             # The firing and the resolved notice of an-lac-03 waited for the rate limit
             # together: one message with both.
-            texts = [parts(m)[0] for m in rec.to(IT)]
-            (both,) = [t for t in texts if "an-lac-03" in t]
+            def texts() -> list[str]:
+                return [t for t in (parts(m)[0] for m in rec.to(IT)) if "an-lac-03" in t]
+
+            wait_until(lambda: bool(texts()), 10, "an-lac-03's mail")
+            (both,) = texts()
             assert "Cảnh báo" in both and "Đã khắc phục" in both
         finally:
             app.stop(grace=0)

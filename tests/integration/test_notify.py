@@ -487,7 +487,9 @@ def test_collector_restarted_with_a_pending_outbox_delivers_the_incident_once(
         assert "commune.link-down" in firing
         app.notifier.tick(clock.now)
         (m,) = app.store.mail.outbox()
-        assert (m.state, m.attempts) == ("pending", 1)
+        # Tried when the engine woke the notifier at the incident, and again by this tick
+        # if that wake ran before the clock moved past the retry time.
+        assert m.state == "pending" and m.attempts in (1, 2)
     finally:
         app.stop(grace=0)
 
