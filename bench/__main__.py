@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from bench import (
+    alert_latency,
     export,
     fleet_tick,
     footprint,
@@ -39,6 +40,7 @@ def main() -> None:
         ("replay", replay.main),
         ("sustained", sustained.main),
         ("export", export.main),
+        ("alert_latency", alert_latency.main),
     ]
     results: dict[str, Any] = {
         "machine": {

@@ -38,6 +38,7 @@ from collector.cli_reports import add_report_parsers
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
+from collector.logs import configure_logging
 from collector.meetings import MeetingBook, parse_local_time
 from collector.model import ROLES, Meeting, Placement
 from collector.retention import RetentionPass
@@ -898,8 +899,12 @@ def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         cfg = load_config(config_path(args.config, os.environ))
-        logging.basicConfig(
-            level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        configure_logging(
+            cfg.log_level,
+            cfg.log_format,
+            cfg.log_file,
+            cfg.log_file_max_bytes,
+            cfg.log_file_backups,
         )
         code: int = args.handler(cfg, args)
         return code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
@@ -194,6 +195,10 @@ class CollectorConfig(StrictModel):
     meetings: MeetingsConfig = MeetingsConfig()
     reports: ReportsConfig = ReportsConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+    log_format: Literal["text", "json"] = "text"  # json: one object a line (collector.logs)
+    log_file: Path | None = None  # None: stderr (journald); a path: rotated by size
+    log_file_max_bytes: Size = Field(default=10 * 1024 * 1024, ge=4096)
+    log_file_backups: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
     def _summary_after_last_check(self) -> CollectorConfig:
