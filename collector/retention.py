@@ -155,8 +155,9 @@ class RetentionPass:
             return 0
         r = self._store.rollups
         was = r.mark("expected")
-        # From the hour of the first enrollment.
-        hour = hour_of(min(a.enrolled_at for a in agents.values())) if was is None else was.at
+        # From the hour of the first enrollment, or of the oldest rollup kept.
+        first = max(min(a.enrolled_at for a in agents.values()), now - self._cfg.rollups)
+        hour = hour_of(first) if was is None else was.at
         after = "" if was is None else was.agent_id
         ids = sorted(agents)
         stats: dict[RollupKey, Stat] = {}
