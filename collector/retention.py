@@ -21,7 +21,7 @@ from collector.decode import stored_report
 from collector.model import ROLLUP_AVAILABILITY, AgentRecord, Report, RollupKey, Stat
 from collector.rollup import HOUR, Days, add, expected, hour_of, summarise
 from collector.store import Store
-from collector.store.rollups import HISTORY_TABLES, Mark
+from collector.store.rollups import Mark
 
 __all__ = ["ROLL_LAG", "RetentionPass"]
 
@@ -108,7 +108,7 @@ class RetentionPass:
             while not stopped() and (n := step()):
                 result.count(name, n)
                 pace()
-        if result.done.get("reports") or any(result.done.get(n) for n in HISTORY_TABLES):
+        if result.done:  # rows deleted or moved: pages freed
             self._store.reclaim(pace, stopped)
         return result
 

@@ -335,3 +335,34 @@ def test_a_collector_killed_mid_pass_leaves_nothing_half_done_and_a_rerun_comple
     )
     assert rerun.returncode == 0, rerun.stderr
     assert _rolled_state(store_url) == (total, 0, len(agent_ids) * recent)
+
+
+def test_a_sqlite_file_stops_growing_at_steady_state_and_gives_back_freed_pages(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "store.db"
+    store = Store(f"sqlite:///{path}")
+    cfg = RetentionConfig(raw=3 * DAY, hourly=2 * DAY, rollups=6 * DAY)
+    agent_ids = enroll(store, 8, 0.0)
+    pass_ = retention(store, cfg)
+    engine = create_engine(store.url)
+    sizes: list[int] = []
+    seq = 0
+    for day in range(14):
+        for hour in range(24):  # every agent reports each 10 minutes, delivered hourly
+            at = day * DAY + hour * 3600.0
+            batch = [report(seq + i, at + 600 * i, cpu=(i % 7) / 8) for i in range(1, 7)]
+            seq += 6
+            for agent_id in agent_ids:
+                store.ingest(agent_id, batch, now=at + 3600)
+        pass_.run((day + 1) * DAY)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA freelist_count").scalar() == 0
+        sizes.append(store.rollups.database_bytes())
+    engine.dispose()
+    store.close()
+    # Raw data stops growing after 3 days, hourly rollups after 2, daily ones after 6: from
+    # then on each day frees what it adds, and the file holds its size.
+    steady = sizes[8]
+    assert max(sizes[8:]) <= steady * 1.05, sizes
+    assert sizes[8] > sizes[1]  # it did grow until the horizons were reached
