@@ -20,6 +20,7 @@ from bench import (
     replay,
     report_size,
     rules,
+    storage,
     sustained,
 )
 
@@ -37,6 +38,7 @@ def main() -> None:
         ("ingest_cpu", ingest_cpu.main),
         ("replay", replay.main),
         ("sustained", sustained.main),
+        ("storage", storage.main),
     ]
     results: dict[str, Any] = {
         "machine": {
