@@ -34,6 +34,7 @@ from collector.store.schema import (
     schema_version,
 )
 from tests.downgrade import UNDO_V9
+from tests.integration.harness import Running, collector_config, start_collector, wait_until
 from tests.integration.postgres import fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
@@ -366,3 +367,36 @@ def test_a_sqlite_file_stops_growing_at_steady_state_and_gives_back_freed_pages(
     steady = sizes[8]
     assert max(sizes[8:]) <= steady * 1.05, sizes
     assert sizes[8] > sizes[1]  # it did grow until the horizons were reached
+
+
+def test_a_running_collector_rolls_up_and_expires_on_its_timer(tmp_path: Path) -> None:
+    db = tmp_path / "collector.db"
+    now = time.time()
+    store = Store(f"sqlite:///{db}")
+    [agent_id] = enroll(store, 1, now - 40 * DAY)
+    store.ingest(agent_id, [report(1, now - 35 * DAY)], now=now - 35 * DAY)  # past raw
+    store.ingest(agent_id, [report(2, now - 600)], now=now - 590)
+    store.close()
+    cfg = collector_config(db, rules={"path": str(REPO / "rules")}, retention={"every": "1s"})
+    running = start_collector(cfg)
+    try:
+        wait_until(
+            lambda: store_seqs(running) == [2] and rolled(running) == 2, 60, "the timer's pass"
+        )
+        buckets = running.app.store.rollups.buckets(agent_id)
+        assert sum(s.count for k, s in buckets.items() if k.metric == "hardware.min-ram") == 2
+    finally:
+        running.app.stop(grace=0)
+
+
+def store_seqs(running: Running) -> list[int]:
+    return [s & ((1 << 40) - 1) for s in running.app.store.report_seqs(running_agent(running))]
+
+
+def running_agent(running: Running) -> str:
+    return running.app.store.list_agents()[0].agent_id
+
+
+def rolled(running: Running) -> int:
+    totals = running.app.store.rollups.totals(0, 1e18)
+    return sum(r.stat.count for r in totals if r.metric == "received")
