@@ -19,6 +19,7 @@ from bench import (
     metrics_render,
     replay,
     report_size,
+    retention_load,
     rules,
     storage,
     sustained,
@@ -39,6 +40,7 @@ def main() -> None:
         ("replay", replay.main),
         ("sustained", sustained.main),
         ("storage", storage.main),
+        ("retention_load", retention_load.main),
     ]
     results: dict[str, Any] = {
         "machine": {
