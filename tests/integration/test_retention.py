@@ -259,10 +259,10 @@ def test_a_schema_8_store_gains_rollups_and_rolls_up_its_old_reports(
     engine.dispose()
     store = Store(url)
     try:
-        retention(store).run(10 * DAY)
+        retention(store).run(3 * DAY)
         buckets = store.rollups.buckets(agent_id)
         assert buckets[RollupKey(agent_id, 3600, 0.0, "availability", "received")].count == 2
-        assert len(store.history(agent_id)) == 2  # received 10 days ago: raw is kept 30
+        assert len(store.history(agent_id)) == 2  # received 3 days ago: raw is kept 30
     finally:
         store.close()
 
