@@ -21,7 +21,9 @@ from bench import (
     metrics_render,
     replay,
     report_size,
+    retention_load,
     rules,
+    storage,
     sustained,
 )
 
@@ -41,6 +43,8 @@ def main() -> None:
         ("sustained", sustained.main),
         ("export", export.main),
         ("alert_latency", alert_latency.main),
+        ("storage", storage.main),
+        ("retention_load", retention_load.main),
     ]
     results: dict[str, Any] = {
         "machine": {
