@@ -13,7 +13,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from collector.metrics import antivirus, hardware, link, meeting_room, security
+from collector.metrics import (
+    antivirus,
+    disk_health,
+    hardware,
+    link,
+    meeting_room,
+    power,
+    security,
+    software,
+)
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
 from collector.metrics.text import Batch, Families, Kept
@@ -37,7 +46,16 @@ __all__ = [
 # Output depends on the stored data only (an agent's lines are kept until it changes); ages
 # are declared with `age=True` and computed at each scrape. Adding a section's metrics: write
 # the module, add it here.
-SECTION_METRICS: tuple[ModuleType, ...] = (hardware, antivirus, security, link, meeting_room)
+SECTION_METRICS: tuple[ModuleType, ...] = (
+    hardware,
+    antivirus,
+    security,
+    link,
+    meeting_room,
+    disk_health,
+    power,
+    software,
+)
 
 # Series every agent has whatever probes it runs.
 AGENT_SPECS = (
