@@ -25,6 +25,7 @@ from collector.metrics import (
 )
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
+from collector.metrics.indicators import INDICATOR_SPECS, IndicatorCollector
 from collector.metrics.text import Batch, Families, Kept
 from collector.model import SPOOL_KEY, probe_of_status_key
 from collector.sites import Sites
@@ -149,7 +150,7 @@ SERVER_SPECS = (
     ),
 )
 
-SPECS: tuple[Spec, ...] = FLEET_SPECS + SITE_SPECS + SERVER_SPECS + ALERT_SPECS
+SPECS: tuple[Spec, ...] = FLEET_SPECS + SITE_SPECS + SERVER_SPECS + ALERT_SPECS + INDICATOR_SPECS
 
 
 class ServerMetrics:
@@ -217,6 +218,8 @@ class Exposition:
         self.server = ServerMetrics(self.registry)
         # One series per (rule, place), never per agent: cheap enough for prometheus_client.
         self.registry.register(AlertCollector(store))
+        # Per commune: the indicators the digest and the report print (docs/indicators.md).
+        self.registry.register(IndicatorCollector(store, stale_after, sites, clock))
 
     def render(self) -> bytes:
         parts = FLEET.text(self._fleet(self._clock()))

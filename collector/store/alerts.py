@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Dialect, Table, bindparam, delete, func, select, update
+from sqlalchemy import Dialect, Table, and_, bindparam, case, delete, false, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.errors import NotFoundError
 from collector.model import Alert, Labels
 from collector.store.base import Part
 from collector.store.schema import (
+    agents,
     alert_history,
     alerts,
     maintenance_windows,
@@ -308,6 +309,58 @@ class AlertTables(Part):
                 select(rule_results.c.rule_id, rule_results.c.subject, rule_results.c.ok)
             ).all()
         return {(r.rule_id, r.subject): bool(r.ok) for r in rows}
+
+    def indicator_counts(
+        self,
+        indicators: Sequence[Sequence[str]],
+        room: tuple[str, str],
+        fresh_since: float,
+    ) -> list[tuple[Any, ...]]:
+        """Per place of active agents: (district, commune, unit, enrolled, reporting,
+        rooms reporting, rooms ready, then per indicator the reporting machines meeting it).
+
+        An indicator is its rules: a machine meets it when its first rule has judged the
+        machine and none of them fails on it (collector.indicators defines them). A room is an
+        agent of role `room[1]`, ready when its latest verdict on rule `room[0]` passes. One
+        scan of the verdicts grouped by agent, in the database: cheap at every scrape."""
+        rr = rule_results
+        room_rule, room_role = room
+        rules = sorted({r for ind in indicators for r in ind} | {room_rule})
+        per_agent: list[Any] = [rr.c.subject]
+        for n, ind in enumerate(indicators):
+            judged = func.max(case((rr.c.rule_id == ind[0], 1), else_=0))
+            failed = func.max(case((and_(rr.c.rule_id.in_(ind), rr.c.ok == false()), 1), else_=0))
+            per_agent.append(case((and_(judged == 1, failed == 0), 1), else_=0).label(f"i{n}"))
+        ready = func.max(case((and_(rr.c.rule_id == room_rule, rr.c.ok), 1), else_=0))
+        v = (
+            select(*per_agent, ready.label("ready"))
+            .where(rr.c.rule_id.in_(rules))
+            .group_by(rr.c.subject)
+            .subquery()
+        )
+        fresh = agents.c.last_seen_at >= fresh_since
+        room_up = and_(fresh, agents.c.role == room_role)
+
+        def count(cond: Any) -> Any:
+            return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+        q = (
+            select(
+                agents.c.district,
+                agents.c.commune,
+                agents.c.unit,
+                func.count(),
+                count(fresh),
+                count(room_up),
+                count(and_(room_up, v.c.ready == 1)),
+                *(count(and_(fresh, v.c[f"i{n}"] == 1)) for n in range(len(indicators))),
+            )
+            .select_from(agents.outerjoin(v, v.c.subject == agents.c.agent_id))
+            .where(agents.c.revoked_at.is_(None))
+            .group_by(agents.c.district, agents.c.commune, agents.c.unit)
+        )
+        with self._read() as conn:
+            return [tuple(r) for r in conn.execute(q).all()]
 
     def forget_rules(self, keep: set[str]) -> None:
         """Drop open alerts and verdicts of rules no longer in the pack (history stays)."""
