@@ -35,6 +35,7 @@ from collector.store.schema import (
     metadata,
     reports,
     schema_version,
+    software_inventories,
     spools,
     tokens,
 )
@@ -100,7 +101,14 @@ def _to_v8(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
 
 
-# version -> the step that brings a store from version-1 to it, in one transaction.
+def _to_software_inventory(conn: Connection) -> None:
+    """Schema 10: the last full software list per agent (nothing existing changes)."""
+    metadata.create_all(conn, tables=[software_inventories])
+
+
+# version -> the step that brings a store from the version before it to it, in one
+# transaction. Numbers are given out per branch of work (9 is another one's), so a store is
+# brought up by the steps above its version that exist.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
     3: _to_v3,
@@ -109,6 +117,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     6: _to_v6,
     7: _to_v7,
     8: _to_v8,
+    10: _to_software_inventory,
 }
 
 
@@ -183,7 +192,7 @@ class Database:
                         f"understands ({SCHEMA_VERSION}); upgrade canhgac"
                     )
                 else:
-                    for version in range(found + 1, SCHEMA_VERSION + 1):
+                    for version in sorted(v for v in _MIGRATIONS if found < v <= SCHEMA_VERSION):
                         _MIGRATIONS[version](conn)
                         conn.execute(update(schema_version).values(version=version))
         except SQLAlchemyError as e:

@@ -38,12 +38,13 @@ __all__ = [
     "schema_version",
     "silences",
     "snapshots",
+    "software_inventories",
     "spools",
     "tokens",
 ]
 
-# Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 8
+# Bump together with a migration in collector/store/database.py:_MIGRATIONS.
+SCHEMA_VERSION = 10
 
 metadata = MetaData()
 
@@ -320,4 +321,19 @@ meeting_results = Table(
     Column("checked_at", Float),
     Column("recorded_at", Float, nullable=False),
     PrimaryKeyConstraint("meeting_id", "agent_id"),
+)
+
+# ---- schema 10: software inventory ---------------------------------------------------------
+
+# The last full software list of each agent: reports carry the list only when it changed (the
+# hash in every one), so a hash-only report never replaces it (docs/probes.md, software).
+software_inventories = Table(
+    "software_inventories",
+    metadata,
+    Column("agent_id", String(32), ForeignKey("agents.agent_id"), primary_key=True),
+    Column("seq", BigInteger, nullable=False),  # stored_seq of the report that carried it
+    Column("collected_at", Float, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("programs", Text, nullable=False),  # JSON list of the proto's InstalledProgram
 )
