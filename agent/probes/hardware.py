@@ -240,6 +240,7 @@ class HardwareProbe(Probe[ProbeOptions]):
     """Reports the machine's identity and resources; see `read_sample` for what it reads."""
 
     name: ClassVar[str] = "hardware"
+    needs_baseline: ClassVar[bool] = True
 
     def __init__(
         self,
