@@ -312,7 +312,7 @@ def parse_hardware(
             identity = parse_windows_identity(document)
         except ProbeFailed as e:
             _log.warning("hardware: Windows identity unavailable: %s", e)
-    elif document is None and sample["powershell_error"]:
+    elif identity is None and sample["powershell_error"]:
         _log.warning("hardware: Windows identity unavailable: %s", sample["powershell_error"])
     if sample["system"] == "Windows":
         temperatures, state, detail = parse_windows_temperatures(

@@ -659,3 +659,23 @@ def test_run_powershell_timeout(tmp_path: Path) -> None:
 def test_run_powershell_missing(tmp_path: Path) -> None:
     with pytest.raises(ProbeFailed, match="PowerShell not found"):
         run_powershell("x", 1.0, executable=str(tmp_path / "no-such-powershell"))
+
+
+def test_windows_thermal_run_failing_keeps_the_identity_and_says_error(linux: RawSample) -> None:
+    answers = [_windows_doc("windows_thermal.json")]
+
+    def run(script: str, timeout: float) -> str:
+        if answers:
+            return answers.pop()
+        raise ProbeFailed("PowerShell did not finish within 12 s")
+
+    calls: list[tuple[str, float]] = []
+    probe = _windows_probe(linux, run, calls)
+    probe.collect()
+    failed = probe.collect()
+    assert failed.host.vendor == "LENOVO"  # kept from the first call of the boot
+    assert (failed.temperatures, failed.temperature_state) == ((), "error")
+    assert "did not finish" in failed.temperature_detail
+    probe.collect()
+    # Zones answered at boot: a failed read is tried again, with the thermal script only.
+    assert [c[0] for c in calls] == [POWERSHELL_SCRIPT, THERMAL_SCRIPT, THERMAL_SCRIPT]
