@@ -57,6 +57,7 @@ from agent.model import (
 from agent.probes.software import inventory_hash
 from agent.transport.client import CollectorClient, DeliveryError, MachineFacts
 from agent.transport.encode import encode_report
+from canhgac_common.units import duration_option
 from collector.config import load_config
 from collector.model import Placement
 from collector.sites import Sites, load_sites
@@ -498,7 +499,7 @@ def main() -> None:
     ap.add_argument("--sites", type=Path, help="default: the config's sites_file")
     ap.add_argument("--agents", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=1, help="0 = until interrupted")
-    ap.add_argument("--interval", type=float, default=15.0)
+    ap.add_argument("--interval", type=duration_option, default="15s")
     ap.add_argument("--outage-commune", help="scenario: this commune's uplink goes down ...")
     ap.add_argument(
         "--outage-rounds", default="3:10", metavar="FIRST:LAST", help="... for these rounds"

@@ -1,10 +1,11 @@
-"""`canhgac-collector`: serve, tokens, agents, rules, alerts, meetings; errors become one line."""
+"""`canhgac-collector`: serve, tokens, agents, rules, alerts, meetings, store; errors become
+one line."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -12,22 +13,34 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from canhgac_common.units import parse_duration
+from canhgac_common.output import (
+    Column,
+    add_output_options,
+    emit_document,
+    emit_records,
+    iso_time,
+    output_parent,
+    survive_closed_pipe,
+)
+from canhgac_common.units import duration_option, format_duration
 from collector import __version__
 from collector.alerts.notify.render import render_test
 from collector.alerts.notify.smtp import build_message
 from collector.alerts.notify.smtp import send as send_mail
 from collector.app import CollectorApp
+from collector.cli_reports import add_report_parsers
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
 from collector.meetings import MeetingBook, parse_local_time
 from collector.model import ROLES, Meeting, Placement
+from collector.retention import RetentionPass
 from collector.sites import load_sites
 from collector.store import MaintenanceWindow, Store
 
@@ -36,16 +49,28 @@ __all__ = ["main"]
 log = logging.getLogger("canhgac.collector")
 
 
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+def _place(p: Placement) -> dict[str, str | None]:
+    """A placement's fields for output; an empty one (no commune, no unit) is null."""
+    return {k: v or None for k, v in p.__dict__.items()}
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-    for r in [headers, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+CONFIG_ENV = "CANHGAC_CONFIG"
+DEFAULT_CONFIG = Path("/etc/canhgac/collector.yaml")
+
+
+def config_path(given: Path | None, environ: Mapping[str, str]) -> Path:
+    """--config, else $CANHGAC_CONFIG, else /etc/canhgac/collector.yaml if it exists. Never the
+    built-in defaults: they would open (and create) an empty store where nobody looks."""
+    if given is not None:
+        return given
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    if DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    raise ConfigError(
+        f"no config: --config not given, {CONFIG_ENV} not set, and {DEFAULT_CONFIG} does not "
+        "exist (start from configs/collector.example.yaml)"
+    )
 
 
 def _store(cfg: CollectorConfig) -> Store:
@@ -80,12 +105,9 @@ def cmd_serve(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     if cfg.sites_file is not None:
         load_sites(cfg.sites_file).check_place(args.district, args.commune, args.unit)
-    try:
-        ttl = parse_duration(args.expires)
-    except ValueError as e:
-        raise ConfigError(f"--expires: {e}") from None
+    ttl: float = args.expires
     if ttl <= 0:
-        raise ConfigError(f"--expires {args.expires}: a token must live a while, e.g. 12h or 7d")
+        raise ConfigError("--expires 0s: a token must live a while, e.g. 12h or 7d")
     if args.uses is not None and args.uses < 1:
         raise ConfigError(f"--uses {args.uses}: at least 1 (leave it out for any number of uses)")
     placement = Placement(
@@ -107,7 +129,7 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     print(token)
     print(
         f"token {record.token_id}: {where}, role {placement.role}, "
-        f"expires {_when(record.expires_at)}"
+        f"expires {iso_time(record.expires_at)}"
         + (f", {uses} uses" if uses else "")
         + (f", re-enrolls agent {args.replaces} (same machine id)" if args.replaces else ""),
         file=sys.stderr,
@@ -120,19 +142,37 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+TOKEN_COLUMNS: list[Column] = [
+    ("ID", "token_id"),
+    ("STATE", lambda t: t["state"] + (f", replaces {t['replaces']}" if t["replaces"] else "")),
+    ("DISTRICT", "district"),
+    ("COMMUNE", "commune"),
+    ("UNIT", "unit"),
+    ("ROLE", "role"),
+    ("USES", lambda t: f"{t['uses']}/{t['max_uses']}" if t["max_uses"] else t["uses"]),
+    ("EXPIRES", "expires_at"),
+]
+
+
 def cmd_token_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     now = time.time()
-    rows = []
+    records = []
     for t in _store(cfg).list_tokens():
         state = "revoked" if t.revoked_at else ("expired" if t.expires_at <= now else "active")
-        if t.replaces:
-            state += f", replaces {t.replaces}"
-        p = t.placement
-        uses = f"{t.uses}/{t.max_uses}" if t.max_uses else str(t.uses)
-        rows.append(
-            [t.token_id, state, p.district, p.commune, p.unit, p.role, uses, _when(t.expires_at)]
+        records.append(
+            {
+                "token_id": t.token_id,
+                "state": state,
+                **_place(t.placement),
+                "uses": t.uses,
+                "max_uses": t.max_uses or None,
+                "replaces": t.replaces or None,
+                "created_at": iso_time(t.created_at),
+                "expires_at": iso_time(t.expires_at),
+                "revoked_at": iso_time(t.revoked_at),
+            }
         )
-    _table(["ID", "STATE", "DISTRICT", "COMMUNE", "UNIT", "ROLE", "USES", "EXPIRES"], rows)
+    emit_records(args, records, TOKEN_COLUMNS)
     return 0
 
 
@@ -142,10 +182,30 @@ def cmd_token_revoke(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+AGENT_COLUMNS: list[Column] = [
+    ("AGENT", "agent_id"),
+    ("STATE", lambda a: a["state"] + _clone_note(a)),
+    ("HOST", "hostname"),
+    ("DISTRICT", "district"),
+    ("COMMUNE", "commune"),
+    ("UNIT", "unit"),
+    ("ROLE", "role"),
+    ("LAST SEEN", "last_seen_at"),
+]
+
+
+def _clone_note(a: Mapping[str, Any]) -> str:
+    if a["state"] == "revoked":
+        return ""
+    if a["possible_clone_of"]:
+        return f", clone of {a['possible_clone_of']}?"
+    return ", reports from two machines?" if a["reports_from_two_machines_since"] else ""
+
+
 def cmd_agent_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     stale = cfg.report_interval * cfg.stale_after_intervals
     now = time.time()
-    rows = []
+    records = []
     for a in _store(cfg).list_agents():
         if a.revoked_at:
             state = "revoked"
@@ -153,24 +213,20 @@ def cmd_agent_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
             state = "up"
         else:
             state = "silent"
-        if a.clone_of and not a.revoked_at:
-            state += f", clone of {a.clone_of}?"
-        elif a.clone_suspected_at and not a.revoked_at:
-            state += ", reports from two machines?"
-        p = a.placement
-        rows.append(
-            [
-                a.agent_id,
-                state,
-                a.hostname,
-                p.district,
-                p.commune,
-                p.unit,
-                p.role,
-                _when(a.last_seen_at),
-            ]
+        records.append(
+            {
+                "agent_id": a.agent_id,
+                "state": state,
+                "hostname": a.hostname,
+                **_place(a.placement),
+                "enrolled_at": iso_time(a.enrolled_at),
+                "last_seen_at": iso_time(a.last_seen_at),
+                "revoked_at": iso_time(a.revoked_at),
+                "possible_clone_of": a.clone_of,
+                "reports_from_two_machines_since": iso_time(a.clone_suspected_at),
+            }
         )
-    _table(["AGENT", "STATE", "HOST", "DISTRICT", "COMMUNE", "UNIT", "ROLE", "LAST SEEN"], rows)
+    emit_records(args, records, AGENT_COLUMNS)
     return 0
 
 
@@ -185,23 +241,25 @@ def cmd_agent_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         # that lost its credential, or a takeover attempt (revoke the one that is not it).
         "possible_clone_of": a.clone_of,
         # Its own reports came from two machines: a cloned image holding this credential.
-        "reports_from_two_machines_since": _when(a.clone_suspected_at)
-        if a.clone_suspected_at
-        else None,
-        "placement": a.placement.__dict__,
-        "enrolled_at": _when(a.enrolled_at),
-        "revoked_at": _when(a.revoked_at) if a.revoked_at else None,
-        "last_seen_at": _when(a.last_seen_at),
+        "reports_from_two_machines_since": iso_time(a.clone_suspected_at),
+        "placement": _place(a.placement),
+        "enrolled_at": iso_time(a.enrolled_at),
+        "revoked_at": iso_time(a.revoked_at),
+        "last_seen_at": iso_time(a.last_seen_at),
         "last_seq": a.last_seq,
         # Each spool it numbered reports with (a new one after a reinstall or a lost spool),
         # and the reports of the one before that never arrived.
         "spools": [
-            {**s, "spool_id": f"{s['spool_id']:016x}", "first_seen_at": _when(s["first_seen_at"])}
+            {
+                **s,
+                "spool_id": f"{s['spool_id']:016x}",
+                "first_seen_at": iso_time(s["first_seen_at"]),
+            }
             for s in store.spools(a.agent_id)
         ],
         "snapshot": store.snapshot(a.agent_id),
     }
-    print(json.dumps(out, ensure_ascii=False, indent=2))
+    emit_document(args, out)
     return 0
 
 
@@ -245,24 +303,40 @@ def cmd_rules_reload(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         raise CollectorError(f"cannot reach the collector at {url}: {e}") from None
 
 
+ALERT_COLUMNS: list[Column] = [
+    ("RULE", "rule"),
+    ("SUBJECT", "subject"),
+    ("STATE", lambda a: a["state"] + (" (clearing)" if a["passing_since"] else "")),
+    ("SEVERITY", "severity"),
+    ("DISTRICT", "district"),
+    ("COMMUNE", "commune"),
+    ("HOST", "host"),
+    ("SINCE", "started_at"),
+    ("NOTIFIED", "notified"),
+    ("ACK", lambda a: a["acked_by"] or ""),
+]
+
+
 def cmd_alerts_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
-    rows = [
-        [
-            a.labels.rule_id,
-            a.labels.subject,
-            a.state + (" (clearing)" if a.passing_since else ""),
-            a.labels.severity,
-            a.labels.district,
-            a.labels.commune,
-            a.labels.host,
-            _when(a.started_at),
-            "yes" if a.notified else "no",
-            a.acked_by or "",
-        ]
+    records = [
+        {
+            "rule": a.labels.rule_id,
+            "subject": a.labels.subject,
+            "state": a.state,
+            "severity": a.labels.severity,
+            "district": a.labels.district or None,
+            "commune": a.labels.commune or None,
+            "unit": a.labels.unit or None,
+            "host": a.labels.host or None,
+            "started_at": iso_time(a.started_at),
+            "fired_at": iso_time(a.fired_at),
+            "passing_since": iso_time(a.passing_since),
+            "notified": a.notified,
+            "acked_by": a.acked_by,
+        }
         for a in _store(cfg).alerts.open_alerts()
     ]
-    headers = ["RULE", "SUBJECT", "STATE", "SEVERITY", "DISTRICT", "COMMUNE", "HOST"]
-    _table([*headers, "SINCE", "NOTIFIED", "ACK"], rows)
+    emit_records(args, records, ALERT_COLUMNS)
     return 0
 
 
@@ -279,8 +353,8 @@ def cmd_alerts_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         if h.event == "resolved" and h.started_at is not None:
             episodes.append(
                 {
-                    "started": _when(h.started_at),
-                    "fixed": _when(h.at),
+                    "started": iso_time(h.started_at),
+                    "fixed": iso_time(h.at),
                     "time_to_remediate_seconds": round(h.at - h.started_at, 1),
                 }
             )
@@ -291,9 +365,9 @@ def cmd_alerts_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         if current is None
         else {
             "state": current.state,
-            "started_at": _when(current.started_at),
-            "fired_at": _when(current.fired_at),
-            "passing_since": _when(current.passing_since),
+            "started_at": iso_time(current.started_at),
+            "fired_at": iso_time(current.fired_at),
+            "passing_since": iso_time(current.passing_since),
             "notified": current.notified,
             "acked_by": current.acked_by,
         },
@@ -301,14 +375,14 @@ def cmd_alerts_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         "history": [
             {
                 "event": h.event,
-                "at": _when(h.at),
-                "recorded": _when(h.recorded_at),
+                "at": iso_time(h.at),
+                "recorded": iso_time(h.recorded_at),
                 "detail": h.detail,
             }
             for h in history
         ],
     }
-    print(json.dumps(out, ensure_ascii=False, indent=2))
+    emit_document(args, out)
     return 0
 
 
@@ -335,38 +409,41 @@ def _matchers(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def _duration(flag: str, value: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise ConfigError(f"{flag}: {e}") from None
-
-
 def cmd_silence_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     now = time.time()
     s = _store(cfg).alerts.add_silence(
         _matchers(args.match),
         now,
-        now + _duration("--for", args.duration),
+        now + args.duration,
         args.author,
         args.reason,
     )
-    print(f"silence {s.silence_id} until {_when(s.ends_at)}")
+    print(f"silence {s.silence_id} until {iso_time(s.ends_at)}")
     return 0
 
 
+SILENCE_COLUMNS: list[Column] = [
+    ("ID", "silence_id"),
+    ("MATCHERS", "matchers"),
+    ("UNTIL", "ends_at"),
+    ("AUTHOR", "author"),
+    ("REASON", "reason"),
+]
+
+
 def cmd_silence_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
-    rows = [
-        [
-            s.silence_id,
-            json.dumps(s.matchers, ensure_ascii=False),
-            _when(s.ends_at),
-            s.author,
-            s.reason,
-        ]
+    records = [
+        {
+            "silence_id": s.silence_id,
+            "matchers": s.matchers,
+            "starts_at": iso_time(s.starts_at),
+            "ends_at": iso_time(s.ends_at),
+            "author": s.author,
+            "reason": s.reason,
+        }
         for s in _store(cfg).alerts.silences(time.time())
     ]
-    _table(["ID", "MATCHERS", "UNTIL", "AUTHOR", "REASON"], rows)
+    emit_records(args, records, SILENCE_COLUMNS)
     return 0
 
 
@@ -395,29 +472,43 @@ def cmd_maintenance_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         _matchers(args.match),
         days,
         f"{int(hh):02d}:{int(mm):02d}",
-        _duration("--duration", args.duration),
+        args.duration,
         args.author,
         args.reason,
     )
     _store(cfg).alerts.add_maintenance(w, time.time())
-    print(f"maintenance window {w.window_id}: {','.join(days)} {w.start} for {args.duration}")
+    print(
+        f"maintenance window {w.window_id}: {','.join(days)} {w.start} "
+        f"for {format_duration(w.duration_seconds)}"
+    )
     return 0
 
 
+MAINTENANCE_COLUMNS: list[Column] = [
+    ("ID", "window_id"),
+    ("MATCHERS", "matchers"),
+    ("DAYS", "weekdays"),
+    ("START", "start"),
+    ("DURATION", lambda w: format_duration(w["duration_seconds"])),
+    ("AUTHOR", "author"),
+    ("REASON", "reason"),
+]
+
+
 def cmd_maintenance_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
-    rows = [
-        [
-            w.window_id,
-            json.dumps(w.matchers, ensure_ascii=False),
-            ",".join(w.weekdays),
-            w.start,
-            f"{w.duration_seconds:.0f}s",
-            w.author,
-            w.reason,
-        ]
+    records = [
+        {
+            "window_id": w.window_id,
+            "matchers": w.matchers,
+            "weekdays": list(w.weekdays),
+            "start": w.start,
+            "duration_seconds": w.duration_seconds,
+            "author": w.author,
+            "reason": w.reason,
+        }
         for w in _store(cfg).alerts.maintenance()
     ]
-    _table(["ID", "MATCHERS", "DAYS", "START", "DURATION", "AUTHOR", "REASON"], rows)
+    emit_records(args, records, MAINTENANCE_COLUMNS)
     return 0
 
 
@@ -442,23 +533,46 @@ def cmd_notify_test(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     return 0 if result.outcome == "sent" else 1
 
 
+OUTBOX_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("STATE", "state"),
+    ("KIND", "kind"),
+    ("RECIPIENT", "recipient"),
+    ("CREATED", "created_at"),
+    ("TRIES", "attempts"),
+    ("NEXT/SENT", lambda m: m["next_attempt_at"] if m["state"] == "pending" else m["sent_at"]),
+    (
+        "ERROR",
+        lambda m: "; ".join(
+            [m["last_error"] or "", *(f"{a}: {r}" for a, r in m["refused"].items())]
+        ).strip("; "),
+    ),
+]
+
+
 def cmd_notify_outbox(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     states = ("pending", "failed", "partial") if not args.all else ()
-    rows = [
-        [
-            str(m.id),
-            m.state,
-            m.kind,
-            m.recipient,
-            _when(m.created_at),
-            str(m.attempts),
-            _when(m.next_attempt_at) if m.state == "pending" else _when(m.sent_at),
-            "; ".join([m.last_error, *(f"{a}: {r}" for a, r in m.refused.items())]).strip("; "),
-        ]
+    records = [
+        {
+            "id": m.id,
+            "state": m.state,
+            "kind": m.kind,
+            "recipient": m.recipient,
+            "created_at": iso_time(m.created_at),
+            "attempts": m.attempts,
+            "next_attempt_at": iso_time(m.next_attempt_at) if m.state == "pending" else None,
+            "sent_at": iso_time(m.sent_at),
+            "last_error": m.last_error or None,
+            "refused": m.refused,
+        }
         for m in _store(cfg).mail.outbox(states)
     ]
-    _table(["ID", "STATE", "KIND", "RECIPIENT", "CREATED", "TRIES", "NEXT/SENT", "ERROR"], rows)
+    emit_records(args, records, OUTBOX_COLUMNS)
     return 0
+
+
+# -o json / --json on every list and show command.
+_OUTPUT = output_parent()
 
 
 def _notify_parsers(sub: Any) -> None:
@@ -467,13 +581,24 @@ def _notify_parsers(sub: Any) -> None:
     nt.add_argument("--to", action="append", required=True, metavar="ADDRESS")
     nt.add_argument("--language", choices=("vi", "en"))
     nt.set_defaults(handler=cmd_notify_test)
-    ob = no.add_parser("outbox", help="messages pending, failed or partly refused")
+    ob = no.add_parser(
+        "outbox", help="messages pending, failed or partly refused", parents=[_OUTPUT]
+    )
     ob.add_argument("--all", action="store_true", help="sent messages too")
     ob.set_defaults(handler=cmd_notify_outbox)
 
 
 def _meeting_time(meeting: Meeting, cfg: CollectorConfig) -> str:
     return datetime.fromtimestamp(meeting.starts_at, cfg.meetings.zone).strftime("%Y-%m-%d %H:%M")
+
+
+MEETING_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("START", "starts_at"),
+    ("DURATION", lambda m: format_duration(m["duration_seconds"])),
+    ("ROOMS", "rooms"),
+    ("TITLE", "title"),
+]
 
 
 def cmd_meeting_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
@@ -483,7 +608,7 @@ def cmd_meeting_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         zone = cfg.meetings.timezone
         raise ConfigError(f"--at {args.at!r}: use 'YYYY-MM-DD HH:MM' ({zone})") from None
     rooms = [r.strip() for r in args.rooms.split(",") if r.strip()] or ["all"]
-    duration = _duration("--duration", args.duration)
+    duration: float = args.duration
     m = _store(cfg).meetings.add_meeting(args.title, starts_at, duration, rooms, time.time())
     print(f"meeting {m.id}: {_meeting_time(m, cfg)} {cfg.meetings.timezone} {m.title}")
     return 0
@@ -492,12 +617,17 @@ def cmd_meeting_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 def cmd_meeting_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     now = time.time()
     book = MeetingBook(_store(cfg), cfg.meetings)
-    meetings = book.between(now, now + _duration("--ahead", args.ahead))
-    rows = [
-        [m.id, _meeting_time(m, cfg), f"{m.duration / 60:.0f}m", ",".join(m.rooms), m.title]
-        for m in meetings
+    records = [
+        {
+            "id": m.id,
+            "title": m.title,
+            "starts_at": iso_time(m.starts_at, cfg.meetings.zone),
+            "duration_seconds": m.duration,
+            "rooms": list(m.rooms),
+        }
+        for m in book.between(now, now + args.ahead)
     ]
-    _table(["ID", f"START ({cfg.meetings.timezone})", "DURATION", "ROOMS", "TITLE"], rows)
+    emit_records(args, records, MEETING_COLUMNS)
     return 0
 
 
@@ -516,8 +646,8 @@ def cmd_meeting_status(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         "meeting": {
             "id": m.id,
             "title": m.title,
-            "starts": _meeting_time(m, cfg),
-            "timezone": cfg.meetings.timezone,
+            "starts_at": iso_time(m.starts_at, cfg.meetings.zone),
+            "duration_seconds": m.duration,
             "rooms": list(m.rooms),
         },
         "verdict": summary.verdict,
@@ -530,12 +660,12 @@ def cmd_meeting_status(cfg: CollectorConfig, args: argparse.Namespace) -> int:
                 "verdict": r.verdict,
                 "state": r.state,
                 "reasons": list(r.reasons),
-                "checked_at": _when(r.checked_at),
+                "checked_at": iso_time(r.checked_at),
             }
             for r in summary.rooms
         ],
     }
-    print(json.dumps(out, ensure_ascii=False, indent=2))
+    emit_document(args, out)
     return 0
 
 
@@ -546,18 +676,97 @@ def _meeting_parsers(sub: Any) -> None:
     ma = me.add_parser("add", help="a one-off meeting (recurring ones live in the config)")
     ma.add_argument("--title", required=True)
     ma.add_argument("--at", required=True, help="'YYYY-MM-DD HH:MM' in meetings.timezone")
-    ma.add_argument("--duration", default="2h")
+    ma.add_argument("--duration", type=duration_option, default="2h")
     ma.add_argument("--rooms", default="all", help="'all' or communes/units/hosts, comma-separated")
     ma.set_defaults(handler=cmd_meeting_add)
-    ml = me.add_parser("list", help="meetings ahead, recurring and one-off")
-    ml.add_argument("--ahead", default="31d")
+    ml = me.add_parser("list", help="meetings ahead, recurring and one-off", parents=[_OUTPUT])
+    ml.add_argument("--ahead", type=duration_option, default="31d")
     ml.set_defaults(handler=cmd_meeting_list)
     mc = me.add_parser("cancel", help="cancel a meeting added with `meeting add`")
     mc.add_argument("meeting_id")
     mc.set_defaults(handler=cmd_meeting_cancel)
-    ms = me.add_parser("status", help="go/no-go per room for one meeting (JSON)")
+    ms = me.add_parser("status", help="go/no-go per room for one meeting", parents=[_OUTPUT])
     ms.add_argument("meeting_id")
     ms.set_defaults(handler=cmd_meeting_status)
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    if n < 1024:
+        return f"{n} B"
+    size, unit = n / 1024.0, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.1f} {unit}"
+
+
+def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    store = _store(cfg)
+    try:
+        tables = store.rollups.tables()
+        total = store.rollups.database_bytes()
+        rolled = store.rollups.rolled_until()
+    finally:
+        store.close()
+    emit_document(
+        args,
+        {
+            "database_bytes": total,
+            "database": _bytes(total),
+            "rolled_up_until": iso_time(rolled),
+            "tables": [
+                {
+                    "table": t.name,
+                    "rows": t.rows,
+                    "bytes": t.bytes,
+                    "size": _bytes(t.bytes),
+                    "oldest": iso_time(t.oldest),
+                }
+                for t in tables
+            ],
+        },
+    )
+    return 0
+
+
+def cmd_store_prune(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    pack = load_pack(cfg.rules.path, cfg.rules.hold) if cfg.rules.path is not None else None
+    store = _store(cfg)
+    try:
+        retention = RetentionPass(
+            store,
+            cfg.retention,
+            report_interval=cfg.report_interval,
+            reachable_within=cfg.report_interval * cfg.stale_after_intervals,
+            rules=lambda: pack.agent_rules() if pack is not None else (),
+        )
+        now = time.time()
+        counts = retention.plan(now) if args.dry_run else retention.run(now).done
+    finally:
+        store.close()
+    records = [{"step": k, "rows": v, "dry_run": args.dry_run} for k, v in counts.items()]
+    if args.output != "json":
+        print("sẽ xử lý / would process:" if args.dry_run else "đã xử lý / processed:")
+    emit_records(args, records, [("STEP", "step"), ("ROWS", "rows")])
+    return 0
+
+
+def _store_parsers(sub: Any) -> None:
+    st = sub.add_parser("store", help="the store's size and retention").add_subparsers(
+        dest="sub", required=True
+    )
+    ss = st.add_parser("stats", help="rows, size and oldest data of each table")
+    add_output_options(ss)
+    ss.set_defaults(handler=cmd_store_stats)
+    sp = st.add_parser(
+        "prune", help="run the retention pass now (rollups, then expiry past each horizon)"
+    )
+    sp.add_argument("--dry-run", action="store_true", help="only count what would go")
+    add_output_options(sp)
+    sp.set_defaults(handler=cmd_store_prune)
 
 
 def _rules_parsers(sub: Any) -> None:
@@ -573,10 +782,12 @@ def _rules_parsers(sub: Any) -> None:
     al = sub.add_parser("alerts", help="alerts, silences, maintenance").add_subparsers(
         dest="sub", required=True
     )
-    al.add_parser("list", help="open alerts (pending and firing)").set_defaults(
+    al.add_parser("list", help="open alerts (pending and firing)", parents=[_OUTPUT]).set_defaults(
         handler=cmd_alerts_list
     )
-    ash = al.add_parser("show", help="one alert with its history and times to remediate (JSON)")
+    ash = al.add_parser(
+        "show", help="one alert with its history and times to remediate", parents=[_OUTPUT]
+    )
     ash.add_argument("rule")
     ash.add_argument("subject", help="agent id, commune:DISTRICT/COMMUNE or district:DISTRICT")
     ash.set_defaults(handler=cmd_alerts_show)
@@ -591,11 +802,15 @@ def _rules_parsers(sub: Any) -> None:
     )
     sa = si.add_parser("add", help="a new silence")
     sa.add_argument("--match", action="append", default=[], help="LABEL=GLOB, repeatable")
-    sa.add_argument("--for", dest="duration", required=True, help="e.g. 2h, 3d")
+    sa.add_argument(
+        "--for", dest="duration", type=duration_option, required=True, help="e.g. 2h, 3d"
+    )
     sa.add_argument("--author", required=True)
     sa.add_argument("--reason", required=True)
     sa.set_defaults(handler=cmd_silence_add)
-    si.add_parser("list", help="silences not yet over").set_defaults(handler=cmd_silence_list)
+    si.add_parser("list", help="silences not yet over", parents=[_OUTPUT]).set_defaults(
+        handler=cmd_silence_list
+    )
     se = si.add_parser("expire", help="end a silence now")
     se.add_argument("silence_id")
     se.set_defaults(handler=cmd_silence_expire)
@@ -606,11 +821,13 @@ def _rules_parsers(sub: Any) -> None:
     ma.add_argument("--match", action="append", default=[], help="LABEL=GLOB, repeatable")
     ma.add_argument("--weekdays", required=True, help="e.g. sat,sun")
     ma.add_argument("--start", required=True, help="HH:MM")
-    ma.add_argument("--duration", required=True, help="e.g. 4h")
+    ma.add_argument("--duration", type=duration_option, required=True, help="e.g. 4h")
     ma.add_argument("--author", required=True)
     ma.add_argument("--reason", required=True)
     ma.set_defaults(handler=cmd_maintenance_add)
-    mw.add_parser("list", help="every window").set_defaults(handler=cmd_maintenance_list)
+    mw.add_parser("list", help="every window", parents=[_OUTPUT]).set_defaults(
+        handler=cmd_maintenance_list
+    )
     md = mw.add_parser("delete", help="remove a window")
     md.add_argument("window_id")
     md.set_defaults(handler=cmd_maintenance_delete)
@@ -618,7 +835,11 @@ def _rules_parsers(sub: Any) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="canhgac-collector", description="Canh Gác collector")
-    p.add_argument("--config", type=Path, help="collector YAML config (default: built-in defaults)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help=f"collector YAML config (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
+    )
     p.add_argument("--version", action="version", version=f"canhgac-collector {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the gRPC and HTTP servers until stopped").set_defaults(
@@ -633,7 +854,9 @@ def _parser() -> argparse.ArgumentParser:
     tc.add_argument("--commune")
     tc.add_argument("--unit")
     tc.add_argument("--role", required=True, choices=ROLES)
-    tc.add_argument("--expires", default="7d", help="lifetime, e.g. 12h, 7d (default 7d)")
+    tc.add_argument(
+        "--expires", type=duration_option, default="7d", help="lifetime, e.g. 12h, 7d (default 7d)"
+    )
     tc.add_argument("--uses", type=int, help="how many machines may enroll with it (default: any)")
     tc.add_argument("--note")
     tc.add_argument(
@@ -643,15 +866,17 @@ def _parser() -> argparse.ArgumentParser:
         "and its credential lost); default --uses 1",
     )
     tc.set_defaults(handler=cmd_token_create)
-    tok.add_parser("list", help="all tokens and their state").set_defaults(handler=cmd_token_list)
+    tok.add_parser("list", help="all tokens and their state", parents=[_OUTPUT]).set_defaults(
+        handler=cmd_token_list
+    )
     tr = tok.add_parser("revoke", help="stop a token from enrolling more machines")
     tr.add_argument("token_id")
     tr.set_defaults(handler=cmd_token_revoke)
     ag = sub.add_parser("agent", help="enrolled agents").add_subparsers(dest="sub", required=True)
-    ag.add_parser("list", help="every agent, its place and state").set_defaults(
+    ag.add_parser("list", help="every agent, its place and state", parents=[_OUTPUT]).set_defaults(
         handler=cmd_agent_list
     )
-    ash = ag.add_parser("show", help="one agent with its latest snapshot (JSON)")
+    ash = ag.add_parser("show", help="one agent with its latest snapshot", parents=[_OUTPUT])
     ash.add_argument("agent_id")
     ash.set_defaults(handler=cmd_agent_show)
     ar = ag.add_parser("revoke", help="refuse this agent's credential from now on")
@@ -660,13 +885,19 @@ def _parser() -> argparse.ArgumentParser:
     _rules_parsers(sub)
     _notify_parsers(sub)
     _meeting_parsers(sub)
+    add_report_parsers(sub)
+    _store_parsers(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    return survive_closed_pipe(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(config_path(args.config, os.environ))
         logging.basicConfig(
             level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )

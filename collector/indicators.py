@@ -12,7 +12,7 @@ has no verdict and does not meet it: unknown is never counted as good.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "PlaceFigures",
     "current",
     "figures",
+    "meets",
 ]
 
 
@@ -74,6 +75,15 @@ MACHINE_INDICATORS = (
 )
 # A room is ready when it is reporting and this rule passes on it (GREEN or AMBER: can meet).
 ROOM_RULE = "meeting-room.ready"
+
+
+def meets(indicator: Indicator, verdicts: Mapping[str, bool]) -> bool | None:
+    """Whether verdicts (rule id -> passed) of one machine meet `indicator`; None when its
+    defining rule did not judge. What `AlertTables.indicator_counts` counts in SQL over the
+    latest verdicts, here over one report's (the rollups of a period)."""
+    if indicator.rules[0] not in verdicts:
+        return None
+    return all(verdicts.get(r, True) for r in indicator.rules)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,11 +36,11 @@ if [ ! -f var/agent/credential.json ]; then
     --note "make run" 2>/dev/null)
   CANHGAC_TOKEN="$token" canhgac-agent --config configs/agent.local.yaml enroll --collector "$grpc_addr"
 fi
-canhgac-agent --config configs/agent.local.yaml run --interval 15 &
+canhgac-agent --config configs/agent.local.yaml run --interval 15s &
 agent=$!
 if [ "${DEMO:-0}" = 1 ]; then
   python -m bench.fleet --collector "$grpc_addr" --config "$cfg" --agents 60 --rounds 0 \
-    --interval 15 >var/fleet.log 2>&1 &
+    --interval 15s >var/fleet.log 2>&1 &
   fleet=$!
   echo "  demo: 60 simulated machines of Hạ Lang report every 15 s (log: var/fleet.log)"
 fi

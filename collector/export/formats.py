@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
-
-import xlsxwriter
-from fpdf import FPDF
 
 from collector.export.table import Cell, Column, Table, local_time, nfc
 
@@ -115,6 +113,8 @@ def write_json(table: Table, path: Path, lang: str, zone: ZoneInfo) -> None:
 
 def write_xlsx(tables: Sequence[Table], path: Path, lang: str, zone: ZoneInfo) -> None:
     """One sheet per table: typed cells (dates, percents, numbers), a frozen header row."""
+    import xlsxwriter  # noqa: PLC0415 (only `export` loads it, never the serving collector)
+
     wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "in_memory": False})
     try:
         bold = wb.add_format({"bold": True, "text_wrap": True, "valign": "top"})
@@ -178,6 +178,10 @@ def write_pdf(
     font: tuple[Path, Path],
 ) -> None:
     """A summary page a chairman can sign: the indicators table in an embedded font."""
+    from fpdf import FPDF  # noqa: PLC0415 (only `export` loads it, never the serving collector)
+
+    # fontTools logs each glyph table it prunes while embedding the font subset, at INFO.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_font("body", "", str(font[0]))
@@ -191,7 +195,9 @@ def write_pdf(
         pdf.multi_cell(0, 6, nfc(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("body", "", 9)
-    with pdf.table(first_row_as_headings=True, text_align="LEFT") as t:
+    # The first column (the indicator's name) takes half the width; the numbers share the rest.
+    widths = (3 * len(summary.columns), *([3] * (len(summary.columns) - 1)))
+    with pdf.table(first_row_as_headings=True, text_align="LEFT", col_widths=widths) as t:
         header = t.row()
         for title in _headers(summary, lang, zone):
             header.cell(nfc(title))

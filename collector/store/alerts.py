@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,6 +310,26 @@ class AlertTables(Part):
             ).all()
         return {(r.rule_id, r.subject): bool(r.ok) for r in rows}
 
+    @staticmethod
+    def _per_agent(indicators: Sequence[Sequence[str]], room_rule: str) -> Any:
+        """The verdicts grouped by agent: i0..iN = 1 when the agent meets indicator N (its
+        first rule has judged it and none of its rules fails), ready = 1 when its latest
+        verdict on `room_rule` passes. The one definition collector.indicators relies on."""
+        rr = rule_results
+        rules = sorted({r for ind in indicators for r in ind} | {room_rule})
+        cols: list[Any] = [rr.c.subject]
+        for n, ind in enumerate(indicators):
+            judged = func.max(case((rr.c.rule_id == ind[0], 1), else_=0))
+            failed = func.max(case((and_(rr.c.rule_id.in_(ind), rr.c.ok == false()), 1), else_=0))
+            cols.append(case((and_(judged == 1, failed == 0), 1), else_=0).label(f"i{n}"))
+        ready = func.max(case((and_(rr.c.rule_id == room_rule, rr.c.ok), 1), else_=0))
+        return (
+            select(*cols, ready.label("ready"))
+            .where(rr.c.rule_id.in_(rules))
+            .group_by(rr.c.subject)
+            .subquery()
+        )
+
     def indicator_counts(
         self,
         indicators: Sequence[Sequence[str]],
@@ -319,25 +339,11 @@ class AlertTables(Part):
         """Per place of active agents: (district, commune, unit, enrolled, reporting,
         rooms reporting, rooms ready, then per indicator the reporting machines meeting it).
 
-        An indicator is its rules: a machine meets it when its first rule has judged the
-        machine and none of them fails on it (collector.indicators defines them). A room is an
-        agent of role `room[1]`, ready when its latest verdict on rule `room[0]` passes. One
-        scan of the verdicts grouped by agent, in the database: cheap at every scrape."""
-        rr = rule_results
+        An indicator is its rules (collector.indicators defines them); a room is an agent of
+        role `room[1]`, ready when its latest verdict on rule `room[0]` passes. One scan of the
+        verdicts grouped by agent, in the database: cheap at every scrape."""
         room_rule, room_role = room
-        rules = sorted({r for ind in indicators for r in ind} | {room_rule})
-        per_agent: list[Any] = [rr.c.subject]
-        for n, ind in enumerate(indicators):
-            judged = func.max(case((rr.c.rule_id == ind[0], 1), else_=0))
-            failed = func.max(case((and_(rr.c.rule_id.in_(ind), rr.c.ok == false()), 1), else_=0))
-            per_agent.append(case((and_(judged == 1, failed == 0), 1), else_=0).label(f"i{n}"))
-        ready = func.max(case((and_(rr.c.rule_id == room_rule, rr.c.ok), 1), else_=0))
-        v = (
-            select(*per_agent, ready.label("ready"))
-            .where(rr.c.rule_id.in_(rules))
-            .group_by(rr.c.subject)
-            .subquery()
-        )
+        v = self._per_agent(indicators, room_rule)
         fresh = agents.c.last_seen_at >= fresh_since
         room_up = and_(fresh, agents.c.role == room_role)
 
@@ -361,6 +367,51 @@ class AlertTables(Part):
         )
         with self._read() as conn:
             return [tuple(r) for r in conn.execute(q).all()]
+
+    def indicator_machines(
+        self, indicators: Sequence[Sequence[str]], room_rule: str
+    ) -> dict[str, tuple[bool, ...]]:
+        """Per active agent that has verdicts: whether it meets each indicator, then whether
+        its room verdict passes (reporting is the caller's: it has the agent's last_seen)."""
+        v = self._per_agent(indicators, room_rule)
+        q = (
+            select(v)
+            .join(agents, v.c.subject == agents.c.agent_id)
+            .where(agents.c.revoked_at.is_(None))
+        )
+        with self._read() as conn:
+            return {r[0]: tuple(bool(x) for x in r[1:]) for r in conn.execute(q)}
+
+    def history_between(
+        self, start: float, end: float, district: str | None = None
+    ) -> Iterator[HistoryEntry]:
+        """Every alert event in [start, end), oldest first, streamed (a year of history is
+        read by the audit export without being held at once)."""
+        h = alert_history
+        q = select(h).where(h.c.at >= start, h.c.at < end).order_by(h.c.at, h.c.id)
+        if district is not None:
+            q = q.where(h.c.district == district)
+        with self._read() as conn:
+            for r in conn.execution_options(stream_results=True, yield_per=2000).execute(q):
+                yield history_entry(r)
+
+    def fixes(self, start: float, end: float, district: str | None = None) -> list[HistoryEntry]:
+        """Findings fixed in [start, end) or open at its end and fixed later: the resolved or
+        cleared events at or after `start` whose failure began before `end`."""
+        h = alert_history
+        q = (
+            select(h)
+            .where(
+                h.c.event.in_(("resolved", "cleared")),
+                h.c.at >= start,
+                h.c.started_at < end,
+            )
+            .order_by(h.c.rule_id, h.c.at)
+        )
+        if district is not None:
+            q = q.where(h.c.district == district)
+        with self._read() as conn:
+            return [history_entry(r) for r in conn.execute(q)]
 
     def forget_rules(self, keep: set[str]) -> None:
         """Drop open alerts and verdicts of rules no longer in the pack (history stays)."""

@@ -4,6 +4,7 @@ writer lock, and the three ways a part talks to it (a write, a read, the ack pat
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -34,6 +35,8 @@ from collector.store.schema import (
     meetings,
     metadata,
     reports,
+    retention_marks,
+    rollups,
     schema_version,
     software_inventories,
     spools,
@@ -41,6 +44,11 @@ from collector.store.schema import (
 )
 
 __all__ = ["Database"]
+
+log = logging.getLogger(__name__)
+
+# Pages given back per transaction (4 KiB each): a short hold of the writer.
+_VACUUM_PAGES = 256
 
 
 def _to_v2(conn: Connection) -> None:
@@ -101,14 +109,19 @@ def _to_v8(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
 
 
+def _to_v9(conn: Connection) -> None:
+    """Schema 9: rollups, the retention pass's marks, and reports indexed by arrival."""
+    metadata.create_all(conn, tables=[rollups, retention_marks])
+    for index in reports.indexes:
+        index.create(conn)
+
+
 def _to_software_inventory(conn: Connection) -> None:
     """Schema 10: the last full software list per agent (nothing existing changes)."""
     metadata.create_all(conn, tables=[software_inventories])
 
 
-# version -> the step that brings a store from the version before it to it, in one
-# transaction. Numbers are given out per branch of work (9 is another one's), so a store is
-# brought up by the steps above its version that exist.
+# version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
     3: _to_v3,
@@ -117,6 +130,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     6: _to_v6,
     7: _to_v7,
     8: _to_v8,
+    9: _to_v9,
     10: _to_software_inventory,
 }
 
@@ -139,6 +153,8 @@ class Database:
             threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
         self._migrate()
+        if self.dialect == "sqlite":
+            self._space_reuse()
         self._readers = Connections(self.engine, autocommit=True)
         self._writers = Connections(self.engine, autocommit=False)
         # The ack path runs on the driver's cursor: its errors are the driver's.
@@ -168,6 +184,9 @@ class Database:
             cur = dbapi_conn.cursor()
             # First: switching a new file to WAL takes a lock that another opener may hold.
             cur.execute("PRAGMA busy_timeout=10000")
+            # Schema 9: pages freed by retention are given back by incremental_vacuum (in a
+            # new file; an older one is converted once, below).
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -192,7 +211,7 @@ class Database:
                         f"understands ({SCHEMA_VERSION}); upgrade canhgac"
                     )
                 else:
-                    for version in sorted(v for v in _MIGRATIONS if found < v <= SCHEMA_VERSION):
+                    for version in range(found + 1, SCHEMA_VERSION + 1):
                         _MIGRATIONS[version](conn)
                         conn.execute(update(schema_version).values(version=version))
         except SQLAlchemyError as e:
@@ -203,6 +222,34 @@ class Database:
                 self._migrate(attempt + 1)
                 return
             raise StoreError(f"{self.url}: cannot open store: {e}") from None
+
+    def _space_reuse(self) -> None:
+        """A file made before schema 9 has no auto_vacuum: one VACUUM converts it (it takes
+        a while on a large file, and needs free space of the file's size, once)."""
+        with self.engine.connect() as conn:
+            if conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() == 2:  # incremental
+                return
+            log.warning("%s: converting to incremental vacuum (once; VACUUM)", self.url)
+            conn.exec_driver_sql("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.commit()
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("VACUUM")
+
+    def reclaim(self, pace: Callable[[], None], stopped: Callable[[], bool]) -> int:
+        """SQLite: the file's free pages given back, a few at a time; pages freed."""
+        if self.dialect != "sqlite":
+            return 0  # PostgreSQL's autovacuum reuses space within each table
+        freed = 0
+        while not stopped():
+            with self.write() as conn:
+                free = conn.exec_driver_sql("PRAGMA freelist_count").scalar() or 0
+                if not free:
+                    break
+                conn.exec_driver_sql(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})")
+                freed += min(free, _VACUUM_PAGES)
+            pace()
+        return freed
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:

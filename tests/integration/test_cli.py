@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from collector.cli import CONFIG_ENV
+from collector.store import Store
 from tests.integration.harness import Running, agent_config, collector_config, start_collector
 from tests.integration.test_alerts import SPOOL_RULE, _spooled
 
 BIN = Path(sys.executable).parent
 
 
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+def run(*argv: str, **popen: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120, **popen)
 
 
 def collector_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -88,7 +96,8 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     config = agent_config(tmp_path / "agent.yaml", {"ping_gateway": False, "count": 3})
     agent = [str(BIN / "canhgac-agent"), "--config", str(config), "--state-dir", str(state)]
     before = run(*agent, "status")
-    assert before.returncode == 1
+    assert before.returncode == 2  # CRITICAL, Nagios-style
+    assert before.stdout.startswith("CRITICAL: not enrolled: ")
     assert "enrolled:   no" in before.stdout
 
     enrolled = run(*agent, "enroll", "--collector", collector.address, "--token", collector.token())
@@ -98,16 +107,21 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     assert once.returncode == 0, once.stderr
     status = run(*agent, "status")
     assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[0] == "OK: collector reachable, 0 reports waiting"
     assert "reachable" in status.stdout and "NOT" not in status.stdout
-    assert "0 reports waiting" in status.stdout
     assert "last ack:   never" not in status.stdout
+    as_json = json.loads(run(*agent, "status", "--json").stdout)
+    assert (as_json["status"], as_json["collector"]["reachable"]) == ("OK", True)
+    assert as_json["spool"]["reports_waiting"] == 0
+    assert as_json["spool"]["oldest_waiting_at"] is None  # nothing waits: null, not "-"
+    assert datetime.fromisoformat(as_json["spool"]["last_ack_at"]).tzinfo is not None
 
     config = tmp_path / "collector.yaml"
     config.write_text(f"store:\n  url: {collector.app.cfg.store.url}\n")
     agent_id = collector.app.store.list_agents()[0].agent_id
     listed = collector_cli(config, "agent", "list")
     assert agent_id in listed.stdout and " up " in listed.stdout
-    shown = collector_cli(config, "agent", "show", agent_id)
+    shown = collector_cli(config, "agent", "show", agent_id, "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert detail["placement"]["commune"] == "Thanh Nhật"
@@ -120,6 +134,23 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     refused = run(*agent, "once")
     assert refused.returncode == 1
     assert "stays in the spool" in refused.stderr
+    # Reachable, but the report is refused and waits: WARNING once it waited long enough.
+    waiting = run(*agent, "status")
+    assert waiting.returncode == 0 and "1 reports waiting" in waiting.stdout.splitlines()[0]
+    behind = run(*agent, "status", "--warn-backlog", "0s")
+    assert behind.returncode == 1, behind.stdout
+    (first, *_) = behind.stdout.splitlines()
+    assert first.startswith("WARNING: 1 reports waiting, the oldest collected ")
+    assert first.endswith(" ago: deliveries are failing or behind")
+
+    moved = tmp_path / "moved.yaml"
+    moved.write_text('{"collector": {"address": "127.0.0.1:1"}, "probes": {"link": {}}}')
+    down = run(str(BIN / "canhgac-agent"), "--config", str(moved), "--state-dir", str(state),
+               "status", "-o", "json")  # fmt: skip
+    assert down.returncode == 2
+    verdict = json.loads(down.stdout)
+    assert verdict["status"] == "CRITICAL" and verdict["collector"]["reachable"] is False
+    assert verdict["reason"].startswith("collector unreachable: connection refused by 127.0.0.1:1")
 
 
 def test_errors_are_one_clear_line(tmp_path: Path) -> None:
@@ -140,7 +171,8 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
         "--collector", "127.0.0.1:1", "--token", "cgt.x.y",
     )  # fmt: skip
     assert refused.returncode == 1
-    assert "UNAVAILABLE" in refused.stderr
+    assert "canhgac-agent: connection refused by 127.0.0.1:1 (is the collector" in refused.stderr
+    assert "UNAVAILABLE" not in refused.stderr and "ConnectionRefusedError" not in refused.stderr
 
     no_pack = collector_cli(write_config(tmp_path), "rules", "check")
     assert no_pack.returncode == 2
@@ -181,9 +213,10 @@ def test_meeting_add_list_status_and_cancel(tmp_path: Path) -> None:
     assert added.stdout.startswith("meeting 1: 2099-12-15 14:00 Asia/Ho_Chi_Minh Họp đột xuất")
     listed = collector_cli(config, "meeting", "list", "--ahead", "40d")
     assert listed.returncode == 0, listed.stderr
-    assert "Giao ban tháng" in listed.stdout and " 08:00 " in listed.stdout  # within 40 days
+    assert "Giao ban tháng" in listed.stdout  # within 40 days
+    assert "T08:00:00+07:00 " in listed.stdout
     assert "Họp đột xuất" not in listed.stdout  # 2099 is further ahead
-    status = collector_cli(config, "meeting", "status", "1")
+    status = collector_cli(config, "meeting", "status", "1", "-o", "json")
     assert status.returncode == 0, status.stderr
     summary = json.loads(status.stdout)
     assert summary["meeting"]["rooms"] == ["Thanh Nhật", "An Lạc"]
@@ -228,7 +261,7 @@ def test_alerts_list_show_and_ack(tmp_path: Path) -> None:
     assert acked.stdout.strip() == f"alert spool.full on {agent_id} acknowledged by an"
     (acked_row,) = collector_cli(config, "alerts", "list").stdout.splitlines()[1:]
     assert acked_row.split()[-1] == "an"  # the ACK column
-    shown = collector_cli(config, "alerts", "show", "spool.full", agent_id)
+    shown = collector_cli(config, "alerts", "show", "spool.full", agent_id, "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert (detail["open"]["state"], detail["open"]["acked_by"]) == ("firing", "an")
@@ -294,7 +327,7 @@ def test_alerts_maintenance_add_list_delete(tmp_path: Path) -> None:
     assert added.stdout.strip() == f"maintenance window {window_id}: sat,sun 22:00 for 6h"
     listed = collector_cli(config, "alerts", "maintenance", "list")
     (row,) = [line for line in listed.stdout.splitlines() if line.startswith(window_id)]
-    assert row.split()[3:6] == ["sat,sun", "22:00", "21600s"] and "Thanh*" in row
+    assert row.split()[3:6] == ["sat,sun", "22:00", "6h"] and "Thanh*" in row
 
     deleted = collector_cli(config, "alerts", "maintenance", "delete", window_id)
     assert deleted.returncode == 0, deleted.stderr
@@ -322,3 +355,143 @@ def test_alerts_maintenance_add_list_delete(tmp_path: Path) -> None:
         config, "alerts", "maintenance", "add", "--match", "x=1", *window, *who
     )
     assert bad_match.returncode == 2 and "--match 'x=1'" in bad_match.stderr
+
+
+def _times(value: object, key: str = "") -> list[tuple[str, object]]:
+    """Every (key, value) whose key names a time, anywhere in a JSON document."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _times(v, k)]
+    if isinstance(value, list):
+        return [t for v in value for t in _times(v, key)]
+    time_key = key.endswith(("_at", "_since")) or key in ("started", "fixed", "recorded")
+    return [(key, value)] if time_key else []
+
+
+def test_every_list_and_show_command_speaks_json(tmp_path: Path) -> None:
+    """--json (or -o json) on each list and show command: times ISO 8601 with their zone,
+    null for what is unknown; the text form says the same for people."""
+    config, agent_id = _store_with_a_firing_alert(tmp_path)
+    assert collector_cli(config, "token", "create", "--district", "Hạ Lang", "--role", "server")
+    who = ("--author", "an", "--reason", "r")
+    assert (
+        collector_cli(
+            config, "alerts", "silence", "add", "--match", "host=pc-*", "--for", "2h", *who
+        ).returncode
+        == 0
+    )
+    assert collector_cli(
+        config, "alerts", "maintenance", "add", "--match", "host=pc-1", "--weekdays", "sun",
+        "--start", "22:00", "--duration", "90m", *who,
+    ).returncode == 0  # fmt: skip
+    at = "2099-12-15 14:00"
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    assert store.mail.enqueue_mail(
+        "cntt", ["cntt@halang.vn"], "firing", subject="s", text="t", html="h", now=time.time()
+    )
+    store.close()
+    assert collector_cli(config, "meeting", "add", "--title", "Họp", "--at", at).returncode == 0
+    commands = [
+        ("token", "list"),
+        ("agent", "list"),
+        ("agent", "show", agent_id),
+        ("alerts", "list"),
+        ("alerts", "show", "spool.full", agent_id),
+        ("alerts", "silence", "list"),
+        ("alerts", "maintenance", "list"),
+        ("notify", "outbox", "--all"),
+        ("meeting", "list", "--ahead", "40000d"),
+        ("meeting", "status", "1"),
+    ]
+    seen: dict[str, Any] = {}
+    for command in commands:
+        for flags in (("--json",), ("-o", "json")):
+            out = collector_cli(config, *command, *flags)
+            assert out.returncode == 0, (command, out.stderr)
+            document = json.loads(out.stdout)
+            assert document, command  # every store above has something to show
+            seen[" ".join(command[:2])] = document
+        text = collector_cli(config, *command)
+        assert text.returncode == 0 and not text.stdout.lstrip().startswith(("[", "{")), command
+        times = _times(document)
+        assert times or command[1] == "maintenance", command  # weekly windows: HH:MM
+        for key, value in times:
+            if value is not None:
+                assert isinstance(value, str), (command, key, value)
+                assert datetime.fromisoformat(value).utcoffset() is not None, (command, key)
+        assert "-" not in [v for _, v in times] and 0.0 not in [v for _, v in times], command
+
+    (agent,) = seen["agent list"]
+    assert agent["agent_id"] == agent_id and agent["hostname"] == "pc-01"
+    assert agent["revoked_at"] is None and agent["possible_clone_of"] is None
+    assert agent["commune"] == "Thanh Nhật" and agent["unit"] is None  # empty is null
+    (token,) = [t for t in seen["token list"] if t["role"] == "server"]
+    assert (token["max_uses"], token["revoked_at"], token["commune"]) == (None, None, None)
+    (window,) = seen["alerts maintenance"]
+    assert window["duration_seconds"] == 5400 and window["weekdays"] == ["sun"]
+    (meeting,) = seen["meeting list"]
+    assert meeting["starts_at"] == "2099-12-15T14:00:00+07:00"  # meetings.timezone
+    shown = seen["agent show"]
+    assert isinstance(shown, dict) and shown["revoked_at"] is None
+    assert datetime.fromisoformat(shown["enrolled_at"]).tzinfo is not None
+
+
+def test_durations_on_the_command_line_as_in_the_configs(tmp_path: Path) -> None:
+    """One parser (canhgac_common.units): `--interval 15s` like `interval: 15s` in a config."""
+    agent = [str(BIN / "canhgac-agent"), "--state-dir", str(tmp_path / "none")]
+    accepted = run(*agent, "run", "--interval", "15s")
+    assert accepted.returncode == 1 and "not enrolled" in accepted.stderr  # parsed, went on
+    refused = run(*agent, "run", "--interval", "soon")
+    assert refused.returncode == 2
+    assert "argument --interval: not a duration: 'soon' (use e.g. 30s" in refused.stderr
+    assert run(*agent, "status", "--timeout", "1m30s").returncode == 2  # not enrolled: CRITICAL
+
+    config = write_config(tmp_path, sites=False)
+    window = ("--weekdays", "sun", "--start", "22:00", "--match", "host=pc-1")
+    who = ("--author", "an", "--reason", "r")
+    added = collector_cli(
+        config, "alerts", "maintenance", "add", *window, "--duration", "90m", *who
+    )
+    assert added.stdout.strip().endswith("sun 22:00 for 1h30m"), added.stdout
+    listed = collector_cli(config, "alerts", "maintenance", "list")
+    assert " 1h30m " in listed.stdout  # written back the way it was typed
+
+
+def test_a_collector_that_never_answers_is_named_with_the_wait(tmp_path: Path) -> None:
+    """A port that accepts and then says nothing (a stalled collector, a black-holing
+    middlebox): "no answer from HOST:PORT in 1 s", not a status code."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts, nobody reads
+        port = silent.getsockname()[1]
+        config = tmp_path / "agent.yaml"
+        config.write_text('{"collector": {"timeout": "1s"}}')
+        out = run(
+            str(BIN / "canhgac-agent"), "--config", str(config), "--state-dir", str(tmp_path),
+            "enroll", "--collector", f"127.0.0.1:{port}", "--token", "cgt.x.y",
+        )  # fmt: skip
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"canhgac-agent: no answer from 127.0.0.1:{port} in 1 s"
+
+
+def test_the_collector_cli_finds_its_config_or_says_where_it_looked(tmp_path: Path) -> None:
+    """No --config: $CANHGAC_CONFIG, else /etc/canhgac/collector.yaml; never the built-in
+    defaults, which would create an empty store that nobody looks at."""
+    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
+    cli = str(BIN / "canhgac-collector")
+    if Path("/etc/canhgac/collector.yaml").exists():
+        pytest.skip("this machine has /etc/canhgac/collector.yaml: the default is found")
+    lost = run(cli, "agent", "list", cwd=tmp_path, env=env)
+    assert lost.returncode == 2
+    assert lost.stderr == (
+        "canhgac-collector: config error: no config: --config not given, CANHGAC_CONFIG not set,"
+        " and /etc/canhgac/collector.yaml does not exist (start from"
+        " configs/collector.example.yaml)\n"
+    )
+    assert list(tmp_path.iterdir()) == [] and not Path("/var/lib/canhgac/canhgac.db").exists()
+
+    config = write_config(tmp_path, sites=False)
+    found = run(cli, "agent", "list", "--json", cwd=tmp_path, env={**env, CONFIG_ENV: str(config)})
+    assert (found.returncode, found.stdout.strip()) == (0, "[]"), found.stderr
+    assert (tmp_path / "c.db").exists()  # the store the config names, and only that one
+
+    missing = run(cli, "agent", "list", env={**env, CONFIG_ENV: str(tmp_path / "nope.yaml")})
+    assert missing.returncode == 2
+    assert f"{tmp_path / 'nope.yaml'}: cannot read config: No such file" in missing.stderr

@@ -90,9 +90,9 @@ def prometheus(fleet_collector: Running, tmp_path_factory: pytest.TempPathFactor
     cfg = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text(encoding="utf-8"))
     cfg["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     cfg["rule_files"] = [str(PROM_DIR / f) for f in cfg["rule_files"]]
-    job = cfg["scrape_configs"][0]
-    job["scrape_timeout"] = "1s"
-    job["static_configs"][0]["targets"] = [f"127.0.0.1:{fleet_collector.app.http_port}"]
+    for job in cfg["scrape_configs"]:  # the fleet job and the collectors' own health job
+        job["scrape_timeout"] = "1s"
+        job["static_configs"][0]["targets"] = [f"127.0.0.1:{fleet_collector.app.http_port}"]
     config = tmp / "prometheus.yml"
     config.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     port = free_port()
@@ -244,6 +244,17 @@ def test_promtool_accepts_the_shipped_config_and_rules() -> None:
         check=False,
     )
     assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+def test_shipped_alerts_group_as_the_collector_does() -> None:
+    """promtool test rules (Prometheus' own rule engine) on made-up series: a district out
+    is one alert, a commune out one, a machine only outside them; the collectors' health."""
+    promtool = _need("promtool")
+    test = REPO / "tests" / "fixtures" / "prometheus" / "alerts_test.yml"
+    done = subprocess.run(
+        [promtool, "test", "rules", str(test)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_promtool_finds_no_naming_problems_in_our_metrics(fleet_collector: Running) -> None:

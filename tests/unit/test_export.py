@@ -14,10 +14,10 @@ import openpyxl
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector.export import Column, Heading, Table, write_export
-from collector.export.formats import write_csv, write_json, write_xlsx
+from collector.export.formats import Heading, write_csv, write_json, write_xlsx
 from collector.export.manifest import load_or_create_key, load_public_key, verify
-from collector.export.table import Cell
+from collector.export.table import Cell, Column, Table
+from collector.export.write import write_export
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 # 2026-11-30 17:00:00 UTC = 2026-12-01 00:00 in Hà Nội
