@@ -9,7 +9,7 @@ from typing import Any
 import cel
 import pytest
 
-from collector.compliance.evaluate import Memo, agent_variables, judge
+from collector.compliance.evaluate import MEMO_MAX_ITEMS, Memo, agent_variables, judge
 from collector.compliance.loader import load_pack
 from collector.errors import RuleError
 from collector.model import AgentRecord, Placement
@@ -617,3 +617,15 @@ def test_memo_gives_the_verdicts_of_judge_in_any_order() -> None:
     for variables in sequence:
         for rule in pack.agent_rules():
             assert memo.judge(rule, variables) is judge(rule, variables), rule.id
+
+
+def test_memo_does_not_keep_verdicts_over_long_lists() -> None:
+    rule = load_pack(DEFAULT).get("software.signing-tool")
+    assert rule is not None
+    memo = Memo()
+    many = [f"Program {i}" for i in range(MEMO_MAX_ITEMS + 1)]
+    assert memo.judge(rule, _agent_vars(_programs(*many))) is False
+    assert memo.judge(rule, _agent_vars(_programs(*many, "VNPT-CA Plugin"))) is True
+    assert memo._verdicts.get(rule.id, {}) == {}  # neither kept (each key would hold the list)
+    assert memo.judge(rule, _agent_vars(_programs("VNPT-CA Plugin"))) is True
+    assert len(memo._verdicts[rule.id]) == 1  # a short list is remembered as before
