@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from agent.errors import ConfigError
 from agent.model import Battery, Power, Ups
 from agent.platform.command import Completed
-from agent.probes.power import RawBattery, parse_battery, parse_power, parse_upsc, ups_status
+from agent.probes.power import (
+    PowerOptions,
+    PowerProbe,
+    RawBattery,
+    parse_battery,
+    parse_power,
+    parse_upsc,
+    ups_status,
+)
+from agent.settings import parse_section
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "power"
 
@@ -78,3 +90,31 @@ def test_own_battery() -> None:
     unknown_plug = RawBattery(percent=40.0, secsleft=3600, power_plugged=None)
     assert parse_power(unknown_plug, {}).supply == "unknown"
     assert parse_power(None, {}).notes == ("no battery and no UPS configured (probes.power.ups)",)
+
+
+class _Ps:
+    """psutil's sensors_battery as a laptop unplugged gives it (synthetic)."""
+
+    def sensors_battery(self) -> object:
+        from types import SimpleNamespace  # noqa: PLC0415
+
+        return SimpleNamespace(percent=18.0, secsleft=1500, power_plugged=False)
+
+
+def test_probe_runs_upsc_once_per_configured_ups() -> None:
+    calls: list[list[str]] = []
+
+    def run(argv: list[str], timeout: float) -> Completed:
+        calls.append(argv)
+        return _done(_fixture("upsc_low_battery.txt"))
+
+    options = PowerOptions(ups=["ups@localhost", "rack@10.0.0.5:3493"], upsc="/usr/bin/upsc")
+    power = PowerProbe(options, ps=_Ps(), run=run).collect()
+    assert calls == [["/usr/bin/upsc", "ups@localhost"], ["/usr/bin/upsc", "rack@10.0.0.5:3493"]]
+    assert power.battery == Battery(percent=18.0, power_plugged=False, seconds_left=1500)
+    assert [u.status for u in power.ups] == ["low_battery", "low_battery"]
+
+
+def test_a_bad_ups_name_is_a_config_error_naming_the_file_and_key() -> None:
+    with pytest.raises(ConfigError, match=r"agent\.yaml: .*ups.*not a NUT UPS name"):
+        parse_section(PowerOptions, {"ups": ["ups; rm -rf /"]}, "agent.yaml")

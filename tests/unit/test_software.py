@@ -12,6 +12,8 @@ from agent.model import InstalledProgram
 from agent.platform.command import Completed
 from agent.probes.software import (
     DPKG_FORMAT,
+    POWERSHELL_SCRIPT,
+    RPM_FORMAT,
     SoftwareOptions,
     SoftwareProbe,
     inventory_hash,
@@ -119,3 +121,26 @@ def test_no_package_database_is_a_probe_failure() -> None:
     probe = SoftwareProbe(which=lambda name: None, system=lambda: "Linux")
     with pytest.raises(ProbeFailed, match="neither dpkg-query nor rpm"):
         probe.collect()
+
+
+def test_windows_uses_one_powershell_run_and_rpm_when_no_dpkg() -> None:
+    scripts: list[str] = []
+
+    def run_powershell(script: str, timeout: float) -> str:
+        scripts.append(script)
+        return _text("windows_uninstall.json")
+
+    windows = SoftwareProbe(run_powershell=run_powershell, system=lambda: "Windows").collect()
+    assert scripts == [POWERSHELL_SCRIPT]
+    assert (windows.source, windows.count, windows.complete) == ("windows_registry", 6, True)
+
+    def rpm(argv: list[str], timeout: float) -> Completed:
+        assert argv == ["rpm", "--query", "--all", "--queryformat", RPM_FORMAT]
+        return Completed(0, _text("rpm_written.txt"), "")
+
+    fedora = SoftwareProbe(
+        run=rpm,
+        which=lambda name: "/usr/bin/rpm" if name == "rpm" else None,
+        system=lambda: "Linux",
+    ).collect()
+    assert (fedora.source, fedora.count) == ("rpm", 3)
