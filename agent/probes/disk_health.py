@@ -100,8 +100,11 @@ class DiskHealthProbe(Probe[DiskHealthOptions]):
         devices = parse_smartctl_scan(scan.stdout)
         drives = []
         for device, kind in devices:
-            done = self._run([smartctl, "--json", "--all", "--device", kind, device], timeout)
-            drives.append(parse_smartctl(done.stdout, device))
+            try:
+                done = self._run([smartctl, "--json", "--all", "--device", kind, device], timeout)
+                drives.append(parse_smartctl(done.stdout, device))
+            except ProbeFailed as e:  # one drive that hangs or garbles: the others still count
+                drives.append(DriveHealth(device, "unknown", "smartctl", error=str(e)))
         notes = () if devices else ("smartctl --scan-open found no drive with SMART",)
         return DiskHealth(drives=tuple(drives), notes=notes)
 

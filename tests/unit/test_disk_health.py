@@ -149,3 +149,16 @@ def test_probe_on_windows_uses_one_powershell_run() -> None:
     section = DiskHealthProbe(run_powershell=run_powershell, system=lambda: "Windows").collect()
     assert scripts == [POWERSHELL_SCRIPT]
     assert len(section.drives) == 3
+
+
+def test_one_drive_that_hangs_leaves_the_others() -> None:
+    def run(argv: list[str], timeout: float) -> Completed:
+        if "--scan-open" in argv:
+            return Completed(0, '{"devices":[{"name":"/dev/sda"},{"name":"/dev/nvme0"}]}', "")
+        if argv[-1] == "/dev/sda":
+            raise ProbeFailed("smartctl did not finish within 30 s")
+        return Completed(0, _text("scrutiny_smart-nvme.json"), "")
+
+    sda, nvme = DiskHealthProbe(run=run, system=lambda: "Linux").collect().drives
+    assert (sda.health, sda.error) == ("unknown", "smartctl did not finish within 30 s")
+    assert nvme.health == "ok"
