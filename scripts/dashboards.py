@@ -399,6 +399,26 @@ DASHBOARDS = (
                 vi="Tỷ lệ CPU bận của từng máy.",
                 link="machine",
             ),
+            Panel(
+                "Ổ đĩa sắp hỏng",
+                "1 = a drive is failing (SMART, or Windows Unhealthy / Predictive Failure).",
+                (
+                    (
+                        f'canhgac_drive_health{{{AGENT}, state="failing"}}',
+                        "{{host}} {{device}}",
+                    ),
+                ),
+                kind="bargauge",
+                unit="short",
+            ),
+            Panel(
+                "Đang chạy pin / UPS",
+                "1 = on battery or a UPS on battery (mains lost), 0 = mains; machines that "
+                "can tell (a battery or a configured UPS) only.",
+                ((f"canhgac_power_on_battery{{{AGENT}}}", "{{host}}"),),
+                kind="bargauge",
+                unit="short",
+            ),
         ),
     ),
     Dashboard(
@@ -446,6 +466,35 @@ DASHBOARDS = (
                 ((f"canhgac_temperature_celsius{{{HOST}}}", "{{host}}"),),
                 unit="celsius",
                 vi="Nhiệt độ cao nhất của các cảm biến (chỉ máy đọc được cảm biến).",
+            ),
+            Panel(
+                "Sức khỏe ổ đĩa",
+                "Each drive's health state (ok, warning, failing, unknown): the state at 1.",
+                (
+                    (
+                        f"canhgac_drive_health{{{HOST}}} == 1",
+                        "{{host}} {{device}} {{media}} {{state}}",
+                    ),
+                ),
+                kind="table",
+            ),
+            Panel(
+                "Độ mòn SSD",
+                "Share of each SSD's rated endurance used (1 = worn out).",
+                ((f"canhgac_drive_wear_ratio{{{HOST}}}", "{{host}} {{device}}"),),
+                unit="percentunit",
+            ),
+            Panel(
+                "Pin UPS",
+                "Charge of each UPS read through NUT.",
+                ((f"canhgac_ups_charge_ratio{{{HOST}}}", "{{host}} {{ups}}"),),
+                unit="percentunit",
+            ),
+            Panel(
+                "Phần mềm đã cài",
+                "Installed programs per machine (the list itself is kept by the collector).",
+                ((f"canhgac_software_programs{{{HOST}}}", "{{host}}"),),
+                unit="short",
             ),
             Panel(
                 "Thời gian hoạt động",

@@ -26,7 +26,16 @@ from prometheus_client.registry import Collector
 
 from collector import __version__
 from collector.errors import StoreError
-from collector.metrics import antivirus, hardware, link, meeting_room, security
+from collector.metrics import (
+    antivirus,
+    disk_health,
+    hardware,
+    link,
+    meeting_room,
+    power,
+    security,
+    software,
+)
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
 from collector.metrics.indicators import INDICATOR_SPECS, IndicatorCollector
@@ -54,7 +63,16 @@ log = logging.getLogger(__name__)
 # Output depends on the stored data only (an agent's lines are kept until it changes); ages
 # are declared with `age=True` and computed at each scrape. Adding a section's metrics: write
 # the module, add it here.
-SECTION_METRICS: tuple[ModuleType, ...] = (hardware, antivirus, security, link, meeting_room)
+SECTION_METRICS: tuple[ModuleType, ...] = (
+    hardware,
+    antivirus,
+    security,
+    link,
+    meeting_room,
+    disk_health,
+    power,
+    software,
+)
 
 # Series every agent has whatever probes it runs.
 AGENT_SPECS = (

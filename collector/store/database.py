@@ -39,6 +39,7 @@ from collector.store.schema import (
     retention_marks,
     rollups,
     schema_version,
+    software_inventories,
     spools,
     tokens,
 )
@@ -116,6 +117,11 @@ def _to_v9(conn: Connection) -> None:
         index.create(conn)
 
 
+def _to_software_inventory(conn: Connection) -> None:
+    """Schema 10: the last full software list per agent (nothing existing changes)."""
+    metadata.create_all(conn, tables=[software_inventories])
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -126,6 +132,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     7: _to_v7,
     8: _to_v8,
     9: _to_v9,
+    10: _to_software_inventory,
 }
 
 
