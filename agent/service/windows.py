@@ -22,6 +22,7 @@ assert sys.platform == "win32"
 
 import winreg  # noqa: E402
 
+import pywintypes  # noqa: E402
 import servicemanager  # noqa: E402
 import win32service  # noqa: E402
 import win32serviceutil  # noqa: E402
@@ -91,29 +92,36 @@ def settings() -> AgentConfig:
 
 
 def _configure_self() -> None:
-    """Delayed automatic start and failure actions (wixl's MSI tables cannot say them)."""
+    """Delayed automatic start and failure actions (wixl's MSI tables cannot say them).
+
+    Each setting on its own: one the service manager refuses (wine knows none but the failure
+    actions) is a warning, not a reason for the agent not to run.
+    """
+    restart = (win32service.SC_ACTION_RESTART, _RESTART_AFTER_MS)
+    settings: list[tuple[str, int, object]] = [
+        ("delayed automatic start", win32service.SERVICE_CONFIG_DELAYED_AUTO_START_INFO, True),
+        (
+            "failure actions",
+            win32service.SERVICE_CONFIG_FAILURE_ACTIONS,
+            {
+                "ResetPeriod": _RESET_AFTER_S,
+                "RebootMsg": "",
+                "Command": "",
+                "Actions": [restart, restart, restart],
+            },
+        ),
+        # A stop with an error exit code counts as a failure too, not only a crash.
+        ("failure on error exit", win32service.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, True),
+    ]
     scm = win32service.OpenSCManager(None, None, win32service.SC_MANAGER_CONNECT)
     try:
         svc = win32service.OpenService(scm, SERVICE_NAME, win32service.SERVICE_CHANGE_CONFIG)
         try:
-            win32service.ChangeServiceConfig2(
-                svc, win32service.SERVICE_CONFIG_DELAYED_AUTO_START_INFO, True
-            )
-            restart = (win32service.SC_ACTION_RESTART, _RESTART_AFTER_MS)
-            win32service.ChangeServiceConfig2(
-                svc,
-                win32service.SERVICE_CONFIG_FAILURE_ACTIONS,
-                {
-                    "ResetPeriod": _RESET_AFTER_S,
-                    "RebootMsg": "",
-                    "Command": "",
-                    "Actions": [restart, restart, restart],
-                },
-            )
-            # A stop with an error exit code counts as a failure too, not only a crash.
-            win32service.ChangeServiceConfig2(
-                svc, win32service.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, True
-            )
+            for what, level, value in settings:
+                try:
+                    win32service.ChangeServiceConfig2(svc, level, value)
+                except pywintypes.error as e:
+                    log.warning("service %s not set: %s", what, e)
         finally:
             win32service.CloseServiceHandle(svc)
     finally:
