@@ -26,8 +26,10 @@ from canhgac_common.output import (
     output_parent,
     survive_closed_pipe,
 )
+from canhgac_common.text import nfc
 from canhgac_common.units import duration_option, format_duration
 from collector import __version__
+from collector.alerts.engine import recurrence_gap
 from collector.alerts.notify.render import render_test
 from collector.alerts.notify.smtp import build_message
 from collector.alerts.notify.smtp import send as send_mail
@@ -35,7 +37,7 @@ from collector.app import CollectorApp
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
-from collector.meetings import MeetingBook, parse_local_time
+from collector.meetings import MeetingBook, parse_local_time, room_names
 from collector.model import ROLES, Meeting, Placement
 from collector.sites import load_sites
 from collector.store import MaintenanceWindow, Store
@@ -463,6 +465,12 @@ def cmd_maintenance_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     hh, sep, mm = args.start.partition(":")
     if not (sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
         raise ConfigError(f"--start {args.start!r}: use HH:MM (collector local time)")
+    gap = recurrence_gap(days)
+    if not 0 < args.duration <= gap:
+        raise ConfigError(
+            f"--duration {format_duration(args.duration)}: a window on {','.join(days)} must "
+            f"last more than 0s and at most {format_duration(gap)}, the time until it opens again"
+        )
     w = MaintenanceWindow(
         secrets.token_hex(4),
         _matchers(args.match),
@@ -603,9 +611,25 @@ def cmd_meeting_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     except ValueError:
         zone = cfg.meetings.timezone
         raise ConfigError(f"--at {args.at!r}: use 'YYYY-MM-DD HH:MM' ({zone})") from None
+    now = time.time()
+    if starts_at < now:
+        raise ConfigError(f"--at {args.at!r}: in the past ({cfg.meetings.timezone})")
+    if args.duration <= 0:
+        raise ConfigError("--duration 0s: a meeting lasts a while, e.g. 2h")
     rooms = [r.strip() for r in args.rooms.split(",") if r.strip()] or ["all"]
-    duration: float = args.duration
-    m = _store(cfg).meetings.add_meeting(args.title, starts_at, duration, rooms, time.time())
+    store = _store(cfg)
+    known = room_names(store.list_agents()) | (
+        load_sites(cfg.sites_file).names() if cfg.sites_file is not None else set()
+    )
+    folded = {k.casefold() for k in known}
+    unknown = [r for r in rooms if r.casefold() != "all" and r.casefold() not in folded]
+    if unknown:
+        shown = ", ".join(sorted(known)[:30]) + (", …" if len(known) > 30 else "") or "none yet"
+        raise ConfigError(
+            f"--rooms: unknown {', '.join(map(repr, unknown))}: name districts, communes, "
+            f"units or hosts of meeting rooms, or all (known: {shown})"
+        )
+    m = store.meetings.add_meeting(args.title, starts_at, args.duration, rooms, now)
     print(f"meeting {m.id}: {_meeting_time(m, cfg)} {cfg.meetings.timezone} {m.title}")
     return 0
 
@@ -811,6 +835,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    # Names as the sites file and the store hold them, however they were typed (Paths stay).
+    vars(args).update({k: nfc(v) for k, v in vars(args).items()})
     try:
         cfg = load_config(config_path(args.config, os.environ))
         logging.basicConfig(

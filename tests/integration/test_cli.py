@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -199,7 +200,7 @@ def test_enrolling_the_same_machine_twice_keeps_one_agent(
 
 
 def test_meeting_add_list_status_and_cancel(tmp_path: Path) -> None:
-    config = write_config(tmp_path, sites=False)
+    config = write_config(tmp_path)
     config.write_text(
         config.read_text()
         + "meetings:\n  recurring:\n"
@@ -495,3 +496,74 @@ def test_the_collector_cli_finds_its_config_or_says_where_it_looked(tmp_path: Pa
     missing = run(cli, "agent", "list", env={**env, CONFIG_ENV: str(tmp_path / "nope.yaml")})
     assert missing.returncode == 2
     assert f"{tmp_path / 'nope.yaml'}: cannot read config: No such file" in missing.stderr
+
+
+def test_meeting_add_refuses_unknown_rooms_and_the_past(tmp_path: Path) -> None:
+    config = write_config(tmp_path)  # the sites file knows Hạ Lang's communes
+    meeting = ("meeting", "add", "--title", "Họp")
+    typo = collector_cli(config, *meeting, "--at", "2099-12-15 14:00", "--rooms", "Thanh Nhat")
+    assert typo.returncode == 2
+    assert "--rooms: unknown 'Thanh Nhat': name districts, communes" in typo.stderr
+    assert "Thanh Nhật" in typo.stderr  # what it could have been
+    past = collector_cli(config, *meeting, "--at", "2020-01-01 08:00")
+    assert past.returncode == 2
+    assert "--at '2020-01-01 08:00': in the past (Asia/Ho_Chi_Minh)" in past.stderr
+    assert collector_cli(config, "meeting", "list", "--ahead", "40000d").stdout.count("\n") == 1
+    # Typed in NFD (a combining dot below and hook above): the same commune.
+    nfd = unicodedata.normalize("NFD", "thanh nhật")
+    ok = collector_cli(config, *meeting, "--at", "2099-12-15 14:00", "--rooms", nfd)
+    assert ok.returncode == 0, ok.stderr
+    shown = json.loads(collector_cli(config, "meeting", "status", "1", "--json").stdout)
+    assert shown["meeting"]["rooms"] == ["thanh nhật"]
+    assert shown["meeting"]["rooms"][0] == unicodedata.normalize("NFC", "thanh nhật")
+
+
+def test_names_typed_in_nfd_are_the_names_in_the_sites_file(tmp_path: Path) -> None:
+    """A name that looks the same is the same: NFC at the command line and in every file."""
+    nfd = unicodedata.normalize("NFD", "Thanh Nhật")
+    assert nfd != "Thanh Nhật"
+    config = write_config(tmp_path)
+    made = collector_cli(
+        config, "token", "create", "--district", unicodedata.normalize("NFD", "Hạ Lang"),
+        "--commune", nfd, "--role", "workstation",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (token,) = json.loads(collector_cli(config, "token", "list", "--json").stdout)
+    assert (token["district"], token["commune"]) == ("Hạ Lang", "Thanh Nhật")
+
+    # A sites file and a config written by an editor that saved NFD.
+    repo = Path(__file__).resolve().parents[2]
+    example = (repo / "configs" / "sites.example.yaml").read_text(encoding="utf-8")
+    (tmp_path / "sites.yaml").write_text(unicodedata.normalize("NFD", example), encoding="utf-8")
+    nfd_config = tmp_path / "nfd.yaml"
+    nfd_config.write_text(
+        f"store:\n  url: sqlite:///{tmp_path / 'c.db'}\nsites_file: {tmp_path / 'sites.yaml'}\n"
+        + unicodedata.normalize("NFD", "meetings:\n  timezone: Asia/Ho_Chi_Minh\n")
+    )
+    again = collector_cli(
+        nfd_config, "token", "create", "--district", "Hạ Lang", "--commune", "Thanh Nhật",
+        "--role", "workstation",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_maintenance_window_longer_than_its_recurrence_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sites=False)
+    base = ("alerts", "maintenance", "add", "--match", "host=pc-1", "--start", "22:00")
+    who = ("--author", "an", "--reason", "r")
+    for days, duration, most in [
+        ("sat,sun", "25h", "1d"),
+        ("sun", "8d", "1w"),
+        ("mon,thu", "4d", "3d"),
+    ]:
+        out = collector_cli(config, *base, "--weekdays", days, "--duration", duration, *who)
+        assert out.returncode == 2, (days, duration, out.stdout)
+        assert f"at most {most}, the time until it opens again" in out.stderr, out.stderr
+    assert (
+        collector_cli(config, *base, "--weekdays", "sat,sun", "--duration", "1d", *who).returncode
+        == 0
+    )
+    assert (
+        collector_cli(config, *base, "--weekdays", "mon,thu", "--duration", "3d", *who).returncode
+        == 0
+    )
