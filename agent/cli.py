@@ -27,7 +27,7 @@ from agent.runner import Runner, Scheduled, collect, read_boot_id
 from agent.spool import Spool, SpoolStatus
 from agent.transport.client import CollectorClient, MachineFacts
 from agent.transport.encode import plain
-from canhgac_common.output import add_output_options, iso_time
+from canhgac_common.output import add_output_options, iso_time, survive_closed_pipe
 from canhgac_common.units import duration_option, format_duration
 
 __all__ = ["main"]
@@ -338,6 +338,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return survive_closed_pipe(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         cfg = load_config(args.config)

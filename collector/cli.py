@@ -95,7 +95,10 @@ def cmd_serve(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         f"metrics on http://{cfg.http_listen}/metrics, store {cfg.store.url}",
         flush=True,
     )
-    stop.wait()
+    # Woken each second: a signal handler runs only when the main thread runs Python, and a
+    # wait without a timeout was seen to miss Ctrl-C under `make run`.
+    while not stop.wait(1.0):
+        pass
     app.stop()
     return 0
 
