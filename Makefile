@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[agent,collector,dev]'
 	touch $(STAMP)
 
 ## run: collector on SQLite under ./var + a local agent every 15 s; Ctrl-C stops both

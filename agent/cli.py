@@ -1,4 +1,4 @@
-"""`canhgac-agent`: enroll, run, once, status. The only place that maps errors to exit codes."""
+"""`canhgac-agent`: enroll, run, once, status, service. The one place mapping errors to exits."""
 
 from __future__ import annotations
 
@@ -106,8 +106,10 @@ def _previous_credential(cfg: AgentConfig, collector: str) -> str:
     return cred.secret
 
 
-def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
-    token = _token(args)
+ENROLL_TOKEN_FILE = "enroll.token"  # noqa: S105 (a file name)
+
+
+def _enroll(cfg: AgentConfig, collector: str, token: str) -> tuple[Credential, Path]:
     facts = MachineFacts(
         machine_id=machine_id(cfg.state_dir),
         hostname=socket.gethostname(),
@@ -115,30 +117,54 @@ def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
         os_version=platform.version(),
         agent_version=__version__,
     )
-    with CollectorClient(args.collector, tls=cfg.collector.tls, timeout=cfg.collector.timeout) as c:
-        r = c.enroll(token, facts, _previous_credential(cfg, args.collector))
-    path = save_credential(
-        cfg.state_dir,
-        Credential(
-            collector=args.collector,
-            agent_id=r.agent_id,
-            secret=r.secret,
-            report_interval_seconds=r.report_interval_seconds,
-            district=r.district,
-            commune=r.commune,
-            unit=r.unit,
-            role=r.role,
-        ),
+    with CollectorClient(collector, tls=cfg.collector.tls, timeout=cfg.collector.timeout) as c:
+        r = c.enroll(token, facts, _previous_credential(cfg, collector))
+    cred = Credential(
+        collector=collector,
+        agent_id=r.agent_id,
+        secret=r.secret,
+        report_interval_seconds=r.report_interval_seconds,
+        district=r.district,
+        commune=r.commune,
+        unit=r.unit,
+        role=r.role,
     )
-    place = " / ".join(p for p in (r.district, r.commune, r.unit) if p)
-    print(f"enrolled as {r.agent_id} ({place}, role {r.role}); credential saved to {path}")
+    return cred, save_credential(cfg.state_dir, cred)
+
+
+def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    cred, path = _enroll(cfg, args.collector, _token(args))
+    place = " / ".join(p for p in (cred.district, cred.commune, cred.unit) if p)
+    print(f"enrolled as {cred.agent_id} ({place}, role {cred.role}); credential saved to {path}")
     return 0
 
 
+def enrolled_credential(cfg: AgentConfig) -> Credential:
+    """The credential; on a first start, the one got with `<state_dir>/enroll.token`.
+
+    Installers (the .deb's docs, the MSI's TOKEN property) leave the token there and
+    collector.address in the config; the service enrolls on its first start and deletes the
+    token, so it stays on disk only until it has been used.
+    """
+    try:
+        return load_credential(cfg.state_dir)
+    except NotEnrolledError:
+        token_path = cfg.state_dir / ENROLL_TOKEN_FILE
+        if not token_path.exists():
+            raise
+    if not cfg.collector.address:
+        raise ConfigError(f"{token_path} is waiting to enroll, but collector.address is not set")
+    try:
+        token = token_path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{token_path}: cannot read: {e}") from None
+    cred, path = _enroll(cfg, cfg.collector.address, token)
+    token_path.unlink()
+    log.info("enrolled as %s; credential saved to %s, %s deleted", cred.agent_id, path, token_path)
+    return cred
+
+
 def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
-    cred = load_credential(cfg.state_dir)
-    interval = float(args.interval or cred.report_interval_seconds or 15)
-    schedule = _schedule(cfg, interval)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -147,6 +173,15 @@ def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return run_until(cfg, stop, args.interval)
+
+
+def run_until(cfg: AgentConfig, stop: threading.Event, interval_override: float | None) -> int:
+    """The service's body (systemd through `run`, Windows through agent.service.windows):
+    collect and deliver until `stop` is set, then close the spool."""
+    cred = enrolled_credential(cfg)
+    interval = float(interval_override or cred.report_interval_seconds or 15)
+    schedule = _schedule(cfg, interval)
     spool = _spool(cfg)
     # Measurements get a connection of their own: a delivery waiting out its deadline on a
     # dead link must not hold a probe (and with it the collection schedule) behind it.
@@ -300,6 +335,28 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_service(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    if sys.platform == "win32":
+        raise AgentError("service: on Windows the MSI installs the service (docs/install.md)")
+    from agent.service.systemd import UNIT_NAME, Systemd  # noqa: PLC0415 (this command only)
+
+    systemd = Systemd()
+    if args.action == "install":
+        if args.config is None:
+            raise ConfigError("service install: --config PATH is required (the unit runs with it)")
+        exe = Path(sys.argv[0]).resolve()
+        path = systemd.install(exe, args.config.resolve())
+        print(f"{UNIT_NAME}: written to {path}, enabled and started ({exe})")
+    elif args.action == "uninstall":
+        path = systemd.uninstall()
+        print(f"{UNIT_NAME}: stopped, disabled, {path} removed; {cfg.state_dir} kept")
+    else:
+        enabled, active = systemd.status()
+        print(f"{UNIT_NAME}: {enabled}, {active}")
+        return 0 if active == "active" else 3
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="canhgac-agent", description="Canh Gác monitoring agent")
     p.add_argument("--config", type=Path, help="agent YAML config (default: built-in defaults)")
@@ -334,6 +391,8 @@ def _parser() -> argparse.ArgumentParser:
         help="WARNING when a report waits this long (default: 3 report intervals)",
     )
     add_output_options(s)
+    v = sub.add_parser("service", help="install, uninstall or show the systemd unit (no package)")
+    v.add_argument("action", choices=["install", "uninstall", "status"])
     return p
 
 
@@ -351,7 +410,13 @@ def _main(argv: list[str] | None) -> int:
             level=cfg.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        handler = {"enroll": cmd_enroll, "run": cmd_run, "once": cmd_once, "status": cmd_status}
+        handler = {
+            "enroll": cmd_enroll,
+            "run": cmd_run,
+            "once": cmd_once,
+            "status": cmd_status,
+            "service": cmd_service,
+        }
         return handler[args.command](cfg, args)
     except ConfigError as e:
         print(f"canhgac-agent: config error:\n{e}", file=sys.stderr)

@@ -18,6 +18,7 @@ from collector.leader import Leadership
 from collector.meetings import MeetingBook
 from collector.metrics import Exposition
 from collector.metrics.worker import FleetRenderer
+from collector.retention import RetentionPass
 from collector.server import build_server
 from collector.sites import load_sites
 from collector.store import Store
@@ -63,6 +64,8 @@ class CollectorApp:
                 default_hold=cfg.rules.hold,
                 sites=self.sites,
                 clock=clock,
+                on_tick=self._observe_tick,
+                on_write_error=self.metrics.store_write_errors.labels("alerts").inc,
             )
         self.grpc, self.grpc_port = build_server(
             cfg,
@@ -78,6 +81,7 @@ class CollectorApp:
             self.exposition.render,
             self.store.ready,
             self.alerts.reload if self.alerts else None,
+            own_metrics=self.exposition.render_own,
             config=cfg.http,
             on_refused=lambda: self.metrics.rejections.labels("http_connections").inc(),
         )
@@ -94,6 +98,7 @@ class CollectorApp:
                 clock=clock,
                 leading=self.leadership.is_leader,
                 meetings=self.meetings,
+                on_send_failure=self.metrics.mail_send_failures.inc,
             )
         self._stop_timer = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="alert-timer", daemon=True)
@@ -102,6 +107,21 @@ class CollectorApp:
             target=self._meeting_loop, name="meeting-timer", daemon=True
         )
         self._heap_timer = threading.Thread(target=self._heap_loop, name="heap-timer", daemon=True)
+        alerts = self.alerts
+        self.retention = RetentionPass(
+            self.store,
+            cfg.retention,
+            report_interval=cfg.report_interval,
+            reachable_within=stale_after,
+            rules=lambda: alerts.pack.agent_rules() if alerts is not None else (),
+        )
+        self._retention_timer = threading.Thread(
+            target=self._retention_loop, name="retention-timer", daemon=True
+        )
+
+    def _observe_tick(self, lag: float, took: float) -> None:
+        self.metrics.alert_timer_lag.set(lag)
+        self.metrics.alert_tick_duration.set(took)
 
     def _tick_loop(self) -> None:
         assert self.alerts is not None
@@ -119,6 +139,18 @@ class CollectorApp:
                 self.meetings.record_started(self._clock())
             except CollectorError as e:
                 log.warning("recording meeting results failed: %s", e)
+
+    def _retention_loop(self) -> None:
+        while not self._stop_timer.wait(self.cfg.retention.every):
+            if not self.leadership.is_leader():
+                continue  # one collector rolls up and expires (several on PostgreSQL)
+            try:
+                done = self.retention.run(self._clock(), self._stop_timer)
+            except CollectorError as e:
+                log.warning("retention pass failed: %s", e)
+                continue
+            if done.done:
+                log.info("retention pass: %s", done.done)
 
     def _heap_loop(self) -> None:
         heap = HeapKeeper(time.monotonic())
@@ -144,6 +176,7 @@ class CollectorApp:
             self.notifier.start()
         self._meeting_timer.start()
         self._heap_timer.start()
+        self._retention_timer.start()
         self.grpc.start()
         self.http.start()
         host = self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0"  # noqa: S104
@@ -156,7 +189,7 @@ class CollectorApp:
         self.http.stop()
         self.fleet_renderer.close()
         self._stop_timer.set()
-        for timer in (self._meeting_timer, self._heap_timer):
+        for timer in (self._meeting_timer, self._heap_timer, self._retention_timer):
             if timer.is_alive():
                 timer.join()
         if self.alerts is not None:

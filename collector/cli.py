@@ -1,4 +1,5 @@
-"""`canhgac-collector`: serve, tokens, agents, rules, alerts, meetings; errors become one line."""
+"""`canhgac-collector`: serve, tokens, agents, rules, alerts, meetings, store; errors become
+one line."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from canhgac_common.output import (
     Column,
+    add_output_options,
     emit_document,
     emit_records,
     iso_time,
@@ -34,11 +36,13 @@ from collector.alerts.notify.render import render_test
 from collector.alerts.notify.smtp import build_message
 from collector.alerts.notify.smtp import send as send_mail
 from collector.app import CollectorApp
+from collector.cli_reports import add_report_parsers
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
 from collector.meetings import MeetingBook, parse_local_time, room_names
 from collector.model import ROLES, Meeting, Placement
+from collector.retention import RetentionPass
 from collector.sites import load_sites
 from collector.store import MaintenanceWindow, Store
 
@@ -713,6 +717,85 @@ def _meeting_parsers(sub: Any) -> None:
     ms.set_defaults(handler=cmd_meeting_status)
 
 
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    if n < 1024:
+        return f"{n} B"
+    size, unit = n / 1024.0, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.1f} {unit}"
+
+
+def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    store = _store(cfg)
+    try:
+        tables = store.rollups.tables()
+        total = store.rollups.database_bytes()
+        rolled = store.rollups.rolled_until()
+    finally:
+        store.close()
+    emit_document(
+        args,
+        {
+            "database_bytes": total,
+            "database": _bytes(total),
+            "rolled_up_until": iso_time(rolled),
+            "tables": [
+                {
+                    "table": t.name,
+                    "rows": t.rows,
+                    "bytes": t.bytes,
+                    "size": _bytes(t.bytes),
+                    "oldest": iso_time(t.oldest),
+                }
+                for t in tables
+            ],
+        },
+    )
+    return 0
+
+
+def cmd_store_prune(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    pack = load_pack(cfg.rules.path, cfg.rules.hold) if cfg.rules.path is not None else None
+    store = _store(cfg)
+    try:
+        retention = RetentionPass(
+            store,
+            cfg.retention,
+            report_interval=cfg.report_interval,
+            reachable_within=cfg.report_interval * cfg.stale_after_intervals,
+            rules=lambda: pack.agent_rules() if pack is not None else (),
+        )
+        now = time.time()
+        counts = retention.plan(now) if args.dry_run else retention.run(now).done
+    finally:
+        store.close()
+    records = [{"step": k, "rows": v, "dry_run": args.dry_run} for k, v in counts.items()]
+    if args.output != "json":
+        print("sẽ xử lý / would process:" if args.dry_run else "đã xử lý / processed:")
+    emit_records(args, records, [("STEP", "step"), ("ROWS", "rows")])
+    return 0
+
+
+def _store_parsers(sub: Any) -> None:
+    st = sub.add_parser("store", help="the store's size and retention").add_subparsers(
+        dest="sub", required=True
+    )
+    ss = st.add_parser("stats", help="rows, size and oldest data of each table")
+    add_output_options(ss)
+    ss.set_defaults(handler=cmd_store_stats)
+    sp = st.add_parser(
+        "prune", help="run the retention pass now (rollups, then expiry past each horizon)"
+    )
+    sp.add_argument("--dry-run", action="store_true", help="only count what would go")
+    add_output_options(sp)
+    sp.set_defaults(handler=cmd_store_prune)
+
+
 def _rules_parsers(sub: Any) -> None:
     ru = sub.add_parser("rules", help="compliance rule packs").add_subparsers(
         dest="sub", required=True
@@ -829,6 +912,8 @@ def _parser() -> argparse.ArgumentParser:
     _rules_parsers(sub)
     _notify_parsers(sub)
     _meeting_parsers(sub)
+    add_report_parsers(sub)
+    _store_parsers(sub)
     return p
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
 
@@ -18,6 +19,7 @@ __all__ = [
     "HttpTlsConfig",
     "LimitsConfig",
     "NotifyConfig",
+    "RetentionConfig",
     "RulesConfig",
     "StoreConfig",
     "TlsConfig",
@@ -135,6 +137,45 @@ class RulesConfig(StrictModel):
     hold: Duration = Field(default=300.0, ge=0)  # flap damping unless a rule sets `hold:`
 
 
+class ReportsConfig(StrictModel):
+    """Period reports and audit exports (`canhgac-collector report|export`, docs/reports.md)."""
+
+    # A commune counts as connected for a period when its machines could reach the collector
+    # for at least this share of the period's hours (docs/indicators.md).
+    connected_share: float = Field(default=0.95, gt=0, le=1)
+    # The Ed25519 key that signs each export's manifest, made on first use (mode 0600). Default:
+    # export-signing.key beside the SQLite database; on PostgreSQL it must be set.
+    signing_key: Path | None = None
+    # A .ttf covering Vietnamese for the PDF; default: Noto Sans (fonts-noto-core) or DejaVu Sans.
+    font: Path | None = None
+
+
+class RetentionConfig(StrictModel):
+    """How long each kind of history is kept (docs/scaling.md, Retention). Raw reports are
+    rolled up as they arrive and deleted `raw` after the collector received them."""
+
+    raw: Duration = Field(default=30 * 86400.0, gt=0)
+    # Hourly rollups older than this become daily ones (local days of `timezone`).
+    hourly: Duration = Field(default=90 * 86400.0, gt=0)
+    rollups: Duration = Field(default=400 * 86400.0, gt=0)
+    alert_history: Duration = Field(default=400 * 86400.0, gt=0)
+    # Sent notifications, and mail that is no longer pending (sent, failed, partial).
+    notifications: Duration = Field(default=90 * 86400.0, gt=0)
+    mail: Duration = Field(default=90 * 86400.0, gt=0)
+    every: Duration = Field(default=60.0, ge=1)  # how often the pass runs (leader only)
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    @model_validator(mode="after")
+    def _order(self) -> RetentionConfig:
+        if self.hourly > self.rollups:
+            raise ValueError("hourly must not be longer than rollups")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+        return self
+
+
 class CollectorConfig(StrictModel):
     grpc_listen: str = "0.0.0.0:4317"
     http_listen: str = "0.0.0.0:9108"
@@ -148,8 +189,10 @@ class CollectorConfig(StrictModel):
     stale_after_intervals: int = Field(default=3, ge=1)
     limits: LimitsConfig = LimitsConfig()
     rules: RulesConfig = RulesConfig()
+    retention: RetentionConfig = RetentionConfig()
     notify: NotifyConfig = NotifyConfig()
     meetings: MeetingsConfig = MeetingsConfig()
+    reports: ReportsConfig = ReportsConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
     @model_validator(mode="after")

@@ -14,6 +14,9 @@ __all__ = [
     "MEETING_ROLE",
     "MEETING_SECTION",
     "ROLES",
+    "ROLLUP_AVAILABILITY",
+    "ROLLUP_INDICATOR",
+    "ROLLUP_RULE",
     "SEQ_BITS",
     "SPOOL_KEY",
     "AgentRecord",
@@ -25,8 +28,11 @@ __all__ = [
     "Placement",
     "Report",
     "Role",
+    "Rollup",
+    "RollupKey",
     "RoomState",
     "RoomVerdict",
+    "Stat",
     "TokenRecord",
     "probe_of_status_key",
     "status_key",
@@ -226,3 +232,67 @@ class MeetingSummary:
     ready: int
     expected: int
     rooms: tuple[RoomVerdict, ...]
+
+
+# ---- rollups: what the history keeps of raw reports past their retention (collector.rollup) -
+
+# The section of a rollup's availability metrics, and of its rule verdicts (metric = rule id).
+ROLLUP_AVAILABILITY: Final = "availability"
+"""Metrics: `received` (1 per report collected in the bucket), `reachable` (1 when the report
+reached the collector within the silence limit of its collection, else 0: a replayed backlog
+counts as an outage), `expected` (once per closed hour: the reports the agent's interval asks
+for in the part of the hour it was enrolled)."""
+ROLLUP_RULE: Final = "rule"
+"""Metric = an agent rule's id; 1 per verdict that passed, 0 per verdict that failed."""
+ROLLUP_INDICATOR: Final = "indicator"
+"""Metric = a machine indicator's id (collector.indicators); per report its defining rule
+judged: 1 when the machine met the indicator in that report, else 0."""
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Observations of one value: how many, their sum, the least and the greatest. Merging two
+    is exact and order-free, so a bucket may be filled by any number of passes."""
+
+    count: int
+    total: float
+    low: float
+    high: float
+
+    @staticmethod
+    def of(value: float) -> Stat:
+        return Stat(1, value, value, value)
+
+    def merge(self, other: Stat) -> Stat:
+        return Stat(
+            self.count + other.count,
+            self.total + other.total,
+            min(self.low, other.low),
+            max(self.high, other.high),
+        )
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+
+@dataclass(frozen=True, order=True)
+class RollupKey:
+    """One bucket of one agent's metric: `span` seconds (3600 an hour, 86400 a day) from
+    `start` (Unix seconds; a day starts at local midnight of the retention time zone)."""
+
+    agent_id: str
+    span: int
+    start: float
+    section: str
+    metric: str
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One agent's metric over a period, summed from its buckets (Store.rollups.totals)."""
+
+    agent_id: str
+    section: str
+    metric: str
+    stat: Stat

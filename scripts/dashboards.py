@@ -169,23 +169,29 @@ DASHBOARDS = (
                 height=5,
             ),
             Panel(
-                "Phòng họp trực tuyến sẵn sàng",
-                "Meeting rooms GREEN or AMBER (go) now, and rooms the sites file plans.",
+                "Xã có phòng họp trực tuyến sẵn sàng",
+                "Communes with a reporting room GREEN or AMBER (go) now, of the district's "
+                "communes: the digest's figure (docs/indicators.md).",
                 (
-                    ('sum(canhgac:meeting_rooms_ready:count{district=~"$district"})', "ready"),
-                    ('sum(canhgac:meeting_rooms_expected:sum{district=~"$district"})', "planned"),
+                    (
+                        'sum(canhgac_indicator_communes{indicator="room-ready", '
+                        'district=~"$district"})',
+                        "ready",
+                    ),
+                    ('sum(canhgac_district_communes{district=~"$district"})', "communes"),
                 ),
                 kind="stat",
                 width=6,
                 height=5,
             ),
             Panel(
-                "Máy có diệt virus hoạt động, cập nhật ≤ 3 ngày",
-                "Share of reporting machines with antivirus on and signatures at most 3 days old.",
+                "Máy có diệt virus hoạt động, cập nhật, tự kiểm tra đạt",
+                "Machines meeting the antivirus indicator, of the machines enrolled: the "
+                "digest's figure (docs/indicators.md).",
                 (
                     (
-                        f"sum(canhgac:antivirus_current:bool{{{AGENT}}})"
-                        f" / count(canhgac_agent_up{{{AGENT}}} == 1)",
+                        f'sum(canhgac_indicator_machines{{indicator="antivirus", {AGENT}}})'
+                        f" / sum(canhgac_indicator_machines_enrolled{{{AGENT}}})",
                         "current",
                     ),
                 ),
@@ -349,7 +355,8 @@ DASHBOARDS = (
         panels=(
             Panel(
                 "Tỷ lệ máy có diệt virus hoạt động theo xã",
-                "Per commune: machines with antivirus on and signatures at most 3 days old.",
+                "Per commune: machines with working, current, self-tested antivirus, of those "
+                "enrolled (docs/indicators.md).",
                 ((f"canhgac:antivirus_current:ratio{{{AGENT}}}", "{{commune}}"),),
                 kind="bargauge",
                 unit="percentunit",

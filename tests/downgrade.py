@@ -1,5 +1,11 @@
 """What turns a new store back into one an older collector left, for the migration tests."""
 
+# Schema 9 -> 8: rollups, retention marks, the reports' arrival index.
+UNDO_V9 = (
+    "DROP TABLE rollups",
+    "DROP TABLE retention_marks",
+    "DROP INDEX reports_received",
+)
 # Schema 8 -> 7: the clone mark of enrollments and the tokens that replace an agent.
 UNDO_V8 = (
     "ALTER TABLE agents DROP COLUMN clone_of",
@@ -12,4 +18,4 @@ UNDO_V7 = (
     "ALTER TABLE agents DROP COLUMN seq_conflicts",
 )
 # Back to schema 6, what the older downgrades start from.
-TO_V6 = UNDO_V8 + UNDO_V7
+TO_V6 = UNDO_V9 + UNDO_V8 + UNDO_V7

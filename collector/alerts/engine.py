@@ -19,7 +19,7 @@ from collector.compliance.evaluate import Memo, agent_variables, judge, report_v
 from collector.compliance.loader import load_pack
 from collector.compliance.model import Rule, RulePack
 from collector.compliance.schema import GROUP_FIELDS
-from collector.errors import RuleError
+from collector.errors import RuleError, StoreError
 from collector.model import MEETING_ROLE, AgentRecord, Alert, Event, Labels, Report
 from collector.sites import Sites
 from collector.store import AlertWrite, HistoryEntry, MaintenanceWindow, Silence, Store
@@ -131,8 +131,14 @@ class AlertEngine:
         default_hold: float,
         sites: Sites | None = None,
         clock: Callable[[], float] = time.time,
+        on_tick: Callable[[float, float], None] = lambda lag, took: None,
+        on_write_error: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_tick(lag, took)` after each timer tick: how long it waited in the queue and
+        how long it ran; `on_write_error` when writing alert state fails (/metrics)."""
         self._store = store
+        self._on_tick_done = on_tick
+        self._on_write_error = on_write_error
         self.pack = pack
         self._rules_path = rules_path
         self._interval = report_interval
@@ -143,7 +149,9 @@ class AlertEngine:
         self._alerts: dict[tuple[str, str], Alert] = {a.key: a for a in store.alerts.open_alerts()}
         self._verdicts = store.alerts.rule_verdicts()
         self._memo = Memo()
-        self._suppressors: set[tuple[str, str]] = set()  # (district, commune or "")
+        # The firing root causes: (district, commune or "") of each, and their alert keys.
+        self._suppressors: set[tuple[str, str]] = set()
+        self._causes: set[tuple[str, str]] = set()
         self._silences: list[Silence] = []
         self._windows: list[MaintenanceWindow] = []
         self._queue: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
@@ -180,7 +188,16 @@ class AlertEngine:
 
     def tick(self, now: float | None = None) -> Future[Any]:
         """Fleet rules, silence, hold expiry and notifications, as of `now` (queued)."""
-        return self._call(lambda: self._on_tick(self._clock() if now is None else now))
+        queued = time.monotonic()
+
+        def run() -> None:
+            started = time.monotonic()
+            try:
+                self._on_tick(self._clock() if now is None else now)
+            finally:
+                self._on_tick_done(started - queued, time.monotonic() - started)
+
+        return self._call(run)
 
     def drain(self, timeout: float = 30.0) -> None:
         """Wait until everything queued so far has been processed."""
@@ -261,6 +278,13 @@ class AlertEngine:
             self._alerts[key] = new
             w.upserts[key] = new
 
+    def _apply(self, w: AlertWrite) -> None:
+        try:
+            self._store.alerts.apply_alerts(w)
+        except StoreError:
+            self._on_write_error()
+            raise
+
     def _labels(self, rule: Rule, agent: AgentRecord) -> Labels:
         p = agent.placement
         return Labels(
@@ -284,7 +308,7 @@ class AlertEngine:
         touched = set(w.upserts)
         self._reconcile(w, [self._alerts[k] for k in touched if k in self._alerts])
         if w:
-            self._store.alerts.apply_alerts(w)
+            self._apply(w)
 
     def _on_tick(self, now: float) -> None:
         w = AlertWrite(now=now)
@@ -293,11 +317,13 @@ class AlertEngine:
         self._windows = self._store.alerts.maintenance()
         fleet = self._tick_fleet(pace)
         self._fleet_rules(w, fleet, now, pace)
-        self._suppressors = {
-            (a.labels.district, a.labels.commune)
+        causes = [
+            a
             for a in self._alerts.values()
             if a.state == "firing" and (rule := self.pack.get(a.labels.rule_id)) and rule.suppresses
-        }
+        ]
+        self._suppressors = {(a.labels.district, a.labels.commune) for a in causes}
+        self._causes = {a.key for a in causes}
         timed = [r for r in self.pack.agent_rules() if r.time_dependent]
         for agent, snapshot in fleet:
             pace()
@@ -326,7 +352,7 @@ class AlertEngine:
                 self._record(w, rule, a, new, events)
         self._reconcile(w, list(self._alerts.values()), pace)
         for part in w.split(WRITE_KEYS):
-            self._store.alerts.apply_alerts(part)
+            self._apply(part)
             pace()  # Submit's commits wait for the store's writer between the parts
 
     def _tick_fleet(self, pace: Pacer) -> list[tuple[AgentRecord, dict[str, Any]]]:
@@ -449,9 +475,12 @@ class AlertEngine:
 
     def _muted(self, a: Alert, now: float) -> bool:
         lab = a.labels
+        # Everything inside a place whose root cause fires is explained by it: its machines'
+        # alerts, its other group rules (commune.meeting-room during the outage) and, under a
+        # district cause, its communes' causes. Only the cause itself is notified.
         for district, commune in self._suppressors:
             inside = lab.district == district and (not commune or lab.commune == commune)
-            if inside and lab.subject != fleet_subject(district, commune):
+            if inside and (a.key not in self._causes or (not commune and lab.commune != "")):
                 return True
         if any(s.starts_at <= now < s.ends_at and matches(s.matchers, lab) for s in self._silences):
             return True

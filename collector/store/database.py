@@ -4,6 +4,7 @@ writer lock, and the three ways a part talks to it (a write, a read, the ack pat
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -34,12 +35,19 @@ from collector.store.schema import (
     meetings,
     metadata,
     reports,
+    retention_marks,
+    rollups,
     schema_version,
     spools,
     tokens,
 )
 
 __all__ = ["Database"]
+
+log = logging.getLogger(__name__)
+
+# Pages given back per transaction (4 KiB each): a short hold of the writer.
+_VACUUM_PAGES = 256
 
 
 def _to_v2(conn: Connection) -> None:
@@ -100,6 +108,13 @@ def _to_v8(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
 
 
+def _to_v9(conn: Connection) -> None:
+    """Schema 9: rollups, the retention pass's marks, and reports indexed by arrival."""
+    metadata.create_all(conn, tables=[rollups, retention_marks])
+    for index in reports.indexes:
+        index.create(conn)
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -109,6 +124,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     6: _to_v6,
     7: _to_v7,
     8: _to_v8,
+    9: _to_v9,
 }
 
 
@@ -130,6 +146,8 @@ class Database:
             threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
         self._migrate()
+        if self.dialect == "sqlite":
+            self._space_reuse()
         self._readers = Connections(self.engine, autocommit=True)
         self._writers = Connections(self.engine, autocommit=False)
         # The ack path runs on the driver's cursor: its errors are the driver's.
@@ -159,6 +177,9 @@ class Database:
             cur = dbapi_conn.cursor()
             # First: switching a new file to WAL takes a lock that another opener may hold.
             cur.execute("PRAGMA busy_timeout=10000")
+            # Schema 9: pages freed by retention are given back by incremental_vacuum (in a
+            # new file; an older one is converted once, below).
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -194,6 +215,34 @@ class Database:
                 self._migrate(attempt + 1)
                 return
             raise StoreError(f"{self.url}: cannot open store: {e}") from None
+
+    def _space_reuse(self) -> None:
+        """A file made before schema 9 has no auto_vacuum: one VACUUM converts it (it takes
+        a while on a large file, and needs free space of the file's size, once)."""
+        with self.engine.connect() as conn:
+            if conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() == 2:  # incremental
+                return
+            log.warning("%s: converting to incremental vacuum (once; VACUUM)", self.url)
+            conn.exec_driver_sql("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.commit()
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("VACUUM")
+
+    def reclaim(self, pace: Callable[[], None], stopped: Callable[[], bool]) -> int:
+        """SQLite: the file's free pages given back, a few at a time; pages freed."""
+        if self.dialect != "sqlite":
+            return 0  # PostgreSQL's autovacuum reuses space within each table
+        freed = 0
+        while not stopped():
+            with self.write() as conn:
+                free = conn.exec_driver_sql("PRAGMA freelist_count").scalar() or 0
+                if not free:
+                    break
+                conn.exec_driver_sql(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})")
+                freed += min(free, _VACUUM_PAGES)
+            pace()
+        return freed
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -34,6 +35,8 @@ __all__ = [
     "metadata",
     "notifications",
     "reports",
+    "retention_marks",
+    "rollups",
     "rule_results",
     "schema_version",
     "silences",
@@ -43,7 +46,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 metadata = MetaData()
 
@@ -135,6 +138,8 @@ reports = Table(
     Column("payload", Text, nullable=False),
     Column("wire", LargeBinary),  # schema 5: the Report as received (protobuf)
     PrimaryKeyConstraint("agent_id", "seq"),
+    # Schema 9: the order the rollup pass reads reports in and retention deletes them by.
+    Index("reports_received", "received_at", "agent_id", "seq"),
 )
 
 # The newest value of each report section per agent: what /metrics and rules read.
@@ -320,4 +325,35 @@ meeting_results = Table(
     Column("checked_at", Float),
     Column("recorded_at", Float, nullable=False),
     PrimaryKeyConstraint("meeting_id", "agent_id"),
+)
+
+# ---- schema 9: rollups and retention (issue 16) --------------------------------------------
+
+# What the history keeps for years: per agent, bucket and metric, a collector.model.Stat
+# (count, sum, least, greatest). Hourly buckets become daily ones past `retention.hourly`.
+rollups = Table(
+    "rollups",
+    metadata,
+    Column("span", Integer, nullable=False),  # 3600 | 86400 seconds
+    Column("start", Float, nullable=False),  # Unix seconds
+    Column("agent_id", String(32), nullable=False),
+    Column("section", String(50), nullable=False),  # a report section, availability, rule
+    Column("metric", String(200), nullable=False),  # dotted path in the section, or rule id
+    Column("count", BigInteger, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    PrimaryKeyConstraint("span", "start", "agent_id", "section", "metric"),
+)
+
+# Where each step of the retention pass has got to, moved in the transaction of its work:
+# `rolled` (received_at, agent_id, seq of the last report rolled up), `expected` (the hour
+# whose expected counts are being written, and the last agent written).
+retention_marks = Table(
+    "retention_marks",
+    metadata,
+    Column("name", String(20), primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("agent_id", String(32), nullable=False, default=""),
+    Column("seq", BigInteger, nullable=False, default=0),
 )

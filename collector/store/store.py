@@ -46,6 +46,7 @@ from collector.store.fleet import FleetTables
 from collector.store.hotpath import AgentRow, HotPath
 from collector.store.mail import MailTables
 from collector.store.meetings import MeetingTables
+from collector.store.rollups import RollupTables
 from collector.store.schema import (
     PLACE_COLUMNS,
     agents,
@@ -261,8 +262,8 @@ class Store(Part):
     """SQLite (WAL) by default, PostgreSQL by URL; acks are given only after `ingest` commits.
 
     Made of parts over one `Database`: this object holds tokens, agents and reports (the ack
-    path); `alerts`, `mail`, `meetings` and `scrape` hold their own tables, and each consumer
-    is handed the part it needs."""
+    path); `alerts`, `mail`, `meetings`, `scrape` and `rollups` hold their own tables, and
+    each consumer is handed the part it needs."""
 
     def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:
         super().__init__(Database(url, sqlite_synchronous))
@@ -271,6 +272,7 @@ class Store(Part):
         self.mail = MailTables(self._db)
         self.meetings = MeetingTables(self._db)
         self.scrape = FleetTables(self._db)
+        self.rollups = RollupTables(self._db)
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
         self._committing = False
@@ -295,6 +297,10 @@ class Store(Part):
 
     def ping(self) -> bool:
         return self._db.ping()
+
+    def reclaim(self, pace: Callable[[], None], stopped: Callable[[], bool]) -> int:
+        """After retention deleted rows: SQLite's freed pages given back (paced)."""
+        return self._db.reclaim(pace, stopped)
 
     def ready(self) -> bool:
         """The store answers and its last ingest write did not fail (/readyz)."""

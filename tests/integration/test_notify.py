@@ -205,6 +205,24 @@ def test_daily_and_weekly_digest(store: Store, pack: RulePack) -> None:
     ready = {"meeting_room": {"readiness": {"state": "amber"}}}  # AMBER is still a go
     store.ingest(room, [Report(1, "b", before, "0.1.0", sections={**av, **ready})], before)
     store.ingest(pc, [Report(1, "b", before, "0.1.0", sections={})], before)
+    # The verdicts the engine would write for these reports (the indicators rest on them).
+    passed = [
+        "antivirus.present",
+        "antivirus.enabled",
+        "antivirus.realtime",
+        "antivirus.signatures",
+        "meeting-room.ready",
+        "security.firewall",
+    ]
+    store.alerts.apply_alerts(
+        AlertWrite(
+            results=[
+                *((Labels(r, room, "high", "Hòa An", "Thanh Nhật"), True, before) for r in passed),
+                (Labels("security.firewall", pc, "high", "Hòa An", "Thanh Nhật"), False, before),
+            ],
+            now=before,
+        )
+    )
     firing(
         store, pack, labels("hardware.supported-os", "high", "An Lạc"), before - 7200, notify=False
     )
@@ -228,12 +246,16 @@ def test_daily_and_weekly_digest(store: Store, pack: RulePack) -> None:
     supported = pack.get("hardware.supported-os")
     disk = pack.get("hardware.disk-free")
     assert supported is not None and disk is not None
-    assert "Xã có phòng họp trực tuyến sẵn sàng: 1/2" in text
-    assert "Máy có phần mềm diệt virus hoạt động và cập nhật: 33% (1/3)" in text
+    assert "Xã có kết nối mạng tới huyện: 50% (1/2)" in text
+    assert "Xã có phòng họp trực tuyến sẵn sàng: 50% (1/2)" in text
+    assert "Máy có phần mềm diệt virus hoạt động, cập nhật, tự kiểm tra đạt: 33% (1/3)" in text
+    assert "Máy bật tường lửa: 33% (1/3)" in text
+    assert "Máy cập nhật hệ điều hành: 0% (0/3)" in text
     assert "Máy đang gửi báo cáo: 67% (2/3)" in text
+    assert "kế hoạch" not in text  # no sites file: nothing planned, no made-up denominator
     assert f"An Lạc: 1 ({supported.title.vi})" in text
     assert f"{disk.title.vi} — Thanh Nhật, lúc" in text
-    assert "<b>1/2</b>" in html
+    assert "<b>50% (1/2)</b>" in html
     assert rec.to(IT) == []
 
 

@@ -267,7 +267,14 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         _agent_vars(_av(products=[_product("off"), _product("unknown")])),
         _agent_vars(_av(products=[_product("off"), _product("expired")])),
     ),
-    "antivirus.realtime": (_agent_vars(_av(realtime="unknown")), _agent_vars(_av(realtime="off"))),
+    "antivirus.realtime": (
+        _agent_vars(_av(realtime="not_configured")),
+        _agent_vars(_av(realtime="off")),
+    ),
+    "antivirus.realtime-not-configured": (
+        _agent_vars(_av(realtime="off")),  # antivirus.realtime's finding, not this one's
+        _agent_vars(_av(realtime="not_configured")),
+    ),
     "antivirus.self-test": (_agent_vars(_clamd("not_run")), _agent_vars(_clamd("missed"))),
     "antivirus.signatures": (
         _agent_vars(_av(signature_updated_at=NOW - 2.9 * DAY)),

@@ -84,7 +84,8 @@ class EscalationConfig(StrictModel):
     """A firing alert of `severities` not acknowledged within `after` goes to `to`."""
 
     after: Duration | None = Field(default=4 * 3600.0, gt=0)
-    severities: list[Severity] = ["critical"]
+    # A commune link down (high) nobody has taken up reaches the leadership too.
+    severities: list[Severity] = ["critical", "high"]
     to: Literal["commune", "district"] = "district"
 
 
@@ -96,6 +97,8 @@ class RetryConfig(StrictModel):
 
 class AlertmanagerConfig(StrictModel):
     url: str = ""  # e.g. http://127.0.0.1:9093; empty = off
+    # Forwarded: notified alerts of these severities, as mail goes to IT staff by severity.
+    severities: list[Severity] = ["critical", "high"]
     resend_every: Duration = Field(default=60.0, gt=0)
     timeout: Duration = Field(default=10.0, gt=0)
 

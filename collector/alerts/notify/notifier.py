@@ -50,8 +50,10 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         leading: Callable[[], bool] = lambda: True,
         meetings: MeetingBook | None = None,
+        on_send_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        self._on_send_failure = on_send_failure  # each failed delivery attempt (/metrics)
         # With several collectors on one PostgreSQL only the leader sends (collector.leader).
         self._leading = leading
         self.cfg = cfg
@@ -263,6 +265,8 @@ class Notifier:
     def _attempt(self, m: OutboxMessage, now: float) -> None:
         body = smtp.build_message(self.cfg.smtp.from_address, m.to_addrs, m.subject, m.text, m.html)
         result = smtp.send(self.cfg.smtp, m.to_addrs, body)
+        if result.outcome != "sent":
+            self._on_send_failure()
         if result.outcome == "retry" and m.attempts + 1 < self.cfg.retry.max_attempts:
             delay = min(self.cfg.retry.backoff * 2**m.attempts, self.cfg.retry.max_backoff)
             # The SMTP server's reply: bounded and escaped like anything from another host.

@@ -1,0 +1,444 @@
+"""Rollups and retention: the buckets that outlive raw reports, the marks of the retention
+pass, and the paced deletions past each horizon. Every write is one short transaction that
+moves its mark (or deletes what it summarised) with its work, so a pass killed at any point
+leaves nothing counted twice or half-deleted, and the next pass carries on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from collector.model import Rollup, RollupKey, Stat
+from collector.store.base import Part
+from collector.store.schema import (
+    agents,
+    alert_history,
+    mail_outbox,
+    mail_queue,
+    meeting_results,
+    metadata,
+    notifications,
+    reports,
+    retention_marks,
+    rollups,
+    snapshots,
+    tokens,
+)
+
+__all__ = ["HISTORY_TABLES", "Mark", "RawReport", "RollupTables", "TableStats"]
+
+HOUR = 3600
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Mark:
+    """How far a step of the retention pass has got (retention_marks)."""
+
+    at: float
+    agent_id: str = ""
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class RawReport:
+    """A stored report as the rollup pass reads it; collector.decode.stored_report decodes
+    (wire, payload)."""
+
+    agent_id: str
+    seq: int
+    collected_at: float
+    received_at: float
+    wire: bytes | None
+    payload: str
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """One table as `store stats` shows it: rows, the time of its oldest row, bytes on disk
+    (with its indexes; None where the database cannot tell)."""
+
+    name: str
+    rows: int
+    oldest: float | None
+    bytes: int | None
+
+
+# The time column `store stats` reads each table's oldest row from.
+_OLDEST = {
+    "reports": reports.c.received_at,
+    "rollups": rollups.c.start,
+    "snapshots": snapshots.c.collected_at,
+    "agents": agents.c.enrolled_at,
+    "tokens": tokens.c.created_at,
+    "alert_history": alert_history.c.at,
+    "notifications": notifications.c.created_at,
+    "mail_outbox": mail_outbox.c.created_at,
+    "mail_queue": mail_queue.c.created_at,
+    "meeting_results": meeting_results.c.starts_at,
+}
+
+# The tables with their own retention besides reports and rollups: (table, time column,
+# what must hold of a row before it may go: never an unsent notification or pending mail).
+HISTORY_TABLES: dict[str, tuple[Table, Any, Any]] = {
+    "alert_history": (alert_history, alert_history.c.at, None),
+    "notifications": (
+        notifications,
+        notifications.c.created_at,
+        notifications.c.sent_at.is_not(None),
+    ),
+    "mail_outbox": (mail_outbox, mail_outbox.c.created_at, mail_outbox.c.state != "pending"),
+    "mail_queue": (mail_queue, mail_queue.c.created_at, mail_queue.c.message_id.is_not(None)),
+}
+
+_KEY = (rollups.c.span, rollups.c.start, rollups.c.agent_id, rollups.c.section, rollups.c.metric)
+_STAT = (rollups.c.count, rollups.c.total, rollups.c.low, rollups.c.high)
+
+
+class RollupTables(Part):
+    """`totals` is the read the period reports use; the rest is the retention pass's."""
+
+    # ---- the read API (issue 19: indicators per commune and period) ----------------------
+
+    def totals(
+        self, start: float, end: float, agent_ids: Collection[str] | None = None
+    ) -> Iterator[Rollup]:
+        """Each agent's metrics over [start, end), summed over the buckets that start in it,
+        ordered by agent, section, metric; streamed (10,000 agents x a month stay in bounded
+        memory). Hourly buckets are UTC hours, daily ones (past `retention.hourly`) local days
+        of the retention time zone: give a period of whole local days. The buckets hold every
+        report received up to `rolled_until()`; availability's `expected` is written once an
+        hour has closed."""
+        query = (
+            select(
+                rollups.c.agent_id,
+                rollups.c.section,
+                rollups.c.metric,
+                func.sum(rollups.c.count),
+                func.sum(rollups.c.total),
+                func.min(rollups.c.low),
+                func.max(rollups.c.high),
+            )
+            .where(rollups.c.start >= start, rollups.c.start < end)
+            .group_by(rollups.c.agent_id, rollups.c.section, rollups.c.metric)
+            .order_by(rollups.c.agent_id, rollups.c.section, rollups.c.metric)
+        )
+        if agent_ids is not None:
+            query = query.where(rollups.c.agent_id.in_(list(agent_ids)))
+        with self._read() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=2000).execute(query)
+            for agent_id, section, metric, count, total, low, high in result:
+                yield Rollup(agent_id, section, metric, Stat(int(count), total, low, high))
+
+    def place_totals(
+        self, start: float, end: float, sections: Collection[str]
+    ) -> list[tuple[str, str, str, str, str, int, float]]:
+        """(district, commune, unit, section, metric, count, total) over the buckets that start
+        in [start, end) of every agent placed there, revoked ones included (they were there
+        in the period): what a period's shares per place are computed from."""
+        q = (
+            select(
+                agents.c.district,
+                agents.c.commune,
+                agents.c.unit,
+                rollups.c.section,
+                rollups.c.metric,
+                func.sum(rollups.c.count),
+                func.sum(rollups.c.total),
+            )
+            .join(agents, agents.c.agent_id == rollups.c.agent_id)
+            .where(
+                rollups.c.start >= start,
+                rollups.c.start < end,
+                rollups.c.section.in_(sorted(sections)),
+            )
+            .group_by(
+                agents.c.district,
+                agents.c.commune,
+                agents.c.unit,
+                rollups.c.section,
+                rollups.c.metric,
+            )
+        )
+        with self._read() as conn:
+            return [
+                (d, c, u, sec, m, int(n), float(t)) for d, c, u, sec, m, n, t in conn.execute(q)
+            ]
+
+    def commune_time(
+        self, start: float, end: float, section: str
+    ) -> list[tuple[str, str, float, float]]:
+        """(district, commune, seconds expected, seconds reachable) over [start, end): a
+        bucket's span counts as expected when some agent of the commune was expected to report
+        in it (`section`'s `expected` metric, written once the hour closed), and as reachable
+        when one of its reports in it reached the collector in time (`reachable` > 0)."""
+        r = rollups
+        per_bucket = (
+            select(
+                agents.c.district,
+                agents.c.commune,
+                r.c.span,
+                func.max(case((r.c.metric == "expected", r.c.total), else_=0.0)).label("exp"),
+                func.max(case((r.c.metric == "reachable", r.c.total), else_=0.0)).label("ok"),
+            )
+            .join(agents, agents.c.agent_id == r.c.agent_id)
+            .where(r.c.start >= start, r.c.start < end, r.c.section == section)
+            .where(agents.c.commune != "")
+            .group_by(agents.c.district, agents.c.commune, r.c.start, r.c.span)
+            .subquery()
+        )
+        q = select(
+            per_bucket.c.district,
+            per_bucket.c.commune,
+            func.sum(case((per_bucket.c.exp > 0, per_bucket.c.span), else_=0)),
+            func.sum(
+                case((and_(per_bucket.c.exp > 0, per_bucket.c.ok > 0), per_bucket.c.span), else_=0)
+            ),
+        ).group_by(per_bucket.c.district, per_bucket.c.commune)
+        with self._read() as conn:
+            return [(d, c, float(e or 0), float(k or 0)) for d, c, e, k in conn.execute(q)]
+
+    def buckets(self, agent_id: str) -> dict[RollupKey, Stat]:
+        """Every bucket of one agent as stored (for `agent show` and the tests)."""
+        with self._read() as conn:
+            rows = conn.execute(select(*_KEY, *_STAT).where(rollups.c.agent_id == agent_id))
+            return {
+                RollupKey(a, span, start, sec, m): Stat(*st) for span, start, a, sec, m, *st in rows
+            }
+
+    def rolled_until(self) -> float | None:
+        """Reports received up to this time (collector clock) are in the rollups."""
+        mark = self.mark("rolled")
+        return None if mark is None else mark.at
+
+    # ---- the retention pass ---------------------------------------------------------------
+
+    def mark(self, name: str) -> Mark | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(retention_marks).where(retention_marks.c.name == name)
+            ).first()
+        return None if row is None else Mark(row.at, row.agent_id, row.seq)
+
+    def reports_after(self, after: Mark | None, until: float, limit: int) -> list[RawReport]:
+        """The next `limit` reports in arrival order after `after`, received before `until`."""
+        query = (
+            select(
+                reports.c.agent_id,
+                reports.c.seq,
+                reports.c.collected_at,
+                reports.c.received_at,
+                reports.c.wire,
+                reports.c.payload,
+            )
+            .where(reports.c.received_at < until)
+            .order_by(reports.c.received_at, reports.c.agent_id, reports.c.seq)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(
+                tuple_(reports.c.received_at, reports.c.agent_id, reports.c.seq)
+                > tuple_(after.at, after.agent_id, after.seq)
+            )
+        with self._read() as conn:
+            return [RawReport(*row) for row in conn.execute(query)]
+
+    def add(self, stats: Mapping[RollupKey, Stat], name: str, was: Mark | None, now: Mark) -> bool:
+        """Merge `stats` into the buckets and move mark `name` from `was` to `now`, in one
+        transaction; False (nothing written) when the mark is no longer `was` (another pass
+        got there first)."""
+        with self._write() as conn:
+            if not self._move(conn, name, was, now):
+                return False
+            self._merge(conn, stats)
+        return True
+
+    def compact(self, before: float, day_of: Callable[[float], float], limit: int) -> int:
+        """Up to `limit` hourly buckets that start before `before` merged into their days and
+        deleted, in one transaction; how many moved."""
+        hourly = and_(rollups.c.span == HOUR, rollups.c.start < before)
+        with self._write() as conn:
+            rows = conn.execute(
+                select(*_KEY, *_STAT).where(hourly).order_by(rollups.c.start).limit(limit)
+            ).all()
+            days: dict[RollupKey, Stat] = {}
+            for _, start, agent_id, section, metric, *stat in rows:
+                key = RollupKey(agent_id, DAY, day_of(start), section, metric)
+                days[key] = days[key].merge(Stat(*stat)) if key in days else Stat(*stat)
+            if rows:
+                keys = [tuple(r[:5]) for r in rows]
+                for i in range(0, len(keys), 100):
+                    conn.execute(delete(rollups).where(tuple_(*_KEY).in_(keys[i : i + 100])))
+                self._merge(conn, days)
+        return len(rows)
+
+    def expire(self, name: str, before: float, limit: int) -> int:
+        """Up to `limit` rows of `name` (reports, rollups or one of HISTORY_TABLES) whose
+        time is before `before` deleted, oldest first, in one transaction; how many went."""
+        table, column, allowed = self._expiring(name)
+        where = and_(column < before, allowed) if allowed is not None else column < before
+        with self._write() as conn:
+            # The time of the `limit`-th oldest row: deleting below it is a bounded DELETE on
+            # both databases (neither has DELETE ... LIMIT in common).
+            edge = conn.execute(
+                select(column).where(where).order_by(column).offset(limit).limit(1)
+            ).scalar()
+            if edge is not None:
+                first = conn.execute(select(func.min(column)).where(where)).scalar()
+                # Rows that share one time (a batch's reports) go together.
+                where = and_(where, column <= edge if edge == first else column < edge)
+            result: Any = conn.execute(delete(table).where(where))
+        return int(result.rowcount)
+
+    def count_before(self, name: str, before: float) -> int:
+        """Rows of `name` that `expire` would delete before `before` (`store prune --dry-run`)."""
+        table, column, allowed = self._expiring(name)
+        where = and_(column < before, allowed) if allowed is not None else column < before
+        with self._read() as conn:
+            return conn.execute(select(func.count()).select_from(table).where(where)).scalar() or 0
+
+    def hourly_before(self, before: float) -> int:
+        with self._read() as conn:
+            return (
+                conn.execute(
+                    select(func.count())
+                    .select_from(rollups)
+                    .where(rollups.c.span == HOUR, rollups.c.start < before)
+                ).scalar()
+                or 0
+            )
+
+    def reports_pending(self, after: Mark | None, until: float) -> int:
+        """Reports received before `until` not yet rolled up."""
+        query = select(func.count()).select_from(reports).where(reports.c.received_at < until)
+        if after is not None:
+            query = query.where(
+                tuple_(reports.c.received_at, reports.c.agent_id, reports.c.seq)
+                > tuple_(after.at, after.agent_id, after.seq)
+            )
+        with self._read() as conn:
+            return conn.execute(query).scalar() or 0
+
+    def tables(self) -> list[TableStats]:
+        """Every table of the schema: rows, oldest row, size (`store stats`)."""
+        with self._read() as conn:
+            sizes = self._sizes(conn)
+            out = []
+            for table in metadata.sorted_tables:
+                rows = conn.execute(select(func.count()).select_from(table)).scalar() or 0
+                column = _OLDEST.get(table.name)
+                oldest = None if column is None else conn.execute(select(func.min(column))).scalar()
+                out.append(TableStats(table.name, rows, oldest, sizes.get(table.name)))
+        return sorted(out, key=lambda t: t.name)
+
+    def database_bytes(self) -> int:
+        """The whole database on disk (SQLite: the file without its WAL)."""
+        with self._read() as conn:
+            if self._db.dialect == "postgresql":
+                sql = "SELECT pg_database_size(current_database())"
+                return int(conn.exec_driver_sql(sql).scalar() or 0)
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar() or 0
+            size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
+            return int(pages * size)
+
+    def _sizes(self, conn: Connection) -> dict[str, int]:
+        if self._db.dialect == "postgresql":
+            return {
+                t.name: int(
+                    conn.exec_driver_sql(
+                        "SELECT pg_total_relation_size(%(t)s::regclass)", {"t": t.name}
+                    ).scalar()
+                    or 0
+                )
+                for t in metadata.sorted_tables
+            }
+        try:  # dbstat: SQLite's page-level view (compiled into Debian's and Python's builds)
+            rows = conn.exec_driver_sql(
+                "SELECT m.tbl_name, SUM(d.pgsize) FROM dbstat d JOIN sqlite_master m "
+                "ON m.name = d.name GROUP BY m.tbl_name"
+            ).all()
+        except SQLAlchemyError:
+            return {}
+        return {name: int(size) for name, size in rows}
+
+    # ---- inside ------------------------------------------------------------------------
+
+    @staticmethod
+    def _expiring(name: str) -> tuple[Table, Any, Any]:
+        if name == "reports":
+            return reports, reports.c.received_at, None
+        if name == "rollups":
+            return rollups, rollups.c.start, None
+        return HISTORY_TABLES[name]
+
+    @staticmethod
+    def _move(conn: Connection, name: str, was: Mark | None, now: Mark) -> bool:
+        values = {"at": now.at, "agent_id": now.agent_id, "seq": now.seq}
+        if was is None:
+            found = conn.execute(
+                select(retention_marks.c.name).where(retention_marks.c.name == name)
+            ).first()
+            if found is not None:
+                return False
+            conn.execute(insert(retention_marks).values(name=name, **values))
+            return True
+        result: Any = conn.execute(
+            update(retention_marks)
+            .where(
+                retention_marks.c.name == name,
+                retention_marks.c.at == was.at,
+                retention_marks.c.agent_id == was.agent_id,
+                retention_marks.c.seq == was.seq,
+            )
+            .values(**values)
+        )
+        return bool(result.rowcount)
+
+    def _merge(self, conn: Connection, stats: Mapping[RollupKey, Stat]) -> None:
+        if not stats:
+            return
+        make = postgresql.insert if self._db.dialect == "postgresql" else sqlite.insert
+        stmt = make(rollups)
+        ex = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[c.name for c in _KEY],
+            set_={
+                "count": rollups.c.count + ex.count,
+                "total": rollups.c.total + ex.total,
+                "low": case((ex.low < rollups.c.low, ex.low), else_=rollups.c.low),
+                "high": case((ex.high > rollups.c.high, ex.high), else_=rollups.c.high),
+            },
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "span": k.span,
+                    "start": k.start,
+                    "agent_id": k.agent_id,
+                    "section": k.section,
+                    "metric": k.metric,
+                    "count": s.count,
+                    "total": s.total,
+                    "low": s.low,
+                    "high": s.high,
+                }
+                for k, s in stats.items()
+            ],
+        )
