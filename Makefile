@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run demo reset-demo test test-deps lint typecheck proto proto-check docs dashboards unit integration bench fuzz clean
+.PHONY: run demo reset-demo i18n i18n-check test test-deps lint typecheck proto proto-check docs dashboards unit integration bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,7 +26,7 @@ reset-demo:
 	rm -rf var/demo
 
 ## test: lint, types, generated-code drift, then the whole suite
-test: $(STAMP) test-deps lint typecheck proto-check
+test: $(STAMP) test-deps lint typecheck proto-check i18n-check
 	$(BIN)/pytest -q
 
 test-deps:
@@ -52,6 +52,13 @@ dashboards: $(STAMP)
 
 proto-check: $(STAMP)
 	PYTHON=$(BIN)/python proto/generate.sh --check
+
+## i18n: extract the CLIs' messages, merge them into the .po catalogs, compile the .mo files
+i18n:
+	scripts/i18n.sh
+
+i18n-check:
+	scripts/i18n.sh --check
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -2,8 +2,9 @@
 # System packages the test suite uses as real parts (called by `make test`).
 # Installs only what is missing; needs root and apt-get (Debian), else says what to install.
 # fonts-noto-core: the audit export PDF's Vietnamese font; poppler-utils: pdftotext/pdffonts read it back.
+# gettext: xgettext/msgmerge/msgfmt for the CLIs' catalogs (scripts/i18n.sh --check).
 set -euo pipefail
-packages=(openssl prometheus prometheus-alertmanager postgresql iproute2 nftables dnsmasq clamav clamav-daemon prometheus-node-exporter fonts-noto-core poppler-utils)
+packages=(openssl prometheus prometheus-alertmanager postgresql iproute2 nftables dnsmasq clamav clamav-daemon prometheus-node-exporter fonts-noto-core poppler-utils gettext)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -739,3 +739,34 @@ def test_make_run_on_a_busy_port_says_so_and_how_to_choose_another(tmp_path: Pat
     assert f"port {busy} on 127.0.0.1 is in use" in out.stderr
     assert "make run GRPC_PORT=14317 HTTP_PORT=19108" in out.stderr
     assert not (tmp_path / "canhgac.db").exists()  # nothing started
+
+
+def test_vietnamese_first_english_by_option_or_locale(tmp_path: Path) -> None:
+    """Both binaries speak Vietnamese unless told otherwise (gettext catalogs)."""
+    plain = {k: v for k, v in os.environ.items() if not k.startswith(("LANG", "LC_"))}
+    config = write_config(tmp_path, sites=False)
+    collector = [str(BIN / "canhgac-collector"), "--config", str(config)]
+    agent = [str(BIN / "canhgac-agent"), "--state-dir", str(tmp_path / "none")]
+
+    helped = run(*collector, "--help", env={**plain, "LANG": "C.UTF-8"})
+    assert "Máy chủ thu thập Canh Gác" in helped.stdout
+    assert "chạy máy chủ gRPC và HTTP cho đến khi dừng" in helped.stdout
+    status = run(*agent, "status", env=plain)
+    assert status.returncode == 2
+    assert status.stdout.splitlines()[0].startswith("CRITICAL: chưa đăng ký: ")
+    assert "hàng đợi:  trống (agent chưa chạy lần nào)" in status.stdout
+    bad = run(*collector, "alerts", "maintenance", "add", "--match", "host=a", "--weekdays",
+              "sun", "--start", "9pm", "--duration", "1h", "--author", "a", "--reason", "r",
+              env=plain)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        "canhgac-collector: lỗi cấu hình: --start '9pm': dùng dạng HH:MM "
+        "(giờ địa phương của máy chủ thu thập)\n"
+    )
+
+    for english in ({**plain, "LANG": "en_US.UTF-8"}, plain):
+        flag = () if "LANG" in english else ("--lang", "en")
+        status = run(*agent[:1], *flag, *agent[1:], "status", env=english)
+        assert status.stdout.splitlines()[0].startswith("CRITICAL: not enrolled: "), flag
+        helped = run(*collector[:1], *flag, *collector[1:], "--help", env=english)
+        assert "run the gRPC and HTTP servers until stopped" in helped.stdout, flag
