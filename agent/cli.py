@@ -27,7 +27,9 @@ from agent.runner import Runner, Scheduled, collect, read_boot_id
 from agent.spool import Spool, SpoolStatus
 from agent.transport.client import CollectorClient, MachineFacts
 from agent.transport.encode import plain
-from canhgac_common.output import add_output_options, iso_time
+from canhgac_common.i18n import LANGUAGES, choose_language, use_language
+from canhgac_common.i18n import gettext_ as _
+from canhgac_common.output import add_output_options, iso_time, survive_closed_pipe
 from canhgac_common.units import duration_option, format_duration
 
 __all__ = ["main"]
@@ -74,9 +76,11 @@ def _token(args: argparse.Namespace) -> str:
         try:
             text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"--token-file {args.token_file}: cannot read: {e}") from None
+            raise ConfigError(
+                _("--token-file {path}: cannot read: {error}").format(path=args.token_file, error=e)
+            ) from None
         if not text.strip():
-            raise ConfigError(f"--token-file {args.token_file}: empty")
+            raise ConfigError(_("--token-file {path}: empty").format(path=args.token_file))
         return text.strip()
     if args.token is not None:
         return str(args.token)
@@ -135,7 +139,11 @@ def _enroll(cfg: AgentConfig, collector: str, token: str) -> tuple[Credential, P
 def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
     cred, path = _enroll(cfg, args.collector, _token(args))
     place = " / ".join(p for p in (cred.district, cred.commune, cred.unit) if p)
-    print(f"enrolled as {cred.agent_id} ({place}, role {cred.role}); credential saved to {path}")
+    print(
+        _("enrolled as {agent} ({place}, role {role}); credential saved to {path}").format(
+            agent=cred.agent_id, place=place, role=cred.role, path=path
+        )
+    )
     return 0
 
 
@@ -228,9 +236,12 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
         while (more := runner.deliver_batch()) is True:
             pass
     if more is None:
-        print(f"collected report {seq}; delivery failed, it stays in the spool", file=sys.stderr)
+        print(
+            _("collected report {seq}; delivery failed, it stays in the spool").format(seq=seq),
+            file=sys.stderr,
+        )
         return 1
-    print(f"collected and delivered report {seq}")
+    print(_("collected and delivered report {seq}").format(seq=seq))
     return 0
 
 
@@ -250,17 +261,16 @@ def status_verdict(
     """(Nagios code, the reason in one line) from what `status` found: why the agent is not
     enrolled and why the collector cannot be reached (None: it is, it can)."""
     if not_enrolled is not None:
-        return CRITICAL, f"not enrolled: {not_enrolled}"
+        return CRITICAL, _("not enrolled: {why}").format(why=not_enrolled)
     if unreachable is not None:
-        return CRITICAL, f"collector unreachable: {unreachable}"
+        return CRITICAL, _("collector unreachable: {why}").format(why=unreachable)
     waiting = spool.depth if spool else 0
     age = now - spool.oldest_at if spool and spool.oldest_at is not None else 0.0
     if waiting and age >= warn_backlog:
-        return WARNING, (
-            f"{waiting} reports waiting, the oldest collected {format_duration(round(age))} ago: "
-            "deliveries are failing or behind"
-        )
-    return OK, f"collector reachable, {waiting} reports waiting"
+        return WARNING, _(
+            "{n} reports waiting, the oldest collected {age} ago: deliveries are failing or behind"
+        ).format(n=waiting, age=format_duration(round(age)))
+    return OK, _("collector reachable, {n} reports waiting").format(n=waiting)
 
 
 def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
@@ -318,24 +328,44 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
     print(f"{_VERDICTS[code]}: {reason}")
     if cred is not None:
         place = " / ".join(p for p in (cred.district, cred.commune, cred.unit) if p)
-        print(f"enrolled:   yes, agent {cred.agent_id} ({place}, role {cred.role})")
-        reachable = "reachable" if unreachable is None else "NOT reachable"
-        print(f"collector:  {client.address} {reachable}")
+        print(
+            _("enrolled:   yes, agent {agent} ({place}, role {role})").format(
+                agent=cred.agent_id, place=place, role=cred.role
+            )
+        )
+        reachable = _("reachable") if unreachable is None else _("NOT reachable")
+        print(
+            _("collector:  {address} {reachable}").format(
+                address=client.address, reachable=reachable
+            )
+        )
     else:
-        print("enrolled:   no")
+        print(_("enrolled:   no"))
     if st is not None:
-        last = iso_time(st.last_ack_at) or "never"
+        last = iso_time(st.last_ack_at) or _("never")
         print(
-            f"spool:      {st.depth} reports waiting ({st.bytes} bytes), last seq {st.last_seq}"
-            f" (spool {st.spool_id:016x}, {st.resets_total} resets)"
+            _(
+                "spool:      {n} reports waiting ({bytes} bytes), last seq {seq}"
+                " (spool {spool}, {resets} resets)"
+            ).format(
+                n=st.depth,
+                bytes=st.bytes,
+                seq=st.last_seq,
+                spool=f"{st.spool_id:016x}",
+                resets=st.resets_total,
+            )
         )
-        print(f"last ack:   {last}")
+        print(_("last ack:   {when}").format(when=last))
         print(
-            f"lost:       {st.dropped_total} dropped (spool full/old),"
-            f" {st.rejected_total} rejected, {st.reset_lost_total} with replaced spools"
+            _(
+                "lost:       {dropped} dropped (spool full/old), {rejected} rejected,"
+                " {reset_lost} with replaced spools"
+            ).format(
+                dropped=st.dropped_total, rejected=st.rejected_total, reset_lost=st.reset_lost_total
+            )
         )
     else:
-        print("spool:      empty (agent has not run yet)")
+        print(_("spool:      empty (agent has not run yet)"))
     return code
 
 
@@ -362,45 +392,64 @@ def cmd_service(cfg: AgentConfig, args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="canhgac-agent", description="Canh Gác monitoring agent")
-    p.add_argument("--config", type=Path, help="agent YAML config (default: built-in defaults)")
-    p.add_argument("--state-dir", type=Path, help="override state_dir from the config")
-    p.add_argument("--version", action="version", version=f"canhgac-agent {__version__}")
+    p = argparse.ArgumentParser(
+        prog="canhgac-agent", description=_("{name} monitoring agent").format(name="Canh Gác")
+    )
+    p.add_argument("--config", type=Path, help=_("agent YAML config (default: built-in defaults)"))
+    p.add_argument("--state-dir", type=Path, help=_("override state_dir from the config"))
+    p.add_argument("--lang", choices=LANGUAGES, help=_("vi (default) or en; else the locale"))
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"canhgac-agent {__version__}",
+        help=_("show the version and exit"),
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    e = sub.add_parser("enroll", help="trade an enrollment token for this agent's credential")
+    e = sub.add_parser("enroll", help=_("trade an enrollment token for this agent's credential"))
     e.add_argument("--collector", required=True, metavar="HOST:PORT")
     given = e.add_mutually_exclusive_group()
     given.add_argument(
         "--token-file",
         metavar="PATH",
-        help=f"file holding the token, `-` for stdin (or {TOKEN_ENV})",
+        help=_("file holding the token, `-` for stdin (or {env})").format(env=TOKEN_ENV),
     )
-    given.add_argument("--token", help="the token itself (visible to other users in ps)")
-    r = sub.add_parser("run", help="collect and deliver until stopped (the service)")
+    given.add_argument("--token", help=_("the token itself (visible to other users in ps)"))
+    r = sub.add_parser("run", help=_("collect and deliver until stopped (the service)"))
     r.add_argument(
-        "--interval", type=duration_option, help="between reports, e.g. 15s (default: collector's)"
+        "--interval",
+        type=duration_option,
+        help=_("between reports, e.g. 15s (default: collector's)"),
     )
-    o = sub.add_parser("once", help="collect every probe once (and deliver, unless --print)")
-    o.add_argument("--print", action="store_true", help="print the report as JSON, send nothing")
+    o = sub.add_parser("once", help=_("collect every probe once (and deliver, unless --print)"))
+    o.add_argument("--print", action="store_true", help=_("print the report as JSON, send nothing"))
     s = sub.add_parser(
         "status",
-        help="enrollment, collector reachability, spool depth, last ack; exits 0 OK, "
-        "1 WARNING (reports waiting too long), 2 CRITICAL (collector unreachable, not enrolled)",
+        help=_(
+            "enrollment, collector reachability, spool depth, last ack; exits 0 OK, "
+            "1 WARNING (reports waiting too long), 2 CRITICAL (collector unreachable, not enrolled)"
+        ),
     )
-    s.add_argument("--timeout", type=duration_option, default="5s", help="e.g. 5s")
+    s.add_argument("--timeout", type=duration_option, default="5s", help=_("e.g. 5s"))
     s.add_argument(
         "--warn-backlog",
         type=duration_option,
         metavar="DURATION",
-        help="WARNING when a report waits this long (default: 3 report intervals)",
+        help=_("WARNING when a report waits this long (default: 3 report intervals)"),
     )
     add_output_options(s)
-    v = sub.add_parser("service", help="install, uninstall or show the systemd unit (no package)")
+    v = sub.add_parser(
+        "service", help=_("install, uninstall or show the systemd unit (no package)")
+    )
     v.add_argument("action", choices=["install", "uninstall", "status"])
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    return survive_closed_pipe(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    use_language(choose_language(sys.argv[1:] if argv is None else argv, os.environ))
     args = _parser().parse_args(argv)
     try:
         cfg = load_config(args.config)
@@ -419,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         return handler[args.command](cfg, args)
     except ConfigError as e:
-        print(f"canhgac-agent: config error:\n{e}", file=sys.stderr)
+        print(_("canhgac-agent: config error:\n{error}").format(error=e), file=sys.stderr)
         return 2
     except AgentError as e:
         print(f"canhgac-agent: {e}", file=sys.stderr)

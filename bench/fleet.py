@@ -4,7 +4,7 @@ Used by tests (a fleet behind a real Prometheus), benchmarks and demos. Each sim
 has its own credential and seq and speaks the real wire contract through the real client.
 
     python -m bench.fleet --collector 127.0.0.1:4317 --config configs/collector.local.yaml \
-        --agents 60 --rounds 0 --interval 15
+        --agents 60 --rounds 0 --interval 15s
 
 Scenarios: steady state (default); `--outage-commune "Kim Loan" --outage-rounds 3:240` (the
 commune's uplink down for hours, then its backlog replayed in order); `--herd-rounds 20` (a
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -511,6 +512,10 @@ def main() -> None:
         help="scenario: province-wide outage for the first N rounds, then everyone at once",
     )
     args = ap.parse_args()
+    # Started in the background by a script (`make demo`), Python inherits SIGINT ignored and
+    # Ctrl-C would leave the simulator running: stop on SIGINT and SIGTERM alike.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     first, _, last = args.outage_rounds.partition(":")
     outage = range(int(first), int(last) + 1)
     cfg = load_config(args.config)
@@ -540,6 +545,9 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        # Stopping: a second signal (Ctrl-C, then the script's TERM) must not cut it short.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
         for a in agents:
             a.client.close()
 

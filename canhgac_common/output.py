@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from canhgac_common.i18n import gettext_ as _
+
 __all__ = [
     "Column",
     "add_output_options",
@@ -42,15 +44,16 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         "--output",
         choices=("text", "json"),
         default="text",
-        help="text (default) or json",
+        help=_("text (default) or json"),
     )
     group.add_argument(
-        "--json", dest="output", action="store_const", const="json", help="same as -o json"
+        "--json", dest="output", action="store_const", const="json", help=_("same as -o json")
     )
 
 
 def output_parent() -> argparse.ArgumentParser:
-    """A parent parser for every list and show command: the same two options everywhere."""
+    """A parent parser for every list and show command: the same two options everywhere
+    (built when the parser is, after the language is chosen)."""
     parent = argparse.ArgumentParser(add_help=False)
     add_output_options(parent)
     return parent

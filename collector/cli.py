@@ -19,6 +19,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from canhgac_common.i18n import LANGUAGES, choose_language, use_language
+from canhgac_common.i18n import gettext_ as _
 from canhgac_common.output import (
     Column,
     add_output_options,
@@ -28,8 +30,10 @@ from canhgac_common.output import (
     output_parent,
     survive_closed_pipe,
 )
+from canhgac_common.text import nfc
 from canhgac_common.units import duration_option, format_duration
 from collector import __version__
+from collector.alerts.engine import recurrence_gap
 from collector.alerts.notify.render import render_test
 from collector.alerts.notify.smtp import build_message
 from collector.alerts.notify.smtp import send as send_mail
@@ -39,7 +43,7 @@ from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
 from collector.logs import configure_logging
-from collector.meetings import MeetingBook, parse_local_time
+from collector.meetings import MeetingBook, parse_local_time, room_names
 from collector.model import ROLES, Meeting, Placement
 from collector.retention import RetentionPass
 from collector.sites import load_sites
@@ -69,8 +73,10 @@ def config_path(given: Path | None, environ: Mapping[str, str]) -> Path:
     if DEFAULT_CONFIG.exists():
         return DEFAULT_CONFIG
     raise ConfigError(
-        f"no config: --config not given, {CONFIG_ENV} not set, and {DEFAULT_CONFIG} does not "
-        "exist (start from configs/collector.example.yaml)"
+        _(
+            "no config: --config not given, {env} not set, and {path} does not exist "
+            "(start from configs/collector.example.yaml)"
+        ).format(env=CONFIG_ENV, path=DEFAULT_CONFIG)
     )
 
 
@@ -94,11 +100,20 @@ def cmd_serve(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     app.start()
     print(
-        f"canhgac-collector {__version__}: gRPC on {cfg.grpc_listen}, "
-        f"metrics on http://{cfg.http_listen}/metrics, store {cfg.store.url}",
+        _(
+            "canhgac-collector {version}: gRPC on {grpc}, metrics on {metrics}, store {store}"
+        ).format(
+            version=__version__,
+            grpc=cfg.grpc_listen,
+            metrics=f"http://{cfg.http_listen}/metrics",
+            store=cfg.store.url,
+        ),
         flush=True,
     )
-    stop.wait()
+    # Woken each second: a signal handler runs only when the main thread runs Python, and a
+    # wait without a timeout was seen to miss Ctrl-C under `make run`.
+    while not stop.wait(1.0):
+        pass
     app.stop()
     return 0
 
@@ -108,9 +123,11 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         load_sites(cfg.sites_file).check_place(args.district, args.commune, args.unit)
     ttl: float = args.expires
     if ttl <= 0:
-        raise ConfigError("--expires 0s: a token must live a while, e.g. 12h or 7d")
+        raise ConfigError(_("--expires 0s: a token must live a while, e.g. 12h or 7d"))
     if args.uses is not None and args.uses < 1:
-        raise ConfigError(f"--uses {args.uses}: at least 1 (leave it out for any number of uses)")
+        raise ConfigError(
+            _("--uses {n}: at least 1 (leave it out for any number of uses)").format(n=args.uses)
+        )
     placement = Placement(
         province=args.province or cfg.province,
         district=args.district,
@@ -129,15 +146,25 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     where = " / ".join(x for x in (placement.district, placement.commune, placement.unit) if x)
     print(token)
     print(
-        f"token {record.token_id}: {where}, role {placement.role}, "
-        f"expires {iso_time(record.expires_at)}"
-        + (f", {uses} uses" if uses else "")
-        + (f", re-enrolls agent {args.replaces} (same machine id)" if args.replaces else ""),
+        _("token {id}: {where}, role {role}, expires {expires}").format(
+            id=record.token_id,
+            where=where,
+            role=placement.role,
+            expires=iso_time(record.expires_at),
+        )
+        + (_(", {n} uses").format(n=uses) if uses else "")
+        + (
+            _(", re-enrolls agent {agent} (same machine id)").format(agent=args.replaces)
+            if args.replaces
+            else ""
+        ),
         file=sys.stderr,
     )
     print(
-        "enroll a machine with: canhgac-agent enroll --collector HOST:PORT "
-        "--token-file FILE (the token above in FILE, or in CANHGAC_TOKEN)",
+        _(
+            "enroll a machine with: canhgac-agent enroll --collector HOST:PORT "
+            "--token-file FILE (the token above in FILE, or in CANHGAC_TOKEN)"
+        ),
         file=sys.stderr,
     )
     return 0
@@ -179,7 +206,7 @@ def cmd_token_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 def cmd_token_revoke(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     _store(cfg).revoke_token(args.token_id, time.time())
-    print(f"token {args.token_id} revoked")
+    print(_("token {id} revoked").format(id=args.token_id))
     return 0
 
 
@@ -266,14 +293,14 @@ def cmd_agent_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 def cmd_agent_revoke(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     _store(cfg).revoke_agent(args.agent_id, time.time())
-    print(f"agent {args.agent_id} revoked: its credential is refused from now on")
+    print(_("agent {id} revoked: its credential is refused from now on").format(id=args.agent_id))
     return 0
 
 
 def _rules_path(cfg: CollectorConfig, given: Path | None) -> Path:
     path = given or cfg.rules.path
     if path is None:
-        raise ConfigError("rules.path: not set; name a pack: rules check PATH")
+        raise ConfigError(_("rules.path: not set; name a pack: rules check PATH"))
     return path
 
 
@@ -281,14 +308,18 @@ def cmd_rules_check(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     pack = load_pack(_rules_path(cfg, args.path), cfg.rules.hold)
     kinds = {k: sum(r.kind == k for r in pack.rules) for k in ("agent", "fleet")}
     print(
-        f"ok: {len(pack.rules)} rules ({kinds['agent']} agent, {kinds['fleet']} fleet) "
-        f"in {', '.join(pack.files)}"
+        _("ok: {n} rules ({agent} agent, {fleet} fleet) in {files}").format(
+            n=len(pack.rules),
+            agent=kinds["agent"],
+            fleet=kinds["fleet"],
+            files=", ".join(pack.files),
+        )
     )
     return 0
 
 
 def cmd_rules_reload(cfg: CollectorConfig, args: argparse.Namespace) -> int:
-    host, _, port = cfg.http_listen.rpartition(":")
+    host, _sep, port = cfg.http_listen.rpartition(":")
     host = host.strip("[]")
     if host in ("", "0.0.0.0", "::"):  # noqa: S104 (a listen address, mapped to loopback)
         host = "127.0.0.1"
@@ -298,10 +329,16 @@ def cmd_rules_reload(cfg: CollectorConfig, args: argparse.Namespace) -> int:
             print(r.read().decode().strip())
             return 0
     except urllib.error.HTTPError as e:
-        print(f"reload refused, the running rules stay:\n{e.read().decode().strip()}")
+        print(
+            _("reload refused, the running rules stay:\n{why}").format(
+                why=e.read().decode().strip()
+            )
+        )
         return 1
     except OSError as e:
-        raise CollectorError(f"cannot reach the collector at {url}: {e}") from None
+        raise CollectorError(
+            _("cannot reach the collector at {url}: {error}").format(url=url, error=e)
+        ) from None
 
 
 ALERT_COLUMNS: list[Column] = [
@@ -348,7 +385,11 @@ def cmd_alerts_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     )
     history = store.alerts.alert_history(args.rule, args.subject)
     if current is None and not history:
-        raise CollectorError(f"no alert {args.rule} on {args.subject} (see `alerts list`)")
+        raise CollectorError(
+            _("no alert {rule} on {subject} (see `alerts list`)").format(
+                rule=args.rule, subject=args.subject
+            )
+        )
     episodes = []
     for h in history:
         if h.event == "resolved" and h.started_at is not None:
@@ -401,12 +442,14 @@ def _matchers(pairs: list[str]) -> dict[str, str]:
             "host",
         ):
             raise ConfigError(
-                f"--match {pair!r}: use LABEL=GLOB with LABEL one of rule, subject, severity, "
-                "district, commune, unit, host"
+                _(
+                    "--match {pair}: use LABEL=GLOB with LABEL one of rule, subject, severity, "
+                    "district, commune, unit, host"
+                ).format(pair=repr(pair))
             )
         out[key] = glob
     if not out:
-        raise ConfigError("--match: at least one LABEL=GLOB is required")
+        raise ConfigError(_("--match: at least one LABEL=GLOB is required"))
     return out
 
 
@@ -419,7 +462,7 @@ def cmd_silence_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         args.author,
         args.reason,
     )
-    print(f"silence {s.silence_id} until {iso_time(s.ends_at)}")
+    print(_("silence {id} until {until}").format(id=s.silence_id, until=iso_time(s.ends_at)))
     return 0
 
 
@@ -450,13 +493,17 @@ def cmd_silence_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 def cmd_silence_expire(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     _store(cfg).alerts.expire_silence(args.silence_id, time.time())
-    print(f"silence {args.silence_id} expired")
+    print(_("silence {id} expired").format(id=args.silence_id))
     return 0
 
 
 def cmd_ack(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     _store(cfg).alerts.ack_alert(args.rule, args.subject, args.author, args.note or "", time.time())
-    print(f"alert {args.rule} on {args.subject} acknowledged by {args.author}")
+    print(
+        _("alert {rule} on {subject} acknowledged by {author}").format(
+            rule=args.rule, subject=args.subject, author=args.author
+        )
+    )
     return 0
 
 
@@ -464,10 +511,26 @@ def cmd_maintenance_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     days = tuple(d.strip().lower()[:3] for d in args.weekdays.split(","))
     valid = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
     if not days or any(d not in valid for d in days):
-        raise ConfigError(f"--weekdays {args.weekdays!r}: comma-separated {', '.join(valid)}")
+        raise ConfigError(
+            _("--weekdays {given}: comma-separated {valid}").format(
+                given=repr(args.weekdays), valid=", ".join(valid)
+            )
+        )
     hh, sep, mm = args.start.partition(":")
     if not (sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
-        raise ConfigError(f"--start {args.start!r}: use HH:MM (collector local time)")
+        raise ConfigError(
+            _("--start {given}: use HH:MM (collector local time)").format(given=repr(args.start))
+        )
+    gap = recurrence_gap(days)
+    if not 0 < args.duration <= gap:
+        raise ConfigError(
+            _(
+                "--duration {given}: a window on {days} must last more than 0s and at most "
+                "{most}, the time until it opens again"
+            ).format(
+                given=format_duration(args.duration), days=",".join(days), most=format_duration(gap)
+            )
+        )
     w = MaintenanceWindow(
         secrets.token_hex(4),
         _matchers(args.match),
@@ -479,8 +542,12 @@ def cmd_maintenance_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     )
     _store(cfg).alerts.add_maintenance(w, time.time())
     print(
-        f"maintenance window {w.window_id}: {','.join(days)} {w.start} "
-        f"for {format_duration(w.duration_seconds)}"
+        _("maintenance window {id}: {days} {start} for {duration}").format(
+            id=w.window_id,
+            days=",".join(days),
+            start=w.start,
+            duration=format_duration(w.duration_seconds),
+        )
     )
     return 0
 
@@ -515,7 +582,7 @@ def cmd_maintenance_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 def cmd_maintenance_delete(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     _store(cfg).alerts.delete_maintenance(args.window_id)
-    print(f"maintenance window {args.window_id} deleted")
+    print(_("maintenance window {id} deleted").format(id=args.window_id))
     return 0
 
 
@@ -572,20 +639,16 @@ def cmd_notify_outbox(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-# -o json / --json on every list and show command.
-_OUTPUT = output_parent()
-
-
 def _notify_parsers(sub: Any) -> None:
-    no = sub.add_parser("notify", help="alert mail").add_subparsers(dest="sub", required=True)
-    nt = no.add_parser("test", help="send a test message now and print the SMTP result")
+    no = sub.add_parser("notify", help=_("alert mail")).add_subparsers(dest="sub", required=True)
+    nt = no.add_parser("test", help=_("send a test message now and print the SMTP result"))
     nt.add_argument("--to", action="append", required=True, metavar="ADDRESS")
     nt.add_argument("--language", choices=("vi", "en"))
     nt.set_defaults(handler=cmd_notify_test)
     ob = no.add_parser(
-        "outbox", help="messages pending, failed or partly refused", parents=[_OUTPUT]
+        "outbox", help=_("messages pending, failed or partly refused"), parents=[output_parent()]
     )
-    ob.add_argument("--all", action="store_true", help="sent messages too")
+    ob.add_argument("--all", action="store_true", help=_("sent messages too"))
     ob.set_defaults(handler=cmd_notify_outbox)
 
 
@@ -607,11 +670,41 @@ def cmd_meeting_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         starts_at = parse_local_time(args.at, cfg.meetings.zone)
     except ValueError:
         zone = cfg.meetings.timezone
-        raise ConfigError(f"--at {args.at!r}: use 'YYYY-MM-DD HH:MM' ({zone})") from None
+        raise ConfigError(
+            _("--at {given}: use 'YYYY-MM-DD HH:MM' ({zone})").format(
+                given=repr(args.at), zone=zone
+            )
+        ) from None
+    now = time.time()
+    if starts_at < now:
+        raise ConfigError(
+            _("--at {given}: in the past ({zone})").format(
+                given=repr(args.at), zone=cfg.meetings.timezone
+            )
+        )
+    if args.duration <= 0:
+        raise ConfigError(_("--duration 0s: a meeting lasts a while, e.g. 2h"))
     rooms = [r.strip() for r in args.rooms.split(",") if r.strip()] or ["all"]
-    duration: float = args.duration
-    m = _store(cfg).meetings.add_meeting(args.title, starts_at, duration, rooms, time.time())
-    print(f"meeting {m.id}: {_meeting_time(m, cfg)} {cfg.meetings.timezone} {m.title}")
+    store = _store(cfg)
+    known = room_names(store.list_agents()) | (
+        load_sites(cfg.sites_file).names() if cfg.sites_file is not None else set()
+    )
+    folded = {k.casefold() for k in known}
+    unknown = [r for r in rooms if r.casefold() != "all" and r.casefold() not in folded]
+    if unknown:
+        shown = ", ".join(sorted(known)[:30]) + (", …" if len(known) > 30 else "") or _("none yet")
+        raise ConfigError(
+            _(
+                "--rooms: unknown {rooms}: name districts, communes, units or hosts of meeting "
+                "rooms, or all (known: {known})"
+            ).format(rooms=", ".join(map(repr, unknown)), known=shown)
+        )
+    m = store.meetings.add_meeting(args.title, starts_at, args.duration, rooms, now)
+    print(
+        _("meeting {id}: {start} {zone} {title}").format(
+            id=m.id, start=_meeting_time(m, cfg), zone=cfg.meetings.timezone, title=m.title
+        )
+    )
     return 0
 
 
@@ -634,9 +727,11 @@ def cmd_meeting_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 def cmd_meeting_cancel(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     if not args.meeting_id.isdigit():
-        raise ConfigError(f"meeting {args.meeting_id}: only meetings added here can be cancelled")
+        raise ConfigError(
+            _("meeting {id}: only meetings added here can be cancelled").format(id=args.meeting_id)
+        )
     _store(cfg).meetings.cancel_meeting(int(args.meeting_id), time.time())
-    print(f"meeting {args.meeting_id} cancelled")
+    print(_("meeting {id} cancelled").format(id=args.meeting_id))
     return 0
 
 
@@ -671,22 +766,28 @@ def cmd_meeting_status(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 def _meeting_parsers(sub: Any) -> None:
-    me = sub.add_parser("meeting", help="online meeting schedule and go/no-go").add_subparsers(
+    me = sub.add_parser("meeting", help=_("online meeting schedule and go/no-go")).add_subparsers(
         dest="sub", required=True
     )
-    ma = me.add_parser("add", help="a one-off meeting (recurring ones live in the config)")
+    ma = me.add_parser("add", help=_("a one-off meeting (recurring ones live in the config)"))
     ma.add_argument("--title", required=True)
-    ma.add_argument("--at", required=True, help="'YYYY-MM-DD HH:MM' in meetings.timezone")
+    ma.add_argument("--at", required=True, help=_("'YYYY-MM-DD HH:MM' in meetings.timezone"))
     ma.add_argument("--duration", type=duration_option, default="2h")
-    ma.add_argument("--rooms", default="all", help="'all' or communes/units/hosts, comma-separated")
+    ma.add_argument(
+        "--rooms", default="all", help=_("'all' or communes/units/hosts, comma-separated")
+    )
     ma.set_defaults(handler=cmd_meeting_add)
-    ml = me.add_parser("list", help="meetings ahead, recurring and one-off", parents=[_OUTPUT])
+    ml = me.add_parser(
+        "list", help=_("meetings ahead, recurring and one-off"), parents=[output_parent()]
+    )
     ml.add_argument("--ahead", type=duration_option, default="31d")
     ml.set_defaults(handler=cmd_meeting_list)
-    mc = me.add_parser("cancel", help="cancel a meeting added with `meeting add`")
+    mc = me.add_parser("cancel", help=_("cancel a meeting added with `meeting add`"))
     mc.add_argument("meeting_id")
     mc.set_defaults(handler=cmd_meeting_cancel)
-    ms = me.add_parser("status", help="go/no-go per room for one meeting", parents=[_OUTPUT])
+    ms = me.add_parser(
+        "status", help=_("go/no-go per room for one meeting"), parents=[output_parent()]
+    )
     ms.add_argument("meeting_id")
     ms.set_defaults(handler=cmd_meeting_status)
 
@@ -712,24 +813,23 @@ def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         rolled = store.rollups.rolled_until()
     finally:
         store.close()
-    emit_document(
-        args,
-        {
-            "database_bytes": total,
-            "database": _bytes(total),
-            "rolled_up_until": iso_time(rolled),
-            "tables": [
-                {
-                    "table": t.name,
-                    "rows": t.rows,
-                    "bytes": t.bytes,
-                    "size": _bytes(t.bytes),
-                    "oldest": iso_time(t.oldest),
-                }
-                for t in tables
-            ],
-        },
-    )
+    records = [
+        {"name": t.name, "rows": t.rows, "bytes": t.bytes, "oldest": iso_time(t.oldest)}
+        for t in tables
+    ]
+    if args.output == "json":
+        document = {"database_bytes": total, "rolled_up_until": iso_time(rolled)}
+        emit_document(args, {**document, "tables": records})
+        return 0
+    columns: list[Column] = [
+        ("TABLE", "name"),
+        ("ROWS", "rows"),
+        ("SIZE", lambda r: _bytes(r["bytes"])),
+        ("OLDEST", "oldest"),
+    ]
+    emit_records(args, records, columns)
+    print(f"cơ sở dữ liệu / database: {_bytes(total)}")
+    print(f"đã tổng hợp đến / rolled up until: {iso_time(rolled) or '-'}")
     return 0
 
 
@@ -748,139 +848,171 @@ def cmd_store_prune(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         counts = retention.plan(now) if args.dry_run else retention.run(now).done
     finally:
         store.close()
-    records = [{"step": k, "rows": v, "dry_run": args.dry_run} for k, v in counts.items()]
-    if args.output != "json":
-        print("sẽ xử lý / would process:" if args.dry_run else "đã xử lý / processed:")
+    if args.output == "json":
+        emit_document(args, {"dry_run": args.dry_run, "rows": counts})
+        return 0
+    print("sẽ xử lý / would process:" if args.dry_run else "đã xử lý / processed:")
+    records = [{"step": k, "rows": v} for k, v in counts.items()]
     emit_records(args, records, [("STEP", "step"), ("ROWS", "rows")])
     return 0
 
 
 def _store_parsers(sub: Any) -> None:
-    st = sub.add_parser("store", help="the store's size and retention").add_subparsers(
+    st = sub.add_parser("store", help=_("the store's size and retention")).add_subparsers(
         dest="sub", required=True
     )
-    ss = st.add_parser("stats", help="rows, size and oldest data of each table")
+    ss = st.add_parser("stats", help=_("rows, size and oldest data of each table"))
     add_output_options(ss)
     ss.set_defaults(handler=cmd_store_stats)
     sp = st.add_parser(
-        "prune", help="run the retention pass now (rollups, then expiry past each horizon)"
+        "prune", help=_("run the retention pass now (rollups, then expiry past each horizon)")
     )
-    sp.add_argument("--dry-run", action="store_true", help="only count what would go")
+    sp.add_argument("--dry-run", action="store_true", help=_("only count what would go"))
     add_output_options(sp)
     sp.set_defaults(handler=cmd_store_prune)
 
 
 def _rules_parsers(sub: Any) -> None:
-    ru = sub.add_parser("rules", help="compliance rule packs").add_subparsers(
+    ru = sub.add_parser("rules", help=_("compliance rule packs")).add_subparsers(
         dest="sub", required=True
     )
-    rc = ru.add_parser("check", help="validate a pack (file or directory); errors name file:line")
-    rc.add_argument("path", nargs="?", type=Path, help="default: the config's rules.path")
+    rc = ru.add_parser(
+        "check", help=_("validate a pack (file or directory); errors name file:line")
+    )
+    rc.add_argument("path", nargs="?", type=Path, help=_("default: the config's rules.path"))
     rc.set_defaults(handler=cmd_rules_check)
     ru.add_parser(
-        "reload", help="ask the running collector to reload (it keeps its pack on error)"
+        "reload", help=_("ask the running collector to reload (it keeps its pack on error)")
     ).set_defaults(handler=cmd_rules_reload)
-    al = sub.add_parser("alerts", help="alerts, silences, maintenance").add_subparsers(
+    al = sub.add_parser("alerts", help=_("alerts, silences, maintenance")).add_subparsers(
         dest="sub", required=True
     )
-    al.add_parser("list", help="open alerts (pending and firing)", parents=[_OUTPUT]).set_defaults(
-        handler=cmd_alerts_list
-    )
+    al.add_parser(
+        "list", help=_("open alerts (pending and firing)"), parents=[output_parent()]
+    ).set_defaults(handler=cmd_alerts_list)
     ash = al.add_parser(
-        "show", help="one alert with its history and times to remediate", parents=[_OUTPUT]
+        "show",
+        help=_("one alert with its history and times to remediate"),
+        parents=[output_parent()],
     )
     ash.add_argument("rule")
-    ash.add_argument("subject", help="agent id, commune:DISTRICT/COMMUNE or district:DISTRICT")
+    ash.add_argument("subject", help=_("agent id, commune:DISTRICT/COMMUNE or district:DISTRICT"))
     ash.set_defaults(handler=cmd_alerts_show)
-    ack = al.add_parser("ack", help="acknowledge an open alert")
+    ack = al.add_parser("ack", help=_("acknowledge an open alert"))
     ack.add_argument("rule")
     ack.add_argument("subject")
     ack.add_argument("--author", required=True)
     ack.add_argument("--note")
     ack.set_defaults(handler=cmd_ack)
-    si = al.add_parser("silence", help="mute notifications for matching alerts").add_subparsers(
+    si = al.add_parser("silence", help=_("mute notifications for matching alerts")).add_subparsers(
         dest="action", required=True
     )
-    sa = si.add_parser("add", help="a new silence")
-    sa.add_argument("--match", action="append", default=[], help="LABEL=GLOB, repeatable")
+    sa = si.add_parser("add", help=_("a new silence"))
+    sa.add_argument("--match", action="append", default=[], help=_("LABEL=GLOB, repeatable"))
     sa.add_argument(
-        "--for", dest="duration", type=duration_option, required=True, help="e.g. 2h, 3d"
+        "--for", dest="duration", type=duration_option, required=True, help=_("e.g. 2h, 3d")
     )
     sa.add_argument("--author", required=True)
     sa.add_argument("--reason", required=True)
     sa.set_defaults(handler=cmd_silence_add)
-    si.add_parser("list", help="silences not yet over", parents=[_OUTPUT]).set_defaults(
+    si.add_parser("list", help=_("silences not yet over"), parents=[output_parent()]).set_defaults(
         handler=cmd_silence_list
     )
-    se = si.add_parser("expire", help="end a silence now")
+    se = si.add_parser("expire", help=_("end a silence now"))
     se.add_argument("silence_id")
     se.set_defaults(handler=cmd_silence_expire)
-    mw = al.add_parser("maintenance", help="recurring maintenance windows").add_subparsers(
+    mw = al.add_parser("maintenance", help=_("recurring maintenance windows")).add_subparsers(
         dest="action", required=True
     )
-    ma = mw.add_parser("add", help="a weekly window, collector local time")
-    ma.add_argument("--match", action="append", default=[], help="LABEL=GLOB, repeatable")
-    ma.add_argument("--weekdays", required=True, help="e.g. sat,sun")
-    ma.add_argument("--start", required=True, help="HH:MM")
-    ma.add_argument("--duration", type=duration_option, required=True, help="e.g. 4h")
+    ma = mw.add_parser("add", help=_("a weekly window, collector local time"))
+    ma.add_argument("--match", action="append", default=[], help=_("LABEL=GLOB, repeatable"))
+    ma.add_argument("--weekdays", required=True, help=_("e.g. sat,sun"))
+    ma.add_argument("--start", required=True, help=_("HH:MM"))
+    ma.add_argument("--duration", type=duration_option, required=True, help=_("e.g. 4h"))
     ma.add_argument("--author", required=True)
     ma.add_argument("--reason", required=True)
     ma.set_defaults(handler=cmd_maintenance_add)
-    mw.add_parser("list", help="every window", parents=[_OUTPUT]).set_defaults(
+    mw.add_parser("list", help=_("every window"), parents=[output_parent()]).set_defaults(
         handler=cmd_maintenance_list
     )
-    md = mw.add_parser("delete", help="remove a window")
+    md = mw.add_parser("delete", help=_("remove a window"))
     md.add_argument("window_id")
     md.set_defaults(handler=cmd_maintenance_delete)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="canhgac-collector", description="Canh Gác collector")
+    p = argparse.ArgumentParser(
+        prog="canhgac-collector", description=_("{name} collector").format(name="Canh Gác")
+    )
     p.add_argument(
         "--config",
         type=Path,
-        help=f"collector YAML config (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
+        help=_("collector YAML config (default: ${env}, else {path})").format(
+            env=CONFIG_ENV, path=DEFAULT_CONFIG
+        ),
     )
-    p.add_argument("--version", action="version", version=f"canhgac-collector {__version__}")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"canhgac-collector {__version__}",
+        help=_("show the version and exit"),
+    )
+    p.add_argument(
+        "--lang",
+        dest="ui_lang",
+        choices=LANGUAGES,
+        help=_("vi (default) or en; else the locale"),
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the gRPC and HTTP servers until stopped").set_defaults(
+    sub.add_parser("serve", help=_("run the gRPC and HTTP servers until stopped")).set_defaults(
         handler=cmd_serve
     )
-    tok = sub.add_parser("token", help="enrollment tokens").add_subparsers(
+    tok = sub.add_parser("token", help=_("enrollment tokens")).add_subparsers(
         dest="sub", required=True
     )
-    tc = tok.add_parser("create", help="create a token that places agents in the org tree")
-    tc.add_argument("--province", help="default: the config's province")
+    tc = tok.add_parser("create", help=_("create a token that places agents in the org tree"))
+    tc.add_argument("--province", help=_("default: the config's province"))
     tc.add_argument("--district", required=True)
     tc.add_argument("--commune")
     tc.add_argument("--unit")
     tc.add_argument("--role", required=True, choices=ROLES)
     tc.add_argument(
-        "--expires", type=duration_option, default="7d", help="lifetime, e.g. 12h, 7d (default 7d)"
+        "--expires",
+        type=duration_option,
+        default="7d",
+        help=_("lifetime, e.g. 12h, 7d (default 7d)"),
     )
-    tc.add_argument("--uses", type=int, help="how many machines may enroll with it (default: any)")
+    tc.add_argument(
+        "--uses", type=int, help=_("how many machines may enroll with it (default: any)")
+    )
     tc.add_argument("--note")
     tc.add_argument(
         "--replaces",
         metavar="AGENT",
-        help="re-enroll this agent, keeping its id, from the same machine (e.g. reinstalled "
-        "and its credential lost); default --uses 1",
+        help=_(
+            "re-enroll this agent, keeping its id, from the same machine (e.g. reinstalled "
+            "and its credential lost); default --uses 1"
+        ),
     )
     tc.set_defaults(handler=cmd_token_create)
-    tok.add_parser("list", help="all tokens and their state", parents=[_OUTPUT]).set_defaults(
-        handler=cmd_token_list
-    )
-    tr = tok.add_parser("revoke", help="stop a token from enrolling more machines")
+    tok.add_parser(
+        "list", help=_("all tokens and their state"), parents=[output_parent()]
+    ).set_defaults(handler=cmd_token_list)
+    tr = tok.add_parser("revoke", help=_("stop a token from enrolling more machines"))
     tr.add_argument("token_id")
     tr.set_defaults(handler=cmd_token_revoke)
-    ag = sub.add_parser("agent", help="enrolled agents").add_subparsers(dest="sub", required=True)
-    ag.add_parser("list", help="every agent, its place and state", parents=[_OUTPUT]).set_defaults(
-        handler=cmd_agent_list
+    ag = sub.add_parser("agent", help=_("enrolled agents")).add_subparsers(
+        dest="sub", required=True
     )
-    ash = ag.add_parser("show", help="one agent with its latest snapshot", parents=[_OUTPUT])
+    ag.add_parser(
+        "list", help=_("every agent, its place and state"), parents=[output_parent()]
+    ).set_defaults(handler=cmd_agent_list)
+    ash = ag.add_parser(
+        "show", help=_("one agent with its latest snapshot"), parents=[output_parent()]
+    )
     ash.add_argument("agent_id")
     ash.set_defaults(handler=cmd_agent_show)
-    ar = ag.add_parser("revoke", help="refuse this agent's credential from now on")
+    ar = ag.add_parser("revoke", help=_("refuse this agent's credential from now on"))
     ar.add_argument("agent_id")
     ar.set_defaults(handler=cmd_agent_revoke)
     _rules_parsers(sub)
@@ -896,7 +1028,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    use_language(choose_language(sys.argv[1:] if argv is None else argv, os.environ))
     args = _parser().parse_args(argv)
+    # Names as the sites file and the store hold them, however they were typed (Paths stay).
+    vars(args).update({k: nfc(v) for k, v in vars(args).items()})
     try:
         cfg = load_config(config_path(args.config, os.environ))
         configure_logging(
@@ -911,7 +1046,10 @@ def _main(argv: list[str] | None) -> int:
     except ConfigError as e:
         # A bad option is one line; a config file with several problems lists them below.
         sep = "\n" if "\n" in str(e) else " "
-        print(f"canhgac-collector: config error:{sep}{e}", file=sys.stderr)
+        print(
+            _("canhgac-collector: config error:{sep}{error}").format(sep=sep, error=e),
+            file=sys.stderr,
+        )
         return 2
     except CollectorError as e:
         print(f"canhgac-collector: {e}", file=sys.stderr)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
 
+from canhgac_common.i18n import gettext_ as _
 from canhgac_common.output import add_output_options
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig
@@ -154,9 +155,9 @@ def cmd_export_key(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 def _period_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--period", help="a month 2026-11, a quarter 2026-Q4 or a year 2026")
-    p.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="first day (with --to)")
-    p.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last day, included")
+    p.add_argument("--period", help=_("a month 2026-11, a quarter 2026-Q4 or a year 2026"))
+    p.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help=_("first day (with --to)"))
+    p.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help=_("last day, included"))
     p.add_argument("--district")
     p.add_argument("--commune")
     p.add_argument("--unit")
@@ -164,20 +165,22 @@ def _period_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_report_parsers(sub: Any) -> None:
-    rp = sub.add_parser("report", help="the indicators of a place and period (docs/indicators.md)")
+    rp = sub.add_parser(
+        "report", help=_("the indicators of a place and period (docs/indicators.md)")
+    )
     _period_args(rp)
     add_output_options(rp)
     rp.set_defaults(handler=cmd_report)
-    ex = sub.add_parser("export", help="sealed audit exports (docs/reports.md)")
+    ex = sub.add_parser("export", help=_("sealed audit exports (docs/reports.md)"))
     ex_sub = ex.add_subparsers(dest="sub")
     ex.set_defaults(handler=cmd_export)
     _period_args(ex)
-    ex.add_argument("--format", default="xlsx,csv,pdf,json", help="any of xlsx,csv,pdf,json")
-    ex.add_argument("--out", type=Path, help="folder that keeps the exports (and their chain)")
-    ev = ex_sub.add_parser("verify", help="check an export's files, signature and chain")
+    ex.add_argument("--format", default="xlsx,csv,pdf,json", help=_("any of xlsx,csv,pdf,json"))
+    ex.add_argument("--out", type=Path, help=_("folder that keeps the exports (and their chain)"))
+    ev = ex_sub.add_parser("verify", help=_("check an export's files, signature and chain"))
     ev.add_argument("dir", type=Path)
-    ev.add_argument("--public-key", type=Path, help="PEM public key (default: the collector's)")
+    ev.add_argument("--public-key", type=Path, help=_("PEM public key (default: the collector's)"))
     ev.set_defaults(handler=cmd_export_verify)
-    ex_sub.add_parser("key", help="print the public key auditors verify with").set_defaults(
+    ex_sub.add_parser("key", help=_("print the public key auditors verify with")).set_defaults(
         handler=cmd_export_key
     )

@@ -21,7 +21,7 @@ import bcrypt
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from collector.config import HttpConfig
-from collector.errors import ConfigError
+from collector.errors import ConfigError, cannot_listen
 
 __all__ = ["HttpServer"]
 
@@ -267,7 +267,9 @@ class HttpServer:
         bind = host.strip("[]") or "0.0.0.0"  # noqa: S104 (":9108" means every interface)
         try:
             self._server = _Server((bind, int(port)), Handler, cfg.max_connections, tls, on_refused)
-        except (OSError, ValueError) as e:
+        except OSError as e:
+            raise cannot_listen("http_listen", address, e) from None
+        except ValueError as e:
             raise ConfigError(f"http_listen {address!r}: cannot listen: {e}") from None
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)

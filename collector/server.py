@@ -24,7 +24,13 @@ from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 from collector import __version__
 from collector.config import THROUGHPUT_CHUNK_BYTES, CollectorConfig, LimitsConfig
 from collector.decode import InvalidReport, decode_report
-from collector.errors import AuthError, CollectorError, ConfigError, InvalidRequest, StoreError
+from collector.errors import (
+    AuthError,
+    ConfigError,
+    InvalidRequest,
+    StoreError,
+    cannot_listen,
+)
 from collector.metrics import ServerMetrics
 from collector.model import AgentRecord, Report
 from collector.store import MachineFacts, Store
@@ -672,10 +678,10 @@ def build_server(
             if creds is not None
             else server.add_insecure_port(address)
         )
-    except RuntimeError as e:
-        raise CollectorError(f"cannot listen on {address}: {e}") from None
+    except RuntimeError:
+        raise cannot_listen("grpc_listen", address) from None
     if port == 0:
-        raise CollectorError(f"cannot listen on {address}")
+        raise cannot_listen("grpc_listen", address)
     tls = "off" if creds is None else "mutual" if cfg.tls.client_ca_file else "on"
     log.info("collector %s gRPC on %s (port %d, tls %s)", __version__, address, port, tls)
     return server, port

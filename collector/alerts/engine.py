@@ -32,6 +32,7 @@ __all__ = [
     "in_maintenance",
     "matches",
     "notification_payload",
+    "recurrence_gap",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,14 @@ def fleet_subject(district: str, commune: str) -> str:
 def matches(matchers: dict[str, str], labels: Labels) -> bool:
     values = labels.as_dict()
     return all(fnmatch.fnmatchcase(values.get(k, ""), glob) for k, glob in matchers.items())
+
+
+def recurrence_gap(weekdays: tuple[str, ...]) -> float:
+    """Seconds between the two closest starts of a window opening on `weekdays` (mon..sun) at
+    one time of day: a window longer than that would still be open when it opens again."""
+    days = sorted({_WEEKDAYS.index(d) for d in weekdays})
+    gaps = [(b - a) % 7 or 7 for a, b in zip(days, [*days[1:], days[0]], strict=True)]
+    return min(gaps) * 86400.0
 
 
 def in_maintenance(w: MaintenanceWindow, now: float) -> bool:
