@@ -139,6 +139,7 @@ class Hardware:
     interfaces: tuple[NetInterface, ...] = ()
     temperature_state: str = "unavailable"  # "ok", "unavailable", "error"
     temperature_detail: str = ""
+    temperatures_read_at: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -410,6 +410,8 @@ DASHBOARDS = (
                 ),
                 kind="bargauge",
                 unit="short",
+                vi="1 = ổ đĩa sắp hỏng (SMART không đạt, hoặc Windows báo Unhealthy / "
+                "Predictive Failure).",
             ),
             Panel(
                 "Đang chạy pin / UPS",
@@ -418,6 +420,8 @@ DASHBOARDS = (
                 ((f"canhgac_power_on_battery{{{AGENT}}}", "{{host}}"),),
                 kind="bargauge",
                 unit="short",
+                vi="1 = đang chạy bằng pin hoặc UPS (mất điện lưới), 0 = điện lưới; chỉ các máy "
+                "biết được (có pin hoặc có UPS cấu hình).",
             ),
         ),
     ),
@@ -477,24 +481,28 @@ DASHBOARDS = (
                     ),
                 ),
                 kind="table",
+                vi="Trạng thái của từng ổ đĩa (ok, warning, failing, unknown).",
             ),
             Panel(
                 "Độ mòn SSD",
                 "Share of each SSD's rated endurance used (1 = worn out).",
                 ((f"canhgac_drive_wear_ratio{{{HOST}}}", "{{host}} {{device}}"),),
                 unit="percentunit",
+                vi="Phần tuổi thọ ghi đã dùng của mỗi ổ SSD (1 = hết tuổi thọ).",
             ),
             Panel(
                 "Pin UPS",
                 "Charge of each UPS read through NUT.",
                 ((f"canhgac_ups_charge_ratio{{{HOST}}}", "{{host}} {{ups}}"),),
                 unit="percentunit",
+                vi="Mức pin của từng UPS đọc qua NUT.",
             ),
             Panel(
                 "Phần mềm đã cài",
                 "Installed programs per machine (the list itself is kept by the collector).",
                 ((f"canhgac_software_programs{{{HOST}}}", "{{host}}"),),
                 unit="short",
+                vi="Số phần mềm đã cài trên mỗi máy (danh sách đầy đủ do máy chủ thu thập lưu).",
             ),
             Panel(
                 "Thời gian hoạt động",

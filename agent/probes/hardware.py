@@ -10,7 +10,7 @@ import platform
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, TypedDict
 
 import psutil
@@ -253,6 +253,8 @@ class HardwareProbe(Probe[ProbeOptions]):
         run_powershell: Callable[[str, float], str] = windows.run_powershell,
         system: Callable[[], str] = platform.system,
         powershell_timeout: float = 30.0,
+        thermal_every: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(options)
         self._ps = ps
@@ -267,13 +269,23 @@ class HardwareProbe(Probe[ProbeOptions]):
         self._boot: float | None = None
         self._identity: WindowsIdentity | None = None
         self._thermal_zones = True
+        # A thermal-zone read is a PowerShell start (≈ 0.3-1 s of CPU): at most one per
+        # `thermal_every`, the last reading carried in between with the time it was taken.
+        self._thermal_every = thermal_every
+        self._clock = clock
+        self._thermal: tuple[float, Hardware] | None = None  # (clock, hardware of the read)
 
     def collect(self) -> Hardware:
         boot = float(self._ps.boot_time())
         if boot != self._boot:
             self._boot, self._identity, self._thermal_zones = boot, None, True
+            self._thermal = None
+        now = self._clock()
+        carried = self._thermal if self._thermal_zones else None
         if self._identity is None:
             script: str | None = POWERSHELL_SCRIPT
+        elif carried is not None and now - carried[0] < self._thermal_every:
+            script = None
         else:
             script = THERMAL_SCRIPT if self._thermal_zones else None
         sample = read_sample(
@@ -293,6 +305,16 @@ class HardwareProbe(Probe[ProbeOptions]):
         if script is not None and sample["powershell"] is not None:
             self._identity = identity
             self._thermal_zones = hardware.temperature_state == "ok"
+            self._thermal = (now, hardware) if self._thermal_zones else None
+        elif script is None and carried is not None:
+            last = carried[1]
+            hardware = replace(
+                hardware,
+                temperatures=last.temperatures,
+                temperature_state=last.temperature_state,
+                temperature_detail=last.temperature_detail,
+                temperatures_read_at=last.temperatures_read_at,
+            )
         return hardware
 
 
@@ -340,6 +362,7 @@ def parse_hardware(
         ),
         temperature_state=state,
         temperature_detail=detail,
+        temperatures_read_at=sample["time"] if temperatures else 0.0,
     )
 
 

@@ -471,7 +471,12 @@ def test_windows_bad_document_raises_with_reason(document: str, reason: str) -> 
 
 
 def _windows_probe(
-    sample: RawSample, run: Any, calls: list[tuple[str, float]] | None = None
+    sample: RawSample,
+    run: Any,
+    calls: list[tuple[str, float]] | None = None,
+    *,
+    thermal_every: float = 0.0,
+    clock: Any = None,
 ) -> HardwareProbe:
     def run_recorded(script: str, timeout: float) -> str:
         if calls is not None:
@@ -487,6 +492,8 @@ def _windows_probe(
         run_powershell=run_recorded,
         system=lambda: "Windows",
         powershell_timeout=12.0,
+        thermal_every=thermal_every,
+        **({"clock": clock} if clock is not None else {}),
     )
 
 
@@ -679,3 +686,23 @@ def test_windows_thermal_run_failing_keeps_the_identity_and_says_error(linux: Ra
     probe.collect()
     # Zones answered at boot: a failed read is tried again, with the thermal script only.
     assert [c[0] for c in calls] == [POWERSHELL_SCRIPT, THERMAL_SCRIPT, THERMAL_SCRIPT]
+
+
+def test_windows_thermal_zones_read_at_most_every_thermal_every(linux: RawSample) -> None:
+    calls: list[tuple[str, float]] = []
+    clock = [1000.0]
+    doc = _windows_doc("windows_thermal.json")
+    probe = _windows_probe(
+        linux, lambda s, t: doc, calls, thermal_every=300.0, clock=lambda: clock[0]
+    )
+    first = probe.collect()
+    clock[0] += 15
+    carried = probe.collect()
+    clock[0] += 300
+    fresh = probe.collect()
+    assert [c[0] for c in calls] == [POWERSHELL_SCRIPT, THERMAL_SCRIPT]
+    # In between, the last reading with the time it was taken, not a new one.
+    assert carried.temperatures == first.temperatures
+    assert carried.temperature_state == "ok"
+    assert carried.temperatures_read_at == first.temperatures_read_at > 0
+    assert fresh.temperatures_read_at >= first.temperatures_read_at

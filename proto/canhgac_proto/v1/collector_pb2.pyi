@@ -145,7 +145,7 @@ class SpoolStats(_message.Message):
     def __init__(self, dropped_total: _Optional[int] = ..., depth: _Optional[int] = ..., unspooled_total: _Optional[int] = ..., resets_total: _Optional[int] = ..., reset_lost_total: _Optional[int] = ...) -> None: ...
 
 class Hardware(_message.Message):
-    __slots__ = ("host", "cpu", "memory", "disks", "temperatures", "battery", "interfaces", "temperature_state", "temperature_detail")
+    __slots__ = ("host", "cpu", "memory", "disks", "temperatures", "battery", "interfaces", "temperature_state", "temperature_detail", "temperatures_read_at")
     HOST_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class Hardware(_message.Message):
     INTERFACES_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_STATE_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURES_READ_AT_FIELD_NUMBER: _ClassVar[int]
     host: Host
     cpu: Cpu
     memory: Memory
@@ -164,7 +165,8 @@ class Hardware(_message.Message):
     interfaces: _containers.RepeatedCompositeFieldContainer[NetInterface]
     temperature_state: str
     temperature_detail: str
-    def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ..., cpu: _Optional[_Union[Cpu, _Mapping]] = ..., memory: _Optional[_Union[Memory, _Mapping]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., temperatures: _Optional[_Iterable[_Union[Temperature, _Mapping]]] = ..., battery: _Optional[_Union[Battery, _Mapping]] = ..., interfaces: _Optional[_Iterable[_Union[NetInterface, _Mapping]]] = ..., temperature_state: _Optional[str] = ..., temperature_detail: _Optional[str] = ...) -> None: ...
+    temperatures_read_at: float
+    def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ..., cpu: _Optional[_Union[Cpu, _Mapping]] = ..., memory: _Optional[_Union[Memory, _Mapping]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., temperatures: _Optional[_Iterable[_Union[Temperature, _Mapping]]] = ..., battery: _Optional[_Union[Battery, _Mapping]] = ..., interfaces: _Optional[_Iterable[_Union[NetInterface, _Mapping]]] = ..., temperature_state: _Optional[str] = ..., temperature_detail: _Optional[str] = ..., temperatures_read_at: _Optional[float] = ...) -> None: ...
 
 class Host(_message.Message):
     __slots__ = ("hostname", "os_name", "os_version", "os_build", "arch", "vendor", "model", "serial", "boot_time", "uptime_seconds")
