@@ -484,8 +484,62 @@ def tables(
     return summary, [
         *_place_tables(report, lang),
         _machine_table(report, store, lang),
+        _software_table(report, store),
         *_finding_tables(report, store, titles, lang),
     ]
+
+
+def _software_table(report: Report, store: Store) -> Table:
+    """Every program of every machine in scope, from each agent's last full software list."""
+    scope = report.scope
+
+    def rows() -> Iterator[Sequence[Cell]]:
+        places = {
+            a.agent_id: a
+            for a in store.list_agents()
+            if a.revoked_at is None
+            and scope.has(
+                a.placement.district,
+                a.placement.commune,
+                a.placement.unit if scope.unit else "",
+            )
+        }
+        for inv in store.inventory.all_software():
+            a = places.get(inv.agent_id)
+            if a is None:
+                continue
+            for p in inv.programs:
+                yield (
+                    a.agent_id,
+                    a.hostname,
+                    a.placement.commune,
+                    a.placement.unit,
+                    p.name,
+                    p.version or None,
+                    p.publisher or None,
+                    p.installed_at or None,
+                    p.origin,
+                    inv.collected_at,
+                )
+
+    return Table(
+        "software",
+        "Phần mềm đã cài",
+        "Installed software",
+        (
+            Column("agent_id", "Mã agent", "Agent id"),
+            Column("host", "Tên máy", "Host"),
+            Column("commune", "Xã", "Commune"),
+            Column("unit", "Đơn vị", "Unit"),
+            Column("name", "Phần mềm", "Program"),
+            Column("version", "Phiên bản", "Version"),
+            Column("publisher", "Nhà phát hành", "Publisher"),
+            Column("installed_at", "Cài lúc", "Installed at", "time"),
+            Column("origin", "Nguồn", "Source"),
+            Column("listed_at", "Danh sách lúc", "Listed at", "time"),
+        ),
+        rows,
+    )
 
 
 def _place_tables(report: Report, lang: str) -> list[Table]:

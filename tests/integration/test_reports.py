@@ -63,6 +63,12 @@ def seeded(tmp_path: Path) -> Path:
         ids.append(e.agent.agent_id)
     for agent in ids[:3]:  # the other two never report
         store.ingest(agent, [Report(1, "b", now, "0.1.0", sections={})], now)
+    programs = [
+        {"name": "VNPT-CA Plugin", "version": "1.0.5.2", "publisher": "VNPT", "origin": "hklm64"},
+        {"name": "=cmd|' /C calc'!A0", "version": "1", "origin": "hklm32"},  # a hostile name
+    ]
+    software = {"hash": "h1", "source": "windows_registry", "complete": True, "programs": programs}
+    store.ingest(ids[0], [Report(2, "b", now, "0.1.0", sections={"software": software})], now)
     results = []
     for agent, ok in ((ids[0], True), (ids[1], False), (ids[2], True)):
         results += [(Labels(r, agent, "high", DISTRICT, "Thanh Nhật"), ok, now) for r in AV_RULES]
@@ -137,6 +143,13 @@ def test_export_every_format_read_back_and_verified(seeded: Path, tmp_path: Path
     findings = list(wb["findings"].iter_rows(min_row=2, values_only=True))
     assert [(f[0], f[-1]) for f in findings] == [("antivirus.enabled", 7200)]
     assert findings[0][1] == "Phần mềm diệt virus đang tắt"  # the rule's Vietnamese title
+    software = list(wb["software"].iter_rows(min_row=2, values_only=True))
+    assert [(r[1], r[4], r[5], r[8]) for r in software] == [
+        ("pc-0", "VNPT-CA Plugin", "1.0.5.2", "hklm64"),
+        ("pc-0", "=cmd|' /C calc'!A0", "1", "hklm32"),
+    ]
+    with (export / "csv" / "software.csv").open(encoding="utf-8-sig", newline="") as f:
+        assert list(csv.reader(f))[2][4] == "'=cmd|' /C calc'!A0"  # not a formula in Excel
     # CSV: UTF-8 with BOM, the same rows
     with (export / "csv" / "machines.csv").open(encoding="utf-8-sig", newline="") as f:
         assert len(list(csv.reader(f))) == 6
