@@ -18,6 +18,7 @@ from collector.leader import Leadership
 from collector.meetings import MeetingBook
 from collector.metrics import Exposition
 from collector.metrics.worker import FleetRenderer
+from collector.monthly import MonthlyReport
 from collector.retention import RetentionPass
 from collector.server import build_server
 from collector.sites import load_sites
@@ -100,6 +101,7 @@ class CollectorApp:
                 leading=self.leadership.is_leader,
                 meetings=self.meetings,
                 on_send_failure=self.metrics.mail_send_failures.inc,
+                monthly=MonthlyReport(self.store, cfg, self.sites),
             )
         self._stop_timer = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="alert-timer", daemon=True)

@@ -7,19 +7,22 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import make_url
-
 from canhgac_common.i18n import gettext_ as _
 from canhgac_common.output import add_output_options
-from collector.compliance.loader import load_pack
-from collector.config import CollectorConfig
-from collector.errors import CollectorError, ConfigError
-from collector.report import Report, Scope, build_report, parse_period, tables
+from collector.config import CollectorConfig, export_key_path
+from collector.errors import CollectorError
+from collector.report import (
+    Report,
+    Scope,
+    build_report,
+    export_report,
+    parse_period,
+    rule_titles,
+)
 from collector.sites import load_sites
 from collector.store import Store
 
@@ -62,58 +65,21 @@ def cmd_report(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _signing_key_path(cfg: CollectorConfig) -> Path:
-    if cfg.reports.signing_key is not None:
-        return cfg.reports.signing_key
-    url = make_url(cfg.store.url)
-    if url.get_backend_name() != "sqlite" or not url.database:
-        raise ConfigError("reports.signing_key must be set when the store is not a SQLite file")
-    return Path(url.database).parent / "export-signing.key"
-
-
 def cmd_export(cfg: CollectorConfig, args: argparse.Namespace) -> int:
-    from collector.export.formats import Heading  # noqa: PLC0415
     from collector.export.manifest import load_or_create_key  # noqa: PLC0415
-    from collector.export.write import write_export  # noqa: PLC0415
 
     if args.out is None:
         raise CollectorError("export: --out FOLDER is required (the exports and their chain)")
     store, report = _report(cfg, args)
-    period = report.period
-    titles: dict[str, tuple[str, str]] = {}
-    if cfg.rules.path is not None:
-        titles = {r.id: (r.title.vi, r.title.en) for r in load_pack(cfg.rules.path).rules}
-    summary, rest = tables(report, store, titles, args.lang)
-    vi = args.lang == "vi"
-    made = datetime.fromtimestamp(report.made_at, period.zone)
-    heading = Heading(
-        title=("Báo cáo an toàn thông tin — " if vi else "Information security report — ")
-        + report.place(),
-        lines=[
-            ("Kỳ báo cáo: " if vi else "Period: ") + period.describe(args.lang),
-            ("Số liệu hiện trạng lúc " if vi else "State at ") + f"{made:%H:%M %d/%m/%Y}",
-        ],
-        footer=report.lines(args.lang)[-3:],  # findings fixed, still failing, meetings
-        sign_as="Người duyệt (ký, ghi rõ họ tên)" if vi else "Approved by (signature, name)",
-    )
-    name = f"canhgac-{period.label.replace('..', '_')}-{made:%Y%m%dT%H%M%S}"
     try:
-        out = write_export(
+        out = export_report(
+            report,
+            store,
+            rule_titles(cfg.rules.path),
+            args.lang,
             args.out,
-            name,
-            summary=summary,
-            tables=rest,
-            heading=heading,
+            key=load_or_create_key(export_key_path(cfg)),
             formats=[f.strip() for f in args.format.split(",") if f.strip()],
-            parameters={
-                "period": period.label,
-                "scope": report.place(),
-                "lang": args.lang,
-                "timezone": period.zone.key,
-            },
-            key=load_or_create_key(_signing_key_path(cfg)),
-            lang=args.lang,
-            zone=period.zone,
             font=cfg.reports.font,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
@@ -134,7 +100,7 @@ def cmd_export_verify(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         key = (
             load_public_key(args.public_key)
             if args.public_key
-            else load_or_create_key(_signing_key_path(cfg)).public_key()
+            else load_or_create_key(export_key_path(cfg)).public_key()
         )
     except (ValueError, OSError) as e:
         raise CollectorError(f"export key: {e}") from None
@@ -150,7 +116,7 @@ def cmd_export_verify(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 def cmd_export_key(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     from collector.export.manifest import load_or_create_key, public_pem  # noqa: PLC0415
 
-    print(public_pem(load_or_create_key(_signing_key_path(cfg))), end="")
+    print(public_pem(load_or_create_key(export_key_path(cfg))), end="")
     return 0
 
 

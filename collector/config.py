@@ -7,6 +7,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
+from sqlalchemy.engine import make_url
 
 from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
 from collector.alerts.notify.config import NotifyConfig
@@ -149,6 +150,9 @@ class ReportsConfig(StrictModel):
     signing_key: Path | None = None
     # A .ttf covering Vietnamese for the PDF; default: Noto Sans (fonts-noto-core) or DejaVu Sans.
     font: Path | None = None
+    # Where the monthly mail's sealed export of each district is written (and chained); None:
+    # the mail carries the report and its PDF summary only.
+    exports_dir: Path | None = None
 
 
 class RetentionConfig(StrictModel):
@@ -211,6 +215,16 @@ class CollectorConfig(StrictModel):
                 "meetings.checks_before lead"
             )
         return self
+
+
+def export_key_path(cfg: CollectorConfig) -> Path:
+    """The export signing key: `reports.signing_key`, else beside the SQLite database."""
+    if cfg.reports.signing_key is not None:
+        return cfg.reports.signing_key
+    url = make_url(cfg.store.url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise ConfigError("reports.signing_key must be set when the store is not a SQLite file")
+    return Path(url.database).parent / "export-signing.key"
 
 
 def load_config(path: Path | None) -> CollectorConfig:

@@ -9,19 +9,37 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from collector.compliance.loader import load_pack
+from collector.export.formats import Heading, find_font, write_pdf
 from collector.export.table import Cell, Column, Table
 from collector.indicators import MACHINE_INDICATORS, ROOM_RULE, Count, DistrictFigures, current
 from collector.model import MEETING_ROLE, ROLLUP_AVAILABILITY, ROLLUP_INDICATOR, RoomVerdict
 from collector.sites import Sites
 from collector.store import HistoryEntry, Store
 
-__all__ = ["Period", "Report", "Scope", "build_report", "parse_period", "tables"]
+if TYPE_CHECKING:  # the signature library loads only when an export is written
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+__all__ = [
+    "Period",
+    "Report",
+    "Scope",
+    "build_report",
+    "export_report",
+    "heading",
+    "parse_period",
+    "rule_titles",
+    "summary_pdf",
+    "tables",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -857,3 +875,86 @@ def _delivered(stats: dict[tuple[str, str], tuple[int, float]]) -> float | None:
 
 def _yes(flag: bool, lang: str) -> str:
     return ("có" if flag else "không") if lang == "vi" else ("yes" if flag else "no")
+
+
+def rule_titles(pack: Path | None) -> dict[str, tuple[str, str]]:
+    """Rule id -> (Vietnamese, English) title, from the rule pack at `pack` (none: empty)."""
+    if pack is None:
+        return {}
+    return {r.id: (r.title.vi, r.title.en) for r in load_pack(pack).rules}
+
+
+def heading(report: Report, lang: str) -> Heading:
+    """The PDF summary page's words: title, period, when made, the period's findings."""
+    vi = lang == "vi"
+    made = datetime.fromtimestamp(report.made_at, report.period.zone)
+    return Heading(
+        title=("Báo cáo an toàn thông tin — " if vi else "Information security report — ")
+        + report.place(),
+        lines=[
+            ("Kỳ báo cáo: " if vi else "Period: ") + report.period.describe(lang),
+            ("Số liệu hiện trạng lúc " if vi else "State at ") + f"{made:%H:%M %d/%m/%Y}",
+        ],
+        footer=report.lines(lang)[-3:],  # findings fixed, still failing, meetings
+        sign_as="Người duyệt (ký, ghi rõ họ tên)" if vi else "Approved by (signature, name)",
+    )
+
+
+def export_report(
+    report: Report,
+    store: Store,
+    titles: dict[str, tuple[str, str]],
+    lang: str,
+    out: Path,
+    *,
+    key: Ed25519PrivateKey,
+    formats: Sequence[str],
+    font: Path | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Path:
+    """The sealed export of `report` under `out` (collector.export.write)."""
+    from collector.export.write import write_export  # noqa: PLC0415 (the export's libraries)
+
+    summary, rest = tables(report, store, titles, lang)
+    made = datetime.fromtimestamp(report.made_at, report.period.zone)
+    place = report.scope.name().replace(" / ", "-").replace(" ", "_")
+    name = "-".join(
+        x
+        for x in ("canhgac", report.period.label.replace("..", "_"), place, f"{made:%Y%m%dT%H%M%S}")
+        if x
+    )
+    return write_export(
+        out,
+        name,
+        summary=summary,
+        tables=rest,
+        heading=heading(report, lang),
+        formats=formats,
+        parameters={
+            "period": report.period.label,
+            "scope": report.place(),
+            "lang": lang,
+            "timezone": report.period.zone.key,
+        },
+        key=key,
+        lang=lang,
+        zone=report.period.zone,
+        font=font,
+        progress=progress,
+    )
+
+
+def summary_pdf(report: Report, store: Store, lang: str, font: Path | None = None) -> bytes:
+    """The PDF summary page alone (what the monthly mail attaches)."""
+    summary, _ = tables(report, store, {}, lang)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "summary.pdf"
+        write_pdf(
+            summary,
+            heading(report, lang),
+            path,
+            lang=lang,
+            zone=report.period.zone,
+            font=find_font(font),
+        )
+        return path.read_bytes()

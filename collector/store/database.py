@@ -122,6 +122,15 @@ def _to_software_inventory(conn: Connection) -> None:
     metadata.create_all(conn, tables=[software_inventories])
 
 
+def _to_v11(conn: Connection) -> None:
+    """Schema 11: mail attachments (the monthly report's PDF). A store older than schema 3
+    made its mail tables in this run, from today's schema, with the column already."""
+    if "attachments" not in {c["name"] for c in inspect(conn).get_columns("mail_outbox")}:
+        conn.execute(
+            text("ALTER TABLE mail_outbox ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]'")
+        )
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -133,6 +142,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     8: _to_v8,
     9: _to_v9,
     10: _to_software_inventory,
+    11: _to_v11,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from collector.store.alerts import HistoryEntry, history_entry
 from collector.store.base import Part
 from collector.store.schema import alert_history, mail_outbox, mail_queue, notifications
 
-__all__ = ["MailTables", "OutboxMessage", "QueuedItem"]
+__all__ = ["Attachment", "MailTables", "OutboxMessage", "QueuedItem"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ class OutboxMessage:
     sent_at: float | None
     last_error: str
     refused: dict[str, str]
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file a message carries: its name, MIME type and bytes."""
+
+    name: str
+    type: str
+    data: bytes
 
 
 def _message(r: Any) -> OutboxMessage:
@@ -61,6 +72,10 @@ def _message(r: Any) -> OutboxMessage:
         r.sent_at,
         r.last_error,
         json.loads(r.refused),
+        tuple(
+            Attachment(a["name"], a["type"], base64.b64decode(a["data"]))
+            for a in json.loads(r.attachments)
+        ),
     )
 
 
@@ -138,6 +153,14 @@ class MailTables(Part):
             ).scalar()
         return float(found) if found is not None else None
 
+    def mailed(self, dedup_key: str) -> bool:
+        """A message with this `dedup_key` was queued already (so it need not be built)."""
+        with self._read() as conn:
+            found = conn.execute(
+                select(mail_outbox.c.id).where(mail_outbox.c.dedup_key == dedup_key)
+            ).first()
+        return found is not None
+
     def enqueue_mail(
         self,
         recipient: str,
@@ -150,6 +173,7 @@ class MailTables(Part):
         now: float,
         consumed: Sequence[int] = (),
         dedup_key: str | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> bool:
         """Persist a message before any attempt; the queue items it carries are marked with
         its id in the same transaction. False when `dedup_key` was already used."""
@@ -167,6 +191,12 @@ class MailTables(Part):
             "last_error": "",
             "refused": "{}",
             "dedup_key": dedup_key,
+            "attachments": json.dumps(
+                [
+                    {"name": a.name, "type": a.type, "data": base64.b64encode(a.data).decode()}
+                    for a in attachments
+                ]
+            ),
         }
         try:
             with self._write() as conn:

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/database.py:_MIGRATIONS.
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 metadata = MetaData()
 
@@ -293,6 +293,9 @@ mail_outbox = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("refused", Text, nullable=False, default="{}"),
     Column("dedup_key", String(400), unique=True),
+    # Schema 11: files the message carries (the monthly report's PDF), JSON
+    # [{"name", "type", "data": base64}]: kept with the message, so a retry sends the same bytes.
+    Column("attachments", Text, nullable=False, server_default="[]"),
 )
 
 MAIL_TABLES = (mail_queue, mail_outbox)

@@ -319,3 +319,61 @@ def test_a_month_counts_a_replayed_outage_as_an_outage(month: Path, tmp_path: Pa
         ("Phòng họp Thanh Nhật", "go", "green", None),
         ("Phòng họp Vinh Quý", "no-go", "red", "Không có camera"),
     ]
+
+
+def test_the_month_is_mailed_to_the_district_with_its_pdf(month: Path, tmp_path: Path) -> None:
+    """On 1 November at 07:30 the district's leadership gets October's report, its PDF
+    attached, and the sealed export is written (once, however often the notifier ticks)."""
+    from collector.alerts.notify.config import NotifyConfig  # noqa: PLC0415
+    from collector.alerts.notify.notifier import Notifier  # noqa: PLC0415
+    from collector.config import load_config  # noqa: PLC0415
+    from collector.monthly import MonthlyReport  # noqa: PLC0415
+    from collector.sites import load_sites  # noqa: PLC0415
+    from tests.integration.smtp_server import parts, smtp_server  # noqa: PLC0415
+
+    exports = tmp_path / "exports"
+    with month.open("a", encoding="utf-8") as f:
+        f.write(f"reports:\n  exports_dir: {exports}\n")
+    cfg = load_config(month)
+    sites = load_sites(REPO / "configs" / "sites.example.yaml")
+    store = Store(cfg.store.url)
+    leader = "lanhdao@halang.gov.vn"
+    with smtp_server() as (rec, port):
+        notify = NotifyConfig.model_validate(
+            {
+                "enabled": True,
+                "smtp": {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "security": "plain",
+                    "from_address": "canhgac@halang.gov.vn",
+                },
+                "recipients": [
+                    {"name": "lanh-dao", "to": [leader], "role": "district", "district": DISTRICT}
+                ],
+                "digest": {"daily_at": None, "weekly_on": None},
+            }
+        )
+        n = Notifier(store, notify, sites=sites, monthly=MonthlyReport(store, cfg, sites))
+        first = datetime(2026, 11, 1, 7, 31, tzinfo=ZONE).timestamp()
+        n.tick(first - 120)  # before its time: nothing
+        assert rec.to(leader) == []
+        n.tick(first)
+        n.tick(first + 300)
+    (msg,) = rec.to(leader)
+    assert str(msg["Subject"]) == f"[Canh Gác] Báo cáo tháng 10/2026 {DISTRICT}"
+    text, _ = parts(msg)
+    assert "Xã có kết nối mạng tới huyện từ 95% thời gian trở lên: 8% (1/13)" in text
+    (pdf,) = [p for p in msg.iter_attachments()]
+    assert pdf.get_content_type() == "application/pdf"
+    assert pdf.get_filename() == f"canhgac-2026-10-{DISTRICT.replace(' ', '_')}.pdf"
+    saved = tmp_path / "mailed.pdf"
+    saved.write_bytes(pdf.get_content())
+    words = subprocess.run(
+        ["pdftotext", str(saved), "-"], capture_output=True, text=True, check=True
+    )
+    assert "Báo cáo an toàn thông tin — Hạ Lang" in unicodedata.normalize("NFC", words.stdout)
+    (export,) = list(exports.iterdir())
+    assert "Bản xuất kiểm toán: " + str(export) in text
+    assert collector_cli(month, "export", "verify", str(export)).returncode == 0
+    store.close()

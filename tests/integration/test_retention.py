@@ -33,7 +33,7 @@ from collector.store.schema import (
     rollups,
     schema_version,
 )
-from tests.downgrade import UNDO_V9
+from tests.downgrade import TO_V8
 from tests.integration.harness import Running, collector_config, start_collector, wait_until
 from tests.integration.postgres import fresh_database
 
@@ -253,7 +253,7 @@ def test_a_schema_8_store_gains_rollups_and_rolls_up_its_old_reports(
     store.close()
     engine = create_engine(url)
     with engine.begin() as conn:  # back to what schema 8 was
-        for statement in UNDO_V9:
+        for statement in TO_V8:
             conn.execute(text(statement))
         conn.execute(update(schema_version).values(version=8))
     engine.dispose()

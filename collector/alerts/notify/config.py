@@ -79,6 +79,10 @@ class DigestConfig(StrictModel):
     daily_at: str | None = Field(default="07:30", pattern=_HHMM)  # in notify.timezone
     weekly_on: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = "mon"
     weekly_at: str = Field(default="07:30", pattern=_HHMM)
+    # The month's report (`canhgac-collector report`, its PDF summary attached) for the month
+    # before, on this day of the month; None = no monthly mail.
+    monthly_day: int | None = Field(default=1, ge=1, le=28)
+    monthly_at: str = Field(default="07:30", pattern=_HHMM)
 
 
 class EscalationConfig(StrictModel):

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from canhgac_common.text import printable
 from collector.alerts.engine import notification_payload
@@ -28,11 +29,25 @@ from collector.meetings import MeetingBook
 from collector.model import MEETING_ROLE, MEETING_SECTION
 from collector.sites import Sites
 from collector.store import Store
-from collector.store.mail import OutboxMessage
+from collector.store.mail import Attachment, OutboxMessage
 
-__all__ = ["Notifier"]
+__all__ = ["Mail", "MonthlyMail", "Notifier"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A message built elsewhere (the monthly report) for the notifier to queue."""
+
+    subject: str
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+# (district, month "YYYY-MM", language, now) -> the month's report mail (collector.monthly).
+MonthlyMail = Callable[[str, str, str, float], Mail]
 
 
 class Notifier:
@@ -51,8 +66,11 @@ class Notifier:
         leading: Callable[[], bool] = lambda: True,
         meetings: MeetingBook | None = None,
         on_send_failure: Callable[[], None] = lambda: None,
+        monthly: MonthlyMail | None = None,
     ) -> None:
         self.store = store
+        # Builds the month's report mail (collector.monthly); None: no monthly mail.
+        self._monthly = monthly
         self._on_send_failure = on_send_failure  # each failed delivery attempt (/metrics)
         # With several collectors on one PostgreSQL only the leader sends (collector.leader).
         self._leading = leading
@@ -226,6 +244,23 @@ class Notifier:
                 if r.role != "district" or not r.district:
                     continue
                 lang = self._lang(r)
+                if period == "monthly":
+                    # Built once: the month's export is written while building it.
+                    done = self.store.mail.mailed(f"digest:{r.name}:{key}")
+                    if self._monthly is not None and not done:
+                        mail = self._monthly(r.district, key.removeprefix("monthly:"), lang, now)
+                        self.store.mail.enqueue_mail(
+                            r.name,
+                            r.to,
+                            "digest",
+                            subject=mail.subject,
+                            text=mail.text,
+                            html=mail.html,
+                            now=now,
+                            dedup_key=f"digest:{r.name}:{key}",
+                            attachments=mail.attachments,
+                        )
+                    continue
                 ctx = build_digest(
                     self.store,
                     r.district,
@@ -284,7 +319,14 @@ class Notifier:
             self._attempt(m, now)
 
     def _attempt(self, m: OutboxMessage, now: float) -> None:
-        body = smtp.build_message(self.cfg.smtp.from_address, m.to_addrs, m.subject, m.text, m.html)
+        body = smtp.build_message(
+            self.cfg.smtp.from_address,
+            m.to_addrs,
+            m.subject,
+            m.text,
+            m.html,
+            attachments=m.attachments,
+        )
         result = smtp.send(self.cfg.smtp, m.to_addrs, body)
         if result.outcome != "sent":
             self._on_send_failure()

@@ -68,6 +68,13 @@ def due_digests(cfg: NotifyConfig, now: float) -> list[tuple[str, str, float]]:
             if t <= now < t + DIGEST_GRACE:
                 year, week, _ = day.isocalendar()
                 out.append(("weekly", f"weekly:{year}-W{week:02d}", t - 7 * 86400.0))
+        if cfg.digest.monthly_day is not None and day.day == cfg.digest.monthly_day:
+            t = _at(day, cfg.digest.monthly_at, zone)
+            if t <= now < t + DIGEST_GRACE:
+                last = day.replace(day=1) - datetime.timedelta(days=1)  # in the month before
+                first = last.replace(day=1)
+                since = datetime.datetime.combine(first, datetime.time(0), zone).timestamp()
+                out.append(("monthly", f"monthly:{first:%Y-%m}", since))
     return out
 
 

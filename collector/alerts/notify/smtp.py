@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.header import Header
+from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
@@ -13,6 +15,7 @@ from email.utils import formatdate, make_msgid
 from typing import Literal
 
 from collector.alerts.notify.config import SmtpConfig
+from collector.store.mail import Attachment
 
 __all__ = ["SendResult", "build_message", "send"]
 
@@ -29,19 +32,39 @@ class SendResult:
     refused: dict[str, str] = field(default_factory=dict)
 
 
-def build_message(from_addr: str, to: list[str], subject: str, text: str, html: str) -> bytes:
-    """multipart/alternative, UTF-8, CRLF line ends.
+def build_message(
+    from_addr: str,
+    to: list[str],
+    subject: str,
+    text: str,
+    html: str,
+    *,
+    attachments: Sequence[Attachment] = (),
+) -> bytes:
+    """multipart/alternative (in multipart/mixed with the attachments), UTF-8, CRLF line ends.
 
     The subject goes through email.header.Header: the newer folder of email.policy drops the
     space at the joint of two encoded words, which garbles long Vietnamese subjects."""
-    msg = MIMEMultipart("alternative")
+    body = MIMEMultipart("alternative")
+    body.attach(MIMEText(text, "plain", "utf-8"))
+    body.attach(MIMEText(html, "html", "utf-8"))
+    msg: MIMEMultipart = body
+    if attachments:
+        msg = MIMEMultipart("mixed")
+        msg.attach(body)
+        for a in attachments:
+            maintype, _, subtype = a.type.partition("/")
+            part = MIMEApplication(a.data, _subtype=subtype or "octet-stream")
+            if maintype != "application":
+                part.set_type(a.type)
+            # RFC 2231 encoding keeps a Vietnamese file name intact.
+            part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", a.name))
+            msg.attach(part)
     msg["From"] = from_addr
     msg["To"] = ", ".join(to)
     msg["Subject"] = Header(subject, "utf-8")  # type: ignore[assignment]
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain=from_addr.rpartition("@")[2] or None)
-    msg.attach(MIMEText(text, "plain", "utf-8"))
-    msg.attach(MIMEText(html, "html", "utf-8"))
     return msg.as_bytes(policy=compat32.clone(linesep="\r\n"))
 
 
