@@ -4,24 +4,29 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run demo test test-deps lint typecheck proto proto-check docs dashboards unit integration bench fuzz clean
+.PHONY: run demo reset-demo i18n i18n-check test test-deps lint typecheck proto proto-check docs dashboards unit integration bench fuzz deb msi clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[agent,collector,dev]'
 	touch $(STAMP)
 
 ## run: collector on SQLite under ./var + a local agent every 15 s; Ctrl-C stops both
+## (ports taken? make run GRPC_PORT=14317 HTTP_PORT=19108)
 run: $(STAMP)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" scripts/run-local.sh
 
-## demo: `make run` plus a simulated Hạ Lang district (60 machines) for full dashboards
+## demo: `make run` plus a simulated Hạ Lang district (60 machines), its data under ./var/demo
 demo: $(STAMP)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" DEMO=1 scripts/run-local.sh
 
+## reset-demo: forget the demo's machines and history (./var/demo); `make run`'s ./var stays
+reset-demo:
+	rm -rf var/demo
+
 ## test: lint, types, generated-code drift, then the whole suite
-test: $(STAMP) test-deps lint typecheck proto-check
+test: $(STAMP) test-deps lint typecheck proto-check i18n-check
 	$(BIN)/pytest -q
 
 test-deps:
@@ -48,6 +53,13 @@ dashboards: $(STAMP)
 proto-check: $(STAMP)
 	PYTHON=$(BIN)/python proto/generate.sh --check
 
+## i18n: extract the CLIs' messages, merge them into the .po catalogs, compile the .mo files
+i18n:
+	scripts/i18n.sh
+
+i18n-check:
+	scripts/i18n.sh --check
+
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
@@ -63,5 +75,13 @@ bench: $(STAMP)
 	@scripts/install-test-deps.sh
 	$(BIN)/python -m bench
 
+## deb: dist/canhgac-agent_*.deb and dist/canhgac-collector_*.deb (docs/install.md), ~2 min
+deb:
+	OUT=$(CURDIR)/dist packaging/deb/build.sh
+
+## msi: dist/canhgac-agent-VERSION.msi, frozen under wine (downloads cached in .cache/windows), ~5 min
+msi: $(STAMP)
+	OUT=$(CURDIR)/dist PIP=$(CURDIR)/$(BIN)/pip packaging/windows/build.sh
+
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var dist .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,4 @@
-"""`canhgac-agent`: enroll, run, once, status. The only place that maps errors to exit codes."""
+"""`canhgac-agent`: enroll, run, once, status, service. The one place mapping errors to exits."""
 
 from __future__ import annotations
 
@@ -24,9 +24,13 @@ from agent.identity import Credential, load_credential, machine_id, save_credent
 from agent.probes import PROBES
 from agent.probes.base import CollectorLink
 from agent.runner import Runner, Scheduled, collect, read_boot_id
-from agent.spool import Spool
+from agent.spool import Spool, SpoolStatus
 from agent.transport.client import CollectorClient, MachineFacts
 from agent.transport.encode import plain
+from canhgac_common.i18n import LANGUAGES, choose_language, use_language
+from canhgac_common.i18n import gettext_ as _
+from canhgac_common.output import add_output_options, iso_time, survive_closed_pipe
+from canhgac_common.units import duration_option, format_duration
 
 __all__ = ["main"]
 
@@ -72,9 +76,11 @@ def _token(args: argparse.Namespace) -> str:
         try:
             text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"--token-file {args.token_file}: cannot read: {e}") from None
+            raise ConfigError(
+                _("--token-file {path}: cannot read: {error}").format(path=args.token_file, error=e)
+            ) from None
         if not text.strip():
-            raise ConfigError(f"--token-file {args.token_file}: empty")
+            raise ConfigError(_("--token-file {path}: empty").format(path=args.token_file))
         return text.strip()
     if args.token is not None:
         return str(args.token)
@@ -104,8 +110,10 @@ def _previous_credential(cfg: AgentConfig, collector: str) -> str:
     return cred.secret
 
 
-def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
-    token = _token(args)
+ENROLL_TOKEN_FILE = "enroll.token"  # noqa: S105 (a file name)
+
+
+def _enroll(cfg: AgentConfig, collector: str, token: str) -> tuple[Credential, Path]:
     facts = MachineFacts(
         machine_id=machine_id(cfg.state_dir),
         hostname=socket.gethostname(),
@@ -113,30 +121,58 @@ def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
         os_version=platform.version(),
         agent_version=__version__,
     )
-    with CollectorClient(args.collector, tls=cfg.collector.tls, timeout=cfg.collector.timeout) as c:
-        r = c.enroll(token, facts, _previous_credential(cfg, args.collector))
-    path = save_credential(
-        cfg.state_dir,
-        Credential(
-            collector=args.collector,
-            agent_id=r.agent_id,
-            secret=r.secret,
-            report_interval_seconds=r.report_interval_seconds,
-            district=r.district,
-            commune=r.commune,
-            unit=r.unit,
-            role=r.role,
-        ),
+    with CollectorClient(collector, tls=cfg.collector.tls, timeout=cfg.collector.timeout) as c:
+        r = c.enroll(token, facts, _previous_credential(cfg, collector))
+    cred = Credential(
+        collector=collector,
+        agent_id=r.agent_id,
+        secret=r.secret,
+        report_interval_seconds=r.report_interval_seconds,
+        district=r.district,
+        commune=r.commune,
+        unit=r.unit,
+        role=r.role,
     )
-    place = " / ".join(p for p in (r.district, r.commune, r.unit) if p)
-    print(f"enrolled as {r.agent_id} ({place}, role {r.role}); credential saved to {path}")
+    return cred, save_credential(cfg.state_dir, cred)
+
+
+def cmd_enroll(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    cred, path = _enroll(cfg, args.collector, _token(args))
+    place = " / ".join(p for p in (cred.district, cred.commune, cred.unit) if p)
+    print(
+        _("enrolled as {agent} ({place}, role {role}); credential saved to {path}").format(
+            agent=cred.agent_id, place=place, role=cred.role, path=path
+        )
+    )
     return 0
 
 
+def enrolled_credential(cfg: AgentConfig) -> Credential:
+    """The credential; on a first start, the one got with `<state_dir>/enroll.token`.
+
+    Installers (the .deb's docs, the MSI's TOKEN property) leave the token there and
+    collector.address in the config; the service enrolls on its first start and deletes the
+    token, so it stays on disk only until it has been used.
+    """
+    try:
+        return load_credential(cfg.state_dir)
+    except NotEnrolledError:
+        token_path = cfg.state_dir / ENROLL_TOKEN_FILE
+        if not token_path.exists():
+            raise
+    if not cfg.collector.address:
+        raise ConfigError(f"{token_path} is waiting to enroll, but collector.address is not set")
+    try:
+        token = token_path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{token_path}: cannot read: {e}") from None
+    cred, path = _enroll(cfg, cfg.collector.address, token)
+    token_path.unlink()
+    log.info("enrolled as %s; credential saved to %s, %s deleted", cred.agent_id, path, token_path)
+    return cred
+
+
 def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
-    cred = load_credential(cfg.state_dir)
-    interval = float(args.interval or cred.report_interval_seconds or 15)
-    schedule = _schedule(cfg, interval)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -145,6 +181,15 @@ def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return run_until(cfg, stop, args.interval)
+
+
+def run_until(cfg: AgentConfig, stop: threading.Event, interval_override: float | None) -> int:
+    """The service's body (systemd through `run`, Windows through agent.service.windows):
+    collect and deliver until `stop` is set, then close the spool."""
+    cred = enrolled_credential(cfg)
+    interval = float(interval_override or cred.report_interval_seconds or 15)
+    schedule = _schedule(cfg, interval)
     spool = _spool(cfg)
     # Measurements get a connection of their own: a delivery waiting out its deadline on a
     # dead link must not hold a probe (and with it the collection schedule) behind it.
@@ -167,9 +212,13 @@ def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
 def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
     probes = {n: s.probe for n, s in _schedule(cfg, 15.0).items()}
     if args.print:
-        # First call of cpu_percent() has no reference point; give it one short window.
-        report = collect(probes, read_boot_id(), int(time.time() * 1000))
-        time.sleep(0.5)
+        # CPU use has no reference point at a probe's first collect: give it one short window.
+        # Only those probes: the others' first collect is the one to show (the software
+        # probe sends its whole list only then).
+        baseline = {n: p for n, p in probes.items() if p.needs_baseline}
+        if baseline:
+            collect(baseline, read_boot_id(), int(time.time() * 1000))
+            time.sleep(0.5)
         report = collect(probes, read_boot_id(), int(time.time() * 1000))
         print(json.dumps(plain(report), ensure_ascii=False, indent=2))
         return 1 if report.errors else 0
@@ -187,72 +236,220 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
         while (more := runner.deliver_batch()) is True:
             pass
     if more is None:
-        print(f"collected report {seq}; delivery failed, it stays in the spool", file=sys.stderr)
+        print(
+            _("collected report {seq}; delivery failed, it stays in the spool").format(seq=seq),
+            file=sys.stderr,
+        )
         return 1
-    print(f"collected and delivered report {seq}")
+    print(_("collected and delivered report {seq}").format(seq=seq))
     return 0
 
 
+# Nagios plugin exit codes: `status` is usable as a check as it is.
+OK, WARNING, CRITICAL = 0, 1, 2
+_VERDICTS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}
+
+
+def status_verdict(
+    not_enrolled: str | None,
+    unreachable: str | None,
+    spool: SpoolStatus | None,
+    *,
+    now: float,
+    warn_backlog: float,
+) -> tuple[int, str]:
+    """(Nagios code, the reason in one line) from what `status` found: why the agent is not
+    enrolled and why the collector cannot be reached (None: it is, it can)."""
+    if not_enrolled is not None:
+        return CRITICAL, _("not enrolled: {why}").format(why=not_enrolled)
+    if unreachable is not None:
+        return CRITICAL, _("collector unreachable: {why}").format(why=unreachable)
+    waiting = spool.depth if spool else 0
+    age = now - spool.oldest_at if spool and spool.oldest_at is not None else 0.0
+    if waiting and age >= warn_backlog:
+        return WARNING, _(
+            "{n} reports waiting, the oldest collected {age} ago: deliveries are failing or behind"
+        ).format(n=waiting, age=format_duration(round(age)))
+    return OK, _("collector reachable, {n} reports waiting").format(n=waiting)
+
+
 def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    not_enrolled = unreachable = None
     try:
         cred: Credential | None = load_credential(cfg.state_dir)
     except AgentError as e:
-        cred = None
-        print(f"enrolled:   no ({e})")
-    spool_path = cfg.state_dir / "spool.db"
+        cred, not_enrolled = None, str(e)
+    collector = None
     if cred is not None:
-        place = " / ".join(p for p in (cred.district, cred.commune, cred.unit) if p)
-        print(f"enrolled:   yes, agent {cred.agent_id} ({place}, role {cred.role})")
         with _client(cfg, cred) as client:
-            ok = client.reachable(timeout=args.timeout)
-        print(f"collector:  {client.address} {'reachable' if ok else 'NOT reachable'}")
-    if spool_path.exists():
+            unreachable = client.unreachable(timeout=args.timeout)
+        collector = {"address": client.address, "reachable": unreachable is None}
+    st = None
+    if (cfg.state_dir / "spool.db").exists():
         with contextlib.closing(_spool(cfg)) as spool:
             st = spool.status()
-        last = (
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.last_ack_at))
-            if st.last_ack_at
-            else "never"
-        )
+    interval = cred.report_interval_seconds if cred and cred.report_interval_seconds else 15
+    warn_backlog = args.warn_backlog if args.warn_backlog is not None else 3 * interval
+    code, reason = status_verdict(
+        not_enrolled, unreachable, st, now=time.time(), warn_backlog=warn_backlog
+    )
+    document = {
+        "status": _VERDICTS[code],
+        "reason": reason,
+        "agent_id": cred.agent_id if cred else None,
+        "placement": {
+            "district": cred.district or None,
+            "commune": cred.commune or None,
+            "unit": cred.unit or None,
+            "role": cred.role or None,
+        }
+        if cred
+        else None,
+        "collector": collector,
+        "spool": None
+        if st is None
+        else {
+            "spool_id": f"{st.spool_id:016x}",
+            "reports_waiting": st.depth,
+            "bytes": st.bytes,
+            "oldest_waiting_at": iso_time(st.oldest_at),
+            "last_seq": st.last_seq,
+            "last_ack_at": iso_time(st.last_ack_at),
+            "resets": st.resets_total,
+            "dropped": st.dropped_total,
+            "rejected": st.rejected_total,
+            "lost_with_replaced_spools": st.reset_lost_total,
+        },
+    }
+    if args.output == "json":
+        print(json.dumps(document, ensure_ascii=False, indent=2))
+        return code
+    # The first line is the check's result (what Nagios shows); the rest is for a person.
+    print(f"{_VERDICTS[code]}: {reason}")
+    if cred is not None:
+        place = " / ".join(p for p in (cred.district, cred.commune, cred.unit) if p)
         print(
-            f"spool:      {st.depth} reports waiting ({st.bytes} bytes), last seq {st.last_seq}"
-            f" (spool {st.spool_id:016x}, {st.resets_total} resets)"
+            _("enrolled:   yes, agent {agent} ({place}, role {role})").format(
+                agent=cred.agent_id, place=place, role=cred.role
+            )
         )
-        print(f"last ack:   {last}")
+        reachable = _("reachable") if unreachable is None else _("NOT reachable")
         print(
-            f"lost:       {st.dropped_total} dropped (spool full/old),"
-            f" {st.rejected_total} rejected, {st.reset_lost_total} with replaced spools"
+            _("collector:  {address} {reachable}").format(
+                address=client.address, reachable=reachable
+            )
         )
     else:
-        print("spool:      empty (agent has not run yet)")
-    return 0 if cred is not None else 1
+        print(_("enrolled:   no"))
+    if st is not None:
+        last = iso_time(st.last_ack_at) or _("never")
+        print(
+            _(
+                "spool:      {n} reports waiting ({bytes} bytes), last seq {seq}"
+                " (spool {spool}, {resets} resets)"
+            ).format(
+                n=st.depth,
+                bytes=st.bytes,
+                seq=st.last_seq,
+                spool=f"{st.spool_id:016x}",
+                resets=st.resets_total,
+            )
+        )
+        print(_("last ack:   {when}").format(when=last))
+        print(
+            _(
+                "lost:       {dropped} dropped (spool full/old), {rejected} rejected,"
+                " {reset_lost} with replaced spools"
+            ).format(
+                dropped=st.dropped_total, rejected=st.rejected_total, reset_lost=st.reset_lost_total
+            )
+        )
+    else:
+        print(_("spool:      empty (agent has not run yet)"))
+    return code
+
+
+def cmd_service(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    if sys.platform == "win32":
+        raise AgentError("service: on Windows the MSI installs the service (docs/install.md)")
+    from agent.service.systemd import UNIT_NAME, Systemd  # noqa: PLC0415 (this command only)
+
+    systemd = Systemd()
+    if args.action == "install":
+        if args.config is None:
+            raise ConfigError("service install: --config PATH is required (the unit runs with it)")
+        exe = Path(sys.argv[0]).resolve()
+        path = systemd.install(exe, args.config.resolve())
+        print(f"{UNIT_NAME}: written to {path}, enabled and started ({exe})")
+    elif args.action == "uninstall":
+        path = systemd.uninstall()
+        print(f"{UNIT_NAME}: stopped, disabled, {path} removed; {cfg.state_dir} kept")
+    else:
+        enabled, active = systemd.status()
+        print(f"{UNIT_NAME}: {enabled}, {active}")
+        return 0 if active == "active" else 3
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="canhgac-agent", description="Canh Gác monitoring agent")
-    p.add_argument("--config", type=Path, help="agent YAML config (default: built-in defaults)")
-    p.add_argument("--state-dir", type=Path, help="override state_dir from the config")
-    p.add_argument("--version", action="version", version=f"canhgac-agent {__version__}")
+    p = argparse.ArgumentParser(
+        prog="canhgac-agent", description=_("{name} monitoring agent").format(name="Canh Gác")
+    )
+    p.add_argument("--config", type=Path, help=_("agent YAML config (default: built-in defaults)"))
+    p.add_argument("--state-dir", type=Path, help=_("override state_dir from the config"))
+    p.add_argument("--lang", choices=LANGUAGES, help=_("vi (default) or en; else the locale"))
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"canhgac-agent {__version__}",
+        help=_("show the version and exit"),
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    e = sub.add_parser("enroll", help="trade an enrollment token for this agent's credential")
+    e = sub.add_parser("enroll", help=_("trade an enrollment token for this agent's credential"))
     e.add_argument("--collector", required=True, metavar="HOST:PORT")
     given = e.add_mutually_exclusive_group()
     given.add_argument(
         "--token-file",
         metavar="PATH",
-        help=f"file holding the token, `-` for stdin (or {TOKEN_ENV})",
+        help=_("file holding the token, `-` for stdin (or {env})").format(env=TOKEN_ENV),
     )
-    given.add_argument("--token", help="the token itself (visible to other users in ps)")
-    r = sub.add_parser("run", help="collect and deliver until stopped (the service)")
-    r.add_argument("--interval", type=float, help="seconds between reports (default: collector's)")
-    o = sub.add_parser("once", help="collect every probe once (and deliver, unless --print)")
-    o.add_argument("--print", action="store_true", help="print the report as JSON, send nothing")
-    s = sub.add_parser("status", help="enrollment, collector reachability, spool depth, last ack")
-    s.add_argument("--timeout", type=float, default=5.0)
+    given.add_argument("--token", help=_("the token itself (visible to other users in ps)"))
+    r = sub.add_parser("run", help=_("collect and deliver until stopped (the service)"))
+    r.add_argument(
+        "--interval",
+        type=duration_option,
+        help=_("between reports, e.g. 15s (default: collector's)"),
+    )
+    o = sub.add_parser("once", help=_("collect every probe once (and deliver, unless --print)"))
+    o.add_argument("--print", action="store_true", help=_("print the report as JSON, send nothing"))
+    s = sub.add_parser(
+        "status",
+        help=_(
+            "enrollment, collector reachability, spool depth, last ack; exits 0 OK, "
+            "1 WARNING (reports waiting too long), 2 CRITICAL (collector unreachable, not enrolled)"
+        ),
+    )
+    s.add_argument("--timeout", type=duration_option, default="5s", help=_("e.g. 5s"))
+    s.add_argument(
+        "--warn-backlog",
+        type=duration_option,
+        metavar="DURATION",
+        help=_("WARNING when a report waits this long (default: 3 report intervals)"),
+    )
+    add_output_options(s)
+    v = sub.add_parser(
+        "service", help=_("install, uninstall or show the systemd unit (no package)")
+    )
+    v.add_argument("action", choices=["install", "uninstall", "status"])
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    return survive_closed_pipe(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    use_language(choose_language(sys.argv[1:] if argv is None else argv, os.environ))
     args = _parser().parse_args(argv)
     try:
         cfg = load_config(args.config)
@@ -262,10 +459,16 @@ def main(argv: list[str] | None = None) -> int:
             level=cfg.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        handler = {"enroll": cmd_enroll, "run": cmd_run, "once": cmd_once, "status": cmd_status}
+        handler = {
+            "enroll": cmd_enroll,
+            "run": cmd_run,
+            "once": cmd_once,
+            "status": cmd_status,
+            "service": cmd_service,
+        }
         return handler[args.command](cfg, args)
     except ConfigError as e:
-        print(f"canhgac-agent: config error:\n{e}", file=sys.stderr)
+        print(_("canhgac-agent: config error:\n{error}").format(error=e), file=sys.stderr)
         return 2
     except AgentError as e:
         print(f"canhgac-agent: {e}", file=sys.stderr)

@@ -46,6 +46,7 @@ class SpoolStatus:
     reset_lost_total: int
     last_seq: int
     last_ack_at: float | None  # Unix seconds of the last successful delivery
+    oldest_at: float | None = None  # collection time of the oldest report still waiting
 
 
 # SQLITE_CORRUPT, SQLITE_NOTADB: what a damaged or overwritten file answers.
@@ -313,8 +314,8 @@ class Spool:
 
     def status(self) -> SpoolStatus:
         with self._lock:
-            depth, used = self._db.execute(
-                "SELECT count(*), coalesce(sum(size), 0) FROM reports"
+            depth, used, oldest_ms = self._db.execute(
+                "SELECT count(*), coalesce(sum(size), 0), min(collected_at_ms) FROM reports"
             ).fetchone()
             last_ack = self._meta("last_ack_at")
             return SpoolStatus(
@@ -328,4 +329,5 @@ class Spool:
                 reset_lost_total=self._reset_lost,
                 last_seq=self._meta("last_seq"),
                 last_ack_at=float(last_ack) if last_ack else None,
+                oldest_at=oldest_ms / 1000 if oldest_ms is not None else None,
             )

@@ -12,6 +12,8 @@ from typing import Any
 import psutil
 
 from bench import (
+    alert_latency,
+    export,
     fleet_tick,
     footprint,
     ingest,
@@ -39,6 +41,8 @@ def main() -> None:
         ("ingest_cpu", ingest_cpu.main),
         ("replay", replay.main),
         ("sustained", sustained.main),
+        ("export", export.main),
+        ("alert_latency", alert_latency.main),
         ("storage", storage.main),
         ("retention_load", retention_load.main),
     ]

@@ -1,11 +1,26 @@
-"""Log-safe text: strings from the wire or from other servers, bounded and on one line."""
+"""Text as people type it and as logs may show it: names NFC-normalised, wire strings bounded."""
 
 from __future__ import annotations
 
-__all__ = ["LOG_LIMIT", "printable"]
+import unicodedata
+
+__all__ = ["LOG_LIMIT", "nfc", "printable"]
 
 # Characters of a client-supplied string that reach a log line (a real hostname is < 64).
 LOG_LIMIT = 200
+
+
+def nfc(value: object) -> object:
+    """`value` with every string in it (nested lists and mappings, keys too) in Unicode NFC:
+    "Nhật" typed with a combining dot below (NFD, as macOS and some Vietnamese keyboards
+    produce it) is the same name as the precomposed one in the sites file."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, list):
+        return [nfc(v) for v in value]
+    if isinstance(value, dict):
+        return {nfc(k): nfc(v) for k, v in value.items()}
+    return value
 
 
 def printable(value: object, limit: int = LOG_LIMIT) -> str:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 
-__all__ = ["duration_value", "parse_duration", "parse_size", "size_value"]
+__all__ = [
+    "duration_option",
+    "duration_value",
+    "format_duration",
+    "parse_duration",
+    "parse_size",
+    "size_value",
+]
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SIZE_UNITS = {
@@ -41,6 +49,33 @@ def parse_duration(text: str | int | float) -> float:
     if pos != len(s) or not s:
         raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 7d)")
     return total
+
+
+def format_duration(seconds: float) -> str:
+    """`seconds` written as `parse_duration` reads it back: 21600 -> "6h", 5400 -> "1h30m",
+    90 -> "1m30s", 0.25 -> "250ms"; the same spelling the configs and the options use."""
+    if seconds < 0:
+        raise ValueError(f"duration must not be negative: {seconds!r}")
+    ms = round(seconds * 1000)
+    if ms == 0:
+        return "0s"
+    parts = []
+    for unit in ("w", "d", "h", "m", "s"):
+        size = round(_DURATION_UNITS[unit] * 1000)
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if ms:
+        parts.append(f"{ms}ms")
+    return "".join(parts)
+
+
+def duration_option(text: str) -> float:
+    """An argparse `type=`: `--interval 15s` read as the configs read `interval: 15s`."""
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_size(text: str | int) -> int:

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from canhgac_common.text import nfc
+
 __all__ = ["ConfigError", "key_path", "read_yaml"]
 
 
@@ -23,13 +25,13 @@ def key_path(loc: tuple[int | str, ...]) -> str:
 
 
 def read_yaml(path: Path) -> Any:
-    """The parsed YAML file at `path`."""
+    """The parsed YAML file at `path`, its names and values in NFC (see `text.nfc`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
     try:
-        return yaml.safe_load(text)
+        return nfc(yaml.safe_load(text))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

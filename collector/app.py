@@ -64,6 +64,9 @@ class CollectorApp:
                 default_hold=cfg.rules.hold,
                 sites=self.sites,
                 clock=clock,
+                on_tick=self._observe_tick,
+                on_write_error=self.metrics.store_write_errors.labels("alerts").inc,
+                on_notify=self._wake_notifier,
             )
         self.grpc, self.grpc_port = build_server(
             cfg,
@@ -79,6 +82,7 @@ class CollectorApp:
             self.exposition.render,
             self.store.ready,
             self.alerts.reload if self.alerts else None,
+            own_metrics=self.exposition.render_own,
             config=cfg.http,
             on_refused=lambda: self.metrics.rejections.labels("http_connections").inc(),
         )
@@ -95,6 +99,7 @@ class CollectorApp:
                 clock=clock,
                 leading=self.leadership.is_leader,
                 meetings=self.meetings,
+                on_send_failure=self.metrics.mail_send_failures.inc,
             )
         self._stop_timer = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="alert-timer", daemon=True)
@@ -114,6 +119,14 @@ class CollectorApp:
         self._retention_timer = threading.Thread(
             target=self._retention_loop, name="retention-timer", daemon=True
         )
+
+    def _wake_notifier(self) -> None:
+        if self.notifier is not None:  # set after the engine; None while notify is off
+            self.notifier.wake()
+
+    def _observe_tick(self, lag: float, took: float) -> None:
+        self.metrics.alert_timer_lag.set(lag)
+        self.metrics.alert_tick_duration.set(took)
 
     def _tick_loop(self) -> None:
         assert self.alerts is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
@@ -137,6 +138,19 @@ class RulesConfig(StrictModel):
     hold: Duration = Field(default=300.0, ge=0)  # flap damping unless a rule sets `hold:`
 
 
+class ReportsConfig(StrictModel):
+    """Period reports and audit exports (`canhgac-collector report|export`, docs/reports.md)."""
+
+    # A commune counts as connected for a period when its machines could reach the collector
+    # for at least this share of the period's hours (docs/indicators.md).
+    connected_share: float = Field(default=0.95, gt=0, le=1)
+    # The Ed25519 key that signs each export's manifest, made on first use (mode 0600). Default:
+    # export-signing.key beside the SQLite database; on PostgreSQL it must be set.
+    signing_key: Path | None = None
+    # A .ttf covering Vietnamese for the PDF; default: Noto Sans (fonts-noto-core) or DejaVu Sans.
+    font: Path | None = None
+
+
 class RetentionConfig(StrictModel):
     """How long each kind of history is kept (docs/scaling.md, Retention). Raw reports are
     rolled up as they arrive and deleted `raw` after the collector received them."""
@@ -180,7 +194,12 @@ class CollectorConfig(StrictModel):
     retention: RetentionConfig = RetentionConfig()
     notify: NotifyConfig = NotifyConfig()
     meetings: MeetingsConfig = MeetingsConfig()
+    reports: ReportsConfig = ReportsConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+    log_format: Literal["text", "json"] = "text"  # json: one object a line (collector.logs)
+    log_file: Path | None = None  # None: stderr (journald); a path: rotated by size
+    log_file_max_bytes: Size = Field(default=10 * 1024 * 1024, ge=4096)
+    log_file_backups: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
     def _summary_after_last_check(self) -> CollectorConfig:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 from canhgac_common.config import ConfigError
 
 __all__ = [
@@ -12,6 +15,7 @@ __all__ = [
     "NotFoundError",
     "RuleError",
     "StoreError",
+    "cannot_listen",
 ]
 
 
@@ -41,3 +45,23 @@ class RuleError(CollectorError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def cannot_listen(key: str, address: str, error: OSError | None = None) -> ConfigError:
+    """The error for a listen address (`grpc_listen`, `http_listen`) that cannot be bound,
+    saying when the port is taken and how to choose another. Without the OSError (gRPC only
+    says it failed) the address is bound once more here to learn why."""
+    if error is None:
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_server((host.strip("[]") or "0.0.0.0", int(port))).close()  # noqa: S104
+        except (OSError, ValueError) as e:
+            error = e if isinstance(e, OSError) else OSError(str(e))
+    if error is not None and error.errno == errno.EADDRINUSE:
+        why = (
+            "the port is in use (another collector still running, or another program): stop "
+            f"it, or choose a free port with {key}: HOST:PORT in the config"
+        )
+    else:
+        why = error.strerror or str(error) if error is not None else "refused"
+    return ConfigError(f"{key} {address}: cannot listen: {why}")

@@ -38,6 +38,7 @@ __all__ = [
     "occurrences",
     "parse_local_time",
     "room_in_meeting",
+    "room_names",
     "summarize",
 ]
 
@@ -142,6 +143,17 @@ def room_in_meeting(agent: AgentRecord, rooms: Iterable[str]) -> bool:
     names = {n.casefold() for n in (p.district, p.commune, p.unit, agent.hostname) if n}
     wanted = {r.casefold() for r in rooms}
     return "all" in wanted or bool(names & wanted)
+
+
+def room_names(agents: Iterable[AgentRecord]) -> set[str]:
+    """The names by which a meeting's `rooms` can pick these agents' meeting rooms."""
+    return {
+        n
+        for a in agents
+        if a.placement.role == MEETING_ROLE and a.revoked_at is None
+        for n in (a.placement.district, a.placement.commune, a.placement.unit, a.hostname)
+        if n
+    }
 
 
 def check_points(meeting: Meeting, checks_before: Sequence[float]) -> list[float]:

@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 
 from collector.compliance.evaluate import Memo, report_variables
 from collector.compliance.model import Rule
+from collector.indicators import MACHINE_INDICATORS, meets
 from collector.model import (
     ROLLUP_AVAILABILITY,
+    ROLLUP_INDICATOR,
     ROLLUP_RULE,
     AgentRecord,
     Report,
@@ -97,10 +99,16 @@ def summarise(
                 add(out, key(section, path), Stat.of(value))
         if judged:
             variables = report_variables(agent, report, report_interval)
+            verdicts: dict[str, bool] = {}
             for rule in judged:
                 ok = memo.judge(rule, variables)
                 if ok is not None:
+                    verdicts[rule.id] = ok
                     add(out, key(ROLLUP_RULE, rule.id), Stat.of(1.0 if ok else 0.0))
+            for ind in MACHINE_INDICATORS:
+                met = meets(ind, verdicts)
+                if met is not None:
+                    add(out, key(ROLLUP_INDICATOR, ind.id), Stat.of(1.0 if met else 0.0))
     return out
 
 

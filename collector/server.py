@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from canhgac_common.text import printable
 from canhgac_proto.v1 import collector_pb2 as pb
@@ -23,7 +24,13 @@ from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 from collector import __version__
 from collector.config import THROUGHPUT_CHUNK_BYTES, CollectorConfig, LimitsConfig
 from collector.decode import InvalidReport, decode_report
-from collector.errors import AuthError, CollectorError, ConfigError, InvalidRequest, StoreError
+from collector.errors import (
+    AuthError,
+    ConfigError,
+    InvalidRequest,
+    StoreError,
+    cannot_listen,
+)
 from collector.metrics import ServerMetrics
 from collector.model import AgentRecord, Report
 from collector.store import MachineFacts, Store
@@ -33,6 +40,8 @@ __all__ = ["Servicer", "build_server", "current_agent"]
 log = logging.getLogger(__name__)
 
 _SERVICE = "/canhgac_proto.v1.Collector/"
+# The names grpc.health.v1 answers for: the whole server, and the agents' service.
+HEALTH_SERVICES = ("", "canhgac_proto.v1.Collector")
 _UNAUTHENTICATED_METHODS = frozenset({_SERVICE + "Enroll"})
 # Link measurements: long calls, limited per agent and kept off the reserved workers.
 _MEASUREMENT_METHODS = frozenset({_SERVICE + "Upload", _SERVICE + "Throughput"})
@@ -449,6 +458,7 @@ class Servicer(pb_grpc.CollectorServicer):
             self._reject(context, code, printable(err, 1000))
         except StoreError as err:
             log.error("enrollment failed: %s", err)
+            self._metrics.store_write_errors.labels("enrollment").inc()
             self._reject(context, grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
         self._metrics.enrollments.inc()
         p = e.agent.placement
@@ -518,6 +528,7 @@ class Servicer(pb_grpc.CollectorServicer):
             stored, new = self._store.ingest(agent.agent_id, valid, now)
         except StoreError as e:
             log.error("ingest for agent %s failed: %s", agent.agent_id, e)
+            self._metrics.store_write_errors.labels("reports").inc()
             self._reject(context, grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
         self._metrics.stored.inc(new)
         self._metrics.duplicate.inc(len(valid) - new + twice)
@@ -606,6 +617,26 @@ def _server_credentials(cfg: CollectorConfig) -> grpc.ServerCredentials | None:
     )
 
 
+class StoreHealth(health.HealthServicer):
+    """The standard grpc.health.v1 service for load balancers and probes: SERVING while the
+    store answers (as /readyz), NOT_SERVING otherwise. Check only: each Watch would hold a
+    handler thread, which Submit needs, for as long as it watches."""
+
+    def __init__(self, ready: Callable[[], bool]) -> None:
+        super().__init__()
+        self._ready = ready
+
+    def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if request.service in HEALTH_SERVICES:
+            serving = health_pb2.HealthCheckResponse.SERVING
+            status = serving if self._ready() else health_pb2.HealthCheckResponse.NOT_SERVING
+            self.set(request.service, status)
+        return super().Check(request, context)
+
+    def Watch(self, request: Any, context: grpc.ServicerContext, send: Any = None) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "grpc.health.v1 Watch is not offered: Check")
+
+
 def build_server(
     cfg: CollectorConfig,
     store: Store,
@@ -638,6 +669,7 @@ def build_server(
     pb_grpc.add_CollectorServicer_to_server(  # type: ignore[no-untyped-call]
         Servicer(store, metrics, cfg, clock, on_stored, fresh_checks=fresh_checks), server
     )
+    health_pb2_grpc.add_HealthServicer_to_server(StoreHealth(store.ready), server)
     address = address or cfg.grpc_listen
     creds = _server_credentials(cfg)
     try:
@@ -646,10 +678,10 @@ def build_server(
             if creds is not None
             else server.add_insecure_port(address)
         )
-    except RuntimeError as e:
-        raise CollectorError(f"cannot listen on {address}: {e}") from None
+    except RuntimeError:
+        raise cannot_listen("grpc_listen", address) from None
     if port == 0:
-        raise CollectorError(f"cannot listen on {address}")
+        raise cannot_listen("grpc_listen", address)
     tls = "off" if creds is None else "mutual" if cfg.tls.client_ca_file else "on"
     log.info("collector %s gRPC on %s (port %d, tls %s)", __version__, address, port, tls)
     return server, port

@@ -46,6 +46,17 @@ class Sites(StrictModel):
     province: str
     districts: list[District]
 
+    def names(self) -> set[str]:
+        """Every district, commune and unit name in the tree."""
+        out = set()
+        for d in self.districts:
+            out.add(d.name)
+            out.update(u.name for u in d.units)
+            for c in d.communes:
+                out.add(c.name)
+                out.update(u.name for u in c.units)
+        return out
+
     def check_place(self, district: str, commune: str | None, unit: str | None) -> None:
         """Raise ConfigError unless the place exists in the tree."""
         d = next((d for d in self.districts if d.name == district), None)

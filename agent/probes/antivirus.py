@@ -361,17 +361,27 @@ def parse_linux_antivirus(
         products.append(
             AntivirusProduct(name=name, source="process", state="on" if found else "not_running")
         )
-    # Third-party Linux products scan on access; clamd does only with clamonacc beside it.
-    realtime_on = (
-        ONACCESS_PROCESS in running_set and clamd is not None and clamd.status == "running"
-    )
-    realtime_on = realtime_on or any(p.source == "process" and p.state == "on" for p in products)
     return Antivirus(
         products=tuple(products),
         clamd=clamd,
-        realtime="on" if realtime_on else "off" if products else "unknown",
+        realtime=_linux_realtime(clamd, products, running_set),
         signature_updated_at=signature_updated_at,
     )
+
+
+def _linux_realtime(
+    clamd: Clamd | None, products: Sequence[AntivirusProduct], running: set[str]
+) -> str:
+    """Third-party Linux products scan on access; clamd does only with clamonacc beside it.
+    A running clamd without clamonacc, and no third-party product expected, is on-demand by
+    its setup, not switched off: "not_configured" (its own, lower-severity rule)."""
+    clamd_running = clamd is not None and clamd.status == "running"
+    third_party = [p for p in products if p.source == "process"]
+    if any(p.state == "on" for p in third_party) or (clamd_running and ONACCESS_PROCESS in running):
+        return "on"
+    if clamd_running and not third_party:
+        return "not_configured"
+    return "off" if products else "unknown"
 
 
 # ---- OS boundary ----------------------------------------------------------------------

@@ -40,8 +40,9 @@ TRANSIENT = frozenset(
 
 
 class DeliveryError(AgentError):
-    def __init__(self, code: StatusCode, details: str) -> None:
-        super().__init__(f"collector said {code.name}: {details}")
+    def __init__(self, code: StatusCode, details: str, *, local: bool = False) -> None:
+        # A network failure says what happened; a refusal says what the collector answered.
+        super().__init__(details if local else f"collector said {code.name}: {details}")
         self.code = code
         self.transient = code in TRANSIENT
         # The collector is overloaded or the batch too big: send smaller batches.
@@ -175,6 +176,10 @@ class CollectorClient:
     def reachable(self, timeout: float = 5.0) -> bool:
         return self._channel.ready(timeout)
 
+    def unreachable(self, timeout: float = 5.0) -> str | None:
+        """None when the collector can be reached, else what happened, for a person."""
+        return self._channel.why_not_ready(timeout)
+
     def enroll(
         self, token: str, facts: MachineFacts, previous_credential: str = ""
     ) -> EnrollResult:
@@ -195,7 +200,7 @@ class CollectorClient:
                 _path("Enroll"), req.SerializeToString(), timeout=self._timeout
             )
         except RpcError as e:
-            raise DeliveryError(e.code, e.details) from None
+            raise DeliveryError(e.code, e.details, local=e.local) from None
         resp = _answer(pb.EnrollResponse, answer)
         p = resp.placement
         return EnrollResult(
@@ -222,7 +227,7 @@ class CollectorClient:
                 metadata=self._metadata,
             )
         except RpcError as e:
-            raise DeliveryError(e.code, e.details) from None
+            raise DeliveryError(e.code, e.details, local=e.local) from None
         resp = _answer(pb.SubmitResponse, answer)
         if resp.collector_time_ms:
             self._clock_offset = clock_offset(sent_at, time.time(), resp.collector_time_ms)
@@ -257,7 +262,7 @@ class CollectorClient:
                 compress=False,
             )
         except RpcError as e:
-            raise DeliveryError(e.code, e.details) from None
+            raise DeliveryError(e.code, e.details, local=e.local) from None
         except ValueError:  # not exactly one reply
             raise DeliveryError(StatusCode.INTERNAL, "Upload: not one reply") from None
         return _answer(pb.UploadResult, reply).bytes, time.monotonic() - start
@@ -275,5 +280,5 @@ class CollectorClient:
             ):
                 received += len(_answer(pb.ThroughputChunk, message).data)
         except RpcError as e:
-            raise DeliveryError(e.code, e.details) from None
+            raise DeliveryError(e.code, e.details, local=e.local) from None
         return received, time.monotonic() - start

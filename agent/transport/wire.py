@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import errno
 import select
 import socket
 import struct
@@ -80,10 +81,12 @@ class ClientCertError(OSError):
 
 
 class RpcError(Exception):
-    def __init__(self, code: StatusCode, details: str) -> None:
-        super().__init__(f"{code.name}: {details}")
+    def __init__(self, code: StatusCode, details: str, *, local: bool = False) -> None:
+        super().__init__(details if local else f"{code.name}: {details}")
         self.code = code
         self.details = details
+        # Raised here (the network, the deadline), not a status the collector sent.
+        self.local = local
 
 
 class _Connection:
@@ -277,16 +280,24 @@ class Channel:
 
     def ready(self, timeout: float) -> bool:
         """Whether a connection to the collector can be made (TCP, TLS, HTTP/2 settings)."""
+        return self.why_not_ready(timeout) is None
+
+    def why_not_ready(self, timeout: float) -> str | None:
+        """None when a connection to the collector can be made, else what happened."""
         deadline = time.monotonic() + timeout
         with self._lock:
             try:
                 conn = self._connected(deadline)
                 while not conn.settled:
                     conn.backlog.extend(conn.read(deadline))
-            except (OSError, h2.exceptions.ProtocolError):
+            except TimeoutError:
                 self._drop()
-                return False
-            return True
+                return self._no_answer(timeout)
+            except (OSError, h2.exceptions.ProtocolError) as e:
+                reason = self._why(e)
+                self._drop()
+                return reason
+            return None
 
     def unary(
         self,
@@ -345,9 +356,10 @@ class Channel:
                 error = yield from self._responses(conn, stream_id, deadline)
                 finished = True
             except TimeoutError:
-                raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded") from None
+                no_answer = self._no_answer(timeout)
+                raise RpcError(StatusCode.DEADLINE_EXCEEDED, no_answer, local=True) from None
             except (OSError, h2.exceptions.ProtocolError) as e:
-                raise RpcError(StatusCode.UNAVAILABLE, self._why(e)) from None
+                raise RpcError(StatusCode.UNAVAILABLE, self._why(e), local=True) from None
             finally:
                 # A call cut short (deadline, error, caller stopped reading) leaves its stream
                 # in an unknown state: start the next call on a fresh connection.
@@ -358,14 +370,33 @@ class Channel:
         if error is not None:
             raise error
 
+    def _no_answer(self, timeout: float) -> str:
+        return f"no answer from {self._host}:{self._port} in {timeout:g} s"
+
     def _why(self, error: Exception) -> str:
-        why = f"{type(error).__name__}: {error}"
+        """What happened, for a person: "connection refused by 127.0.0.1:4317", not the
+        exception's class name."""
+        where = f"{self._host}:{self._port}"
+        code = getattr(error, "errno", None)
+        raw = f"{type(error).__name__}: {error}"
+        if isinstance(error, ConnectionRefusedError):
+            why = f"connection refused by {where} (is the collector running, on this port?)"
+        elif isinstance(error, ConnectionResetError):
+            why = f"connection reset by {where}"
+        elif isinstance(error, socket.gaierror):
+            why = f"cannot find the address of {self._host}: {error.strerror}"
+        elif code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            why = f"no route to {where}: {getattr(error, 'strerror', None)}"
+        elif type(error) in (OSError, ConnectionError):  # no subclass says more
+            why = f"{where}: {getattr(error, 'strerror', None) or error}"
+        else:
+            why = f"{where}: {raw}"
         conn = self._connection
         # The collector hung up (an alert, EOF, a reset, or a clean close before its HTTP/2
         # settings: which one a TLS 1.3 client sees depends on timing), not our own
         # verification failing nor an ALPN mismatch.
-        peer_closed = ("EOF" in why or "ALERT" in why or isinstance(error, ConnectionError)) and (
-            "ALPN" not in why
+        peer_closed = ("EOF" in raw or "ALERT" in raw or isinstance(error, ConnectionError)) and (
+            "ALPN" not in raw
         )
         if self._tls is not None and (conn is None or not conn.settled) and peer_closed:
             # A collector requiring client certificates (mutual TLS) just closes the connection.

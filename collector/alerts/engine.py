@@ -19,18 +19,20 @@ from collector.compliance.evaluate import Memo, agent_variables, judge, report_v
 from collector.compliance.loader import load_pack
 from collector.compliance.model import Rule, RulePack
 from collector.compliance.schema import GROUP_FIELDS
-from collector.errors import RuleError
+from collector.errors import RuleError, StoreError
 from collector.model import MEETING_ROLE, AgentRecord, Alert, Event, Labels, Report
 from collector.sites import Sites
 from collector.store import AlertWrite, HistoryEntry, MaintenanceWindow, Silence, Store
 
 __all__ = [
+    "RETIRED",
     "AlertEngine",
     "Pacer",
     "fleet_subject",
     "in_maintenance",
     "matches",
     "notification_payload",
+    "recurrence_gap",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,14 @@ def matches(matchers: dict[str, str], labels: Labels) -> bool:
     return all(fnmatch.fnmatchcase(values.get(k, ""), glob) for k, glob in matchers.items())
 
 
+def recurrence_gap(weekdays: tuple[str, ...]) -> float:
+    """Seconds between the two closest starts of a window opening on `weekdays` (mon..sun) at
+    one time of day: a window longer than that would still be open when it opens again."""
+    days = sorted({_WEEKDAYS.index(d) for d in weekdays})
+    gaps = [(b - a) % 7 or 7 for a, b in zip(days, [*days[1:], days[0]], strict=True)]
+    return min(gaps) * 86400.0
+
+
 def in_maintenance(w: MaintenanceWindow, now: float) -> bool:
     """True while a recurring window (local time; may run past midnight) is open at `now`."""
     hour, minute = (int(x) for x in w.start.split(":"))
@@ -81,6 +91,9 @@ def _count(g: dict[str, Any], verdicts: list[tuple[str, bool]]) -> None:
         g["judged"][rule_id] += 1
         g["passing"][rule_id] += ok
 
+
+# The history detail of an alert ended because its agent was revoked.
+RETIRED = "agent revoked"
 
 # Alert keys per write transaction of a tick (`AlertWrite.split`): a few milliseconds of the
 # store's writer each.
@@ -122,8 +135,17 @@ class AlertEngine:
         default_hold: float,
         sites: Sites | None = None,
         clock: Callable[[], float] = time.time,
+        on_tick: Callable[[float, float], None] = lambda lag, took: None,
+        on_write_error: Callable[[], None] = lambda: None,
+        on_notify: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_tick(lag, took)` after each timer tick: how long it waited in the queue and
+        how long it ran; `on_write_error` when writing alert state fails (/metrics);
+        `on_notify` after notifications were written (the notifier's wake)."""
         self._store = store
+        self._on_notify = on_notify
+        self._on_tick_done = on_tick
+        self._on_write_error = on_write_error
         self.pack = pack
         self._rules_path = rules_path
         self._interval = report_interval
@@ -134,7 +156,9 @@ class AlertEngine:
         self._alerts: dict[tuple[str, str], Alert] = {a.key: a for a in store.alerts.open_alerts()}
         self._verdicts = store.alerts.rule_verdicts()
         self._memo = Memo()
-        self._suppressors: set[tuple[str, str]] = set()  # (district, commune or "")
+        # The firing root causes: (district, commune or "") of each, and their alert keys.
+        self._suppressors: set[tuple[str, str]] = set()
+        self._causes: set[tuple[str, str]] = set()
         self._silences: list[Silence] = []
         self._windows: list[MaintenanceWindow] = []
         self._queue: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
@@ -171,7 +195,16 @@ class AlertEngine:
 
     def tick(self, now: float | None = None) -> Future[Any]:
         """Fleet rules, silence, hold expiry and notifications, as of `now` (queued)."""
-        return self._call(lambda: self._on_tick(self._clock() if now is None else now))
+        queued = time.monotonic()
+
+        def run() -> None:
+            started = time.monotonic()
+            try:
+                self._on_tick(self._clock() if now is None else now)
+            finally:
+                self._on_tick_done(started - queued, time.monotonic() - started)
+
+        return self._call(run)
 
     def drain(self, timeout: float = 30.0) -> None:
         """Wait until everything queued so far has been processed."""
@@ -221,6 +254,8 @@ class AlertEngine:
         old: Alert | None,
         new: Alert | None,
         events: list[tuple[Event, float]],
+        *,
+        detail: str = "",
     ) -> None:
         if new is old:
             return
@@ -238,7 +273,7 @@ class AlertEngine:
         labels = (new or old).labels  # type: ignore[union-attr]
         started = (new or old).started_at  # type: ignore[union-attr]
         for event, at in events:
-            w.history.append(HistoryEntry(labels, event, at, started, w.now))
+            w.history.append(HistoryEntry(labels, event, at, started, w.now, detail))
             if event == "resolved" and old is not None and old.notified:
                 w.notify.append(("resolved", labels, notification_payload(rule, old, at)))
         # One row per key in a batch: an alert that fired and resolved within one replayed
@@ -251,6 +286,15 @@ class AlertEngine:
         else:
             self._alerts[key] = new
             w.upserts[key] = new
+
+    def _apply(self, w: AlertWrite) -> None:
+        try:
+            self._store.alerts.apply_alerts(w)
+        except StoreError:
+            self._on_write_error()
+            raise
+        if w.notify:
+            self._on_notify()
 
     def _labels(self, rule: Rule, agent: AgentRecord) -> Labels:
         p = agent.placement
@@ -275,7 +319,7 @@ class AlertEngine:
         touched = set(w.upserts)
         self._reconcile(w, [self._alerts[k] for k in touched if k in self._alerts])
         if w:
-            self._store.alerts.apply_alerts(w)
+            self._apply(w)
 
     def _on_tick(self, now: float) -> None:
         w = AlertWrite(now=now)
@@ -283,12 +327,15 @@ class AlertEngine:
         self._silences = self._store.alerts.silences(now)
         self._windows = self._store.alerts.maintenance()
         fleet = self._tick_fleet(pace)
+        self._retire(w, {a.agent_id for a, _ in fleet}, now, pace)
         self._fleet_rules(w, fleet, now, pace)
-        self._suppressors = {
-            (a.labels.district, a.labels.commune)
+        causes = [
+            a
             for a in self._alerts.values()
             if a.state == "firing" and (rule := self.pack.get(a.labels.rule_id)) and rule.suppresses
-        }
+        ]
+        self._suppressors = {(a.labels.district, a.labels.commune) for a in causes}
+        self._causes = {a.key for a in causes}
         timed = [r for r in self.pack.agent_rules() if r.time_dependent]
         for agent, snapshot in fleet:
             pace()
@@ -317,8 +364,20 @@ class AlertEngine:
                 self._record(w, rule, a, new, events)
         self._reconcile(w, list(self._alerts.values()), pace)
         for part in w.split(WRITE_KEYS):
-            self._store.alerts.apply_alerts(part)
+            self._apply(part)
             pace()  # Submit's commits wait for the store's writer between the parts
+
+    def _retire(self, w: AlertWrite, active: set[str], now: float, pace: Pacer) -> None:
+        """The open alerts of an agent no longer active (revoked: the machine was retired or
+        replaced) end now: nothing is left to fix on it. A firing one resolves, and its
+        resolution is notified like any other; a pending one clears."""
+        for a in list(self._alerts.values()):
+            pace()
+            rule = self.pack.get(a.labels.rule_id)
+            if rule is None or rule.kind != "agent" or a.labels.subject in active:
+                continue
+            event: Event = "resolved" if a.state == "firing" else "cleared"
+            self._record(w, rule, a, None, [(event, now)], detail=RETIRED)
 
     def _tick_fleet(self, pace: Pacer) -> list[tuple[AgentRecord, dict[str, Any]]]:
         """Active agents, with their stored snapshots only when a timed agent rule or a fleet
@@ -440,9 +499,12 @@ class AlertEngine:
 
     def _muted(self, a: Alert, now: float) -> bool:
         lab = a.labels
+        # Everything inside a place whose root cause fires is explained by it: its machines'
+        # alerts, its other group rules (commune.meeting-room during the outage) and, under a
+        # district cause, its communes' causes. Only the cause itself is notified.
         for district, commune in self._suppressors:
             inside = lab.district == district and (not commune or lab.commune == commune)
-            if inside and lab.subject != fleet_subject(district, commune):
+            if inside and (a.key not in self._causes or (not commune and lab.commune != "")):
                 return True
         if any(s.starts_at <= now < s.ends_at and matches(s.matchers, lab) for s in self._silences):
             return True

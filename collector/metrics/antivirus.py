@@ -12,7 +12,8 @@ SECTION = "antivirus"
 
 # States that are a certain "not protecting"; "unknown" and "unavailable" emit nothing.
 _OFF_STATES = frozenset({"off", "snoozed", "expired", "not_running"})
-_ON_OFF = {"on": 1.0, "off": 0.0}
+# clamd without clamonacc scans nothing on access: 0, as "off" (the rules tell them apart).
+_REALTIME = {"on": 1.0, "off": 0.0, "not_configured": 0.0}
 _SELF_TEST = {"detected": 1.0, "missed": 0.0, "error": 0.0}
 
 SPECS = (
@@ -46,6 +47,6 @@ def render(add: Add, av: dict[str, Any]) -> None:
         state = product.get("state", "")
         value = 1.0 if state == "on" else 0.0 if state in _OFF_STATES else None
         add("canhgac_antivirus_enabled", value, product.get("name", ""))
-    add("canhgac_antivirus_realtime_enabled", _ON_OFF.get(av.get("realtime", "")))
+    add("canhgac_antivirus_realtime_enabled", _REALTIME.get(av.get("realtime", "")))
     add("canhgac_antivirus_signature_age_seconds", av.get("signature_updated_at") or None)
     add("canhgac_antivirus_self_test_ok", _SELF_TEST.get(av.get("clamd", {}).get("self_test", "")))

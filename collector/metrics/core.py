@@ -4,18 +4,41 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
+import platform
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from collector.metrics import antivirus, hardware, link, meeting_room, security
+from collector import __version__
+from collector.errors import StoreError
+from collector.metrics import (
+    antivirus,
+    disk_health,
+    hardware,
+    link,
+    meeting_room,
+    power,
+    security,
+    software,
+)
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
+from collector.metrics.indicators import INDICATOR_SPECS, IndicatorCollector
 from collector.metrics.text import Batch, Families, Kept
 from collector.model import SPOOL_KEY, probe_of_status_key
 from collector.sites import Sites
@@ -24,6 +47,7 @@ from collector.store import FleetAgent, Store
 __all__ = [
     "AGENT_SPECS",
     "FLEET",
+    "OWN_SPECS",
     "SECTION_METRICS",
     "SERVER_SPECS",
     "SITE_SPECS",
@@ -33,11 +57,22 @@ __all__ = [
     "shard_of",
 ]
 
+log = logging.getLogger(__name__)
+
 # One module per report section: SECTION (its name), SPECS (what it emits), render(add, data).
 # Output depends on the stored data only (an agent's lines are kept until it changes); ages
 # are declared with `age=True` and computed at each scrape. Adding a section's metrics: write
 # the module, add it here.
-SECTION_METRICS: tuple[ModuleType, ...] = (hardware, antivirus, security, link, meeting_room)
+SECTION_METRICS: tuple[ModuleType, ...] = (
+    hardware,
+    antivirus,
+    security,
+    link,
+    meeting_room,
+    disk_health,
+    power,
+    software,
+)
 
 # Series every agent has whatever probes it runs.
 AGENT_SPECS = (
@@ -124,14 +159,57 @@ SERVER_SPECS = (
     ),
     Spec("canhgac_collector_enrollments_total", "counter", "Successful enrollments", ()),
     Spec(
+        "canhgac_collector_store_write_errors_total",
+        "counter",
+        "Store writes that failed, by part (reports, enrollment, alerts)",
+        ("part",),
+    ),
+    Spec(
+        "canhgac_collector_mail_send_failures_total",
+        "counter",
+        "Mail delivery attempts not accepted for every recipient (connection error, 4xx or "
+        "5xx reply, a recipient refused)",
+        (),
+    ),
+    Spec(
+        "canhgac_collector_alert_timer_lag_seconds",
+        "gauge",
+        "How long the latest alert timer tick waited behind other evaluation work before it ran",
+        (),
+    ),
+    Spec(
+        "canhgac_collector_alert_tick_duration_seconds",
+        "gauge",
+        "How long the latest alert timer tick took",
+        (),
+    ),
+    Spec(
         "canhgac_collector_rpc_duration_seconds",
         "histogram",
         "Time to handle one gRPC call, by method",
         ("method",),
     ),
 )
+# Read at each scrape: the collector's build, its process, its mail outbox.
+OWN_SPECS = (
+    Spec("canhgac_build_info", "gauge", "Constant 1; the collector's build", ("version", "python")),
+    Spec(
+        "canhgac_collector_mail_outbox_messages",
+        "gauge",
+        "Messages in the mail outbox by state (pending, partial, failed; sent ones too)",
+        ("state",),
+    ),
+    Spec("process_cpu_seconds_total", "counter", "CPU time of the collector process", ()),
+    Spec("process_resident_memory_bytes", "gauge", "Resident memory of the process", ()),
+    Spec("process_virtual_memory_bytes", "gauge", "Virtual memory of the process", ()),
+    Spec("process_start_time_seconds", "gauge", "Start time of the process (Unix time)", ()),
+    Spec("process_open_fds", "gauge", "Open file descriptors of the process", ()),
+    Spec("process_max_fds", "gauge", "Most file descriptors the process may open", ()),
+)
 
-SPECS: tuple[Spec, ...] = FLEET_SPECS + SITE_SPECS + SERVER_SPECS + ALERT_SPECS
+SPECS: tuple[Spec, ...] = (
+    FLEET_SPECS + SITE_SPECS + SERVER_SPECS + OWN_SPECS + ALERT_SPECS + INDICATOR_SPECS
+)
 
 
 class ServerMetrics:
@@ -142,11 +220,19 @@ class ServerMetrics:
             s = next(s for s in SERVER_SPECS if s.name == name)
             return Counter(name.removesuffix("_total"), s.help, s.labels, registry=registry)
 
+        def gauge(name: str) -> Gauge:
+            s = next(s for s in SERVER_SPECS if s.name == name)
+            return Gauge(name, s.help, s.labels, registry=registry)
+
         self.received = counter("canhgac_collector_reports_received_total")
         self.stored = counter("canhgac_collector_reports_stored_total")
         self.duplicate = counter("canhgac_collector_reports_duplicate_total")
         self.rejections = counter("canhgac_collector_rejections_total")
         self.enrollments = counter("canhgac_collector_enrollments_total")
+        self.store_write_errors = counter("canhgac_collector_store_write_errors_total")
+        self.mail_send_failures = counter("canhgac_collector_mail_send_failures_total")
+        self.alert_timer_lag = gauge("canhgac_collector_alert_timer_lag_seconds")
+        self.alert_tick_duration = gauge("canhgac_collector_alert_tick_duration_seconds")
         spec = SERVER_SPECS[-1]
         self.rpc_duration = Histogram(
             spec.name,
@@ -155,6 +241,33 @@ class ServerMetrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+
+
+class OwnCollector(Collector):
+    """The collector's build and its mail outbox, read at each scrape."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        build, outbox = OWN_SPECS[:2]
+        info = GaugeMetricFamily(build.name, build.help, labels=build.labels)
+        info.add_metric([__version__, platform.python_version()], 1.0)
+        yield info
+        try:
+            counts = self._store.mail.outbox_counts()
+        except StoreError as e:
+            # The process's health must still be scraped when its store is not readable
+            # (disk full, database down): the outbox is left out, the write errors show.
+            log.warning("mail outbox depth not read: %s", e)
+            return
+        depth = GaugeMetricFamily(outbox.name, outbox.help, labels=outbox.labels)
+        for state in sorted({"pending", "failed", *counts}):
+            depth.add_metric([state], float(counts.get(state, 0)))
+        yield depth
 
 
 # The per-agent families, as rendered and joined (renderer processes return their bodies).
@@ -195,17 +308,30 @@ class Exposition:
         self._keys: dict[str, tuple[Any, ...]] = {}  # agent_id -> what its kept lines show
         self._lock = threading.Lock()  # concurrent scrapes would race on what is kept
         self._fleet = fleet or self.fleet_bodies
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.server = ServerMetrics(self.registry)
         # One series per (rule, place), never per agent: cheap enough for prometheus_client.
+        self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(AlertCollector(store))
+        # Per commune: the indicators the digest and the report print (docs/indicators.md).
+        self.registry.register(IndicatorCollector(store, stale_after, sites, clock))
+        # This process's own health, also alone at /metrics/collector: with several
+        # collectors on one store, Prometheus scrapes the fleet from one of them and this
+        # from each (configs/prometheus/prometheus.yml, docs/scaling.md).
+        self.own = CollectorRegistry(auto_describe=False)
+        self.server = ServerMetrics(self.own)
+        self.own.register(OwnCollector(store))
+        ProcessCollector(registry=self.own)
 
     def render(self) -> bytes:
         parts = FLEET.text(self._fleet(self._clock()))
         if self._sites is not None:
             parts += _site_text(self._sites)
         parts.append(generate_latest(self.registry))
+        parts.append(generate_latest(self.own))
         return b"".join(parts)
+
+    def render_own(self) -> bytes:
+        """/metrics/collector: this process's own series only (no store-wide ones)."""
+        return generate_latest(self.own)
 
     def fleet_bodies(self, now: float) -> list[bytes]:
         """The per-agent families' sample lines as of `now`, one bytes per declared family

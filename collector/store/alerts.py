@@ -5,17 +5,18 @@ from __future__ import annotations
 import functools
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Dialect, Table, bindparam, delete, func, select, update
+from sqlalchemy import Dialect, Table, and_, bindparam, case, delete, false, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.errors import NotFoundError
 from collector.model import Alert, Labels
 from collector.store.base import Part
 from collector.store.schema import (
+    agents,
     alert_history,
     alerts,
     maintenance_windows,
@@ -308,6 +309,109 @@ class AlertTables(Part):
                 select(rule_results.c.rule_id, rule_results.c.subject, rule_results.c.ok)
             ).all()
         return {(r.rule_id, r.subject): bool(r.ok) for r in rows}
+
+    @staticmethod
+    def _per_agent(indicators: Sequence[Sequence[str]], room_rule: str) -> Any:
+        """The verdicts grouped by agent: i0..iN = 1 when the agent meets indicator N (its
+        first rule has judged it and none of its rules fails), ready = 1 when its latest
+        verdict on `room_rule` passes. The one definition collector.indicators relies on."""
+        rr = rule_results
+        rules = sorted({r for ind in indicators for r in ind} | {room_rule})
+        cols: list[Any] = [rr.c.subject]
+        for n, ind in enumerate(indicators):
+            judged = func.max(case((rr.c.rule_id == ind[0], 1), else_=0))
+            failed = func.max(case((and_(rr.c.rule_id.in_(ind), rr.c.ok == false()), 1), else_=0))
+            cols.append(case((and_(judged == 1, failed == 0), 1), else_=0).label(f"i{n}"))
+        ready = func.max(case((and_(rr.c.rule_id == room_rule, rr.c.ok), 1), else_=0))
+        return (
+            select(*cols, ready.label("ready"))
+            .where(rr.c.rule_id.in_(rules))
+            .group_by(rr.c.subject)
+            .subquery()
+        )
+
+    def indicator_counts(
+        self,
+        indicators: Sequence[Sequence[str]],
+        room: tuple[str, str],
+        fresh_since: float,
+    ) -> list[tuple[Any, ...]]:
+        """Per place of active agents: (district, commune, unit, enrolled, reporting,
+        rooms reporting, rooms ready, then per indicator the reporting machines meeting it).
+
+        An indicator is its rules (collector.indicators defines them); a room is an agent of
+        role `room[1]`, ready when its latest verdict on rule `room[0]` passes. One scan of the
+        verdicts grouped by agent, in the database: cheap at every scrape."""
+        room_rule, room_role = room
+        v = self._per_agent(indicators, room_rule)
+        fresh = agents.c.last_seen_at >= fresh_since
+        room_up = and_(fresh, agents.c.role == room_role)
+
+        def count(cond: Any) -> Any:
+            return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+        q = (
+            select(
+                agents.c.district,
+                agents.c.commune,
+                agents.c.unit,
+                func.count(),
+                count(fresh),
+                count(room_up),
+                count(and_(room_up, v.c.ready == 1)),
+                *(count(and_(fresh, v.c[f"i{n}"] == 1)) for n in range(len(indicators))),
+            )
+            .select_from(agents.outerjoin(v, v.c.subject == agents.c.agent_id))
+            .where(agents.c.revoked_at.is_(None))
+            .group_by(agents.c.district, agents.c.commune, agents.c.unit)
+        )
+        with self._read() as conn:
+            return [tuple(r) for r in conn.execute(q).all()]
+
+    def indicator_machines(
+        self, indicators: Sequence[Sequence[str]], room_rule: str
+    ) -> dict[str, tuple[bool, ...]]:
+        """Per active agent that has verdicts: whether it meets each indicator, then whether
+        its room verdict passes (reporting is the caller's: it has the agent's last_seen)."""
+        v = self._per_agent(indicators, room_rule)
+        q = (
+            select(v)
+            .join(agents, v.c.subject == agents.c.agent_id)
+            .where(agents.c.revoked_at.is_(None))
+        )
+        with self._read() as conn:
+            return {r[0]: tuple(bool(x) for x in r[1:]) for r in conn.execute(q)}
+
+    def history_between(
+        self, start: float, end: float, district: str | None = None
+    ) -> Iterator[HistoryEntry]:
+        """Every alert event in [start, end), oldest first, streamed (a year of history is
+        read by the audit export without being held at once)."""
+        h = alert_history
+        q = select(h).where(h.c.at >= start, h.c.at < end).order_by(h.c.at, h.c.id)
+        if district is not None:
+            q = q.where(h.c.district == district)
+        with self._read() as conn:
+            for r in conn.execution_options(stream_results=True, yield_per=2000).execute(q):
+                yield history_entry(r)
+
+    def fixes(self, start: float, end: float, district: str | None = None) -> list[HistoryEntry]:
+        """Findings fixed in [start, end) or open at its end and fixed later: the resolved or
+        cleared events at or after `start` whose failure began before `end`."""
+        h = alert_history
+        q = (
+            select(h)
+            .where(
+                h.c.event.in_(("resolved", "cleared")),
+                h.c.at >= start,
+                h.c.started_at < end,
+            )
+            .order_by(h.c.rule_id, h.c.at)
+        )
+        if district is not None:
+            q = q.where(h.c.district == district)
+        with self._read() as conn:
+            return [history_entry(r) for r in conn.execute(q)]
 
     def forget_rules(self, keep: set[str]) -> None:
         """Drop open alerts and verdicts of rules no longer in the pack (history stays)."""

@@ -193,6 +193,14 @@ class MailTables(Part):
             ).all()
         return [_message(r) for r in rows]
 
+    def outbox_counts(self) -> dict[str, int]:
+        """Messages in the outbox by state (the collector's /metrics)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(mail_outbox.c.state, func.count()).group_by(mail_outbox.c.state)
+            ).all()
+        return {state: n for state, n in rows}
+
     def outbox(self, states: Sequence[str] = ()) -> list[OutboxMessage]:
         q = select(mail_outbox).order_by(mail_outbox.c.id)
         if states:

@@ -105,6 +105,35 @@ class MeetingTables(Part):
             ).scalars()
             return set(rows)
 
+    def results_between(
+        self, start: float, end: float
+    ) -> list[tuple[str, str, float, RoomVerdict]]:
+        """(meeting id, title, start, one room's verdict) of the meetings that started in
+        [start, end), by start then room: each room's go/no-go as recorded at the start."""
+        m = meeting_results
+        with self._read() as conn:
+            rows = conn.execute(
+                select(m)
+                .where(m.c.starts_at >= start, m.c.starts_at < end)
+                .order_by(m.c.starts_at, m.c.meeting_id, m.c.room)
+            ).all()
+        return [
+            (
+                r.meeting_id,
+                r.title,
+                r.starts_at,
+                RoomVerdict(
+                    r.agent_id,
+                    r.room,
+                    r.verdict,
+                    r.state,
+                    tuple(json.loads(r.reasons)),
+                    r.checked_at,
+                ),
+            )
+            for r in rows
+        ]
+
     def meeting_results(self, meeting_id: str) -> list[RoomVerdict]:
         with self._read() as conn:
             rows = conn.execute(
@@ -112,9 +141,10 @@ class MeetingTables(Part):
                 .where(meeting_results.c.meeting_id == meeting_id)
                 .order_by(meeting_results.c.room)
             ).all()
-        return [
-            RoomVerdict(
-                r.agent_id, r.room, r.verdict, r.state, tuple(json.loads(r.reasons)), r.checked_at
-            )
-            for r in rows
-        ]
+        return [_verdict(r) for r in rows]
+
+
+def _verdict(r: Any) -> RoomVerdict:
+    return RoomVerdict(
+        r.agent_id, r.room, r.verdict, r.state, tuple(json.loads(r.reasons)), r.checked_at
+    )

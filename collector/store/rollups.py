@@ -146,6 +146,74 @@ class RollupTables(Part):
             for agent_id, section, metric, count, total, low, high in result:
                 yield Rollup(agent_id, section, metric, Stat(int(count), total, low, high))
 
+    def place_totals(
+        self, start: float, end: float, sections: Collection[str]
+    ) -> list[tuple[str, str, str, str, str, int, float]]:
+        """(district, commune, unit, section, metric, count, total) over the buckets that start
+        in [start, end) of every agent placed there, revoked ones included (they were there
+        in the period): what a period's shares per place are computed from."""
+        q = (
+            select(
+                agents.c.district,
+                agents.c.commune,
+                agents.c.unit,
+                rollups.c.section,
+                rollups.c.metric,
+                func.sum(rollups.c.count),
+                func.sum(rollups.c.total),
+            )
+            .join(agents, agents.c.agent_id == rollups.c.agent_id)
+            .where(
+                rollups.c.start >= start,
+                rollups.c.start < end,
+                rollups.c.section.in_(sorted(sections)),
+            )
+            .group_by(
+                agents.c.district,
+                agents.c.commune,
+                agents.c.unit,
+                rollups.c.section,
+                rollups.c.metric,
+            )
+        )
+        with self._read() as conn:
+            return [
+                (d, c, u, sec, m, int(n), float(t)) for d, c, u, sec, m, n, t in conn.execute(q)
+            ]
+
+    def commune_time(
+        self, start: float, end: float, section: str
+    ) -> list[tuple[str, str, float, float]]:
+        """(district, commune, seconds expected, seconds reachable) over [start, end): a
+        bucket's span counts as expected when some agent of the commune was expected to report
+        in it (`section`'s `expected` metric, written once the hour closed), and as reachable
+        when one of its reports in it reached the collector in time (`reachable` > 0)."""
+        r = rollups
+        per_bucket = (
+            select(
+                agents.c.district,
+                agents.c.commune,
+                r.c.span,
+                func.max(case((r.c.metric == "expected", r.c.total), else_=0.0)).label("exp"),
+                func.max(case((r.c.metric == "reachable", r.c.total), else_=0.0)).label("ok"),
+            )
+            .join(agents, agents.c.agent_id == r.c.agent_id)
+            .where(r.c.start >= start, r.c.start < end, r.c.section == section)
+            .where(agents.c.commune != "")
+            .group_by(agents.c.district, agents.c.commune, r.c.start, r.c.span)
+            .subquery()
+        )
+        q = select(
+            per_bucket.c.district,
+            per_bucket.c.commune,
+            func.sum(case((per_bucket.c.exp > 0, per_bucket.c.span), else_=0)),
+            func.sum(
+                case((and_(per_bucket.c.exp > 0, per_bucket.c.ok > 0), per_bucket.c.span), else_=0)
+            ),
+        ).group_by(per_bucket.c.district, per_bucket.c.commune)
+        with self._read() as conn:
+            return [(d, c, float(e or 0), float(k or 0)) for d, c, e, k in conn.execute(q)]
+
     def buckets(self, agent_id: str) -> dict[RollupKey, Stat]:
         """Every bucket of one agent as stored (for `agent show` and the tests)."""
         with self._read() as conn:

@@ -3,6 +3,7 @@ started by the test on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -36,15 +37,16 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def run_alertmanager(tmp_path: Path, config_text: str) -> Iterator[str]:
+    """Debian's Alertmanager on loopback with `config_text`; yields its URL."""
     exe = shutil.which(BINARY) or shutil.which(BINARY, path="/usr/bin")
     if exe is None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{BINARY} is not installed (scripts/install-test-deps.sh)")
         pytest.skip(f"{BINARY} is not installed: apt-get install prometheus-alertmanager")
     config = tmp_path / "alertmanager.yml"
-    config.write_text('route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')
+    config.write_text(config_text, encoding="utf-8")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -72,6 +74,14 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[str]:
+    with run_alertmanager(
+        tmp_path, 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
+    ) as url:
+        yield url
 
 
 def _alerts(url: str) -> list[dict[str, Any]]:
@@ -105,10 +115,20 @@ def test_firing_then_resolved_in_alertmanager(tmp_path: Path, alertmanager: str)
         last_observed_at=now,
     )
     notified = Alert(**{**alert.__dict__, "notified": True})
-    store.alerts.apply_alerts(AlertWrite(upserts={a.key: a for a in (notified, pending)}, now=now))
+    # Notified, but medium: not what the routing forwards (notify.alertmanager.severities).
+    medium = Alert(
+        Labels("hardware.disk-free", "a2", "medium", "Hòa An", "Thanh Nhật", "UBND", "pc-2"),
+        "firing",
+        started_at=now - 60,
+        last_observed_at=now,
+        fired_at=now - 30,
+        notified=True,
+    )
+    upserts = {a.key: a for a in (notified, pending, medium)}
+    store.alerts.apply_alerts(AlertWrite(upserts=upserts, now=now))
     try:
         n.tick(now)
-        (got,) = _alerts(alertmanager)  # the pending alert is not sent
+        (got,) = _alerts(alertmanager)  # neither the pending nor the medium alert is sent
         assert got["labels"] == {
             "alertname": "district.uplink-down",
             "subject": "district:Hòa An",

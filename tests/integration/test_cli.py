@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
+import unicodedata
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from collector.cli import CONFIG_ENV
 from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
-from tests.integration.harness import Running, agent_config, collector_config, start_collector
+from tests.integration.harness import (
+    Running,
+    agent_config,
+    collector_config,
+    start_collector,
+    wait_until,
+)
 from tests.integration.test_alerts import SPOOL_RULE, _spooled
 
 BIN = Path(sys.executable).parent
 
 
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+def run(*argv: str, **popen: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120, **popen)
 
 
 def collector_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -90,7 +107,8 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     config = agent_config(tmp_path / "agent.yaml", {"ping_gateway": False, "count": 3})
     agent = [str(BIN / "canhgac-agent"), "--config", str(config), "--state-dir", str(state)]
     before = run(*agent, "status")
-    assert before.returncode == 1
+    assert before.returncode == 2  # CRITICAL, Nagios-style
+    assert before.stdout.startswith("CRITICAL: not enrolled: ")
     assert "enrolled:   no" in before.stdout
 
     enrolled = run(*agent, "enroll", "--collector", collector.address, "--token", collector.token())
@@ -100,16 +118,21 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     assert once.returncode == 0, once.stderr
     status = run(*agent, "status")
     assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[0] == "OK: collector reachable, 0 reports waiting"
     assert "reachable" in status.stdout and "NOT" not in status.stdout
-    assert "0 reports waiting" in status.stdout
     assert "last ack:   never" not in status.stdout
+    as_json = json.loads(run(*agent, "status", "--json").stdout)
+    assert (as_json["status"], as_json["collector"]["reachable"]) == ("OK", True)
+    assert as_json["spool"]["reports_waiting"] == 0
+    assert as_json["spool"]["oldest_waiting_at"] is None  # nothing waits: null, not "-"
+    assert datetime.fromisoformat(as_json["spool"]["last_ack_at"]).tzinfo is not None
 
     config = tmp_path / "collector.yaml"
     config.write_text(f"store:\n  url: {collector.app.cfg.store.url}\n")
     agent_id = collector.app.store.list_agents()[0].agent_id
     listed = collector_cli(config, "agent", "list")
     assert agent_id in listed.stdout and " up " in listed.stdout
-    shown = collector_cli(config, "agent", "show", agent_id)
+    shown = collector_cli(config, "agent", "show", agent_id, "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert detail["placement"]["commune"] == "Thanh Nhật"
@@ -122,6 +145,23 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     refused = run(*agent, "once")
     assert refused.returncode == 1
     assert "stays in the spool" in refused.stderr
+    # Reachable, but the report is refused and waits: WARNING once it waited long enough.
+    waiting = run(*agent, "status")
+    assert waiting.returncode == 0 and "1 reports waiting" in waiting.stdout.splitlines()[0]
+    behind = run(*agent, "status", "--warn-backlog", "0s")
+    assert behind.returncode == 1, behind.stdout
+    (first, *_) = behind.stdout.splitlines()
+    assert first.startswith("WARNING: 1 reports waiting, the oldest collected ")
+    assert first.endswith(" ago: deliveries are failing or behind")
+
+    moved = tmp_path / "moved.yaml"
+    moved.write_text('{"collector": {"address": "127.0.0.1:1"}, "probes": {"link": {}}}')
+    down = run(str(BIN / "canhgac-agent"), "--config", str(moved), "--state-dir", str(state),
+               "status", "-o", "json")  # fmt: skip
+    assert down.returncode == 2
+    verdict = json.loads(down.stdout)
+    assert verdict["status"] == "CRITICAL" and verdict["collector"]["reachable"] is False
+    assert verdict["reason"].startswith("collector unreachable: connection refused by 127.0.0.1:1")
 
 
 def test_errors_are_one_clear_line(tmp_path: Path) -> None:
@@ -142,7 +182,8 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
         "--collector", "127.0.0.1:1", "--token", "cgt.x.y",
     )  # fmt: skip
     assert refused.returncode == 1
-    assert "UNAVAILABLE" in refused.stderr
+    assert "canhgac-agent: connection refused by 127.0.0.1:1 (is the collector" in refused.stderr
+    assert "UNAVAILABLE" not in refused.stderr and "ConnectionRefusedError" not in refused.stderr
 
     no_pack = collector_cli(write_config(tmp_path), "rules", "check")
     assert no_pack.returncode == 2
@@ -169,7 +210,7 @@ def test_enrolling_the_same_machine_twice_keeps_one_agent(
 
 
 def test_meeting_add_list_status_and_cancel(tmp_path: Path) -> None:
-    config = write_config(tmp_path, sites=False)
+    config = write_config(tmp_path)
     config.write_text(
         config.read_text()
         + "meetings:\n  recurring:\n"
@@ -183,9 +224,10 @@ def test_meeting_add_list_status_and_cancel(tmp_path: Path) -> None:
     assert added.stdout.startswith("meeting 1: 2099-12-15 14:00 Asia/Ho_Chi_Minh Họp đột xuất")
     listed = collector_cli(config, "meeting", "list", "--ahead", "40d")
     assert listed.returncode == 0, listed.stderr
-    assert "Giao ban tháng" in listed.stdout and " 08:00 " in listed.stdout  # within 40 days
+    assert "Giao ban tháng" in listed.stdout  # within 40 days
+    assert "T08:00:00+07:00 " in listed.stdout
     assert "Họp đột xuất" not in listed.stdout  # 2099 is further ahead
-    status = collector_cli(config, "meeting", "status", "1")
+    status = collector_cli(config, "meeting", "status", "1", "-o", "json")
     assert status.returncode == 0, status.stderr
     summary = json.loads(status.stdout)
     assert summary["meeting"]["rooms"] == ["Thanh Nhật", "An Lạc"]
@@ -230,7 +272,7 @@ def test_alerts_list_show_and_ack(tmp_path: Path) -> None:
     assert acked.stdout.strip() == f"alert spool.full on {agent_id} acknowledged by an"
     (acked_row,) = collector_cli(config, "alerts", "list").stdout.splitlines()[1:]
     assert acked_row.split()[-1] == "an"  # the ACK column
-    shown = collector_cli(config, "alerts", "show", "spool.full", agent_id)
+    shown = collector_cli(config, "alerts", "show", "spool.full", agent_id, "--json")
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert (detail["open"]["state"], detail["open"]["acked_by"]) == ("firing", "an")
@@ -296,7 +338,7 @@ def test_alerts_maintenance_add_list_delete(tmp_path: Path) -> None:
     assert added.stdout.strip() == f"maintenance window {window_id}: sat,sun 22:00 for 6h"
     listed = collector_cli(config, "alerts", "maintenance", "list")
     (row,) = [line for line in listed.stdout.splitlines() if line.startswith(window_id)]
-    assert row.split()[3:6] == ["sat,sun", "22:00", "21600s"] and "Thanh*" in row
+    assert row.split()[3:6] == ["sat,sun", "22:00", "6h"] and "Thanh*" in row
 
     deleted = collector_cli(config, "alerts", "maintenance", "delete", window_id)
     assert deleted.returncode == 0, deleted.stderr
@@ -326,6 +368,146 @@ def test_alerts_maintenance_add_list_delete(tmp_path: Path) -> None:
     assert bad_match.returncode == 2 and "--match 'x=1'" in bad_match.stderr
 
 
+def _times(value: object, key: str = "") -> list[tuple[str, object]]:
+    """Every (key, value) whose key names a time, anywhere in a JSON document."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _times(v, k)]
+    if isinstance(value, list):
+        return [t for v in value for t in _times(v, key)]
+    time_key = key.endswith(("_at", "_since")) or key in ("started", "fixed", "recorded")
+    return [(key, value)] if time_key else []
+
+
+def test_every_list_and_show_command_speaks_json(tmp_path: Path) -> None:
+    """--json (or -o json) on each list and show command: times ISO 8601 with their zone,
+    null for what is unknown; the text form says the same for people."""
+    config, agent_id = _store_with_a_firing_alert(tmp_path)
+    assert collector_cli(config, "token", "create", "--district", "Hạ Lang", "--role", "server")
+    who = ("--author", "an", "--reason", "r")
+    assert (
+        collector_cli(
+            config, "alerts", "silence", "add", "--match", "host=pc-*", "--for", "2h", *who
+        ).returncode
+        == 0
+    )
+    assert collector_cli(
+        config, "alerts", "maintenance", "add", "--match", "host=pc-1", "--weekdays", "sun",
+        "--start", "22:00", "--duration", "90m", *who,
+    ).returncode == 0  # fmt: skip
+    at = "2099-12-15 14:00"
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    assert store.mail.enqueue_mail(
+        "cntt", ["cntt@halang.vn"], "firing", subject="s", text="t", html="h", now=time.time()
+    )
+    store.close()
+    assert collector_cli(config, "meeting", "add", "--title", "Họp", "--at", at).returncode == 0
+    commands = [
+        ("token", "list"),
+        ("agent", "list"),
+        ("agent", "show", agent_id),
+        ("alerts", "list"),
+        ("alerts", "show", "spool.full", agent_id),
+        ("alerts", "silence", "list"),
+        ("alerts", "maintenance", "list"),
+        ("notify", "outbox", "--all"),
+        ("meeting", "list", "--ahead", "40000d"),
+        ("meeting", "status", "1"),
+    ]
+    seen: dict[str, Any] = {}
+    for command in commands:
+        for flags in (("--json",), ("-o", "json")):
+            out = collector_cli(config, *command, *flags)
+            assert out.returncode == 0, (command, out.stderr)
+            document = json.loads(out.stdout)
+            assert document, command  # every store above has something to show
+            seen[" ".join(command[:2])] = document
+        text = collector_cli(config, *command)
+        assert text.returncode == 0 and not text.stdout.lstrip().startswith(("[", "{")), command
+        times = _times(document)
+        assert times or command[1] == "maintenance", command  # weekly windows: HH:MM
+        for key, value in times:
+            if value is not None:
+                assert isinstance(value, str), (command, key, value)
+                assert datetime.fromisoformat(value).utcoffset() is not None, (command, key)
+        assert "-" not in [v for _, v in times] and 0.0 not in [v for _, v in times], command
+
+    (agent,) = seen["agent list"]
+    assert agent["agent_id"] == agent_id and agent["hostname"] == "pc-01"
+    assert agent["revoked_at"] is None and agent["possible_clone_of"] is None
+    assert agent["commune"] == "Thanh Nhật" and agent["unit"] is None  # empty is null
+    (token,) = [t for t in seen["token list"] if t["role"] == "server"]
+    assert (token["max_uses"], token["revoked_at"], token["commune"]) == (None, None, None)
+    (window,) = seen["alerts maintenance"]
+    assert window["duration_seconds"] == 5400 and window["weekdays"] == ["sun"]
+    (meeting,) = seen["meeting list"]
+    assert meeting["starts_at"] == "2099-12-15T14:00:00+07:00"  # meetings.timezone
+    shown = seen["agent show"]
+    assert isinstance(shown, dict) and shown["revoked_at"] is None
+    assert datetime.fromisoformat(shown["enrolled_at"]).tzinfo is not None
+
+
+def test_durations_on_the_command_line_as_in_the_configs(tmp_path: Path) -> None:
+    """One parser (canhgac_common.units): `--interval 15s` like `interval: 15s` in a config."""
+    agent = [str(BIN / "canhgac-agent"), "--state-dir", str(tmp_path / "none")]
+    accepted = run(*agent, "run", "--interval", "15s")
+    assert accepted.returncode == 1 and "not enrolled" in accepted.stderr  # parsed, went on
+    refused = run(*agent, "run", "--interval", "soon")
+    assert refused.returncode == 2
+    assert "argument --interval: not a duration: 'soon' (use e.g. 30s" in refused.stderr
+    assert run(*agent, "status", "--timeout", "1m30s").returncode == 2  # not enrolled: CRITICAL
+
+    config = write_config(tmp_path, sites=False)
+    window = ("--weekdays", "sun", "--start", "22:00", "--match", "host=pc-1")
+    who = ("--author", "an", "--reason", "r")
+    added = collector_cli(
+        config, "alerts", "maintenance", "add", *window, "--duration", "90m", *who
+    )
+    assert added.stdout.strip().endswith("sun 22:00 for 1h30m"), added.stdout
+    listed = collector_cli(config, "alerts", "maintenance", "list")
+    assert " 1h30m " in listed.stdout  # written back the way it was typed
+
+
+def test_a_collector_that_never_answers_is_named_with_the_wait(tmp_path: Path) -> None:
+    """A port that accepts and then says nothing (a stalled collector, a black-holing
+    middlebox): "no answer from HOST:PORT in 1 s", not a status code."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts, nobody reads
+        port = silent.getsockname()[1]
+        config = tmp_path / "agent.yaml"
+        config.write_text('{"collector": {"timeout": "1s"}}')
+        out = run(
+            str(BIN / "canhgac-agent"), "--config", str(config), "--state-dir", str(tmp_path),
+            "enroll", "--collector", f"127.0.0.1:{port}", "--token", "cgt.x.y",
+        )  # fmt: skip
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"canhgac-agent: no answer from 127.0.0.1:{port} in 1 s"
+
+
+def test_the_collector_cli_finds_its_config_or_says_where_it_looked(tmp_path: Path) -> None:
+    """No --config: $CANHGAC_CONFIG, else /etc/canhgac/collector.yaml; never the built-in
+    defaults, which would create an empty store that nobody looks at."""
+    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
+    cli = str(BIN / "canhgac-collector")
+    if Path("/etc/canhgac/collector.yaml").exists():
+        pytest.skip("this machine has /etc/canhgac/collector.yaml: the default is found")
+    lost = run(cli, "agent", "list", cwd=tmp_path, env=env)
+    assert lost.returncode == 2
+    assert lost.stderr == (
+        "canhgac-collector: config error: no config: --config not given, CANHGAC_CONFIG not set,"
+        " and /etc/canhgac/collector.yaml does not exist (start from"
+        " configs/collector.example.yaml)\n"
+    )
+    assert list(tmp_path.iterdir()) == [] and not Path("/var/lib/canhgac/canhgac.db").exists()
+
+    config = write_config(tmp_path, sites=False)
+    found = run(cli, "agent", "list", "--json", cwd=tmp_path, env={**env, CONFIG_ENV: str(config)})
+    assert (found.returncode, found.stdout.strip()) == (0, "[]"), found.stderr
+    assert (tmp_path / "c.db").exists()  # the store the config names, and only that one
+
+    missing = run(cli, "agent", "list", env={**env, CONFIG_ENV: str(tmp_path / "nope.yaml")})
+    assert missing.returncode == 2
+    assert f"{tmp_path / 'nope.yaml'}: cannot read config: No such file" in missing.stderr
+
+
 def test_store_stats_and_prune_dry_run_then_prune(tmp_path: Path) -> None:
     config = write_config(tmp_path, sites=False)
     store = Store(f"sqlite:///{tmp_path / 'c.db'}")
@@ -343,7 +525,8 @@ def test_store_stats_and_prune_dry_run_then_prune(tmp_path: Path) -> None:
     assert stats.returncode == 0, stats.stderr
     tables = {t["name"]: t for t in json.loads(stats.stdout)["tables"]}
     assert tables["reports"]["rows"] == 3
-    assert abs(tables["reports"]["oldest"] - (now - 40 * 86400)) < 1
+    oldest = datetime.fromisoformat(tables["reports"]["oldest"]).timestamp()
+    assert abs(oldest - (now - 40 * 86400)) < 1
     assert tables["reports"]["bytes"] > 0 and tables["rollups"]["rows"] == 0
     shown = collector_cli(config, "store", "stats")
     assert shown.returncode == 0 and "reports" in shown.stdout
@@ -367,3 +550,268 @@ def test_store_stats_and_prune_dry_run_then_prune(tmp_path: Path) -> None:
     assert after["reports"]["rows"] == 1 and after["rollups"]["rows"] > 0
     again = json.loads(collector_cli(config, "store", "prune", "--dry-run", "--json").stdout)
     assert again["rows"]["reports"] == 0 and again["rows"]["reports to roll up"] == 0
+
+
+def test_meeting_add_refuses_unknown_rooms_and_the_past(tmp_path: Path) -> None:
+    config = write_config(tmp_path)  # the sites file knows Hạ Lang's communes
+    meeting = ("meeting", "add", "--title", "Họp")
+    typo = collector_cli(config, *meeting, "--at", "2099-12-15 14:00", "--rooms", "Thanh Nhat")
+    assert typo.returncode == 2
+    assert "--rooms: unknown 'Thanh Nhat': name districts, communes" in typo.stderr
+    assert "Thanh Nhật" in typo.stderr  # what it could have been
+    past = collector_cli(config, *meeting, "--at", "2020-01-01 08:00")
+    assert past.returncode == 2
+    assert "--at '2020-01-01 08:00': in the past (Asia/Ho_Chi_Minh)" in past.stderr
+    assert collector_cli(config, "meeting", "list", "--ahead", "40000d").stdout.count("\n") == 1
+    # Typed in NFD (a combining dot below and hook above): the same commune.
+    nfd = unicodedata.normalize("NFD", "thanh nhật")
+    ok = collector_cli(config, *meeting, "--at", "2099-12-15 14:00", "--rooms", nfd)
+    assert ok.returncode == 0, ok.stderr
+    shown = json.loads(collector_cli(config, "meeting", "status", "1", "--json").stdout)
+    assert shown["meeting"]["rooms"] == ["thanh nhật"]
+    assert shown["meeting"]["rooms"][0] == unicodedata.normalize("NFC", "thanh nhật")
+
+
+def test_names_typed_in_nfd_are_the_names_in_the_sites_file(tmp_path: Path) -> None:
+    """A name that looks the same is the same: NFC at the command line and in every file."""
+    nfd = unicodedata.normalize("NFD", "Thanh Nhật")
+    assert nfd != "Thanh Nhật"
+    config = write_config(tmp_path)
+    made = collector_cli(
+        config, "token", "create", "--district", unicodedata.normalize("NFD", "Hạ Lang"),
+        "--commune", nfd, "--role", "workstation",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (token,) = json.loads(collector_cli(config, "token", "list", "--json").stdout)
+    assert (token["district"], token["commune"]) == ("Hạ Lang", "Thanh Nhật")
+
+    # A sites file and a config written by an editor that saved NFD.
+    repo = Path(__file__).resolve().parents[2]
+    example = (repo / "configs" / "sites.example.yaml").read_text(encoding="utf-8")
+    (tmp_path / "sites.yaml").write_text(unicodedata.normalize("NFD", example), encoding="utf-8")
+    nfd_config = tmp_path / "nfd.yaml"
+    nfd_config.write_text(
+        f"store:\n  url: sqlite:///{tmp_path / 'c.db'}\nsites_file: {tmp_path / 'sites.yaml'}\n"
+        + unicodedata.normalize("NFD", "meetings:\n  timezone: Asia/Ho_Chi_Minh\n")
+    )
+    again = collector_cli(
+        nfd_config, "token", "create", "--district", "Hạ Lang", "--commune", "Thanh Nhật",
+        "--role", "workstation",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_maintenance_window_longer_than_its_recurrence_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sites=False)
+    base = ("alerts", "maintenance", "add", "--match", "host=pc-1", "--start", "22:00")
+    who = ("--author", "an", "--reason", "r")
+    for days, duration, most in [
+        ("sat,sun", "25h", "1d"),
+        ("sun", "8d", "1w"),
+        ("mon,thu", "4d", "3d"),
+    ]:
+        out = collector_cli(config, *base, "--weekdays", days, "--duration", duration, *who)
+        assert out.returncode == 2, (days, duration, out.stdout)
+        assert f"at most {most}, the time until it opens again" in out.stderr, out.stderr
+    assert (
+        collector_cli(config, *base, "--weekdays", "sat,sun", "--duration", "1d", *who).returncode
+        == 0
+    )
+    assert (
+        collector_cli(config, *base, "--weekdays", "mon,thu", "--duration", "3d", *who).returncode
+        == 0
+    )
+
+
+def _free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        return int(s.getsockname()[1])
+
+
+def _serve_config(tmp_path: Path, grpc_port: int, http_port: int) -> Path:
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text()
+        + f"grpc_listen: 127.0.0.1:{grpc_port}\nhttp_listen: 127.0.0.1:{http_port}\n"
+    )
+    return config
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`agent list | head`: the reader goes away; the command stops without a traceback."""
+    config = write_config(tmp_path)
+    assert collector_cli(config, "token", "create", "--district", "Hạ Lang", "--role", "server")
+    agent = [str(BIN / "canhgac-agent"), "--state-dir", str(tmp_path / "none"), "status"]
+    for argv in ([str(BIN / "canhgac-collector"), "--config", str(config), "token", "list"], agent):
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # before the command writes a byte: its first write fails
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 141, (argv, err)  # as a shell reports SIGPIPE
+        assert err == "", (argv, err)
+    piped = run("sh", "-c", f"'{BIN}/canhgac-collector' --config '{config}' token list | head -1")
+    assert piped.returncode == 0 and piped.stdout.startswith("ID ") and piped.stderr == ""
+
+
+def test_serve_on_a_busy_port_says_so_and_how_to_choose_another(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        busy = taken.getsockname()[1]
+        for grpc_port, http_port, key in [(busy, _free_port(), "grpc_listen"),
+                                          (_free_port(), busy, "http_listen")]:  # fmt: skip
+            out = collector_cli(_serve_config(tmp_path, grpc_port, http_port), "serve")
+            assert out.returncode == 2, out.stderr
+            assert f"config error: {key} 127.0.0.1:{busy}: cannot listen: the port is in use" in (
+                out.stderr
+            )
+            assert f"choose a free port with {key}: HOST:PORT in the config" in out.stderr
+            assert "Traceback" not in out.stderr
+
+
+def test_scrapers_that_hang_up_mid_answer_leave_no_traceback(tmp_path: Path) -> None:
+    """A scraper that disconnects (a timeout, Ctrl-C on curl) while /metrics is written."""
+    grpc_port, http_port = _free_port(), _free_port()
+    config = _serve_config(tmp_path, grpc_port, http_port)
+    serve = subprocess.Popen(
+        [str(BIN / "canhgac-collector"), "--config", str(config), "serve"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert serve.stdout is not None
+        assert serve.stdout.readline().startswith("canhgac-collector ")  # listening
+        fleet = run(
+            sys.executable, "-m", "bench.fleet", "--collector", f"127.0.0.1:{grpc_port}",
+            "--config", str(config), "--agents", "40", "--rounds", "1",
+        )  # fmt: skip
+        assert fleet.returncode == 0, fleet.stderr
+        request = b"GET /metrics HTTP/1.1\r\nHost: c\r\nAccept-Encoding: identity\r\n\r\n"
+        for i in range(30):
+            client = socket.socket()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the answer stalls
+            client.connect(("127.0.0.1", http_port))
+            client.sendall(request)
+            if i % 2:
+                client.recv(100)  # part of the answer, then gone
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # a reset, as a killed scraper's kernel sends
+        with socket.create_connection(("127.0.0.1", http_port)) as still:
+            still.sendall(request)
+            head = still.recv(100)
+        assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), head
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        _, err = serve.communicate(timeout=60)
+    assert serve.returncode == 0, err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run_local(var_root: Path, demo: bool) -> tuple[subprocess.Popen[str], list[str], Path]:
+    """scripts/run-local.sh (`make run`, `make demo`) in its own session, as a terminal runs
+    it, its output read all along (as a terminal does); returns once it says it is running,
+    with its output so far and the collector config it wrote."""
+    grpc_port, http_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "VAR_ROOT": str(var_root),
+        "GRPC_PORT": str(grpc_port),
+        "HTTP_PORT": str(http_port),
+        "DEMO": "1" if demo else "0",
+    }
+    proc = subprocess.Popen(
+        [str(REPO / "scripts" / "run-local.sh")], cwd=REPO, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True).start()
+    wait_until(
+        lambda: any("Canh Gác is running." in line for line in lines) or proc.poll() is not None,
+        120,
+        "run-local.sh to start",
+    )
+    assert proc.poll() is None, "".join(lines)
+    return proc, lines, (var_root / "demo" if demo else var_root) / "collector.yaml"
+
+
+def _ctrl_c(proc: subprocess.Popen[str], lines: list[str]) -> str:
+    """SIGINT to the whole process group, as Ctrl-C in a terminal sends it; then nothing of
+    the group may be left."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return "".join(lines)
+    except subprocess.TimeoutExpired:
+        pass
+    left = run("ps", "-o", "pid,args", "-g", str(proc.pid)).stdout
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError(f"left running after Ctrl-C:\n{left}\n{''.join(lines)}")
+
+
+def test_make_demo_stops_on_one_ctrl_c_and_leaves_make_run_no_ghosts(tmp_path: Path) -> None:
+    demo, demo_lines, demo_config = _run_local(tmp_path, demo=True)
+    try:
+        wait_until(lambda: "enrolled" in (tmp_path / "demo" / "fleet.log").read_text()
+                   if (tmp_path / "demo" / "fleet.log").exists() else False,
+                   90, "the fleet simulator to enroll")  # fmt: skip
+        listed = collector_cli(demo_config, "agent", "list", "--json")
+        assert len(json.loads(listed.stdout)) > 40, listed.stderr  # the simulated district
+    finally:
+        out = _ctrl_c(demo, demo_lines)
+    assert "stopped collector, agent and fleet simulator" in out, out
+
+    plain, plain_lines, config = _run_local(tmp_path, demo=False)
+    try:
+        agents = json.loads(collector_cli(config, "agent", "list", "--json").stdout)
+        assert [a["commune"] for a in agents] == ["Thanh Nhật"]  # this machine only
+    finally:
+        _ctrl_c(plain, plain_lines)
+
+
+def test_make_run_on_a_busy_port_says_so_and_how_to_choose_another(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        busy = taken.getsockname()[1]
+        out = run(
+            str(REPO / "scripts" / "run-local.sh"), cwd=REPO,
+            env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}",
+                 "VAR_ROOT": str(tmp_path), "GRPC_PORT": str(busy)},
+        )  # fmt: skip
+    assert out.returncode == 1
+    assert f"port {busy} on 127.0.0.1 is in use" in out.stderr
+    assert "make run GRPC_PORT=14317 HTTP_PORT=19108" in out.stderr
+    assert not (tmp_path / "canhgac.db").exists()  # nothing started
+
+
+def test_vietnamese_first_english_by_option_or_locale(tmp_path: Path) -> None:
+    """Both binaries speak Vietnamese unless told otherwise (gettext catalogs)."""
+    plain = {k: v for k, v in os.environ.items() if not k.startswith(("LANG", "LC_"))}
+    config = write_config(tmp_path, sites=False)
+    collector = [str(BIN / "canhgac-collector"), "--config", str(config)]
+    agent = [str(BIN / "canhgac-agent"), "--state-dir", str(tmp_path / "none")]
+
+    helped = run(*collector, "--help", env={**plain, "LANG": "C.UTF-8"})
+    assert "Máy chủ thu thập Canh Gác" in helped.stdout
+    assert "chạy máy chủ gRPC và HTTP cho đến khi dừng" in helped.stdout
+    status = run(*agent, "status", env=plain)
+    assert status.returncode == 2
+    assert status.stdout.splitlines()[0].startswith("CRITICAL: chưa đăng ký: ")
+    assert "hàng đợi:  trống (agent chưa chạy lần nào)" in status.stdout
+    bad = run(*collector, "alerts", "maintenance", "add", "--match", "host=a", "--weekdays",
+              "sun", "--start", "9pm", "--duration", "1h", "--author", "a", "--reason", "r",
+              env=plain)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        "canhgac-collector: lỗi cấu hình: --start '9pm': dùng dạng HH:MM "
+        "(giờ địa phương của máy chủ thu thập)\n"
+    )
+
+    for english in ({**plain, "LANG": "en_US.UTF-8"}, plain):
+        flag = () if "LANG" in english else ("--lang", "en")
+        status = run(*agent[:1], *flag, *agent[1:], "status", env=english)
+        assert status.stdout.splitlines()[0].startswith("CRITICAL: not enrolled: "), flag
+        helped = run(*collector[:1], *flag, *collector[1:], "--help", env=english)
+        assert "run the gRPC and HTTP servers until stopped" in helped.stdout, flag

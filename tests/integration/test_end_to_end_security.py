@@ -49,8 +49,10 @@ def test_antivirus_and_security_metrics_reach_the_collector(
     assert (labels["product"], enabled) == ("ClamAV", 1.0)
     assert labels["commune"] == "Thanh Nhật" and labels["district"] == "Hạ Lang"
     assert [v for _, v in samples(text, "canhgac_antivirus_self_test_ok")] == [1.0]
-    # No clamonacc runs here: clamd scans on demand only, which is "off" in real time.
+    # No clamonacc runs here: clamd scans on demand only, "not_configured" (0 in real time).
     assert [v for _, v in samples(text, "canhgac_antivirus_realtime_enabled")] == [0.0]
+    [(_, snap)] = collector.app.store.fleet()
+    assert snap["antivirus"]["realtime"] == "not_configured"
     [(_, age)] = samples(text, "canhgac_antivirus_signature_age_seconds")
     assert 0 <= age < 3600  # the database was built moments ago
 

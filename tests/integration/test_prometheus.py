@@ -17,6 +17,9 @@ import pytest
 import yaml
 
 from bench.fleet import enroll_fleet, enroll_rooms, tokens_for
+from collector.alerts.notify.digest import build_digest
+from collector.indicators import MACHINE_INDICATORS, current
+from collector.model import MEETING_SECTION
 from collector.sites import load_sites
 from scripts.dashboards import DASHBOARDS, render
 from tests.integration.harness import (
@@ -33,6 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROM_DIR = REPO / "configs" / "prometheus"
 SITES = REPO / "configs" / "sites.example.yaml"
 FLEET = 52
+STALE_AFTER = 360.0
 
 
 def _need(binary: str) -> str:
@@ -57,7 +61,13 @@ def _query(base: str, expr: str) -> dict[str, Any]:
 def fleet_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("fleet")
     running = start_collector(
-        collector_config(tmp / "c.db", sites_file=str(SITES), rules={"path": str(REPO / "rules")})
+        collector_config(
+            tmp / "c.db",
+            sites_file=str(SITES),
+            rules={"path": str(REPO / "rules")},
+            # The fleet reports once: stale only after 3 × 2 min, well past this module's tests.
+            report_interval=STALE_AFTER / 3,
+        )
     )
     sites = load_sites(SITES)
     tokens = tokens_for(running.app.store, sites)
@@ -80,9 +90,9 @@ def prometheus(fleet_collector: Running, tmp_path_factory: pytest.TempPathFactor
     cfg = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text(encoding="utf-8"))
     cfg["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     cfg["rule_files"] = [str(PROM_DIR / f) for f in cfg["rule_files"]]
-    job = cfg["scrape_configs"][0]
-    job["scrape_timeout"] = "1s"
-    job["static_configs"][0]["targets"] = [f"127.0.0.1:{fleet_collector.app.http_port}"]
+    for job in cfg["scrape_configs"]:  # the fleet job and the collectors' own health job
+        job["scrape_timeout"] = "1s"
+        job["static_configs"][0]["targets"] = [f"127.0.0.1:{fleet_collector.app.http_port}"]
     config = tmp / "prometheus.yml"
     config.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     port = free_port()
@@ -154,6 +164,70 @@ def test_rollups_match_the_fleet(prometheus: str, fleet_collector: Running) -> N
     assert go > 0
 
 
+def _values(base: str, expr: str) -> dict[tuple[str, ...], float]:
+    out = {}
+    for r in _query(base, expr)["result"]:
+        m = r["metric"]
+        key = tuple(m.get(k, "") for k in ("indicator", "district", "commune"))
+        out[key] = float(r["value"][1])
+    return out
+
+
+def test_digest_and_recording_rules_agree(prometheus: str, fleet_collector: Running) -> None:
+    """One definition: the digest's figures, the collector's indicator metrics and the
+    recording rules a real Prometheus evaluates over them are the same numbers."""
+    store = fleet_collector.app.store
+    sites = load_sites(SITES)
+    district = "Hạ Lang"
+
+    def figures_now() -> tuple[Any, dict[str, str], dict[tuple[str, ...], float]]:
+        now = time.time()
+        (fig,) = current(store, sites, now=now, stale_after=STALE_AFTER)
+        digest = build_digest(
+            store,
+            district,
+            period="daily",
+            since=now - 86400,
+            now=now,
+            stale_after=STALE_AFTER,
+            sites=sites,
+            title=str,
+        )
+        printed = {row["en"]: row["value"] for row in digest["indicators"]}
+        prom = _values(prometheus, "canhgac:indicator_machines:ratio")
+        prom |= _values(prometheus, "canhgac:indicator_communes:ratio")
+        return fig, printed, prom
+
+    def agree() -> bool:
+        fig, _, prom = figures_now()
+        if not fig.machines("antivirus").met:
+            return False  # the rules have not judged the fleet yet
+        want = {(i.id, district, ""): fig.machines(i.id).share for i in MACHINE_INDICATORS}
+        want[("connected", district, "")] = fig.communes_connected().share
+        want[("room-ready", district, "")] = fig.communes_room_ready().share
+        return all(abs(prom.get(k, -1) - v) < 1e-9 for k, v in want.items() if v is not None)
+
+    wait_until(agree, 60, "Prometheus's recording rules to match the collector's indicators")
+    fig, printed, _ = figures_now()
+    rooms = fig.communes_room_ready()
+    # Independently of the indicator code: communes with a GREEN or AMBER room in the store.
+    go = {
+        a.placement.commune
+        for a, snap in store.fleet()
+        if a.placement.commune
+        and snap.get(MEETING_SECTION, {}).get("readiness", {}).get("state") in ("green", "amber")
+    }
+    assert (rooms.met, rooms.of) == (len(go), 13)
+    assert printed["Communes with a ready online meeting room"] == str(rooms)
+    assert printed["Machines reporting"] == f"100% ({FLEET + 15}/{FLEET + 15})"
+    av = fig.machines("antivirus")
+    assert printed[MACHINE_INDICATORS[0].en] == str(av)
+    assert 0 < av.met <= av.of == FLEET + 15
+    per_commune = _values(prometheus, "canhgac:antivirus_current:ratio")
+    thanh_nhat = fig.machines("antivirus", "Thanh Nhật")
+    assert per_commune[("antivirus", district, "Thanh Nhật")] == thanh_nhat.share
+
+
 def test_promtool_accepts_the_shipped_config_and_rules() -> None:
     promtool = _need("promtool")
     config = subprocess.run(
@@ -170,6 +244,17 @@ def test_promtool_accepts_the_shipped_config_and_rules() -> None:
         check=False,
     )
     assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+def test_shipped_alerts_group_as_the_collector_does() -> None:
+    """promtool test rules (Prometheus' own rule engine) on made-up series: a district out
+    is one alert, a commune out one, a machine only outside them; the collectors' health."""
+    promtool = _need("promtool")
+    test = REPO / "tests" / "fixtures" / "prometheus" / "alerts_test.yml"
+    done = subprocess.run(
+        [promtool, "test", "rules", str(test)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_promtool_finds_no_naming_problems_in_our_metrics(fleet_collector: Running) -> None:

@@ -353,9 +353,24 @@ def test_linux_signature_freshness_uses_the_database_date() -> None:
     fresh = parse_linux_antivirus(clamd, {}, {"clamonacc"}, 1_000_000.0 + 86400)
     stale = parse_linux_antivirus(clamd, {}, set(), 1_000_000.0 + 8 * 86400)
     assert (fresh.products[0].signatures, fresh.realtime) == ("up_to_date", "on")
-    assert (stale.products[0].signatures, stale.realtime) == ("out_of_date", "off")
+    assert (stale.products[0].signatures, stale.realtime) == ("out_of_date", "not_configured")
     bare = parse_linux_antivirus(Clamd("running", database_built_at=5.0), {}, set(), 10.0)
     assert bare.signature_updated_at == 5.0  # header time when VERSION is bare
+
+
+def test_clamd_without_on_access_is_not_configured_not_off() -> None:
+    """clamd alone scans on demand by its setup: "not_configured", never the "off" of a
+    product that was switched off; a stopped clamd or an expected product not running is."""
+    running = Clamd("running", database_date=1_000_000.0)
+    at = 1_000_000.0 + 3600
+    assert parse_linux_antivirus(running, {}, set(), at).realtime == "not_configured"
+    assert parse_linux_antivirus(running, {}, {"clamonacc"}, at).realtime == "on"
+    stopped = Clamd("not_running")
+    assert parse_linux_antivirus(stopped, {}, {"clamonacc"}, at).realtime == "off"
+    eset = {"ESET": ["esets_daemon"]}
+    assert parse_linux_antivirus(running, eset, set(), at).realtime == "off"
+    assert parse_linux_antivirus(running, eset, {"esets_daemon"}, at).realtime == "on"
+    assert parse_linux_antivirus(None, {}, set(), at).realtime == "unknown"
 
 
 def test_tcp_address_option() -> None:

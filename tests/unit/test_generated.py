@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
 from pathlib import Path
 
 from collector.metrics import SPECS
@@ -19,6 +20,15 @@ def test_dashboards_are_up_to_date() -> None:
 
 def test_metrics_reference_is_up_to_date() -> None:
     assert metrics_doc.main(["--check"]) == 0, "run `make docs`"
+
+
+def test_message_catalogs_are_up_to_date() -> None:
+    """canhgac.pot holds every message of the CLIs, each .po translates all of it, and each
+    .mo is compiled from its .po (GNU gettext, installed by scripts/install-test-deps.sh)."""
+    out = subprocess.run(
+        [str(REPO / "scripts" / "i18n.sh"), "--check"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, f"run `make i18n` and translate what is new:\n{out.stderr}"
 
 
 def test_every_dashboard_metric_is_declared() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from canhgac_common.units import parse_duration, parse_size
+from canhgac_common.units import format_duration, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(
@@ -103,3 +103,26 @@ def test_parse_size_rejects_negative_int() -> None:
 def test_parse_size_rejects_bool(value: bool) -> None:
     with pytest.raises(ValueError, match="not a size"):
         parse_size(value)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (0.25, "250ms"),
+        (15, "15s"),
+        (90, "1m30s"),
+        (5400, "1h30m"),
+        (21600, "6h"),
+        (86400 * 8, "1w1d"),
+        (1.5, "1s500ms"),
+    ],
+)
+def test_durations_are_written_as_they_are_read(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == seconds
+
+
+def test_a_negative_duration_is_not_written() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        format_duration(-1)

@@ -28,8 +28,8 @@ def _iso(ts: float) -> str:
 
 
 class AlertmanagerForwarder:
-    """Re-sends every notified firing alert each `resend_every`; an alert that left the
-    firing set is sent once more with endsAt = now (resolved)."""
+    """Re-sends every notified firing alert of `severities` each `resend_every`; an alert
+    that left the firing set is sent once more with endsAt = now (resolved)."""
 
     def __init__(
         self,
@@ -61,7 +61,7 @@ class AlertmanagerForwarder:
         firing = {
             a.key: (a.labels, a.fired_at or a.started_at)
             for a in alerts
-            if a.state == "firing" and a.notified
+            if a.state == "firing" and a.notified and a.labels.severity in self.cfg.severities
         }
         resolved = {k: v for k, v in self._sent.items() if k not in firing}
         unchanged = not resolved and firing.keys() == self._sent.keys()

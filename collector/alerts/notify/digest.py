@@ -5,18 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from collector.model import MEETING_ROLE, MEETING_SECTION
+from collector.indicators import MACHINE_INDICATORS, current
 from collector.sites import Sites
 from collector.store import Store
 
 __all__ = ["build_digest"]
-
-# Antivirus counts as current when its signatures are at most this old (the shipped rule's).
-SIGNATURES_MAX_AGE = 3 * 86400.0
-
-
-def _pct(n: int, d: int) -> str:
-    return f"{100.0 * n / d:.0f}% ({n}/{d})" if d else "-"
 
 
 def build_digest(
@@ -30,36 +23,46 @@ def build_digest(
     sites: Sites | None,
     title: Callable[[str], str],
 ) -> dict[str, Any]:
-    """Template context for one district. `title(rule_id)` names a rule in the language."""
-    machines = [
-        (a, snap)
-        for a, snap in store.fleet()
-        if a.placement.district == district and a.revoked_at is None
-    ]
-    reporting = [a for a, _ in machines if a.last_seen_at and a.last_seen_at >= now - stale_after]
-    av_ok = 0
-    for _, snap in machines:
-        av = snap.get("antivirus") or {}
-        if av.get("realtime") == "on" and av.get("signature_updated_at", 0) >= now - (
-            SIGNATURES_MAX_AGE
-        ):
-            av_ok += 1
-    communes = {a.placement.commune for a, _ in machines if a.placement.commune}
-    if sites is not None:
-        for d in sites.districts:
-            if d.name == district:
-                communes |= {c.name for c in d.communes}
-    # A commune counts when a room of it reports and its last check says GREEN or AMBER (go).
-    is_reporting = {a.agent_id for a in reporting}
-    rooms = {
-        a.placement.commune
-        for a, snap in machines
-        if a.agent_id in is_reporting
-        and a.placement.role == MEETING_ROLE
-        and a.placement.commune
-        and (snap.get(MEETING_SECTION) or {}).get("readiness", {}).get("state")
-        in ("green", "amber")
-    }
+    """Template context for one district. `title(rule_id)` names a rule in the language.
+
+    The indicators are `collector.indicators.current`'s: the same figures as the report, the
+    export and the dashboards (docs/indicators.md)."""
+    figures = {f.district: f for f in current(store, sites, now=now, stale_after=stale_after)}
+    rows: list[dict[str, str]] = []
+    fig = figures.get(district)
+    if fig is not None:
+        rows.append(
+            {
+                "vi": "Xã có kết nối mạng tới huyện",
+                "en": "Communes whose network reaches the district",
+                "value": str(fig.communes_connected()),
+            }
+        )
+        rows.append(
+            {
+                "vi": "Xã có phòng họp trực tuyến sẵn sàng",
+                "en": "Communes with a ready online meeting room",
+                "value": str(fig.communes_room_ready()),
+            }
+        )
+        for ind in MACHINE_INDICATORS:
+            rows.append({"vi": ind.vi, "en": ind.en, "value": str(fig.machines(ind.id))})
+        rows.append(
+            {
+                "vi": "Máy đang gửi báo cáo",
+                "en": "Machines reporting",
+                "value": str(fig.reporting()),
+            }
+        )
+        planned = fig.reporting_of_planned()
+        if planned is not None:
+            rows.append(
+                {
+                    "vi": "Máy đang gửi báo cáo trên số máy theo kế hoạch",
+                    "en": "Machines reporting of those planned",
+                    "value": str(planned),
+                }
+            )
     open_by: dict[str, list[str]] = {}
     for al in store.alerts.open_alerts():
         if al.state == "firing" and al.labels.district == district:
@@ -76,10 +79,7 @@ def build_digest(
         "period": period,
         "district": district,
         "generated_at": now,
-        "rooms_ok": len(rooms & communes),
-        "rooms_total": len(communes),
-        "av_pct": _pct(av_ok, len(machines)),
-        "reporting_pct": _pct(len(reporting), len(machines)),
+        "indicators": rows,
         "open_by_commune": [
             {"commune": c, "count": len(t), "titles": sorted(set(t))}
             for c, t in sorted(open_by.items())

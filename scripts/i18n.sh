@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The CLIs' message catalogs (GNU gettext, Debian package `gettext`): the only way they change.
+#   scripts/i18n.sh          extract the msgids from the CLIs into canhgac.pot, merge them into
+#                            each language's .po (translate the new entries there), compile .mo
+#   scripts/i18n.sh --check  fail if canhgac.pot or a .mo differs from what the sources and the
+#                            .po files give, or if a .po has an untranslated or fuzzy entry
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=canhgac_common/locale
+sources=(agent/cli.py collector/cli.py collector/cli_reports.py canhgac_common/output.py)
+out=$dir
+if [ "${1:-}" = --check ]; then
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+fi
+xgettext --language=Python --keyword=_ --from-code=UTF-8 --sort-output --add-location=file \
+  --omit-header --output="$out/canhgac.pot" "${sources[@]}"
+status=0
+for po in "$dir"/*/LC_MESSAGES/canhgac.po; do
+  lang_dir=$(dirname "$po")
+  if [ "${1:-}" = --check ]; then
+    mkdir -p "$out/$lang_dir"
+    merged=$out/$lang_dir/canhgac.po
+    msgmerge --quiet --no-fuzzy-matching --sort-output --add-location=file -o "$merged" "$po" "$out/canhgac.pot"
+    cmp -s "$merged" "$po" || { echo "$po: not in step with the sources; run scripts/i18n.sh" >&2; status=1; }
+    if [ -n "$(msgattrib --untranslated --no-obsolete "$po")$(msgattrib --only-fuzzy "$po")" ]; then
+      echo "$po: untranslated or fuzzy entries (msgattrib --untranslated $po)" >&2
+      status=1
+    fi
+    msgfmt --check -o "$out/$lang_dir/canhgac.mo" "$po"
+    cmp -s "$out/$lang_dir/canhgac.mo" "$lang_dir/canhgac.mo" \
+      || { echo "$lang_dir/canhgac.mo: not compiled from $po; run scripts/i18n.sh" >&2; status=1; }
+  else
+    msgmerge --quiet --update --backup=none --no-fuzzy-matching --sort-output --add-location=file "$po" "$dir/canhgac.pot"
+    msgfmt --check -o "$lang_dir/canhgac.mo" "$po"
+  fi
+done
+if [ "${1:-}" = --check ]; then
+  cmp -s "$out/canhgac.pot" "$dir/canhgac.pot" \
+    || { echo "$dir/canhgac.pot: not extracted from the sources; run scripts/i18n.sh" >&2; status=1; }
+fi
+exit $status
