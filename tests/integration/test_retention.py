@@ -400,3 +400,26 @@ def running_agent(running: Running) -> str:
 def rolled(running: Running) -> int:
     totals = running.app.store.rollups.totals(0, 1e18)
     return sum(r.stat.count for r in totals if r.metric == "received")
+
+
+def test_a_sqlite_file_without_auto_vacuum_is_converted_once_keeping_its_data(
+    tmp_path: Path,
+) -> None:
+    import sqlite3  # noqa: PLC0415
+
+    path = tmp_path / "old.db"
+    store = Store(f"sqlite:///{path}")
+    [agent_id] = enroll(store, 1, 0.0)
+    store.ingest(agent_id, [report(1, 100.0)], now=101.0)
+    store.close()
+    with sqlite3.connect(path) as raw:  # as a file made before schema 9 was
+        raw.execute("PRAGMA auto_vacuum=NONE")
+        raw.execute("VACUUM")
+        assert raw.execute("PRAGMA auto_vacuum").fetchone() == (0,)
+    store = Store(f"sqlite:///{path}")
+    try:
+        assert len(store.history(agent_id)) == 1
+    finally:
+        store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # incremental
