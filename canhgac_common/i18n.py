@@ -6,7 +6,16 @@ import gettext
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["DOMAIN", "LANGUAGES", "LOCALE_DIR", "choose_language", "gettext_", "use_language"]
+__all__ = [
+    "DOMAIN",
+    "LANGUAGES",
+    "LOCALE_DIR",
+    "N_",
+    "choose_language",
+    "current_language",
+    "gettext_",
+    "use_language",
+]
 
 # Catalogs: locale/vi/LC_MESSAGES/canhgac.po (the source, msgids in English) and the .mo
 # compiled from it by scripts/i18n.sh (committed; `make i18n-check` fails on drift).
@@ -15,6 +24,7 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = ("vi", "en")
 
 _current: gettext.NullTranslations | None = None
+_language = "vi"
 
 
 def choose_language(argv: Sequence[str], environ: Mapping[str, str]) -> str:
@@ -34,7 +44,8 @@ def choose_language(argv: Sequence[str], environ: Mapping[str, str]) -> str:
 
 def use_language(language: str) -> None:
     """Every later `gettext_` answers in `language` ("vi", "en")."""
-    global _current  # noqa: PLW0603 (one language per process, chosen once by the CLI)
+    global _current, _language  # noqa: PLW0603 (one language per process, chosen by the CLI)
+    _language = language
     if language == "en":
         _current = gettext.NullTranslations()  # the msgids are the English text
     else:
@@ -47,3 +58,14 @@ def gettext_(message: str) -> str:
         use_language("vi")
     assert _current is not None
     return _current.gettext(message)
+
+
+def current_language() -> str:
+    """The language `gettext_` answers in (a default for options such as `report --lang`)."""
+    return _language
+
+
+def N_(message: str) -> str:
+    """Marks `message` for the catalog where it cannot be translated yet (a table header
+    defined at import time); `gettext_` translates it where it is shown."""
+    return message

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from canhgac_common.i18n import LANGUAGES, choose_language, use_language
+from canhgac_common.i18n import LANGUAGES, N_, choose_language, use_language
 from canhgac_common.i18n import gettext_ as _
 from canhgac_common.output import (
     Column,
@@ -170,14 +170,14 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 TOKEN_COLUMNS: list[Column] = [
-    ("ID", "token_id"),
-    ("STATE", lambda t: t["state"] + (f", replaces {t['replaces']}" if t["replaces"] else "")),
-    ("DISTRICT", "district"),
-    ("COMMUNE", "commune"),
-    ("UNIT", "unit"),
-    ("ROLE", "role"),
-    ("USES", lambda t: f"{t['uses']}/{t['max_uses']}" if t["max_uses"] else t["uses"]),
-    ("EXPIRES", "expires_at"),
+    (N_("ID"), "token_id"),
+    (N_("STATE"), lambda t: t["state"] + (f", replaces {t['replaces']}" if t["replaces"] else "")),
+    (N_("DISTRICT"), "district"),
+    (N_("COMMUNE"), "commune"),
+    (N_("UNIT"), "unit"),
+    (N_("ROLE"), "role"),
+    (N_("USES"), lambda t: f"{t['uses']}/{t['max_uses']}" if t["max_uses"] else t["uses"]),
+    (N_("EXPIRES"), "expires_at"),
 ]
 
 
@@ -210,14 +210,14 @@ def cmd_token_revoke(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 AGENT_COLUMNS: list[Column] = [
-    ("AGENT", "agent_id"),
-    ("STATE", lambda a: a["state"] + _clone_note(a)),
-    ("HOST", "hostname"),
-    ("DISTRICT", "district"),
-    ("COMMUNE", "commune"),
-    ("UNIT", "unit"),
-    ("ROLE", "role"),
-    ("LAST SEEN", "last_seen_at"),
+    (N_("AGENT"), "agent_id"),
+    (N_("STATE"), lambda a: a["state"] + _clone_note(a)),
+    (N_("HOST"), "hostname"),
+    (N_("DISTRICT"), "district"),
+    (N_("COMMUNE"), "commune"),
+    (N_("UNIT"), "unit"),
+    (N_("ROLE"), "role"),
+    (N_("LAST SEEN"), "last_seen_at"),
 ]
 
 
@@ -341,16 +341,16 @@ def cmd_rules_reload(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 ALERT_COLUMNS: list[Column] = [
-    ("RULE", "rule"),
-    ("SUBJECT", "subject"),
-    ("STATE", lambda a: a["state"] + (" (clearing)" if a["passing_since"] else "")),
-    ("SEVERITY", "severity"),
-    ("DISTRICT", "district"),
-    ("COMMUNE", "commune"),
-    ("HOST", "host"),
-    ("SINCE", "started_at"),
-    ("NOTIFIED", "notified"),
-    ("ACK", lambda a: a["acked_by"] or ""),
+    (N_("RULE"), "rule"),
+    (N_("SUBJECT"), "subject"),
+    (N_("STATE"), lambda a: a["state"] + (" (clearing)" if a["passing_since"] else "")),
+    (N_("SEVERITY"), "severity"),
+    (N_("DISTRICT"), "district"),
+    (N_("COMMUNE"), "commune"),
+    (N_("HOST"), "host"),
+    (N_("SINCE"), "started_at"),
+    (N_("NOTIFIED"), "notified"),
+    (N_("ACK"), lambda a: a["acked_by"] or ""),
 ]
 
 
@@ -466,11 +466,11 @@ def cmd_silence_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 SILENCE_COLUMNS: list[Column] = [
-    ("ID", "silence_id"),
-    ("MATCHERS", "matchers"),
-    ("UNTIL", "ends_at"),
-    ("AUTHOR", "author"),
-    ("REASON", "reason"),
+    (N_("ID"), "silence_id"),
+    (N_("MATCHERS"), "matchers"),
+    (N_("UNTIL"), "ends_at"),
+    (N_("AUTHOR"), "author"),
+    (N_("REASON"), "reason"),
 ]
 
 
@@ -552,13 +552,13 @@ def cmd_maintenance_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 MAINTENANCE_COLUMNS: list[Column] = [
-    ("ID", "window_id"),
-    ("MATCHERS", "matchers"),
-    ("DAYS", "weekdays"),
-    ("START", "start"),
-    ("DURATION", lambda w: format_duration(w["duration_seconds"])),
-    ("AUTHOR", "author"),
-    ("REASON", "reason"),
+    (N_("ID"), "window_id"),
+    (N_("MATCHERS"), "matchers"),
+    (N_("DAYS"), "weekdays"),
+    (N_("START"), "start"),
+    (N_("DURATION"), lambda w: format_duration(w["duration_seconds"])),
+    (N_("AUTHOR"), "author"),
+    (N_("REASON"), "reason"),
 ]
 
 
@@ -601,15 +601,15 @@ def cmd_notify_test(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 OUTBOX_COLUMNS: list[Column] = [
-    ("ID", "id"),
-    ("STATE", "state"),
-    ("KIND", "kind"),
-    ("RECIPIENT", "recipient"),
-    ("CREATED", "created_at"),
-    ("TRIES", "attempts"),
-    ("NEXT/SENT", lambda m: m["next_attempt_at"] if m["state"] == "pending" else m["sent_at"]),
+    (N_("ID"), "id"),
+    (N_("STATE"), "state"),
+    (N_("KIND"), "kind"),
+    (N_("RECIPIENT"), "recipient"),
+    (N_("CREATED"), "created_at"),
+    (N_("TRIES"), "attempts"),
+    (N_("NEXT/SENT"), lambda m: m["next_attempt_at"] if m["state"] == "pending" else m["sent_at"]),
     (
-        "ERROR",
+        N_("ERROR"),
         lambda m: "; ".join(
             [m["last_error"] or "", *(f"{a}: {r}" for a, r in m["refused"].items())]
         ).strip("; "),
@@ -656,11 +656,11 @@ def _meeting_time(meeting: Meeting, cfg: CollectorConfig) -> str:
 
 
 MEETING_COLUMNS: list[Column] = [
-    ("ID", "id"),
-    ("START", "starts_at"),
-    ("DURATION", lambda m: format_duration(m["duration_seconds"])),
-    ("ROOMS", "rooms"),
-    ("TITLE", "title"),
+    (N_("ID"), "id"),
+    (N_("START"), "starts_at"),
+    (N_("DURATION"), lambda m: format_duration(m["duration_seconds"])),
+    (N_("ROOMS"), "rooms"),
+    (N_("TITLE"), "title"),
 ]
 
 
@@ -851,7 +851,7 @@ def cmd_store_prune(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     records = [{"step": k, "rows": v, "dry_run": args.dry_run} for k, v in counts.items()]
     if args.output != "json":
         print("sẽ xử lý / would process:" if args.dry_run else "đã xử lý / processed:")
-    emit_records(args, records, [("STEP", "step"), ("ROWS", "rows")])
+    emit_records(args, records, [(N_("STEP"), "step"), (N_("ROWS"), "rows")])
     return 0
 
 

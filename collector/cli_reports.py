@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
 
+from canhgac_common.i18n import current_language
 from canhgac_common.i18n import gettext_ as _
 from canhgac_common.output import add_output_options
 from collector.compliance.loader import load_pack
@@ -161,7 +162,7 @@ def _period_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--district")
     p.add_argument("--commune")
     p.add_argument("--unit")
-    p.add_argument("--lang", choices=("vi", "en"), default="vi")
+    p.add_argument("--lang", choices=("vi", "en"), default=current_language())
 
 
 def add_report_parsers(sub: Any) -> None:

@@ -13,7 +13,7 @@ if [ "${1:-}" = --check ]; then
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
 fi
-xgettext --language=Python --keyword=_ --from-code=UTF-8 --sort-output --add-location=file \
+xgettext --language=Python --keyword=_ --keyword=N_ --from-code=UTF-8 --sort-output --add-location=file \
   --omit-header --output="$out/canhgac.pot" "${sources[@]}"
 status=0
 for po in "$dir"/*/LC_MESSAGES/canhgac.po; do

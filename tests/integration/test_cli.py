@@ -751,6 +751,10 @@ def test_vietnamese_first_english_by_option_or_locale(tmp_path: Path) -> None:
     helped = run(*collector, "--help", env={**plain, "LANG": "C.UTF-8"})
     assert "Máy chủ thu thập Canh Gác" in helped.stdout
     assert "chạy máy chủ gRPC và HTTP cho đến khi dừng" in helped.stdout
+    listed = run(*collector, "token", "list", env=plain)
+    assert listed.stdout.split() == ["MÃ", "TRẠNG", "THÁI", "HUYỆN", "XÃ", "ĐƠN", "VỊ", "VAI",
+                                     "TRÒ", "LẦN", "DÙNG", "HẾT", "HẠN"]  # fmt: skip
+    assert run(*collector, "token", "list", "--json", env=plain).stdout.strip() == "[]"
     status = run(*agent, "status", env=plain)
     assert status.returncode == 2
     assert status.stdout.splitlines()[0].startswith("CRITICAL: chưa đăng ký: ")
