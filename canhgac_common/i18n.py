@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gettext
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -53,9 +54,10 @@ def use_language(language: str) -> None:
 
 
 def gettext_(message: str) -> str:
-    """`message` (an English msgid) in the chosen language; Vietnamese until one is chosen."""
+    """`message` (an English msgid) in the chosen language; until a CLI chooses one, the
+    locale's (code used as a library, by a test or a service, follows its environment)."""
     if _current is None:
-        use_language("vi")
+        use_language(choose_language((), os.environ))
     assert _current is not None
     return _current.gettext(message)
 

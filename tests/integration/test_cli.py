@@ -768,6 +768,12 @@ def test_vietnamese_first_english_by_option_or_locale(tmp_path: Path) -> None:
         "(giờ địa phương của máy chủ thu thập)\n"
     )
 
+    refused = run(*agent, "enroll", "--collector", "127.0.0.1:1", "--token", "cgt.x.y", env=plain)
+    assert refused.stderr == (
+        "canhgac-agent: 127.0.0.1:1 từ chối kết nối (máy chủ thu thập có đang chạy, đúng cổng"
+        " này không?)\n"
+    )
+
     for english in ({**plain, "LANG": "en_US.UTF-8"}, plain):
         flag = () if "LANG" in english else ("--lang", "en")
         status = run(*agent[:1], *flag, *agent[1:], "status", env=english)
