@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run demo reset-demo i18n i18n-check test test-deps lint typecheck proto proto-check docs dashboards unit integration bench fuzz clean
+.PHONY: run demo reset-demo i18n i18n-check test test-deps lint typecheck proto proto-check docs dashboards unit integration bench fuzz deb msi clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -75,5 +75,13 @@ bench: $(STAMP)
 	@scripts/install-test-deps.sh
 	$(BIN)/python -m bench
 
+## deb: dist/canhgac-agent_*.deb and dist/canhgac-collector_*.deb (docs/install.md), ~2 min
+deb:
+	OUT=$(CURDIR)/dist packaging/deb/build.sh
+
+## msi: dist/canhgac-agent-VERSION.msi, frozen under wine (downloads cached in .cache/windows), ~5 min
+msi: $(STAMP)
+	OUT=$(CURDIR)/dist PIP=$(CURDIR)/$(BIN)/pip packaging/windows/build.sh
+
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var dist .mypy_cache .ruff_cache .pytest_cache

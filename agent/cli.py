@@ -212,9 +212,13 @@ def run_until(cfg: AgentConfig, stop: threading.Event, interval_override: float 
 def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
     probes = {n: s.probe for n, s in _schedule(cfg, 15.0).items()}
     if args.print:
-        # First call of cpu_percent() has no reference point; give it one short window.
-        report = collect(probes, read_boot_id(), int(time.time() * 1000))
-        time.sleep(0.5)
+        # CPU use has no reference point at a probe's first collect: give it one short window.
+        # Only those probes: the others' first collect is the one to show (the software
+        # probe sends its whole list only then).
+        baseline = {n: p for n, p in probes.items() if p.needs_baseline}
+        if baseline:
+            collect(baseline, read_boot_id(), int(time.time() * 1000))
+            time.sleep(0.5)
         report = collect(probes, read_boot_id(), int(time.time() * 1000))
         print(json.dumps(plain(report), ensure_ascii=False, indent=2))
         return 1 if report.errors else 0

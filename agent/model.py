@@ -16,12 +16,15 @@ __all__ = [
     "DeviceCheck",
     "DhcpServer",
     "Disk",
+    "DiskHealth",
     "DnsCheck",
+    "DriveHealth",
     "FirewallProfile",
     "Hardware",
     "Headroom",
     "Host",
     "HttpCheck",
+    "InstalledProgram",
     "IpConflict",
     "Link",
     "Listener",
@@ -30,17 +33,20 @@ __all__ = [
     "Memory",
     "NetInterface",
     "PingResult",
+    "Power",
     "ProbeError",
     "Readiness",
     "ReadinessReason",
     "Report",
     "Security",
+    "Software",
     "SpoolStats",
     "TcpCheck",
     "Temperature",
     "ThroughputResult",
     "Traceroute",
     "TracerouteHop",
+    "Ups",
 ]
 
 
@@ -131,6 +137,9 @@ class Hardware:
     temperatures: tuple[Temperature, ...] = ()
     battery: Battery | None = None
     interfaces: tuple[NetInterface, ...] = ()
+    temperature_state: str = "unavailable"  # "ok", "unavailable", "error"
+    temperature_detail: str = ""
+    temperatures_read_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -377,6 +386,69 @@ class MeetingRoom:
 
 
 @dataclass(frozen=True)
+class DriveHealth:
+    device: str
+    health: str  # "ok", "warning", "failing", "unknown"
+    source: str  # "smartctl", "storage"
+    model: str = ""
+    serial: str = ""
+    media: str = "unknown"  # "hdd", "ssd", "unknown"
+    protocol: str = ""
+    raw_health: str = ""
+    reallocated_sectors: int = -1
+    pending_sectors: int = -1
+    uncorrected_errors: int = -1
+    wear_percent: int = -1
+    power_on_hours: int = -1
+    temperature_celsius: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class DiskHealth:
+    drives: tuple[DriveHealth, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ups:
+    name: str
+    status: str  # "online", "on_battery", "low_battery", "unreachable", "unknown"
+    raw_status: str = ""
+    charge_percent: float = -1.0
+    runtime_seconds: int = -1
+    load_percent: float = -1.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Power:
+    supply: str  # "mains", "battery", "unknown"
+    battery: Battery | None = None
+    ups: tuple[Ups, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InstalledProgram:
+    name: str
+    version: str = ""
+    publisher: str = ""
+    installed_at: float = 0.0
+    origin: str = ""  # "hklm64", "hklm32", "hkcu", "dpkg", "rpm"
+
+
+@dataclass(frozen=True)
+class Software:
+    hash: str
+    count: int
+    complete: bool
+    source: str
+    programs: tuple[InstalledProgram, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProbeError:
     probe: str
     message: str
@@ -406,6 +478,9 @@ class Report:
     antivirus: Antivirus | None = None
     security: Security | None = None
     meeting_room: MeetingRoom | None = None
+    disk_health: DiskHealth | None = None
+    power: Power | None = None
+    software: Software | None = None
     errors: tuple[ProbeError, ...] = ()
     seq: int = 0
     spool_id: int = 0

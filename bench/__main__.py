@@ -12,6 +12,8 @@ from typing import Any
 import psutil
 
 from bench import (
+    alert_latency,
+    export,
     fleet_tick,
     footprint,
     ingest,
@@ -19,7 +21,9 @@ from bench import (
     metrics_render,
     replay,
     report_size,
+    retention_load,
     rules,
+    storage,
     sustained,
 )
 
@@ -37,6 +41,10 @@ def main() -> None:
         ("ingest_cpu", ingest_cpu.main),
         ("replay", replay.main),
         ("sustained", sustained.main),
+        ("export", export.main),
+        ("alert_latency", alert_latency.main),
+        ("storage", storage.main),
+        ("retention_load", retention_load.main),
     ]
     results: dict[str, Any] = {
         "machine": {

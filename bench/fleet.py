@@ -31,10 +31,13 @@ from agent.model import (
     DeviceCheck,
     DhcpServer,
     Disk,
+    DiskHealth,
+    DriveHealth,
     FirewallProfile,
     Hardware,
     Host,
     HttpCheck,
+    InstalledProgram,
     Link,
     Listener,
     MediaDevice,
@@ -42,13 +45,17 @@ from agent.model import (
     Memory,
     NetInterface,
     PingResult,
+    Power,
     Readiness,
     ReadinessReason,
     Report,
     Security,
+    Software,
     Temperature,
     ThroughputResult,
+    Ups,
 )
+from agent.probes.software import inventory_hash
 from agent.transport.client import CollectorClient, DeliveryError, MachineFacts
 from agent.transport.encode import encode_report
 from canhgac_common.units import duration_option
@@ -110,20 +117,32 @@ def places(sites: Sites) -> list[Place]:
     return out
 
 
-def simulated_hardware(rng: random.Random, hostname: str) -> Hardware:
+# One machine in ten is a Linux PC or server (the design guide: "some Linux servers and PCs").
+LINUX_EVERY = 10
+_LINUX_OS = ("Debian GNU/Linux 12 (bookworm)", "12", "6.1.0-26-amd64")
+
+
+def simulated_hardware(rng: random.Random, hostname: str, linux: bool = False) -> Hardware:
+    """A commune office PC. Windows desktops expose no thermal zone (MSAcpi_ThermalZone-
+    Temperature is absent on most), so they report temperatures "unavailable", never a
+    reading; Linux ones read the CPU's coretemp sensor."""
     vendor, model, cpu_model, phys, logical = rng.choice(_MODELS)
     os_name, os_version, os_build = rng.choices(_OSES, weights=(70, 25, 5))[0]
+    if linux:
+        os_name, os_version, os_build = _LINUX_OS
     ram = rng.choice((4, 8, 8, 16)) << 30
     disk = rng.choice((256, 500, 1000)) << 30
     free = int(disk * rng.uniform(0.03, 0.7))
     boot = time.time() - rng.uniform(600, 30 * 86400)
+    mount = ("/", "/dev/sda1", "ext4") if linux else ("C:\\", "C:\\", "NTFS")
+    temperatures = (Temperature("coretemp", "Package id 0", rng.uniform(38, 85)),) if linux else ()
     return Hardware(
         host=Host(
             hostname,
             os_name,
             os_version,
             os_build,
-            "AMD64",
+            "x86_64" if linux else "AMD64",
             vendor,
             model,
             f"SN{rng.randrange(10**8):08d}",
@@ -132,11 +151,11 @@ def simulated_hardware(rng: random.Random, hostname: str) -> Hardware:
         ),
         cpu=Cpu(cpu_model, phys, logical, rng.uniform(0.02, 0.9), 0.0, 0.0, 0.0, 3000.0),
         memory=Memory(ram, int(ram * rng.uniform(0.1, 0.6)), int(ram * 0.5), 2 << 30, 1 << 28),
-        disks=(Disk("C:\\", "C:\\", "NTFS", disk, disk - free, free),),
-        temperatures=(Temperature("coretemp", "Package id 0", rng.uniform(38, 85)),),
+        disks=(Disk(*mount, disk, disk - free, free),),
+        temperatures=temperatures,
         interfaces=(
             NetInterface(
-                "Ethernet",
+                "eno1" if linux else "Ethernet",
                 True,
                 rng.choice((100, 1000)),
                 "full",
@@ -145,6 +164,108 @@ def simulated_hardware(rng: random.Random, hostname: str) -> Hardware:
                 errors_out=0,
             ),
         ),
+        temperature_state="ok" if linux else "unavailable",
+        temperature_detail="" if linux else "MSAcpi_ThermalZoneTemperature: no reading at boot",
+    )
+
+
+def simulated_disk_health(rng: random.Random, linux: bool) -> DiskHealth:
+    """One drive; an old commune PC's disk is sometimes counting bad sectors or failing."""
+    health = rng.choices(("ok", "warning", "failing"), weights=(90, 7, 3))[0]
+    ssd = rng.random() < 0.4
+    bad = 0 if health == "ok" else rng.randrange(1, 400)
+    if linux:  # smartctl: sector counts for ATA, wear for SSDs
+        return DiskHealth(
+            drives=(
+                DriveHealth(
+                    "/dev/sda",
+                    health,
+                    "smartctl",
+                    media="ssd" if ssd else "hdd",
+                    protocol="ATA",
+                    raw_health="failed" if health == "failing" else "passed",
+                    reallocated_sectors=bad,
+                    pending_sectors=bad // 4,
+                    wear_percent=rng.randrange(1, 60) if ssd else -1,
+                    power_on_hours=rng.randrange(2000, 60000),
+                    temperature_celsius=rng.uniform(28, 45),
+                ),
+            )
+        )
+    raw = {
+        "ok": "Healthy, OK",
+        "warning": "Warning, OK",
+        "failing": "Unhealthy, Predictive Failure",
+    }
+    return DiskHealth(  # Storage cmdlets: no sector counts
+        drives=(
+            DriveHealth(
+                "0",
+                health,
+                "storage",
+                media="ssd" if ssd else "hdd",
+                protocol="SATA",
+                raw_health=raw[health],
+                wear_percent=rng.randrange(1, 60) if ssd else -1,
+                power_on_hours=rng.randrange(2000, 60000),
+            ),
+        )
+    )
+
+
+def simulated_power(rng: random.Random, linux: bool) -> Power:
+    """Windows desktops have no battery and no NUT: their supply is unknown. Linux ones here
+    hang on a USB UPS served by their own upsd, sometimes during a power cut."""
+    if not linux:
+        return Power("unknown", notes=("no battery and no UPS configured (probes.power.ups)",))
+    cut = rng.random() < 0.2
+    charge = rng.uniform(20, 90) if cut else 100.0
+    ups = Ups(
+        "ups@localhost",
+        "on_battery" if cut else "online",
+        "OB DISCHRG" if cut else "OL",
+        charge,
+        int(charge * 30),
+        rng.uniform(10, 40),
+    )
+    return Power("battery" if cut else "mains", ups=(ups,))
+
+
+_WINDOWS_PROGRAMS = (
+    ("Google Chrome", "131.0.6778.86", "Google LLC", "hklm64", 1.0),
+    ("Microsoft Edge", "131.0.2903.70", "Microsoft Corporation", "hklm32", 1.0),
+    ("Microsoft Office Standard 2016", "16.0.4266.1001", "Microsoft Corporation", "hklm32", 0.8),
+    ("VNPT-CA Plugin", "1.0.5.2", "VNPT", "hklm64", 0.6),
+    ("Viettel-CA Token Manager", "2.3.1", "Viettel Group", "hklm32", 0.2),
+    ("Bkav Pro", "5.8.3", "Bkav Corporation", "hklm32", 0.3),
+    ("Zalo", "24.11.1", "VNG Corporation", "hkcu", 0.7),
+    ("UltraViewer version 6.6.107", "6.6.107", "DucFabulous", "hklm32", 0.15),
+)
+_LINUX_PACKAGES = (
+    ("bash", "5.2.15-2+b8", "Matthias Klose"),
+    ("firefox-esr", "128.5.0esr-1~deb12u1", "Debian Mozilla Team"),
+    ("openssh-server", "1:9.2p1-2+deb12u3", "Debian OpenSSH Maintainers"),
+    ("nut-client", "2.8.0-7", "Laurent Bigonville"),
+)
+
+
+def simulated_software(rng: random.Random, linux: bool, full: bool) -> Software:
+    """The machine's programs (a fixed draw per machine); the list only when `full` (the
+    agent's first report), else the hash, as the agent sends it."""
+    if linux:
+        programs = [InstalledProgram(n, v, p, origin="dpkg") for n, v, p in _LINUX_PACKAGES]
+    else:
+        programs = [
+            InstalledProgram(n, v, p, origin=o)
+            for n, v, p, o, share in _WINDOWS_PROGRAMS
+            if rng.random() < share
+        ]
+    return Software(
+        inventory_hash(programs),
+        len(programs),
+        full,
+        "dpkg" if linux else "windows_registry",
+        tuple(programs) if full else (),
     )
 
 
@@ -280,6 +401,7 @@ class SimAgent:
         self.seq += 1
         at = now or time.time()
         cpu = replace(self.hardware.cpu, usage_ratio=min(1.0, rng.uniform(0.0, 0.9)))
+        linux = self.hardware.host.os_name.startswith("Debian")
         report = Report(
             collected_at_ms=int(at * 1000),
             boot_id="sim",
@@ -290,6 +412,9 @@ class SimAgent:
             security=simulated_security(random.Random(self.agent_id), at),
             link=simulated_link(rng),
             meeting_room=simulated_meeting_room(rng) if self.meeting_room else None,
+            disk_health=simulated_disk_health(random.Random(self.agent_id), linux),
+            power=simulated_power(rng, linux),
+            software=simulated_software(random.Random(self.agent_id), linux, self.seq == 1),
             seq=self.seq,
         )
         self.backlog.append(encode_report(report))
@@ -330,12 +455,16 @@ def enroll_fleet(
         slug = "".join(ch for ch in (place.commune or place.unit).lower() if ch.isalnum())[:10]
         hostname = f"pc-{slug}-{i:03d}"
         with CollectorClient(address) as c:
-            e = c.enroll(token, MachineFacts(f"sim-{seed}-{i}", hostname, "Windows", "10", "sim"))
+            linux = i % LINUX_EVERY == LINUX_EVERY - 1
+            facts = MachineFacts(
+                f"sim-{seed}-{i}", hostname, "Linux" if linux else "Windows", "10", "sim"
+            )
+            e = c.enroll(token, facts)
         agents.append(
             SimAgent(
                 e.agent_id,
                 place,
-                simulated_hardware(rng, hostname),
+                simulated_hardware(rng, hostname, linux),
                 CollectorClient(address, secret=e.secret),
             )
         )

@@ -97,7 +97,9 @@ def _client(
     server cannot hide its backlog."""
     template = pb.Report.FromString(_template())
     stub = pb_grpc.CollectorStub(grpc.insecure_channel(address))  # type: ignore[no-untyped-call]
-    seqs = dict.fromkeys(secrets, int(time.time() * 1000) * 1000)  # fresh seqs every run
+    # Fresh seqs every run, within the 40 bits a seq may have (collector.model.MAX_SEQ):
+    # milliseconds since 2023-11 leave room for every call of a run until 2058.
+    seqs = dict.fromkeys(secrets, int(time.time() * 1000) - 1_700_000_000_000)
     lock = threading.Lock()
     calls, done, latencies, errors = [0], [0], [], []
     end = time.monotonic() + seconds

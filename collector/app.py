@@ -66,6 +66,7 @@ class CollectorApp:
                 clock=clock,
                 on_tick=self._observe_tick,
                 on_write_error=self.metrics.store_write_errors.labels("alerts").inc,
+                on_notify=self._wake_notifier,
             )
         self.grpc, self.grpc_port = build_server(
             cfg,
@@ -118,6 +119,10 @@ class CollectorApp:
         self._retention_timer = threading.Thread(
             target=self._retention_loop, name="retention-timer", daemon=True
         )
+
+    def _wake_notifier(self) -> None:
+        if self.notifier is not None:  # set after the engine; None while notify is off
+            self.notifier.wake()
 
     def _observe_tick(self, lag: float, took: float) -> None:
         self.metrics.alert_timer_lag.set(lag)

@@ -42,6 +42,7 @@ from collector.cli_reports import add_report_parsers
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
 from collector.errors import CollectorError, ConfigError
+from collector.logs import configure_logging
 from collector.meetings import MeetingBook, parse_local_time, room_names
 from collector.model import ROLES, Meeting, Placement
 from collector.retention import RetentionPass
@@ -812,24 +813,23 @@ def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         rolled = store.rollups.rolled_until()
     finally:
         store.close()
-    emit_document(
-        args,
-        {
-            "database_bytes": total,
-            "database": _bytes(total),
-            "rolled_up_until": iso_time(rolled),
-            "tables": [
-                {
-                    "table": t.name,
-                    "rows": t.rows,
-                    "bytes": t.bytes,
-                    "size": _bytes(t.bytes),
-                    "oldest": iso_time(t.oldest),
-                }
-                for t in tables
-            ],
-        },
-    )
+    records = [
+        {"name": t.name, "rows": t.rows, "bytes": t.bytes, "oldest": iso_time(t.oldest)}
+        for t in tables
+    ]
+    if args.output == "json":
+        document = {"database_bytes": total, "rolled_up_until": iso_time(rolled)}
+        emit_document(args, {**document, "tables": records})
+        return 0
+    columns: list[Column] = [
+        ("TABLE", "name"),
+        ("ROWS", "rows"),
+        ("SIZE", lambda r: _bytes(r["bytes"])),
+        ("OLDEST", "oldest"),
+    ]
+    emit_records(args, records, columns)
+    print(f"cơ sở dữ liệu / database: {_bytes(total)}")
+    print(f"đã tổng hợp đến / rolled up until: {iso_time(rolled) or '-'}")
     return 0
 
 
@@ -848,9 +848,11 @@ def cmd_store_prune(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         counts = retention.plan(now) if args.dry_run else retention.run(now).done
     finally:
         store.close()
-    records = [{"step": k, "rows": v, "dry_run": args.dry_run} for k, v in counts.items()]
-    if args.output != "json":
-        print("sẽ xử lý / would process:" if args.dry_run else "đã xử lý / processed:")
+    if args.output == "json":
+        emit_document(args, {"dry_run": args.dry_run, "rows": counts})
+        return 0
+    print("sẽ xử lý / would process:" if args.dry_run else "đã xử lý / processed:")
+    records = [{"step": k, "rows": v} for k, v in counts.items()]
     emit_records(args, records, [(N_("STEP"), "step"), (N_("ROWS"), "rows")])
     return 0
 
@@ -1032,8 +1034,12 @@ def _main(argv: list[str] | None) -> int:
     vars(args).update({k: nfc(v) for k, v in vars(args).items()})
     try:
         cfg = load_config(config_path(args.config, os.environ))
-        logging.basicConfig(
-            level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        configure_logging(
+            cfg.log_level,
+            cfg.log_format,
+            cfg.log_file,
+            cfg.log_file_max_bytes,
+            cfg.log_file_backups,
         )
         code: int = args.handler(cfg, args)
         return code

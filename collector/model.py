@@ -18,10 +18,12 @@ __all__ = [
     "ROLLUP_INDICATOR",
     "ROLLUP_RULE",
     "SEQ_BITS",
+    "SOFTWARE_SECTION",
     "SPOOL_KEY",
     "AgentRecord",
     "Alert",
     "Event",
+    "InstalledProgram",
     "Labels",
     "Meeting",
     "MeetingSummary",
@@ -32,6 +34,7 @@ __all__ = [
     "RollupKey",
     "RoomState",
     "RoomVerdict",
+    "SoftwareInventory",
     "Stat",
     "TokenRecord",
     "probe_of_status_key",
@@ -45,6 +48,10 @@ ROLES: tuple[Role, ...] = get_args(Role)
 MEETING_ROLE: Final = "meeting-room"
 # The report section a meeting room's checks come in (the proto's Report.meeting_room).
 MEETING_SECTION: Final = "meeting_room"
+
+# The report section whose full list the store keeps apart (table software_inventories): a
+# report carries the list only when it changed, so the snapshot alone would lose it.
+SOFTWARE_SECTION: Final = "software"
 
 # Keys of an agent's latest snapshot besides its probes' sections (which are keyed by probe).
 SPOOL_KEY: Final = "spool"
@@ -296,3 +303,23 @@ class Rollup:
     section: str
     metric: str
     stat: Stat
+
+
+@dataclass(frozen=True)
+class InstalledProgram:
+    name: str
+    version: str
+    publisher: str
+    installed_at: float  # Unix seconds; 0 unknown
+    origin: str  # "hklm64", "hklm32", "hkcu", "dpkg", "rpm"
+
+
+@dataclass(frozen=True)
+class SoftwareInventory:
+    """The last full software list an agent sent (hash-only reports never replace it)."""
+
+    agent_id: str
+    collected_at: float  # of the report that carried the list
+    hash: str
+    source: str  # "windows_registry", "dpkg", "rpm"
+    programs: tuple[InstalledProgram, ...]

@@ -18,10 +18,10 @@ from collector.compliance.evaluate import Memo
 from collector.compliance.model import Rule
 from collector.config import RetentionConfig
 from collector.decode import stored_report
-from collector.model import ROLLUP_AVAILABILITY, AgentRecord, Report, RollupKey, Stat
+from collector.model import ROLLUP_AVAILABILITY, AgentRecord, RollupKey, Stat
 from collector.rollup import HOUR, Days, add, expected, hour_of, summarise
 from collector.store import Store
-from collector.store.rollups import HISTORY_TABLES, Mark
+from collector.store.rollups import Mark
 
 __all__ = ["ROLL_LAG", "RetentionPass"]
 
@@ -94,7 +94,7 @@ class RetentionPass:
         c = self._cfg
         agents = {a.agent_id: a for a in self._store.list_agents()}
         steps: list[tuple[str, Callable[[], int]]] = [
-            ("rolled up", lambda: self._roll(now, agents)),
+            ("rolled up", lambda: self._roll(now, agents, pace)),
             ("expected", lambda: self._expected(now, agents)),
             ("merged into days", lambda: self._compact(now)),
             ("rollups", lambda: self._expire("rollups", now - c.rollups)),
@@ -108,7 +108,7 @@ class RetentionPass:
             while not stopped() and (n := step()):
                 result.count(name, n)
                 pace()
-        if result.done.get("reports") or any(result.done.get(n) for n in HISTORY_TABLES):
+        if result.done:  # rows deleted or moved: pages freed
             self._store.reclaim(pace, stopped)
         return result
 
@@ -121,7 +121,9 @@ class RetentionPass:
             "mail_queue": now - c.mail,
         }
 
-    def _roll(self, now: float, agents: dict[str, AgentRecord]) -> int:
+    def _roll(self, now: float, agents: dict[str, AgentRecord], pace: Callable[[], None]) -> int:
+        """The next chunk of reports rolled up; paced per report, since decoding and judging
+        a chunk is pure Python that would otherwise hold the GIL from Submit's handlers."""
         r = self._store.rollups
         mark = r.mark("rolled")
         batch = r.reports_after(mark, now - ROLL_LAG, self._chunk)
@@ -130,18 +132,15 @@ class RetentionPass:
         rules = self._rules()
         memo = Memo()
         stats: dict[RollupKey, Stat] = {}
-        by_agent: dict[str, list[tuple[Report, float]]] = {}
         for raw in batch:
-            by_agent.setdefault(raw.agent_id, []).append(
-                (stored_report(raw.wire, raw.payload), raw.received_at)
-            )
-        for agent_id, received in by_agent.items():
-            agent = agents.get(agent_id) or self._store.get_agent(agent_id)
-            agents[agent_id] = agent
+            agent = agents.get(raw.agent_id) or self._store.get_agent(raw.agent_id)
+            agents[raw.agent_id] = agent
+            received = [(stored_report(raw.wire, raw.payload), raw.received_at)]
             for key, stat in summarise(
                 agent, received, rules, self._interval, self._reachable, memo=memo
             ).items():
                 add(stats, key, stat)
+            pace()
         last = batch[-1]
         if not r.add(stats, "rolled", mark, Mark(last.received_at, last.agent_id, last.seq)):
             log.warning("retention: another pass rolled these reports up first")
@@ -155,8 +154,9 @@ class RetentionPass:
             return 0
         r = self._store.rollups
         was = r.mark("expected")
-        # From the hour of the first enrollment.
-        hour = hour_of(min(a.enrolled_at for a in agents.values())) if was is None else was.at
+        # From the hour of the first enrollment, or of the oldest rollup kept.
+        first = max(min(a.enrolled_at for a in agents.values()), now - self._cfg.rollups)
+        hour = hour_of(first) if was is None else was.at
         after = "" if was is None else was.agent_id
         ids = sorted(agents)
         stats: dict[RollupKey, Stat] = {}

@@ -4,7 +4,11 @@
 # fonts-noto-core: the audit export PDF's Vietnamese font; poppler-utils: pdftotext/pdffonts read it back.
 # gettext: xgettext/msgmerge/msgfmt for the CLIs' catalogs (scripts/i18n.sh --check).
 set -euo pipefail
-packages=(openssl prometheus prometheus-alertmanager postgresql iproute2 nftables dnsmasq clamav clamav-daemon prometheus-node-exporter fonts-noto-core poppler-utils gettext)
+# systemd (systemd-analyze), python3-venv, dpkg-dev, lintian: the packages (tests/packaging).
+# msitools (msiinfo), wixl, wine, osslsigncode: the Windows MSI (make msi).
+packages=(openssl prometheus prometheus-alertmanager postgresql iproute2 nftables dnsmasq clamav clamav-daemon prometheus-node-exporter
+  fonts-noto-core poppler-utils smartmontools nut-server nut-client gettext
+  systemd python3-venv dpkg-dev lintian msitools wixl wine wine64 osslsigncode)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

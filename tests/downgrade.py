@@ -1,5 +1,7 @@
 """What turns a new store back into one an older collector left, for the migration tests."""
 
+# Schema 10 -> 9: the kept software lists.
+UNDO_SOFTWARE_INVENTORY = ("DROP TABLE software_inventories",)
 # Schema 9 -> 8: rollups, retention marks, the reports' arrival index.
 UNDO_V9 = (
     "DROP TABLE rollups",
@@ -18,4 +20,4 @@ UNDO_V7 = (
     "ALTER TABLE agents DROP COLUMN seq_conflicts",
 )
 # Back to schema 6, what the older downgrades start from.
-TO_V6 = UNDO_V9 + UNDO_V8 + UNDO_V7
+TO_V6 = UNDO_SOFTWARE_INVENTORY + UNDO_V9 + UNDO_V8 + UNDO_V7

@@ -66,6 +66,9 @@ class Probe(ABC, Generic[Options_co]):
     options_type: ClassVar[type[ProbeOptions]] = ProbeOptions
     """The class of `Options_co`, taken from the subclass's base `Probe[...]`."""
     enabled_by_default: ClassVar[bool] = True
+    # A probe whose values are rates since its previous collect (CPU use): `once --print`
+    # collects it once before the report it prints, so the printed values mean something.
+    needs_baseline: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

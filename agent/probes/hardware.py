@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -9,14 +10,13 @@ import platform
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, TypedDict
 
 import psutil
 
 from agent.errors import ProbeFailed
 from agent.model import (
-    Battery,
     Cpu,
     Disk,
     Hardware,
@@ -28,6 +28,7 @@ from agent.model import (
 from agent.platform import windows
 from agent.platform.cpu import cpu_usage_ratio
 from agent.platform.linux import read_text as read_text_file
+from agent.platform.psjson import as_int, as_list, as_text, load_document
 from agent.probes.base import Probe, ProbeOptions
 
 __all__ = [
@@ -35,9 +36,9 @@ __all__ = [
     "DMI_PATHS",
     "OS_RELEASE_PATHS",
     "POWERSHELL_SCRIPT",
+    "THERMAL_SCRIPT",
     "HardwareProbe",
     "OsRelease",
-    "RawBattery",
     "RawNicAddress",
     "RawNicCounters",
     "RawNicStats",
@@ -48,7 +49,6 @@ __all__ = [
     "WindowsIdentity",
     "clean_identity_value",
     "is_real_partition",
-    "parse_battery",
     "parse_cpu",
     "parse_cpu_model",
     "parse_disks",
@@ -59,6 +59,7 @@ __all__ = [
     "parse_os_release",
     "parse_temperatures",
     "parse_windows_identity",
+    "parse_windows_temperatures",
     "read_sample",
 ]
 
@@ -72,8 +73,18 @@ DMI_PATHS = {
     "serial": "/sys/class/dmi/id/product_serial",
 }
 
-# One call per cycle; explicit properties keep the document small and stable, `@()` makes
-# every section an array whatever the instance count, Stop turns CIM errors into exit 1.
+# Thermal zones (root/wmi, ACPI) exist on some laptops and few desktops; a missing class must
+# not fail the identity, so its error is caught and written into the document.
+_THERMAL_PARTS = [
+    "$tz = @(); $tzError = ''",
+    "try { $tz = @(Get-CimInstance -Namespace root/wmi -ClassName MSAcpi_ThermalZoneTemperature"
+    " | Select-Object -Property InstanceName, CurrentTemperature, CriticalTripPoint) }"
+    " catch { $tzError = $_.Exception.Message }",
+]
+
+# The first call after boot: identity (static, cached until the next boot) and thermal zones.
+# Explicit properties keep the document small and stable, `@()` makes every section an array
+# whatever the instance count, Stop turns CIM errors into exit 1.
 POWERSHELL_SCRIPT = "; ".join(
     [
         "$ErrorActionPreference = 'Stop'",
@@ -83,8 +94,21 @@ POWERSHELL_SCRIPT = "; ".join(
         "$os = @(Get-CimInstance -ClassName Win32_OperatingSystem"
         " | Select-Object -Property Caption, Version, BuildNumber)",
         "$cpu = @(Get-CimInstance -ClassName Win32_Processor | Select-Object -Property Name)",
+        *_THERMAL_PARTS,
         "[ordered]@{ ComputerSystem = $cs; BIOS = $bios; OperatingSystem = $os;"
-        " Processor = $cpu } | ConvertTo-Json -Compress -Depth 3",
+        " Processor = $cpu; ThermalZone = $tz; ThermalZoneError = $tzError }"
+        " | ConvertTo-Json -Compress -Depth 3",
+    ]
+)
+
+# Later cycles of a boot whose first call found thermal zones: only those. A machine without
+# them starts no PowerShell for this probe until it boots again (docs/probes.md, cost).
+THERMAL_SCRIPT = "; ".join(
+    [
+        "$ErrorActionPreference = 'Stop'",
+        *_THERMAL_PARTS,
+        "[ordered]@{ ThermalZone = $tz; ThermalZoneError = $tzError }"
+        " | ConvertTo-Json -Compress -Depth 3",
     ]
 )
 
@@ -141,12 +165,6 @@ class RawTemperature(TypedDict):
     critical: float | None
 
 
-class RawBattery(TypedDict):
-    percent: float
-    secsleft: int
-    power_plugged: bool | None
-
-
 class RawNicStats(TypedDict):
     isup: bool
     duplex: int
@@ -196,7 +214,6 @@ class RawSample(TypedDict):
     partitions: list[RawPartition]
     disk_usage: dict[str, RawUsage | None]  # mountpoint -> usage, None when unreadable
     temperatures: dict[str, list[RawTemperature]]
-    battery: RawBattery | None
     nic_stats: dict[str, RawNicStats]
     nic_addresses: dict[str, list[RawNicAddress]]
     nic_counters: dict[str, RawNicCounters]
@@ -223,6 +240,7 @@ class HardwareProbe(Probe[ProbeOptions]):
     """Reports the machine's identity and resources; see `read_sample` for what it reads."""
 
     name: ClassVar[str] = "hardware"
+    needs_baseline: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -235,6 +253,8 @@ class HardwareProbe(Probe[ProbeOptions]):
         run_powershell: Callable[[str, float], str] = windows.run_powershell,
         system: Callable[[], str] = platform.system,
         powershell_timeout: float = 30.0,
+        thermal_every: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(options)
         self._ps = ps
@@ -245,33 +265,86 @@ class HardwareProbe(Probe[ProbeOptions]):
         # Own CPU-time baseline: psutil.cpu_percent keeps a module-wide one that any other
         # caller would reset, skewing this probe's "since the previous cycle" ratio.
         self._cpu_times: dict[str, float] | None = None
+        # Windows, per boot: the identity once read, and whether thermal zones answered.
+        self._boot: float | None = None
+        self._identity: WindowsIdentity | None = None
+        self._thermal_zones = True
+        # A thermal-zone read is a PowerShell start (≈ 0.3-1 s of CPU): at most one per
+        # `thermal_every`, the last reading carried in between with the time it was taken.
+        self._thermal_every = thermal_every
+        self._clock = clock
+        self._thermal: tuple[float, Hardware] | None = None  # (clock, hardware of the read)
 
     def collect(self) -> Hardware:
+        boot = float(self._ps.boot_time())
+        if boot != self._boot:
+            self._boot, self._identity, self._thermal_zones = boot, None, True
+            self._thermal = None
+        now = self._clock()
+        carried = self._thermal if self._thermal_zones else None
+        if self._identity is None:
+            script: str | None = POWERSHELL_SCRIPT
+        elif carried is not None and now - carried[0] < self._thermal_every:
+            script = None
+        else:
+            script = THERMAL_SCRIPT if self._thermal_zones else None
         sample = read_sample(
             self._ps,
             self._read_text,
             self._run_powershell,
             self._system(),
             self._powershell_timeout,
+            script=script,
         )
-        hardware = parse_hardware(sample, self._cpu_times)
+        identity = self._identity
+        if identity is None and sample["powershell"] is not None:
+            with contextlib.suppress(ProbeFailed):  # parse_hardware logs why
+                identity = parse_windows_identity(sample["powershell"])
+        hardware = parse_hardware(sample, self._cpu_times, identity)
         self._cpu_times = sample["cpu_times"]
+        if script is not None and sample["powershell"] is not None:
+            self._identity = identity
+            self._thermal_zones = hardware.temperature_state == "ok"
+            self._thermal = (now, hardware) if self._thermal_zones else None
+        elif script is None and carried is not None:
+            last = carried[1]
+            hardware = replace(
+                hardware,
+                temperatures=last.temperatures,
+                temperature_state=last.temperature_state,
+                temperature_detail=last.temperature_detail,
+                temperatures_read_at=last.temperatures_read_at,
+            )
         return hardware
 
 
 # ---- pure parsers ---------------------------------------------------------------------
 
 
-def parse_hardware(sample: RawSample, cpu_times_before: Mapping[str, float] | None) -> Hardware:
-    """Build the report section from one read; `cpu_times_before` is the previous read's."""
-    identity: WindowsIdentity | None = None
-    if sample["powershell"] is not None:
+def parse_hardware(
+    sample: RawSample,
+    cpu_times_before: Mapping[str, float] | None,
+    identity: WindowsIdentity | None = None,
+) -> Hardware:
+    """Build the report section from one read; `cpu_times_before` is the previous read's,
+    `identity` the Windows identity read earlier in this boot (None: read it from `sample`)."""
+    document = sample["powershell"]
+    if identity is None and document is not None:
         try:
-            identity = parse_windows_identity(sample["powershell"])
+            identity = parse_windows_identity(document)
         except ProbeFailed as e:
             _log.warning("hardware: Windows identity unavailable: %s", e)
-    elif sample["powershell_error"]:
+    elif identity is None and sample["powershell_error"]:
         _log.warning("hardware: Windows identity unavailable: %s", sample["powershell_error"])
+    if sample["system"] == "Windows":
+        temperatures, state, detail = parse_windows_temperatures(
+            document, sample["powershell_error"]
+        )
+    else:
+        temperatures = parse_temperatures(sample["temperatures"])
+        state, detail = (
+            ("ok", "") if temperatures else ("unavailable", "no hwmon or thermal sensor")
+        )
     files = sample["files"]
     cpu_model = (
         identity.cpu_model
@@ -283,11 +356,13 @@ def parse_hardware(sample: RawSample, cpu_times_before: Mapping[str, float] | No
         cpu=parse_cpu(sample, cpu_model, cpu_times_before),
         memory=parse_memory(sample["virtual_memory"], sample["swap_memory"]),
         disks=parse_disks(sample["partitions"], sample["disk_usage"]),
-        temperatures=parse_temperatures(sample["temperatures"]),
-        battery=parse_battery(sample["battery"]),
+        temperatures=temperatures,
         interfaces=parse_interfaces(
             sample["nic_stats"], sample["nic_addresses"], sample["nic_counters"]
         ),
+        temperature_state=state,
+        temperature_detail=detail,
+        temperatures_read_at=sample["time"] if temperatures else 0.0,
     )
 
 
@@ -518,16 +593,41 @@ def parse_temperatures(
     )
 
 
-def parse_battery(battery: RawBattery | None) -> Battery | None:
-    if battery is None:
-        return None
-    # psutil uses -2 for "unlimited" (on mains) and -1 for unknown; the wire has only -1.
-    seconds_left = battery["secsleft"] if battery["secsleft"] >= 0 else -1
-    return Battery(
-        percent=battery["percent"],
-        power_plugged=bool(battery["power_plugged"]),
-        seconds_left=seconds_left,
-    )
+def parse_windows_temperatures(
+    document: str | None, error: str
+) -> tuple[tuple[Temperature, ...], str, str]:
+    """MSAcpi_ThermalZoneTemperature readings (tenths of kelvin) of the document, with the
+    state: "ok", "unavailable" (no zone: never reported as 0 °C) or "error"."""
+    if document is None and error:
+        return (), "error", error
+    if document is None:  # not asked: the first reading of this boot found no zone
+        return (), "unavailable", "MSAcpi_ThermalZoneTemperature: no reading at boot"
+    try:
+        parsed = load_document(document, "hardware")
+    except ProbeFailed as e:
+        return (), "error", str(e)
+    readings = []
+    for zone in as_list(parsed.get("ThermalZone")):
+        current = as_int(zone.get("CurrentTemperature"))
+        if current is None:
+            continue
+        celsius = (current - 2732) / 10.0
+        # Firmware that fills the class without a sensor gives 0 K or 0 °C; neither is a reading.
+        if not 0.0 < celsius < 150.0:
+            continue
+        critical = as_int(zone.get("CriticalTripPoint"))
+        readings.append(
+            Temperature(
+                sensor="acpi_thermal_zone",
+                label=as_text(zone.get("InstanceName")),
+                celsius=celsius,
+                critical_celsius=(critical - 2732) / 10.0 if critical and critical > 2732 else 0.0,
+            )
+        )
+    if readings:
+        return tuple(readings), "ok", ""
+    reason = as_text(parsed.get("ThermalZoneError"))
+    return (), "unavailable", reason or "MSAcpi_ThermalZoneTemperature has no reading"
 
 
 def parse_interfaces(
@@ -595,6 +695,8 @@ def read_sample(
     run_powershell: Callable[[str, float], str],
     system: str,
     powershell_timeout: float = 30.0,
+    *,
+    script: str | None = POWERSHELL_SCRIPT,
 ) -> RawSample:
     """Read everything the parsers need. `ps` is psutil or a test double with its functions.
 
@@ -604,9 +706,9 @@ def read_sample(
     files: dict[str, str | None] = {}
     powershell: str | None = None
     powershell_error = ""
-    if system == "Windows":
+    if system == "Windows" and script is not None:
         try:
-            powershell = run_powershell(POWERSHELL_SCRIPT, powershell_timeout)
+            powershell = run_powershell(script, powershell_timeout)
         except ProbeFailed as e:
             powershell_error = str(e)
     elif system == "Linux":
@@ -639,7 +741,6 @@ def read_sample(
             if is_real_partition(p)
         },
         temperatures=_read_temperatures(ps),
-        battery=_read_battery(ps),
         nic_stats={
             name: RawNicStats(
                 isup=bool(s.isup),
@@ -732,24 +833,6 @@ def _read_temperatures(ps: Any) -> dict[str, list[RawTemperature]]:
         ]
         for sensor, readings in sensors.items()
     }
-
-
-def _read_battery(ps: Any) -> RawBattery | None:
-    reader = getattr(ps, "sensors_battery", None)
-    if reader is None:
-        return None
-    try:
-        battery = reader()
-    except OSError:
-        return None
-    if battery is None:
-        return None
-    plugged = battery.power_plugged
-    return RawBattery(
-        percent=float(battery.percent),
-        secsleft=int(battery.secsleft),
-        power_plugged=None if plugged is None else bool(plugged),
-    )
 
 
 def _family(family: object, ps: Any) -> str:

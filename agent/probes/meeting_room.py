@@ -196,6 +196,7 @@ class MeetingRoomProbe(Probe[MeetingRoomOptions]):
     """Is this room ready for a meeting now? Every reason for "no" is listed."""
 
     name: ClassVar[str] = "meeting_room"
+    needs_baseline: ClassVar[bool] = True
     enabled_by_default: ClassVar[bool] = False  # only a meeting room's agent turns it on
 
     def __init__(

@@ -25,6 +25,7 @@ from collector.sites import Sites
 from collector.store import AlertWrite, HistoryEntry, MaintenanceWindow, Silence, Store
 
 __all__ = [
+    "RETIRED",
     "AlertEngine",
     "Pacer",
     "fleet_subject",
@@ -91,6 +92,9 @@ def _count(g: dict[str, Any], verdicts: list[tuple[str, bool]]) -> None:
         g["passing"][rule_id] += ok
 
 
+# The history detail of an alert ended because its agent was revoked.
+RETIRED = "agent revoked"
+
 # Alert keys per write transaction of a tick (`AlertWrite.split`): a few milliseconds of the
 # store's writer each.
 WRITE_KEYS = 250
@@ -133,10 +137,13 @@ class AlertEngine:
         clock: Callable[[], float] = time.time,
         on_tick: Callable[[float, float], None] = lambda lag, took: None,
         on_write_error: Callable[[], None] = lambda: None,
+        on_notify: Callable[[], None] = lambda: None,
     ) -> None:
         """`on_tick(lag, took)` after each timer tick: how long it waited in the queue and
-        how long it ran; `on_write_error` when writing alert state fails (/metrics)."""
+        how long it ran; `on_write_error` when writing alert state fails (/metrics);
+        `on_notify` after notifications were written (the notifier's wake)."""
         self._store = store
+        self._on_notify = on_notify
         self._on_tick_done = on_tick
         self._on_write_error = on_write_error
         self.pack = pack
@@ -247,6 +254,8 @@ class AlertEngine:
         old: Alert | None,
         new: Alert | None,
         events: list[tuple[Event, float]],
+        *,
+        detail: str = "",
     ) -> None:
         if new is old:
             return
@@ -264,7 +273,7 @@ class AlertEngine:
         labels = (new or old).labels  # type: ignore[union-attr]
         started = (new or old).started_at  # type: ignore[union-attr]
         for event, at in events:
-            w.history.append(HistoryEntry(labels, event, at, started, w.now))
+            w.history.append(HistoryEntry(labels, event, at, started, w.now, detail))
             if event == "resolved" and old is not None and old.notified:
                 w.notify.append(("resolved", labels, notification_payload(rule, old, at)))
         # One row per key in a batch: an alert that fired and resolved within one replayed
@@ -284,6 +293,8 @@ class AlertEngine:
         except StoreError:
             self._on_write_error()
             raise
+        if w.notify:
+            self._on_notify()
 
     def _labels(self, rule: Rule, agent: AgentRecord) -> Labels:
         p = agent.placement
@@ -316,6 +327,7 @@ class AlertEngine:
         self._silences = self._store.alerts.silences(now)
         self._windows = self._store.alerts.maintenance()
         fleet = self._tick_fleet(pace)
+        self._retire(w, {a.agent_id for a, _ in fleet}, now, pace)
         self._fleet_rules(w, fleet, now, pace)
         causes = [
             a
@@ -354,6 +366,18 @@ class AlertEngine:
         for part in w.split(WRITE_KEYS):
             self._apply(part)
             pace()  # Submit's commits wait for the store's writer between the parts
+
+    def _retire(self, w: AlertWrite, active: set[str], now: float, pace: Pacer) -> None:
+        """The open alerts of an agent no longer active (revoked: the machine was retired or
+        replaced) end now: nothing is left to fix on it. A firing one resolves, and its
+        resolution is notified like any other; a pending one clears."""
+        for a in list(self._alerts.values()):
+            pace()
+            rule = self.pack.get(a.labels.rule_id)
+            if rule is None or rule.kind != "agent" or a.labels.subject in active:
+                continue
+            event: Event = "resolved" if a.state == "firing" else "cleared"
+            self._record(w, rule, a, None, [(event, now)], detail=RETIRED)
 
     def _tick_fleet(self, pace: Pacer) -> list[tuple[AgentRecord, dict[str, Any]]]:
         """Active agents, with their stored snapshots only when a timed agent rule or a fleet

@@ -10,6 +10,7 @@ from collector.compliance.schema import SECTIONS
 from collector.model import SPOOL_KEY, AgentRecord, Report, probe_of_status_key, status_key
 
 __all__ = [
+    "MEMO_MAX_ITEMS",
     "Memo",
     "Pruner",
     "ReadTree",
@@ -130,6 +131,15 @@ def _frozen(value: Any) -> Hashable:
 
 _ABSENT = object()
 
+# A verdict over a longer list (a software inventory's hundreds of programs) is not remembered:
+# its key would keep the list alive (≈ 40 KiB for 300 names; 4096 of them per rule is
+# ≈ 170 MiB), and the same list rarely comes twice.
+MEMO_MAX_ITEMS = 64
+
+
+class _TooLarge(Exception):
+    """Raised by a key builder meeting a list longer than MEMO_MAX_ITEMS."""
+
 
 def keyer(tree: ReadTree | None) -> Callable[[Any], Hashable]:
     """What pruner(tree) keeps, as nested tuples: the key of a memoized verdict."""
@@ -140,6 +150,8 @@ def keyer(tree: ReadTree | None) -> Callable[[Any], Hashable]:
 
         def each(value: Any) -> Hashable:
             if isinstance(value, list):
+                if len(value) > MEMO_MAX_ITEMS:
+                    raise _TooLarge
                 return tuple(map(inner, value))
             if isinstance(value, dict):
                 return tuple((k, inner(v)) for k, v in value.items())
@@ -189,7 +201,10 @@ class Memo:
         """judge(rule, variables), remembered."""
         if not rule.sections.issubset(variables):
             return None
-        key = rule.key(variables)
+        try:
+            key = rule.key(variables)
+        except _TooLarge:
+            return _execute(rule, rule.inputs(variables))
         known = self._verdicts.setdefault(rule.id, {})
         if key in known:
             return known[key]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import platform
 import threading
 import time
@@ -24,7 +25,17 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from collector import __version__
-from collector.metrics import antivirus, hardware, link, meeting_room, security
+from collector.errors import StoreError
+from collector.metrics import (
+    antivirus,
+    disk_health,
+    hardware,
+    link,
+    meeting_room,
+    power,
+    security,
+    software,
+)
 from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
 from collector.metrics.indicators import INDICATOR_SPECS, IndicatorCollector
@@ -46,11 +57,22 @@ __all__ = [
     "shard_of",
 ]
 
+log = logging.getLogger(__name__)
+
 # One module per report section: SECTION (its name), SPECS (what it emits), render(add, data).
 # Output depends on the stored data only (an agent's lines are kept until it changes); ages
 # are declared with `age=True` and computed at each scrape. Adding a section's metrics: write
 # the module, add it here.
-SECTION_METRICS: tuple[ModuleType, ...] = (hardware, antivirus, security, link, meeting_room)
+SECTION_METRICS: tuple[ModuleType, ...] = (
+    hardware,
+    antivirus,
+    security,
+    link,
+    meeting_room,
+    disk_health,
+    power,
+    software,
+)
 
 # Series every agent has whatever probes it runs.
 AGENT_SPECS = (
@@ -235,8 +257,14 @@ class OwnCollector(Collector):
         info = GaugeMetricFamily(build.name, build.help, labels=build.labels)
         info.add_metric([__version__, platform.python_version()], 1.0)
         yield info
+        try:
+            counts = self._store.mail.outbox_counts()
+        except StoreError as e:
+            # The process's health must still be scraped when its store is not readable
+            # (disk full, database down): the outbox is left out, the write errors show.
+            log.warning("mail outbox depth not read: %s", e)
+            return
         depth = GaugeMetricFamily(outbox.name, outbox.help, labels=outbox.labels)
-        counts = self._store.mail.outbox_counts()
         for state in sorted({"pending", "failed", *counts}):
             depth.add_metric([state], float(counts.get(state, 0)))
         yield depth

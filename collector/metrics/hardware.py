@@ -33,7 +33,6 @@ SPECS = (
     ),
     agent_spec("canhgac_boot_time_seconds", "gauge", "Unix time the machine booted"),
     agent_spec("canhgac_temperature_celsius", "gauge", "Hottest reading of any sensor"),
-    agent_spec("canhgac_battery_ratio", "gauge", "Battery charge (0-1), only on machines with one"),
     agent_spec(
         "canhgac_interface_errors_total",
         "counter",
@@ -59,11 +58,6 @@ def render(add: Add, hw: dict[str, Any]) -> None:
         add("canhgac_disk_free_bytes", d.get("free_bytes"), d["mountpoint"], d["fstype"])
     temperatures = [t["celsius"] for t in hw.get("temperatures", [])]
     add("canhgac_temperature_celsius", max(temperatures) if temperatures else None)
-    battery = hw.get("battery")
-    if type(battery) is dict:
-        percent: Any = battery.get("percent")
-        if type(percent) in NUMBERS:
-            add("canhgac_battery_ratio", percent / 100.0)
     interfaces = hw.get("interfaces")
     if interfaces:
         errors = 0.0

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Executable,
     create_engine,
     event,
+    inspect,
     literal_column,
     select,
     text,
@@ -38,6 +39,7 @@ from collector.store.schema import (
     retention_marks,
     rollups,
     schema_version,
+    software_inventories,
     spools,
     tokens,
 )
@@ -115,6 +117,11 @@ def _to_v9(conn: Connection) -> None:
         index.create(conn)
 
 
+def _to_software_inventory(conn: Connection) -> None:
+    """Schema 10: the last full software list per agent (nothing existing changes)."""
+    metadata.create_all(conn, tables=[software_inventories])
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -125,6 +132,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     7: _to_v7,
     8: _to_v8,
     9: _to_v9,
+    10: _to_software_inventory,
 }
 
 
@@ -179,14 +187,26 @@ class Database:
             cur.execute("PRAGMA busy_timeout=10000")
             # Schema 9: pages freed by retention are given back by incremental_vacuum (in a
             # new file; an older one is converted once, below).
-            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            # Only on an empty file: the pragma writes, and a store must open on a full disk.
+            if cur.execute("PRAGMA page_count").fetchone()[0] == 0:
+                cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+    def _current(self) -> bool:
+        """The schema is this collector's already: read without the writer's lock, so a store
+        opens (to read, to render /metrics) even on a full disk."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(schema_version.name):
+                return False
+            return bool(conn.execute(select(schema_version.c.version)).scalar() == SCHEMA_VERSION)
+
     def _migrate(self, attempt: int = 0) -> None:
         try:
+            if self._current():
+                return
             with self.engine.connect() as conn, conn.begin():
                 if self.dialect == "sqlite":
                     # The writer's lock before the version is read: a second process opening a

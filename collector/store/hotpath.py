@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from collector.store.schema import agents, reports, snapshots
+from collector.store.schema import agents, reports, snapshots, software_inventories
 
 __all__ = ["AgentRow", "Connections", "HotPath"]
 
@@ -30,6 +30,7 @@ AgentRow = collections.namedtuple("AgentRow", [c.name for c in agents.c])  # typ
 
 _REPORT_COLUMNS = tuple(c.name for c in reports.c)
 _SNAPSHOT_COLUMNS = [c.name for c in snapshots.c]
+_INVENTORY_COLUMNS = [c.name for c in software_inventories.c]
 # Reports per INSERT: one statement per size is compiled and kept, and 50 rows of 7 values
 # stay far below SQLite's limit on bound parameters.
 _CHUNK = 50
@@ -58,6 +59,16 @@ class HotPath:
             where=snapshots.c.seq < snap.excluded.seq,
         )
         self.upsert_snapshot = self._sql(upsert, _SNAPSHOT_COLUMNS)
+        kept = self._insert(software_inventories)
+        # Like a snapshot: only a list from a later report replaces the one kept.
+        self.upsert_inventory = self._sql(
+            kept.on_conflict_do_update(
+                index_elements=["agent_id"],
+                set_={c: kept.excluded[c] for c in _INVENTORY_COLUMNS if c != "agent_id"},
+                where=software_inventories.c.seq < kept.excluded.seq,
+            ),
+            _INVENTORY_COLUMNS,
+        )
         touch = update(agents).where(agents.c.agent_id == bindparam("id"))
         self.touch_agent = self._sql(touch.values(last_seen_at=bindparam("seen")))
         # Two-argument max: scalar max() on SQLite, greatest() on PostgreSQL.

@@ -184,33 +184,48 @@ class RollupTables(Part):
     def commune_time(
         self, start: float, end: float, section: str
     ) -> list[tuple[str, str, float, float]]:
-        """(district, commune, seconds expected, seconds reachable) over [start, end): a
-        bucket's span counts as expected when some agent of the commune was expected to report
-        in it (`section`'s `expected` metric, written once the hour closed), and as reachable
-        when one of its reports in it reached the collector in time (`reachable` > 0)."""
+        """(district, commune, seconds expected, seconds reachable) over the buckets that start
+        in [start, end). A bucket's span is expected when some agent of the commune was
+        expected to report in it (`section`'s `expected` metric, written once an hour closed);
+        of it, the commune reached the collector for the best agent's share of on-time
+        reports (`reachable` over `expected`, at most 1): an hour is all or nothing, a day
+        past `retention.hourly` keeps how many of its hours got through."""
         r = rollups
-        per_bucket = (
+        per_agent = (
             select(
                 agents.c.district,
                 agents.c.commune,
+                r.c.start,
                 r.c.span,
-                func.max(case((r.c.metric == "expected", r.c.total), else_=0.0)).label("exp"),
-                func.max(case((r.c.metric == "reachable", r.c.total), else_=0.0)).label("ok"),
+                func.sum(case((r.c.metric == "expected", r.c.total), else_=0.0)).label("exp"),
+                func.sum(case((r.c.metric == "reachable", r.c.total), else_=0.0)).label("ok"),
             )
             .join(agents, agents.c.agent_id == r.c.agent_id)
             .where(r.c.start >= start, r.c.start < end, r.c.section == section)
             .where(agents.c.commune != "")
-            .group_by(agents.c.district, agents.c.commune, r.c.start, r.c.span)
+            .group_by(agents.c.district, agents.c.commune, r.c.agent_id, r.c.start, r.c.span)
             .subquery()
         )
+        a = per_agent.c
+        share = case((a.exp <= 0, None), (a.ok >= a.exp, 1.0), else_=a.ok / a.exp)
+        per_bucket = (
+            select(
+                a.district,
+                a.commune,
+                a.span,
+                func.max(a.exp).label("exp"),
+                func.coalesce(func.max(share), 0.0).label("share"),
+            )
+            .group_by(a.district, a.commune, a.start, a.span)
+            .subquery()
+        )
+        b = per_bucket.c
         q = select(
-            per_bucket.c.district,
-            per_bucket.c.commune,
-            func.sum(case((per_bucket.c.exp > 0, per_bucket.c.span), else_=0)),
-            func.sum(
-                case((and_(per_bucket.c.exp > 0, per_bucket.c.ok > 0), per_bucket.c.span), else_=0)
-            ),
-        ).group_by(per_bucket.c.district, per_bucket.c.commune)
+            b.district,
+            b.commune,
+            func.sum(case((b.exp > 0, b.span), else_=0)),
+            func.sum(case((b.exp > 0, b.span * b.share), else_=0.0)),
+        ).group_by(b.district, b.commune)
         with self._read() as conn:
             return [(d, c, float(e or 0), float(k or 0)) for d, c, e, k in conn.execute(q)]
 

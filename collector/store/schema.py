@@ -41,12 +41,13 @@ __all__ = [
     "schema_version",
     "silences",
     "snapshots",
+    "software_inventories",
     "spools",
     "tokens",
 ]
 
-# Bump together with a migration in collector/store/store.py:_MIGRATIONS.
-SCHEMA_VERSION = 9
+# Bump together with a migration in collector/store/database.py:_MIGRATIONS.
+SCHEMA_VERSION = 10
 
 metadata = MetaData()
 
@@ -356,4 +357,19 @@ retention_marks = Table(
     Column("at", Float, nullable=False),
     Column("agent_id", String(32), nullable=False, default=""),
     Column("seq", BigInteger, nullable=False, default=0),
+)
+
+# ---- schema 10: software inventory ---------------------------------------------------------
+
+# The last full software list of each agent: reports carry the list only when it changed (the
+# hash in every one), so a hash-only report never replaces it (docs/probes.md, software).
+software_inventories = Table(
+    "software_inventories",
+    metadata,
+    Column("agent_id", String(32), ForeignKey("agents.agent_id"), primary_key=True),
+    Column("seq", BigInteger, nullable=False),  # stored_seq of the report that carried it
+    Column("collected_at", Float, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("programs", Text, nullable=False),  # JSON list of the proto's InstalledProgram
 )

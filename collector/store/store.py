@@ -31,6 +31,7 @@ from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreErro
 from collector.model import (
     MAX_SEQ,
     SEQ_BITS,
+    SOFTWARE_SECTION,
     SPOOL_KEY,
     AgentRecord,
     Placement,
@@ -44,6 +45,7 @@ from collector.store.base import Part
 from collector.store.database import Database
 from collector.store.fleet import FleetTables
 from collector.store.hotpath import AgentRow, HotPath
+from collector.store.inventory import InventoryTables
 from collector.store.mail import MailTables
 from collector.store.meetings import MeetingTables
 from collector.store.rollups import RollupTables
@@ -262,8 +264,8 @@ class Store(Part):
     """SQLite (WAL) by default, PostgreSQL by URL; acks are given only after `ingest` commits.
 
     Made of parts over one `Database`: this object holds tokens, agents and reports (the ack
-    path); `alerts`, `mail`, `meetings`, `scrape` and `rollups` hold their own tables, and
-    each consumer is handed the part it needs."""
+    path); `alerts`, `mail`, `meetings`, `scrape`, `rollups` and `inventory` hold their own
+    tables, and each consumer is handed the part it needs."""
 
     def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:
         super().__init__(Database(url, sqlite_synchronous))
@@ -273,6 +275,7 @@ class Store(Part):
         self.meetings = MeetingTables(self._db)
         self.scrape = FleetTables(self._db)
         self.rollups = RollupTables(self._db)
+        self.inventory = InventoryTables(self._db)
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
         self._committing = False
@@ -732,6 +735,9 @@ class Store(Part):
                     )
         if snapshot_rows:
             cursor.executemany(self._hot.upsert_snapshot, snapshot_rows)
+        inventories = _inventory_rows(new_by_agent)
+        if inventories:
+            cursor.executemany(self._hot.upsert_inventory, inventories)
         for statement, params in (
             (self._hot.advance_agent, [a for a in touched.values() if "seq" in a]),
             (self._hot.touch_agent, [a for a in touched.values() if "seq" not in a]),
@@ -877,6 +883,29 @@ def _json(data: Any) -> str:
     except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: json.dumps takes it
         return json.dumps(data, ensure_ascii=False)
     return json.dumps(data, ensure_ascii=False) if b"null" in out else out.decode()
+
+
+def _inventory_rows(new_by_agent: dict[str, list[tuple[Report, int]]]) -> list[dict[str, Any]]:
+    """Per agent, the newest new report's full software list; hash-only ones give none."""
+    rows = []
+    for agent_id, new in new_by_agent.items():
+        for r, key in sorted(new, key=lambda n: n[1], reverse=True):
+            if SOFTWARE_SECTION not in r.sections:
+                continue
+            section = r.sections[SOFTWARE_SECTION]
+            if section.get("complete"):
+                rows.append(
+                    {
+                        "agent_id": agent_id,
+                        "seq": key,
+                        "collected_at": r.collected_at,
+                        "hash": section.get("hash", ""),
+                        "source": section.get("source", ""),
+                        "programs": _json(section.get("programs", [])),
+                    }
+                )
+                break
+    return rows
 
 
 def _snapshot_sections(r: Report, have: set[str]) -> dict[str, Any]:

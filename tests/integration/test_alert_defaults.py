@@ -105,17 +105,26 @@ def test_shipped_defaults_mail_a_silent_machine_a_silent_commune_and_escalate(
             assert app.alerts is not None and app.notifier is not None
             fleet = Fleet(running, clock)
             fleet.go_silent()
+            # The commune incident leaves at once: the engine wakes the notifier (its own
+            # period here is 1 h). The machine, silent 2 minutes later, waits for the
+            # recipient's rate limit.
+            wait_until(lambda: bool(_alert_mails(rec, IT)), 10, "the incident's mail")
             app.notifier.tick(clock.now)
-            (mail,) = _alert_mails(rec, IT)
-            text, _ = parts(mail)
-            # One message (rate limit) with both: the commune incident, and the one machine.
-            assert mail["Subject"] == "[Canh Gác] 2 thông báo cảnh báo"
-            assert "Mất kết nối xã" in text and "Thanh Nhật" in text
-            assert "Máy không gửi báo cáo quá 3 chu kỳ" in text and "an-lac-03" in text
+            (incident,) = _alert_mails(rec, IT)
+            text, _ = parts(incident)
+            assert incident["Subject"].startswith("[Canh Gác] Cảnh báo (cao): Mất kết nối xã")
+            assert incident["Subject"].endswith("— Hạ Lang / Thanh Nhật")
             # The five silent machines of Thanh Nhật are the incident, not five more lines.
             assert "ubnd-thanhnhat-" not in text
+            clock.now += 600
+            app.notifier.tick(clock.now)
+            wait_until(lambda: len(_alert_mails(rec, IT)) == 2, 10, "the machine's mail")
+            _, machine = _alert_mails(rec, IT)
+            text, _ = parts(machine)
+            assert "Máy không gửi báo cáo quá 3 chu kỳ" in text and "an-lac-03" in text
+            assert "ubnd-thanhnhat-" not in text
 
-            clock.now += 4 * 3600 + 60  # nobody acknowledged either: the leadership hears
+            clock.now += 4 * 3600  # nobody acknowledged either: the leadership hears
             app.notifier.tick(clock.now)
             for leader in LEADERS:
                 (esc,) = [m for m in rec.to(leader) if "Chưa xử lý" in parts(m)[0]]
@@ -188,5 +197,46 @@ def test_a_commune_outage_explains_its_commune_rules_too(tmp_path: Path) -> None
             assert {s for s in sent if "Thanh Nhật" in s[1]} == {
                 ("commune.link-down", "commune:Hạ Lang/Thanh Nhật")
             }
+        finally:
+            app.stop(grace=0)
+
+
+def test_revoking_an_agent_resolves_its_open_alerts(tmp_path: Path) -> None:
+    """an-lac-03 is retired (its agent revoked, as `agent revoke` does): its silent alert
+    resolves at the next tick, and the IT staff who heard of it hear it is over."""
+    clock = FakeClock()
+    with smtp_server() as (rec, port):
+        running = start_collector(shipped_config(tmp_path, port), clock=clock)
+        app = running.app
+        try:
+            assert app.alerts is not None and app.notifier is not None
+            fleet = Fleet(running, clock)
+            fleet.go_silent()
+            app.notifier.tick(clock.now)
+            (retired,) = [a for a in app.store.list_agents() if a.hostname == "an-lac-03"]
+            open_before = [
+                a for a in app.store.alerts.open_alerts() if a.labels.host == "an-lac-03"
+            ]
+            assert [a.labels.rule_id for a in open_before] == ["agent.silent"]
+
+            app.store.revoke_agent(retired.agent_id, clock.now)
+            clock.now += 15
+            fleet.report(fleet.an_lac[:3])
+            app.alerts.drain()
+            app.alerts.tick(clock.now).result(30)
+            assert [a for a in app.store.alerts.open_alerts() if a.labels.host == "an-lac-03"] == []
+            history = app.store.alerts.alert_history("agent.silent", retired.agent_id)
+            assert [(h.event, h.detail) for h in history][-1] == ("resolved", "agent revoked")
+            clock.now += 600  # past the rate limit
+            app.notifier.tick(clock.now)
+
+            # The firing and the resolved notice of an-lac-03 waited for the rate limit
+            # together: one message with both.
+            def texts() -> list[str]:
+                return [t for t in (parts(m)[0] for m in rec.to(IT)) if "an-lac-03" in t]
+
+            wait_until(lambda: bool(texts()), 10, "an-lac-03's mail")
+            (both,) = texts()
+            assert "Cảnh báo" in both and "Đã khắc phục" in both
         finally:
             app.stop(grace=0)

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from collector.cli import CONFIG_ENV
-from collector.store import Store
+from collector.model import Placement, Report
+from collector.store import MachineFacts, Store
 from tests.integration.harness import (
     Running,
     agent_config,
@@ -505,6 +506,50 @@ def test_the_collector_cli_finds_its_config_or_says_where_it_looked(tmp_path: Pa
     missing = run(cli, "agent", "list", env={**env, CONFIG_ENV: str(tmp_path / "nope.yaml")})
     assert missing.returncode == 2
     assert f"{tmp_path / 'nope.yaml'}: cannot read config: No such file" in missing.stderr
+
+
+def test_store_stats_and_prune_dry_run_then_prune(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sites=False)
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    now = time.time()
+    place = Placement("Cao Bằng", "Hạ Lang", "Đức Quang", "", "server")
+    _, token = store.create_token(place, 1e9, now - 50 * 86400)
+    facts = MachineFacts("m", "pc-1", "Linux", "12", "0.1.0")
+    agent = store.enroll(token, facts, now - 50 * 86400).agent.agent_id
+    for seq, age in enumerate((40, 35, 2), start=1):  # days since the collector received it
+        at = now - age * 86400
+        store.ingest(agent, [Report(seq, "b", at - 5, "0.1.0")], now=at)
+    store.close()
+
+    stats = collector_cli(config, "store", "stats", "--json")
+    assert stats.returncode == 0, stats.stderr
+    tables = {t["name"]: t for t in json.loads(stats.stdout)["tables"]}
+    assert tables["reports"]["rows"] == 3
+    oldest = datetime.fromisoformat(tables["reports"]["oldest"]).timestamp()
+    assert abs(oldest - (now - 40 * 86400)) < 1
+    assert tables["reports"]["bytes"] > 0 and tables["rollups"]["rows"] == 0
+    shown = collector_cli(config, "store", "stats")
+    assert shown.returncode == 0 and "reports" in shown.stdout
+    assert "cơ sở dữ liệu / database" in shown.stdout
+
+    dry = collector_cli(config, "store", "prune", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    planned = json.loads(dry.stdout)
+    assert planned["dry_run"] is True
+    assert planned["rows"]["reports to roll up"] == 3
+    assert planned["rows"]["reports"] == 2  # past the 30 days of raw retention
+    assert json.loads(collector_cli(config, "store", "stats", "--json").stdout)["tables"] == list(
+        tables.values()
+    )  # a dry run changes nothing
+
+    pruned = collector_cli(config, "store", "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "đã xử lý / processed" in pruned.stdout
+    listed = json.loads(collector_cli(config, "store", "stats", "--json").stdout)["tables"]
+    after = {t["name"]: t for t in listed}
+    assert after["reports"]["rows"] == 1 and after["rollups"]["rows"] > 0
+    again = json.loads(collector_cli(config, "store", "prune", "--dry-run", "--json").stdout)
+    assert again["rows"]["reports"] == 0 and again["rows"]["reports to roll up"] == 0
 
 
 def test_meeting_add_refuses_unknown_rooms_and_the_past(tmp_path: Path) -> None:

@@ -194,7 +194,9 @@ def test_takeover_with_a_known_machine_id_gets_a_flagged_clone_not_the_victims_i
     listed = _run(str(BIN / "canhgac-collector"), "--config", str(config), "agent", "list")
     assert f"clone of {victim}?" in next(x for x in listed.stdout.splitlines() if attacker in x)
     assert "clone" not in next(x for x in listed.stdout.splitlines() if victim in x)
-    shown = _run(str(BIN / "canhgac-collector"), "--config", str(config), "agent", "show", attacker)
+    shown = _run(
+        str(BIN / "canhgac-collector"), "--config", str(config), "agent", "show", attacker, "--json"
+    )
     assert json.loads(shown.stdout)["possible_clone_of"] == victim
     with urllib.request.urlopen(f"http://127.0.0.1:{collector.app.http_port}/metrics") as r:
         metrics = r.read().decode()

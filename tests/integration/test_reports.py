@@ -201,11 +201,13 @@ def _antivirus(on: bool, at: float) -> dict[str, object]:
     }
 
 
-@pytest.fixture
-def month(tmp_path: Path) -> Path:
+@pytest.fixture(params=["hourly", "daily"])
+def month(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     """October 2026: three machines reporting hourly; Vinh Quý's link cut for 48 hours, its
     reports collected then and delivered when it came back (a replayed backlog); pc-b's
-    antivirus off for the last 12 days; one meeting with a RED room."""
+    antivirus off for the last 12 days; one meeting with a RED room. Rolled up by the real
+    retention pass 40 days later, into hourly buckets or (the default past
+    `retention.hourly`) daily ones: the figures must be the same."""
     from collector.compliance.loader import load_pack  # noqa: PLC0415
     from collector.config import RetentionConfig  # noqa: PLC0415
     from collector.model import Meeting, MeetingSummary, RoomVerdict  # noqa: PLC0415
@@ -241,7 +243,9 @@ def month(tmp_path: Path) -> Path:
     rules = load_pack(REPO / "rules").agent_rules()
     done = RetentionPass(
         store,
-        RetentionConfig(raw=400 * 86400.0),
+        RetentionConfig(raw=400 * 86400.0)
+        if request.param == "daily"
+        else RetentionConfig(raw=400 * 86400.0, hourly=399 * 86400.0),
         report_interval=3600.0,
         reachable_within=LIMIT,
         rules=lambda: rules,

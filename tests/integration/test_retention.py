@@ -34,6 +34,7 @@ from collector.store.schema import (
     schema_version,
 )
 from tests.downgrade import UNDO_V9
+from tests.integration.harness import Running, collector_config, start_collector, wait_until
 from tests.integration.postgres import fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
@@ -258,10 +259,10 @@ def test_a_schema_8_store_gains_rollups_and_rolls_up_its_old_reports(
     engine.dispose()
     store = Store(url)
     try:
-        retention(store).run(10 * DAY)
+        retention(store).run(3 * DAY)
         buckets = store.rollups.buckets(agent_id)
         assert buckets[RollupKey(agent_id, 3600, 0.0, "availability", "received")].count == 2
-        assert len(store.history(agent_id)) == 2  # received 10 days ago: raw is kept 30
+        assert len(store.history(agent_id)) == 2  # received 3 days ago: raw is kept 30
     finally:
         store.close()
 
@@ -335,3 +336,67 @@ def test_a_collector_killed_mid_pass_leaves_nothing_half_done_and_a_rerun_comple
     )
     assert rerun.returncode == 0, rerun.stderr
     assert _rolled_state(store_url) == (total, 0, len(agent_ids) * recent)
+
+
+def test_a_sqlite_file_stops_growing_at_steady_state_and_gives_back_freed_pages(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "store.db"
+    store = Store(f"sqlite:///{path}")
+    cfg = RetentionConfig(raw=3 * DAY, hourly=2 * DAY, rollups=6 * DAY)
+    agent_ids = enroll(store, 8, 0.0)
+    pass_ = retention(store, cfg)
+    engine = create_engine(store.url)
+    sizes: list[int] = []
+    seq = 0
+    for day in range(14):
+        for hour in range(24):  # every agent reports each 10 minutes, delivered hourly
+            at = day * DAY + hour * 3600.0
+            batch = [report(seq + i, at + 600 * i, cpu=(i % 7) / 8) for i in range(1, 7)]
+            seq += 6
+            for agent_id in agent_ids:
+                store.ingest(agent_id, batch, now=at + 3600)
+        pass_.run((day + 1) * DAY)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA freelist_count").scalar() == 0
+        sizes.append(store.rollups.database_bytes())
+    engine.dispose()
+    store.close()
+    # Raw data stops growing after 3 days, hourly rollups after 2, daily ones after 6: from
+    # then on each day frees what it adds, and the file holds its size.
+    steady = sizes[8]
+    assert max(sizes[8:]) <= steady * 1.05, sizes
+    assert sizes[8] > sizes[1]  # it did grow until the horizons were reached
+
+
+def test_a_running_collector_rolls_up_and_expires_on_its_timer(tmp_path: Path) -> None:
+    db = tmp_path / "collector.db"
+    now = time.time()
+    store = Store(f"sqlite:///{db}")
+    [agent_id] = enroll(store, 1, now - 40 * DAY)
+    store.ingest(agent_id, [report(1, now - 35 * DAY)], now=now - 35 * DAY)  # past raw
+    store.ingest(agent_id, [report(2, now - 600)], now=now - 590)
+    store.close()
+    cfg = collector_config(db, rules={"path": str(REPO / "rules")}, retention={"every": "1s"})
+    running = start_collector(cfg)
+    try:
+        wait_until(
+            lambda: store_seqs(running) == [2] and rolled(running) == 2, 60, "the timer's pass"
+        )
+        buckets = running.app.store.rollups.buckets(agent_id)
+        assert sum(s.count for k, s in buckets.items() if k.metric == "hardware.min-ram") == 2
+    finally:
+        running.app.stop(grace=0)
+
+
+def store_seqs(running: Running) -> list[int]:
+    return [s & ((1 << 40) - 1) for s in running.app.store.report_seqs(running_agent(running))]
+
+
+def running_agent(running: Running) -> str:
+    return running.app.store.list_agents()[0].agent_id
+
+
+def rolled(running: Running) -> int:
+    totals = running.app.store.rollups.totals(0, 1e18)
+    return sum(r.stat.count for r in totals if r.metric == "received")

@@ -397,3 +397,36 @@ def test_a_new_sqlite_store_opened_by_several_processes_at_once(tmp_path: Path) 
         assert errors == []
         with contextlib.closing(Store(url)) as store:
             assert store.list_agents() == []
+
+
+def _software(seq: int, at: float, programs: list[dict[str, object]] | None) -> Report:
+    """A report of the software probe: the whole list (`programs`) or the hash only (None)."""
+    section: dict[str, object] = {"hash": f"h{seq}", "count": 2, "source": "windows_registry"}
+    if programs is not None:
+        section |= {"complete": True, "programs": programs}
+    return Report(seq=seq, boot_id="b", collected_at=at, agent_version="0.1.0",
+                  sections={"software": section})  # fmt: skip
+
+
+def test_the_last_full_software_list_is_kept(store: Store) -> None:
+    _, token = store.create_token(PLACE, ttl=3600, now=1000.0)
+    agent_id = store.enroll(token, FACTS, now=1000.0).agent.agent_id
+    assert store.inventory.software(agent_id) is None
+    vnpt = {"name": "VNPT-CA Plugin", "version": "1.0.5.2", "publisher": "VNPT",
+            "installed_at": 1710201600.0, "origin": "hklm64"}  # fmt: skip
+    chrome: dict[str, object] = {"name": "Google Chrome", "version": "131.0", "origin": "hklm64"}
+    store.ingest(agent_id, [_software(2, 1002.0, [vnpt, chrome])], 1002.0)
+    # A hash-only report after it, and a late full list from before it: neither replaces it.
+    store.ingest(agent_id, [_software(3, 1003.0, None), _software(1, 1001.0, [chrome])], 1003.0)
+    kept = store.inventory.software(agent_id)
+    assert kept is not None
+    assert (kept.hash, kept.collected_at, kept.source) == ("h2", 1002.0, "windows_registry")
+    assert [(p.name, p.version, p.publisher, p.installed_at, p.origin) for p in kept.programs] == [
+        ("VNPT-CA Plugin", "1.0.5.2", "VNPT", 1710201600.0, "hklm64"),
+        ("Google Chrome", "131.0", "", 0.0, "hklm64"),
+    ]
+    # The snapshot is the newest report's (hash only); the list is the store's.
+    assert store.snapshot(agent_id)["software"]["hash"] == "h3"
+    store.ingest(agent_id, [_software(4, 1004.0, [chrome])], 1004.0)
+    assert [p.name for p in store.inventory.software(agent_id).programs] == ["Google Chrome"]  # type: ignore[union-attr]
+    assert [i.agent_id for i in store.inventory.all_software()] == [agent_id]

@@ -100,6 +100,19 @@ def test_in_memory_store_is_refused(tmp_path: Path, url: str) -> None:
         _load_collector(tmp_path, f"store:\n  url: '{url}'\n")
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("hourly: 500d", r"retention: .*hourly must not be longer than rollups"),
+        ("timezone: Asia/Hanoii", r"retention: .*unknown time zone 'Asia/Hanoii'"),
+        ("raw: 0s", r"retention\.raw: .*greater than 0"),
+    ],
+)
+def test_bad_retention_names_the_key(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"collector\.yaml: " + message):
+        _load_collector(tmp_path, f"retention:\n  {body}\n")
+
+
 def test_bool_is_not_a_duration(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"collector\.timeout:.*not a duration"):
         _load_agent(tmp_path, "collector:\n  timeout: true\n")
@@ -288,6 +301,7 @@ def test_collector_example_spells_out_the_defaults() -> None:
     defaults = collector.config.CollectorConfig()
     assert cfg.limits == defaults.limits
     assert cfg.store == defaults.store
+    assert cfg.retention == defaults.retention
     assert cfg.tls == defaults.tls
     assert cfg.report_interval == defaults.report_interval == 15.0
     assert cfg.province == "Cao Bằng"

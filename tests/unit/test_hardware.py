@@ -8,6 +8,7 @@ import logging
 import socket
 import stat
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,11 +16,12 @@ import psutil
 import pytest
 
 from agent.errors import ProbeFailed
-from agent.model import Battery, Disk, Hardware, NetInterface, Temperature
+from agent.model import Disk, Hardware, NetInterface, Temperature
 from agent.platform.cpu import cpu_usage_ratio
 from agent.platform.windows import UTF8_PREFIX, run_powershell
 from agent.probes.hardware import (
     POWERSHELL_SCRIPT,
+    THERMAL_SCRIPT,
     HardwareProbe,
     RawNicAddress,
     RawNicStats,
@@ -28,7 +30,6 @@ from agent.probes.hardware import (
     RawUsage,
     clean_identity_value,
     is_real_partition,
-    parse_battery,
     parse_cpu_model,
     parse_disks,
     parse_hardware,
@@ -36,6 +37,7 @@ from agent.probes.hardware import (
     parse_os_release,
     parse_temperatures,
     parse_windows_identity,
+    parse_windows_temperatures,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hardware"
@@ -146,9 +148,6 @@ class FakePsWithSensors(FakePs):
     def sensors_temperatures(self) -> dict[str, list[Record]]:
         return {"coretemp": [Record(label="Package id 0", current=51.0, high=84.0, critical=100.0)]}
 
-    def sensors_battery(self) -> Record:
-        return Record(percent=87.5, secsleft=psutil.POWER_TIME_UNLIMITED, power_plugged=True)
-
 
 def _linux_probe(sample: RawSample, ps: FakePs | None = None) -> HardwareProbe:
     return HardwareProbe(
@@ -233,9 +232,11 @@ def test_linux_interfaces_skip_loopback_and_strip_zone(linux: RawSample) -> None
     assert interfaces[1].addresses == ()
 
 
-def test_linux_vm_has_no_sensors_or_battery(linux: RawSample) -> None:
+def test_linux_vm_has_no_sensors(linux: RawSample) -> None:
     hardware = parse_hardware(linux, None)
     assert hardware.temperatures == ()
+    assert hardware.temperature_state == "unavailable"
+    # The battery is the power probe's (agent/probes/power.py).
     assert hardware.battery is None
 
 
@@ -365,20 +366,11 @@ def test_temperatures_unknown_limits_become_zero() -> None:
     )
 
 
-def test_battery_absent_and_unlimited_time() -> None:
-    assert parse_battery(None) is None
-    on_mains = parse_battery({"percent": 100.0, "secsleft": -2, "power_plugged": True})
-    assert on_mains == Battery(percent=100.0, power_plugged=True, seconds_left=-1)
-    unknown_plug = parse_battery({"percent": 40.0, "secsleft": 3600, "power_plugged": None})
-    assert unknown_plug == Battery(percent=40.0, power_plugged=False, seconds_left=3600)
-
-
 def test_collect_without_sensor_functions_gives_empty(linux: RawSample) -> None:
     ps = FakePs(linux)
     assert not hasattr(ps, "sensors_temperatures")
     hardware = _linux_probe(linux, ps).collect()
     assert hardware.temperatures == ()
-    assert hardware.battery is None
 
 
 def test_collect_with_sensor_functions(linux: RawSample) -> None:
@@ -386,7 +378,7 @@ def test_collect_with_sensor_functions(linux: RawSample) -> None:
     assert hardware.temperatures == (
         Temperature("coretemp", "Package id 0", 51.0, high_celsius=84.0, critical_celsius=100.0),
     )
-    assert hardware.battery == Battery(percent=87.5, power_plugged=True, seconds_left=-1)
+    assert (hardware.temperature_state, hardware.temperature_detail) == ("ok", "")
 
 
 # ---- network interfaces, Windows style (synthetic) ---------------------------------------
@@ -479,7 +471,12 @@ def test_windows_bad_document_raises_with_reason(document: str, reason: str) -> 
 
 
 def _windows_probe(
-    sample: RawSample, run: Any, calls: list[tuple[str, float]] | None = None
+    sample: RawSample,
+    run: Any,
+    calls: list[tuple[str, float]] | None = None,
+    *,
+    thermal_every: float = 0.0,
+    clock: Any = None,
 ) -> HardwareProbe:
     def run_recorded(script: str, timeout: float) -> str:
         if calls is not None:
@@ -495,6 +492,8 @@ def _windows_probe(
         run_powershell=run_recorded,
         system=lambda: "Windows",
         powershell_timeout=12.0,
+        thermal_every=thermal_every,
+        **({"clock": clock} if clock is not None else {}),
     )
 
 
@@ -509,6 +508,52 @@ def test_collect_on_windows_uses_one_powershell_call(linux: RawSample) -> None:
     assert (hardware.host.vendor, hardware.host.serial) == ("Dell Inc.", "7XK2LM2")
     assert hardware.cpu.model == "Intel(R) Core(TM) i5-7500 CPU @ 3.40GHz"
     assert hardware.memory.total_bytes == 25276514304
+    # No ThermalZone in the document (the class is absent): unavailable, never 0 °C.
+    assert hardware.temperatures == ()
+    assert hardware.temperature_state == "unavailable"
+
+
+def test_windows_thermal_zones_in_kelvin_tenths_and_bogus_zero() -> None:
+    temperatures, state, detail = parse_windows_temperatures(
+        _windows_doc("windows_thermal.json"), ""
+    )
+    assert (state, detail) == ("ok", "")
+    # 3132 tenths of kelvin = 40.0 °C; the zone reading 2732 (0 °C) is firmware filler.
+    assert temperatures == (
+        Temperature("acpi_thermal_zone", "ACPI\\ThermalZone\\TZ00_0", 40.0, critical_celsius=100.0),
+    )
+
+
+def test_windows_thermal_class_missing_is_unavailable_with_the_reason() -> None:
+    doc = '{"ThermalZone":[],"ThermalZoneError":"Not supported "}'
+    assert parse_windows_temperatures(doc, "") == ((), "unavailable", "Not supported")
+    assert parse_windows_temperatures(None, "PowerShell exited with code 1: x") == (
+        (),
+        "error",
+        "PowerShell exited with code 1: x",
+    )
+
+
+def test_windows_identity_read_once_per_boot_zones_only_while_present(linux: RawSample) -> None:
+    calls: list[tuple[str, float]] = []
+    with_zones = _windows_doc("windows_thermal.json")
+    probe = _windows_probe(linux, lambda s, t: with_zones, calls)
+    first, second = probe.collect(), probe.collect()
+    assert [c[0] for c in calls] == [POWERSHELL_SCRIPT, THERMAL_SCRIPT]
+    # The identity of the first call is kept for the boot; zones are read again.
+    assert replace(second.host, uptime_seconds=0) == replace(first.host, uptime_seconds=0)
+    assert second.host.vendor == "LENOVO"
+    assert second.temperatures[0].celsius == 40.0
+
+    calls.clear()
+    without = _windows_doc("windows10_pro.json")
+    probe = _windows_probe(linux, lambda s, t: without, calls)
+    probe.collect()
+    later = probe.collect()
+    # No zone at the first reading: no PowerShell at all for the rest of the boot.
+    assert [c[0] for c in calls] == [POWERSHELL_SCRIPT]
+    assert later.temperature_state == "unavailable"
+    assert later.host.vendor == "Dell Inc."
 
 
 def test_collect_on_windows_without_os_section_keeps_platform_os(linux: RawSample) -> None:
@@ -621,3 +666,43 @@ def test_run_powershell_timeout(tmp_path: Path) -> None:
 def test_run_powershell_missing(tmp_path: Path) -> None:
     with pytest.raises(ProbeFailed, match="PowerShell not found"):
         run_powershell("x", 1.0, executable=str(tmp_path / "no-such-powershell"))
+
+
+def test_windows_thermal_run_failing_keeps_the_identity_and_says_error(linux: RawSample) -> None:
+    answers = [_windows_doc("windows_thermal.json")]
+
+    def run(script: str, timeout: float) -> str:
+        if answers:
+            return answers.pop()
+        raise ProbeFailed("PowerShell did not finish within 12 s")
+
+    calls: list[tuple[str, float]] = []
+    probe = _windows_probe(linux, run, calls)
+    probe.collect()
+    failed = probe.collect()
+    assert failed.host.vendor == "LENOVO"  # kept from the first call of the boot
+    assert (failed.temperatures, failed.temperature_state) == ((), "error")
+    assert "did not finish" in failed.temperature_detail
+    probe.collect()
+    # Zones answered at boot: a failed read is tried again, with the thermal script only.
+    assert [c[0] for c in calls] == [POWERSHELL_SCRIPT, THERMAL_SCRIPT, THERMAL_SCRIPT]
+
+
+def test_windows_thermal_zones_read_at_most_every_thermal_every(linux: RawSample) -> None:
+    calls: list[tuple[str, float]] = []
+    clock = [1000.0]
+    doc = _windows_doc("windows_thermal.json")
+    probe = _windows_probe(
+        linux, lambda s, t: doc, calls, thermal_every=300.0, clock=lambda: clock[0]
+    )
+    first = probe.collect()
+    clock[0] += 15
+    carried = probe.collect()
+    clock[0] += 300
+    fresh = probe.collect()
+    assert [c[0] for c in calls] == [POWERSHELL_SCRIPT, THERMAL_SCRIPT]
+    # In between, the last reading with the time it was taken, not a new one.
+    assert carried.temperatures == first.temperatures
+    assert carried.temperature_state == "ok"
+    assert carried.temperatures_read_at == first.temperatures_read_at > 0
+    assert fresh.temperatures_read_at >= first.temperatures_read_at

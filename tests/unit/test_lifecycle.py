@@ -125,6 +125,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         tables = set(inspect(store._engine).get_table_names())
         assert {"alerts", "alert_history", "silences", "notifications", "rule_results"} <= tables
         assert {"mail_queue", "mail_outbox"} <= tables
+        assert "software_inventories" in tables  # schema 10
         (agent,) = store.list_agents()
         assert (agent.hostname, agent.last_seq) == ("ubnd-thanhnhat-01", 1)
         assert store.snapshot(agent.agent_id)["hardware"]["memory"]["total_bytes"] == 8589934592
@@ -139,7 +140,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 8
+    assert SCHEMA_VERSION == 10
 
 
 def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 import collector.config
+from collector.alerts.notify.reasons import READINESS_REASONS, reason_sentence
 from collector.errors import NotFoundError
 from collector.meetings import (
     MeetingBook,
@@ -242,3 +244,30 @@ def test_verdicts_are_recorded_once_when_the_meeting_starts(store: Store) -> Non
     assert recorded.rooms[0].reasons == (
         "no_fresh_check: the room did not answer the check request",
     )
+
+
+def test_every_readiness_reason_has_a_sentence_in_both_languages() -> None:
+    """The codes of docs/probes.md's table, the codes the agent's probe emits, and the
+    collector's no_fresh_check all read as sentences in the meeting summaries."""
+    root = Path(__file__).parent.parent.parent
+    doc = (root / "docs" / "probes.md").read_text(encoding="utf-8")
+    table = doc[doc.index("| code | severity | English | Tiếng Việt |") :].split("\n\n")[0]
+    documented = {
+        code for row in table.splitlines()[2:] for code in re.findall(r"`(\w+)`", row.split("|")[1])
+    }
+    probe = (root / "agent" / "probes" / "meeting_room.py").read_text(encoding="utf-8")
+
+    def emitted(code: str) -> bool:  # literally, or as f"{code}_low" of "throughput"/"upload"
+        prefix, _, suffix = code.rpartition("_")
+        return f'"{code}"' in probe or (f'"{prefix}"' in probe and f'f"{{code}}_{suffix}"' in probe)
+
+    assert [code for code in sorted(documented) if not emitted(code)] == []
+    assert set(READINESS_REASONS) == documented | {"no_fresh_check"}
+    assert reason_sentence("device_missing: camera 'Logi*': expected 1, working 0", "vi") == (
+        "Thiếu thiết bị (camera, micrô, loa, màn hình) hoặc thiết bị có nhưng bị lỗi"
+        " (camera 'Logi*': expected 1, working 0)."
+    )
+    assert reason_sentence("loss_high: collector: 3.0% (RED from 2.0%)", "en") == (
+        "Packet loss is high (collector: 3.0% (RED from 2.0%))."
+    )
+    assert reason_sentence("something_new: x", "vi") == "something_new: x"

@@ -22,7 +22,9 @@ from agent.model import (
     Cpu,
     DhcpServer,
     Disk,
+    DiskHealth,
     DnsCheck,
+    DriveHealth,
     FirewallProfile,
     Hardware,
     Host,
@@ -34,13 +36,16 @@ from agent.model import (
     Memory,
     NetInterface,
     PingResult,
+    Power,
     Readiness,
     ReadinessReason,
     Report,
     Security,
+    Software,
     TcpCheck,
     Temperature,
     ThroughputResult,
+    Ups,
 )
 from agent.transport.encode import to_pb
 from collector.decode import decode_report
@@ -59,9 +64,22 @@ HARDWARE = Hardware(
     memory=Memory(8 << 30, 4 << 30, 4 << 30, 2 << 30, 1 << 30),
     disks=(Disk("C:\\", "C:\\", "NTFS", 500 << 30, 400 << 30, 100 << 30),),
     temperatures=(Temperature("coretemp", "Core 0", 55.0), Temperature("coretemp", "Core 1", 61.0)),
-    battery=Battery(80.0, True),
     interfaces=(NetInterface("Ethernet", True, 1000, "full", 1500, errors_in=3, errors_out=1),),
 )
+DISK_HEALTH = DiskHealth(
+    drives=(
+        DriveHealth(
+            "/dev/sda", "warning", "smartctl", media="hdd", reallocated_sectors=8, pending_sectors=2
+        ),
+        DriveHealth("/dev/nvme0", "ok", "smartctl", media="ssd", wear_percent=12),
+    )
+)
+POWER = Power(
+    supply="battery",
+    battery=Battery(80.0, False),
+    ups=(Ups("ups@localhost", "on_battery", "OB DISCHRG", 64.0, 1380),),
+)
+SOFTWARE = Software("ab" * 32, 2, False, "windows_registry")
 
 SIGNATURES_AT = 1.75e9
 ANTIVIRUS = Antivirus(
@@ -127,6 +145,9 @@ def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
         security=SECURITY,
         link=LINK,
         meeting_room=MEETING_ROOM,
+        disk_health=DISK_HEALTH,
+        power=POWER,
+        software=SOFTWARE,
         seq=1,
     )
     store.ingest(e.agent.agent_id, [decode_report(to_pb(report), collected_at)], collected_at)
@@ -186,6 +207,21 @@ def test_values_and_rollups(tmp_path: Path) -> None:
         )
     ]
     assert m["canhgac_battery_ratio"][0][1] == 0.8
+    assert [v for _, v in m["canhgac_power_on_battery"]] == [1.0]
+    assert {(lb["ups"], lb["state"]) for lb, v in m["canhgac_ups_status"] if v == 1.0} == {
+        ("ups@localhost", "on_battery")
+    }
+    assert [v for _, v in m["canhgac_ups_runtime_seconds"]] == [1380.0]
+    assert [v for _, v in m["canhgac_ups_charge_ratio"]] == [0.64]
+    health = {(lb["device"], lb["state"]) for lb, v in m["canhgac_drive_health"] if v == 1.0}
+    assert health == {("/dev/sda", "warning"), ("/dev/nvme0", "ok")}
+    assert [(lb["device"], v) for lb, v in m["canhgac_drive_wear_ratio"]] == [("/dev/nvme0", 0.12)]
+    # Unknown counts (-1) are not exposed: only the drive that reported one.
+    assert [(lb["device"], v) for lb, v in m["canhgac_drive_reallocated_sectors"]] == [
+        ("/dev/sda", 8.0)
+    ]
+    assert [lb["device"] for lb, _ in m["canhgac_drive_pending_sectors"]] == ["/dev/sda"]
+    assert [v for _, v in m["canhgac_software_programs"]] == [2.0]
     assert m["canhgac_disk_free_bytes"][0][0]["mountpoint"] == "C:\\"
     assert [v for _, v in m["canhgac_interface_errors_total"]] == [4.0]  # 3 in + 1 out
     assert [v for _, v in m["canhgac_swap_used_ratio"]] == [0.5]
@@ -419,7 +455,7 @@ def test_a_nan_reading_renders_as_nan(tmp_path: Path) -> None:
 
 
 def test_lines_an_agent_no_longer_has_disappear(tmp_path: Path) -> None:
-    # Two agents changed in one scrape: one lost its disk and battery, the other did not.
+    # Two agents changed in one scrape: one lost its disk, the other did not.
     store = Store(f"sqlite:///{tmp_path / 'c.db'}")
     lean, full = _enroll(store, "m1"), _enroll(store, "m2")
     now = time.time()
@@ -429,11 +465,10 @@ def test_lines_an_agent_no_longer_has_disappear(tmp_path: Path) -> None:
     exposition.render()
     for agent_id in (lean, full):
         hardware = HARDWARE if agent_id == full else dataclasses.replace(HARDWARE, disks=())
-        _report(store, agent_id, 2, now, hardware=dataclasses.replace(hardware, battery=None))
+        _report(store, agent_id, 2, now, hardware=hardware)
     kept = _parse(exposition.render())
     assert kept == _parse(Exposition(store, 60, clock=_Clock(now)).render())
     assert [labels["agent_id"] for labels, _ in kept["canhgac_disk_free_bytes"]] == [full]
-    assert "canhgac_battery_ratio" not in kept
     assert len(kept["canhgac_cpu_usage_ratio"]) == 2
 
 

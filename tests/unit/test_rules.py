@@ -9,7 +9,7 @@ from typing import Any
 import cel
 import pytest
 
-from collector.compliance.evaluate import Memo, agent_variables, judge
+from collector.compliance.evaluate import MEMO_MAX_ITEMS, Memo, agent_variables, judge
 from collector.compliance.loader import load_pack
 from collector.errors import RuleError
 from collector.model import AgentRecord, Placement
@@ -48,7 +48,8 @@ def test_invalid_pack_names_file_line_and_rule_in_every_message() -> None:
         f"{f}:43: rule bad-severity: severity: Input should be 'critical', 'high', 'medium', "
         "'low' or 'info'",
         f"{f}:50: rule unknown-variable: unknown variable 'antivirus_x' "
-        "(known: agent, antivirus, hardware, link, meeting_room, now, probes, security, spool)",
+        "(known: agent, antivirus, disk_health, hardware, link, meeting_room, now, power, probes,"
+        " security, software, spool)",
         f"{f}:58: rule unknown-agent-rule: unknown agent rule 'x' in passing[...]",
         f"{f}:58: rule unknown-agent-rule: unknown agent rule 'x' in judged[...]",
         f"{f}:66: rule unquoted-agent-rule: judged takes a quoted agent rule id: "
@@ -241,6 +242,34 @@ def _rooms(expected: int, reporting: int, states: tuple[str, ...] = ()) -> dict[
 OK_STATUS = {"status:hardware": {"ok": True, "error": ""}}
 BAD_STATUS = {"status:hardware": {"ok": False, "error": "PowerShell timed out"}}
 
+
+def _drive(health: str = "ok", wear: int = -1) -> dict[str, Any]:
+    return {"device": "/dev/sda", "health": health, "wear_percent": wear, "source": "smartctl"}
+
+
+def _power(supply: str = "mains", **over: Any) -> dict[str, Any]:
+    # As decoded: repeated fields are lists even when empty.
+    return {"power": {"supply": supply, "ups": [], **over}}
+
+
+def _ups(status: str) -> dict[str, Any]:
+    return {"name": "ups@localhost", "status": status}
+
+
+def _programs(*names: str) -> dict[str, Any]:
+    """A report carrying the whole list (what the software rules are judged on)."""
+    return {
+        "software": {
+            "hash": "h",
+            "count": len(names),
+            "complete": True,
+            "programs": [{"name": n, "version": "1"} for n in names],
+        }
+    }
+
+
+OFFICE_PC = ("Google Chrome", "VNPT-CA Plugin", "Phần mềm Quản lý văn bản (VNPT-iOffice)")
+
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "hardware.disk-free": (
         _agent_vars({"hardware": _hardware()}),
@@ -323,6 +352,34 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             _link(ip_conflicts=[{"address": "10.1.0.9", "macs": ["a", "b"], "source": "arp"}])
         ),
     ),
+    "disk.failing": (
+        _agent_vars({"disk_health": {"drives": [_drive("warning"), _drive("unknown")]}}),
+        _agent_vars({"disk_health": {"drives": [_drive(), _drive("failing")]}}),
+    ),
+    "disk.ssd-worn": (
+        _agent_vars({"disk_health": {"drives": [_drive(wear=89), _drive(wear=-1)]}}),
+        _agent_vars({"disk_health": {"drives": [_drive(wear=3), _drive(wear=97)]}}),
+    ),
+    "power.on-battery": (
+        _agent_vars(_power("mains", ups=[_ups("online")])),
+        _agent_vars(_power("battery", ups=[_ups("on_battery")])),
+    ),
+    "power.battery-low": (
+        _agent_vars(_power("battery", battery={"percent": 35.0, "power_plugged": False})),
+        _agent_vars(_power("battery", ups=[_ups("low_battery")])),
+    ),
+    "software.signing-tool": (
+        _agent_vars(_programs("Google Chrome", "VGCA Sign Service")),
+        _agent_vars(_programs("Google Chrome", "Zalo")),
+    ),
+    "software.document-client": (
+        _agent_vars(_programs(*OFFICE_PC)),
+        _agent_vars(_programs("Google Chrome", "VNPT-CA Plugin")),
+    ),
+    "software.supported-browser": (
+        _agent_vars(_programs("firefox-esr", "libreoffice-core")),
+        _agent_vars(_programs("Internet Explorer 11", "VNPT-CA Plugin")),
+    ),
     "district.uplink-down": (_group(100, 79), _group(100, 80)),
     "commune.coverage": (_group(19, 0, machines=20), _group(20, 2)),
     # 19 of 20 planned machines current is 95 %; 18 enrolled and current of 20 planned is not.
@@ -365,6 +422,33 @@ def test_shipped_rule_passes_and_fails(rule_id: str) -> None:
     passing, failing = CASES[rule_id]
     assert judge(rule, passing) is True
     assert judge(rule, failing) is False
+
+
+def test_software_rules_give_no_verdict_on_a_hash_only_report() -> None:
+    hash_only = _agent_vars({"software": {"hash": "h", "count": 3, "complete": False}})
+    for rule_id in ("software.signing-tool", "software.document-client"):
+        rule = load_pack(DEFAULT).get(rule_id)
+        assert rule is not None
+        assert judge(rule, hash_only) is None
+
+
+def test_laptop_battery_low_and_unknown_power_are_told_apart() -> None:
+    rule = load_pack(DEFAULT).get("power.battery-low")
+    assert rule is not None
+    low = {"percent": 12.0, "power_plugged": False}
+    assert judge(rule, _agent_vars(_power("battery", battery=low))) is False
+    charging = {"percent": 12.0, "power_plugged": True}
+    assert judge(rule, _agent_vars(_power("mains", battery=charging))) is True
+    assert judge(rule, _agent_vars(_power("unknown", ups=[_ups("unreachable")]))) is True
+
+
+def test_forbidden_software_example_is_shipped_off_and_works() -> None:
+    example = DEFAULT.parent / "examples" / "forbidden-software.yaml"
+    assert load_pack(DEFAULT).get("software.forbidden") is None  # not in the default pack
+    rule = load_pack(example).get("software.forbidden")
+    assert rule is not None
+    assert judge(rule, _agent_vars(_programs(*OFFICE_PC))) is True
+    assert judge(rule, _agent_vars(_programs("Google Chrome", "UltraViewer 6.6"))) is False
 
 
 def test_rule_without_its_section_gives_no_verdict() -> None:
@@ -533,3 +617,15 @@ def test_memo_gives_the_verdicts_of_judge_in_any_order() -> None:
     for variables in sequence:
         for rule in pack.agent_rules():
             assert memo.judge(rule, variables) is judge(rule, variables), rule.id
+
+
+def test_memo_does_not_keep_verdicts_over_long_lists() -> None:
+    rule = load_pack(DEFAULT).get("software.signing-tool")
+    assert rule is not None
+    memo = Memo()
+    many = [f"Program {i}" for i in range(MEMO_MAX_ITEMS + 1)]
+    assert memo.judge(rule, _agent_vars(_programs(*many))) is False
+    assert memo.judge(rule, _agent_vars(_programs(*many, "VNPT-CA Plugin"))) is True
+    assert memo._verdicts.get(rule.id, {}) == {}  # neither kept (each key would hold the list)
+    assert memo.judge(rule, _agent_vars(_programs("VNPT-CA Plugin"))) is True
+    assert len(memo._verdicts[rule.id]) == 1  # a short list is remembered as before

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from canhgac_common.config import Duration, StrictModel
 
@@ -75,7 +76,7 @@ class Recipient(StrictModel):
 
 
 class DigestConfig(StrictModel):
-    daily_at: str | None = Field(default="07:30", pattern=_HHMM)  # collector local time
+    daily_at: str | None = Field(default="07:30", pattern=_HHMM)  # in notify.timezone
     weekly_on: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = "mon"
     weekly_at: str = Field(default="07:30", pattern=_HHMM)
 
@@ -109,6 +110,9 @@ class NotifyConfig(StrictModel):
     enabled: bool = False
     every: Duration = Field(default=15.0, ge=1)
     language: Language = "vi"
+    # The zone of every time a message shows (with its offset) and of the digest schedule,
+    # whatever the server's own zone (often UTC).
+    timezone: str = "Asia/Ho_Chi_Minh"
     grafana_url: str = ""
     # An alert mail to one recipient at most this often; alerts in between wait and go
     # together in the next message, so an incident storm becomes one message.
@@ -124,6 +128,19 @@ class NotifyConfig(StrictModel):
     # check first (the collector refuses a config where it is not).
     meeting_summary_before: Duration | None = Field(default=600.0, gt=0)
     meeting_summary_roles: list[Role] = ["it", "district", "commune"]
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {value!r}") from e
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @model_validator(mode="after")
     def _unique_names(self) -> NotifyConfig:

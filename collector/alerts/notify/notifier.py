@@ -69,6 +69,8 @@ class Notifier:
             else None
         )
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._ticking = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="notifier", daemon=True)
 
     # ---- the timer -----------------------------------------------------------------------
@@ -78,11 +80,21 @@ class Notifier:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
 
+    def wake(self) -> None:
+        """Run the steps now rather than at the next `every`: the alert engine calls this when
+        it has written notifications, so an alert's mail leaves within the second."""
+        self._wake.set()
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.cfg.every):
+        while True:
+            self._wake.wait(self.cfg.every)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 if self._leading():
                     self.tick()
@@ -91,7 +103,12 @@ class Notifier:
                 log.exception("notifier step failed; trying again next period")
 
     def tick(self, now: float | None = None) -> None:
-        now = self._clock() if now is None else now
+        # One tick at a time: a wake and a caller's tick (`notify` CLI, tests) would both
+        # compose the same queued items otherwise.
+        with self._ticking:
+            self._tick(self._clock() if now is None else now)
+
+    def _tick(self, now: float) -> None:
         self.route(now)
         self.escalate(now)
         self.compose(now)
@@ -186,7 +203,11 @@ class Notifier:
             if last is not None and now - last < self.cfg.rate_limit:
                 continue
             subject, text, html = render_alerts(
-                [(i.kind, i.payload) for i in items], self._lang(r), self.cfg.grafana_url, rationale
+                [(i.kind, i.payload) for i in items],
+                self._lang(r),
+                self.cfg.grafana_url,
+                rationale,
+                self.cfg.zone,
             )
             self.store.mail.enqueue_mail(
                 name,
@@ -215,7 +236,7 @@ class Notifier:
                     sites=self._sites,
                     title=self._title(lang),
                 )
-                subject, text, html = render_digest(ctx, lang, self.cfg.grafana_url)
+                subject, text, html = render_digest(ctx, lang, self.cfg.grafana_url, self.cfg.zone)
                 self.store.mail.enqueue_mail(
                     r.name,
                     r.to,

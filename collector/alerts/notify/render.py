@@ -6,7 +6,10 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
+
+from collector.alerts.notify.reasons import reason_sentence
 
 __all__ = ["Rendered", "render_alerts", "render_digest", "render_meeting", "render_test"]
 
@@ -22,10 +25,18 @@ _env = Environment(
 )
 
 
-def _when(ts: float | None) -> str:
+@pass_context
+def _when(ctx: Context, ts: float | None) -> str:
+    """A time in the message's zone, with its offset: "14:05 03/12/2026 (UTC+07:00)"."""
+    return _local_time(ts, ctx["zone"])
+
+
+def _local_time(ts: float | None, zone: datetime.tzinfo) -> str:
     if not ts:
         return "-"
-    return datetime.datetime.fromtimestamp(ts).strftime("%H:%M %d/%m/%Y")
+    t = datetime.datetime.fromtimestamp(ts, zone)
+    offset = t.strftime("%z")
+    return f"{t:%H:%M %d/%m/%Y} (UTC{offset[:3]}:{offset[3:]})"
 
 
 _env.filters["when"] = _when
@@ -57,6 +68,7 @@ def render_alerts(
     lang: str,
     grafana_url: str,
     rationale: Mapping[str, Mapping[str, str]],
+    zone: datetime.tzinfo,
 ) -> Rendered:
     """One message for every item queued for a recipient: (kind, engine payload)."""
     rows = []
@@ -87,18 +99,21 @@ def render_alerts(
         subject = f"[Canh Gác] {len(rows)} thông báo cảnh báo"
     else:
         subject = f"[Canh Gác] {len(rows)} alert notifications"
-    text, html = _both("alerts", lang, {"rows": rows, "grafana_url": grafana_url})
+    ctx = {"rows": rows, "grafana_url": grafana_url, "zone": zone}
+    text, html = _both("alerts", lang, ctx)
     return subject, text, html
 
 
-def render_digest(digest: Mapping[str, Any], lang: str, grafana_url: str) -> Rendered:
+def render_digest(
+    digest: Mapping[str, Any], lang: str, grafana_url: str, zone: datetime.tzinfo
+) -> Rendered:
     period = digest["period"]
     names = {"vi": {"daily": "hằng ngày", "weekly": "hằng tuần"}, "en": {}}
     if lang == "vi":
         subject = f"[Canh Gác] Báo cáo {names['vi'][period]} {digest['district']}"
     else:
         subject = f"[Canh Gác] {period.capitalize()} digest {digest['district']}"
-    text, html = _both("digest", lang, {**digest, "grafana_url": grafana_url})
+    text, html = _both("digest", lang, {**digest, "grafana_url": grafana_url, "zone": zone})
     return subject, text, html
 
 
@@ -129,6 +144,7 @@ def render_meeting(summary: Mapping[str, Any], lang: str, grafana_url: str) -> R
             **room,
             "verdict_text": _VERDICT[lang][room["verdict"]],
             "state_text": _ROOM_STATE[lang].get(room["state"], room["state"]),
+            "reasons": [reason_sentence(r, lang) for r in room["reasons"]],
         }
         for room in summary["rooms"]
     ]

@@ -46,24 +46,25 @@ def escalation_targets(cfg: NotifyConfig, labels: Mapping[str, str]) -> list[Rec
     return [r for r in cfg.recipients if r.role == cfg.escalation.to and _in_place(r, labels)]
 
 
-def _at(day: datetime.date, hhmm: str) -> float:
+def _at(day: datetime.date, hhmm: str, zone: datetime.tzinfo) -> float:
     h, m = (int(x) for x in hhmm.split(":"))
-    return datetime.datetime.combine(day, datetime.time(h, m)).timestamp()
+    return datetime.datetime.combine(day, datetime.time(h, m), zone).timestamp()
 
 
 def due_digests(cfg: NotifyConfig, now: float) -> list[tuple[str, str, float]]:
-    """(period, key, since) of each digest due at `now` (collector local time); the key
-    names the occurrence so that it is sent once however often this is asked."""
-    today = datetime.datetime.fromtimestamp(now).date()
+    """(period, key, since) of each digest due at `now` (its times in `cfg.timezone`); the
+    key names the occurrence so that it is sent once however often this is asked."""
+    zone = cfg.zone
+    today = datetime.datetime.fromtimestamp(now, zone).date()
     out: list[tuple[str, str, float]] = []
     for back in (0, 1):
         day = today - datetime.timedelta(days=back)
         if cfg.digest.daily_at is not None:
-            t = _at(day, cfg.digest.daily_at)
+            t = _at(day, cfg.digest.daily_at, zone)
             if t <= now < t + DIGEST_GRACE:
                 out.append(("daily", f"daily:{day.isoformat()}", t - 86400.0))
         if cfg.digest.weekly_on is not None and _WEEKDAYS[day.weekday()] == cfg.digest.weekly_on:
-            t = _at(day, cfg.digest.weekly_at)
+            t = _at(day, cfg.digest.weekly_at, zone)
             if t <= now < t + DIGEST_GRACE:
                 year, week, _ = day.isocalendar()
                 out.append(("weekly", f"weekly:{year}-W{week:02d}", t - 7 * 86400.0))

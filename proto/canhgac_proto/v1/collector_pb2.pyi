@@ -89,7 +89,7 @@ class SubmitResponse(_message.Message):
     def __init__(self, stored_seqs: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ..., collector_time_ms: _Optional[int] = ..., fresh_checks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "spool_id", "hardware", "antivirus", "security", "link", "meeting_room", "errors", "spool")
+    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "spool_id", "hardware", "antivirus", "security", "link", "meeting_room", "disk_health", "power", "software", "errors", "spool")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,9 @@ class Report(_message.Message):
     SECURITY_FIELD_NUMBER: _ClassVar[int]
     LINK_FIELD_NUMBER: _ClassVar[int]
     MEETING_ROOM_FIELD_NUMBER: _ClassVar[int]
+    DISK_HEALTH_FIELD_NUMBER: _ClassVar[int]
+    POWER_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     SPOOL_FIELD_NUMBER: _ClassVar[int]
     seq: int
@@ -112,9 +115,12 @@ class Report(_message.Message):
     security: Security
     link: Link
     meeting_room: MeetingRoom
+    disk_health: DiskHealth
+    power: Power
+    software: Software
     errors: _containers.RepeatedCompositeFieldContainer[ProbeError]
     spool: SpoolStats
-    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., spool_id: _Optional[int] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., antivirus: _Optional[_Union[Antivirus, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., meeting_room: _Optional[_Union[MeetingRoom, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., spool_id: _Optional[int] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., antivirus: _Optional[_Union[Antivirus, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., meeting_room: _Optional[_Union[MeetingRoom, _Mapping]] = ..., disk_health: _Optional[_Union[DiskHealth, _Mapping]] = ..., power: _Optional[_Union[Power, _Mapping]] = ..., software: _Optional[_Union[Software, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
 
 class ProbeError(_message.Message):
     __slots__ = ("probe", "message")
@@ -139,7 +145,7 @@ class SpoolStats(_message.Message):
     def __init__(self, dropped_total: _Optional[int] = ..., depth: _Optional[int] = ..., unspooled_total: _Optional[int] = ..., resets_total: _Optional[int] = ..., reset_lost_total: _Optional[int] = ...) -> None: ...
 
 class Hardware(_message.Message):
-    __slots__ = ("host", "cpu", "memory", "disks", "temperatures", "battery", "interfaces")
+    __slots__ = ("host", "cpu", "memory", "disks", "temperatures", "battery", "interfaces", "temperature_state", "temperature_detail", "temperatures_read_at")
     HOST_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +153,9 @@ class Hardware(_message.Message):
     TEMPERATURES_FIELD_NUMBER: _ClassVar[int]
     BATTERY_FIELD_NUMBER: _ClassVar[int]
     INTERFACES_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_STATE_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURES_READ_AT_FIELD_NUMBER: _ClassVar[int]
     host: Host
     cpu: Cpu
     memory: Memory
@@ -154,7 +163,10 @@ class Hardware(_message.Message):
     temperatures: _containers.RepeatedCompositeFieldContainer[Temperature]
     battery: Battery
     interfaces: _containers.RepeatedCompositeFieldContainer[NetInterface]
-    def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ..., cpu: _Optional[_Union[Cpu, _Mapping]] = ..., memory: _Optional[_Union[Memory, _Mapping]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., temperatures: _Optional[_Iterable[_Union[Temperature, _Mapping]]] = ..., battery: _Optional[_Union[Battery, _Mapping]] = ..., interfaces: _Optional[_Iterable[_Union[NetInterface, _Mapping]]] = ...) -> None: ...
+    temperature_state: str
+    temperature_detail: str
+    temperatures_read_at: float
+    def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ..., cpu: _Optional[_Union[Cpu, _Mapping]] = ..., memory: _Optional[_Union[Memory, _Mapping]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., temperatures: _Optional[_Iterable[_Union[Temperature, _Mapping]]] = ..., battery: _Optional[_Union[Battery, _Mapping]] = ..., interfaces: _Optional[_Iterable[_Union[NetInterface, _Mapping]]] = ..., temperature_state: _Optional[str] = ..., temperature_detail: _Optional[str] = ..., temperatures_read_at: _Optional[float] = ...) -> None: ...
 
 class Host(_message.Message):
     __slots__ = ("hostname", "os_name", "os_version", "os_build", "arch", "vendor", "model", "serial", "boot_time", "uptime_seconds")
@@ -561,6 +573,108 @@ class Listener(_message.Message):
     service: str
     process: str
     def __init__(self, address: _Optional[str] = ..., port: _Optional[int] = ..., service: _Optional[str] = ..., process: _Optional[str] = ...) -> None: ...
+
+class DiskHealth(_message.Message):
+    __slots__ = ("drives", "notes")
+    DRIVES_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    drives: _containers.RepeatedCompositeFieldContainer[DriveHealth]
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, drives: _Optional[_Iterable[_Union[DriveHealth, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DriveHealth(_message.Message):
+    __slots__ = ("device", "model", "serial", "media", "protocol", "health", "raw_health", "source", "reallocated_sectors", "pending_sectors", "uncorrected_errors", "wear_percent", "power_on_hours", "temperature_celsius", "error")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    RAW_HEALTH_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REALLOCATED_SECTORS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_SECTORS_FIELD_NUMBER: _ClassVar[int]
+    UNCORRECTED_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    WEAR_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    POWER_ON_HOURS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_CELSIUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    model: str
+    serial: str
+    media: str
+    protocol: str
+    health: str
+    raw_health: str
+    source: str
+    reallocated_sectors: int
+    pending_sectors: int
+    uncorrected_errors: int
+    wear_percent: int
+    power_on_hours: int
+    temperature_celsius: float
+    error: str
+    def __init__(self, device: _Optional[str] = ..., model: _Optional[str] = ..., serial: _Optional[str] = ..., media: _Optional[str] = ..., protocol: _Optional[str] = ..., health: _Optional[str] = ..., raw_health: _Optional[str] = ..., source: _Optional[str] = ..., reallocated_sectors: _Optional[int] = ..., pending_sectors: _Optional[int] = ..., uncorrected_errors: _Optional[int] = ..., wear_percent: _Optional[int] = ..., power_on_hours: _Optional[int] = ..., temperature_celsius: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class Power(_message.Message):
+    __slots__ = ("supply", "battery", "ups", "notes")
+    SUPPLY_FIELD_NUMBER: _ClassVar[int]
+    BATTERY_FIELD_NUMBER: _ClassVar[int]
+    UPS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    supply: str
+    battery: Battery
+    ups: _containers.RepeatedCompositeFieldContainer[Ups]
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, supply: _Optional[str] = ..., battery: _Optional[_Union[Battery, _Mapping]] = ..., ups: _Optional[_Iterable[_Union[Ups, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Ups(_message.Message):
+    __slots__ = ("name", "status", "raw_status", "charge_percent", "runtime_seconds", "load_percent", "error")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RAW_STATUS_FIELD_NUMBER: _ClassVar[int]
+    CHARGE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    status: str
+    raw_status: str
+    charge_percent: float
+    runtime_seconds: int
+    load_percent: float
+    error: str
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., raw_status: _Optional[str] = ..., charge_percent: _Optional[float] = ..., runtime_seconds: _Optional[int] = ..., load_percent: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class Software(_message.Message):
+    __slots__ = ("hash", "count", "complete", "programs", "source", "notes")
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    PROGRAMS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    hash: str
+    count: int
+    complete: bool
+    programs: _containers.RepeatedCompositeFieldContainer[InstalledProgram]
+    source: str
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, hash: _Optional[str] = ..., count: _Optional[int] = ..., complete: _Optional[bool] = ..., programs: _Optional[_Iterable[_Union[InstalledProgram, _Mapping]]] = ..., source: _Optional[str] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class InstalledProgram(_message.Message):
+    __slots__ = ("name", "version", "publisher", "installed_at", "origin")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    INSTALLED_AT_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    publisher: str
+    installed_at: float
+    origin: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., publisher: _Optional[str] = ..., installed_at: _Optional[float] = ..., origin: _Optional[str] = ...) -> None: ...
 
 class MeetingRoom(_message.Message):
     __slots__ = ("devices", "device_checks", "apps", "clock", "headroom", "paths", "throughput", "throughput_measured_at", "readiness", "notes", "upload")
