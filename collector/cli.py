@@ -822,10 +822,10 @@ def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         emit_document(args, {**document, "tables": records})
         return 0
     columns: list[Column] = [
-        ("TABLE", "name"),
-        ("ROWS", "rows"),
-        ("SIZE", lambda r: _bytes(r["bytes"])),
-        ("OLDEST", "oldest"),
+        (N_("TABLE"), "name"),
+        (N_("ROWS"), "rows"),
+        (N_("SIZE"), lambda r: _bytes(r["bytes"])),
+        (N_("OLDEST"), "oldest"),
     ]
     emit_records(args, records, columns)
     print(f"cơ sở dữ liệu / database: {_bytes(total)}")
