@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import gettext
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["DOMAIN", "LANGUAGES", "LOCALE_DIR", "choose_language", "gettext_", "use_language"]
+__all__ = [
+    "DOMAIN",
+    "LANGUAGES",
+    "LOCALE_DIR",
+    "N_",
+    "choose_language",
+    "current_language",
+    "gettext_",
+    "use_language",
+]
 
 # Catalogs: locale/vi/LC_MESSAGES/canhgac.po (the source, msgids in English) and the .mo
 # compiled from it by scripts/i18n.sh (committed; `make i18n-check` fails on drift).
@@ -15,6 +25,7 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = ("vi", "en")
 
 _current: gettext.NullTranslations | None = None
+_language = "vi"
 
 
 def choose_language(argv: Sequence[str], environ: Mapping[str, str]) -> str:
@@ -34,7 +45,8 @@ def choose_language(argv: Sequence[str], environ: Mapping[str, str]) -> str:
 
 def use_language(language: str) -> None:
     """Every later `gettext_` answers in `language` ("vi", "en")."""
-    global _current  # noqa: PLW0603 (one language per process, chosen once by the CLI)
+    global _current, _language  # noqa: PLW0603 (one language per process, chosen by the CLI)
+    _language = language
     if language == "en":
         _current = gettext.NullTranslations()  # the msgids are the English text
     else:
@@ -42,8 +54,20 @@ def use_language(language: str) -> None:
 
 
 def gettext_(message: str) -> str:
-    """`message` (an English msgid) in the chosen language; Vietnamese until one is chosen."""
+    """`message` (an English msgid) in the chosen language; until a CLI chooses one, the
+    locale's (code used as a library, by a test or a service, follows its environment)."""
     if _current is None:
-        use_language("vi")
+        use_language(choose_language((), os.environ))
     assert _current is not None
     return _current.gettext(message)
+
+
+def current_language() -> str:
+    """The language `gettext_` answers in (a default for options such as `report --lang`)."""
+    return _language
+
+
+def N_(message: str) -> str:
+    """Marks `message` for the catalog where it cannot be translated yet (a table header
+    defined at import time); `gettext_` translates it where it is shown."""
+    return message

@@ -82,8 +82,8 @@ def emit_records(
     if args.output == "json":
         _print_json(list(records))
         return
-    headers = [h for h, _ in columns]
-    rows = [[_cell(r[c] if isinstance(c, str) else c(r)) for _, c in columns] for r in records]
+    headers = [_(h) for h, _c in columns]
+    rows = [[_cell(r[c] if isinstance(c, str) else c(r)) for _h, c in columns] for r in records]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     for row in [headers, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

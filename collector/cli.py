@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from canhgac_common.i18n import LANGUAGES, choose_language, use_language
+from canhgac_common.i18n import LANGUAGES, N_, choose_language, use_language
 from canhgac_common.i18n import gettext_ as _
 from canhgac_common.output import (
     Column,
@@ -171,14 +171,14 @@ def cmd_token_create(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 TOKEN_COLUMNS: list[Column] = [
-    ("ID", "token_id"),
-    ("STATE", lambda t: t["state"] + (f", replaces {t['replaces']}" if t["replaces"] else "")),
-    ("DISTRICT", "district"),
-    ("COMMUNE", "commune"),
-    ("UNIT", "unit"),
-    ("ROLE", "role"),
-    ("USES", lambda t: f"{t['uses']}/{t['max_uses']}" if t["max_uses"] else t["uses"]),
-    ("EXPIRES", "expires_at"),
+    (N_("ID"), "token_id"),
+    (N_("STATE"), lambda t: t["state"] + (f", replaces {t['replaces']}" if t["replaces"] else "")),
+    (N_("DISTRICT"), "district"),
+    (N_("COMMUNE"), "commune"),
+    (N_("UNIT"), "unit"),
+    (N_("ROLE"), "role"),
+    (N_("USES"), lambda t: f"{t['uses']}/{t['max_uses']}" if t["max_uses"] else t["uses"]),
+    (N_("EXPIRES"), "expires_at"),
 ]
 
 
@@ -211,14 +211,14 @@ def cmd_token_revoke(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 AGENT_COLUMNS: list[Column] = [
-    ("AGENT", "agent_id"),
-    ("STATE", lambda a: a["state"] + _clone_note(a)),
-    ("HOST", "hostname"),
-    ("DISTRICT", "district"),
-    ("COMMUNE", "commune"),
-    ("UNIT", "unit"),
-    ("ROLE", "role"),
-    ("LAST SEEN", "last_seen_at"),
+    (N_("AGENT"), "agent_id"),
+    (N_("STATE"), lambda a: a["state"] + _clone_note(a)),
+    (N_("HOST"), "hostname"),
+    (N_("DISTRICT"), "district"),
+    (N_("COMMUNE"), "commune"),
+    (N_("UNIT"), "unit"),
+    (N_("ROLE"), "role"),
+    (N_("LAST SEEN"), "last_seen_at"),
 ]
 
 
@@ -342,16 +342,16 @@ def cmd_rules_reload(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 ALERT_COLUMNS: list[Column] = [
-    ("RULE", "rule"),
-    ("SUBJECT", "subject"),
-    ("STATE", lambda a: a["state"] + (" (clearing)" if a["passing_since"] else "")),
-    ("SEVERITY", "severity"),
-    ("DISTRICT", "district"),
-    ("COMMUNE", "commune"),
-    ("HOST", "host"),
-    ("SINCE", "started_at"),
-    ("NOTIFIED", "notified"),
-    ("ACK", lambda a: a["acked_by"] or ""),
+    (N_("RULE"), "rule"),
+    (N_("SUBJECT"), "subject"),
+    (N_("STATE"), lambda a: a["state"] + (" (clearing)" if a["passing_since"] else "")),
+    (N_("SEVERITY"), "severity"),
+    (N_("DISTRICT"), "district"),
+    (N_("COMMUNE"), "commune"),
+    (N_("HOST"), "host"),
+    (N_("SINCE"), "started_at"),
+    (N_("NOTIFIED"), "notified"),
+    (N_("ACK"), lambda a: a["acked_by"] or ""),
 ]
 
 
@@ -467,11 +467,11 @@ def cmd_silence_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 SILENCE_COLUMNS: list[Column] = [
-    ("ID", "silence_id"),
-    ("MATCHERS", "matchers"),
-    ("UNTIL", "ends_at"),
-    ("AUTHOR", "author"),
-    ("REASON", "reason"),
+    (N_("ID"), "silence_id"),
+    (N_("MATCHERS"), "matchers"),
+    (N_("UNTIL"), "ends_at"),
+    (N_("AUTHOR"), "author"),
+    (N_("REASON"), "reason"),
 ]
 
 
@@ -553,13 +553,13 @@ def cmd_maintenance_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 MAINTENANCE_COLUMNS: list[Column] = [
-    ("ID", "window_id"),
-    ("MATCHERS", "matchers"),
-    ("DAYS", "weekdays"),
-    ("START", "start"),
-    ("DURATION", lambda w: format_duration(w["duration_seconds"])),
-    ("AUTHOR", "author"),
-    ("REASON", "reason"),
+    (N_("ID"), "window_id"),
+    (N_("MATCHERS"), "matchers"),
+    (N_("DAYS"), "weekdays"),
+    (N_("START"), "start"),
+    (N_("DURATION"), lambda w: format_duration(w["duration_seconds"])),
+    (N_("AUTHOR"), "author"),
+    (N_("REASON"), "reason"),
 ]
 
 
@@ -602,15 +602,15 @@ def cmd_notify_test(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 OUTBOX_COLUMNS: list[Column] = [
-    ("ID", "id"),
-    ("STATE", "state"),
-    ("KIND", "kind"),
-    ("RECIPIENT", "recipient"),
-    ("CREATED", "created_at"),
-    ("TRIES", "attempts"),
-    ("NEXT/SENT", lambda m: m["next_attempt_at"] if m["state"] == "pending" else m["sent_at"]),
+    (N_("ID"), "id"),
+    (N_("STATE"), "state"),
+    (N_("KIND"), "kind"),
+    (N_("RECIPIENT"), "recipient"),
+    (N_("CREATED"), "created_at"),
+    (N_("TRIES"), "attempts"),
+    (N_("NEXT/SENT"), lambda m: m["next_attempt_at"] if m["state"] == "pending" else m["sent_at"]),
     (
-        "ERROR",
+        N_("ERROR"),
         lambda m: "; ".join(
             [m["last_error"] or "", *(f"{a}: {r}" for a, r in m["refused"].items())]
         ).strip("; "),
@@ -657,11 +657,11 @@ def _meeting_time(meeting: Meeting, cfg: CollectorConfig) -> str:
 
 
 MEETING_COLUMNS: list[Column] = [
-    ("ID", "id"),
-    ("START", "starts_at"),
-    ("DURATION", lambda m: format_duration(m["duration_seconds"])),
-    ("ROOMS", "rooms"),
-    ("TITLE", "title"),
+    (N_("ID"), "id"),
+    (N_("START"), "starts_at"),
+    (N_("DURATION"), lambda m: format_duration(m["duration_seconds"])),
+    (N_("ROOMS"), "rooms"),
+    (N_("TITLE"), "title"),
 ]
 
 
@@ -822,10 +822,10 @@ def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         emit_document(args, {**document, "tables": records})
         return 0
     columns: list[Column] = [
-        ("TABLE", "name"),
-        ("ROWS", "rows"),
-        ("SIZE", lambda r: _bytes(r["bytes"])),
-        ("OLDEST", "oldest"),
+        (N_("TABLE"), "name"),
+        (N_("ROWS"), "rows"),
+        (N_("SIZE"), lambda r: _bytes(r["bytes"])),
+        (N_("OLDEST"), "oldest"),
     ]
     emit_records(args, records, columns)
     print(f"cơ sở dữ liệu / database: {_bytes(total)}")
@@ -853,7 +853,7 @@ def cmd_store_prune(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         return 0
     print("sẽ xử lý / would process:" if args.dry_run else "đã xử lý / processed:")
     records = [{"step": k, "rows": v} for k, v in counts.items()]
-    emit_records(args, records, [("STEP", "step"), ("ROWS", "rows")])
+    emit_records(args, records, [(N_("STEP"), "step"), (N_("ROWS"), "rows")])
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from canhgac_common.i18n import current_language
 from canhgac_common.i18n import gettext_ as _
 from canhgac_common.output import add_output_options
 from collector.config import CollectorConfig, export_key_path
@@ -127,7 +128,7 @@ def _period_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--district")
     p.add_argument("--commune")
     p.add_argument("--unit")
-    p.add_argument("--lang", choices=("vi", "en"), default="vi")
+    p.add_argument("--lang", choices=("vi", "en"), default=current_language())
 
 
 def add_report_parsers(sub: Any) -> None:

@@ -6,6 +6,7 @@ import errno
 import socket
 
 from canhgac_common.config import ConfigError
+from canhgac_common.i18n import gettext_ as _
 
 __all__ = [
     "AuthError",
@@ -52,16 +53,18 @@ def cannot_listen(key: str, address: str, error: OSError | None = None) -> Confi
     saying when the port is taken and how to choose another. Without the OSError (gRPC only
     says it failed) the address is bound once more here to learn why."""
     if error is None:
-        host, _, port = address.rpartition(":")
+        host, _sep, port = address.rpartition(":")
         try:
             socket.create_server((host.strip("[]") or "0.0.0.0", int(port))).close()  # noqa: S104
         except (OSError, ValueError) as e:
             error = e if isinstance(e, OSError) else OSError(str(e))
     if error is not None and error.errno == errno.EADDRINUSE:
-        why = (
+        why = _(
             "the port is in use (another collector still running, or another program): stop "
-            f"it, or choose a free port with {key}: HOST:PORT in the config"
-        )
+            "it, or choose a free port with {key}: HOST:PORT in the config"
+        ).format(key=key)
     else:
-        why = error.strerror or str(error) if error is not None else "refused"
-    return ConfigError(f"{key} {address}: cannot listen: {why}")
+        why = error.strerror or str(error) if error is not None else _("refused")
+    return ConfigError(
+        _("{key} {address}: cannot listen: {why}").format(key=key, address=address, why=why)
+    )

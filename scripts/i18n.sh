@@ -7,13 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=canhgac_common/locale
-sources=(agent/cli.py collector/cli.py collector/cli_reports.py canhgac_common/output.py)
+sources=(agent/cli.py agent/transport/wire.py collector/cli.py collector/cli_reports.py
+  collector/errors.py canhgac_common/output.py)
 out=$dir
 if [ "${1:-}" = --check ]; then
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
 fi
-xgettext --language=Python --keyword=_ --from-code=UTF-8 --sort-output --add-location=file \
+xgettext --language=Python --keyword=_ --keyword=N_ --from-code=UTF-8 --sort-output --add-location=file \
   --omit-header --output="$out/canhgac.pot" "${sources[@]}"
 status=0
 for po in "$dir"/*/LC_MESSAGES/canhgac.po; do
@@ -31,7 +32,9 @@ for po in "$dir"/*/LC_MESSAGES/canhgac.po; do
     cmp -s "$out/$lang_dir/canhgac.mo" "$lang_dir/canhgac.mo" \
       || { echo "$lang_dir/canhgac.mo: not compiled from $po; run scripts/i18n.sh" >&2; status=1; }
   else
-    msgmerge --quiet --update --backup=none --no-fuzzy-matching --sort-output --add-location=file "$po" "$dir/canhgac.pot"
+    # Written out (not --update, which keeps an unchanged file's wrapping): what --check compares.
+    msgmerge --quiet --no-fuzzy-matching --sort-output --add-location=file -o "$po.new" "$po" "$dir/canhgac.pot"
+    mv "$po.new" "$po"
     msgfmt --check -o "$lang_dir/canhgac.mo" "$po"
   fi
 done

@@ -20,6 +20,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from canhgac_common.i18n import gettext_ as _
+
 if TYPE_CHECKING:
     import ssl
 
@@ -248,7 +250,7 @@ class Channel:
         gzip: bool = True,
         user_agent: str = "canhgac-agent",
     ) -> None:
-        host, _, port = address.rpartition(":")
+        host, _sep, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"collector address {address!r} is not HOST:PORT")
         self._host, self._port = host.strip("[]"), int(port)
@@ -371,7 +373,9 @@ class Channel:
             raise error
 
     def _no_answer(self, timeout: float) -> str:
-        return f"no answer from {self._host}:{self._port} in {timeout:g} s"
+        return _("no answer from {where} in {seconds} s").format(
+            where=f"{self._host}:{self._port}", seconds=f"{timeout:g}"
+        )
 
     def _why(self, error: Exception) -> str:
         """What happened, for a person: "connection refused by 127.0.0.1:4317", not the
@@ -380,13 +384,18 @@ class Channel:
         code = getattr(error, "errno", None)
         raw = f"{type(error).__name__}: {error}"
         if isinstance(error, ConnectionRefusedError):
-            why = f"connection refused by {where} (is the collector running, on this port?)"
+            why = _("connection refused by {where} (is the collector running, on this port?)")
+            why = why.format(where=where)
         elif isinstance(error, ConnectionResetError):
-            why = f"connection reset by {where}"
+            why = _("connection reset by {where}").format(where=where)
         elif isinstance(error, socket.gaierror):
-            why = f"cannot find the address of {self._host}: {error.strerror}"
+            why = _("cannot find the address of {host}: {why}").format(
+                host=self._host, why=error.strerror
+            )
         elif code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            why = f"no route to {where}: {getattr(error, 'strerror', None)}"
+            why = _("no route to {where}: {why}").format(
+                where=where, why=getattr(error, "strerror", None)
+            )
         elif type(error) in (OSError, ConnectionError):  # no subclass says more
             why = f"{where}: {getattr(error, 'strerror', None) or error}"
         else:

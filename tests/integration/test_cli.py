@@ -796,6 +796,10 @@ def test_vietnamese_first_english_by_option_or_locale(tmp_path: Path) -> None:
     helped = run(*collector, "--help", env={**plain, "LANG": "C.UTF-8"})
     assert "Máy chủ thu thập Canh Gác" in helped.stdout
     assert "chạy máy chủ gRPC và HTTP cho đến khi dừng" in helped.stdout
+    listed = run(*collector, "token", "list", env=plain)
+    assert listed.stdout.split() == ["MÃ", "TRẠNG", "THÁI", "HUYỆN", "XÃ", "ĐƠN", "VỊ", "VAI",
+                                     "TRÒ", "LẦN", "DÙNG", "HẾT", "HẠN"]  # fmt: skip
+    assert run(*collector, "token", "list", "--json", env=plain).stdout.strip() == "[]"
     status = run(*agent, "status", env=plain)
     assert status.returncode == 2
     assert status.stdout.splitlines()[0].startswith("CRITICAL: chưa đăng ký: ")
@@ -807,6 +811,12 @@ def test_vietnamese_first_english_by_option_or_locale(tmp_path: Path) -> None:
     assert bad.stderr == (
         "canhgac-collector: lỗi cấu hình: --start '9pm': dùng dạng HH:MM "
         "(giờ địa phương của máy chủ thu thập)\n"
+    )
+
+    refused = run(*agent, "enroll", "--collector", "127.0.0.1:1", "--token", "cgt.x.y", env=plain)
+    assert refused.stderr == (
+        "canhgac-agent: 127.0.0.1:1 từ chối kết nối (máy chủ thu thập có đang chạy, đúng cổng"
+        " này không?)\n"
     )
 
     for english in ({**plain, "LANG": "en_US.UTF-8"}, plain):
