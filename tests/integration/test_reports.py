@@ -1,5 +1,6 @@
 """`report` and `export` as a person runs them: real processes on a real SQLite store, the
-export's files read back by real readers, and `export verify` catching tampering."""
+export's files read back by real readers, and `export verify` catching tampering. Vietnamese
+(`--lang vi`, the default outside the test session) unless a test says otherwise."""
 
 from __future__ import annotations
 
@@ -88,7 +89,9 @@ def seeded(tmp_path: Path) -> Path:
 
 
 def test_report_prints_the_indicators_vietnamese_first(seeded: Path) -> None:
-    out = collector_cli(seeded, "report", "--period", _month_now(), "--district", DISTRICT)
+    out = collector_cli(
+        seeded, "report", "--lang", "vi", "--period", _month_now(), "--district", DISTRICT
+    )
     assert out.returncode == 0, out.stderr
     text = unicodedata.normalize("NFC", out.stdout)
     assert f"Báo cáo Canh Gác — {DISTRICT} — tháng" in text
@@ -116,13 +119,15 @@ def test_report_refuses_unclear_periods_and_places(seeded: Path) -> None:
         (["--from", "2026-11-01"], "both --from and --to"),
         (["--period", "2026-11", "--district", "Hà Lang"], "unknown district 'Hà Lang'"),
     ):
-        out = collector_cli(seeded, "report", *args)
+        out = collector_cli(seeded, "report", "--lang", "vi", *args)
         assert out.returncode != 0 and said in out.stderr, (args, out.stderr)
 
 
 def test_export_every_format_read_back_and_verified(seeded: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "exports"
-    made = collector_cli(seeded, "export", "--period", _month_now(), "--out", str(out_dir))
+    made = collector_cli(
+        seeded, "export", "--lang", "vi", "--period", _month_now(), "--out", str(out_dir)
+    )
     assert made.returncode == 0, made.stderr
     assert "xlsx: canhgac.xlsx" in made.stderr and "pdf: summary.pdf" in made.stderr
     export = Path(made.stdout.strip())
@@ -168,7 +173,9 @@ def test_export_every_format_read_back_and_verified(seeded: Path, tmp_path: Path
     # verify: OK, then each kind of tampering named
     ok = collector_cli(seeded, "export", "verify", str(export))
     assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
-    second = collector_cli(seeded, "export", "--period", _month_now(), "--out", str(out_dir))
+    second = collector_cli(
+        seeded, "export", "--lang", "vi", "--period", _month_now(), "--out", str(out_dir)
+    )
     assert second.returncode == 0, second.stderr
     later = Path(second.stdout.strip())
     assert "1 earlier exports" in collector_cli(seeded, "export", "verify", str(later)).stdout
@@ -184,7 +191,7 @@ def test_export_every_format_read_back_and_verified(seeded: Path, tmp_path: Path
 
 
 def test_export_needs_a_folder_and_known_formats(seeded: Path, tmp_path: Path) -> None:
-    nowhere = collector_cli(seeded, "export", "--period", _month_now())
+    nowhere = collector_cli(seeded, "export", "--lang", "vi", "--period", _month_now())
     assert nowhere.returncode == 1 and "--out FOLDER is required" in nowhere.stderr
     bad = collector_cli(
         seeded, "export", "--period", _month_now(), "--out", str(tmp_path), "--format", "docx"
@@ -284,7 +291,7 @@ def month(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
 
 
 def test_a_month_counts_a_replayed_outage_as_an_outage(month: Path, tmp_path: Path) -> None:
-    out = collector_cli(month, "report", "--period", "2026-10", "--json")
+    out = collector_cli(month, "report", "--lang", "vi", "--period", "2026-10", "--json")
     assert out.returncode == 0, out.stderr
     (d,) = json.loads(out.stdout)["districts"]
     period = d["period"]
@@ -298,11 +305,13 @@ def test_a_month_counts_a_replayed_outage_as_an_outage(month: Path, tmp_path: Pa
     assert period["reports_delivered_share"] == 1.0  # nothing was lost, only late
     av = (HOURS + AV_OFF_FROM + HOURS) / (3 * HOURS)
     assert period["machine_share"]["antivirus"] == pytest.approx(av)
-    text = collector_cli(month, "report", "--period", "2026-10").stdout
+    text = collector_cli(month, "report", "--lang", "vi", "--period", "2026-10").stdout
     assert "Xã có kết nối mạng tới huyện từ 95% thời gian trở lên: 8% (1/13)" in text
     assert f"tự kiểm tra đạt (tỷ lệ thời gian): {100 * av:.1f}%" in text
     assert "Cuộc họp trực tuyến: 1 (có phòng không sẵn sàng: 1)" in text
-    made = collector_cli(month, "export", "--period", "2026-10", "--out", str(tmp_path / "x"))
+    made = collector_cli(
+        month, "export", "--lang", "vi", "--period", "2026-10", "--out", str(tmp_path / "x")
+    )
     assert made.returncode == 0, made.stderr
     wb = openpyxl.load_workbook(Path(made.stdout.strip()) / "canhgac.xlsx")
     communes = {r[1]: r for r in wb["communes"].iter_rows(min_row=2, values_only=True)}
