@@ -669,7 +669,7 @@ def cmd_meeting_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     try:
         starts_at = parse_local_time(args.at, cfg.meetings.zone)
     except ValueError:
-        zone = cfg.meetings.timezone
+        zone = cfg.timezone
         raise ConfigError(
             _("--at {given}: use 'YYYY-MM-DD HH:MM' ({zone})").format(
                 given=repr(args.at), zone=zone
@@ -678,9 +678,7 @@ def cmd_meeting_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     now = time.time()
     if starts_at < now:
         raise ConfigError(
-            _("--at {given}: in the past ({zone})").format(
-                given=repr(args.at), zone=cfg.meetings.timezone
-            )
+            _("--at {given}: in the past ({zone})").format(given=repr(args.at), zone=cfg.timezone)
         )
     if args.duration <= 0:
         raise ConfigError(_("--duration 0s: a meeting lasts a while, e.g. 2h"))
@@ -702,7 +700,7 @@ def cmd_meeting_add(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     m = store.meetings.add_meeting(args.title, starts_at, args.duration, rooms, now)
     print(
         _("meeting {id}: {start} {zone} {title}").format(
-            id=m.id, start=_meeting_time(m, cfg), zone=cfg.meetings.timezone, title=m.title
+            id=m.id, start=_meeting_time(m, cfg), zone=cfg.timezone, title=m.title
         )
     )
     return 0
@@ -771,7 +769,7 @@ def _meeting_parsers(sub: Any) -> None:
     )
     ma = me.add_parser("add", help=_("a one-off meeting (recurring ones live in the config)"))
     ma.add_argument("--title", required=True)
-    ma.add_argument("--at", required=True, help=_("'YYYY-MM-DD HH:MM' in meetings.timezone"))
+    ma.add_argument("--at", required=True, help=_("'YYYY-MM-DD HH:MM' in the config's timezone"))
     ma.add_argument("--duration", type=duration_option, default="2h")
     ma.add_argument(
         "--rooms", default="all", help=_("'all' or communes/units/hosts, comma-separated")

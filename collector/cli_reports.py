@@ -31,7 +31,7 @@ __all__ = ["add_report_parsers"]
 
 
 def _report(cfg: CollectorConfig, args: argparse.Namespace) -> tuple[Store, Report]:
-    zone = ZoneInfo(cfg.meetings.timezone)
+    zone = ZoneInfo(cfg.timezone)
     try:
         period = parse_period(args.period, args.start, args.end, zone)
     except ValueError as e:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
@@ -182,6 +182,11 @@ class RetentionConfig(StrictModel):
         return self
 
 
+# Every local time of the collector: mail and its schedule, meetings, reports, daily rollups.
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+_ZONED = ("notify", "meetings", "retention")
+
+
 class CollectorConfig(StrictModel):
     grpc_listen: str = "0.0.0.0:4317"
     http_listen: str = "0.0.0.0:9108"
@@ -200,6 +205,31 @@ class CollectorConfig(StrictModel):
     meetings: MeetingsConfig = MeetingsConfig()
     reports: ReportsConfig = ReportsConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+    # The one time zone of every local time (mail, digests, meetings, reports, daily rollups);
+    # the sections that use it get it from here.
+    timezone: str = DEFAULT_TIMEZONE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_timezone(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        zone = data.get("timezone", DEFAULT_TIMEZONE)
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {zone!r}") from None
+        out = dict(data)
+        for section in _ZONED:
+            sub = out.get(section)
+            if isinstance(sub, dict) and "timezone" in sub:
+                raise ValueError(
+                    f"{section}.timezone: set the top-level `timezone` instead "
+                    "(one zone for every local time)"
+                )
+            out[section] = {**(sub if isinstance(sub, dict) else {}), "timezone": zone}
+        return out
+
     log_format: Literal["text", "json"] = "text"  # json: one object a line (collector.logs)
     log_file: Path | None = None  # None: stderr (journald); a path: rotated by size
     log_file_max_bytes: Size = Field(default=10 * 1024 * 1024, ge=4096)

@@ -40,7 +40,7 @@ class MonthlyReport:
 
     def report(self, district: str, month: str, now: float) -> Report:
         cfg = self._cfg
-        period = parse_period(month, None, None, ZoneInfo(cfg.meetings.timezone))
+        period = parse_period(month, None, None, ZoneInfo(cfg.timezone))
         return build_report(
             self._store,
             self._sites,

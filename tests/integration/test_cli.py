@@ -440,7 +440,7 @@ def test_every_list_and_show_command_speaks_json(tmp_path: Path) -> None:
     (window,) = seen["alerts maintenance"]
     assert window["duration_seconds"] == 5400 and window["weekdays"] == ["sun"]
     (meeting,) = seen["meeting list"]
-    assert meeting["starts_at"] == "2099-12-15T14:00:00+07:00"  # meetings.timezone
+    assert meeting["starts_at"] == "2099-12-15T14:00:00+07:00"  # the config's timezone
     shown = seen["agent show"]
     assert isinstance(shown, dict) and shown["revoked_at"] is None
     assert datetime.fromisoformat(shown["enrolled_at"]).tzinfo is not None

@@ -34,7 +34,7 @@ IT = "it@caobang.gov.vn"
 CHAIR_TN = "chutich.thanhnhat@caobang.gov.vn"
 CHAIR_AL = "chutich.anlac@caobang.gov.vn"
 LEADER = "lanhdao@hoaan.gov.vn"
-HCM = ZoneInfo("Asia/Ho_Chi_Minh")  # notify.timezone's default
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")  # the config's timezone by default
 # A Tuesday 21:00 in Hạ Lang: the 07:30 digest is out of its grace until the next morning.
 T0 = datetime.datetime(2026, 11, 24, 21, 0, tzinfo=HCM).timestamp()
 
@@ -132,7 +132,7 @@ def test_alert_mail_content_and_routing(store: Store, pack: RulePack) -> None:
     it_text, _ = parts(rec.to(IT)[0])
     assert rec.to(IT)[0]["Subject"] == "[Canh Gác] 2 thông báo cảnh báo"
     assert "Hòa An / An Lạc / UBND" in it_text
-    # Times in notify.timezone with their offset, whatever the server's zone.
+    # Times in the config's timezone with their offset, whatever the server's zone.
     assert "Từ lúc: 20:59 24/11/2026 (UTC+07:00)" in it_text
     assert [m.state for m in store.mail.outbox()] == ["sent", "sent"]
     assert all(x.sent_at is not None for x in store.alerts.notifications())
@@ -197,7 +197,7 @@ def _agent(store: Store, name: str, commune: str, role: str, now: float) -> str:
 
 
 def test_daily_and_weekly_digest(store: Store, pack: RulePack) -> None:
-    day = datetime.date(2026, 11, 23)  # a Monday; the schedule is in notify.timezone
+    day = datetime.date(2026, 11, 23)  # a Monday; the schedule is in the config's timezone
     before = datetime.datetime.combine(day, datetime.time(7, 29), HCM).timestamp()
     daily = datetime.datetime.combine(day, datetime.time(7, 31), HCM).timestamp()
     weekly = datetime.datetime.combine(day, datetime.time(8, 1), HCM).timestamp()

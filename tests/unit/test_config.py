@@ -104,13 +104,24 @@ def test_in_memory_store_is_refused(tmp_path: Path, url: str) -> None:
     ("body", "message"),
     [
         ("hourly: 500d", r"retention: .*hourly must not be longer than rollups"),
-        ("timezone: Asia/Hanoii", r"retention: .*unknown time zone 'Asia/Hanoii'"),
+        ("timezone: UTC", r"\(top level\): .*retention\.timezone: set the top-level `timezone`"),
         ("raw: 0s", r"retention\.raw: .*greater than 0"),
     ],
 )
 def test_bad_retention_names_the_key(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"collector\.yaml: " + message):
         _load_collector(tmp_path, f"retention:\n  {body}\n")
+
+
+def test_one_timezone_for_every_local_time(tmp_path: Path) -> None:
+    cfg = _load_collector(tmp_path, "timezone: Asia/Bangkok\n")
+    assert {cfg.timezone, cfg.notify.timezone, cfg.meetings.timezone, cfg.retention.timezone} == {
+        "Asia/Bangkok"
+    }
+    with pytest.raises(ConfigError, match=r"timezone: unknown time zone 'Asia/Hanoii'"):
+        _load_collector(tmp_path, "timezone: Asia/Hanoii\n")
+    with pytest.raises(ConfigError, match=r"notify\.timezone: set the top-level `timezone`"):
+        _load_collector(tmp_path, "notify:\n  timezone: UTC\n")
 
 
 def test_bool_is_not_a_duration(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ class Recipient(StrictModel):
 
 
 class DigestConfig(StrictModel):
-    daily_at: str | None = Field(default="07:30", pattern=_HHMM)  # in notify.timezone
+    daily_at: str | None = Field(default="07:30", pattern=_HHMM)  # in the config's `timezone`
     weekly_on: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = "mon"
     weekly_at: str = Field(default="07:30", pattern=_HHMM)
     # The month's report (`canhgac-collector report`, its PDF summary attached) for the month
