@@ -592,7 +592,7 @@ def test_names_typed_in_nfd_are_the_names_in_the_sites_file(tmp_path: Path) -> N
     nfd_config = tmp_path / "nfd.yaml"
     nfd_config.write_text(
         f"store:\n  url: sqlite:///{tmp_path / 'c.db'}\nsites_file: {tmp_path / 'sites.yaml'}\n"
-        + unicodedata.normalize("NFD", "meetings:\n  timezone: Asia/Ho_Chi_Minh\n")
+        + unicodedata.normalize("NFD", "timezone: Asia/Ho_Chi_Minh\n")
     )
     again = collector_cli(
         nfd_config, "token", "create", "--district", "Hạ Lang", "--commune", "Thanh Nhật",
