@@ -17,6 +17,7 @@ __all__ = [
     "ROLLUP_AVAILABILITY",
     "ROLLUP_INDICATOR",
     "ROLLUP_RULE",
+    "ROLLUP_SERVICE",
     "SEQ_BITS",
     "SOFTWARE_SECTION",
     "SPOOL_KEY",
@@ -251,6 +252,9 @@ counts as an outage), `expected` (once per closed hour: the reports the agent's 
 for in the part of the hour it was enrolled)."""
 ROLLUP_RULE: Final = "rule"
 """Metric = an agent rule's id; 1 per verdict that passed, 0 per verdict that failed."""
+ROLLUP_SERVICE: Final = "service"
+"""Metric = the name of an HTTP check of the link probe (a public service: VNPT-iGate, the
+provincial portal); 1 per report in which the service answered, else 0."""
 ROLLUP_INDICATOR: Final = "indicator"
 """Metric = a machine indicator's id (collector.indicators); per report its defining rule
 judged: 1 when the machine met the indicator in that report, else 0."""

@@ -21,7 +21,13 @@ from collector.compliance.loader import load_pack
 from collector.export.formats import Heading, find_font, write_pdf
 from collector.export.table import Cell, Column, Table
 from collector.indicators import MACHINE_INDICATORS, ROOM_RULE, Count, DistrictFigures, current
-from collector.model import MEETING_ROLE, ROLLUP_AVAILABILITY, ROLLUP_INDICATOR, RoomVerdict
+from collector.model import (
+    MEETING_ROLE,
+    ROLLUP_AVAILABILITY,
+    ROLLUP_INDICATOR,
+    ROLLUP_SERVICE,
+    RoomVerdict,
+)
 from collector.sites import Sites
 from collector.store import HistoryEntry, Store
 
@@ -173,6 +179,25 @@ class PeriodFigures:
         expected, reachable = self.communes.get((district, commune), (0.0, 0.0))
         return reachable / expected if expected else None
 
+    def services(self, district: str) -> list[str]:
+        """The public services some agent of the district checked in the period."""
+        return sorted(
+            {
+                metric
+                for (d, _, _), stats in self.places.items()
+                if d == district
+                for section, metric in stats
+                if section == ROLLUP_SERVICE
+            }
+        )
+
+    def service_share(
+        self, service: str, district: str, commune: str | None = None
+    ) -> float | None:
+        """Checks of `service` that it answered, of those made from the place (commune)."""
+        n, total = self._sum(ROLLUP_SERVICE, service, district, commune)
+        return total / n if n else None
+
     def connected_title(self, lang: str) -> str:
         pct = f"{100 * self.connected_share:.0f}%"
         if lang == "vi":
@@ -190,7 +215,7 @@ def period_figures(
     store: Store, period: Period, end: float, connected_share: float
 ) -> PeriodFigures:
     places: dict[tuple[str, str, str], dict[tuple[str, str], tuple[int, float]]] = {}
-    sections = (ROLLUP_INDICATOR, ROLLUP_AVAILABILITY)
+    sections = (ROLLUP_INDICATOR, ROLLUP_AVAILABILITY, ROLLUP_SERVICE)
     for d, c, u, sec, metric, n, total in store.rollups.place_totals(period.start, end, sections):
         places.setdefault((d, c, u), {})[sec, metric] = (n, total)
     communes = {
@@ -314,6 +339,13 @@ class Report:
                 if vi
                 else f"  {pre}Reports received of those expected: {_pct(delivered)}"
             )
+            for service in self.over.services(fig.district):
+                share = self.over.service_share(service, fig.district, commune)
+                out.append(
+                    f"  {pre}Dịch vụ {service} trả lời được từ xã: {_pct(share)}"
+                    if vi
+                    else f"  {pre}{service} answered from the communes: {_pct(share)}"
+                )
         times = [t for ts in self.fix_times().values() for t in ts]
         median = _hours(statistics.median(times)) if times else "—"
         out.append(
@@ -380,6 +412,13 @@ class Report:
                         "reports_delivered_share": self.over.delivered(
                             f.district, self.scope.commune
                         ),
+                        "service_share": {
+                            service: {
+                                c: self.over.service_share(service, f.district, c)
+                                for c in f.communes
+                            }
+                            for service in self.over.services(f.district)
+                        },
                     },
                     "machines": {
                         **{
@@ -642,7 +681,27 @@ def _place_tables(report: Report, lang: str) -> list[Table]:
         commune_rows,
     )
 
-    return [communes, units]
+    def service_rows() -> Iterator[Sequence[Cell]]:
+        for fig in report.districts:
+            for service in report.over.services(fig.district):
+                for c in fig.communes:
+                    if scope.has(fig.district, c):
+                        share = report.over.service_share(service, fig.district, c)
+                        yield (fig.district, c, service, share)
+
+    services = Table(
+        "services",
+        "Dịch vụ công theo xã",
+        "Public services by commune",
+        (
+            Column("district", "Huyện", "District"),
+            Column("commune", "Xã", "Commune"),
+            Column("service", "Dịch vụ", "Service"),
+            Column("answered", "Tỷ lệ kiểm tra thành công", "Checks answered", "share"),
+        ),
+        service_rows,
+    )
+    return [communes, units, services]
 
 
 def _machine_table(report: Report, store: Store, lang: str) -> Table:

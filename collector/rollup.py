@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo
 from collector.compliance.evaluate import Memo, report_variables
 from collector.compliance.model import Rule
 from collector.indicators import MACHINE_INDICATORS, meets
+from collector.metrics.link import SECTION as LINK_SECTION
 from collector.model import (
     ROLLUP_AVAILABILITY,
     ROLLUP_INDICATOR,
     ROLLUP_RULE,
+    ROLLUP_SERVICE,
     AgentRecord,
     Report,
     RollupKey,
@@ -97,6 +99,10 @@ def summarise(
         for section, data in report.sections.items():
             for path, value in values(data):
                 add(out, key(section, path), Stat.of(value))
+        for check in report.sections.get(LINK_SECTION, {}).get("http_checks", []):
+            if check.get("name"):
+                answered = Stat.of(1.0 if check.get("ok") else 0.0)
+                add(out, key(ROLLUP_SERVICE, str(check["name"])), answered)
         if judged:
             variables = report_variables(agent, report, report_interval)
             verdicts: dict[str, bool] = {}

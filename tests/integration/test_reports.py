@@ -139,6 +139,8 @@ def test_export_every_format_read_back_and_verified(seeded: Path, tmp_path: Path
     summary = {r[0]: r[1:] for r in wb["summary"].iter_rows(min_row=2, values_only=True)}
     av = summary["Máy có phần mềm diệt virus hoạt động, cập nhật, tự kiểm tra đạt (hiện trạng)"]
     assert av == (2, 5, 0.4)
+    services = {r[1]: r[3] for r in wb["services"].iter_rows(min_row=2, values_only=True)}
+    assert services["Vinh Quý"] == pytest.approx((HOURS - len(OUTAGE)) / HOURS)
     machines = list(wb["machines"].iter_rows(values_only=True))
     assert len(machines) == 1 + 5
     header = machines[0]
@@ -255,7 +257,14 @@ def month(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
             on = not (name == "pc-b" and h >= AV_OFF_FROM)
             late = name == "pc-c" and h in OUTAGE
             received = OCTOBER + BACK if late else at + 5
-            sections = {"antivirus": _antivirus(on, at)}
+            # The district's one-stop office system, checked from each machine: unreachable
+            # from Vinh Quý while its fiber is cut.
+            igate = {
+                "name": "VNPT-iGate",
+                "url": "https://dichvucong.caobang.gov.vn",
+                "ok": not late,
+            }
+            sections = {"antivirus": _antivirus(on, at), "link": {"http_checks": [igate]}}
             batch.append((Report(h + 1, "b", at, "0.1.0", sections=sections), received))
         batch.sort(key=lambda x: x[1])
         for report, received in batch:
@@ -303,12 +312,17 @@ def test_a_month_counts_a_replayed_outage_as_an_outage(month: Path, tmp_path: Pa
     assert shares["An Lạc"] is None  # no machine there: unknown, not 0 %
     assert period["communes_connected"] == {"met": 1, "of": 13, "share": 1 / 13}
     assert period["reports_delivered_share"] == 1.0  # nothing was lost, only late
+    igate = period["service_share"]["VNPT-iGate"]
+    assert igate["Vinh Quý"] == pytest.approx((HOURS - len(OUTAGE)) / HOURS)
+    assert igate["Thanh Nhật"] == 1.0 and igate["An Lạc"] is None
     av = (HOURS + AV_OFF_FROM + HOURS) / (3 * HOURS)
     assert period["machine_share"]["antivirus"] == pytest.approx(av)
     text = collector_cli(month, "report", "--lang", "vi", "--period", "2026-10").stdout
     assert "Xã có kết nối mạng tới huyện từ 95% thời gian trở lên: 8% (1/13)" in text
     assert f"tự kiểm tra đạt (tỷ lệ thời gian): {100 * av:.1f}%" in text
     assert "Cuộc họp trực tuyến: 1 (có phòng không sẵn sàng: 1)" in text
+    igate_all = (3 * HOURS - len(OUTAGE)) / (3 * HOURS)
+    assert f"Dịch vụ VNPT-iGate trả lời được từ xã: {100 * igate_all:.1f}%" in text
     made = collector_cli(
         month, "export", "--lang", "vi", "--period", "2026-10", "--out", str(tmp_path / "x")
     )
