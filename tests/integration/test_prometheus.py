@@ -10,8 +10,10 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -20,6 +22,7 @@ from bench.fleet import enroll_fleet, enroll_rooms, tokens_for
 from collector.alerts.notify.digest import build_digest
 from collector.indicators import MACHINE_INDICATORS, current
 from collector.model import MEETING_SECTION
+from collector.report import Scope, build_report, parse_period
 from collector.sites import load_sites
 from scripts.dashboards import DASHBOARDS, render
 from tests.integration.harness import (
@@ -173,9 +176,9 @@ def _values(base: str, expr: str) -> dict[tuple[str, ...], float]:
     return out
 
 
-def test_digest_and_recording_rules_agree(prometheus: str, fleet_collector: Running) -> None:
-    """One definition: the digest's figures, the collector's indicator metrics and the
-    recording rules a real Prometheus evaluates over them are the same numbers."""
+def test_digest_report_and_recording_rules_agree(prometheus: str, fleet_collector: Running) -> None:
+    """One definition: the digest's figures, the report's, the collector's indicator metrics
+    and the recording rules a real Prometheus evaluates over them are the same numbers."""
     store = fleet_collector.app.store
     sites = load_sites(SITES)
     district = "Hạ Lang"
@@ -223,6 +226,17 @@ def test_digest_and_recording_rules_agree(prometheus: str, fleet_collector: Runn
     av = fig.machines("antivirus")
     assert printed[MACHINE_INDICATORS[0].en] == str(av)
     assert 0 < av.met <= av.of == FLEET + 15
+    # The report prints the same figures (its period part reads the rollups, not these).
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    month = parse_period(datetime.now(zone).strftime("%Y-%m"), None, None, zone)
+    report = build_report(
+        store, sites, month, Scope(district), now=time.time(), stale_after=STALE_AFTER
+    )
+    (doc,) = report.as_json()["districts"]
+    assert doc["machines"]["antivirus"] == {"met": av.met, "of": av.of, "share": av.share}
+    assert doc["communes_room_ready"]["met"] == rooms.met
+    shown = dict(report.indicator_rows("en"))
+    assert str(shown["Communes with a ready online meeting room"]) == str(rooms)
     per_commune = _values(prometheus, "canhgac:antivirus_current:ratio")
     thanh_nhat = fig.machines("antivirus", "Thanh Nhật")
     assert per_commune[("antivirus", district, "Thanh Nhật")] == thanh_nhat.share
