@@ -227,7 +227,8 @@ def _antivirus(on: bool, at: float) -> dict[str, object]:
 def month(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     """October 2026: three machines reporting hourly; Vinh Quý's link cut for 48 hours, its
     reports collected then and delivered when it came back (a replayed backlog); pc-b's
-    antivirus off for the last 12 days; one meeting with a RED room. Rolled up by the real
+    antivirus off for the last 12 days; pc-d in An Lạc enrolled and never reporting; one
+    meeting with a RED room. Rolled up by the real
     retention pass 40 days later, into hourly buckets or (the default past
     `retention.hourly`) daily ones: the figures must be the same."""
     from collector.compliance.loader import load_pack  # noqa: PLC0415
@@ -269,6 +270,10 @@ def month(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
         batch.sort(key=lambda x: x[1])
         for report, received in batch:
             store.ingest(agent, [report], received)
+    # Enrolled in An Lạc on 1 October and never heard from (no report at all).
+    place = Placement("Cao Bằng", DISTRICT, "An Lạc", "", "workstation")
+    _, token = store.create_token(place, 1e9, OCTOBER)
+    store.enroll(token, MachineFacts("m-pc-d", "pc-d", "Windows", "10", "0.1.0"), OCTOBER)
     rules = load_pack(REPO / "rules").agent_rules()
     done = RetentionPass(
         store,
@@ -309,12 +314,14 @@ def test_a_month_counts_a_replayed_outage_as_an_outage(month: Path, tmp_path: Pa
     assert CUT == 46
     assert shares["Vinh Quý"] == pytest.approx((HOURS - CUT) / HOURS)
     assert shares["Thanh Nhật"] == 1.0
-    assert shares["An Lạc"] is None  # no machine there: unknown, not 0 %
+    assert shares["An Lạc"] == 0.0  # its one machine never reported: cut all month
+    assert shares["Cô Ngân"] is None  # no machine there: unknown, not 0 %
     assert period["communes_connected"] == {"met": 1, "of": 13, "share": 1 / 13}
-    assert period["reports_delivered_share"] == 1.0  # nothing was lost, only late
+    # Nothing was lost, only late; pc-d, silent all month, delivered none of its 744.
+    assert period["reports_delivered_share"] == pytest.approx(3 / 4)
     igate = period["service_share"]["VNPT-iGate"]
     assert igate["Vinh Quý"] == pytest.approx((HOURS - len(OUTAGE)) / HOURS)
-    assert igate["Thanh Nhật"] == 1.0 and igate["An Lạc"] is None
+    assert igate["Thanh Nhật"] == 1.0 and igate["An Lạc"] is None  # pc-d never checked
     av = (HOURS + AV_OFF_FROM + HOURS) / (3 * HOURS)
     assert period["machine_share"]["antivirus"] == pytest.approx(av)
     text = collector_cli(month, "report", "--lang", "vi", "--period", "2026-10").stdout
