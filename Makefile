@@ -79,7 +79,7 @@ bench: $(STAMP)
 deb:
 	OUT=$(CURDIR)/dist packaging/deb/build.sh
 
-## msi: dist/canhgac-agent-VERSION.msi, frozen under wine (downloads cached in .cache/windows), ~5 min
+## msi: dist/canhgac-agent-VERSION.msi, frozen under wine (downloads cached in .cache/windows), 3-4 min
 msi: $(STAMP)
 	OUT=$(CURDIR)/dist PIP=$(CURDIR)/$(BIN)/pip packaging/windows/build.sh
 
