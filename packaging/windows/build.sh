@@ -5,6 +5,12 @@
 # osslsigncode when SIGN_CERT and SIGN_KEY (PEM files) are set. Downloads are cached in
 # $CACHE (default .cache/windows, gitignored); nothing built is committed.
 set -euo pipefail
+for tool in wine wixl; do
+  command -v "$tool" >/dev/null || {
+    echo "make msi needs $tool: apt-get install wine wine64 wixl msitools (osslsigncode to sign)" >&2
+    exit 1
+  }
+done
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/packaging/windows"
 OUT="${OUT:-$ROOT/dist}"
