@@ -222,7 +222,8 @@ class CollectorConfig(StrictModel):
         out = dict(data)
         for section in _ZONED:
             sub = out.get(section)
-            if isinstance(sub, dict) and "timezone" in sub:
+            # A dumped config carries the zone in each section: the same one is no conflict.
+            if isinstance(sub, dict) and sub.get("timezone", zone) != zone:
                 raise ValueError(
                     f"{section}.timezone: set the top-level `timezone` instead "
                     "(one zone for every local time)"

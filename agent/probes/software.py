@@ -3,10 +3,10 @@ sent only when it changed, the hash in every report."""
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -128,11 +128,15 @@ class SoftwareProbe(Probe[SoftwareOptions]):
 
 
 def inventory_hash(programs: Sequence[InstalledProgram]) -> str:
-    """SHA-256 of the list, in an order and form that do not depend on how it was read.
+    """A 64-bit change detector of the list (CRC-32 and Adler-32), in an order and form that do
+    not depend on how it was read. Not a signature: nothing trusts it, it only tells that the
+    list changed. zlib, not hashlib: the service maps zlib for gzip already, and hashlib would
+    map OpenSSL into it (docs/performance.md, agent memory).
 
     Install dates are left out: dpkg moves them on a reconfigure that changes nothing."""
     lines = sorted(f"{p.origin}\t{p.name}\t{p.version}\t{p.publisher}" for p in programs)
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    data = "\n".join(lines).encode()
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def _unix(text: str) -> float:

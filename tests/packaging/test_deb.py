@@ -203,7 +203,7 @@ def test_install_run_remove_purge(debs: dict[str, Path], conf: Path) -> None:
     assert (state / "credential.json").stat().st_uid == int(sh("id", "-u", "canhgac-agent").stdout)
     with contextlib.closing(sqlite3.connect(STORE)) as conn:
         [agent_id] = [r[0] for r in conn.execute("SELECT DISTINCT agent_id FROM reports")]
-    detail = json.loads(sh(*collector, "agent", "show", agent_id).stdout)
+    detail = json.loads(sh(*collector, "agent", "show", agent_id, "--json").stdout)
     assert detail["placement"]["commune"] == "Thanh Nhật"
     assert detail["snapshot"]["hardware"]["memory"]["total_bytes"] > 0
     pings = detail["snapshot"]["link"]["pings"]
