@@ -25,6 +25,7 @@ from collector.model import (
     MEETING_ROLE,
     ROLLUP_AVAILABILITY,
     ROLLUP_INDICATOR,
+    ROLLUP_RULE,
     ROLLUP_SERVICE,
     RoomVerdict,
 )
@@ -541,9 +542,59 @@ def tables(
     return summary, [
         *_place_tables(report, lang),
         _machine_table(report, store, lang),
+        _rule_table(report, store, titles, lang),
         _software_table(report, store),
         *_finding_tables(report, store, titles, lang),
     ]
+
+
+def _rule_table(
+    report: Report, store: Store, titles: dict[str, tuple[str, str]], lang: str
+) -> Table:
+    """Per machine and agent rule: the share of its verdicts in the period that passed."""
+    scope = report.scope
+
+    def rows() -> Iterator[Sequence[Cell]]:
+        agents = {
+            a.agent_id: a
+            for a in store.list_agents()
+            if scope.has(
+                a.placement.district, a.placement.commune, a.placement.unit if scope.unit else ""
+            )
+        }
+        end = min(report.period.end, report.made_at)
+        for r in store.rollups.totals(report.period.start, end, list(agents)):
+            if r.section != ROLLUP_RULE:
+                continue
+            a = agents[r.agent_id]
+            vi_title, en_title = titles.get(r.metric, (r.metric, r.metric))
+            yield (
+                a.agent_id,
+                a.hostname,
+                a.placement.commune,
+                a.placement.unit,
+                r.metric,
+                vi_title if lang == "vi" else en_title,
+                r.stat.count,
+                r.stat.total / r.stat.count if r.stat.count else None,
+            )
+
+    return Table(
+        "rules",
+        "Tỷ lệ đạt theo luật và máy",
+        "Share passed per rule and machine",
+        (
+            Column("agent_id", "Mã agent", "Agent id"),
+            Column("host", "Tên máy", "Host"),
+            Column("commune", "Xã", "Commune"),
+            Column("unit", "Đơn vị", "Unit"),
+            Column("rule", "Mã luật", "Rule"),
+            Column("title", "Luật", "Rule title"),
+            Column("verdicts", "Số lần đánh giá", "Verdicts", "int"),
+            Column("passed", "Tỷ lệ đạt trong kỳ", "Passed in the period", "share"),
+        ),
+        rows,
+    )
 
 
 def _software_table(report: Report, store: Store) -> Table:

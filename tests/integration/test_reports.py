@@ -336,6 +336,11 @@ def test_a_month_counts_a_replayed_outage_as_an_outage(month: Path, tmp_path: Pa
     communes = {r[1]: r for r in wb["communes"].iter_rows(min_row=2, values_only=True)}
     assert communes["Vinh Quý"][2] == pytest.approx((HOURS - CUT) / HOURS)
     assert communes["Vinh Quý"][3] == "không" and communes["Thanh Nhật"][3] == "có"
+    rules = {(r[1], r[4]): r for r in wb["rules"].iter_rows(min_row=2, values_only=True)}
+    enabled = rules["pc-b", "antivirus.enabled"]
+    assert enabled[5] == "Phần mềm diệt virus đang tắt" and enabled[6] == HOURS
+    assert enabled[7] == pytest.approx(AV_OFF_FROM / HOURS)
+    assert rules["pc-a", "antivirus.enabled"][7] == 1.0
     services = {r[1]: r[3] for r in wb["services"].iter_rows(min_row=2, values_only=True)}
     assert services["Vinh Quý"] == pytest.approx((HOURS - len(OUTAGE)) / HOURS)
     machines = list(wb["machines"].iter_rows(values_only=True))
