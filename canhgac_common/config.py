@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from canhgac_common.units import duration_value, size_value
 from canhgac_common.yamlfile import ConfigError, key_path, read_yaml
 
-__all__ = ["ConfigError", "Duration", "Size", "StrictModel", "load_model", "parse_model"]
+__all__ = [
+    "ConfigError",
+    "Duration",
+    "Size",
+    "StrictModel",
+    "TimeZone",
+    "load_model",
+    "parse_model",
+    "time_zone",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -26,6 +36,19 @@ Duration = Annotated[float, BeforeValidator(duration_value)]
 """Seconds; written in YAML as 30s, 15m, 7d or a number of seconds."""
 Size = Annotated[int, BeforeValidator(size_value)]
 """Bytes; written in YAML as 512KiB, 64MiB or a number of bytes."""
+
+
+def time_zone(value: str) -> str:
+    """`value` if zoneinfo knows the zone (through tzdata where the OS has no database)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(time_zone)]
+"""An IANA time zone name, e.g. Asia/Ho_Chi_Minh."""
 
 
 def parse_model(model: type[M], data: Any, source: str) -> M:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
 from sqlalchemy.engine import make_url
 
-from canhgac_common.config import ConfigError, Duration, Size, StrictModel, load_model
+from canhgac_common.config import (
+    ConfigError,
+    Duration,
+    Size,
+    StrictModel,
+    TimeZone,
+    load_model,
+    time_zone,
+)
 from collector.alerts.notify.config import NotifyConfig
 from collector.meetings import MeetingsConfig
 
@@ -169,16 +176,12 @@ class RetentionConfig(StrictModel):
     notifications: Duration = Field(default=90 * 86400.0, gt=0)
     mail: Duration = Field(default=90 * 86400.0, gt=0)
     every: Duration = Field(default=60.0, ge=1)  # how often the pass runs (leader only)
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: TimeZone = "Asia/Ho_Chi_Minh"
 
     @model_validator(mode="after")
     def _order(self) -> RetentionConfig:
         if self.hourly > self.rollups:
             raise ValueError("hourly must not be longer than rollups")
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
         return self
 
 
@@ -207,7 +210,7 @@ class CollectorConfig(StrictModel):
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
     # The one time zone of every local time (mail, digests, meetings, reports, daily rollups);
     # the sections that use it get it from here.
-    timezone: str = DEFAULT_TIMEZONE
+    timezone: TimeZone = DEFAULT_TIMEZONE
 
     @model_validator(mode="before")
     @classmethod
@@ -216,9 +219,9 @@ class CollectorConfig(StrictModel):
             return data
         zone = data.get("timezone", DEFAULT_TIMEZONE)
         try:
-            ZoneInfo(str(zone))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone: unknown time zone {zone!r}") from None
+            time_zone(str(zone))
+        except ValueError as e:
+            raise ValueError(f"timezone: {e}") from None
         out = dict(data)
         for section in _ZONED:
             sub = out.get(section)

@@ -7,11 +7,11 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
-from canhgac_common.config import Duration, StrictModel
+from canhgac_common.config import Duration, StrictModel, TimeZone
 from collector.errors import NotFoundError
 from collector.model import (
     MEETING_ROLE,
@@ -74,20 +74,11 @@ class OneOffMeeting(StrictModel):
 
 
 class MeetingsConfig(StrictModel):
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: TimeZone = "Asia/Ho_Chi_Minh"
     # Before each meeting the rooms are asked for a fresh check at these leads.
     checks_before: list[Duration] = Field(default=[3600.0, 900.0], min_length=1)
     recurring: list[RecurringMeeting] = []
     one_off: list[OneOffMeeting] = []
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"unknown time zone {value!r}") from e
-        return value
 
     @property
     def zone(self) -> ZoneInfo:

@@ -491,6 +491,14 @@ def build_report(
 
 # ---- the audit export's tables -----------------------------------------------------------
 
+# Columns several tables share.
+_AGENT_ID = Column("agent_id", "Mã agent", "Agent id")
+_HOST = Column("host", "Tên máy", "Host")
+_DISTRICT = Column("district", "Huyện", "District")
+_COMMUNE = Column("commune", "Xã", "Commune")
+_UNIT = Column("unit", "Đơn vị", "Unit")
+_RULE = Column("rule", "Mã luật", "Rule")
+_FINDING = Column("title", "Sự cố", "Finding")
 _SHARE_COLUMNS = tuple(Column(i.id, i.vi, i.en, "share") for i in MACHINE_INDICATORS)
 _PERIOD_COLUMNS = tuple(
     Column(f"{i.id}_period", f"{i.vi} (trong kỳ)", f"{i.en} (period)", "share")
@@ -584,11 +592,11 @@ def _rule_table(
         "Tỷ lệ đạt theo luật và máy",
         "Share passed per rule and machine",
         (
-            Column("agent_id", "Mã agent", "Agent id"),
-            Column("host", "Tên máy", "Host"),
-            Column("commune", "Xã", "Commune"),
-            Column("unit", "Đơn vị", "Unit"),
-            Column("rule", "Mã luật", "Rule"),
+            _AGENT_ID,
+            _HOST,
+            _COMMUNE,
+            _UNIT,
+            _RULE,
             Column("title", "Luật", "Rule title"),
             Column("verdicts", "Số lần đánh giá", "Verdicts", "int"),
             Column("passed", "Tỷ lệ đạt trong kỳ", "Passed in the period", "share"),
@@ -635,10 +643,10 @@ def _software_table(report: Report, store: Store) -> Table:
         "Phần mềm đã cài",
         "Installed software",
         (
-            Column("agent_id", "Mã agent", "Agent id"),
-            Column("host", "Tên máy", "Host"),
-            Column("commune", "Xã", "Commune"),
-            Column("unit", "Đơn vị", "Unit"),
+            _AGENT_ID,
+            _HOST,
+            _COMMUNE,
+            _UNIT,
             Column("name", "Phần mềm", "Program"),
             Column("version", "Phiên bản", "Version"),
             Column("publisher", "Nhà phát hành", "Publisher"),
@@ -679,9 +687,9 @@ def _place_tables(report: Report, lang: str) -> list[Table]:
         "Theo đơn vị",
         "By unit",
         (
-            Column("district", "Huyện", "District"),
-            Column("commune", "Xã", "Commune"),
-            Column("unit", "Đơn vị", "Unit"),
+            _DISTRICT,
+            _COMMUNE,
+            _UNIT,
             Column("planned", "Máy theo kế hoạch", "Machines planned", "int"),
             Column("enrolled", "Máy đã đăng ký", "Machines enrolled", "int"),
             Column("reporting", "Máy đang báo cáo", "Machines reporting", "int"),
@@ -714,8 +722,8 @@ def _place_tables(report: Report, lang: str) -> list[Table]:
         "Theo xã",
         "By commune",
         (
-            Column("district", "Huyện", "District"),
-            Column("commune", "Xã", "Commune"),
+            _DISTRICT,
+            _COMMUNE,
             Column(
                 "connected_period",
                 "Thời gian kết nối tới huyện",
@@ -745,8 +753,8 @@ def _place_tables(report: Report, lang: str) -> list[Table]:
         "Dịch vụ công theo xã",
         "Public services by commune",
         (
-            Column("district", "Huyện", "District"),
-            Column("commune", "Xã", "Commune"),
+            _DISTRICT,
+            _COMMUNE,
             Column("service", "Dịch vụ", "Service"),
             Column("answered", "Tỷ lệ kiểm tra thành công", "Checks answered", "share"),
         ),
@@ -805,11 +813,11 @@ def _machine_table(report: Report, store: Store, lang: str) -> Table:
         "Theo máy",
         "By machine",
         (
-            Column("agent_id", "Mã agent", "Agent id"),
-            Column("host", "Tên máy", "Host"),
-            Column("district", "Huyện", "District"),
-            Column("commune", "Xã", "Commune"),
-            Column("unit", "Đơn vị", "Unit"),
+            _AGENT_ID,
+            _HOST,
+            _DISTRICT,
+            _COMMUNE,
+            _UNIT,
             Column("role", "Vai trò", "Role"),
             Column("os", "Hệ điều hành", "OS"),
             Column("os_version", "Phiên bản HĐH", "OS version"),
@@ -878,11 +886,11 @@ def _finding_tables(
         "Sự cố: lỗi từ, khắc phục lúc",
         "Findings: failing since, fixed at",
         (
-            Column("rule", "Mã luật", "Rule"),
-            Column("title", "Sự cố", "Finding"),
+            _RULE,
+            _FINDING,
             Column("subject", "Đối tượng", "Subject"),
-            Column("district", "Huyện", "District"),
-            Column("commune", "Xã", "Commune"),
+            _DISTRICT,
+            _COMMUNE,
             Column("failing_since", "Lỗi từ", "Failing since", "time"),
             Column("fixed_at", "Khắc phục lúc", "Fixed at", "time"),
             Column("seconds_to_fix", "Thời gian khắc phục (giây)", "Time to fix (s)", "int"),
@@ -901,8 +909,8 @@ def _finding_tables(
         "Thời gian khắc phục theo luật",
         "Time to fix per rule",
         (
-            Column("rule", "Mã luật", "Rule"),
-            Column("title", "Sự cố", "Finding"),
+            _RULE,
+            _FINDING,
             Column("fixed", "Số lần khắc phục", "Fixed", "int"),
             Column("median", "Trung vị (giây)", "Median (s)", "int"),
             Column("p90", "P90 (giây)", "P90 (s)", "int"),
@@ -935,11 +943,11 @@ def _finding_tables(
         (
             Column("at", "Lúc", "At", "time"),
             Column("event", "Sự kiện", "Event"),
-            Column("rule", "Mã luật", "Rule"),
-            Column("title", "Sự cố", "Finding"),
+            _RULE,
+            _FINDING,
             Column("subject", "Đối tượng", "Subject"),
-            Column("district", "Huyện", "District"),
-            Column("commune", "Xã", "Commune"),
+            _DISTRICT,
+            _COMMUNE,
             Column("detail", "Chi tiết", "Detail"),
         ),
         history_rows,

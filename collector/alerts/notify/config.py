@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from canhgac_common.config import Duration, StrictModel
+from canhgac_common.config import Duration, StrictModel, TimeZone
 
 __all__ = [
     "AlertmanagerConfig",
@@ -116,7 +116,7 @@ class NotifyConfig(StrictModel):
     language: Language = "vi"
     # The zone of every time a message shows (with its offset) and of the digest schedule,
     # whatever the server's own zone (often UTC).
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: TimeZone = "Asia/Ho_Chi_Minh"
     grafana_url: str = ""
     # An alert mail to one recipient at most this often; alerts in between wait and go
     # together in the next message, so an incident storm becomes one message.
@@ -132,15 +132,6 @@ class NotifyConfig(StrictModel):
     # check first (the collector refuses a config where it is not).
     meeting_summary_before: Duration | None = Field(default=600.0, gt=0)
     meeting_summary_roles: list[Role] = ["it", "district", "commune"]
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"unknown time zone {value!r}") from e
-        return value
 
     @property
     def zone(self) -> ZoneInfo:
