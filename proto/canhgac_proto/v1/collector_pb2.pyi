@@ -77,19 +77,23 @@ class Rejected(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
-    __slots__ = ("stored_seqs", "rejected", "collector_time_ms", "fresh_checks")
+    __slots__ = ("stored_seqs", "rejected", "collector_time_ms", "fresh_checks", "settings_hash", "release_version")
     STORED_SEQS_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     COLLECTOR_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     FRESH_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_HASH_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_VERSION_FIELD_NUMBER: _ClassVar[int]
     stored_seqs: _containers.RepeatedScalarFieldContainer[int]
     rejected: _containers.RepeatedCompositeFieldContainer[Rejected]
     collector_time_ms: int
     fresh_checks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, stored_seqs: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ..., collector_time_ms: _Optional[int] = ..., fresh_checks: _Optional[_Iterable[str]] = ...) -> None: ...
+    settings_hash: str
+    release_version: str
+    def __init__(self, stored_seqs: _Optional[_Iterable[int]] = ..., rejected: _Optional[_Iterable[_Union[Rejected, _Mapping]]] = ..., collector_time_ms: _Optional[int] = ..., fresh_checks: _Optional[_Iterable[str]] = ..., settings_hash: _Optional[str] = ..., release_version: _Optional[str] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "spool_id", "hardware", "antivirus", "security", "link", "meeting_room", "disk_health", "power", "software", "errors", "spool")
+    __slots__ = ("seq", "boot_id", "collected_at_ms", "agent_version", "spool_id", "hardware", "antivirus", "security", "link", "meeting_room", "disk_health", "power", "software", "errors", "spool", "settings", "update")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +109,8 @@ class Report(_message.Message):
     SOFTWARE_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     SPOOL_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
     seq: int
     boot_id: str
     collected_at_ms: int
@@ -120,7 +126,31 @@ class Report(_message.Message):
     software: Software
     errors: _containers.RepeatedCompositeFieldContainer[ProbeError]
     spool: SpoolStats
-    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., spool_id: _Optional[int] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., antivirus: _Optional[_Union[Antivirus, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., meeting_room: _Optional[_Union[MeetingRoom, _Mapping]] = ..., disk_health: _Optional[_Union[DiskHealth, _Mapping]] = ..., power: _Optional[_Union[Power, _Mapping]] = ..., software: _Optional[_Union[Software, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ...) -> None: ...
+    settings: SettingsState
+    update: UpdateState
+    def __init__(self, seq: _Optional[int] = ..., boot_id: _Optional[str] = ..., collected_at_ms: _Optional[int] = ..., agent_version: _Optional[str] = ..., spool_id: _Optional[int] = ..., hardware: _Optional[_Union[Hardware, _Mapping]] = ..., antivirus: _Optional[_Union[Antivirus, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., link: _Optional[_Union[Link, _Mapping]] = ..., meeting_room: _Optional[_Union[MeetingRoom, _Mapping]] = ..., disk_health: _Optional[_Union[DiskHealth, _Mapping]] = ..., power: _Optional[_Union[Power, _Mapping]] = ..., software: _Optional[_Union[Software, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[ProbeError, _Mapping]]] = ..., spool: _Optional[_Union[SpoolStats, _Mapping]] = ..., settings: _Optional[_Union[SettingsState, _Mapping]] = ..., update: _Optional[_Union[UpdateState, _Mapping]] = ...) -> None: ...
+
+class SettingsState(_message.Message):
+    __slots__ = ("hash", "refused_hash", "refused_reason")
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_HASH_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
+    hash: str
+    refused_hash: str
+    refused_reason: str
+    def __init__(self, hash: _Optional[str] = ..., refused_hash: _Optional[str] = ..., refused_reason: _Optional[str] = ...) -> None: ...
+
+class UpdateState(_message.Message):
+    __slots__ = ("target_version", "state", "detail", "downloaded_bytes")
+    TARGET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    DOWNLOADED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    target_version: str
+    state: str
+    detail: str
+    downloaded_bytes: int
+    def __init__(self, target_version: _Optional[str] = ..., state: _Optional[str] = ..., detail: _Optional[str] = ..., downloaded_bytes: _Optional[int] = ...) -> None: ...
 
 class ProbeError(_message.Message):
     __slots__ = ("probe", "message")
@@ -803,3 +833,49 @@ class UploadResult(_message.Message):
     BYTES_FIELD_NUMBER: _ClassVar[int]
     bytes: int
     def __init__(self, bytes: _Optional[int] = ...) -> None: ...
+
+class GetSettingsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetSettingsResponse(_message.Message):
+    __slots__ = ("hash", "document")
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    hash: str
+    document: str
+    def __init__(self, hash: _Optional[str] = ..., document: _Optional[str] = ...) -> None: ...
+
+class GetReleaseRequest(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...
+
+class GetReleaseResponse(_message.Message):
+    __slots__ = ("manifest", "signature")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    manifest: bytes
+    signature: bytes
+    def __init__(self, manifest: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class DownloadRequest(_message.Message):
+    __slots__ = ("sha256", "offset", "length")
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    offset: int
+    length: int
+    def __init__(self, sha256: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
+class DownloadChunk(_message.Message):
+    __slots__ = ("data", "offset", "size")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    offset: int
+    size: int
+    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...

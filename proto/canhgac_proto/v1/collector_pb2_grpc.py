@@ -54,6 +54,21 @@ class CollectorStub:
                 request_serializer=canhgac__proto_dot_v1_dot_collector__pb2.ThroughputChunk.SerializeToString,
                 response_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.UploadResult.FromString,
                 _registered_method=True)
+        self.GetSettings = channel.unary_unary(
+                '/canhgac_proto.v1.Collector/GetSettings',
+                request_serializer=canhgac__proto_dot_v1_dot_collector__pb2.GetSettingsRequest.SerializeToString,
+                response_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.GetSettingsResponse.FromString,
+                _registered_method=True)
+        self.GetRelease = channel.unary_unary(
+                '/canhgac_proto.v1.Collector/GetRelease',
+                request_serializer=canhgac__proto_dot_v1_dot_collector__pb2.GetReleaseRequest.SerializeToString,
+                response_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.GetReleaseResponse.FromString,
+                _registered_method=True)
+        self.Download = channel.unary_stream(
+                '/canhgac_proto.v1.Collector/Download',
+                request_serializer=canhgac__proto_dot_v1_dot_collector__pb2.DownloadRequest.SerializeToString,
+                response_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.DownloadChunk.FromString,
+                _registered_method=True)
 
 
 class CollectorServicer:
@@ -90,6 +105,30 @@ class CollectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSettings(self, request, context):
+        """The calling agent's effective central settings (its layers merged at the collector),
+        asked for when a Submit ack names a settings hash the agent does not run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRelease(self, request, context):
+        """The signed manifest of a release, asked for when a Submit ack offers a version the agent
+        does not run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Download(self, request, context):
+        """Part of a release's package from `offset`: an interrupted download resumes where it
+        stopped, and the agent paces the calls to spare a slow commune link.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +151,21 @@ def add_CollectorServicer_to_server(servicer, server):
                     servicer.Upload,
                     request_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.ThroughputChunk.FromString,
                     response_serializer=canhgac__proto_dot_v1_dot_collector__pb2.UploadResult.SerializeToString,
+            ),
+            'GetSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSettings,
+                    request_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.GetSettingsRequest.FromString,
+                    response_serializer=canhgac__proto_dot_v1_dot_collector__pb2.GetSettingsResponse.SerializeToString,
+            ),
+            'GetRelease': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRelease,
+                    request_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.GetReleaseRequest.FromString,
+                    response_serializer=canhgac__proto_dot_v1_dot_collector__pb2.GetReleaseResponse.SerializeToString,
+            ),
+            'Download': grpc.unary_stream_rpc_method_handler(
+                    servicer.Download,
+                    request_deserializer=canhgac__proto_dot_v1_dot_collector__pb2.DownloadRequest.FromString,
+                    response_serializer=canhgac__proto_dot_v1_dot_collector__pb2.DownloadChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +276,87 @@ class Collector:
             '/canhgac_proto.v1.Collector/Upload',
             canhgac__proto_dot_v1_dot_collector__pb2.ThroughputChunk.SerializeToString,
             canhgac__proto_dot_v1_dot_collector__pb2.UploadResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/canhgac_proto.v1.Collector/GetSettings',
+            canhgac__proto_dot_v1_dot_collector__pb2.GetSettingsRequest.SerializeToString,
+            canhgac__proto_dot_v1_dot_collector__pb2.GetSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRelease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/canhgac_proto.v1.Collector/GetRelease',
+            canhgac__proto_dot_v1_dot_collector__pb2.GetReleaseRequest.SerializeToString,
+            canhgac__proto_dot_v1_dot_collector__pb2.GetReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Download(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/canhgac_proto.v1.Collector/Download',
+            canhgac__proto_dot_v1_dot_collector__pb2.DownloadRequest.SerializeToString,
+            canhgac__proto_dot_v1_dot_collector__pb2.DownloadChunk.FromString,
             options,
             channel_credentials,
             insecure,
