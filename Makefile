@@ -43,9 +43,10 @@ typecheck: $(STAMP)
 proto: $(STAMP)
 	PYTHON=$(BIN)/python proto/generate.sh
 
-## docs / dashboards: regenerate docs/metrics.md and configs/grafana/dashboards/*.json
+## docs / dashboards: regenerate docs/metrics.md, canhgac_common/agent.schema.json and configs/grafana/dashboards/*.json
 docs: $(STAMP)
 	$(BIN)/python -m scripts.metrics_doc
+	$(BIN)/python -m scripts.agent_schema
 
 dashboards: $(STAMP)
 	$(BIN)/python -m scripts.dashboards

@@ -14,11 +14,13 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
 from agent import __version__
-from agent.config import AgentConfig, load_config
+from agent.central import Central
+from agent.config import AgentConfig, LocalFile, load_config
 from agent.errors import AgentError, ConfigError, NotEnrolledError
 from agent.identity import Credential, load_credential, machine_id, save_credential
 from agent.probes import PROBES
@@ -37,12 +39,28 @@ __all__ = ["main"]
 log = logging.getLogger("canhgac.agent")
 
 
-def _schedule(cfg: AgentConfig, default_interval: float) -> dict[str, Scheduled]:
+def _schedule(
+    cfg: AgentConfig,
+    default_interval: float,
+    running: Mapping[str, Scheduled] | None = None,
+    link: CollectorLink | None = None,
+) -> dict[str, Scheduled]:
+    """The enabled probes of `cfg`; one of `running` whose options did not change is kept (its
+    state with it: CPU baseline, the software list's hash), a new one is connected to `link`."""
     out = {}
     for name, probe in PROBES.items():
         options = getattr(cfg.probes, name)
-        if options.enabled:
-            out[name] = Scheduled(probe.from_options(options), options.interval or default_interval)
+        if not options.enabled:
+            continue
+        interval = options.interval or default_interval
+        kept = (running or {}).get(name)
+        if kept is not None and kept.probe.options == options:
+            out[name] = Scheduled(kept.probe, interval)
+            continue
+        built = probe.from_options(options)
+        if link is not None:
+            built.connect(link)
+        out[name] = Scheduled(built, interval)
     return out
 
 
@@ -181,31 +199,49 @@ def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    return run_until(cfg, stop, args.interval)
+    return run_until(cfg, stop, args.interval, LocalFile.read(args.config))
 
 
-def run_until(cfg: AgentConfig, stop: threading.Event, interval_override: float | None) -> int:
+def run_until(
+    cfg: AgentConfig,
+    stop: threading.Event,
+    interval_override: float | None,
+    local: LocalFile | None = None,
+) -> int:
     """The service's body (systemd through `run`, Windows through agent.service.windows):
-    collect and deliver until `stop` is set, then close the spool."""
+    collect and deliver until `stop` is set, then close the spool. `local`: the config file
+    as read, which central settings are merged over (None: `cfg` stands alone)."""
     cred = enrolled_credential(cfg)
     interval = float(interval_override or cred.report_interval_seconds or 15)
-    schedule = _schedule(cfg, interval)
-    spool = _spool(cfg)
     # Measurements get a connection of their own: a delivery waiting out its deadline on a
     # dead link must not hold a probe (and with it the collection schedule) behind it.
-    with contextlib.closing(spool), _client(cfg, cred) as client, _client(cfg, cred) as probes:
-        for scheduled in schedule.values():
-            scheduled.probe.connect(
-                CollectorLink(probes.address, probes.throughput, client.clock_offset, probes.upload)
-            )
+    with _client(cfg, cred) as client, _client(cfg, cred) as probes:
+        central = None
+        if local is not None:
+            central = Central(cfg, local, client.get_settings)
+            cfg = central.config
+            logging.getLogger().setLevel(cfg.log_level.upper())
+        link = CollectorLink(probes.address, probes.throughput, client.clock_offset, probes.upload)
+        schedule = _schedule(cfg, interval, link=link)
+        spool = _spool(cfg)
         log.info(
-            "agent %s reporting to %s every %gs (probes: %s)",
+            "agent %s reporting to %s every %gs (probes: %s; central settings: %s)",
             cred.agent_id,
             client.address,
             interval,
             ", ".join(schedule),
+            central.state.hash if central is not None and central.state.hash else "none",
         )
-        Runner(schedule, spool, client.submit, cfg.delivery).run(stop)
+        runner = Runner(
+            schedule,
+            spool,
+            client.submit,
+            cfg.delivery,
+            central=central,
+            rebuild=lambda new: _schedule(new, interval, runner.schedule, link),
+        )
+        with contextlib.closing(spool):
+            runner.run(stop)
     return 0
 
 

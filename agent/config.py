@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import sys
 import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.probes import PROBES, ProbeOptions
-from agent.settings import ConfigError, Duration, Section, Size, option, parse_section
+from agent.settings import (
+    ConfigError,
+    Duration,
+    Section,
+    Size,
+    json_schema,
+    option,
+    parse_section,
+)
 from canhgac_common.yamlfile import read_yaml
 
 __all__ = [
@@ -16,11 +25,13 @@ __all__ = [
     "CollectorConfig",
     "ConfigError",
     "DeliveryConfig",
+    "LocalFile",
     "ProbesConfig",
     "SpoolConfig",
     "TlsConfig",
     "default_state_dir",
     "load_config",
+    "settings_schema",
 ]
 
 
@@ -106,8 +117,46 @@ class AgentConfig(Section):
     log_level: str = option(default="info", check=_log_level)
 
 
+# Keys only the agent's own file sets: central settings (docs/fleet.md) can never point an
+# agent at another collector, change its TLS or move its state.
+LOCAL_ONLY = ("state_dir", "collector")
+LOCAL_ONLY_KEYWORD = "x-canhgac-local-only"
+
+
+def settings_schema() -> dict[str, Any]:
+    """The agent config as a JSON Schema (canhgac_common/agent.schema.json is this, committed):
+    for editors checking an agent.yaml, and for the collector checking central settings."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Canh Gác agent configuration (agent.yaml)",
+        **json_schema(AgentConfig),
+        LOCAL_ONLY_KEYWORD: list(LOCAL_ONLY),
+    }
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """The agent's own config file as read (what central settings are merged over)."""
+
+    data: dict[str, Any]
+    source: str
+
+    @classmethod
+    def read(cls, path: Path | None) -> LocalFile:
+        if path is None:
+            return cls({}, "defaults")
+        data = read_yaml(path)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):  # refused with the parser's own words
+            parse_section(AgentConfig, data, str(path))
+        return cls(data, str(path))
+
+    def parse(self, data: dict[str, Any], source: str) -> AgentConfig:
+        return parse_section(AgentConfig, data, source)
+
+
 def load_config(path: Path | None) -> AgentConfig:
     """The config at `path`, or all defaults when no file is given."""
-    if path is None:
-        return AgentConfig()
-    return parse_section(AgentConfig, read_yaml(path), str(path))
+    local = LocalFile.read(path)
+    return local.parse(local.data, local.source)

@@ -39,6 +39,7 @@ __all__ = [
     "ReadinessReason",
     "Report",
     "Security",
+    "SettingsState",
     "Software",
     "SpoolStats",
     "TcpCheck",
@@ -184,6 +185,7 @@ class HttpCheck:
     ttfb_seconds: float = 0.0
     tls_cert_expires_in_seconds: float | None = None
     error: str = ""
+    service: bool = False
 
 
 @dataclass(frozen=True)
@@ -464,6 +466,15 @@ class SpoolStats:
 
 
 @dataclass(frozen=True)
+class SettingsState:
+    """The central settings the agent runs ("" = its file only) and the last push it refused."""
+
+    hash: str = ""
+    refused_hash: str = ""
+    refused_reason: str = ""
+
+
+@dataclass(frozen=True)
 class Report:
     """One collection cycle: the sections of the probes that ran, and their errors.
 
@@ -485,3 +496,4 @@ class Report:
     seq: int = 0
     spool_id: int = 0
     spool: SpoolStats = field(default_factory=SpoolStats)
+    settings: SettingsState | None = None

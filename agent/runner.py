@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from agent import __version__
-from agent.config import DeliveryConfig
+from agent.central import Central
+from agent.config import AgentConfig, DeliveryConfig
 from agent.errors import SpoolError
 from agent.model import ProbeError, Report, SpoolStats
 from agent.probes.base import Probe
@@ -93,8 +94,16 @@ class Runner:
         boot_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        central: Central | None = None,
+        rebuild: Callable[[AgentConfig], Mapping[str, Scheduled]] | None = None,
     ) -> None:
+        """`central` and `rebuild` (the schedule a config gives): settings pushed by the
+        collector are applied between two cycles, without a restart."""
         self._schedule = dict(schedule)
+        self._central = central
+        self._rebuild = rebuild
+        # Set by the delivery thread when pushed settings changed the schedule.
+        self._rescheduled = False
         self._spool = spool
         self._submit = submit
         self._delivery = delivery
@@ -112,12 +121,45 @@ class Runner:
         self._wake_delivery = threading.Event()
         self._spool_failing = False
 
+    @property
+    def schedule(self) -> Mapping[str, Scheduled]:
+        with self._fresh_lock:
+            return dict(self._schedule)
+
+    def reconfigure(self, schedule: Mapping[str, Scheduled], delivery: DeliveryConfig) -> None:
+        """Run `schedule` from the next turn of the collection loop (a probe new to it at
+        once), and deliver with `delivery`."""
+        with self._fresh_lock:
+            self._schedule = dict(schedule)
+            self._rescheduled = True
+        self._delivery = delivery
+        self._backoff = Backoff(delivery.backoff_initial, delivery.backoff_max)
+        self._batch = min(self._batch, delivery.batch_size)
+        self._wake_collection.set()
+
+    def _settings_offered(self, wanted: str) -> None:
+        if self._central is None or self._rebuild is None:
+            return
+        try:
+            config = self._central.offer(wanted)
+        except DeliveryError as e:
+            log.warning(
+                "central settings %s not fetched, asked again on the next ack: %s", wanted, e
+            )
+            return
+        if config is not None:
+            logging.getLogger().setLevel(config.log_level.upper())
+            self._spool.set_bounds(config.spool.max_bytes, config.spool.max_age)
+            self.reconfigure(self._rebuild(config), config.delivery)
+
     def collect_due(self, names: list[str]) -> int | None:
         """Collect the named probes into one report and spool it; returns its seq, or None
         when the spool could not take it (a full disk): counted, and the agent carries on."""
-        report = collect(
-            {n: self._schedule[n].probe for n in names}, self._boot_id, int(self._wall() * 1000)
-        )
+        with self._fresh_lock:
+            probes = {n: self._schedule[n].probe for n in names if n in self._schedule}
+        report = collect(probes, self._boot_id, int(self._wall() * 1000))
+        if self._central is not None:
+            report = replace(report, settings=self._central.state)
         spool_id = self._spool.spool_id
 
         def encode(seq: int, stats: SpoolStats) -> bytes:
@@ -165,6 +207,7 @@ class Runner:
             log.error("collector rejected report %d for good: %s", seq, reason)
         self._spool.ack(result.stored + [s for s, _ in result.rejected], len(result.rejected))
         self._batch = min(self._delivery.batch_size, self._batch * 2)
+        self._settings_offered(result.settings_hash)
         return self._spool.status().depth > 0
 
     def run(self, stop: threading.Event) -> None:
@@ -193,17 +236,27 @@ class Runner:
     def _collect_loop(self, stop: threading.Event) -> None:
         now = self._clock()
         next_due = dict.fromkeys(self._schedule, now)
+        old = {n: s.interval for n, s in self._schedule.items()}
         while not stop.is_set():
             with self._fresh_lock:
+                if self._rescheduled:
+                    self._rescheduled = False
+                    # Probes kept keep their slot; a new one (or one with a new interval) runs now.
+                    next_due = {
+                        n: next_due[n] if n in next_due and s.interval == old[n] else now
+                        for n, s in self._schedule.items()
+                    }
+                old = {n: s.interval for n, s in self._schedule.items()}
                 for n in self._fresh:
-                    next_due[n] = now
+                    if n in next_due:
+                        next_due[n] = now
                 self._fresh.clear()
             now = self._clock()
             due = [n for n, t in next_due.items() if t <= now]
             if due:
                 self.collect_due(due)
                 for n in due:
-                    interval = self._schedule[n].interval
+                    interval = old[n]
                     # Skip missed slots (after a suspend) instead of bursting to catch up.
                     next_due[n] += interval * max(1, int((now - next_due[n]) // interval) + 1)
             wake = min(next_due.values(), default=float("inf"))

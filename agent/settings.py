@@ -228,3 +228,77 @@ def _scalar(hint: Any, value: Any) -> Any:
     if not isinstance(value, accepted) or (hint is not bool and isinstance(value, bool)):
         raise ValueError(f"must be {what}, not {value!r}")
     return hint(value)
+
+
+# ---- JSON Schema ---------------------------------------------------------------------------
+# The same sections, described for whoever cannot import the agent: the collector checks
+# central settings against it before pushing them (collector/agent_settings.py), and editors
+# check an agent.yaml with it. Durations and sizes are numbers or text ("15s", "64MiB"); the
+# keyword `x-canhgac-unit` names which, and `x-canhgac-limits` holds their limits, applied to
+# the value in seconds or bytes (plain JSON Schema cannot parse "15s"). A field with its own
+# `check` function is described by its type only: the agent applies the rest.
+
+UNIT_KEYWORD = "x-canhgac-unit"
+LIMITS_KEYWORD = "x-canhgac-limits"
+
+
+def json_schema(section: type[Section]) -> dict[str, Any]:
+    """`section` as a JSON Schema (draft 2020-12) object: unknown keys refused, as here."""
+    properties: dict[str, Any] = {}
+    required = []
+    for name, (hint, field) in _fields(section).items():
+        properties[name] = _type_schema(hint, field.metadata.get("limits"))
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            required.append(name)
+    out: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        out["required"] = required
+    return out
+
+
+def _type_schema(hint: Any, limits: _Limits | None) -> dict[str, Any]:  # noqa: PLR0911
+    origin = get_origin(hint)
+    if origin is Union or origin is types.UnionType:
+        (inner,) = [a for a in get_args(hint) if a is not type(None)]
+        return {"anyOf": [_type_schema(inner, limits), {"type": "null"}]}
+    bounds = _bounds(limits)
+    if origin is Annotated:
+        unit = "duration" if hint.__metadata__[0] is duration_value else "size"
+        number = {"type": "number" if unit == "duration" else "integer", **bounds}
+        out: dict[str, Any] = {"anyOf": [number, {"type": "string"}], UNIT_KEYWORD: unit}
+        if bounds:
+            out[LIMITS_KEYWORD] = bounds
+        return out
+    if origin is list:
+        (item,) = get_args(hint)
+        out = {"type": "array", "items": _type_schema(item, None)}
+        if limits is not None and limits.min_length is not None:
+            out["minItems"] = limits.min_length
+        return out
+    if origin is dict:
+        _, item = get_args(hint)
+        return {"type": "object", "additionalProperties": _type_schema(item, None)}
+    if isinstance(hint, type) and issubclass(hint, Section):
+        return json_schema(hint)
+    if origin is Literal:
+        return {"enum": list(get_args(hint))}
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", Path: "string"}
+    out = {"type": kind[hint], **bounds}
+    if limits is not None and limits.pattern is not None:
+        out["pattern"] = limits.pattern
+    return out
+
+
+def _bounds(limits: _Limits | None) -> dict[str, float]:
+    if limits is None:
+        return {}
+    words = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
+    return {
+        word: getattr(limits, name)
+        for name, word in words.items()
+        if getattr(limits, name) is not None
+    }

@@ -296,6 +296,12 @@ class Spool:
             ).fetchall()
         return [(int(s), bytes(p)) for s, p in rows]
 
+    def set_bounds(self, max_bytes: int, max_age: float) -> None:
+        """New bounds (pushed settings), applied from the next append."""
+        with self._lock:
+            self._max_bytes = max_bytes
+            self._max_age_ms = int(max_age * 1000)
+
     def ack(self, seqs: Iterable[int], rejected: int = 0) -> None:
         """Delete reports the collector stored (or will never accept: `rejected` of them)."""
         seqs = list(seqs)

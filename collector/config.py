@@ -28,6 +28,7 @@ __all__ = [
     "HttpTlsConfig",
     "LimitsConfig",
     "NotifyConfig",
+    "PublicService",
     "RetentionConfig",
     "RulesConfig",
     "StoreConfig",
@@ -185,6 +186,27 @@ class RetentionConfig(StrictModel):
         return self
 
 
+class PublicService(StrictModel):
+    """A public service every agent (or every agent of `roles`) checks from where it is, with
+    the link probe's HTTP check: the district's one-stop office (VNPT-iGate), its document
+    system (VNPT-iOffice), the provincial public-service portal (docs/fleet.md)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
+    url: str = Field(pattern=r"^https?://")
+    # The status a healthy service answers; None: any status below 400.
+    expect_status: int | None = Field(default=None, ge=100, le=599)
+    timeout: Duration = Field(default=10.0, gt=0, le=60)
+    # Roles whose agents check it; empty: every agent.
+    roles: list[str] = Field(default_factory=list)
+
+    def as_check(self) -> dict[str, Any]:
+        """The entry an agent's `probes.link.services` takes (the roles stay here)."""
+        out: dict[str, Any] = {"name": self.name, "url": self.url, "timeout": self.timeout}
+        if self.expect_status is not None:
+            out["expect_status"] = self.expect_status
+        return out
+
+
 # Every local time of the collector: mail and its schedule, meetings, reports, daily rollups.
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 _ZONED = ("notify", "meetings", "retention")
@@ -207,6 +229,8 @@ class CollectorConfig(StrictModel):
     notify: NotifyConfig = NotifyConfig()
     meetings: MeetingsConfig = MeetingsConfig()
     reports: ReportsConfig = ReportsConfig()
+    # Checked from every commune; pushed to the agents with their central settings.
+    services: list[PublicService] = Field(default_factory=list)
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
     # The one time zone of every local time (mail, digests, meetings, reports, daily rollups);
     # the sections that use it get it from here.
@@ -238,6 +262,14 @@ class CollectorConfig(StrictModel):
     log_file: Path | None = None  # None: stderr (journald); a path: rotated by size
     log_file_max_bytes: Size = Field(default=10 * 1024 * 1024, ge=4096)
     log_file_backups: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _services_named_once(self) -> CollectorConfig:
+        names = [s.name for s in self.services]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"services: {', '.join(twice)} declared more than once")
+        return self
 
     @model_validator(mode="after")
     def _summary_after_last_check(self) -> CollectorConfig:

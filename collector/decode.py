@@ -135,6 +135,13 @@ def _record(r: pb.Report, collected_at: float, wire: bytes) -> Report:
         },
         wire=wire,
         spool_id=r.spool_id,
+        settings={
+            "hash": r.settings.hash,
+            "refused_hash": r.settings.refused_hash,
+            "refused_reason": r.settings.refused_reason,
+        }
+        if r.HasField("settings")
+        else {},
     )
 
 
@@ -147,6 +154,9 @@ def decode_report(r: pb.Report, now: float) -> Report:
         raise InvalidReport(f"collected_at_ms {r.collected_at_ms} is not a plausible time")
     if len(r.boot_id) > 64:
         raise InvalidReport("boot_id longer than 64 characters")
+    s = r.settings
+    if len(s.hash) > 64 or len(s.refused_hash) > 64 or len(s.refused_reason) > 2000:
+        raise InvalidReport("settings: hash longer than 64 or reason longer than 2000 characters")
     return _record(r, collected_at, r.SerializeToString())
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "ROLLUP_RULE",
     "ROLLUP_SERVICE",
     "SEQ_BITS",
+    "SETTINGS_KEY",
     "SOFTWARE_SECTION",
     "SPOOL_KEY",
     "AgentRecord",
@@ -57,6 +58,8 @@ SOFTWARE_SECTION: Final = "software"
 # Keys of an agent's latest snapshot besides its probes' sections (which are keyed by probe).
 SPOOL_KEY: Final = "spool"
 """The agent's spool counters (`SpoolStats`) as of its latest report."""
+SETTINGS_KEY: Final = "settings"
+"""The central settings the agent runs and the last push it refused, as of its latest report."""
 _STATUS = "status:"
 
 
@@ -109,6 +112,9 @@ class Report:
     wire: bytes = field(default=b"", repr=False)
     # The agent's spool that numbered `seq` (0: an agent older than spool ids).
     spool_id: int = 0
+    # The central settings the agent ran (`SettingsState`: hash, refused_hash,
+    # refused_reason); empty from an agent older than central settings.
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import heapq
 import itertools
+import json
 import logging
 import os
 import threading
@@ -22,6 +23,7 @@ from canhgac_common.text import printable
 from canhgac_proto.v1 import collector_pb2 as pb
 from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 from collector import __version__
+from collector.agent_settings import SettingsResolver, services_for
 from collector.config import THROUGHPUT_CHUNK_BYTES, CollectorConfig, LimitsConfig
 from collector.decode import InvalidReport, decode_report
 from collector.errors import (
@@ -410,6 +412,9 @@ class Servicer(pb_grpc.CollectorServicer):
     ) -> None:
         self._store = store
         self._fresh_checks = fresh_checks
+        self._settings = SettingsResolver(
+            store.settings.in_force, store.settings.latest_change, services_for(cfg.services)
+        )
         self._on_stored = on_stored
         self._metrics = metrics
         self._cfg = cfg
@@ -543,6 +548,12 @@ class Servicer(pb_grpc.CollectorServicer):
                 fresh = self._fresh_checks(agent, now)
             except Exception:  # a schedule problem must never cost an agent its ack
                 log.exception("agent %s: fresh-check lookup failed", agent.agent_id)
+        try:
+            settings_hash = self._settings.for_agent(agent).hash
+        except Exception:  # a settings problem must never cost an agent its ack
+            log.exception("agent %s: central settings lookup failed", agent.agent_id)
+            # "Keep what you run": an empty hash would tell the agent to drop its settings.
+            settings_hash = valid[-1].settings.get("hash", "") if valid else ""
         # Sent only now: ingest has committed. The time lets the agent measure its clock offset.
         if twice:  # each copy is acked, as the agent sent it
             done = set(stored)
@@ -552,6 +563,20 @@ class Servicer(pb_grpc.CollectorServicer):
             rejected=rejected,
             collector_time_ms=int(self._clock() * 1000),
             fresh_checks=fresh,
+            settings_hash=settings_hash,
+        )
+
+    def GetSettings(
+        self, request: pb.GetSettingsRequest, context: grpc.ServicerContext
+    ) -> pb.GetSettingsResponse:
+        agent = current_agent()
+        try:
+            found = self._settings.for_agent(agent)
+        except StoreError as e:
+            log.error("central settings for agent %s unreadable: %s", agent.agent_id, e)
+            self._reject(context, grpc.StatusCode.UNAVAILABLE, "store unavailable, retry later")
+        return pb.GetSettingsResponse(
+            hash=found.hash, document=json.dumps(found.document, ensure_ascii=False)
         )
 
     def Upload(

@@ -136,11 +136,17 @@ def check_dns(resolver: str, name: str, timeout: float, port: int = 53) -> DnsCh
 # ---- HTTP(S) --------------------------------------------------------------------------------
 
 
-def check_http(name: str, url: str, timeout: float, ca_file: Path | None = None) -> HttpCheck:
+def check_http(
+    name: str,
+    url: str,
+    timeout: float,
+    ca_file: Path | None = None,
+    expect_status: int | None = None,
+) -> HttpCheck:
     """GET `url`: status, time to first byte (connect + TLS + headers), certificate expiry.
 
     The certificate is verified (against `ca_file` when given); a failed verification is a
-    failed check whose error says so.
+    failed check whose error says so. Healthy: `expect_status` when given, else below 400.
     """
     # Only with http_checks configured: http.client ≈ 1 MB resident, ssl maps OpenSSL (≈ 4 MB).
     import http.client  # noqa: PLC0415
@@ -178,15 +184,11 @@ def check_http(name: str, url: str, timeout: float, ca_file: Path | None = None)
     finally:
         conn.close()
     status = response.status
-    return HttpCheck(
-        name,
-        url,
-        status < 400,
-        status,
-        ttfb,
-        expires_in,
-        "" if status < 400 else f"HTTP {status}",
-    )
+    ok = status == expect_status if expect_status is not None else status < 400
+    error = ""
+    if not ok:
+        error = f"HTTP {status}" if expect_status is None else f"HTTP {status}, not {expect_status}"
+    return HttpCheck(name, url, ok, status, ttfb, expires_in, error)
 
 
 def split_host_port(target: str, default_port: int) -> tuple[str, int]:

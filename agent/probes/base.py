@@ -79,6 +79,11 @@ class Probe(ABC, Generic[Options_co]):
     def __init__(self, options: Options_co | None = None) -> None:
         self._options = cast("Options_co", self.options_type()) if options is None else options
 
+    @property
+    def options(self) -> Options_co:
+        """What the probe was built with (a push with the same options keeps the probe)."""
+        return self._options
+
     @classmethod
     def default_options(cls) -> ProbeOptions:
         """The options of a config that does not mention this probe."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -73,6 +74,10 @@ class HttpCheckOptions(Section):
     url: str = option(pattern=r"^https?://")
     # CA bundle to verify the service's certificate with (default: the system store).
     ca_file: Path | None = None
+    # The status a healthy service answers (default: any below 400).
+    expect_status: int | None = option(default=None, ge=100, le=599)
+    # This check's timeout (default: the probe's `timeout`).
+    timeout: Duration | None = option(default=None, gt=0)
 
 
 class DhcpOptions(Section):
@@ -98,6 +103,9 @@ class LinkOptions(ProbeOptions):
     resolvers: list[str] = option(default_factory=list)
     dns_names: list[str] = option(default_factory=list)
     http_checks: list[HttpCheckOptions] = option(default_factory=list)
+    # Public services declared at the collector (its `services:`), pushed with the central
+    # settings (docs/fleet.md); checked like http_checks, reported with `service: true`.
+    services: list[HttpCheckOptions] = option(default_factory=list)
     # Timeout of one TCP, DNS or HTTP check.
     timeout: Duration = option(default=3.0, gt=0)
     # The whole probe stops starting new checks past this; what is left is reported as skipped.
@@ -216,13 +224,16 @@ class LinkProbe(Probe[LinkOptions]):
                     continue
                 dns.append(netcheck.check_dns(resolver, name, min(o.timeout, left())))
         http: list[HttpCheck] = []
-        for check in o.http_checks:
+        checks = [(c, False) for c in o.http_checks] + [(c, True) for c in o.services]
+        for check, service in checks:
             if left() <= 0:
                 skipped.append(f"http {check.name}: budget exhausted")
                 continue
-            http.append(
-                netcheck.check_http(check.name, check.url, min(o.timeout, left()), check.ca_file)
+            timeout = min(check.timeout or o.timeout, left())
+            result = netcheck.check_http(
+                check.name, check.url, timeout, check.ca_file, check.expect_status
             )
+            http.append(dataclasses.replace(result, service=True) if service else result)
         return tcp, dns, http
 
     def _throughput(self, skipped: list[str]) -> ThroughputResult | None:

@@ -28,7 +28,7 @@ import win32service  # noqa: E402
 import win32serviceutil  # noqa: E402
 
 from agent.cli import ENROLL_TOKEN_FILE, run_until  # noqa: E402
-from agent.config import AgentConfig, load_config  # noqa: E402
+from agent.config import AgentConfig, LocalFile, load_config  # noqa: E402
 
 __all__ = ["SERVICE_NAME", "AgentService", "dispatch"]
 
@@ -164,7 +164,8 @@ class AgentService(win32serviceutil.ServiceFramework):  # type: ignore[misc]
             cfg = settings()
             _logging(cfg.log_level)
             _configure_self()
-            run_until(cfg, self._stop, None)
+            local = LocalFile.read(CONFIG_FILE if CONFIG_FILE.exists() else None)
+            run_until(cfg, self._stop, None, local)
         except Exception:
             log.exception("the agent service stopped on an error")
             raise  # reported to the service manager as a failure: its failure actions apply

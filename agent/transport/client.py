@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
@@ -75,6 +76,8 @@ class SubmitResult:
     rejected: list[tuple[int, str]]
     # Probe names the collector asked to run at once (e.g. before a meeting).
     fresh_checks: tuple[str, ...] = ()
+    # The central settings this agent should run ("" = none: its file only).
+    settings_hash: str = ""
 
 
 def clock_offset(sent_at: float, received_at: float, collector_time_ms: int) -> ClockOffset:
@@ -235,7 +238,28 @@ class CollectorClient:
             stored=list(resp.stored_seqs),
             rejected=[(r.seq, r.reason) for r in resp.rejected],
             fresh_checks=tuple(resp.fresh_checks),
+            settings_hash=resp.settings_hash,
         )
+
+    def get_settings(self) -> tuple[str, Any]:
+        """The central settings the collector holds for this agent: (hash, document)."""
+        try:
+            answer = self._channel.unary(
+                _path("GetSettings"),
+                pb.GetSettingsRequest().SerializeToString(),
+                timeout=self._timeout,
+                metadata=self._metadata,
+            )
+        except RpcError as e:
+            raise DeliveryError(e.code, e.details, local=e.local) from None
+        resp = _answer(pb.GetSettingsResponse, answer)
+        try:
+            document = json.loads(resp.document) if resp.document else {}
+        except ValueError as e:
+            raise DeliveryError(
+                StatusCode.INTERNAL, f"central settings {resp.hash}: not JSON: {e}"
+            ) from None
+        return resp.hash, document
 
     def clock_offset(self) -> ClockOffset:
         """Offset measured on the last Submit that carried the collector's time."""

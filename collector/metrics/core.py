@@ -40,7 +40,7 @@ from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
 from collector.metrics.indicators import INDICATOR_SPECS, IndicatorCollector
 from collector.metrics.text import Batch, Families, Kept
-from collector.model import SPOOL_KEY, probe_of_status_key
+from collector.model import SETTINGS_KEY, SPOOL_KEY, probe_of_status_key
 from collector.sites import Sites
 from collector.store import FleetAgent, Store
 
@@ -113,6 +113,20 @@ AGENT_SPECS = (
         "Reports counted in spools that were replaced (their backlog, lost)",
     ),
     agent_spec("canhgac_probe_success", "gauge", "1 if the probe's last run succeeded", "probe"),
+    agent_spec(
+        "canhgac_agent_settings_info",
+        "gauge",
+        "Constant 1; the hash of the central settings the agent runs as a label (`none`: its "
+        "config file alone). Agents per hash: count by (settings_hash)",
+        "settings_hash",
+    ),
+    agent_spec(
+        "canhgac_agent_settings_refused",
+        "gauge",
+        "1 when the agent refused the last central settings pushed to it (the reason is in "
+        "`canhgac-collector settings effective AGENT`); absent otherwise",
+        "settings_hash",
+    ),
     agent_spec(
         "canhgac_agent_clone_suspected",
         "gauge",
@@ -414,6 +428,11 @@ def _agent_lines(batch: Batch, agent: FleetAgent, up: bool, snap: dict[str, Any]
     add("canhgac_agent_spool_unspooled_reports_total", spool.get("unspooled_total"))
     add("canhgac_agent_spool_resets_total", spool.get("resets_total"))
     add("canhgac_agent_spool_reset_lost_reports_total", spool.get("reset_lost_total"))
+    settings = snap.get(SETTINGS_KEY)
+    if settings is not None:
+        add("canhgac_agent_settings_info", 1.0, settings.get("hash") or "none")
+        if settings.get("refused_hash"):
+            add("canhgac_agent_settings_refused", 1.0, settings["refused_hash"])
     statuses = sorted((p, key) for key in snap if (p := probe_of_status_key(key)) is not None)
     for probe, key in statuses:
         add("canhgac_probe_success", 1.0 if snap[key].get("ok") else 0.0, probe)

@@ -39,6 +39,7 @@ from collector.store.schema import (
     retention_marks,
     rollups,
     schema_version,
+    settings_layers,
     software_inventories,
     spools,
     tokens,
@@ -131,6 +132,11 @@ def _to_v11(conn: Connection) -> None:
         )
 
 
+def _to_v12(conn: Connection) -> None:
+    """Schema 12: central agent settings, one row per change of a layer."""
+    metadata.create_all(conn, tables=[settings_layers])
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -143,6 +149,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     9: _to_v9,
     10: _to_software_inventory,
     11: _to_v11,
+    12: _to_v12,
 }
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "rollups",
     "rule_results",
     "schema_version",
+    "settings_layers",
     "silences",
     "snapshots",
     "software_inventories",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/database.py:_MIGRATIONS.
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 metadata = MetaData()
 
@@ -375,4 +376,21 @@ software_inventories = Table(
     Column("hash", String(64), nullable=False),
     Column("source", String(32), nullable=False),
     Column("programs", Text, nullable=False),  # JSON list of the proto's InstalledProgram
+)
+
+# ---- schema 12: central agent settings (collector/agent_settings.py, docs/fleet.md) ---------
+
+# Every change of a layer is a row: the layer's whole document after the change, who made it,
+# when and why. The newest version of each layer is the one in force; "{}" removes a layer.
+settings_layers = Table(
+    "settings_layers",
+    metadata,
+    Column("change_id", Integer, primary_key=True, autoincrement=True),
+    Column("layer", String(600), nullable=False),  # "defaults", "role:workstation", ...
+    Column("version", Integer, nullable=False),  # 1, 2, ... per layer
+    Column("document", Text, nullable=False),  # JSON object, keys as in agent.yaml
+    Column("author", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("layer", "version"),
 )

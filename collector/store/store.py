@@ -31,6 +31,7 @@ from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreErro
 from collector.model import (
     MAX_SEQ,
     SEQ_BITS,
+    SETTINGS_KEY,
     SOFTWARE_SECTION,
     SPOOL_KEY,
     AgentRecord,
@@ -57,6 +58,7 @@ from collector.store.schema import (
     spools,
     tokens,
 )
+from collector.store.settings import SettingsTables
 
 __all__ = ["Enrollment", "MachineFacts", "Store"]
 
@@ -276,6 +278,7 @@ class Store(Part):
         self.scrape = FleetTables(self._db)
         self.rollups = RollupTables(self._db)
         self.inventory = InventoryTables(self._db)
+        self.settings = SettingsTables(self._db)
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
         self._committing = False
@@ -924,4 +927,6 @@ def _snapshot_sections(r: Report, have: set[str]) -> dict[str, Any]:
     for e in r.errors:
         out[status_key(e["probe"])] = {"ok": False, "error": e["message"]}
     out[SPOOL_KEY] = r.spool
+    if r.settings:
+        out[SETTINGS_KEY] = r.settings
     return {k: v for k, v in out.items() if k not in have}

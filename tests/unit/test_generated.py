@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from collector.metrics import SPECS
-from scripts import dashboards, metrics_doc
+from scripts import agent_schema, dashboards, metrics_doc
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,6 +20,10 @@ def test_dashboards_are_up_to_date() -> None:
 
 def test_metrics_reference_is_up_to_date() -> None:
     assert metrics_doc.main(["--check"]) == 0, "run `make docs`"
+
+
+def test_agent_settings_schema_is_up_to_date() -> None:
+    assert agent_schema.main(["--check"]) == 0, "run `make docs`"
 
 
 def test_message_catalogs_are_up_to_date() -> None:

@@ -126,6 +126,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         assert {"alerts", "alert_history", "silences", "notifications", "rule_results"} <= tables
         assert {"mail_queue", "mail_outbox"} <= tables
         assert "software_inventories" in tables  # schema 10
+        assert "settings_layers" in tables  # schema 12
         (agent,) = store.list_agents()
         assert (agent.hostname, agent.last_seq) == ("ubnd-thanhnhat-01", 1)
         assert store.snapshot(agent.agent_id)["hardware"]["memory"]["total_bytes"] == 8589934592
@@ -140,7 +141,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 11
+    assert SCHEMA_VERSION == 12
 
 
 def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from agent.model import (
     ReadinessReason,
     Report,
     Security,
+    SettingsState,
     Software,
     TcpCheck,
     Temperature,
@@ -149,6 +150,7 @@ def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
         power=POWER,
         software=SOFTWARE,
         seq=1,
+        settings=SettingsState("5f0c1e2d3a4b5c6d", "0123456789abcdef", "probes.link.count: ..."),
     )
     store.ingest(e.agent.agent_id, [decode_report(to_pb(report), collected_at)], collected_at)
     return store, e.agent.agent_id

@@ -405,7 +405,7 @@ class DnsCheck(_message.Message):
     def __init__(self, resolver: _Optional[str] = ..., name: _Optional[str] = ..., ok: _Optional[bool] = ..., seconds: _Optional[float] = ..., addresses: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class HttpCheck(_message.Message):
-    __slots__ = ("name", "url", "ok", "status", "ttfb_seconds", "tls_cert_expires_in_seconds", "error")
+    __slots__ = ("name", "url", "ok", "status", "ttfb_seconds", "tls_cert_expires_in_seconds", "error", "service")
     NAME_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
@@ -413,6 +413,7 @@ class HttpCheck(_message.Message):
     TTFB_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TLS_CERT_EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
     name: str
     url: str
     ok: bool
@@ -420,7 +421,8 @@ class HttpCheck(_message.Message):
     ttfb_seconds: float
     tls_cert_expires_in_seconds: float
     error: str
-    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., ok: _Optional[bool] = ..., status: _Optional[int] = ..., ttfb_seconds: _Optional[float] = ..., tls_cert_expires_in_seconds: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+    service: bool
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., ok: _Optional[bool] = ..., status: _Optional[int] = ..., ttfb_seconds: _Optional[float] = ..., tls_cert_expires_in_seconds: _Optional[float] = ..., error: _Optional[str] = ..., service: _Optional[bool] = ...) -> None: ...
 
 class ThroughputResult(_message.Message):
     __slots__ = ("bytes", "seconds", "bits_per_second", "error")
