@@ -693,6 +693,24 @@ DASHBOARDS = (
                 mappings=PASS_FAIL,
             ),
             Panel(
+                "Dịch vụ công (một cửa, văn bản, cổng tỉnh)",
+                "Share of each commune's machines reaching each public service declared in the "
+                "collector's services: (docs/fleet.md).",
+                (
+                    (
+                        "canhgac:public_service_reachable:ratio"
+                        '{district=~"$district", commune=~"$commune"}',
+                        "{{commune}} {{service}}",
+                    ),
+                ),
+                kind="table",
+                unit="percentunit",
+                vi=(
+                    "Tỷ lệ máy của xã truy cập được từng dịch vụ công khai báo ở collector "
+                    "(services:)."
+                ),
+            ),
+            Panel(
                 "Chứng chỉ TLS còn hạn",
                 "Seconds until the TLS certificate of each checked service expires.",
                 (

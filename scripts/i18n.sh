@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=canhgac_common/locale
 sources=(agent/cli.py agent/transport/wire.py collector/cli.py collector/cli_reports.py
+  collector/cli_settings.py collector/agent_settings.py collector/store/settings.py
   collector/errors.py canhgac_common/output.py)
 out=$dir
 if [ "${1:-}" = --check ]; then

@@ -45,7 +45,17 @@ SPECS = (
         "resolver",
     ),
     agent_spec(
-        "canhgac_http_check_success", "gauge", "1 if the service answered below HTTP 400", "check"
+        "canhgac_http_check_success",
+        "gauge",
+        "1 if the service answered below HTTP 400 (or with its expected status)",
+        "check",
+    ),
+    agent_spec(
+        "canhgac_public_service_up",
+        "gauge",
+        "1 if the public service declared in the collector's `services:` answered as expected "
+        "from this machine; per commune: canhgac:public_service_reachable:ratio",
+        "service",
     ),
     agent_spec(
         "canhgac_http_ttfb_seconds", "gauge", "Time to first byte incl. connect and TLS", "check"
@@ -92,7 +102,11 @@ def render(add: Add, link: dict[str, Any]) -> None:
         times = [c["seconds"] for c in checks if c.get("ok")]
         add("canhgac_dns_lookup_seconds", max(times) if times else None, resolver)
     for h in link.get("http_checks", []):
-        add("canhgac_http_check_success", 1.0 if h.get("ok") else 0.0, h["name"])
+        up = 1.0 if h.get("ok") else 0.0
+        if h.get("service"):
+            add("canhgac_public_service_up", up, h["name"])
+        else:
+            add("canhgac_http_check_success", up, h["name"])
         if h.get("status"):
             add("canhgac_http_ttfb_seconds", num(h, "ttfb_seconds"), h["name"])
         add("canhgac_tls_cert_expiry_seconds", num(h, "tls_cert_expires_in_seconds"), h["name"])
