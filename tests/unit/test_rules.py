@@ -201,6 +201,25 @@ def _pinging(reachable: int, cut: int, silent: int = 0, gateway_only: int = 0) -
     return g
 
 
+def _http(name: str, ok: bool, service: bool = True) -> dict[str, Any]:
+    return {"name": name, "url": f"https://{name}.example/", "ok": ok, "service": service}
+
+
+def _services(reaching: int, failing: int) -> dict[str, Any]:
+    """A commune whose reporting machines reach every public service, or fail one."""
+    g = _group(reaching + failing, 0)
+    ok = [_http("igate", True), _http("ioffice", True)]
+    snapshots = [_link(http_checks=ok)] * reaching + [
+        _link(http_checks=[_http("igate", True), _http("ioffice", False)])
+    ] * failing
+    rule = load_pack(DEFAULT).get("link.public-services")
+    assert rule is not None
+    verdicts = [judge(rule, _agent_vars(s)) for s in snapshots]
+    g["passing"]["link.public-services"] = sum(v is True for v in verdicts)
+    g["judged"]["link.public-services"] = sum(v is not None for v in verdicts)
+    return g
+
+
 def _signatures(snapshots: list[dict[str, Any]], machines: int) -> dict[str, Any]:
     """A commune of `machines` planned machines whose enrolled members report these snapshots:
     the verdict counts of the agent rules on them, as the alert engine keeps them."""
@@ -338,6 +357,12 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         _agent_vars(_link(_ping("10.1.0.1"), _ping("collector", loss=0.9), _ping("hue", loss=1.0))),
         _agent_vars(_link(_ping("10.1.0.1"), _ping("collector", error="no route to host"))),
     ),
+    # A failing check of the agent's own (service false) is not a public service.
+    "link.public-services": (
+        _agent_vars(_link(http_checks=[_http("igate", True), _http("intranet", False, False)])),
+        _agent_vars(_link(http_checks=[_http("igate", False)])),
+    ),
+    "commune.public-services": (_services(reaching=1, failing=9), _services(0, 3)),
     "link.district-latency": (
         _agent_vars(_link(_ping("10.1.0.1", rtt=0.5), _ping("collector", loss=1.0))),
         _agent_vars(_link(_ping("10.1.0.1"), _ping("collector", rtt=0.25))),
@@ -629,3 +654,14 @@ def test_memo_does_not_keep_verdicts_over_long_lists() -> None:
     assert memo._verdicts.get(rule.id, {}) == {}  # neither kept (each key would hold the list)
     assert memo.judge(rule, _agent_vars(_programs("VNPT-CA Plugin"))) is True
     assert len(memo._verdicts[rule.id]) == 1  # a short list is remembered as before
+
+
+def test_public_services_are_judged_only_where_they_are_checked() -> None:
+    pack = load_pack(DEFAULT)
+    machine, commune = pack.get("link.public-services"), pack.get("commune.public-services")
+    assert machine is not None and commune is not None
+    own_only = _agent_vars(_link(http_checks=[_http("intranet", False, service=False)]))
+    assert judge(machine, own_only) is None
+    assert judge(machine, _agent_vars(_link())) is None
+    # No machine of the commune checks them (no services declared): nothing to fire.
+    assert judge(commune, _services(reaching=0, failing=0)) is True
