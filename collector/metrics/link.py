@@ -102,11 +102,11 @@ def render(add: Add, link: dict[str, Any]) -> None:
         times = [c["seconds"] for c in checks if c.get("ok")]
         add("canhgac_dns_lookup_seconds", max(times) if times else None, resolver)
     for h in link.get("http_checks", []):
-        up = 1.0 if h.get("ok") else 0.0
+        answered = 1.0 if h.get("ok") else 0.0
         if h.get("service"):
-            add("canhgac_public_service_up", up, h["name"])
+            add("canhgac_public_service_up", answered, h["name"])
         else:
-            add("canhgac_http_check_success", up, h["name"])
+            add("canhgac_http_check_success", answered, h["name"])
         if h.get("status"):
             add("canhgac_http_ttfb_seconds", num(h, "ttfb_seconds"), h["name"])
         add("canhgac_tls_cert_expiry_seconds", num(h, "tls_cert_expires_in_seconds"), h["name"])

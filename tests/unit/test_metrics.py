@@ -113,7 +113,10 @@ LINK = Link(
     ),
     tcp_checks=(TcpCheck("portal:443", True, 0.03),),
     dns_checks=(DnsCheck("10.20.0.53", "portal", True, 0.02, ("10.1.1.1",)),),
-    http_checks=(HttpCheck("portal", "https://portal/", True, 200, 0.2, 86400.0 * 30),),
+    http_checks=(
+        HttpCheck("portal", "https://portal/", True, 200, 0.2, 86400.0 * 30),
+        HttpCheck("iGate", "https://igate/", False, 503, 0.4, error="HTTP 503", service=True),
+    ),
     throughput=ThroughputResult(1 << 20, 4.0, 2097152.0),
     dhcp_servers=(DhcpServer("192.168.1.1", "aa:bb:cc:dd:ee:01", allowed=True),),
     ip_conflicts=(IpConflict("192.168.1.7", ("aa:00:00:00:00:01", "aa:00:00:00:00:02"), "arp"),),
@@ -512,3 +515,18 @@ def test_a_renderer_that_cannot_open_the_store_says_why(tmp_path: Path) -> None:
     with contextlib.closing(renderer), pytest.raises(CollectorError, match="could not start"):
         renderer(time.time())
     assert renderer.pids == []  # nothing left running
+
+
+def test_public_services_and_settings_have_their_own_series(tmp_path: Path) -> None:
+    store, _agent = _store_with_agent(tmp_path, time.time())
+    emitted = _families(store, stale_after=60)
+    assert [(labels["service"], v) for labels, v in emitted["canhgac_public_service_up"]] == [
+        ("iGate", 0.0)
+    ]
+    assert {labels["check"] for labels, _ in emitted["canhgac_http_check_success"]} == {"portal"}
+    assert [labels["settings_hash"] for labels, _ in emitted["canhgac_agent_settings_info"]] == [
+        "5f0c1e2d3a4b5c6d"
+    ]
+    assert [
+        (labels["settings_hash"], v) for labels, v in emitted["canhgac_agent_settings_refused"]
+    ] == [("0123456789abcdef", 1.0)]
