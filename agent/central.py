@@ -118,7 +118,7 @@ class Central:
         """The new config when the collector names settings this agent does not run yet and
         they pass its check; None otherwise (the same settings, or refused: `state` says why).
         A failed fetch raises the transport's error: the next ack offers them again."""
-        if wanted in (self.state.hash, self.state.refused_hash):
+        if wanted == self.state.hash or (wanted and wanted == self.state.refused_hash):
             return None
         if wanted:
             digest, document = self._fetch()
