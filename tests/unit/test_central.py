@@ -53,7 +53,7 @@ def test_a_push_is_merged_over_the_file_and_kept(tmp_path: Path) -> None:
 
 def test_a_refused_push_keeps_what_runs_and_is_not_fetched_again(tmp_path: Path) -> None:
     local = _local(tmp_path)
-    pushed = {"now": ("good", {"probes": {"link": {"count": 5}}})}
+    pushed: dict[str, tuple[str, Any]] = {"now": ("good", {"probes": {"link": {"count": 5}}})}
     central, fetched = _central(local, pushed)
     assert central.offer("good") is not None
     pushed["now"] = ("bad", {"probes": {"link": {"count": 5000}}, "log_level": "loud"})
