@@ -14,15 +14,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agent.config import LOCAL_ONLY, AgentConfig, ConfigError, LocalFile
 from agent.model import SettingsState
 from canhgac_common.files import atomic_write
 
-__all__ = ["SETTINGS_FILE", "Central", "merged_config"]
+__all__ = ["SETTINGS_FILE", "Central", "merged_config", "read_saved"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,22 @@ def merged_config(local: LocalFile, document: Any, source: str) -> AgentConfig:
 class _Saved:
     hash: str
     document: dict[str, Any]
+    refused_hash: str = ""
+    refused_reason: str = ""
+    # Of the config file the refusal was judged against: an edited file judges the push again.
+    file: int = 0
+
+
+def read_saved(path: Path) -> _Saved:
+    """`<state_dir>/settings.json` as the agent keeps it (raises what reading it raises)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return _Saved(
+        str(data["hash"]),
+        dict(data["document"]),
+        str(data.get("refused_hash", "")),
+        str(data.get("refused_reason", "")),
+        int(data.get("file", 0)),
+    )
 
 
 class Central:
@@ -80,10 +98,19 @@ class Central:
         self.config = base
         self.state = SettingsState()
         saved = self._read()
+        self._document: dict[str, Any] = {}
+        self._file = zlib.crc32(json.dumps(local.data, sort_keys=True, default=str).encode())
+        if saved is not None and saved.file != self._file:
+            saved = dataclasses.replace(saved, refused_hash="", refused_reason="")
+        if saved is not None:
+            # A refusal is remembered across restarts: the same push is not judged again
+            # against the same file.
+            self.state = SettingsState("", saved.refused_hash, saved.refused_reason)
         if saved is not None and saved.hash:
             try:
                 self.config = self._merged(saved.document, saved.hash)
-                self.state = SettingsState(hash=saved.hash)
+                self._document = saved.document
+                self.state = SettingsState(saved.hash, saved.refused_hash, saved.refused_reason)
             except ConfigError as e:
                 # The file changed under settings that fitted it: the file wins until the
                 # collector pushes settings that fit again.
@@ -99,20 +126,27 @@ class Central:
 
     def _read(self) -> _Saved | None:
         try:
-            data = json.loads(self._path.read_text(encoding="utf-8"))
-            return _Saved(str(data["hash"]), dict(data["document"]))
+            return read_saved(self._path)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.error("%s unreadable, running the config file alone: %s", self._path, e)
             return None
 
-    def _save(self, digest: str, document: dict[str, Any]) -> None:
-        text = json.dumps({"hash": digest, "document": document}, ensure_ascii=False, indent=1)
+    def _save(self) -> None:
+        """What runs and the last refusal, for a restart (and for `canhgac-agent status`)."""
+        data = {
+            "hash": self.state.hash,
+            "document": self._document,
+            "refused_hash": self.state.refused_hash,
+            "refused_reason": self.state.refused_reason,
+            "file": self._file,
+        }
+        text = json.dumps(data, ensure_ascii=False, indent=1)
         try:
             atomic_write(self._path, text.encode(), mode=0o600)
         except OSError as e:  # runs anyway; a restart starts from the file until the next ack
-            log.error("central settings applied but not kept in %s: %s", self._path, e)
+            log.error("central settings not kept in %s: %s", self._path, e)
 
     def offer(self, wanted: str) -> AgentConfig | None:
         """The new config when the collector names settings this agent does not run yet and
@@ -135,9 +169,11 @@ class Central:
             )
             # Bounded: the reason travels in every report until the next push.
             self.state = SettingsState(self.state.hash, digest, str(e)[:_REASON_CHARS])
+            self._save()
             return None
-        self._save(digest, document)
         log.info("central settings %s applied", digest or "removed: running the config file alone")
         self.config = config
+        self._document = document
         self.state = SettingsState(hash=digest)
+        self._save()
         return config

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from agent import __version__
-from agent.central import Central
+from agent.central import SETTINGS_FILE, Central, read_saved
 from agent.config import AgentConfig, LocalFile, load_config
 from agent.errors import AgentError, ConfigError, NotEnrolledError
 from agent.identity import Credential, load_credential, machine_id, save_credential
@@ -324,6 +324,14 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
     if (cfg.state_dir / "spool.db").exists():
         with contextlib.closing(_spool(cfg)) as spool:
             st = spool.status()
+    central = None
+    with contextlib.suppress(FileNotFoundError, OSError, ValueError, KeyError, TypeError):
+        kept = read_saved(cfg.state_dir / SETTINGS_FILE)
+        central = {
+            "hash": kept.hash or None,
+            "refused_hash": kept.refused_hash or None,
+            "refused_reason": kept.refused_reason or None,
+        }
     interval = cred.report_interval_seconds if cred and cred.report_interval_seconds else 15
     warn_backlog = args.warn_backlog if args.warn_backlog is not None else 3 * interval
     code, reason = status_verdict(
@@ -342,6 +350,9 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
         if cred
         else None,
         "collector": collector,
+        # The central settings it runs (null hash: its config file alone) and the last push
+        # it refused, with why; null when it never got any (docs/fleet.md).
+        "central_settings": central,
         "spool": None
         if st is None
         else {
@@ -402,6 +413,15 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
         )
     else:
         print(_("spool:      empty (agent has not run yet)"))
+    if central is not None:
+        running = central["hash"] or _("none, the config file alone")
+        print(_("settings:   central {hash}").format(hash=running))
+        if central["refused_hash"]:
+            print(
+                _("            refused {hash}: {why}").format(
+                    hash=central["refused_hash"], why=central["refused_reason"]
+                )
+            )
     return code
 
 

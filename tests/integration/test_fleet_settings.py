@@ -194,6 +194,16 @@ def test_central_settings_reach_a_running_agent_and_a_bad_push_is_refused(
         assert eff["running"]["refused_hash"] == eff["hash"]
         # Kept on disk for a restart without the collector.
         assert json.loads((state / "settings.json").read_text())["hash"] == second
+        agent_cli = [str(BIN / "canhgac-agent"), "--config", str(tmp_path / "agent.yaml")]
+        status = subprocess.run(
+            [*agent_cli, "status", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        central = json.loads(status.stdout)["central_settings"]
+        assert (central["hash"], central["refused_hash"]) == (second, eff["hash"])
     # Refused once: the same push is not fetched and judged again on every ack.
     refusals = [line for line in log if "refused, still running" in line]
     assert len(refusals) == 1, refusals

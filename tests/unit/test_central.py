@@ -115,3 +115,16 @@ def test_an_unreadable_kept_file_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "state" / SETTINGS_FILE).write_text("{not json")
     central, _ = _central(local, {"now": ("aaaa", {})})
     assert central.state.hash == "" and central.config.collector.address == "district:4317"
+
+
+def test_a_refusal_is_remembered_across_a_restart_unless_the_file_changed(tmp_path: Path) -> None:
+    local = _local(tmp_path)
+    central, _ = _central(local, {"now": ("bad", {"log_level": "loud"})})
+    assert central.offer("bad") is None
+    restarted, fetched = _central(local, {"now": ("bad", {"log_level": "loud"})})
+    assert restarted.state.refused_hash == "bad"
+    assert restarted.offer("bad") is None and fetched == []  # not judged again
+    edited = _local(tmp_path, log_level="debug")
+    again, fetched = _central(edited, {"now": ("bad", {"log_level": "loud"})})
+    assert again.state.refused_hash == ""
+    assert again.offer("bad") is None and fetched == ["bad"]  # judged against the new file
