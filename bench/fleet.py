@@ -343,13 +343,25 @@ def simulated_link(rng: random.Random, commune_down: bool = False) -> Link:
             ping("huyen", "10.20.0.1", rng.uniform(0.01, 0.12), rng.choice((0, 0, 0, 0.1, 0.3))),
         ),
         http_checks=(
+            # The district's own web portal, in this machine's http_checks.
             HttpCheck(
-                "dichvucong",
+                "cong-thong-tin-huyen",
+                "https://halang.caobang.gov.vn/",
+                not commune_down,
+                200 if not commune_down else 0,
+                rng.uniform(0.1, 0.9),
+                rng.uniform(20, 300) * 86400,
+            ),
+            # A public service of configs/collector.example.yaml's `services:`, pushed to every
+            # agent with its central settings.
+            HttpCheck(
+                "Cổng dịch vụ công tỉnh",
                 "https://dichvucong.caobang.gov.vn/",
                 not commune_down,
                 200 if not commune_down else 0,
                 rng.uniform(0.1, 0.9),
                 rng.uniform(20, 300) * 86400,
+                service=True,
             ),
         ),
         throughput=ThroughputResult(1 << 20, 1.0, rng.uniform(2e6, 3e7))
