@@ -19,6 +19,7 @@ from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreErro
 from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
 from collector.store.schema import SCHEMA_VERSION, schema_version
+from collector.store.settings import StaleLayer
 from tests.downgrade import TO_V6
 from tests.integration.harness import start_collector
 from tests.integration.postgres import fresh_database
@@ -430,3 +431,34 @@ def test_the_last_full_software_list_is_kept(store: Store) -> None:
     store.ingest(agent_id, [_software(4, 1004.0, [chrome])], 1004.0)
     assert [p.name for p in store.inventory.software(agent_id).programs] == ["Google Chrome"]  # type: ignore[union-attr]
     assert [i.agent_id for i in store.inventory.all_software()] == [agent_id]
+
+
+def test_settings_layers_keep_every_version_and_refuse_a_lost_update(store: Store) -> None:
+    """Two people changing one layer from version 1: the second is told to read it again,
+    and nothing of the first is lost (both backends)."""
+    settings = store.settings
+    assert settings.latest_change() == 0 and settings.current() == []
+    v1 = settings.change(
+        "defaults", {"delivery": {"pace": 1}}, author="an", reason="một", now=10.0, after=0
+    )
+    assert v1 == 1
+    settings.change(
+        "role:server", {"log_level": "debug"}, author="bình", reason="hai", now=11.0, after=0
+    )
+    v2 = settings.change(
+        "defaults", {"delivery": {"pace": 2}}, author="an", reason="ba", now=12.0, after=1
+    )
+    with pytest.raises(StaleLayer):
+        settings.change("defaults", {"x": 1}, author="chi", reason="cũ", now=13.0, after=1)
+    settings.change("role:server", {}, author="bình", reason="bỏ", now=14.0, after=1)
+    assert v2 == 2 and settings.latest_change() == 4
+    change, in_force = settings.in_force()
+    assert (change, in_force) == (4, {"defaults": {"delivery": {"pace": 2}}})
+    assert [(v.layer, v.version, v.author, v.reason) for v in settings.history()] == [
+        ("defaults", 1, "an", "một"),
+        ("role:server", 1, "bình", "hai"),
+        ("defaults", 2, "an", "ba"),
+        ("role:server", 2, "bình", "bỏ"),
+    ]
+    removed = settings.layer("role:server")
+    assert removed is not None and removed.document == {}
