@@ -48,7 +48,7 @@ def test_every_dashboard_metric_is_declared() -> None:
 
 
 # Files the agent writes at run time: named in the docs, never in the repository.
-RUNTIME_FILES = {"credential.json", "spool.db", "spool.id", "machine-id"}
+RUNTIME_FILES = {"credential.json", "spool.db", "spool.id", "machine-id", "settings.json"}
 
 
 def _cited(doc: str) -> tuple[list[str], list[str]]:
