@@ -28,6 +28,7 @@ from agent.model import (
 from agent.platform import windows
 from agent.platform.cpu import cpu_usage_ratio
 from agent.platform.linux import read_text as read_text_file
+from agent.platform.psbatch import CADENCE_SLACK, Query
 from agent.platform.psjson import as_int, as_list, as_text, load_document
 from agent.probes.base import Probe, ProbeOptions
 
@@ -250,7 +251,7 @@ class HardwareProbe(Probe[ProbeOptions]):
         # read_sample converts every value to typed data straight away.
         ps: Any = psutil,
         read_text: Callable[[str], str | None] = read_text_file,
-        run_powershell: Callable[[str, float], str] = windows.run_powershell,
+        powershell: windows.PowerShell | None = None,
         system: Callable[[], str] = platform.system,
         powershell_timeout: float = 30.0,
         thermal_every: float = 300.0,
@@ -259,7 +260,7 @@ class HardwareProbe(Probe[ProbeOptions]):
         super().__init__(options)
         self._ps = ps
         self._read_text = read_text
-        self._run_powershell = run_powershell
+        self._powershell = powershell or windows.shared_batch()
         self._system = system
         self._powershell_timeout = powershell_timeout
         # Own CPU-time baseline: psutil.cpu_percent keeps a module-wide one that any other
@@ -274,20 +275,38 @@ class HardwareProbe(Probe[ProbeOptions]):
         self._thermal_every = thermal_every
         self._clock = clock
         self._thermal: tuple[float, Hardware] | None = None  # (clock, hardware of the read)
+        self._planned: tuple[str | None] | None = None  # the script `prepare` declared
 
-    def collect(self) -> Hardware:
+    def _run_powershell(self, script: str, timeout: float) -> str:
+        return self._powershell.result(Query(self.name, script, timeout))
+
+    def _choose_script(self) -> str | None:
+        """This cycle's Windows script: the identity once per boot (keyed on the boot time),
+        then thermal zones at most every `thermal_every` and only where the first read found
+        one; None: no PowerShell for this probe this cycle."""
         boot = float(self._ps.boot_time())
         if boot != self._boot:
             self._boot, self._identity, self._thermal_zones = boot, None, True
             self._thermal = None
-        now = self._clock()
         carried = self._thermal if self._thermal_zones else None
         if self._identity is None:
-            script: str | None = POWERSHELL_SCRIPT
-        elif carried is not None and now - carried[0] < self._thermal_every:
-            script = None
-        else:
-            script = THERMAL_SCRIPT if self._thermal_zones else None
+            return POWERSHELL_SCRIPT
+        if carried is not None and self._clock() - carried[0] < self._thermal_every - CADENCE_SLACK:
+            return None
+        return THERMAL_SCRIPT if self._thermal_zones else None
+
+    def prepare(self) -> None:
+        if self._system() == "Windows":
+            script = self._choose_script()
+            self._planned = (script,)
+            if script is not None:
+                self._powershell.declare(Query(self.name, script, self._powershell_timeout))
+
+    def collect(self) -> Hardware:
+        planned, self._planned = self._planned, None
+        script = planned[0] if planned is not None else self._choose_script()
+        now = self._clock()
+        carried = self._thermal if self._thermal_zones else None
         sample = read_sample(
             self._ps,
             self._read_text,

@@ -18,7 +18,7 @@ import pytest
 from agent.errors import ProbeFailed
 from agent.model import Disk, Hardware, NetInterface, Temperature
 from agent.platform.cpu import cpu_usage_ratio
-from agent.platform.windows import UTF8_PREFIX, run_powershell
+from agent.platform.windows import UTF8_PREFIX, PerScript, run_powershell
 from agent.probes.hardware import (
     POWERSHELL_SCRIPT,
     THERMAL_SCRIPT,
@@ -153,7 +153,7 @@ def _linux_probe(sample: RawSample, ps: FakePs | None = None) -> HardwareProbe:
     return HardwareProbe(
         ps=ps or FakePs(sample),
         read_text=sample["files"].get,
-        run_powershell=_no_powershell,
+        powershell=PerScript(_no_powershell),
         system=lambda: "Linux",
     )
 
@@ -489,7 +489,7 @@ def _windows_probe(
     return HardwareProbe(
         ps=FakePs(sample),
         read_text=no_files,
-        run_powershell=run_recorded,
+        powershell=PerScript(run_recorded),
         system=lambda: "Windows",
         powershell_timeout=12.0,
         thermal_every=thermal_every,
