@@ -25,8 +25,9 @@ __all__ = [
 LINE_MARKER = "##canhgac "
 # CreateProcess takes at most 32,767 characters of command line; keep room for the flags.
 COMMAND_LINE_LIMIT = 30_000
-# One query's document above this is its error entry (a software list is ≈ 10–40 KB).
-MAX_DOCUMENT_CHARS = 4_000_000
+# One query's document above this is its error entry (a software list is ≈ 10–40 KB; 5.1's
+# JSON serializer stops at 2,097,152 characters by default).
+MAX_DOCUMENT_CHARS = 1_000_000
 # Starting powershell.exe and opening the runspaces, on top of the longest query's budget:
 # WMF 5.1's notes give 0.25 s warm and 13 s for the first run ever on a machine.
 STARTUP_ALLOWANCE = 30.0
@@ -72,50 +73,50 @@ def _quoted(text: str) -> str:
 # output in the console code page, and ASCII passes through every code page unchanged.
 # A Constrained Language mode (AppLocker/WDAC) refuses runspaces: every query says so.
 _BODY = r"""
-$ErrorActionPreference = 'Stop'
+$ErrorActionPreference = 'Stop';
 function W($entry) {
-  $line = $entry | ConvertTo-Json -Compress
-  $line = [regex]::Replace($line, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value })
-  [Console]::Out.Write('##canhgac ' + $line + "`n"); [Console]::Out.Flush()
-}
-$mode = [string]$ExecutionContext.SessionState.LanguageMode
+  $line = $entry | ConvertTo-Json -Compress;
+  $line = [regex]::Replace($line, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value });
+  [Console]::Out.Write('##canhgac ' + $line + "`n"); [Console]::Out.Flush();
+};
+$mode = [string]$ExecutionContext.SessionState.LanguageMode;
 if ($mode -ne 'FullLanguage') {
-  $why = "PowerShell runs in $mode mode (AppLocker or WDAC policy); the queries need FullLanguage"
+  $why = "PowerShell runs in $mode mode (AppLocker or WDAC policy); the queries need FullLanguage";
   foreach ($q in $queries) {
-    Write-Output ('##canhgac ' + (@{ query = $q.Name; error = $why } | ConvertTo-Json -Compress))
-  }
-  exit 0
-}
-$iss = [initialsessionstate]::CreateDefault2()
-$pool = [runspacefactory]::CreateRunspacePool(1, $queries.Count, $iss, $Host)
-$pool.Open()
-$clock = [Diagnostics.Stopwatch]::StartNew()
+    Write-Output ('##canhgac ' + (@{ query = $q.Name; error = $why } | ConvertTo-Json -Compress));
+  };
+  exit 0;
+};
+$iss = [initialsessionstate]::CreateDefault2();
+$pool = [runspacefactory]::CreateRunspacePool(1, $queries.Count, $iss, $Host);
+$pool.Open();
+$clock = [Diagnostics.Stopwatch]::StartNew();
 $running = @(foreach ($q in $queries) {
-  $ps = [powershell]::Create(); $ps.RunspacePool = $pool
-  [void]$ps.AddScript($q.Script)
-  @{ Q = $q; PS = $ps; Handle = $ps.BeginInvoke() }
-})
+  $ps = [powershell]::Create(); $ps.RunspacePool = $pool;
+  [void]$ps.AddScript($q.Script);
+  @{ Q = $q; PS = $ps; Handle = $ps.BeginInvoke() };
+});
 foreach ($r in $running) {
-  $q = $r.Q; $entry = [ordered]@{ query = $q.Name }
+  $q = $r.Q; $entry = [ordered]@{ query = $q.Name };
   try {
-    $left = [Math]::Max(0, $q.Budget - $clock.ElapsedMilliseconds)
+    $left = [Math]::Max(0, $q.Budget - $clock.ElapsedMilliseconds);
     if ($r.Handle.AsyncWaitHandle.WaitOne([int]$left)) {
-      $text = [string]::Join("`n", @($r.PS.EndInvoke($r.Handle) | ForEach-Object { [string]$_ }))
+      $text = [string]::Join("`n", @($r.PS.EndInvoke($r.Handle) | ForEach-Object { [string]$_ }));
       if ($text.Length -gt $q.Max) {
-        $entry.error = "output of $($text.Length) characters exceeds the bound of $($q.Max)"
-      } else { $entry.document = $text }
+        $entry.error = "output of $($text.Length) characters exceeds the bound of $($q.Max)";
+      } else { $entry.document = $text };
     } else {
-      $entry.error = "did not finish within its budget of $($q.Budget / 1000) s"
-      [void]$r.PS.BeginStop($null, $null)
-    }
+      $entry.error = "did not finish within its budget of $($q.Budget / 1000) s";
+      [void]$r.PS.BeginStop($null, $null);
+    };
   } catch {
-    $e = $_.Exception; while ($e.InnerException) { $e = $e.InnerException }
-    $entry.error = $e.Message
-  }
-  $entry.ms = $clock.ElapsedMilliseconds
-  W $entry
-}
-[Console]::Out.Flush()
+    $e = $_.Exception; while ($e.InnerException) { $e = $e.InnerException };
+    $entry.error = $e.Message;
+  };
+  $entry.ms = $clock.ElapsedMilliseconds;
+  W $entry;
+};
+[Console]::Out.Flush();
 [Environment]::Exit(0)
 """
 
@@ -128,12 +129,14 @@ def build_script(queries: Sequence[Query]) -> str:
     names = [q.name for q in queries]
     if len(set(names)) != len(names):
         raise ValueError(f"a query name appears twice in one batch: {names}")
-    table = ",\n".join(
+    table = ", ".join(
         f"  @{{ Name = {_quoted(q.name)}; Budget = {max(1, round(q.timeout * 1000))};"
         f" Max = {q.max_chars}; Script = {_quoted(q.script)} }}"
         for q in queries
     )
-    script = f"$queries = @(\n{table}\n)" + _BODY
+    # One line: how the agent has always passed -Command (no newline through CreateProcess).
+    body = " ".join(line.strip() for line in _BODY.splitlines() if line.strip())
+    script = f"$queries = @({table}); {body}"
     if len(script) > COMMAND_LINE_LIMIT:
         raise ValueError(
             f"the batched PowerShell script is {len(script)} characters, more than the "

@@ -87,7 +87,7 @@ def test_script_carries_each_query_once_quoted_with_its_budget() -> None:
     # A quote inside a query is doubled, never ends the string early.
     assert "Script = 'Write-Output ''it''''s'''" in script
     assert "Budget = 2500;" in script and "Budget = 1;" in script  # at least 1 ms
-    assert script.isascii()
+    assert script.isascii() and "\n" not in script  # one line, as -Command always was
 
 
 def test_every_probe_query_together_fits_one_windows_command_line() -> None:
