@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import logging
@@ -276,6 +275,9 @@ class HardwareProbe(Probe[ProbeOptions]):
         self._clock = clock
         self._thermal: tuple[float, Hardware] | None = None  # (clock, hardware of the read)
         self._planned: tuple[str | None] | None = None  # the script `prepare` declared
+        # (clock, reason) of the last identity read that failed: asked again at the thermal
+        # cadence, not every 15 s cycle (a WMI that hangs would start PowerShell 240 times an hour).
+        self._identity_failed: tuple[float, str] | None = None
 
     def _run_powershell(self, script: str, timeout: float) -> str:
         return self._powershell.result(Query(self.name, script, timeout))
@@ -287,10 +289,15 @@ class HardwareProbe(Probe[ProbeOptions]):
         boot = float(self._ps.boot_time())
         if boot != self._boot:
             self._boot, self._identity, self._thermal_zones = boot, None, True
-            self._thermal = None
+            self._thermal, self._identity_failed = None, None
         carried = self._thermal if self._thermal_zones else None
+        failed = self._identity_failed
         if self._identity is None:
-            return POWERSHELL_SCRIPT
+            recent = (
+                failed is not None
+                and self._clock() - failed[0] < self._thermal_every - CADENCE_SLACK
+            )
+            return None if recent else POWERSHELL_SCRIPT
         if carried is not None and self._clock() - carried[0] < self._thermal_every - CADENCE_SLACK:
             return None
         return THERMAL_SCRIPT if self._thermal_zones else None
@@ -316,9 +323,18 @@ class HardwareProbe(Probe[ProbeOptions]):
             script=script,
         )
         identity = self._identity
+        failure = sample["powershell_error"]
         if identity is None and sample["powershell"] is not None:
-            with contextlib.suppress(ProbeFailed):  # parse_hardware logs why
+            try:
                 identity = parse_windows_identity(sample["powershell"])
+            except ProbeFailed as e:  # parse_hardware logs why
+                failure = str(e)
+        if sample["system"] == "Windows" and identity is None:
+            if script == POWERSHELL_SCRIPT:
+                self._identity_failed = (now, failure)
+            elif self._identity_failed is not None and script is None:
+                # Not asked this cycle: the reason of the last read stands, never "no sensor".
+                sample = {**sample, "powershell_error": self._identity_failed[1]}
         hardware = parse_hardware(sample, self._cpu_times, identity)
         self._cpu_times = sample["cpu_times"]
         if script is not None and sample["powershell"] is not None:
