@@ -253,7 +253,7 @@ class PerScript:
     """A `PowerShell` that runs each query on its own through `run(script, timeout)`: the test
     double for probe tests that answer per script, and the shape of the old one-run-per-probe."""
 
-    def __init__(self, run: Callable[[str, float], str]) -> None:
+    def __init__(self, run: Callable[[str, float], str] = run_powershell) -> None:
         self._run = run
 
     def declare(self, query: Query) -> None:

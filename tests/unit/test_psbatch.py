@@ -471,3 +471,31 @@ def test_max_document_bound_is_in_the_script() -> None:
     script = build_script([Query("a", "1", 1.0, max_chars=5)])
     assert "Max = 5;" in script
     assert str(psbatch.MAX_DOCUMENT_CHARS) in build_script([Query("a", "1", 1.0)])
+
+
+def test_link_carries_a_failed_read_as_skipped_until_its_next_read() -> None:
+    now = [0.0]
+    run = SimulatedPowerShell(errors={"link": "Quyền truy cập bị từ chối"})
+
+    def pinger(address: str, count: int, interval: float, timeout: float) -> icmp.PingRun:
+        return icmp.PingRun("icmp_echo", (0.002,) * count)
+
+    link = LinkProbe(
+        powershell=PowerShellBatch(run),
+        system=lambda: "Windows",
+        pinger=pinger,
+        clock=lambda: now[0],
+    )
+    for at in (0.0, 15.0, 280.0):
+        now[0] = at
+        report = collect({"link": link}, "b", 0)
+        assert report.errors == () and report.link is not None
+        assert report.link.gateway == ""  # never a gateway guessed from nothing
+        assert report.link.skipped[0] == (
+            "gateway and conflict events: PowerShell: Quyền truy cập bị từ chối"
+        )
+    assert len(run.scripts) == 1
+    now[0] = 296.0  # due: 5 minutes less the slack
+    run.errors.clear()
+    report = collect({"link": link}, "b", 0)
+    assert len(run.scripts) == 2 and report.link is not None and report.link.gateway
