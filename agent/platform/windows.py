@@ -3,6 +3,7 @@ collection cycle in one process (`PowerShellBatch`, docs/probes.md "The cost on 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -158,7 +159,7 @@ def _pump(
 ) -> None:
     # Past `limit` stdout ends the process; stderr is drained on (and dropped), so that the
     # process never blocks writing it.
-    with stream:
+    with stream, contextlib.suppress(OSError):  # a pipe broken by the kill ends the output
         while chunk := os.read(stream.fileno(), 65536):
             room = limit - len(into)
             into.extend(chunk[: max(0, room)])
