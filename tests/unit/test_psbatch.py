@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -238,6 +239,19 @@ def test_run_batch_that_cannot_start(tmp_path: Path) -> None:
     exe.write_text("not a program", encoding="utf-8")  # no execute bit: PermissionError
     with pytest.raises(ProbeFailed, match="could not start"):
         run_batch("x", 1.0, executable=str(exe))
+
+
+def test_run_batch_blocked_by_policy_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What CreateProcess gives when AppLocker or a Software Restriction Policy forbids the
+    # program (ERROR_ACCESS_DISABLED_BY_POLICY); only Windows sets winerror, so it is built here.
+    def refuse(*args: object, **kwargs: object) -> None:
+        error = OSError(13, "This program is blocked by group policy")
+        error.winerror = 1260  # type: ignore[attr-defined]
+        raise error
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    with pytest.raises(ProbeFailed, match="PowerShell blocked by policy"):
+        run_batch("x", 1.0)
 
 
 # ---- PowerShellBatch ------------------------------------------------------------------------
