@@ -32,6 +32,7 @@ from agent.platform.windows import (
 from agent.probes import PROBES
 from agent.probes.antivirus import POWERSHELL_SCRIPT as ANTIVIRUS_SCRIPT
 from agent.probes.antivirus import AntivirusProbe
+from agent.probes.base import Probe
 from agent.probes.disk_health import POWERSHELL_SCRIPT as DISK_SCRIPT
 from agent.probes.disk_health import DiskHealthProbe
 from agent.probes.hardware import POWERSHELL_SCRIPT as HARDWARE_SCRIPT
@@ -402,7 +403,7 @@ def test_a_script_that_cannot_be_built_is_an_error_entry_not_a_crash() -> None:
 # ---- the runner's cycle ---------------------------------------------------------------------
 
 
-def _windows_probes(batch: PowerShellBatch) -> dict[str, object]:
+def _windows_probes(batch: PowerShellBatch) -> dict[str, Probe]:
     def windows() -> str:
         return "Windows"
 
@@ -422,7 +423,7 @@ def _windows_probes(batch: PowerShellBatch) -> dict[str, object]:
 def test_a_cycle_of_six_windows_probes_starts_one_powershell() -> None:
     run = SimulatedPowerShell()
     probes = _windows_probes(PowerShellBatch(run))
-    report = collect(probes, "boot-1", 1_700_000_000_000)  # type: ignore[arg-type]
+    report = collect(probes, "boot-1", 1_700_000_000_000)
     assert report.errors == ()
     assert len(run.scripts) == 1
     assert sorted(_names_in(run.scripts[0])) == sorted(probes)
@@ -434,7 +435,7 @@ def test_a_cycle_of_six_windows_probes_starts_one_powershell() -> None:
 
 def test_one_failing_query_is_that_probes_error_entry_only() -> None:
     run = SimulatedPowerShell(errors={"antivirus": "Invalid namespace"}, silent={"software"})
-    report = collect(_windows_probes(PowerShellBatch(run)), "b", 0)  # type: ignore[arg-type]
+    report = collect(_windows_probes(PowerShellBatch(run)), "b", 0)
     assert len(run.scripts) == 1
     assert sorted(e.probe for e in report.errors) == ["antivirus", "software"]
     assert "Invalid namespace" in next(e.message for e in report.errors if e.probe == "antivirus")
@@ -475,7 +476,7 @@ def test_every_windows_probe_declares_before_collecting() -> None:
     run = SimulatedPowerShell()
     batch = PowerShellBatch(run)
     for name, probe in _windows_probes(batch).items():
-        probe.prepare()  # type: ignore[attr-defined]
+        probe.prepare()
         assert name in PROBES
     assert run.scripts == []
     assert sorted(batch._pending) == sorted(DOCUMENTS)
