@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Protocol
@@ -225,6 +226,7 @@ class PowerShellBatch:
 
     def _run_now(self, queries: list[Query]) -> dict[str, Outcome]:
         names = ", ".join(q.name for q in queries)
+        started = time.monotonic()
         try:
             raw = self._run(build_script(queries), outer_timeout(queries))
         except (ProbeFailed, ValueError) as e:
@@ -236,6 +238,13 @@ class PowerShellBatch:
             reason = _decode(raw.stderr).strip() or "no error output"
             failure = f"PowerShell exited with code {raw.returncode}: {_one_line(reason)}"
         outcomes = split_output(decode_batch_output(raw.stdout), queries, failure)
+        # What a field machine costs, for docs/performance.md: the run's wall time and when
+        # each query finished inside it.
+        log.debug(
+            "PowerShell run in %.2f s: %s",
+            time.monotonic() - started,
+            ", ".join(f"{n} {o.elapsed_ms} ms" for n, o in outcomes.items()),
+        )
         if failure:
             kept = sum(o.document is not None for o in outcomes.values())
             self._say(f"PowerShell run for {names}: {failure} ({kept} of {len(queries)} kept)")
