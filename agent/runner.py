@@ -48,6 +48,11 @@ def collect(probes: Mapping[str, Probe], boot_id: str, now_ms: int) -> Report:
     errors: list[ProbeError] = []
     for name, probe in probes.items():
         try:
+            probe.prepare()  # Windows: every due probe's PowerShell in one process
+        except Exception as e:  # collect still runs; it reads on its own then
+            log.warning("probe %s could not prepare: %s", name, e)
+    for name, probe in probes.items():
+        try:
             sections[name] = probe.collect()
         except Exception as e:  # one probe's failure never stops the others
             log.warning("probe %s failed: %s", name, e)

@@ -23,6 +23,7 @@ from agent.platform.clamd import (
     parse_version_reply,
     read_database_built_at,
 )
+from agent.platform.psbatch import Query
 from agent.platform.psjson import as_bool, as_int, as_list, as_text, load_document, parse_date
 from agent.probes.base import Probe, ProbeOptions
 from agent.settings import Duration, Section, option
@@ -130,7 +131,7 @@ class AntivirusProbe(Probe[AntivirusOptions]):
         self,
         options: AntivirusOptions | None = None,
         *,
-        run_powershell: Callable[[str, float], str] = windows.run_powershell,
+        powershell: windows.PowerShell | None = None,
         system: Callable[[], str] = platform.system,
         clamd: ClamdLike | None = None,
         process_names: Callable[[], set[str]] | None = None,
@@ -141,18 +142,24 @@ class AntivirusProbe(Probe[AntivirusOptions]):
         self._clamd: ClamdLike = clamd or ClamdClient(
             clamd_options.address(), clamd_options.timeout
         )
-        self._run_powershell = run_powershell
+        self._powershell = powershell or windows.shared_batch()
         self._system = system
         self._process_names = process_names or read_process_names
         self._clock = clock
         # The self-test result stands until the next one is due.
         self._self_test: tuple[str, str, float] = ("not_run", "", 0.0)
 
+    def _query(self) -> Query:
+        return Query(self.name, POWERSHELL_SCRIPT, self._options.powershell_timeout)
+
+    def prepare(self) -> None:
+        if self._system() == "Windows":
+            self._powershell.declare(self._query())
+
     def collect(self) -> Antivirus:
         system = self._system()
         if system == "Windows":
-            document = self._run_powershell(POWERSHELL_SCRIPT, self._options.powershell_timeout)
-            return parse_windows_antivirus(document)
+            return parse_windows_antivirus(self._powershell.result(self._query()))
         if system == "Linux":
             clamd = self._read_clamd() if self._options.clamd.enabled else None
             return parse_linux_antivirus(

@@ -103,6 +103,11 @@ class Probe(ABC, Generic[Options_co]):
         """Called once the agent has a collector connection; most probes do not need it."""
         del collector
 
+    def prepare(self) -> None:
+        """Called for every probe due in a cycle before any of them collects. A probe whose
+        OS reads are shared with others' declares them here (Windows: its PowerShell query, so
+        that one process serves the whole cycle, docs/probes.md); most probes do not need it."""
+
     @abstractmethod
     def collect(self) -> object:
         """Observe now and return this probe's section of the report."""

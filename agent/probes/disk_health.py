@@ -11,6 +11,7 @@ from agent.errors import ProbeFailed
 from agent.model import DiskHealth, DriveHealth
 from agent.platform import windows
 from agent.platform.command import Completed, run_command
+from agent.platform.psbatch import Query
 from agent.platform.psjson import as_int, as_list, as_text, load_document
 from agent.probes.base import Probe, ProbeOptions
 from agent.settings import Duration, option
@@ -83,18 +84,25 @@ class DiskHealthProbe(Probe[DiskHealthOptions]):
         options: DiskHealthOptions | None = None,
         *,
         run: Callable[[list[str], float], Completed] = run_command,
-        run_powershell: Callable[[str, float], str] = windows.run_powershell,
+        powershell: windows.PowerShell | None = None,
         system: Callable[[], str] = platform.system,
     ) -> None:
         super().__init__(options)
         self._run = run
-        self._run_powershell = run_powershell
+        self._powershell = powershell or windows.shared_batch()
         self._system = system
+
+    def _query(self) -> Query:
+        return Query(self.name, POWERSHELL_SCRIPT, self._options.timeout)
+
+    def prepare(self) -> None:
+        if self._system() == "Windows":
+            self._powershell.declare(self._query())
 
     def collect(self) -> DiskHealth:
         timeout = self._options.timeout
         if self._system() == "Windows":
-            return parse_windows_disks(self._run_powershell(POWERSHELL_SCRIPT, timeout))
+            return parse_windows_disks(self._powershell.result(self._query()))
         smartctl = self._options.smartctl
         scan = self._run([smartctl, "--scan-open", "--json"], timeout)
         devices = parse_smartctl_scan(scan.stdout)

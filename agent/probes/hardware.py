@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import logging
@@ -28,6 +27,7 @@ from agent.model import (
 from agent.platform import windows
 from agent.platform.cpu import cpu_usage_ratio
 from agent.platform.linux import read_text as read_text_file
+from agent.platform.psbatch import CADENCE_SLACK, Query
 from agent.platform.psjson import as_int, as_list, as_text, load_document
 from agent.probes.base import Probe, ProbeOptions
 
@@ -250,7 +250,7 @@ class HardwareProbe(Probe[ProbeOptions]):
         # read_sample converts every value to typed data straight away.
         ps: Any = psutil,
         read_text: Callable[[str], str | None] = read_text_file,
-        run_powershell: Callable[[str, float], str] = windows.run_powershell,
+        powershell: windows.PowerShell | None = None,
         system: Callable[[], str] = platform.system,
         powershell_timeout: float = 30.0,
         thermal_every: float = 300.0,
@@ -259,7 +259,7 @@ class HardwareProbe(Probe[ProbeOptions]):
         super().__init__(options)
         self._ps = ps
         self._read_text = read_text
-        self._run_powershell = run_powershell
+        self._powershell = powershell or windows.shared_batch()
         self._system = system
         self._powershell_timeout = powershell_timeout
         # Own CPU-time baseline: psutil.cpu_percent keeps a module-wide one that any other
@@ -274,20 +274,46 @@ class HardwareProbe(Probe[ProbeOptions]):
         self._thermal_every = thermal_every
         self._clock = clock
         self._thermal: tuple[float, Hardware] | None = None  # (clock, hardware of the read)
+        self._planned: tuple[str | None] | None = None  # the script `prepare` declared
+        # (clock, reason) of the last identity read that failed: asked again at the thermal
+        # cadence, not every 15 s cycle (a WMI that hangs would start PowerShell 240 times an hour).
+        self._identity_failed: tuple[float, str] | None = None
 
-    def collect(self) -> Hardware:
+    def _run_powershell(self, script: str, timeout: float) -> str:
+        return self._powershell.result(Query(self.name, script, timeout))
+
+    def _choose_script(self) -> str | None:
+        """This cycle's Windows script: the identity once per boot (keyed on the boot time),
+        then thermal zones at most every `thermal_every` and only where the first read found
+        one; None: no PowerShell for this probe this cycle."""
         boot = float(self._ps.boot_time())
         if boot != self._boot:
             self._boot, self._identity, self._thermal_zones = boot, None, True
-            self._thermal = None
+            self._thermal, self._identity_failed = None, None
+        carried = self._thermal if self._thermal_zones else None
+        failed = self._identity_failed
+        if self._identity is None:
+            recent = (
+                failed is not None
+                and self._clock() - failed[0] < self._thermal_every - CADENCE_SLACK
+            )
+            return None if recent else POWERSHELL_SCRIPT
+        if carried is not None and self._clock() - carried[0] < self._thermal_every - CADENCE_SLACK:
+            return None
+        return THERMAL_SCRIPT if self._thermal_zones else None
+
+    def prepare(self) -> None:
+        if self._system() == "Windows":
+            script = self._choose_script()
+            self._planned = (script,)
+            if script is not None:
+                self._powershell.declare(Query(self.name, script, self._powershell_timeout))
+
+    def collect(self) -> Hardware:
+        planned, self._planned = self._planned, None
+        script = planned[0] if planned is not None else self._choose_script()
         now = self._clock()
         carried = self._thermal if self._thermal_zones else None
-        if self._identity is None:
-            script: str | None = POWERSHELL_SCRIPT
-        elif carried is not None and now - carried[0] < self._thermal_every:
-            script = None
-        else:
-            script = THERMAL_SCRIPT if self._thermal_zones else None
         sample = read_sample(
             self._ps,
             self._read_text,
@@ -297,9 +323,18 @@ class HardwareProbe(Probe[ProbeOptions]):
             script=script,
         )
         identity = self._identity
+        failure = sample["powershell_error"]
         if identity is None and sample["powershell"] is not None:
-            with contextlib.suppress(ProbeFailed):  # parse_hardware logs why
+            try:
                 identity = parse_windows_identity(sample["powershell"])
+            except ProbeFailed as e:  # parse_hardware logs why
+                failure = str(e)
+        if sample["system"] == "Windows" and identity is None:
+            if script == POWERSHELL_SCRIPT:
+                self._identity_failed = (now, failure)
+            elif self._identity_failed is not None and script is None:
+                # Not asked this cycle: the reason of the last read stands, never "no sensor".
+                sample = {**sample, "powershell_error": self._identity_failed[1]}
         hardware = parse_hardware(sample, self._cpu_times, identity)
         self._cpu_times = sample["cpu_times"]
         if script is not None and sample["powershell"] is not None:

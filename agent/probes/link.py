@@ -28,6 +28,7 @@ from agent.platform import icmp, lan, netcheck, windows
 from agent.platform.linux import read_text
 from agent.platform.netcheck import split_host_port
 from agent.platform.ping import Pinger, PingPlan, ping_target
+from agent.platform.psbatch import CADENCE_SLACK, Query
 from agent.platform.throughput import ThroughputOptions, measure_throughput
 from agent.probes.base import CollectorLink, Probe, ProbeOptions
 from agent.settings import Duration, Section, option
@@ -48,9 +49,13 @@ _log = logging.getLogger(__name__)
 PROC_NET_ROUTE = "/proc/net/route"
 _RTF_GATEWAY = 0x2
 
-# One call per cycle: the default route and recent Tcpip address-conflict events
-# (4198: conflict with another machine, 4199: conflict detected while the address was in use).
-# Event Properties are numbers and addresses, not the localized message text.
+# The Windows query runs beside the cycle's other PowerShell queries in one process; `timeout`
+# (3 s) is a network check's and too short for loading NetTCPIP on an old PC.
+WINDOWS_QUERY_TIMEOUT = 15.0
+
+# At most one read every `windows_every` (5 minutes): the default route and recent Tcpip
+# address-conflict events (4198: conflict with another machine, 4199: conflict detected while
+# the address was in use). Event Properties are numbers and addresses, not the localized text.
 POWERSHELL_SCRIPT = "; ".join(
     [
         "$ErrorActionPreference = 'Stop'",
@@ -130,15 +135,22 @@ class LinkProbe(Probe[LinkOptions]):
         *,
         system: Callable[[], str] = platform.system,
         read_file: Callable[[str], str | None] = read_text,
-        run_powershell: Callable[[str, float], str] = windows.run_powershell,
+        powershell: windows.PowerShell | None = None,
         pinger: Pinger | None = None,
         raw_lan: lan.RawLan | None = None,
         clock: Callable[[], float] = time.monotonic,
+        windows_every: float = 300.0,
     ) -> None:
         super().__init__(options)
         self._system = system
         self._read_file = read_file
-        self._run_powershell = run_powershell
+        self._powershell = powershell or windows.shared_batch()
+        # Windows: the gateway and conflict events of the last read (clock, gateway,
+        # conflicts, error), carried between reads; a PowerShell run every cycle (15 s) would
+        # cost more CPU than everything else the agent does (docs/probes.md, cost).
+        self._windows_every = windows_every
+        self._windows: tuple[float, str, tuple[IpConflict, ...], str] | None = None
+        self._windows_planned: bool | None = None
         self._pinger = pinger
         self._lan = raw_lan
         self._clock = clock
@@ -148,25 +160,50 @@ class LinkProbe(Probe[LinkOptions]):
     def connect(self, collector: CollectorLink) -> None:
         self._collector = collector
 
+    def _query(self) -> Query:
+        return Query(self.name, POWERSHELL_SCRIPT, WINDOWS_QUERY_TIMEOUT)
+
+    def _windows_due(self) -> bool:
+        last = self._windows
+        return last is None or self._clock() - last[0] >= self._windows_every - CADENCE_SLACK
+
+    def prepare(self) -> None:
+        if self._system() == "Windows":
+            self._windows_planned = self._windows_due()
+            if self._windows_planned:
+                self._powershell.declare(self._query())
+
+    def _read_windows(self) -> tuple[str, tuple[IpConflict, ...], str]:
+        due = self._windows_due() if self._windows_planned is None else self._windows_planned
+        self._windows_planned = None
+        if due or self._windows is None:
+            try:
+                gateway, conflicts = parse_windows_link(self._powershell.result(self._query()))
+                self._windows = (self._clock(), gateway, tuple(conflicts), "")
+            except ProbeFailed as e:
+                # Asked again at the next read, not every cycle: a broken PowerShell stays so.
+                self._windows = (self._clock(), "", (), str(e))
+        return self._windows[1:]
+
     def collect(self) -> Link:
         o = self._options
-        deadline = self._clock() + o.budget
         skipped: list[str] = []
+        system = self._system()
+        gateway = ""
+        conflicts: tuple[IpConflict, ...] = ()
+        if system == "Windows":
+            gateway, conflicts, error = self._read_windows()
+            if error:
+                skipped.append(f"gateway and conflict events: {error}")
+        else:
+            gateway = parse_proc_net_route(self._read_file(PROC_NET_ROUTE) or "")
+        # The budget starts here: on Windows the read above may wait for the cycle's whole
+        # PowerShell batch, which is not this probe's time to spend.
+        deadline = self._clock() + o.budget
 
         def left() -> float:
             return deadline - self._clock()
 
-        system = self._system()
-        gateway = ""
-        conflicts: list[IpConflict] = []
-        if system == "Windows":
-            try:
-                document = parse_windows_link(self._run_powershell(POWERSHELL_SCRIPT, o.timeout))
-                gateway, conflicts = document
-            except ProbeFailed as e:
-                skipped.append(f"gateway and conflict events: {e}")
-        else:
-            gateway = parse_proc_net_route(self._read_file(PROC_NET_ROUTE) or "")
         pinger = self._pinger or (icmp.ping_windows if system == "Windows" else icmp.ping_linux)
         targets = list(o.targets)
         if o.ping_gateway and gateway:
@@ -201,7 +238,7 @@ class LinkProbe(Probe[LinkOptions]):
             throughput=throughput,
             traceroutes=lan_result.traceroutes,
             dhcp_servers=lan_result.dhcp_servers,
-            ip_conflicts=tuple(conflicts) + lan_result.ip_conflicts,
+            ip_conflicts=conflicts + lan_result.ip_conflicts,
             skipped=tuple(skipped) + lan_result.skipped,
         )
 

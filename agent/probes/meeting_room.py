@@ -32,6 +32,7 @@ from agent.platform import icmp, psjson, windows
 from agent.platform.cpu import cpu_usage_ratio
 from agent.platform.netcheck import split_host_port
 from agent.platform.ping import Pinger, PingPlan, ping_target
+from agent.platform.psbatch import Query
 from agent.platform.throughput import ThroughputOptions, measure_throughput
 from agent.probes.base import CollectorLink, Probe, ProbeOptions
 from agent.settings import Duration, Section, option
@@ -204,7 +205,7 @@ class MeetingRoomProbe(Probe[MeetingRoomOptions]):
         options: MeetingRoomOptions | None = None,
         *,
         system: Callable[[], str] = platform.system,
-        run_powershell: Callable[[str, float], str] = windows.run_powershell,
+        powershell: windows.PowerShell | None = None,
         # Any: psutil's overloaded stubs make a Protocol for a test double brittle.
         ps: Any = psutil,
         dev_root: Path = Path("/dev"),
@@ -218,7 +219,7 @@ class MeetingRoomProbe(Probe[MeetingRoomOptions]):
     ) -> None:
         super().__init__(options)
         self._system = system
-        self._run_powershell = run_powershell
+        self._powershell = powershell or windows.shared_batch()
         self._ps = ps
         self._roots = (dev_root, proc_root, sys_root)
         self.query_v4l2_capability = querycap
@@ -236,21 +237,31 @@ class MeetingRoomProbe(Probe[MeetingRoomOptions]):
     def connect(self, collector: CollectorLink) -> None:
         self._collector = collector
 
+    def _query(self) -> Query:
+        return Query(self.name, POWERSHELL_SCRIPT, self._options.timeout)
+
+    def prepare(self) -> None:
+        if self._system() == "Windows":
+            self._powershell.declare(self._query())
+
     def collect(self) -> MeetingRoom:
         o = self._options
-        deadline = self._clock() + o.budget
         notes: list[str] = []
         system = self._system()
         devices_error = ""
         devices: list[MediaDevice] = []
         try:
             if system == "Windows":
-                devices = parse_windows_devices(self._run_powershell(POWERSHELL_SCRIPT, o.timeout))
+                # The cycle's batch may still run the other probes' queries here.
+                devices = parse_windows_devices(self._powershell.result(self._query()))
             else:
                 devices, unreadable = read_linux_devices(*self._roots, self.query_v4l2_capability)
                 notes.extend(unreadable)
         except ProbeFailed as e:
             devices_error = str(e)
+        # The budget starts after the device list: on Windows that call may wait for the
+        # cycle's whole PowerShell batch, which is not this probe's time to spend.
+        deadline = self._clock() + o.budget
         apps = check_apps(o.apps, self._process_names(), self._exists)
         clock = self._collector.clock_offset() if self._collector else ClockOffset()
         headroom = self._headroom(system)

@@ -18,6 +18,7 @@ from agent.errors import ProbeFailed
 from agent.model import FirewallProfile, Listener, Security
 from agent.platform import linux, windows
 from agent.platform.linux import read_text as read_text_file
+from agent.platform.psbatch import Query
 from agent.platform.psjson import as_int, as_list, as_text, load_document, parse_date
 from agent.probes.base import Probe, ProbeOptions
 from agent.settings import Duration, option
@@ -117,7 +118,7 @@ class SecurityProbe(Probe[SecurityOptions]):
         self,
         options: SecurityOptions | None = None,
         *,
-        run_powershell: Callable[[str, float], str] = windows.run_powershell,
+        powershell: windows.PowerShell | None = None,
         run: Callable[[list[str], float], str | None] | None = None,
         read_text: Callable[[str], str | None] = read_text_file,
         listeners: Callable[[], list[RawListener]] | None = None,
@@ -125,7 +126,7 @@ class SecurityProbe(Probe[SecurityOptions]):
         system: Callable[[], str] = platform.system,
     ) -> None:
         super().__init__(options)
-        self._run_powershell = run_powershell
+        self._powershell = powershell or windows.shared_batch()
         self._run = run or _run_command
         self._read_text = read_text
         self._listeners = listeners or read_listeners
@@ -134,12 +135,18 @@ class SecurityProbe(Probe[SecurityOptions]):
         # The apt history changes a few times a month: parse it again only when it did.
         self._apt_history: tuple[str, float] = ("", 0.0)
 
+    def _query(self) -> Query:
+        return Query(self.name, POWERSHELL_SCRIPT, self._options.powershell_timeout)
+
+    def prepare(self) -> None:
+        if self._system() == "Windows":
+            self._powershell.declare(self._query())
+
     def collect(self) -> Security:
         system = self._system()
         total, risky = parse_listeners(self._listeners(), self._process_name)
         if system == "Windows":
-            document = self._run_powershell(POWERSHELL_SCRIPT, self._options.powershell_timeout)
-            base = parse_windows_security(document)
+            base = parse_windows_security(self._powershell.result(self._query()))
         elif system == "Linux":
             base = self._linux()
         else:

@@ -15,6 +15,7 @@ from agent.errors import ProbeFailed
 from agent.model import InstalledProgram, Software
 from agent.platform import windows
 from agent.platform.command import Completed, run_command
+from agent.platform.psbatch import Query
 from agent.platform.psjson import as_list, as_text, load_document
 from agent.probes.base import Probe, ProbeOptions
 from agent.settings import Duration, option
@@ -77,14 +78,14 @@ class SoftwareProbe(Probe[SoftwareOptions]):
         options: SoftwareOptions | None = None,
         *,
         run: Callable[[list[str], float], Completed] = run_command,
-        run_powershell: Callable[[str, float], str] = windows.run_powershell,
+        powershell: windows.PowerShell | None = None,
         which: Callable[[str], str | None] = shutil.which,
         system: Callable[[], str] = platform.system,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(options)
         self._run = run
-        self._run_powershell = run_powershell
+        self._powershell = powershell or windows.shared_batch()
         self._which = which
         self._system = system
         self._clock = clock
@@ -106,10 +107,17 @@ class SoftwareProbe(Probe[SoftwareOptions]):
             programs=tuple(programs) if full else (),
         )
 
+    def _query(self) -> Query:
+        return Query(self.name, POWERSHELL_SCRIPT, self._options.timeout)
+
+    def prepare(self) -> None:
+        if self._system() == "Windows":
+            self._powershell.declare(self._query())
+
     def _read(self) -> tuple[str, list[InstalledProgram]]:
         timeout = self._options.timeout
         if self._system() == "Windows":
-            document = self._run_powershell(POWERSHELL_SCRIPT, timeout)
+            document = self._powershell.result(self._query())
             return "windows_registry", parse_windows_programs(document)
         if self._which("dpkg-query"):
             done = self._run(["dpkg-query", "--show", "--showformat", DPKG_FORMAT], timeout)

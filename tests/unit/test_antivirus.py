@@ -26,6 +26,7 @@ from agent.platform.clamd import (
     read_database_built_at,
 )
 from agent.platform.psjson import parse_date
+from agent.platform.windows import PerScript
 from agent.probes.antivirus import (
     AntivirusOptions,
     AntivirusProbe,
@@ -165,7 +166,7 @@ def test_powershell_failure_is_a_probe_error_not_off() -> None:
     def timeout(script: str, seconds: float) -> str:
         raise ProbeFailed(f"PowerShell did not finish within {seconds:g} s")
 
-    probe = AntivirusProbe(run_powershell=timeout, system=lambda: "Windows")
+    probe = AntivirusProbe(powershell=PerScript(timeout), system=lambda: "Windows")
     with pytest.raises(ProbeFailed, match="within 60 s"):
         probe.collect()
 

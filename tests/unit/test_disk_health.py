@@ -10,6 +10,7 @@ import pytest
 from agent.errors import ProbeFailed
 from agent.model import DiskHealth, DriveHealth
 from agent.platform.command import Completed
+from agent.platform.windows import PerScript
 from agent.probes.disk_health import (
     POWERSHELL_SCRIPT,
     DiskHealthProbe,
@@ -146,7 +147,9 @@ def test_probe_on_windows_uses_one_powershell_run() -> None:
         scripts.append(script)
         return _text("windows_physicaldisk.json")
 
-    section = DiskHealthProbe(run_powershell=run_powershell, system=lambda: "Windows").collect()
+    section = DiskHealthProbe(
+        powershell=PerScript(run_powershell), system=lambda: "Windows"
+    ).collect()
     assert scripts == [POWERSHELL_SCRIPT]
     assert len(section.drives) == 3
 

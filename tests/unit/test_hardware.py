@@ -18,7 +18,7 @@ import pytest
 from agent.errors import ProbeFailed
 from agent.model import Disk, Hardware, NetInterface, Temperature
 from agent.platform.cpu import cpu_usage_ratio
-from agent.platform.windows import UTF8_PREFIX, run_powershell
+from agent.platform.windows import UTF8_PREFIX, PerScript, run_powershell
 from agent.probes.hardware import (
     POWERSHELL_SCRIPT,
     THERMAL_SCRIPT,
@@ -153,7 +153,7 @@ def _linux_probe(sample: RawSample, ps: FakePs | None = None) -> HardwareProbe:
     return HardwareProbe(
         ps=ps or FakePs(sample),
         read_text=sample["files"].get,
-        run_powershell=_no_powershell,
+        powershell=PerScript(_no_powershell),
         system=lambda: "Linux",
     )
 
@@ -489,7 +489,7 @@ def _windows_probe(
     return HardwareProbe(
         ps=FakePs(sample),
         read_text=no_files,
-        run_powershell=run_recorded,
+        powershell=PerScript(run_recorded),
         system=lambda: "Windows",
         powershell_timeout=12.0,
         thermal_every=thermal_every,
@@ -706,3 +706,27 @@ def test_windows_thermal_zones_read_at_most_every_thermal_every(linux: RawSample
     assert carried.temperature_state == "ok"
     assert carried.temperatures_read_at == first.temperatures_read_at > 0
     assert fresh.temperatures_read_at >= first.temperatures_read_at
+
+
+def test_windows_identity_failing_is_asked_again_at_the_thermal_cadence(linux: RawSample) -> None:
+    # A WMI that hangs must not start PowerShell in every 15 s cycle.
+    now = [0.0]
+    answers = [_windows_doc("windows_thermal.json")]
+
+    def run(script: str, timeout: float) -> str:
+        if now[0] >= 300.0 and answers:
+            return answers.pop()
+        raise ProbeFailed("PowerShell did not finish within 12 s")
+
+    calls: list[tuple[str, float]] = []
+    probe = _windows_probe(linux, run, calls, thermal_every=300.0, clock=lambda: now[0])
+    for step in range(20):  # 0 … 285 s
+        now[0] = 15.0 * step
+        hardware = probe.collect()
+        # The reason of the last read stands in the cycles between, never "no sensor".
+        assert hardware.temperature_state == "error"
+        assert "did not finish" in hardware.temperature_detail
+    assert [c[0] for c in calls] == [POWERSHELL_SCRIPT]
+    now[0] = 300.0
+    assert probe.collect().host.vendor == "LENOVO"
+    assert [c[0] for c in calls] == [POWERSHELL_SCRIPT, POWERSHELL_SCRIPT]

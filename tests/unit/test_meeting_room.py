@@ -23,6 +23,7 @@ from agent.model import (
 )
 from agent.platform.icmp import PingRun
 from agent.platform.throughput import ThroughputOptions
+from agent.platform.windows import PerScript
 from agent.probes.base import CollectorLink
 from agent.probes.meeting_room import (
     AppOptions,
@@ -656,7 +657,7 @@ def test_probe_on_windows_and_unreadable_devices() -> None:
         throughput=ThroughputOptions(enabled=False),
     )
     probe = MeetingRoomProbe(
-        options, system=lambda: "Windows", run_powershell=powershell, ps=FakePs()
+        options, system=lambda: "Windows", powershell=PerScript(powershell), ps=FakePs()
     )
     room = probe.collect()
     assert len(room.devices) == 7 and room.device_checks[0].found == 1
@@ -671,7 +672,7 @@ def test_probe_on_windows_and_unreadable_devices() -> None:
         raise ProbeFailed("PowerShell did not finish within 30 s")
 
     broken = MeetingRoomProbe(
-        options, system=lambda: "Windows", run_powershell=failing, ps=FakePs()
+        options, system=lambda: "Windows", powershell=PerScript(failing), ps=FakePs()
     )
     room = broken.collect()
     assert room.readiness is not None and room.readiness.state == "red"

@@ -25,6 +25,7 @@ from agent.platform.linux import (
     read_proc_listeners,
     socket_owners,
 )
+from agent.platform.windows import PerScript
 from agent.probes.security import (
     APT_HISTORY_PATHS,
     UFW_CONF_PATH,
@@ -189,7 +190,9 @@ def test_windows_collect_uses_one_powershell_call() -> None:
         calls.append(script)
         return fixture("win10-vi-security.json")
 
-    sec = SecurityProbe(run_powershell=run, listeners=list, system=lambda: "Windows").collect()
+    sec = SecurityProbe(
+        powershell=PerScript(run), listeners=list, system=lambda: "Windows"
+    ).collect()
     assert len(calls) == 1 and "ActiveStore" in calls[0]
     assert len(sec.firewall) == 3
 

@@ -10,6 +10,7 @@ import pytest
 from agent.errors import ProbeFailed
 from agent.model import InstalledProgram
 from agent.platform.command import Completed
+from agent.platform.windows import PerScript
 from agent.probes.software import (
     DPKG_FORMAT,
     POWERSHELL_SCRIPT,
@@ -130,7 +131,9 @@ def test_windows_uses_one_powershell_run_and_rpm_when_no_dpkg() -> None:
         scripts.append(script)
         return _text("windows_uninstall.json")
 
-    windows = SoftwareProbe(run_powershell=run_powershell, system=lambda: "Windows").collect()
+    windows = SoftwareProbe(
+        powershell=PerScript(run_powershell), system=lambda: "Windows"
+    ).collect()
     assert scripts == [POWERSHELL_SCRIPT]
     assert (windows.source, windows.count, windows.complete) == ("windows_registry", 6, True)
 
