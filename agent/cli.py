@@ -14,7 +14,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -22,13 +22,22 @@ from agent import __version__
 from agent.central import SETTINGS_FILE, Central, read_saved
 from agent.config import AgentConfig, LocalFile, load_config
 from agent.errors import AgentError, ConfigError, NotEnrolledError
-from agent.identity import Credential, load_credential, machine_id, save_credential
+from agent.identity import (
+    Credential,
+    Refusal,
+    load_credential,
+    load_refusal,
+    machine_id,
+    save_credential,
+    save_refusal,
+)
 from agent.probes import PROBES
 from agent.probes.base import CollectorLink
 from agent.runner import Runner, Scheduled, collect, read_boot_id
 from agent.spool import Spool, SpoolStatus
-from agent.transport.client import CollectorClient, MachineFacts
+from agent.transport.client import CollectorClient, DeliveryError, MachineFacts
 from agent.transport.encode import plain
+from canhgac_common import refusal as refusals
 from canhgac_common.i18n import LANGUAGES, choose_language, use_language
 from canhgac_common.i18n import gettext_ as _
 from canhgac_common.output import add_output_options, iso_time, survive_closed_pipe
@@ -172,10 +181,13 @@ def enrolled_credential(cfg: AgentConfig) -> Credential:
     collector.address in the config; the service enrolls on its first start and deletes the
     token, so it stays on disk only until it has been used.
     """
+    token_path = cfg.state_dir / ENROLL_TOKEN_FILE
     try:
-        return load_credential(cfg.state_dir)
+        held = load_credential(cfg.state_dir)
+        # Revoked or retired, and a new token left beside it: enroll again with that one.
+        if load_refusal(cfg.state_dir, held.agent_id) is None or not token_path.exists():
+            return held
     except NotEnrolledError:
-        token_path = cfg.state_dir / ENROLL_TOKEN_FILE
         if not token_path.exists():
             raise
     if not cfg.collector.address:
@@ -188,6 +200,46 @@ def enrolled_credential(cfg: AgentConfig) -> Credential:
     token_path.unlink()
     log.info("enrolled as %s; credential saved to %s, %s deleted", cred.agent_id, path, token_path)
     return cred
+
+
+def refused_sentence(r: Refusal) -> str:
+    """What `status` and the log say of a refusal for good: when, why, what to do."""
+    if r.reason == refusals.RETIRED:
+        return _(
+            "retired by the collector at {at} ({details}): this machine is out of service;"
+            " uninstall the agent, or enroll it again with a new token if it returns to service"
+        ).format(at=iso_time(r.at), details=r.details)
+    return _(
+        "revoked by the collector at {at} ({details}): re-enroll with a new token"
+        " (canhgac-agent enroll --collector {collector} --token-file PATH, or leave it in"
+        " {path}), then restart the service"
+    ).format(at=iso_time(r.at), details=r.details, collector=r.collector, path=ENROLL_TOKEN_FILE)
+
+
+def _recorder(cfg: AgentConfig, cred: Credential) -> Callable[[DeliveryError], None]:
+    """What the runner calls when the collector refuses this agent for good: one error line
+    with what to do, and the refusal kept in the state dir (for `status`, and so that a
+    restart does not deliver again)."""
+
+    def record(e: DeliveryError) -> None:
+        r = Refusal(
+            agent_id=cred.agent_id,
+            collector=cfg.collector.address or cred.collector,
+            reason=e.refusal or refusals.REVOKED,
+            details=e.details,
+            at=time.time(),
+        )
+        try:
+            save_refusal(cfg.state_dir, r)
+        except OSError as error:
+            log.warning("could not record the refusal in %s: %s", cfg.state_dir, error)
+        log.error(
+            "%s; delivery stopped, reports are still collected into the spool (bounded by"
+            " spool.max_bytes and spool.max_age)",
+            refused_sentence(r),
+        )
+
+    return record
 
 
 def cmd_run(cfg: AgentConfig, args: argparse.Namespace) -> int:
@@ -224,21 +276,30 @@ def run_until(
         link = CollectorLink(probes.address, probes.throughput, client.clock_offset, probes.upload)
         schedule = _schedule(cfg, interval, link=link)
         spool = _spool(cfg)
-        log.info(
-            "agent %s reporting to %s every %gs (probes: %s; central settings: %s)",
-            cred.agent_id,
-            client.address,
-            interval,
-            ", ".join(schedule),
-            central.state.hash if central is not None and central.state.hash else "none",
-        )
+        refused = load_refusal(cfg.state_dir, cred.agent_id)
+        if refused is not None:
+            # Said once per start, and nothing sent: the collector answered for good.
+            log.error(
+                "%s; not delivering, reports are collected into the spool only",
+                refused_sentence(refused),
+            )
+        else:
+            log.info(
+                "agent %s reporting to %s every %gs (probes: %s; central settings: %s)",
+                cred.agent_id,
+                client.address,
+                interval,
+                ", ".join(schedule),
+                central.state.hash if central is not None and central.state.hash else "none",
+            )
         runner = Runner(
             schedule,
             spool,
-            client.submit,
+            client.submit if refused is None else None,
             cfg.delivery,
             central=central,
             rebuild=lambda new: _schedule(new, interval, runner.schedule, link),
+            on_refused=_recorder(cfg, cred),
         )
         with contextlib.closing(spool):
             runner.run(stop)
@@ -259,6 +320,7 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
         print(json.dumps(plain(report), ensure_ascii=False, indent=2))
         return 1 if report.errors else 0
     cred = load_credential(cfg.state_dir)
+    refused = load_refusal(cfg.state_dir, cred.agent_id)
     spool = _spool(cfg)
     with contextlib.closing(spool), _client(cfg, cred) as client:
         for probe in probes.values():
@@ -266,11 +328,25 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
                 CollectorLink(client.address, client.throughput, client.clock_offset, client.upload)
             )
         runner = Runner(
-            {n: Scheduled(p, 15.0) for n, p in probes.items()}, spool, client.submit, cfg.delivery
+            {n: Scheduled(p, 15.0) for n, p in probes.items()},
+            spool,
+            client.submit if refused is None else None,
+            cfg.delivery,
+            on_refused=_recorder(cfg, cred),
         )
         seq = runner.collect_due(list(probes))
         while (more := runner.deliver_batch()) is True:
             pass
+    if refused is None and runner.refused is not None:
+        refused = load_refusal(cfg.state_dir, cred.agent_id)
+    if refused is not None:
+        print(
+            _("collected report {seq}; not delivered: {why}").format(
+                seq=seq, why=refused_sentence(refused)
+            ),
+            file=sys.stderr,
+        )
+        return 1
     if more is None:
         print(
             _("collected report {seq}; delivery failed, it stays in the spool").format(seq=seq),
@@ -293,11 +369,15 @@ def status_verdict(
     *,
     now: float,
     warn_backlog: float,
+    refused: Refusal | None = None,
 ) -> tuple[int, str]:
     """(Nagios code, the reason in one line) from what `status` found: why the agent is not
-    enrolled and why the collector cannot be reached (None: it is, it can)."""
+    enrolled and why the collector cannot be reached (None: it is, it can), and the refusal
+    for good the service recorded."""
     if not_enrolled is not None:
         return CRITICAL, _("not enrolled: {why}").format(why=not_enrolled)
+    if refused is not None:
+        return CRITICAL, refused_sentence(refused)
     if unreachable is not None:
         return CRITICAL, _("collector unreachable: {why}").format(why=unreachable)
     waiting = spool.depth if spool else 0
@@ -334,12 +414,16 @@ def cmd_status(cfg: AgentConfig, args: argparse.Namespace) -> int:
         }
     interval = cred.report_interval_seconds if cred and cred.report_interval_seconds else 15
     warn_backlog = args.warn_backlog if args.warn_backlog is not None else 3 * interval
+    refused = load_refusal(cfg.state_dir, cred.agent_id) if cred is not None else None
     code, reason = status_verdict(
-        not_enrolled, unreachable, st, now=time.time(), warn_backlog=warn_backlog
+        not_enrolled, unreachable, st, now=time.time(), warn_backlog=warn_backlog, refused=refused
     )
     document = {
         "status": _VERDICTS[code],
         "reason": reason,
+        "refused": None
+        if refused is None
+        else {"reason": refused.reason, "details": refused.details, "at": iso_time(refused.at)},
         "agent_id": cred.agent_id if cred else None,
         "placement": {
             "district": cred.district or None,
@@ -482,7 +566,8 @@ def _parser() -> argparse.ArgumentParser:
         "status",
         help=_(
             "enrollment, collector reachability, spool depth, last ack; exits 0 OK, "
-            "1 WARNING (reports waiting too long), 2 CRITICAL (collector unreachable, not enrolled)"
+            "1 WARNING (reports waiting too long), 2 CRITICAL (collector unreachable, not enrolled,"
+            " revoked or retired by the collector)"
         ),
     )
     s.add_argument("--timeout", type=duration_option, default="5s", help=_("e.g. 5s"))

@@ -10,9 +10,20 @@ from pathlib import Path
 
 from agent.errors import AgentError, NotEnrolledError
 
-__all__ = ["Credential", "load_credential", "machine_id", "save_credential"]
+__all__ = [
+    "Credential",
+    "Refusal",
+    "load_credential",
+    "load_refusal",
+    "machine_id",
+    "save_credential",
+    "save_refusal",
+]
 
 CREDENTIAL_FILE = "credential.json"
+# Written when the collector refused the credential for good (revoked, retired): a restart
+# then does not deliver again, and `status` says why. A new enrollment removes it.
+REFUSAL_FILE = "refused.json"
 _LINUX_MACHINE_ID = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 
 
@@ -26,6 +37,17 @@ class Credential:
     commune: str = ""
     unit: str = ""
     role: str = ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The collector refused this agent's credential for good."""
+
+    agent_id: str
+    collector: str
+    reason: str  # canhgac_common.refusal.REVOKED or RETIRED
+    details: str  # what the collector said
+    at: float  # when it was refused, this machine's clock (Unix seconds)
 
 
 def _windows_machine_guid() -> str | None:
@@ -76,7 +98,25 @@ def machine_id(state_dir: Path, os_id: str | None = None) -> str:
 def save_credential(state_dir: Path, cred: Credential) -> Path:
     path = state_dir / CREDENTIAL_FILE
     _write_private(path, json.dumps(asdict(cred), ensure_ascii=False, indent=2).encode())
+    (state_dir / REFUSAL_FILE).unlink(missing_ok=True)  # a new enrollment: deliver again
     return path
+
+
+def save_refusal(state_dir: Path, refusal: Refusal) -> Path:
+    path = state_dir / REFUSAL_FILE
+    _write_private(path, json.dumps(asdict(refusal), ensure_ascii=False, indent=2).encode())
+    return path
+
+
+def load_refusal(state_dir: Path, agent_id: str) -> Refusal | None:
+    """The refusal recorded for `agent_id`, or None. A record for another agent id (the
+    machine enrolled again since) or one that cannot be read counts as none: the worst that
+    does is one more refused delivery, which records it again."""
+    try:
+        refusal = Refusal(**json.loads((state_dir / REFUSAL_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+    return refusal if refusal.agent_id == agent_id else None
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -101,14 +101,19 @@ class Runner:
         wall_clock: Callable[[], float] = time.time,
         central: Central | None = None,
         rebuild: Callable[[AgentConfig], Mapping[str, Scheduled]] | None = None,
+        on_refused: Callable[[DeliveryError], None] | None = None,
     ) -> None:
         """`central` and `rebuild` (the schedule a config gives): settings pushed by the
-        collector are applied between two cycles, without a restart."""
+        collector are applied between two cycles, without a restart. `on_refused` is called
+        once when the collector refuses the credential for good (revoked, retired); delivery
+        then stops, collection goes on into the bounded spool."""
         self._schedule = dict(schedule)
         self._central = central
         self._rebuild = rebuild
         # Set by the delivery thread when pushed settings changed the schedule.
         self._rescheduled = False
+        self._on_refused = on_refused
+        self.refused: DeliveryError | None = None
         self._spool = spool
         self._submit = submit
         self._delivery = delivery
@@ -197,6 +202,13 @@ class Runner:
         try:
             result = self._submit([payload for _, payload in batch])
         except DeliveryError as e:
+            if e.final:
+                self.refused = e
+                if self._on_refused is not None:
+                    self._on_refused(e)
+                else:
+                    log.error("delivery stopped: the collector refused this agent: %s", e)
+                return None
             if e.overloaded:
                 self._batch = max(1, self._batch // 2)
             level = logging.WARNING if e.transient else logging.ERROR
@@ -274,6 +286,8 @@ class Runner:
             # Cleared before looking at the spool: a report spooled meanwhile sets it again.
             self._wake_delivery.clear()
             more = self.deliver_batch()
+            if self.refused is not None:
+                return  # for good: retrying would only hammer the collector
             if more is None:
                 stop.wait(self._backoff.next())
                 continue

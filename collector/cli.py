@@ -224,7 +224,7 @@ AGENT_COLUMNS: list[Column] = [
 
 
 def _clone_note(a: Mapping[str, Any]) -> str:
-    if a["state"] == "revoked":
+    if a["state"] in ("revoked", "retired"):
         return ""
     if a["possible_clone_of"]:
         return f", clone of {a['possible_clone_of']}?"
@@ -236,7 +236,11 @@ def cmd_agent_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     now = time.time()
     records = []
     for a in _store(cfg).list_agents():
-        if a.revoked_at:
+        if a.retired_at is not None:
+            if not args.all:
+                continue  # out of service: kept for the audit trail, shown with --all
+            state = "retired"
+        elif a.revoked_at:
             state = "revoked"
         elif a.last_seen_at and now - a.last_seen_at <= stale:
             state = "up"
@@ -251,6 +255,8 @@ def cmd_agent_list(cfg: CollectorConfig, args: argparse.Namespace) -> int:
                 "enrolled_at": iso_time(a.enrolled_at),
                 "last_seen_at": iso_time(a.last_seen_at),
                 "revoked_at": iso_time(a.revoked_at),
+                "retired_at": iso_time(a.retired_at),
+                "retired_reason": a.retired_reason or None,
                 "possible_clone_of": a.clone_of,
                 "reports_from_two_machines_since": iso_time(a.clone_suspected_at),
             }
@@ -274,6 +280,9 @@ def cmd_agent_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         "placement": _place(a.placement),
         "enrolled_at": iso_time(a.enrolled_at),
         "revoked_at": iso_time(a.revoked_at),
+        # Taken out of service (`agent retire`): kept for the audit trail, in no figure since.
+        "retired_at": iso_time(a.retired_at),
+        "retired_reason": a.retired_reason or None,
         "last_seen_at": iso_time(a.last_seen_at),
         "last_seq": a.last_seq,
         # Each spool it numbered reports with (a new one after a reinstall or a lost spool),
@@ -295,6 +304,18 @@ def cmd_agent_show(cfg: CollectorConfig, args: argparse.Namespace) -> int:
 def cmd_agent_revoke(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     _store(cfg).revoke_agent(args.agent_id, time.time())
     print(_("agent {id} revoked: its credential is refused from now on").format(id=args.agent_id))
+    return 0
+
+
+def cmd_agent_retire(cfg: CollectorConfig, args: argparse.Namespace) -> int:
+    a = _store(cfg).retire_agent(args.agent_id, time.time(), args.reason or "")
+    print(
+        _(
+            "agent {id} ({host}) retired: its credential is refused, its open alerts close as"
+            " retired, and it counts in no figure from now on; its history stays"
+            " (agent list --all, agent show)"
+        ).format(id=a.agent_id, host=a.hostname)
+    )
     return 0
 
 
@@ -1003,9 +1024,13 @@ def _parser() -> argparse.ArgumentParser:
     ag = sub.add_parser("agent", help=_("enrolled agents")).add_subparsers(
         dest="sub", required=True
     )
-    ag.add_parser(
-        "list", help=_("every agent, its place and state"), parents=[output_parent()]
-    ).set_defaults(handler=cmd_agent_list)
+    al = ag.add_parser(
+        "list",
+        help=_("every agent in service, its place and state"),
+        parents=[output_parent()],
+    )
+    al.add_argument("--all", action="store_true", help=_("retired agents too"))
+    al.set_defaults(handler=cmd_agent_list)
     ash = ag.add_parser(
         "show", help=_("one agent with its latest snapshot"), parents=[output_parent()]
     )
@@ -1014,6 +1039,16 @@ def _parser() -> argparse.ArgumentParser:
     ar = ag.add_parser("revoke", help=_("refuse this agent's credential from now on"))
     ar.add_argument("agent_id")
     ar.set_defaults(handler=cmd_agent_revoke)
+    at = ag.add_parser(
+        "retire",
+        help=_(
+            "a machine taken out of service: credential refused, alerts closed, gone from"
+            " coverage; kept for the audit trail"
+        ),
+    )
+    at.add_argument("agent_id")
+    at.add_argument("--reason", metavar="TEXT", help=_("why, kept with the agent"))
+    at.set_defaults(handler=cmd_agent_retire)
     _rules_parsers(sub)
     _notify_parsers(sub)
     _meeting_parsers(sub)

@@ -33,7 +33,14 @@ class NotFoundError(CollectorError):
 
 
 class AuthError(CollectorError):
-    """A token or credential is unknown, expired or revoked (the message says which)."""
+    """A token or credential is unknown, expired or revoked (the message says which).
+
+    `reason`, for an agent's credential, is the word of `canhgac_common.refusal` the status
+    details start with, so the agent can tell a revocation from a credential not known."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class InvalidRequest(CollectorError):

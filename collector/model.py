@@ -149,6 +149,9 @@ class AgentRecord:
     # When this agent's own reports came from two machines (two live spools, or a seq again
     # with other content): a cloned image still holding the one credential.
     clone_suspected_at: float | None = None
+    # When the machine was taken out of service (`agent retire`; revoked_at is set too), why.
+    retired_at: float | None = None
+    retired_reason: str = ""
 
 
 # ---- alerts: the lifecycle's records (collector.alerts.lifecycle evolves them) -----------

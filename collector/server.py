@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from canhgac_common import refusal
 from canhgac_common.text import printable
 from canhgac_proto.v1 import collector_pb2 as pb
 from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
@@ -261,12 +262,15 @@ class _Guard(grpc.ServerInterceptor):  # type: ignore[type-arg]
         auth = next((str(v) for k, v in context.invocation_metadata() if k == "authorization"), "")
         if not auth.startswith("Bearer "):
             raise _Refused(
-                grpc.StatusCode.UNAUTHENTICATED, "missing agent credential", "unauthenticated"
+                grpc.StatusCode.UNAUTHENTICATED,
+                refusal.details(refusal.MISSING, "missing agent credential"),
+                "unauthenticated",
             )
         try:
             agent = self._store.authenticate(auth.removeprefix("Bearer "))
         except AuthError as e:
-            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, str(e), "unauthenticated") from None
+            why = refusal.details(e.reason, str(e)) if e.reason else str(e)
+            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, why, "unauthenticated") from None
         except StoreError as e:
             log.error("store unavailable during authentication: %s", e)
             raise _Refused(

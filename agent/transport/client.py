@@ -17,6 +17,7 @@ from agent.config import TlsConfig
 from agent.errors import AgentError
 from agent.model import ClockOffset
 from agent.transport.wire import Channel, ClientCertError, RpcError, StatusCode
+from canhgac_common import refusal
 from canhgac_proto.v1 import collector_pb2 as pb
 
 __all__ = [
@@ -45,9 +46,16 @@ class DeliveryError(AgentError):
         # A network failure says what happened; a refusal says what the collector answered.
         super().__init__(details if local else f"collector said {code.name}: {details}")
         self.code = code
+        self.details = details
         self.transient = code in TRANSIENT
         # The collector is overloaded or the batch too big: send smaller batches.
         self.overloaded = code is StatusCode.RESOURCE_EXHAUSTED
+        # Why the collector refused the credential (canhgac_common.refusal), when it did.
+        self.refusal = (
+            refusal.reason(details) if code is StatusCode.UNAUTHENTICATED and not local else None
+        )
+        # Revoked or retired: no retry can succeed, only a new enrollment.
+        self.final = self.refusal in refusal.FINAL
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from collector.compliance.evaluate import Memo, agent_variables, judge, report_v
 from collector.compliance.loader import load_pack
 from collector.compliance.model import Rule, RulePack
 from collector.compliance.schema import GROUP_FIELDS
-from collector.errors import RuleError, StoreError
+from collector.errors import NotFoundError, RuleError, StoreError
 from collector.model import MEETING_ROLE, AgentRecord, Alert, Event, Labels, Report
 from collector.sites import Sites
 from collector.store import AlertWrite, HistoryEntry, MaintenanceWindow, Silence, Store
 
 __all__ = [
-    "RETIRED",
+    "AGENT_GONE",
     "AlertEngine",
     "Pacer",
     "fleet_subject",
@@ -40,8 +40,11 @@ log = logging.getLogger(__name__)
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def notification_payload(rule: Rule, a: Alert, resolved_at: float | None = None) -> dict[str, Any]:
-    """What a notification carries (the notifier renders mail from it)."""
+def notification_payload(
+    rule: Rule, a: Alert, resolved_at: float | None = None, ended: str = ""
+) -> dict[str, Any]:
+    """What a notification carries (the notifier renders mail from it). `ended`: why a
+    resolved alert ended without being fixed (a key of AGENT_GONE), else empty."""
     return {
         "rule": rule.id,
         "severity": rule.severity,
@@ -51,6 +54,7 @@ def notification_payload(rule: Rule, a: Alert, resolved_at: float | None = None)
         "started_at": a.started_at,
         "fired_at": a.fired_at,
         "resolved_at": resolved_at,
+        **({"ended": ended} if ended else {}),
     }
 
 
@@ -92,8 +96,9 @@ def _count(g: dict[str, Any], verdicts: list[tuple[str, bool]]) -> None:
         g["passing"][rule_id] += ok
 
 
-# The history detail of an alert ended because its agent was revoked.
-RETIRED = "agent revoked"
+# The history detail of an alert ended because its agent left (revoked, or its machine
+# retired), and the `ended` word its resolution notice carries: closed, not fixed.
+AGENT_GONE = {"revoked": "agent revoked", "retired": "agent retired"}
 
 # Alert keys per write transaction of a tick (`AlertWrite.split`): a few milliseconds of the
 # store's writer each.
@@ -256,6 +261,7 @@ class AlertEngine:
         events: list[tuple[Event, float]],
         *,
         detail: str = "",
+        ended: str = "",
     ) -> None:
         if new is old:
             return
@@ -275,7 +281,7 @@ class AlertEngine:
         for event, at in events:
             w.history.append(HistoryEntry(labels, event, at, started, w.now, detail))
             if event == "resolved" and old is not None and old.notified:
-                w.notify.append(("resolved", labels, notification_payload(rule, old, at)))
+                w.notify.append(("resolved", labels, notification_payload(rule, old, at, ended)))
         # One row per key in a batch: an alert that fired and resolved within one replayed
         # backlog must not leave its earlier upsert behind (applied after the delete).
         key = labels.rule_id, labels.subject
@@ -368,16 +374,29 @@ class AlertEngine:
             pace()  # Submit's commits wait for the store's writer between the parts
 
     def _retire(self, w: AlertWrite, active: set[str], now: float, pace: Pacer) -> None:
-        """The open alerts of an agent no longer active (revoked: the machine was retired or
-        replaced) end now: nothing is left to fix on it. A firing one resolves, and its
-        resolution is notified like any other; a pending one clears."""
+        """The open alerts of an agent no longer active (revoked, or its machine retired) end
+        now: nothing is left to fix on it. A firing one resolves with the reason in its
+        history and in its notice ("closed: machine revoked", never "fixed"); a pending one
+        clears."""
+        gone: dict[str, str] = {}
         for a in list(self._alerts.values()):
             pace()
             rule = self.pack.get(a.labels.rule_id)
             if rule is None or rule.kind != "agent" or a.labels.subject in active:
                 continue
+            if a.labels.subject not in gone:
+                gone[a.labels.subject] = self._why_gone(a.labels.subject)
+            why = gone[a.labels.subject]
             event: Event = "resolved" if a.state == "firing" else "cleared"
-            self._record(w, rule, a, None, [(event, now)], detail=RETIRED)
+            self._record(w, rule, a, None, [(event, now)], detail=AGENT_GONE[why], ended=why)
+
+    def _why_gone(self, agent_id: str) -> str:
+        """ "retired" or "revoked": why an agent left the active ones."""
+        try:
+            agent = self._store.get_agent(agent_id)
+        except NotFoundError:
+            return "revoked"
+        return "retired" if agent.retired_at is not None else "revoked"
 
     def _tick_fleet(self, pace: Pacer) -> list[tuple[AgentRecord, dict[str, Any]]]:
         """Active agents, with their stored snapshots only when a timed agent rule or a fleet

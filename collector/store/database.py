@@ -137,6 +137,17 @@ def _to_v12(conn: Connection) -> None:
     metadata.create_all(conn, tables=[settings_layers])
 
 
+def _to_v13(conn: Connection) -> None:
+    """Schema 13: agents.retired_at and retired_reason (`agent retire`); columns already
+    there (a table made from today's schema, its version set back) are kept."""
+    have = {c["name"] for c in inspect(conn).get_columns("agents")}
+    if "retired_at" not in have:
+        when = agents.c.retired_at.type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE agents ADD COLUMN retired_at {when}"))
+    if "retired_reason" not in have:
+        conn.execute(text("ALTER TABLE agents ADD COLUMN retired_reason TEXT NOT NULL DEFAULT ''"))
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -150,6 +161,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     10: _to_software_inventory,
     11: _to_v11,
     12: _to_v12,
+    13: _to_v13,
 }
 
 

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/database.py:_MIGRATIONS.
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 metadata = MetaData()
 
@@ -108,6 +108,11 @@ agents = Table(
     # (neither that agent's credential nor a token replacing it): a cloned image, a
     # reinstall that lost its state, or a takeover attempt. Cleared when that agent is revoked.
     Column("clone_of", String(32)),
+    # Schema 13: when the machine was taken out of service (`agent retire`) and why. A retired
+    # agent is revoked too (revoked_at set at the same time, unless it was already): every
+    # "active agents" read leaves it out, and its rollups stop at that time.
+    Column("retired_at", Float),
+    Column("retired_reason", Text, nullable=False, server_default=""),
 )
 
 # Schema 7: each spool an agent numbered reports with, in the order the collector first saw

@@ -27,6 +27,9 @@ from sqlalchemy import (
     update,
 )
 
+from canhgac_common import refusal
+from canhgac_common.output import iso_time
+from canhgac_common.text import printable
 from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreError
 from collector.model import (
     MAX_SEQ,
@@ -171,6 +174,8 @@ def _agent(row: Any) -> AgentRecord:
         last_seq=row.last_seq,
         clone_of=row.clone_of,
         clone_suspected_at=row.clone_suspected_at,
+        retired_at=row.retired_at,
+        retired_reason=row.retired_reason,
     )
 
 
@@ -185,6 +190,8 @@ _RECORD_TAIL = (
     "last_seq",
     "clone_of",
     "clone_suspected_at",
+    "retired_at",
+    "retired_reason",
 )
 _LIST_AGENTS = select(
     *(agents.c[c] for c in (*_RECORD_HEAD, *PLACE_COLUMNS, *_RECORD_TAIL))
@@ -212,6 +219,8 @@ def _agent_of(r: Any) -> AgentRecord:
         sq,
         cl,
         cs,
+        rt,
+        rr,
     ) = r
     return AgentRecord(
         a_id,
@@ -228,6 +237,8 @@ def _agent_of(r: Any) -> AgentRecord:
         sq,
         cl,
         cs,
+        rt,
+        rr,
     )
 
 
@@ -467,16 +478,27 @@ class Store(Part):
     def authenticate(self, credential: str) -> AgentRecord:
         parts = _split(credential, 2)
         if parts is None:
-            raise AuthError("malformed credential")
+            raise AuthError("malformed credential", refusal.MALFORMED)
         agent_id, secret = parts
         with self._cursor(write=False) as cursor:
             cursor.execute(self._hot.select_agent, {"id": agent_id})
             found = cursor.fetchone()
         row: Any = AgentRow(*found) if found is not None else None
         if row is None or not hmac.compare_digest(row.credential_hash, _hash(secret)):
-            raise AuthError("unknown credential")
+            raise AuthError("unknown credential", refusal.UNKNOWN)
+        if row.retired_at is not None:
+            why = f" ({printable(row.retired_reason)})" if row.retired_reason else ""
+            raise AuthError(
+                f"agent {agent_id} was retired at {iso_time(row.retired_at)}{why}: "
+                "the machine is out of service",
+                refusal.RETIRED,
+            )
         if row.revoked_at is not None:
-            raise AuthError(f"agent {agent_id} was revoked")
+            raise AuthError(
+                f"agent {agent_id} was revoked at {iso_time(row.revoked_at)}: "
+                "re-enroll this machine with a new token",
+                refusal.REVOKED,
+            )
         return _agent(row)
 
     def list_agents(self, pace: Callable[[], None] | None = None) -> list[AgentRecord]:
@@ -509,6 +531,28 @@ class Store(Part):
             if not done.rowcount:
                 raise NotFoundError(f"no active agent {agent_id!r} (see `agent list`)")
             conn.execute(update(agents).where(agents.c.clone_of == agent_id).values(clone_of=None))
+
+    def retire_agent(self, agent_id: str, now: float, reason: str = "") -> AgentRecord:
+        """Take the agent's machine out of service: kept for the audit trail (its reports,
+        rollups and alert history stay), its credential refused like a revoked one, and gone
+        from every figure of active agents. An agent revoked earlier keeps that time."""
+        with self._write() as conn:
+            row = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).first()
+            if row is None:
+                raise NotFoundError(f"no agent {agent_id!r} (see `agent list --all`)")
+            if row.retired_at is not None:
+                raise NotFoundError(
+                    f"agent {agent_id!r} was already retired at {iso_time(row.retired_at)}"
+                )
+            revoked = row.revoked_at if row.revoked_at is not None else now
+            conn.execute(
+                update(agents)
+                .where(agents.c.agent_id == agent_id)
+                .values(revoked_at=revoked, retired_at=now, retired_reason=reason)
+            )
+            conn.execute(update(agents).where(agents.c.clone_of == agent_id).values(clone_of=None))
+            done = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).one()
+        return _agent(done)
 
     # ---- reports ------------------------------------------------------------------------
 

@@ -237,6 +237,9 @@ def test_revoking_an_agent_resolves_its_open_alerts(tmp_path: Path) -> None:
 
             wait_until(lambda: bool(texts()), 10, "an-lac-03's mail")
             (both,) = texts()
-            assert "Cảnh báo" in both and "Đã khắc phục" in both
+            # Closed because the machine was revoked, and said so: not a fix.
+            assert "Cảnh báo" in both and "Đã đóng: máy bị thu hồi" in both
+            assert "Đã khắc phục" not in both and "khắc phục lúc" not in both
+            assert "không phải vì sự cố đã được khắc phục" in both
         finally:
             app.stop(grace=0)

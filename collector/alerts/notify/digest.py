@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from collector.alerts.engine import AGENT_GONE
 from collector.indicators import MACHINE_INDICATORS, current
 from collector.sites import Sites
 from collector.store import Store
@@ -74,6 +75,8 @@ def build_digest(
             "at": h.at,
         }
         for h in store.mail.resolved_between(district, since, now)
+        # Closed because the machine was revoked or retired: not a fix.
+        if h.detail not in AGENT_GONE.values()
     ]
     return {
         "period": period,

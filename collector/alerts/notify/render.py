@@ -49,6 +49,12 @@ _KIND = {
     "vi": {"firing": "Cảnh báo", "resolved": "Đã khắc phục", "escalation": "Chưa xử lý"},
     "en": {"firing": "Alert", "resolved": "Resolved", "escalation": "Not acknowledged"},
 }
+# A resolved alert that ended because its machine left (collector.alerts.engine.AGENT_GONE):
+# closed, not fixed, and the notice must not read as a fix.
+_ENDED = {
+    "vi": {"revoked": "Đã đóng: máy bị thu hồi", "retired": "Đã đóng: máy ngừng sử dụng"},
+    "en": {"revoked": "Closed: machine revoked", "retired": "Closed: machine retired"},
+}
 
 
 def _both(name: str, lang: str, ctx: Mapping[str, Any]) -> tuple[str, str]:
@@ -74,10 +80,12 @@ def render_alerts(
     rows = []
     for kind, p in items:
         labels = p.get("labels", {})
+        ended = p.get("ended", "") if kind == "resolved" else ""
         rows.append(
             {
                 "kind": kind,
-                "kind_text": _KIND[lang][kind],
+                "kind_text": _ENDED[lang][ended] if ended in _ENDED[lang] else _KIND[lang][kind],
+                "ended": ended,
                 "title": p["title"][lang],
                 "remediation": p["remediation"][lang],
                 "rationale": rationale.get(p["rule"], {}).get(lang, ""),
