@@ -216,10 +216,12 @@ def refused_sentence(r: Refusal) -> str:
     ).format(at=iso_time(r.at), details=r.details, collector=r.collector, path=ENROLL_TOKEN_FILE)
 
 
-def _recorder(cfg: AgentConfig, cred: Credential) -> Callable[[DeliveryError], None]:
+def _recorder(
+    cfg: AgentConfig, cred: Credential, *, say: bool = True
+) -> Callable[[DeliveryError], None]:
     """What the runner calls when the collector refuses this agent for good: one error line
-    with what to do, and the refusal kept in the state dir (for `status`, and so that a
-    restart does not deliver again)."""
+    with what to do (unless `say` is false: `once` prints it itself), and the refusal kept in
+    the state dir (for `status`, and so that a restart does not deliver again)."""
 
     def record(e: DeliveryError) -> None:
         r = Refusal(
@@ -233,11 +235,12 @@ def _recorder(cfg: AgentConfig, cred: Credential) -> Callable[[DeliveryError], N
             save_refusal(cfg.state_dir, r)
         except OSError as error:
             log.warning("could not record the refusal in %s: %s", cfg.state_dir, error)
-        log.error(
-            "%s; delivery stopped, reports are still collected into the spool (bounded by"
-            " spool.max_bytes and spool.max_age)",
-            refused_sentence(r),
-        )
+        if say:
+            log.error(
+                "%s; delivery stopped, reports are still collected into the spool (bounded"
+                " by spool.max_bytes and spool.max_age)",
+                refused_sentence(r),
+            )
 
     return record
 
@@ -332,7 +335,7 @@ def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
             spool,
             client.submit if refused is None else None,
             cfg.delivery,
-            on_refused=_recorder(cfg, cred),
+            on_refused=_recorder(cfg, cred, say=False),
         )
         seq = runner.collect_due(list(probes))
         while (more := runner.deliver_batch()) is True:

@@ -27,6 +27,7 @@ from collector.model import (
     ROLLUP_INDICATOR,
     ROLLUP_RULE,
     ROLLUP_SERVICE,
+    AgentRecord,
     RoomVerdict,
 )
 from collector.sites import Sites
@@ -774,11 +775,20 @@ def _machine_table(report: Report, store: Store, lang: str) -> Table:
             if r.section in (ROLLUP_INDICATOR, ROLLUP_AVAILABILITY):
                 over.setdefault(r.agent_id, {})[r.section, r.metric] = (r.stat.count, r.stat.total)
         fresh = report.made_at - report.stale_after
-        for a, snap in store.fleet():
+        fleet = store.fleet()
+        active = {a.agent_id for a, _ in fleet}
+        # Revoked or retired since, but in service during the period: a row with that time's
+        # figures (its snapshot is not read: the state now is not its).
+        gone: list[tuple[AgentRecord, dict[str, Any]]] = [
+            (a, {}) for a in store.list_agents() if a.agent_id not in active and a.agent_id in over
+        ]
+        for a, snap in [*fleet, *gone]:
             pl = a.placement
             if not scope.has(pl.district, pl.commune, pl.unit if scope.unit else ""):
                 continue
-            reporting = a.last_seen_at is not None and a.last_seen_at >= fresh
+            reporting = (
+                a.revoked_at is None and a.last_seen_at is not None and a.last_seen_at >= fresh
+            )
             flags = met.get(a.agent_id, (False,) * (len(MACHINE_INDICATORS) + 1))
             host = (snap.get("hardware") or {}).get("host") or {}
             memory = (snap.get("hardware") or {}).get("memory") or {}
@@ -806,6 +816,7 @@ def _machine_table(report: Report, store: Store, lang: str) -> Table:
                     _ratio(over.get(a.agent_id, {}).get((ROLLUP_INDICATOR, i.id)))
                     for i in MACHINE_INDICATORS
                 ),
+                a.retired_at,
             )
 
     machines = Table(
@@ -835,6 +846,7 @@ def _machine_table(report: Report, store: Store, lang: str) -> Table:
                 "delivered", "Báo cáo nhận được / cần có", "Reports received / expected", "share"
             ),
             *_PERIOD_COLUMNS,
+            Column("retired_at", "Ngừng sử dụng lúc", "Retired at", "time"),
         ),
         machine_rows,
     )

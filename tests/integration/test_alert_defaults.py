@@ -11,9 +11,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from canhgac_proto.v1 import collector_pb2 as pb
+from collector.alerts.notify.digest import build_digest
 from collector.config import CollectorConfig, load_config
 from tests.integration.harness import Running, start_collector, wait_until
 from tests.integration.smtp_server import Recorder, parts, smtp_server
@@ -201,9 +203,11 @@ def test_a_commune_outage_explains_its_commune_rules_too(tmp_path: Path) -> None
             app.stop(grace=0)
 
 
-def test_revoking_an_agent_resolves_its_open_alerts(tmp_path: Path) -> None:
-    """an-lac-03 is retired (its agent revoked, as `agent revoke` does): its silent alert
-    resolves at the next tick, and the IT staff who heard of it hear it is over."""
+@pytest.mark.parametrize("ending", ["revoked", "retired"])
+def test_revoking_or_retiring_an_agent_closes_its_open_alerts(tmp_path: Path, ending: str) -> None:
+    """an-lac-03's agent is revoked (`agent revoke`) or the machine retired (`agent retire`):
+    its silent alert closes at the next tick with that reason in its history, and the IT staff
+    who heard of it hear it is closed — not that it was fixed."""
     clock = FakeClock()
     with smtp_server() as (rec, port):
         running = start_collector(shipped_config(tmp_path, port), clock=clock)
@@ -219,14 +223,17 @@ def test_revoking_an_agent_resolves_its_open_alerts(tmp_path: Path) -> None:
             ]
             assert [a.labels.rule_id for a in open_before] == ["agent.silent"]
 
-            app.store.revoke_agent(retired.agent_id, clock.now)
+            if ending == "revoked":
+                app.store.revoke_agent(retired.agent_id, clock.now)
+            else:
+                app.store.retire_agent(retired.agent_id, clock.now, "thanh lý")
             clock.now += 15
             fleet.report(fleet.an_lac[:3])
             app.alerts.drain()
             app.alerts.tick(clock.now).result(30)
             assert [a for a in app.store.alerts.open_alerts() if a.labels.host == "an-lac-03"] == []
             history = app.store.alerts.alert_history("agent.silent", retired.agent_id)
-            assert [(h.event, h.detail) for h in history][-1] == ("resolved", "agent revoked")
+            assert [(h.event, h.detail) for h in history][-1] == ("resolved", f"agent {ending}")
             clock.now += 600  # past the rate limit
             app.notifier.tick(clock.now)
 
@@ -237,9 +244,23 @@ def test_revoking_an_agent_resolves_its_open_alerts(tmp_path: Path) -> None:
 
             wait_until(lambda: bool(texts()), 10, "an-lac-03's mail")
             (both,) = texts()
-            # Closed because the machine was revoked, and said so: not a fix.
-            assert "Cảnh báo" in both and "Đã đóng: máy bị thu hồi" in both
+            # Closed because the machine was revoked or retired, and said so: not a fix.
+            closed = "máy bị thu hồi" if ending == "revoked" else "máy ngừng sử dụng"
+            assert "Cảnh báo" in both and f"Đã đóng: {closed}" in both
             assert "Đã khắc phục" not in both and "khắc phục lúc" not in both
             assert "không phải vì sự cố đã được khắc phục" in both
+            # Nor does the leadership's digest list it among the fixed.
+            digest = build_digest(
+                app.store,
+                retired.placement.district,
+                period="daily",
+                since=clock.now - 86400,
+                now=clock.now,
+                stale_after=45,
+                sites=None,
+                title=str,
+            )
+            fixed = {(f["title"], f["place"]) for f in digest["fixed"]}
+            assert ("agent.silent", retired.placement.commune) not in fixed
         finally:
             app.stop(grace=0)

@@ -141,10 +141,16 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     assert [(p["target"], p["received"]) for p in link["pings"]] == [("127.0.0.1", 3)]
     assert link["throughput"]["bytes"] == 1024 * 1024 and link["throughput"]["bits_per_second"] > 0
 
-    assert collector_cli(config, "agent", "revoke", agent_id).returncode == 0
+    # A credential the collector does not know (a store restored from an old backup, a
+    # hand-edited file): refused, but not for good, so the report waits in the spool.
+    cred_file = state / "credential.json"
+    held = cred_file.read_text()
+    cred = json.loads(held)
+    cred_file.write_text(json.dumps({**cred, "secret": cred["agent_id"] + ".not-it"}))
     refused = run(*agent, "once")
     assert refused.returncode == 1
-    assert "stays in the spool" in refused.stderr
+    assert "stays in the spool" in refused.stderr and "unknown credential" in refused.stderr
+    cred_file.write_text(held)
     # Reachable, but the report is refused and waits: WARNING once it waited long enough.
     waiting = run(*agent, "status")
     assert waiting.returncode == 0 and "1 reports waiting" in waiting.stdout.splitlines()[0]
@@ -162,6 +168,19 @@ def test_agent_enroll_status_list_show_and_revoke(collector: Running, tmp_path: 
     verdict = json.loads(down.stdout)
     assert verdict["status"] == "CRITICAL" and verdict["collector"]["reachable"] is False
     assert verdict["reason"].startswith("collector unreachable: connection refused by 127.0.0.1:1")
+
+    # Revoked: refused for good, said once, and `status` is CRITICAL with what to do.
+    assert collector_cli(config, "agent", "revoke", agent_id).returncode == 0
+    revoked = run(*agent, "once")
+    assert revoked.returncode == 1
+    (line,) = revoked.stderr.splitlines()
+    assert (
+        line.startswith("collected report ") and "; not delivered: revoked by the collector" in line
+    )
+    assert "re-enroll with a new token" in line
+    after = run(*agent, "status")
+    assert after.returncode == 2
+    assert after.stdout.startswith("CRITICAL: revoked by the collector at ")
 
 
 def test_errors_are_one_clear_line(tmp_path: Path) -> None:

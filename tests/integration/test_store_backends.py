@@ -94,6 +94,40 @@ def test_expired_and_revoked_tokens_and_agents(store: Store) -> None:
     assert store.get_agent(e.agent.agent_id).revoked_at == 2.0
 
 
+def test_retired_agents_are_refused_as_retired_and_kept(store: Store) -> None:
+    """`agent retire`: refused with its own reason word, revoked too (every read of active
+    agents leaves it out), kept with when and why; a revoked agent retired later keeps the
+    time it was revoked; retiring twice is refused."""
+    _, token = store.create_token(PLACE, ttl=100, now=0.0, max_uses=3)
+    a = store.enroll(token, FACTS, now=1.0)
+    b = store.enroll(token, MachineFacts("machine-2", "h2", "W", "10", "0.1.0"), now=1.0)
+    assert store.authenticate(a.credential).retired_at is None
+    with pytest.raises(AuthError, match="revoked") as revoked:
+        store.revoke_agent(b.agent.agent_id, now=2.0)
+        store.authenticate(b.credential)
+    assert revoked.value.reason == "revoked"
+    done = store.retire_agent(a.agent.agent_id, now=3.0, reason="thanh lý, máy hỏng")
+    assert (done.retired_at, done.revoked_at, done.retired_reason) == (
+        3.0,
+        3.0,
+        "thanh lý, máy hỏng",
+    )
+    with pytest.raises(AuthError, match=r"retired at .*thanh lý, máy hỏng") as retired:
+        store.authenticate(a.credential)
+    assert retired.value.reason == "retired"
+    later = store.retire_agent(b.agent.agent_id, now=4.0)
+    assert (later.revoked_at, later.retired_at, later.retired_reason) == (2.0, 4.0, "")
+    with pytest.raises(NotFoundError, match="already retired"):
+        store.retire_agent(a.agent.agent_id, now=5.0)
+    with pytest.raises(NotFoundError, match="no agent"):
+        store.retire_agent("nobody", now=5.0)
+    listed = {x.agent_id: x for x in store.list_agents()}
+    assert listed[a.agent.agent_id] == store.get_agent(a.agent.agent_id) == done
+    with pytest.raises(AuthError, match="unknown credential") as unknown:
+        store.authenticate(a.agent.agent_id + ".not-the-secret")
+    assert unknown.value.reason == "unknown"
+
+
 def test_ingest_is_exactly_once_and_late_data_never_overwrites_newer(store: Store) -> None:
     _, token = store.create_token(PLACE, ttl=100, now=0.0)
     agent_id = store.enroll(token, FACTS, now=1.0).agent.agent_id

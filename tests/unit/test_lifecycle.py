@@ -129,6 +129,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         assert "settings_layers" in tables  # schema 12
         (agent,) = store.list_agents()
         assert (agent.hostname, agent.last_seq) == ("ubnd-thanhnhat-01", 1)
+        assert (agent.retired_at, agent.retired_reason) == (None, "")  # schema 13
         assert store.snapshot(agent.agent_id)["hardware"]["memory"]["total_bytes"] == 8589934592
         # A schema-1 row: JSON, still readable.
         (kept,) = (stored_report(*row) for row in store.history(agent.agent_id))
@@ -141,7 +142,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 12
+    assert SCHEMA_VERSION == 13
 
 
 def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
