@@ -237,9 +237,10 @@ def _recorder(
             log.warning("could not record the refusal in %s: %s", cfg.state_dir, error)
         if say:
             log.error(
-                "%s; delivery stopped, reports are still collected into the spool (bounded"
-                " by spool.max_bytes and spool.max_age)",
-                refused_sentence(r),
+                _(
+                    "{refusal}; delivery stopped, reports are still collected into the spool"
+                    " (bounded by spool.max_bytes and spool.max_age)"
+                ).format(refusal=refused_sentence(r))
             )
 
     return record
@@ -283,8 +284,9 @@ def run_until(
         if refused is not None:
             # Said once per start, and nothing sent: the collector answered for good.
             log.error(
-                "%s; not delivering, reports are collected into the spool only",
-                refused_sentence(refused),
+                _("{refusal}; not delivering, reports are collected into the spool only").format(
+                    refusal=refused_sentence(refused)
+                )
             )
         else:
             log.info(
