@@ -269,6 +269,16 @@ def run_until(
     as read, which central settings are merged over (None: `cfg` stands alone)."""
     cred = enrolled_credential(cfg)
     interval = float(interval_override or cred.report_interval_seconds or 15)
+    refused = load_refusal(cfg.state_dir, cred.agent_id)  # state_dir is never set remotely
+    closed = threading.Event()  # refused for good: measurements stop calling too
+    if refused is not None:
+        closed.set()
+    record = _recorder(cfg, cred)
+
+    def on_refused(e: DeliveryError) -> None:
+        closed.set()
+        record(e)
+
     # Measurements get a connection of their own: a delivery waiting out its deadline on a
     # dead link must not hold a probe (and with it the collection schedule) behind it.
     with _client(cfg, cred) as client, _client(cfg, cred) as probes:
@@ -277,10 +287,14 @@ def run_until(
             central = Central(cfg, local, client.get_settings)
             cfg = central.config
             logging.getLogger().setLevel(cfg.log_level.upper())
-        link = CollectorLink(probes.address, probes.throughput, client.clock_offset, probes.upload)
+        link = CollectorLink(
+            probes.address,
+            _unless(closed, probes.throughput),
+            client.clock_offset,
+            _unless(closed, probes.upload),
+        )
         schedule = _schedule(cfg, interval, link=link)
         spool = _spool(cfg)
-        refused = load_refusal(cfg.state_dir, cred.agent_id)
         if refused is not None:
             # Said once per start, and nothing sent: the collector answered for good.
             log.error(
@@ -304,11 +318,32 @@ def run_until(
             cfg.delivery,
             central=central,
             rebuild=lambda new: _schedule(new, interval, runner.schedule, link),
-            on_refused=_recorder(cfg, cred),
+            on_refused=on_refused,
         )
         with contextlib.closing(spool):
             runner.run(stop)
     return 0
+
+
+def _unless(
+    closed: threading.Event, transfer: Callable[[int], tuple[int, float]]
+) -> Callable[[int], tuple[int, float]]:
+    """A measurement call that is not made once the collector refused this agent for good
+    (the probe reports why, as for any failed measurement)."""
+
+    def call(nbytes: int) -> tuple[int, float]:
+        if closed.is_set():
+            raise AgentError(
+                "not measured: the collector refused this agent (canhgac-agent status)"
+            )
+        try:
+            return transfer(nbytes)
+        except DeliveryError as e:
+            if e.final:
+                closed.set()
+            raise
+
+    return call
 
 
 def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:

@@ -34,8 +34,9 @@ def _cli_config(running: Running, tmp_path: Path) -> Path:
 
 
 def _agent_config(running: Running, tmp_path: Path) -> Path:
-    """An installed agent's config: a token left in its state dir, a short backoff (an agent
-    that kept retrying after a refusal would be seen doing it many times a second)."""
+    """An installed agent's config: a token left in its state dir, a short backoff and a
+    throughput measurement every second (an agent that kept calling after a refusal would be
+    seen doing it many times a second)."""
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     (state / "enroll.token").write_text(running.token() + "\n")
@@ -46,7 +47,15 @@ def _agent_config(running: Running, tmp_path: Path) -> Path:
                 "state_dir": str(state),
                 "collector": {"address": running.address},
                 "delivery": {"backoff_initial": "200ms", "backoff_max": "1s"},
-                "probes": {"link": {"enabled": False}},
+                # Throughput from the collector at every cycle: once refused, it must stop too.
+                "probes": {
+                    "link": {
+                        "ping_gateway": False,
+                        "ping_collector": False,
+                        "traceroute": False,
+                        "throughput": {"every": "1s", "bytes": "1KiB"},
+                    }
+                },
             }
         )
     )
