@@ -2,6 +2,6 @@
 
 import sys
 
-from collector.cli import main
+from collector.launch import main
 
 sys.exit(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -673,17 +674,38 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
 
 
 def test_serve_on_a_busy_port_says_so_and_how_to_choose_another(tmp_path: Path) -> None:
+    """Our one line, and nothing of grpc's core (`E1203 … add_port.cc:83] Failed to add port`),
+    in English and in Vietnamese. Before failing on the HTTP port, the collector has logged
+    that gRPC listens: that line is ours too, and true."""
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    ours = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d INFO collector\.server: ")
     with socket.create_server(("127.0.0.1", 0)) as taken:
         busy = taken.getsockname()[1]
         for grpc_port, http_port, key in [(busy, _free_port(), "grpc_listen"),
                                           (_free_port(), busy, "http_listen")]:  # fmt: skip
-            out = collector_cli(_serve_config(tmp_path, grpc_port, http_port), "serve")
+            config = _serve_config(tmp_path, grpc_port, http_port)
+            out = run(str(BIN / "canhgac-collector"), "--config", str(config), "serve", env=env)
             assert out.returncode == 2, out.stderr
-            assert f"config error: {key} 127.0.0.1:{busy}: cannot listen: the port is in use" in (
-                out.stderr
+            *logged, line = out.stderr.splitlines()
+            assert [x for x in logged if not ours.match(x)] == [], out.stderr
+            assert logged == ([] if key == "grpc_listen" else logged[:1])
+            assert line == (
+                f"canhgac-collector: config error: {key} 127.0.0.1:{busy}: cannot listen: the "
+                "port is in use (another collector still running, or another program): stop "
+                f"it, or choose a free port with {key}: HOST:PORT in the config"
             )
-            assert f"choose a free port with {key}: HOST:PORT in the config" in out.stderr
-            assert "Traceback" not in out.stderr
+            vi = run(
+                str(BIN / "canhgac-collector"), "--lang", "vi", "--config", str(config), "serve",
+                env=env,
+            )  # fmt: skip
+            assert vi.returncode == 2
+            assert vi.stderr.splitlines()[-1] == (
+                f"canhgac-collector: lỗi cấu hình: {key} 127.0.0.1:{busy}: không mở được cổng: "
+                "cổng đang bị chiếm (một máy chủ thu thập khác vẫn chạy, hoặc chương trình "
+                f"khác): hãy dừng nó, hoặc chọn cổng trống bằng {key}: HOST:PORT trong cấu hình"
+            )
+            if key == "grpc_listen":
+                assert vi.stderr.count("\n") == 1, vi.stderr
 
 
 def test_scrapers_that_hang_up_mid_answer_leave_no_traceback(tmp_path: Path) -> None:
