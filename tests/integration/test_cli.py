@@ -827,6 +827,36 @@ def test_make_run_on_a_busy_port_says_so_and_how_to_choose_another(tmp_path: Pat
     assert not (tmp_path / "canhgac.db").exists()  # nothing started
 
 
+def test_argparse_errors_and_help_are_vietnamese_first(tmp_path: Path) -> None:
+    """argparse's own words, not only ours: the usage line, "error:", a required argument, an
+    unknown one, an invalid choice — Vietnamese by default, English with --lang en."""
+    plain = {k: v for k, v in os.environ.items() if not k.startswith(("LANG", "LC_"))}
+    collector = str(BIN / "canhgac-collector")
+    missing = run(collector, "agent", "retire", env=plain)
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines() == [
+        "cách dùng: canhgac-collector agent retire [-h] [--reason TEXT] agent_id",
+        "canhgac-collector agent retire: lỗi: thiếu các đối số bắt buộc: agent_id",
+    ]
+    unknown = run(str(BIN / "canhgac-agent"), "status", "--bogus", env=plain)
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines()[-1] == (
+        "canhgac-agent: lỗi: không nhận ra các đối số: --bogus"
+    )
+    choice = run(str(BIN / "canhgac-agent"), "--lang", "fr", "status", env=plain)
+    assert choice.returncode == 2 and "Traceback" not in choice.stderr
+    assert choice.stderr.splitlines()[-1] == (
+        "canhgac-agent: lỗi: đối số --lang: lựa chọn không hợp lệ: 'fr' (chọn một trong 'vi', 'en')"
+    )
+    helped = run(collector, "agent", "retire", "--help", env=plain)
+    assert "-h, --help     hiện trợ giúp này rồi thoát" in helped.stdout
+    assert helped.stdout.startswith("cách dùng: ") and "đối số vị trí:" in helped.stdout
+    english = run(collector, "--lang", "en", "agent", "retire", env=plain)
+    assert english.stderr.splitlines()[-1] == (
+        "canhgac-collector agent retire: error: the following arguments are required: agent_id"
+    )
+
+
 def test_vietnamese_first_english_by_option_or_locale(tmp_path: Path) -> None:
     """Both binaries speak Vietnamese unless told otherwise (gettext catalogs)."""
     plain = {k: v for k, v in os.environ.items() if not k.startswith(("LANG", "LC_"))}

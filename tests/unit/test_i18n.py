@@ -22,6 +22,8 @@ from canhgac_common.i18n import choose_language, gettext_, use_language
         ([], {"LANGUAGE": "vi:en", "LANG": "en_US.UTF-8"}, "vi"),  # LANGUAGE first
         (["--lang", "en", "agent", "list"], {}, "en"),
         (["--lang=vi"], {"LANG": "en_US.UTF-8"}, "vi"),  # the option beats the locale
+        (["--lang", "fr"], {"LANG": "en_US.UTF-8"}, "en"),  # not ours: argparse refuses it
+        (["--lang=fr"], {}, "vi"),
     ],
 )
 def test_the_language_is_the_option_else_the_locale(
@@ -66,3 +68,26 @@ def test_a_message_with_fields_keeps_them_in_vietnamese() -> None:
     finally:
         use_language("en")
     assert text == "đã thu hồi mã đăng ký ab12"
+
+
+def test_argparse_speaks_the_chosen_language(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse's own words (usage, error, required arguments, the help option) come from
+    locale/vi/LC_MESSAGES/argparse.po; back in English with `en`."""
+    try:
+        use_language("vi")
+        parser = collector.cli._parser()
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args(["agent", "retire"])
+        assert done.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("cách dùng: canhgac-collector agent retire ")
+        assert err.endswith(
+            "canhgac-collector agent retire: lỗi: thiếu các đối số bắt buộc: agent_id\n"
+        )
+        assert "hiện trợ giúp này rồi thoát" in parser.format_help()
+        assert "tuỳ chọn:" in parser.format_help() and "options:" not in parser.format_help()
+    finally:
+        use_language("en")
+    with pytest.raises(SystemExit):
+        collector.cli._parser().parse_args(["agent", "retire"])
+    assert "error: the following arguments are required: agent_id" in capsys.readouterr().err
