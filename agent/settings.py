@@ -28,6 +28,8 @@ from typing import (
     get_type_hints,
 )
 
+from canhgac_common.i18n import N_
+from canhgac_common.i18n import gettext_ as _
 from canhgac_common.units import duration_value, size_value
 from canhgac_common.yamlfile import ConfigError, key_path
 
@@ -55,22 +57,28 @@ class _Limits:
     def apply(self, value: Any) -> Any:
         """`value` (already of the field's type) within the limits, or ValueError."""
         if isinstance(value, int | float):
-            for bound, ok, word in (
-                (self.ge, operator.ge, "at least"),
-                (self.gt, operator.gt, "greater than"),
-                (self.le, operator.le, "at most"),
-                (self.lt, operator.lt, "less than"),
+            # The collector's pydantic errors say the same (canhgac_common.config._PROBLEMS).
+            for bound, ok, message in (
+                (self.ge, operator.ge, N_("must be at least {ge}, not {input!r}")),
+                (self.gt, operator.gt, N_("must be greater than {gt}, not {input!r}")),
+                (self.le, operator.le, N_("must be at most {le}, not {input!r}")),
+                (self.lt, operator.lt, N_("must be less than {lt}, not {input!r}")),
             ):
                 if bound is not None and not ok(value, bound):
-                    raise ValueError(f"must be {word} {bound:g}, not {value!r}")
+                    b = f"{bound:g}"
+                    raise ValueError(_(message).format(ge=b, gt=b, le=b, lt=b, input=value))
         if (
             self.pattern is not None
             and isinstance(value, str)
             and not re.match(self.pattern, value)
         ):
-            raise ValueError(f"must match {self.pattern}, not {value!r}")
+            raise ValueError(
+                _("must match {pattern}, not {input!r}").format(pattern=self.pattern, input=value)
+            )
         if self.min_length is not None and len(value) < self.min_length:
-            raise ValueError(f"must have at least {self.min_length} item(s)")
+            raise ValueError(
+                _("must have at least {min_length} item(s)").format(min_length=self.min_length)
+            )
         return value if self.check is None else self.check(value)
 
 
@@ -128,11 +136,11 @@ class _Bad:
 _BAD = _Bad()
 _FIELDS: dict[type, dict[str, tuple[Any, dataclasses.Field[Any]]]] = {}
 _SCALARS: dict[type, tuple[type | tuple[type, ...], str]] = {
-    bool: (bool, "a boolean"),
-    int: (int, "an integer"),
-    float: ((int, float), "a number"),
-    str: (str, "a string"),
-    Path: (str, "a path"),
+    bool: (bool, N_("must be a boolean, not {input!r}")),
+    int: (int, N_("must be an integer, not {input!r}")),
+    float: ((int, float), N_("must be a number, not {input!r}")),
+    str: (str, N_("must be a string, not {input!r}")),
+    Path: (str, N_("must be a path, not {input!r}")),
 }
 
 
@@ -153,12 +161,12 @@ def _section(cls: type, data: Any, loc: Loc, errors: list[str]) -> Any:
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
-        return _fail(errors, loc, f"must be a mapping of keys, not {data!r}")
+        return _fail(errors, loc, _("must be a mapping of keys, not {input!r}").format(input=data))
     fields = _fields(cls)
     failed = len(errors)
     for key in data:
         if key not in fields:
-            _fail(errors, (*loc, key), "unknown key")
+            _fail(errors, (*loc, key), _("unknown key"))
     values = {}
     for name, (hint, field) in fields.items():
         if name not in data:
@@ -166,7 +174,7 @@ def _section(cls: type, data: Any, loc: Loc, errors: list[str]) -> Any:
                 field.default is dataclasses.MISSING
                 and field.default_factory is dataclasses.MISSING
             ):
-                _fail(errors, (*loc, name), "required key missing")
+                _fail(errors, (*loc, name), _("required key missing"))
             continue
         value = _value(hint, data[name], (*loc, name), errors)
         if value is None or isinstance(value, _Bad):
@@ -203,12 +211,12 @@ def _value(hint: Any, value: Any, loc: Loc, errors: list[str]) -> Any:
 def _container(hint: Any, value: Any, loc: Loc, errors: list[str]) -> Any:
     if get_origin(hint) is list:
         if not isinstance(value, list):
-            raise ValueError(f"must be a list, not {value!r}")
+            raise ValueError(_("must be a list, not {input!r}").format(input=value))
         (item,) = get_args(hint)
         items = [_value(item, v, (*loc, i), errors) for i, v in enumerate(value)]
         return _BAD if any(isinstance(v, _Bad) for v in items) else items
     if not isinstance(value, dict):
-        raise ValueError(f"must be a mapping, not {value!r}")
+        raise ValueError(_("must be a mapping, not {input!r}").format(input=value))
     key_hint, item_hint = get_args(hint)
     out = {
         _value(key_hint, k, (*loc, str(k)), errors): _value(item_hint, v, (*loc, str(k)), errors)
@@ -222,11 +230,13 @@ def _scalar(hint: Any, value: Any) -> Any:
         if isinstance(value, str) and value in get_args(hint):
             return value
         allowed = ", ".join(repr(a) for a in get_args(hint))
-        raise ValueError(f"must be one of {allowed}, not {value!r}")
-    accepted, what = _SCALARS[hint]
+        raise ValueError(
+            _("must be one of {expected}, not {input!r}").format(expected=allowed, input=value)
+        )
+    accepted, message = _SCALARS[hint]
     # YAML's true/false are ints to Python: never a number here.
     if not isinstance(value, accepted) or (hint is not bool and isinstance(value, bool)):
-        raise ValueError(f"must be {what}, not {value!r}")
+        raise ValueError(_(message).format(input=value))
     return hint(value)
 
 

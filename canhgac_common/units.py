@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from canhgac_common.i18n import gettext_ as _
+
 __all__ = [
     "duration_option",
     "duration_value",
@@ -32,10 +34,10 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
 def parse_duration(text: str | int | float) -> float:
     """Seconds from "90s", "15m", "1h30m", "7d" or a bare number of seconds."""
     if isinstance(text, bool):
-        raise ValueError(f"not a duration: {text!r}")
+        raise ValueError(_("not a duration: {value!r}").format(value=text))
     if isinstance(text, int | float):
         if text < 0:
-            raise ValueError(f"duration must not be negative: {text!r}")
+            raise ValueError(_("duration must not be negative: {value!r}").format(value=text))
         return float(text)
     s = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", s):
@@ -47,7 +49,9 @@ def parse_duration(text: str | int | float) -> float:
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
     if pos != len(s) or not s:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 7d)")
+        raise ValueError(
+            _("not a duration: {value!r} (use e.g. 30s, 15m, 2h, 7d)").format(value=text)
+        )
     return total
 
 
@@ -55,7 +59,7 @@ def format_duration(seconds: float) -> str:
     """`seconds` written as `parse_duration` reads it back: 21600 -> "6h", 5400 -> "1h30m",
     90 -> "1m30s", 0.25 -> "250ms"; the same spelling the configs and the options use."""
     if seconds < 0:
-        raise ValueError(f"duration must not be negative: {seconds!r}")
+        raise ValueError(_("duration must not be negative: {value!r}").format(value=seconds))
     ms = round(seconds * 1000)
     if ms == 0:
         return "0s"
@@ -81,14 +85,16 @@ def duration_option(text: str) -> float:
 def parse_size(text: str | int) -> int:
     """Bytes from "4MiB", "500kB", "1GB" or a bare number of bytes."""
     if isinstance(text, bool):
-        raise ValueError(f"not a size: {text!r}")
+        raise ValueError(_("not a size: {value!r}").format(value=text))
     if isinstance(text, int):
         if text < 0:
-            raise ValueError(f"size must not be negative: {text!r}")
+            raise ValueError(_("size must not be negative: {value!r}").format(value=text))
         return text
     m = _SIZE.fullmatch(text.strip().lower())
     if not m or m.group(2) not in _SIZE_UNITS:
-        raise ValueError(f"not a size: {text!r} (use e.g. 512KiB, 64MiB, 1GB)")
+        raise ValueError(
+            _("not a size: {value!r} (use e.g. 512KiB, 64MiB, 1GB)").format(value=text)
+        )
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
 
 
@@ -96,11 +102,11 @@ def duration_value(value: object) -> float:
     """`parse_duration` of a config value of any type (a list or a mapping is not a duration)."""
     if isinstance(value, str | int | float):
         return parse_duration(value)
-    raise ValueError(f"not a duration: {value!r}")
+    raise ValueError(_("not a duration: {value!r}").format(value=value))
 
 
 def size_value(value: object) -> int:
     """`parse_size` of a config value of any type."""
     if isinstance(value, str | int):
         return parse_size(value)
-    raise ValueError(f"not a size: {value!r}")
+    raise ValueError(_("not a size: {value!r}").format(value=value))

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from canhgac_common.i18n import gettext_ as _
 from canhgac_common.text import nfc
 
 __all__ = ["ConfigError", "key_path", "read_yaml"]
@@ -21,7 +22,7 @@ def key_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+    return out or _("(top level)")
 
 
 def read_yaml(path: Path) -> Any:
@@ -29,10 +30,16 @@ def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
+        raise ConfigError(
+            _("{path}: cannot read config: {error}").format(path=path, error=e.strerror)
+        ) from None
     try:
         return nfc(yaml.safe_load(text))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
+        where = _(" line {n}").format(n=mark.line + 1) if mark is not None else ""
+        raise ConfigError(
+            _("{path}:{where}: invalid YAML: {problem}").format(
+                path=path, where=where, problem=getattr(e, "problem", e)
+            )
+        ) from None

@@ -17,6 +17,7 @@ from canhgac_common.config import (
     load_model,
     time_zone,
 )
+from canhgac_common.i18n import gettext_ as _
 from collector.alerts.notify.config import NotifyConfig
 from collector.meetings import MeetingsConfig
 
@@ -52,9 +53,9 @@ class TlsConfig(StrictModel):
     @model_validator(mode="after")
     def _files(self) -> TlsConfig:
         if self.enabled and (self.cert_file is None or self.key_file is None):
-            raise ValueError("tls.enabled needs both cert_file and key_file")
+            raise ValueError(_("tls.enabled needs both cert_file and key_file"))
         if self.client_ca_file is not None and not self.enabled:
-            raise ValueError("tls.client_ca_file needs tls.enabled: true")
+            raise ValueError(_("tls.client_ca_file needs tls.enabled: true"))
         return self
 
 
@@ -82,7 +83,7 @@ class HttpConfig(StrictModel):
     def _hashes(self) -> HttpConfig:
         for name, hashed in self.basic_auth_users.items():
             if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-                raise ValueError(f"basic_auth_users.{name}: not a bcrypt hash")
+                raise ValueError(_("basic_auth_users.{name}: not a bcrypt hash").format(name=name))
         return self
 
 
@@ -96,7 +97,9 @@ class StoreConfig(StrictModel):
     def _file(self) -> StoreConfig:
         # The /metrics renderer is another process: it must open the same database.
         if self.url.startswith("sqlite") and self.url.split("?")[0] in _IN_MEMORY:
-            raise ValueError("an in-memory SQLite store loses every report at restart; give a file")
+            raise ValueError(
+                _("an in-memory SQLite store loses every report at restart; give a file")
+            )
         return self
 
 
@@ -133,8 +136,10 @@ class LimitsConfig(StrictModel):
     def _reserve(self) -> LimitsConfig:
         if self.reserved_workers >= self.workers:
             raise ValueError(
-                f"reserved_workers ({self.reserved_workers}) must be less than workers "
-                f"({self.workers}): Upload and Throughput need at least one worker"
+                _(
+                    "reserved_workers ({reserved}) must be less than workers ({workers}):"
+                    " Upload and Throughput need at least one worker"
+                ).format(reserved=self.reserved_workers, workers=self.workers)
             )
         return self
 
@@ -182,7 +187,7 @@ class RetentionConfig(StrictModel):
     @model_validator(mode="after")
     def _order(self) -> RetentionConfig:
         if self.hourly > self.rollups:
-            raise ValueError("hourly must not be longer than rollups")
+            raise ValueError(_("hourly must not be longer than rollups"))
         return self
 
 
@@ -245,15 +250,17 @@ class CollectorConfig(StrictModel):
         try:
             time_zone(str(zone))
         except ValueError as e:
-            raise ValueError(f"timezone: {e}") from None
+            raise ValueError(_("timezone: {error}").format(error=e)) from None
         out = dict(data)
         for section in _ZONED:
             sub = out.get(section)
             # A dumped config carries the zone in each section: the same one is no conflict.
             if isinstance(sub, dict) and sub.get("timezone", zone) != zone:
                 raise ValueError(
-                    f"{section}.timezone: set the top-level `timezone` instead "
-                    "(one zone for every local time)"
+                    _(
+                        "{section}.timezone: set the top-level `timezone` instead"
+                        " (one zone for every local time)"
+                    ).format(section=section)
                 )
             out[section] = {**(sub if isinstance(sub, dict) else {}), "timezone": zone}
         return out
@@ -277,8 +284,10 @@ class CollectorConfig(StrictModel):
         before = self.notify.meeting_summary_before
         if before is not None and before >= min(self.meetings.checks_before):
             raise ValueError(
-                "notify.meeting_summary_before must be shorter than the shortest "
-                "meetings.checks_before lead"
+                _(
+                    "notify.meeting_summary_before must be shorter than the shortest"
+                    " meetings.checks_before lead"
+                )
             )
         return self
 
@@ -289,7 +298,7 @@ def export_key_path(cfg: CollectorConfig) -> Path:
         return cfg.reports.signing_key
     url = make_url(cfg.store.url)
     if url.get_backend_name() != "sqlite" or not url.database:
-        raise ConfigError("reports.signing_key must be set when the store is not a SQLite file")
+        raise ConfigError(_("reports.signing_key must be set when the store is not a SQLite file"))
     return Path(url.database).parent / "export-signing.key"
 
 

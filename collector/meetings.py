@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 
 from canhgac_common.config import Duration, StrictModel, TimeZone
+from canhgac_common.i18n import gettext_ as _
 from collector.errors import NotFoundError
 from collector.model import (
     MEETING_ROLE,
@@ -229,7 +230,7 @@ class MeetingBook:
             o = self.cfg.one_off[int(config.group(1)) - 1]
             at = parse_local_time(o.at, self.cfg.zone)
             return Meeting(meeting_id, o.title, at, o.duration, tuple(o.rooms), "config")
-        raise NotFoundError(f"no meeting {meeting_id}")
+        raise NotFoundError(_("no meeting {id}").format(id=meeting_id))
 
     def room_states(self, meeting: Meeting) -> list[RoomState]:
         out: list[RoomState] = []

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from canhgac_common.config import ConfigError, StrictModel, load_model
+from canhgac_common.i18n import gettext_ as _
 
 __all__ = ["Commune", "District", "Sites", "Unit", "load_sites"]
 
@@ -32,13 +33,13 @@ class District(StrictModel):
 
     @model_validator(mode="after")
     def _unique(self) -> District:
-        for kind, names in (
-            ("commune", [c.name for c in self.communes]),
-            ("unit", [u.name for u in self.units]),
+        for twice, names in (
+            (_("commune {name!r} listed twice"), [c.name for c in self.communes]),
+            (_("unit {name!r} listed twice"), [u.name for u in self.units]),
         ):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
-                raise ValueError(f"{kind} {sorted(dup)[0]!r} listed twice")
+                raise ValueError(twice.format(name=sorted(dup)[0]))
         return self
 
 
@@ -62,18 +63,30 @@ class Sites(StrictModel):
         d = next((d for d in self.districts if d.name == district), None)
         if d is None:
             known = ", ".join(x.name for x in self.districts)
-            raise ConfigError(f"unknown district {district!r} (sites file has: {known})")
+            raise ConfigError(
+                _("unknown district {district!r} (sites file has: {known})").format(
+                    district=district, known=known
+                )
+            )
         units = d.units
         if commune:
             c = next((c for c in d.communes if c.name == commune), None)
             if c is None:
                 known = ", ".join(x.name for x in d.communes)
-                raise ConfigError(f"unknown commune {commune!r} in {district} (known: {known})")
+                raise ConfigError(
+                    _("unknown commune {commune!r} in {district} (known: {known})").format(
+                        commune=commune, district=district, known=known
+                    )
+                )
             units = c.units
         if unit and unit not in {u.name for u in units}:
             where = f"{commune}, {district}" if commune else district
-            known = ", ".join(u.name for u in units) or "none"
-            raise ConfigError(f"unknown unit {unit!r} in {where} (known: {known})")
+            known = ", ".join(u.name for u in units) or _("none")
+            raise ConfigError(
+                _("unknown unit {unit!r} in {where} (known: {known})").format(
+                    unit=unit, where=where, known=known
+                )
+            )
 
 
 def load_sites(path: Path) -> Sites:

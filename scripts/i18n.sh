@@ -10,9 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=canhgac_common/locale
-sources=(agent/cli.py agent/transport/wire.py collector/cli.py collector/cli_reports.py
-  collector/cli_settings.py collector/agent_settings.py collector/store/settings.py
-  collector/errors.py canhgac_common/output.py)
+sources=(agent/cli.py agent/settings.py agent/transport/wire.py collector/cli.py
+  collector/cli_reports.py collector/cli_settings.py collector/agent_settings.py
+  collector/store/settings.py collector/errors.py collector/config.py collector/sites.py
+  collector/meetings.py collector/alerts/notify/config.py collector/store/alerts.py
+  collector/store/database.py collector/store/meetings.py collector/store/store.py
+  canhgac_common/config.py canhgac_common/output.py canhgac_common/units.py
+  canhgac_common/yamlfile.py)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 out=$dir

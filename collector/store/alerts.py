@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Dialect, Table, and_, bindparam, case, delete, false, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from canhgac_common.i18n import gettext_ as _
 from collector.errors import NotFoundError
 from collector.model import Alert, Labels
 from collector.store.base import Part
@@ -435,7 +436,11 @@ class AlertTables(Part):
                 select(alerts).where(alerts.c.rule_id == rule_id, alerts.c.subject == subject)
             ).first()
             if row is None:
-                raise NotFoundError(f"no open alert {rule_id} on {subject} (see `alerts list`)")
+                raise NotFoundError(
+                    _("no open alert {rule} on {subject} (see `alerts list`)").format(
+                        rule=rule_id, subject=subject
+                    )
+                )
             conn.execute(
                 update(alerts)
                 .where(alerts.c.rule_id == rule_id, alerts.c.subject == subject)
@@ -493,7 +498,7 @@ class AlertTables(Part):
             update(silences)
             .where(silences.c.silence_id == silence_id, silences.c.expired_at.is_(None))
             .values(expired_at=now),
-            f"no active silence {silence_id!r} (see `alerts silence list`)",
+            _("no active silence {id!r} (see `alerts silence list`)").format(id=silence_id),
         )
 
     def add_maintenance(self, w: MaintenanceWindow, now: float) -> None:
@@ -530,7 +535,7 @@ class AlertTables(Part):
     def delete_maintenance(self, window_id: str) -> None:
         self._change_one(
             delete(maintenance_windows).where(maintenance_windows.c.window_id == window_id),
-            f"no maintenance window {window_id!r}",
+            _("no maintenance window {id!r}").format(id=window_id),
         )
 
     # ---- the notification seam ---------------------------------------------------------

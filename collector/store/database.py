@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from canhgac_common.i18n import gettext_ as _
 from collector.errors import NotFoundError, StoreError
 from collector.store.hotpath import Connections
 from collector.store.schema import (
@@ -174,7 +175,7 @@ class Database:
         try:
             self.engine: Engine = create_engine(url)
         except (SQLAlchemyError, ImportError, ValueError) as e:
-            raise StoreError(f"store url {url!r}: {e}") from None
+            raise StoreError(_("store url {url!r}: {error}").format(url=url, error=e)) from None
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             self._configure_sqlite(sqlite_synchronous)
@@ -207,7 +208,9 @@ class Database:
             try:
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             except OSError as e:
-                raise StoreError(f"store {path}: cannot create: {e.strerror}") from None
+                raise StoreError(
+                    _("store {path}: cannot create: {error}").format(path=path, error=e.strerror)
+                ) from None
 
         @event.listens_for(self.engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -249,8 +252,10 @@ class Database:
                     conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
                 elif found > SCHEMA_VERSION:
                     raise StoreError(
-                        f"{self.url}: schema version {found} is newer than this collector "
-                        f"understands ({SCHEMA_VERSION}); upgrade canhgac"
+                        _(
+                            "{url}: schema version {found} is newer than this collector"
+                            " understands ({known}); upgrade canhgac"
+                        ).format(url=self.url, found=found, known=SCHEMA_VERSION)
                     )
                 else:
                     for version in range(found + 1, SCHEMA_VERSION + 1):
@@ -263,7 +268,9 @@ class Database:
                 time.sleep(0.2 * (attempt + 1))
                 self._migrate(attempt + 1)
                 return
-            raise StoreError(f"{self.url}: cannot open store: {e}") from None
+            raise StoreError(
+                _("{url}: cannot open store: {error}").format(url=self.url, error=e)
+            ) from None
 
     def _space_reuse(self) -> None:
         """A file made before schema 9 has no auto_vacuum: one VACUUM converts it (it takes
@@ -300,7 +307,7 @@ class Database:
                 with self.engine.begin() as conn:
                     yield conn
             except self.failures as e:
-                raise StoreError(f"store write failed: {e}") from None
+                raise StoreError(_("store write failed: {error}").format(error=e)) from None
 
     @contextlib.contextmanager
     def cursor(self, write: bool) -> Iterator[Any]:
@@ -312,7 +319,7 @@ class Database:
             try:
                 conn = kept.take()
             except self.failures as e:
-                raise StoreError(f"store unavailable: {e}") from None
+                raise StoreError(_("store unavailable: {error}").format(error=e)) from None
             try:
                 cursor = conn.cursor()
                 yield cursor
@@ -321,7 +328,10 @@ class Database:
                     conn.commit()
             except self.failures as e:
                 kept.discard(conn)
-                raise StoreError(f"store {'write' if write else 'read'} failed: {e}") from None
+                failed = (
+                    _("store write failed: {error}") if write else _("store read failed: {error}")
+                )
+                raise StoreError(failed.format(error=e)) from None
             except BaseException:
                 kept.discard(conn)
                 raise
@@ -333,7 +343,7 @@ class Database:
             with self.engine.connect() as conn:
                 yield conn
         except self.failures as e:
-            raise StoreError(f"store read failed: {e}") from None
+            raise StoreError(_("store read failed: {error}").format(error=e)) from None
 
     def ping(self) -> bool:
         try:

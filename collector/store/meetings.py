@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from canhgac_common.i18n import gettext_ as _
 from collector.errors import NotFoundError
 from collector.model import Meeting, MeetingSummary, RoomVerdict
 from collector.store.base import Part
@@ -63,7 +64,7 @@ class MeetingTables(Part):
                 select(meetings).where(meetings.c.meeting_id == meeting_id)
             ).one_or_none()
         if row is None or row.cancelled_at is not None:
-            raise NotFoundError(f"no meeting {meeting_id}")
+            raise NotFoundError(_("no meeting {id}").format(id=meeting_id))
         return _meeting(row)
 
     def cancel_meeting(self, meeting_id: int, now: float) -> None:
@@ -71,7 +72,7 @@ class MeetingTables(Part):
             update(meetings)
             .where(meetings.c.meeting_id == meeting_id, meetings.c.cancelled_at.is_(None))
             .values(cancelled_at=now),
-            f"no meeting {meeting_id} to cancel",
+            _("no meeting {id} to cancel").format(id=meeting_id),
         )
 
     def record_meeting(self, summary: MeetingSummary, now: float) -> None:

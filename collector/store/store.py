@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 
 from canhgac_common import refusal
+from canhgac_common.i18n import gettext_ as _
 from canhgac_common.output import iso_time
 from canhgac_common.text import printable
 from collector.errors import AuthError, InvalidRequest, NotFoundError, StoreError
@@ -341,7 +342,9 @@ class Store(Part):
         secret = secrets.token_urlsafe(24)
         with self._write() as conn:
             if replaces is not None and conn.execute(_ACTIVE, {"agent": replaces}).first() is None:
-                raise NotFoundError(f"no active agent {replaces!r} to replace (see `agent list`)")
+                raise NotFoundError(
+                    _("no active agent {id!r} to replace (see `agent list`)").format(id=replaces)
+                )
             conn.execute(
                 tokens.insert().values(
                     token_id=token_id,
@@ -381,7 +384,7 @@ class Store(Part):
             update(tokens)
             .where(tokens.c.token_id == token_id, tokens.c.revoked_at.is_(None))
             .values(revoked_at=now),
-            f"no active token {token_id!r} (see `token list`)",
+            _("no active token {id!r} (see `token list`)").format(id=token_id),
         )
 
     # ---- agents -------------------------------------------------------------------------
@@ -516,7 +519,7 @@ class Store(Part):
         with self._read() as conn:
             row = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).first()
         if row is None:
-            raise NotFoundError(f"no agent {agent_id!r} (see `agent list`)")
+            raise NotFoundError(_("no agent {id!r} (see `agent list`)").format(id=agent_id))
         return _agent(row)
 
     def revoke_agent(self, agent_id: str, now: float) -> None:
@@ -529,7 +532,9 @@ class Store(Part):
                 .values(revoked_at=now)
             )
             if not done.rowcount:
-                raise NotFoundError(f"no active agent {agent_id!r} (see `agent list`)")
+                raise NotFoundError(
+                    _("no active agent {id!r} (see `agent list`)").format(id=agent_id)
+                )
             conn.execute(update(agents).where(agents.c.clone_of == agent_id).values(clone_of=None))
 
     def retire_agent(self, agent_id: str, now: float, reason: str = "") -> AgentRecord:
@@ -539,10 +544,14 @@ class Store(Part):
         with self._write() as conn:
             row = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).first()
             if row is None:
-                raise NotFoundError(f"no agent {agent_id!r} (see `agent list --all`)")
+                raise NotFoundError(
+                    _("no agent {id!r} (see `agent list --all`)").format(id=agent_id)
+                )
             if row.retired_at is not None:
                 raise NotFoundError(
-                    f"agent {agent_id!r} was already retired at {iso_time(row.retired_at)}"
+                    _("agent {id!r} was already retired at {at}").format(
+                        id=agent_id, at=iso_time(row.retired_at)
+                    )
                 )
             revoked = row.revoked_at if row.revoked_at is not None else now
             conn.execute(
@@ -610,7 +619,11 @@ class Store(Part):
                 for j in jobs:
                     self._commit([j])
                 return
-            error = e if isinstance(e, StoreError) else StoreError(f"store write failed: {e}")
+            error = (
+                e
+                if isinstance(e, StoreError)
+                else StoreError(_("store write failed: {error}").format(error=e))
+            )
             if self.write_failing_since is None:
                 self.write_failing_since = jobs[0].now
             for j in jobs:

@@ -857,6 +857,67 @@ def test_argparse_errors_and_help_are_vietnamese_first(tmp_path: Path) -> None:
     )
 
 
+def test_config_and_store_errors_are_vietnamese_first_naming_file_and_key(
+    tmp_path: Path,
+) -> None:
+    """What the libraries raise (config keys, values, YAML, the sites file, the store) in the
+    CLI's language; the file, the key path and the values stay as written."""
+    plain = {k: v for k, v in os.environ.items() if not k.startswith(("LANG", "LC_"))}
+    bad = tmp_path / "collector.yaml"
+    bad.write_text(
+        f"store:\n  url: sqlite:///{tmp_path / 'c.db'}\nreport_interval: 15x\n"
+        "limits:\n  workerz: 4\n  workers: 0\n",
+        encoding="utf-8",
+    )
+    out = run(str(BIN / "canhgac-collector"), "--config", str(bad), "agent", "list", env=plain)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "canhgac-collector: lỗi cấu hình:",
+        f"{bad}: report_interval: không phải khoảng thời gian: '15x' (dùng ví dụ 30s, 15m, 2h, 7d)",
+        f"{bad}: limits.workers: phải ít nhất là 1, không phải 0",
+        f"{bad}: limits.workerz: khoá không hợp lệ",
+    ]
+    english = run(str(BIN / "canhgac-collector"), "--config", str(bad), "agent", "list")
+    assert f"{bad}: limits.workerz: unknown key" in english.stderr.splitlines()
+    assert f"{bad}: limits.workers: must be at least 1, not 0" in english.stderr.splitlines()
+
+    agent_bad = tmp_path / "agent.yaml"
+    agent_bad.write_text("spool:\n  max_bytez: 1MiB\ndelivery:\n  gzip: 'yes'\n")
+    out = run(str(BIN / "canhgac-agent"), "--config", str(agent_bad), "once", "--print", env=plain)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "canhgac-agent: lỗi cấu hình:",
+        f"{agent_bad}: spool.max_bytez: khoá không hợp lệ",
+        f"{agent_bad}: delivery.gzip: khoá không hợp lệ",
+    ]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("store: [\n")
+    out = run(str(BIN / "canhgac-collector"), "--config", str(broken), "agent", "list", env=plain)
+    assert out.stderr.startswith(f"canhgac-collector: lỗi cấu hình: {broken}: dòng 2: YAML không")
+
+    config = write_config(tmp_path)
+    vi = [str(BIN / "canhgac-collector"), "--config", str(config)]
+    place = run(
+        *vi,
+        "token",
+        "create",
+        "--district",
+        "Hạ Lang",
+        "--commune",
+        "Thanh Nhat",
+        "--role",
+        "workstation",
+        env=plain,
+    )
+    assert place.returncode == 2
+    assert "không có xã 'Thanh Nhat' trong Hạ Lang (đã biết: " in place.stderr
+    missing = run(*vi, "agent", "retire", "a-nobody", env=plain)
+    assert missing.returncode == 1
+    assert (
+        missing.stderr == "canhgac-collector: không có agent 'a-nobody' (xem `agent list --all`)\n"
+    )
+
+
 def test_vietnamese_first_english_by_option_or_locale(tmp_path: Path) -> None:
     """Both binaries speak Vietnamese unless told otherwise (gettext catalogs)."""
     plain = {k: v for k, v in os.environ.items() if not k.startswith(("LANG", "LC_"))}

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, model_validator
 
 from canhgac_common.config import Duration, StrictModel, TimeZone
+from canhgac_common.i18n import gettext_ as _
 
 __all__ = [
     "AlertmanagerConfig",
@@ -43,7 +44,7 @@ class SmtpConfig(StrictModel):
     @model_validator(mode="after")
     def _one_password_source(self) -> SmtpConfig:
         if self.password_env and self.password_file is not None:
-            raise ValueError("set password_env or password_file, not both")
+            raise ValueError(_("set password_env or password_file, not both"))
         return self
 
     def password(self) -> str:
@@ -71,7 +72,7 @@ class Recipient(StrictModel):
     @model_validator(mode="after")
     def _place(self) -> Recipient:
         if self.role == "commune" and not (self.district and self.commune):
-            raise ValueError("a commune recipient needs district and commune")
+            raise ValueError(_("a commune recipient needs district and commune"))
         return self
 
 
@@ -141,5 +142,5 @@ class NotifyConfig(StrictModel):
     def _unique_names(self) -> NotifyConfig:
         names = [r.name for r in self.recipients]
         if len(names) != len(set(names)):
-            raise ValueError("recipient names must be unique")
+            raise ValueError(_("recipient names must be unique"))
         return self
