@@ -55,11 +55,11 @@ proto-check: $(STAMP)
 	PYTHON=$(BIN)/python proto/generate.sh --check
 
 ## i18n: extract the CLIs' messages, merge them into the .po catalogs, compile the .mo files
-i18n:
-	scripts/i18n.sh
+i18n: $(STAMP)
+	PYTHON=$(BIN)/python scripts/i18n.sh
 
-i18n-check:
-	scripts/i18n.sh --check
+i18n-check: $(STAMP)
+	PYTHON=$(BIN)/python scripts/i18n.sh --check
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
