@@ -117,7 +117,7 @@ def test_report_refuses_unclear_periods_and_places(seeded: Path) -> None:
         (["--period", "tháng 11"], "write a month 2026-11"),
         (["--from", "2026-11-20", "--to", "2026-11-01"], "is before --from"),
         (["--from", "2026-11-01"], "both --from and --to"),
-        (["--period", "2026-11", "--district", "Hà Lang"], "unknown district 'Hà Lang'"),
+        (["--period", "2026-11", "--district", "Hà Lang"], "không có huyện 'Hà Lang'"),
     ):
         out = collector_cli(seeded, "report", "--lang", "vi", *args)
         assert out.returncode != 0 and said in out.stderr, (args, out.stderr)
