@@ -290,6 +290,31 @@ def test_other_errors_do_not_shrink_the_batch(spool: Spool) -> None:
     assert [len(b) for b in submit.batches] == [4, 4]
 
 
+def test_a_refusal_for_good_stops_delivery_and_keeps_the_reports(spool: Spool) -> None:
+    """Revoked (the details' first word): `on_refused` once, no retry; the reports stay."""
+    submit = Collector()
+    submit.outcomes = [DeliveryError(StatusCode.UNAUTHENTICATED, "revoked: agent a1 was revoked")]
+    told: list[DeliveryError] = []
+    runner = Runner(
+        {"hardware": Scheduled(FixedHardwareProbe(), 15.0)},
+        spool,
+        submit,
+        DeliveryConfig(backoff_initial=0.001, backoff_max=0.001),
+        boot_id="boot-1",
+        on_refused=told.append,
+    )
+    stop = threading.Event()
+    loop = threading.Thread(target=runner._deliver_loop, args=(stop,))
+    runner.collect_due(["hardware"])
+    loop.start()
+    loop.join(30)  # ends by itself: nothing left to try
+    assert not loop.is_alive()
+    stop.set()
+    assert [e.refusal for e in told] == ["revoked"] and runner.refused is told[0]
+    assert len(submit.batches) == 1
+    assert _pending(spool) == [1]
+
+
 def test_no_submit_means_nothing_to_deliver(spool: Spool) -> None:
     runner = _runner(spool, None)
     runner.collect_due(["hardware"])
