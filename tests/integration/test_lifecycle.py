@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
+from collector.config import CollectorConfig
 from collector.model import Placement, Report
 from collector.store import MachineFacts, Store
-from tests.integration.harness import Running, stored_seqs, wait_until
+from tests.integration.harness import Running, start_collector, stored_seqs, wait_until
 from tests.integration.test_cli import collector_cli, run
 from tests.integration.test_end_to_end import samples, scrape
 
@@ -182,10 +183,21 @@ def test_a_new_token_left_in_the_state_dir_enrolls_a_revoked_agent_again(
 
 
 def test_a_retired_machine_leaves_the_figures_and_stays_in_the_audit_trail(
-    collector: Running, tmp_path: Path
+    store_url: str, tmp_path: Path
 ) -> None:
     """Two machines of Thanh Nhật report; one is retired from the CLI: gone from /metrics'
-    fleet and indicators, from `agent list`, still in `agent list --all` and `agent show`."""
+    fleet and indicators, from `agent list`, still in `agent list --all` and `agent show`.
+    On SQLite and on a real PostgreSQL."""
+    collector = start_collector(
+        CollectorConfig.model_validate({"store": {"url": store_url}, "report_interval": 15})
+    )
+    try:
+        _retire_one_of_two(collector, tmp_path)
+    finally:
+        collector.app.stop(grace=0)
+
+
+def _retire_one_of_two(collector: Running, tmp_path: Path) -> None:
     cli = _cli_config(collector, tmp_path)
     keep, gone = collector.enroll("m-1", "tn-01"), collector.enroll("m-2", "tn-02")
     for secret in (keep, gone):
