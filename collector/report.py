@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from canhgac_common.i18n import gettext_
 from collector.compliance.loader import load_pack
 from collector.export.formats import Heading, find_font, write_pdf
 from collector.export.table import Cell, Column, Table
@@ -94,13 +95,15 @@ def parse_period(period: str | None, start: str | None, end: str | None, zone: Z
     """`--period 2026-11 | 2026-Q4 | 2026`, or `--from 2026-11-03 --to 2026-11-20` (both days
     included), in the report's time zone. A clear ValueError for anything else."""
     if period is not None and (start or end):
-        raise ValueError("give --period or --from/--to, not both")
+        raise ValueError(gettext_("give --period or --from/--to, not both"))
     if period is not None:
         text = period.strip()
         if m := re.fullmatch(r"(\d{4})-(\d{2})", text):
             y, mo = int(m[1]), int(m[2])
             if not 1 <= mo <= 12:
-                raise ValueError(f"--period {text}: month {mo} is not 01-12")
+                raise ValueError(
+                    gettext_("--period {text}: month {mo} is not 01-12").format(text=text, mo=mo)
+                )
             first = date(y, mo, 1)
             after = date(y + (mo == 12), mo % 12 + 1, 1)
         elif m := re.fullmatch(r"(\d{4})-[Qq]([1-4])", text):
@@ -112,19 +115,25 @@ def parse_period(period: str | None, start: str | None, end: str | None, zone: Z
             first, after = date(int(text), 1, 1), date(int(text) + 1, 1, 1)
         else:
             raise ValueError(
-                f"--period {text!r}: write a month 2026-11, a quarter 2026-Q4 or a year 2026"
+                gettext_(
+                    "--period {text!r}: write a month 2026-11, a quarter 2026-Q4 or a year 2026"
+                ).format(text=text)
             )
         return Period(text, _at(first, zone), _at(after, zone), zone)
     if not (start and end):
         raise ValueError(
-            "give --period (2026-11, 2026-Q4, 2026) or both --from and --to (YYYY-MM-DD)"
+            gettext_("give --period (2026-11, 2026-Q4, 2026) or both --from and --to (YYYY-MM-DD)")
         )
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as e:
-        raise ValueError(f"--from/--to: {e} (write YYYY-MM-DD)") from None
+        raise ValueError(
+            gettext_("--from/--to: {error} (write YYYY-MM-DD)").format(error=e)
+        ) from None
     if last < first:
-        raise ValueError(f"--to {last} is before --from {first}")
+        raise ValueError(
+            gettext_("--to {last} is before --from {first}").format(last=last, first=first)
+        )
     return Period(f"{first}..{last}", _at(first, zone), _at(last + timedelta(days=1), zone), zone)
 
 
@@ -470,7 +479,11 @@ def build_report(
         if scope.district is None or f.district == scope.district
     )
     if scope.district is not None and not figs:
-        raise ValueError(f"no district {scope.district!r} in the store or the sites file")
+        raise ValueError(
+            gettext_("no district {district!r} in the store or the sites file").format(
+                district=scope.district
+            )
+        )
     fixes = [
         e
         for e in store.alerts.fixes(period.start, now, scope.district)

@@ -113,14 +113,16 @@ def test_report_prints_the_indicators_vietnamese_first(seeded: Path) -> None:
 
 def test_report_refuses_unclear_periods_and_places(seeded: Path) -> None:
     for args, said in (
-        (["--period", "2026-13"], "month 13 is not 01-12"),
-        (["--period", "tháng 11"], "write a month 2026-11"),
-        (["--from", "2026-11-20", "--to", "2026-11-01"], "is before --from"),
-        (["--from", "2026-11-01"], "both --from and --to"),
+        (["--period", "2026-13"], "--period 2026-13: tháng 13 không nằm trong 01-12"),
+        (["--period", "tháng 11"], "viết một tháng 2026-11, một quý 2026-Q4 hoặc một năm 2026"),
+        (["--from", "2026-11-20", "--to", "2026-11-01"], "--to 2026-11-01 ở trước --from"),
+        (["--from", "2026-11-01"], "hoặc cả --from và --to (YYYY-MM-DD)"),
         (["--period", "2026-11", "--district", "Hà Lang"], "không có huyện 'Hà Lang'"),
     ):
         out = collector_cli(seeded, "report", "--lang", "vi", *args)
         assert out.returncode != 0 and said in out.stderr, (args, out.stderr)
+    english = collector_cli(seeded, "report", "--lang", "en", "--period", "2026-13")
+    assert "--period 2026-13: month 13 is not 01-12" in english.stderr
 
 
 def test_export_every_format_read_back_and_verified(seeded: Path, tmp_path: Path) -> None:
