@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,8 @@ class Machine:
 
     def wine(self, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         # stdin from /dev/null, output to a file: no terminal and no pipe a test may close.
-        with (self.logs / "wine.out").open("a+") as out:
+        # wine prints in the console code page (cp437 here: "á" is 0xa0), not UTF-8.
+        with (self.logs / "wine.out").open("a+", encoding="utf-8", errors="replace") as out:
             start = out.tell()
             done = subprocess.run(
                 ["wine", *argv],
@@ -88,6 +90,22 @@ class Machine:
                 return parts[2] if len(parts) == 3 else ""
         return None
 
+    def products(self) -> dict[str, str]:
+        """The agent's entries under Uninstall (what Apps & features lists): code -> version."""
+        uninstall = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall"
+        out: dict[str, dict[str, str]] = {}
+        key = ""
+        for line in self.wine("reg", "query", uninstall, "/s").stdout.splitlines():
+            if line.startswith("HKEY_"):
+                key = line.rsplit("\\", 1)[-1]
+            elif len(parts := line.split(None, 2)) == 3:
+                out.setdefault(key, {})[parts[0]] = parts[2]
+        return {
+            k: v.get("DisplayVersion", "")
+            for k, v in out.items()
+            if v.get("DisplayName", "").startswith("Canh G")
+        }
+
     def service_state(self) -> str:
         """RUNNING, STOPPED, ... or MISSING (sc query's STATE line)."""
         out = self.wine("sc", "query", SERVICE).stdout
@@ -99,6 +117,11 @@ class Machine:
     def log(self, name: str) -> str:
         """An msiexec /l*v log (wine writes it in UTF-8, not Windows' UTF-16) or the agent's."""
         return (self.logs / name).read_bytes().decode("utf-8", errors="replace")
+
+    def log_text(self) -> str:
+        """The agent's own log under ProgramData."""
+        path = self.prefix / "drive_c/ProgramData/CanhGac/logs/agent.log"
+        return path.read_text(encoding="utf-8")
 
     @property
     def state_dir(self) -> Path:
@@ -143,6 +166,8 @@ def msis(tmp_path_factory: pytest.TempPathFactory, signing: tuple[Path, Path]) -
             env={
                 **os.environ,
                 "OUT": str(out),
+                # The suite's own pip (a fresh Debian has none on PATH), as `make msi` passes it.
+                "PIP": str(Path(sys.executable).parent / "pip"),
                 "MSI_VERSION": version,
                 **(sign if version == UPGRADE[0] else {}),
             },
@@ -210,33 +235,47 @@ def test_install_report_upgrade_uninstall(
         "/i", winpath(msis[UPGRADE[0]]), f"COLLECTOR={collector.address}", f"TOKEN={token}",
         log="install.log",
     )  # fmt: skip
-    print("msiexec /i:", done.returncode)
     assert machine.service_state() == "RUNNING", (done.returncode, machine.log("install.log"))
+    assert done.returncode == 0, done.stdout
     wait_until(lambda: sum(map(len, stored_seqs(db).values())) >= 2, 180, "two reports")
     [agent_id] = stored_seqs(db)
     wait_until(lambda: not (machine.state_dir / "enroll.token").exists(), 60, "token used")
     assert (machine.state_dir / "credential.json").exists()
     assert machine.reg("Token") is None
     assert machine.reg("Collector") == collector.address
+    # The token is nowhere the agent keeps things: not in its files, not in the registry.
+    kept = machine.prefix / "drive_c/ProgramData/CanhGac"
+    assert not [p for p in kept.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+    [product] = machine.products().values()
+    assert product == UPGRADE[0]
     if shutil.which("osslsigncode"):  # the exe inside the signed MSI was signed too
         exe = signature(machine.program_dir / "canhgac-agent.exe", signing[0])
         assert exe.returncode == 0, exe.stdout + exe.stderr
 
     # Upgrade: the newer build over it, without TOKEN. Same identity, credential, spool.
     credential = (machine.state_dir / "credential.json").read_bytes()
+    spool_id = (machine.state_dir / "spool.id").read_bytes()
     before = len(stored_seqs(db)[agent_id])
     done = machine.msiexec(
         "/i", winpath(msis[UPGRADE[1]]), f"COLLECTOR={collector.address}", log="upgrade.log"
     )
-    print("msiexec /i (upgrade):", done.returncode)
     assert machine.service_state() == "RUNNING", (done.returncode, machine.log("upgrade.log"))
+    assert done.returncode == 0, done.stdout
     wait_until(lambda: len(stored_seqs(db).get(agent_id, [])) >= before + 2, 180, "reports")
     assert list(stored_seqs(db)) == [agent_id]
     assert (machine.state_dir / "credential.json").read_bytes() == credential
+    assert (machine.state_dir / "spool.id").read_bytes() == spool_id
+    # The old product removed, the new one registered; the service restarted from it.
+    assert list(machine.products().values()) == [UPGRADE[1]]
+    assert machine.log_text().count(" reporting to ") == 2
+    seqs = stored_seqs(db)[agent_id]
+    assert seqs == sorted(set(seqs))  # one sequence across the upgrade, nothing sent twice
 
     # Uninstall: no service, no program files; the state dir stays.
     done = machine.msiexec("/x", winpath(msis[UPGRADE[1]]), log="uninstall.log")
-    print("msiexec /x:", done.returncode)
     assert machine.service_state() == "MISSING", (done.returncode, machine.log("uninstall.log"))
-    assert not (machine.program_dir / "canhgac-agent.exe").exists()
+    assert done.returncode == 0, done.stdout
+    assert machine.products() == {}
+    left = [p for p in machine.program_dir.rglob("*") if p.is_file()]
+    assert not left, f"left in Program Files: {left}"
     assert (machine.state_dir / "credential.json").read_bytes() == credential
