@@ -80,7 +80,8 @@ bench: $(STAMP)
 deb:
 	OUT=$(CURDIR)/dist packaging/deb/build.sh
 
-## msi: dist/canhgac-agent-VERSION.msi, frozen under wine (downloads cached in .cache/windows), 3-4 min
+## msi: dist/canhgac-agent-VERSION.msi, frozen under wine (downloads cached in .cache/windows), ~1 min;
+## signed by osslsigncode when SIGN_CERT and SIGN_KEY (PEM) are set (docs/windows.md)
 msi: $(STAMP)
 	OUT=$(CURDIR)/dist PIP=$(CURDIR)/$(BIN)/pip packaging/windows/build.sh
 

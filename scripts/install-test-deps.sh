@@ -5,11 +5,12 @@
 # gettext: xgettext/msgmerge/msgfmt for the CLIs' catalogs (scripts/i18n.sh --check).
 set -euo pipefail
 # systemd (systemd-analyze), python3-venv, dpkg-dev, lintian: the packages (tests/packaging).
-# msitools (msiinfo), wixl: the MSI's tables (tests/packaging/test_msi.py). `make msi` needs wine
-# too (packaging/windows/build.sh says so); no test runs it, so CI does not install wine.
+# msitools (msiinfo), wixl: the MSI's tables (tests/packaging/test_msi.py). wine, wine64,
+# osslsigncode: `make msi`'s build, signed, and its install/upgrade/uninstall round trip under
+# wine's msiexec (tests/packaging/test_msi_wine.py, ~2.5 min: two builds, a fresh prefix).
 packages=(openssl prometheus prometheus-alertmanager postgresql iproute2 nftables dnsmasq clamav clamav-daemon prometheus-node-exporter
   fonts-noto-core poppler-utils smartmontools nut-server nut-client gettext
-  systemd python3-venv dpkg-dev lintian msitools wixl)
+  systemd python3-venv dpkg-dev lintian msitools wixl wine wine64 osslsigncode)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

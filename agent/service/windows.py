@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import logging.handlers
+import os
 import sys
 import threading
 from pathlib import Path
@@ -181,4 +182,10 @@ def dispatch(argv: list[str]) -> int:
     servicemanager.Initialize()
     servicemanager.PrepareToHostSingle(AgentService)
     servicemanager.StartServiceCtrlDispatcher()
-    return 0
+    # The service has reported STOPPED: msiexec's StopServices returns and RemoveFiles (an
+    # uninstall, or the old product's removal in an upgrade) comes next, while this process
+    # still maps canhgac-agent.exe and its DLLs, which cannot be deleted until it ends. Under
+    # wine those files stayed behind; end now instead of through the interpreter's teardown
+    # (the spool is closed and the loop's threads are done: run_until returned).
+    logging.shutdown()
+    os._exit(0)
