@@ -4,6 +4,7 @@ one line."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import secrets
@@ -111,10 +112,10 @@ def cmd_serve(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_hup)
     app.start()
-    supervisor = os.getppid()
     if supervised:
-        os.write(args.ready_fd, b"1")  # the supervisor waits for every process to serve
-        os.close(args.ready_fd)
+        with contextlib.suppress(OSError):  # a supervisor gone is noticed below
+            os.write(args.ready_fd, b"1")  # the supervisor waits for every process to serve
+            os.close(args.ready_fd)
     else:
         print(
             _(
@@ -130,7 +131,7 @@ def cmd_serve(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     # Woken each second: a signal handler runs only when the main thread runs Python, and a
     # wait without a timeout was seen to miss Ctrl-C under `make run`.
     while not stop.wait(1.0):
-        if supervised and os.getppid() != supervisor:
+        if supervised and os.getppid() != args.supervisor:
             log.error("collector process %d: its supervisor is gone, stopping", args.process_index)
             break
     app.stop()
@@ -146,7 +147,7 @@ def _supervise(cfg: CollectorConfig, args: argparse.Namespace, processes: int) -
         return [
             *(sys.executable, "-m", "collector", "--config", str(path), *lang, "serve"),
             *("--processes", str(processes), "--process-index", str(index)),
-            *("--ready-fd", str(ready_fd)),
+            *("--ready-fd", str(ready_fd), "--supervisor", str(os.getpid())),
         ]
 
     # With a log file, this process is its one writer and the others' lines pass through it.
@@ -164,6 +165,9 @@ def _supervise(cfg: CollectorConfig, args: argparse.Namespace, processes: int) -
     # POST /-/reload reached process 0, which reloaded itself and asks for the others.
     others = range(1, processes)
     signal.signal(signal.SIGUSR1, lambda *_: supervisor.signal(signal.SIGHUP, others))
+    # The schema made or migrated once, here: N processes opening an empty PostgreSQL at once
+    # raced on creating the tables (duplicate key on pg_type), and one of them failed.
+    _store(cfg).close()
     supervisor.start()
     print(
         _(
@@ -1041,6 +1045,7 @@ def _parser() -> argparse.ArgumentParser:
     # How the supervisor starts its processes; not for people.
     serve.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)  # its pid
     serve.set_defaults(handler=cmd_serve)
     tok = sub.add_parser("token", help=_("enrollment tokens")).add_subparsers(
         dest="sub", required=True

@@ -247,7 +247,21 @@ class Supervisor:
                     log.error("cannot restart collector process %d: %s", index, e)
                     restart.due = now + restart.backoff
                     continue
-                self._close_ready(self.children[index])  # no wait: the others serve meanwhile
+                # No wait here: the others serve meanwhile; `_readied` hears it when it serves.
+        self._readied()
+
+    def _readied(self) -> None:
+        """Log the restarted children that now serve (their pipe is kept open until then: a
+        child writing to a closed pipe would die of it)."""
+        starting = {c.ready: c for c in self.children.values() if c.ready >= 0}
+        if not starting:
+            return
+        readable, _w, _x = select.select(list(starting), [], [], 0)
+        for fd in readable:
+            child = starting[fd]
+            if os.read(fd, 1):
+                log.info("collector process %d (pid %d) serves", child.index, child.process.pid)
+            self._close_ready(child)  # a byte, or closed: it serves, or poll will tell
 
     def _forget(self, child: _Child) -> None:
         """A dead child's live gauges leave the sum; its counters stay (they only go up)."""

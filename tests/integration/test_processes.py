@@ -31,6 +31,7 @@ from tests.integration.postgres import fresh_database
 
 BIN = Path(sys.executable).parent
 RULES = Path(__file__).parents[2] / "rules"
+_START_MS = int(time.time() * 1000)
 AGENTS = 12  # connections: the chance that the kernel gives them all to one process is 2^-11
 
 
@@ -61,7 +62,7 @@ class Collector:
         try:
             with urllib.request.urlopen(url, timeout=30) as r:
                 body = r.read().decode()
-        except urllib.error.URLError:
+        except (urllib.error.URLError, ConnectionError):
             return None
         values = re.findall(rf"^{name} (\S+)$", body, re.M)
         return float(values[0]) if values else 0.0
@@ -133,9 +134,8 @@ def _stored(url: str) -> int:
 
 
 def _report(seq: int) -> bytes:
-    return pb.Report(
-        seq=seq, boot_id="b", collected_at_ms=int(time.time() * 1000)
-    ).SerializeToString()
+    """The same bytes each time for one seq (another content would be a cloned machine)."""
+    return pb.Report(seq=seq, boot_id="b", collected_at_ms=_START_MS + seq).SerializeToString()
 
 
 def _grpc_connections(process: psutil.Process, port: int) -> int:
