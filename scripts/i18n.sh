@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 dir=canhgac_common/locale
 sources=(agent/cli.py agent/transport/wire.py collector/cli.py collector/cli_reports.py
   collector/cli_settings.py collector/agent_settings.py collector/store/settings.py
-  collector/errors.py canhgac_common/output.py)
+  collector/errors.py collector/processes.py canhgac_common/output.py)
 out=$dir
 if [ "${1:-}" = --check ]; then
   out=$(mktemp -d)
