@@ -32,7 +32,12 @@ MEETING_RECORD_EVERY = 30.0
 
 
 class CollectorApp:
-    """Addresses default to the config; tests pass "127.0.0.1:0" and read the bound ports."""
+    """Addresses default to the config; tests pass "127.0.0.1:0" and read the bound ports.
+
+    One of the processes of `serve --processes N` (collector/processes.py) shares the gRPC
+    port (`reuse_port`), and all but the first serve no HTTP (`serve_http=False`);
+    `reload_all` is what POST /-/reload does besides reloading this process's rules.
+    """
 
     def __init__(
         self,
@@ -40,6 +45,10 @@ class CollectorApp:
         grpc_address: str | None = None,
         http_address: str | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        reuse_port: bool = False,
+        serve_http: bool = True,
+        reload_all: Callable[[], None] | None = None,
     ) -> None:
         self.cfg = cfg
         # A broken sites file stops the start here, before anything listens.
@@ -77,16 +86,20 @@ class CollectorApp:
             on_stored=self.alerts.submit if self.alerts else None,
             fresh_checks=self.meetings.fresh_checks,
             clock=clock,
+            reuse_port=reuse_port,
         )
-        self.http = HttpServer(
-            http_address or cfg.http_listen,
-            self.exposition.render,
-            self.store.ready,
-            self.alerts.reload if self.alerts else None,
-            own_metrics=self.exposition.render_own,
-            config=cfg.http,
-            on_refused=lambda: self.metrics.rejections.labels("http_connections").inc(),
-        )
+        self._reload_all = reload_all
+        self.http: HttpServer | None = None
+        if serve_http:
+            self.http = HttpServer(
+                http_address or cfg.http_listen,
+                self.exposition.render,
+                self.store.ready,
+                self._reload_everywhere if self.alerts else None,
+                own_metrics=self.exposition.render_own,
+                config=cfg.http,
+                on_refused=lambda: self.metrics.rejections.labels("http_connections").inc(),
+            )
         self.leadership = Leadership(self.store)
         self.notifier: Notifier | None = None
         if cfg.notify.enabled:
@@ -171,9 +184,15 @@ class CollectorApp:
             return False, "compliance rules are not configured (rules.path)"
         return self.alerts.reload()
 
+    def _reload_everywhere(self) -> tuple[bool, str]:
+        if self._reload_all is not None:
+            self._reload_all()  # the other processes of this collector; the answer is ours
+        return self.reload_rules()
+
     @property
     def http_port(self) -> int:
-        return self.http.port
+        """0 for a process that serves no HTTP."""
+        return self.http.port if self.http is not None else 0
 
     def start(self) -> None:
         if self.alerts is not None:
@@ -185,6 +204,8 @@ class CollectorApp:
         self._heap_timer.start()
         self._retention_timer.start()
         self.grpc.start()
+        if self.http is None:
+            return
         self.http.start()
         host = self.cfg.http_listen.rpartition(":")[0] or "0.0.0.0"  # noqa: S104
         scheme = "https" if self.cfg.http.tls_server_config is not None else "http"
@@ -193,7 +214,8 @@ class CollectorApp:
     def stop(self, grace: float = 5.0) -> None:
         """Let in-flight calls finish (their acks follow their commits), then close the store."""
         self.grpc.stop(grace).wait()
-        self.http.stop()
+        if self.http is not None:
+            self.http.stop()
         self.fleet_renderer.close()
         self._stop_timer.set()
         for timer in (self._meeting_timer, self._heap_timer, self._retention_timer):

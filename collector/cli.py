@@ -4,6 +4,7 @@ one line."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import secrets
@@ -46,6 +47,7 @@ from collector.errors import CollectorError, ConfigError
 from collector.logs import configure_logging
 from collector.meetings import MeetingBook, parse_local_time, room_names
 from collector.model import ROLES, Meeting, Placement
+from collector.processes import Supervisor, processes_for, reload_siblings
 from collector.retention import RetentionPass
 from collector.sites import load_sites
 from collector.store import MaintenanceWindow, Store
@@ -86,7 +88,16 @@ def _store(cfg: CollectorConfig) -> Store:
 
 
 def cmd_serve(cfg: CollectorConfig, args: argparse.Namespace) -> int:
-    app = CollectorApp(cfg)
+    processes = processes_for(cfg, args.processes)
+    if args.process_index is None and processes > 1:
+        return _supervise(cfg, args, processes)
+    supervised = args.process_index is not None
+    app = CollectorApp(
+        cfg,
+        reuse_port=supervised,
+        serve_http=args.process_index in (None, 0),
+        reload_all=reload_siblings if supervised else None,
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -96,26 +107,84 @@ def cmd_serve(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     def on_hup(_signum: int, _frame: FrameType | None) -> None:
         threading.Thread(target=app.reload_rules, name="reload", daemon=True).start()
 
-    signal.signal(signal.SIGINT, on_signal)
+    # A process of several: Ctrl-C reaches the supervisor, which stops them all in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN if supervised else on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_hup)
     app.start()
+    if supervised:
+        with contextlib.suppress(OSError):  # a supervisor gone is noticed below
+            os.write(args.ready_fd, b"1")  # the supervisor waits for every process to serve
+            os.close(args.ready_fd)
+    else:
+        print(
+            _(
+                "canhgac-collector {version}: gRPC on {grpc}, metrics on {metrics}, store {store}"
+            ).format(
+                version=__version__,
+                grpc=cfg.grpc_listen,
+                metrics=f"http://{cfg.http_listen}/metrics",
+                store=cfg.store.url,
+            ),
+            flush=True,
+        )
+    # Woken each second: a signal handler runs only when the main thread runs Python, and a
+    # wait without a timeout was seen to miss Ctrl-C under `make run`.
+    while not stop.wait(1.0):
+        if supervised and os.getppid() != args.supervisor:
+            log.error("collector process %d: its supervisor is gone, stopping", args.process_index)
+            break
+    app.stop()
+    return 0
+
+
+def _supervise(cfg: CollectorConfig, args: argparse.Namespace, processes: int) -> int:
+    """`serve --processes N`: N collector processes on one gRPC port (collector/processes.py)."""
+    path = config_path(args.config, os.environ).resolve()
+    lang = ["--lang", args.ui_lang] if args.ui_lang else []
+
+    def command(index: int, ready_fd: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "collector", "--config", str(path), *lang, "serve"),
+            *("--processes", str(processes), "--process-index", str(index)),
+            *("--ready-fd", str(ready_fd), "--supervisor", str(os.getpid())),
+        ]
+
+    # With a log file, this process is its one writer and the others' lines pass through it.
+    relay = logging.getLogger().handlers[0] if cfg.log_file is not None else None
+    supervisor = Supervisor(command, processes, cfg.grpc_listen, log_handler=relay)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping the collector processes", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, lambda *_: supervisor.signal(signal.SIGHUP))
+    # POST /-/reload reached process 0, which reloaded itself and asks for the others.
+    others = range(1, processes)
+    signal.signal(signal.SIGUSR1, lambda *_: supervisor.signal(signal.SIGHUP, others))
+    # The schema made or migrated once, here: N processes opening an empty PostgreSQL at once
+    # raced on creating the tables (duplicate key on pg_type), and one of them failed.
+    _store(cfg).close()
+    supervisor.start()
     print(
         _(
-            "canhgac-collector {version}: gRPC on {grpc}, metrics on {metrics}, store {store}"
+            "canhgac-collector {version}: {processes} processes, gRPC on {grpc}, metrics on "
+            "{metrics}, store {store}"
         ).format(
             version=__version__,
+            processes=processes,
             grpc=cfg.grpc_listen,
             metrics=f"http://{cfg.http_listen}/metrics",
             store=cfg.store.url,
         ),
         flush=True,
     )
-    # Woken each second: a signal handler runs only when the main thread runs Python, and a
-    # wait without a timeout was seen to miss Ctrl-C under `make run`.
     while not stop.wait(1.0):
-        pass
-    app.stop()
+        supervisor.watch()
+    supervisor.stop()
     return 0
 
 
@@ -984,9 +1053,21 @@ def _parser() -> argparse.ArgumentParser:
         help=_("vi (default) or en; else the locale"),
     )
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help=_("run the gRPC and HTTP servers until stopped")).set_defaults(
-        handler=cmd_serve
+    serve = sub.add_parser("serve", help=_("run the gRPC and HTTP servers until stopped"))
+    serve.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help=_(
+            "collector processes sharing the gRPC port (PostgreSQL only; default: one per "
+            "core on PostgreSQL, 1 on SQLite)"
+        ),
     )
+    # How the supervisor starts its processes; not for people.
+    serve.add_argument("--process-index", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)  # its pid
+    serve.set_defaults(handler=cmd_serve)
     tok = sub.add_parser("token", help=_("enrollment tokens")).add_subparsers(
         dest="sub", required=True
     )
@@ -1072,7 +1153,8 @@ def _main(argv: list[str] | None) -> int:
         configure_logging(
             cfg.log_level,
             cfg.log_format,
-            cfg.log_file,
+            # One of several processes writes to its supervisor, which owns the file.
+            None if getattr(args, "process_index", None) is not None else cfg.log_file,
             cfg.log_file_max_bytes,
             cfg.log_file_backups,
         )

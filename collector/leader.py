@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 
 from sqlalchemy import Connection, text
@@ -53,7 +54,10 @@ class Leadership:
                 return False
             if won:
                 self._conn = conn
-                log.info("this collector now leads (fleet rules, notifications)")
+                log.info(
+                    "this collector (pid %d) now leads (fleet rules, notifications)",
+                    os.getpid(),
+                )
                 return True
             conn.close()
             return False

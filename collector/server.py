@@ -675,10 +675,12 @@ def build_server(
     on_stored: Callable[[AgentRecord, list[Report]], None] | None = None,
     fresh_checks: Callable[[AgentRecord, float], list[str]] | None = None,
     clock: Callable[[], float] = time.time,
+    reuse_port: bool = False,
 ) -> tuple[grpc.Server, int]:
     """A started-not-yet gRPC server bound to `address` (default: cfg.grpc_listen) and its port.
 
-    Pass "127.0.0.1:0" in tests for a free port.
+    Pass "127.0.0.1:0" in tests for a free port. `reuse_port`: share the port with the other
+    processes of one `serve --processes N` (SO_REUSEPORT; off, a port in use is an error).
     """
     limits = cfg.limits
     pool = _Pool(limits.workers)
@@ -688,7 +690,7 @@ def build_server(
         options=[
             ("grpc.max_receive_message_length", limits.max_message_bytes * 4),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
             # Agents behind NAT keep no long-lived streams; reap dead peers.
             ("grpc.keepalive_time_ms", 120_000),
         ],

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 dir=canhgac_common/locale
 sources=(agent/cli.py agent/settings.py agent/transport/wire.py collector/cli.py
   collector/cli_reports.py collector/report.py collector/cli_settings.py collector/agent_settings.py
-  collector/store/settings.py collector/errors.py collector/config.py collector/sites.py
+  collector/store/settings.py collector/processes.py collector/errors.py collector/config.py collector/sites.py
   collector/meetings.py collector/alerts/notify/config.py collector/store/alerts.py
   collector/store/database.py collector/store/meetings.py collector/store/store.py
   canhgac_common/config.py canhgac_common/output.py canhgac_common/units.py

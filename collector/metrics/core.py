@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import platform
 import threading
 import time
@@ -22,6 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from collector import __version__
@@ -47,6 +49,7 @@ from collector.store import FleetAgent, Store
 __all__ = [
     "AGENT_SPECS",
     "FLEET",
+    "METRICS_DIR_ENV",
     "OWN_SPECS",
     "SECTION_METRICS",
     "SERVER_SPECS",
@@ -58,6 +61,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Set (by collector/processes.py) in the environment of each process of `serve --processes N`:
+# prometheus_client then keeps the counters in files there, which any process can sum.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # One module per report section: SECTION (its name), SPECS (what it emits), render(add, data).
 # Output depends on the stored data only (an agent's lines are kept until it changes); ages
@@ -236,7 +243,8 @@ class ServerMetrics:
 
         def gauge(name: str) -> Gauge:
             s = next(s for s in SERVER_SPECS if s.name == name)
-            return Gauge(name, s.help, s.labels, registry=registry)
+            # Several processes (serve --processes N): the leader's value (others leave 0).
+            return Gauge(name, s.help, s.labels, registry=registry, multiprocess_mode="livemax")
 
         self.received = counter("canhgac_collector_reports_received_total")
         self.stored = counter("canhgac_collector_reports_stored_total")
@@ -334,18 +342,29 @@ class Exposition:
         self.server = ServerMetrics(self.own)
         self.own.register(OwnCollector(store))
         ProcessCollector(registry=self.own)
+        self._own_view = self.own
+        shared = os.environ.get(METRICS_DIR_ENV)
+        if shared:
+            # One of several processes of `serve --processes N` (collector/processes.py): the
+            # counters and the latency histogram are summed over all of them, so one scrape
+            # is the whole collector; process_* stay this process's (the one serving HTTP).
+            view = CollectorRegistry(auto_describe=False)
+            MultiProcessCollector(view, shared)  # type: ignore[no-untyped-call]
+            view.register(OwnCollector(store))
+            ProcessCollector(registry=view)
+            self._own_view = view
 
     def render(self) -> bytes:
         parts = FLEET.text(self._fleet(self._clock()))
         if self._sites is not None:
             parts += _site_text(self._sites)
         parts.append(generate_latest(self.registry))
-        parts.append(generate_latest(self.own))
+        parts.append(generate_latest(self._own_view))
         return b"".join(parts)
 
     def render_own(self) -> bytes:
         """/metrics/collector: this process's own series only (no store-wide ones)."""
-        return generate_latest(self.own)
+        return generate_latest(self._own_view)
 
     def fleet_bodies(self, now: float) -> list[bytes]:
         """The per-agent families' sample lines as of `now`, one bytes per declared family

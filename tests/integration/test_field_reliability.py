@@ -338,7 +338,7 @@ def test_disk_full_agent_keeps_running_counts_and_recovers(tmp_path: Path) -> No
 def _readyz(collector: Running) -> int:
     try:
         with urllib.request.urlopen(
-            f"http://127.0.0.1:{collector.app.http.port}/readyz", timeout=10
+            f"http://127.0.0.1:{collector.app.http_port}/readyz", timeout=10
         ) as r:
             return int(r.status)
     except urllib.error.HTTPError as e:
