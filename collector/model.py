@@ -21,6 +21,9 @@ __all__ = [
     "SEQ_BITS",
     "SOFTWARE_SECTION",
     "SPOOL_KEY",
+    "Release",
+    "ReleasePlace",
+    "UPDATE_KEY",
     "AgentRecord",
     "Alert",
     "Event",
@@ -57,6 +60,8 @@ SOFTWARE_SECTION: Final = "software"
 # Keys of an agent's latest snapshot besides its probes' sections (which are keyed by probe).
 SPOOL_KEY: Final = "spool"
 """The agent's spool counters (`SpoolStats`) as of its latest report."""
+UPDATE_KEY: Final = "update"
+"""The agent's version and where it stands with the release offered (`Report.update`)."""
 _STATUS = "status:"
 
 
@@ -109,6 +114,8 @@ class Report:
     wire: bytes = field(default=b"", repr=False)
     # The agent's spool that numbered `seq` (0: an agent older than spool ids).
     spool_id: int = 0
+    # Report.update with the agent's version (None: the report carried no update state).
+    update: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -327,3 +334,46 @@ class SoftwareInventory:
     hash: str
     source: str  # "windows_registry", "dpkg", "rpm"
     programs: tuple[InstalledProgram, ...]
+
+
+# ---- agent releases (collector.releases; schema 12) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleasePlace:
+    """A rollout target: a district, a commune of it, a unit of that (empty = any)."""
+
+    district: str = ""
+    commune: str = ""
+    unit: str = ""
+
+    def holds(self, p: Placement) -> bool:
+        return all(
+            not want or want == have
+            for want, have in (
+                (self.district, p.district),
+                (self.commune, p.commune),
+                (self.unit, p.unit),
+            )
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        return {"district": self.district, "commune": self.commune, "unit": self.unit}
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    channel: str
+    manifest: bytes
+    signature: bytes
+    added_at: float
+    rolled_out_at: float | None
+    share: int  # percent
+    places: tuple[ReleasePlace, ...]
+    report_within: float
+    withdrawn_at: float | None
+
+    @property
+    def live(self) -> bool:
+        return self.rolled_out_at is not None and self.withdrawn_at is None

@@ -35,6 +35,7 @@ from collector.store.schema import (
     meeting_results,
     meetings,
     metadata,
+    releases,
     reports,
     retention_marks,
     rollups,
@@ -131,6 +132,11 @@ def _to_v11(conn: Connection) -> None:
         )
 
 
+def _to_releases(conn: Connection) -> None:
+    """Schema 12: signed agent releases and their rollout (nothing existing changes)."""
+    metadata.create_all(conn, tables=[releases])
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -143,6 +149,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     9: _to_v9,
     10: _to_software_inventory,
     11: _to_v11,
+    12: _to_releases,
 }
 
 

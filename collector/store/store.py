@@ -33,6 +33,7 @@ from collector.model import (
     SEQ_BITS,
     SOFTWARE_SECTION,
     SPOOL_KEY,
+    UPDATE_KEY,
     AgentRecord,
     Placement,
     Report,
@@ -46,6 +47,7 @@ from collector.store.database import Database
 from collector.store.fleet import FleetTables
 from collector.store.hotpath import AgentRow, HotPath
 from collector.store.inventory import InventoryTables
+from collector.store.releases import ReleaseTables
 from collector.store.mail import MailTables
 from collector.store.meetings import MeetingTables
 from collector.store.rollups import RollupTables
@@ -276,6 +278,7 @@ class Store(Part):
         self.scrape = FleetTables(self._db)
         self.rollups = RollupTables(self._db)
         self.inventory = InventoryTables(self._db)
+        self.releases = ReleaseTables(self._db)
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
         self._committing = False
@@ -924,4 +927,6 @@ def _snapshot_sections(r: Report, have: set[str]) -> dict[str, Any]:
     for e in r.errors:
         out[status_key(e["probe"])] = {"ok": False, "error": e["message"]}
     out[SPOOL_KEY] = r.spool
+    if r.update is not None:
+        out[UPDATE_KEY] = r.update
     return {k: v for k, v in out.items() if k not in have}
