@@ -106,7 +106,10 @@ def parse_manifest(data: bytes) -> Manifest:
     created = doc.get("created_at")
     if not isinstance(created, int | float) or isinstance(created, bool):
         raise ManifestError("manifest.created_at: not a number")
-    raw = doc.get("packages")
+    return Manifest(version, channel, float(created), _packages(doc.get("packages")))
+
+
+def _packages(raw: Any) -> dict[str, Package]:
     if not isinstance(raw, dict) or not raw:
         raise ManifestError("manifest.packages: no package")
     packages = {}
@@ -124,7 +127,7 @@ def parse_manifest(data: bytes) -> Manifest:
         if not isinstance(digest, str) or not _HEX64.match(digest):
             raise ManifestError(f"{where}.sha256: not 64 lower-case hex digits")
         packages[platform] = Package(platform, file, size, digest)
-    return Manifest(version, channel, float(created), packages)
+    return packages
 
 
 def public_key_bytes(text: str) -> bytes:

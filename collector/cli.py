@@ -38,6 +38,7 @@ from collector.alerts.notify.render import render_test
 from collector.alerts.notify.smtp import build_message
 from collector.alerts.notify.smtp import send as send_mail
 from collector.app import CollectorApp
+from collector.cli_releases import add_release_parsers
 from collector.cli_reports import add_report_parsers
 from collector.compliance.loader import load_pack
 from collector.config import CollectorConfig, load_config
@@ -1017,6 +1018,7 @@ def _parser() -> argparse.ArgumentParser:
     _notify_parsers(sub)
     _meeting_parsers(sub)
     add_report_parsers(sub)
+    add_release_parsers(sub)
     _store_parsers(sub)
     return p
 

@@ -3,29 +3,39 @@ the cache the Submit ack reads, package files, and each agent's state for a rele
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from canhgac_common.release import parse_manifest
-from collector.model import UPDATE_KEY, AgentRecord, Placement, Release, ReleasePlace
+from collector.model import UPDATE_KEY, AgentRecord, Placement, Release, ReleasePlace, Report
+
+log = logging.getLogger(__name__)
 
 __all__ = [
+    "DOWNLOAD_CHUNK_BYTES",
     "AgentUpdate",
     "ReleaseBook",
+    "ReleaseService",
     "agent_bucket",
     "agent_state",
     "offered_version",
-    "read_package",
+    "package_path",
+    "places_from_json",
+    "places_json",
     "targets",
 ]
 
 DEFAULT_CHANNEL = "stable"
+# Bytes per message of a Download stream (a call sends at most releases.download_max_bytes).
+DOWNLOAD_CHUNK_BYTES = 64 * 1024
 
 
 def places_json(places: Sequence[ReleasePlace]) -> str:
@@ -93,9 +103,7 @@ def agent_state(
         state = "done"
     elif said in ("refused", "failed", "rolled-back"):
         state = said
-    elif (
-        release.rolled_out_at is not None and now > release.rolled_out_at + release.report_within
-    ):
+    elif release.rolled_out_at is not None and now > release.rolled_out_at + release.report_within:
         state = "failed"
         detail = detail or f"not reported within {release.report_within:g} s of the rollout"
     else:
@@ -166,11 +174,51 @@ class ReleaseBook:
         return None
 
 
-def read_package(f: BinaryIO, offset: int, length: int) -> bytes:
-    f.seek(offset)
-    return f.read(length)
+def package_path(directory: Path, sha256: str, file: str) -> Path:
+    """Where `release add` keeps a package under `releases.dir`: named by its hash too, so two
+    releases' packages of the same file name never replace each other."""
+    return directory / f"{sha256}-{Path(file).name}"
 
 
-def package_path(directory: Path, file: str) -> Path:
-    """Where `release add` keeps a package: its file name under `releases.dir`."""
-    return directory / Path(file).name
+class ReleaseService:
+    """What the servicer asks about releases: the version to offer on an ack, a rolled-out
+    release's signed manifest, and its package files (`releases.dir`; None: not set, so
+    nothing can be downloaded)."""
+
+    def __init__(self, book: ReleaseBook, directory: Path | None) -> None:
+        self.book = book
+        self._dir = directory
+
+    def offer(self, agent: AgentRecord, reports: Sequence[Report]) -> str:
+        """The version for this agent's ack; its channel as its newest report says."""
+        for r in sorted(reports, key=lambda r: r.seq, reverse=True):
+            if r.update is not None:
+                self.book.note_channel(agent.agent_id, str(r.update.get("channel", "")))
+                break
+        return self.book.offered(agent)
+
+    def release(self, version: str) -> Release | None:
+        found = self.book.release(version)
+        return found if found is not None and found.live else None
+
+    def open(self, sha256: str) -> contextlib.AbstractContextManager[tuple[BinaryIO, int]] | None:
+        """The package file of a rolled-out release and its size; None when no such package
+        is offered or its file is missing (logged: the operator must put it back)."""
+        found = self.book.package(sha256)
+        if found is None or self._dir is None:
+            return None
+        path = package_path(self._dir, sha256, found[1])
+        try:
+            f = path.open("rb")
+        except OSError as e:
+            log.error("release %s: package %s cannot be read: %s", found[0].version, path, e)
+            return None
+        return _opened(f)
+
+
+@contextlib.contextmanager
+def _opened(f: BinaryIO) -> Iterator[tuple[BinaryIO, int]]:
+    with f:
+        f.seek(0, 2)
+        size = f.tell()
+        yield f, size

@@ -36,6 +36,7 @@ class ReleaseTables(Part):
     def add(
         self,
         version: str,
+        *,
         channel: str,
         manifest: bytes,
         signature: bytes,

@@ -47,9 +47,9 @@ from collector.store.database import Database
 from collector.store.fleet import FleetTables
 from collector.store.hotpath import AgentRow, HotPath
 from collector.store.inventory import InventoryTables
-from collector.store.releases import ReleaseTables
 from collector.store.mail import MailTables
 from collector.store.meetings import MeetingTables
+from collector.store.releases import ReleaseTables
 from collector.store.rollups import RollupTables
 from collector.store.schema import (
     PLACE_COLUMNS,
