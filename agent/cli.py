@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -27,6 +28,7 @@ from agent.runner import Runner, Scheduled, collect, read_boot_id
 from agent.spool import Spool, SpoolStatus
 from agent.transport.client import CollectorClient, MachineFacts
 from agent.transport.encode import plain
+from agent.update import Updater
 from canhgac_common.i18n import LANGUAGES, choose_language, use_language
 from canhgac_common.i18n import gettext_ as _
 from canhgac_common.output import add_output_options, iso_time, survive_closed_pipe
@@ -205,8 +207,28 @@ def run_until(cfg: AgentConfig, stop: threading.Event, interval_override: float 
             interval,
             ", ".join(schedule),
         )
-        Runner(schedule, spool, client.submit, cfg.delivery).run(stop)
+        with _updater(cfg, cred) as updater:
+            Runner(schedule, spool, client.submit, cfg.delivery, updater=updater).run(stop)
     return 0
+
+
+@contextlib.contextmanager
+def _updater(cfg: AgentConfig, cred: Credential) -> Iterator[Updater | None]:
+    """Self-update on a thread and a connection of its own (a slow download holds neither
+    collection nor delivery), when `update.enabled`; stopped and joined on the way out."""
+    if not cfg.update.enabled:
+        yield None
+        return
+    with _client(cfg, cred) as downloads:
+        updater = Updater(cfg.update, cfg.state_dir, lambda: downloads)
+        stop = threading.Event()
+        worker = threading.Thread(target=updater.run, args=(stop,), name="update", daemon=True)
+        worker.start()
+        try:
+            yield updater
+        finally:
+            stop.set()
+            worker.join(timeout=cfg.collector.timeout + 5)
 
 
 def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:

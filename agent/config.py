@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.probes import PROBES, ProbeOptions
 from agent.settings import ConfigError, Duration, Section, Size, option, parse_section
+from agent.update import UpdateConfig
 from canhgac_common.yamlfile import read_yaml
 
 __all__ = [
@@ -104,6 +105,7 @@ class AgentConfig(Section):
     spool: SpoolConfig = option(default_factory=SpoolConfig)
     delivery: DeliveryConfig = option(default_factory=DeliveryConfig)
     log_level: str = option(default="info", check=_log_level)
+    update: UpdateConfig = option(default_factory=UpdateConfig)
 
 
 def load_config(path: Path | None) -> AgentConfig:

@@ -18,6 +18,7 @@ from agent.probes.base import Probe
 from agent.spool import Spool
 from agent.transport.client import DeliveryError, SubmitResult
 from agent.transport.encode import encode_report
+from agent.update import Updater
 
 __all__ = ["Backoff", "Runner", "Scheduled", "collect", "read_boot_id"]
 
@@ -93,7 +94,9 @@ class Runner:
         boot_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        updater: Updater | None = None,
     ) -> None:
+        self._updater = updater
         self._schedule = dict(schedule)
         self._spool = spool
         self._submit = submit
@@ -119,6 +122,9 @@ class Runner:
             {n: self._schedule[n].probe for n in names}, self._boot_id, int(self._wall() * 1000)
         )
         spool_id = self._spool.spool_id
+
+        if self._updater is not None:
+            report = replace(report, update=self._updater.state())
 
         def encode(seq: int, stats: SpoolStats) -> bytes:
             return encode_report(replace(report, seq=seq, spool_id=spool_id, spool=stats))
@@ -164,6 +170,9 @@ class Runner:
         for seq, reason in result.rejected:
             log.error("collector rejected report %d for good: %s", seq, reason)
         self._spool.ack(result.stored + [s for s, _ in result.rejected], len(result.rejected))
+        if self._updater is not None:
+            self._updater.acked()
+            self._updater.offer(result.release_version)
         self._batch = min(self._delivery.batch_size, self._batch * 2)
         return self._spool.status().depth > 0
 
