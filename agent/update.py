@@ -74,6 +74,9 @@ class UpdateConfig(Section):
     report_within: Duration = option(default=1800.0, gt=0)
     # After a refused or failed attempt, the same version is tried again this much later.
     retry_after: Duration = option(default=3600.0, gt=0)
+    # After a call that failed on the link (cut, collector away), the download goes on this
+    # much later, from where it stopped.
+    link_retry: Duration = option(default=30.0, gt=0)
 
 
 def this_platform() -> str:
@@ -197,7 +200,7 @@ class Updater:
         """The worker: until `stop`, work toward each new offer."""
         threading.Thread(target=self._relay, args=(stop,), daemon=True).start()
         while not self._stop.is_set():
-            self._wake.wait(3600.0)
+            self._wake.wait(min(3600.0, self._cfg.retry_after))
             self._wake.clear()
             version = self._offered
             if self._stop.is_set() or not version or version == self._version:
@@ -205,8 +208,11 @@ class Updater:
             last = self._tried.get(version)
             if last is not None and self._clock() - last < self._cfg.retry_after:
                 continue
-            if self.work(version) is False:
+            outcome = self.work(version)
+            if outcome is False:
                 self._tried[version] = self._clock()
+            elif outcome is None and not self._stop.wait(self._cfg.link_retry):
+                self._wake.set()  # the link failed: go on from where the download stopped
 
     def _relay(self, stop: threading.Event) -> None:
         stop.wait()
@@ -236,7 +242,7 @@ class Updater:
         except Refused as e:
             self._refuse(version, str(e))
             return False
-        except _Failed as e:
+        except (_Failed, OSError) as e:  # no package for this platform, a full disk
             log.error("update to %s failed: %s", version, e)
             self._set(target_version=version, state="failed", detail=str(e))
             return False
@@ -244,10 +250,6 @@ class Updater:
             log.warning("update to %s: %s", version, e)
             self._set(target_version=version, detail=str(e))
             return None
-        except OSError as e:  # a full disk, a state dir gone
-            log.error("update to %s failed: %s", version, e)
-            self._set(target_version=version, state="failed", detail=str(e))
-            return False
         log.info("update to %s: %s", version, detail)
         self._set(target_version=version, state="installing", detail=detail)
         return True
