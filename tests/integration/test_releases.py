@@ -110,7 +110,7 @@ def test_the_agent_downloads_verifies_and_asks_the_root_helper_to_install(
     agent = _agent(tmp_path, fast, rate="1MiB")
     update_dir = tmp_path / "agent-state" / "update"
     with _running(agent, tmp_path / "agent.log"):
-        wait_until(lambda: (update_dir / "request.json").exists(), 60, "the install request")
+        wait_until((update_dir / "request.json").exists, 60, "the install request")
         wait_until(lambda: _update(fast).get("state") == "installing", 30, "installing reported")
     request = json.loads((update_dir / "request.json").read_text())
     assert request["version"] == VERSION
@@ -187,9 +187,9 @@ def test_a_download_killed_midway_resumes_from_its_offset(fast: Running, tmp_pat
         proc.kill()  # SIGKILL: no goodbye
         proc.wait(30)
     kept = part.stat().st_size
-    assert 0 < kept < size and kept % chunk == 0
+    assert 0 < kept < size
     with _running(agent, tmp_path / "agent.log"):
-        wait_until(lambda: (update_dir / "request.json").exists(), 120, "the download to end")
+        wait_until((update_dir / "request.json").exists, 120, "the download to end")
     log = (tmp_path / "agent.log").read_text()
     assert f"resuming the download at byte {kept}" in log
     assert sha256_file(update_dir / package.name) == sha256_file(package)
