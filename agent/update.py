@@ -112,19 +112,23 @@ class Refused(AgentError):
 
 
 def load_public_key(value: str | None) -> bytes | None:
-    """The key's 32 bytes; None when not configured. A path is read; otherwise base64."""
+    """The key's 32 bytes; None when not configured. The key itself (PEM or base64), else the
+    path of its PEM file."""
     if value is None:
         return None
-    text = value
-    if not value.startswith("-----") and (os.sep in value or value.endswith((".pem", ".pub"))):
-        try:
-            text = Path(value).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as e:
-            raise AgentError(f"update.public_key: cannot read {value}: {e}") from None
+    try:
+        return public_key_bytes(value)
+    except ManifestError:
+        if value.strip().startswith("-----"):
+            raise AgentError("update.public_key: not an Ed25519 public key in PEM") from None
+    try:
+        text = Path(value).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as e:
+        raise AgentError(f"update.public_key: cannot read {value}: {e}") from None
     try:
         return public_key_bytes(text)
     except ManifestError as e:
-        raise AgentError(f"update.public_key: {e}") from None
+        raise AgentError(f"update.public_key: {value}: {e}") from None
 
 
 @dataclass
