@@ -341,8 +341,8 @@ def cmd_release_rollout(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         store.close()
     where = _places_text([p.as_dict() for p in places]) if places else _("every place")
     print(
-        _("release {version} offered to {share}% of its channel's agents in {where}").format(
-            version=args.version, share=args.share, where=where
+        _("release {version} offered to {share} of its channel's agents in {where}").format(
+            version=args.version, share=f"{args.share}%", where=where
         )
     )
     return 0
@@ -374,7 +374,7 @@ def add_release_parsers(sub: Any) -> None:
     def packaged(p: argparse.ArgumentParser) -> None:
         p.add_argument("packages", type=Path, nargs="+", metavar="PACKAGE", help=_(".msi, .deb"))
         p.add_argument("--version", dest="version", help=_("the agent version they install"))
-        p.add_argument("--channel", default="stable", help=_("stable (default), pilot…"))
+        p.add_argument("--channel", default="stable", help=_("stable (default), pilot, ..."))
 
     s = re_.add_parser("sign", help=_("sign packages into manifest.json + manifest.sig"))
     packaged(s)

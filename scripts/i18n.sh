@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=canhgac_common/locale
 sources=(agent/cli.py agent/transport/wire.py collector/cli.py collector/cli_reports.py
-  collector/errors.py canhgac_common/output.py)
+  collector/cli_releases.py collector/errors.py canhgac_common/output.py)
 out=$dir
 if [ "${1:-}" = --check ]; then
   out=$(mktemp -d)
