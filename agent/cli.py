@@ -413,6 +413,16 @@ def cmd_service(cfg: AgentConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    """The root helper's pass (canhgac-agent-update.service): install a verified request,
+    confirm a version that reported, or roll back one that did not."""
+    from agent.update_apply import apply  # noqa: PLC0415 (this command only)
+
+    action = apply(cfg.update, cfg.state_dir, args.keep_dir, time.time(), dpkg_root=args.dpkg_root)
+    print(f"{action.kind}: {action.why}" if action.why else action.kind)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="canhgac-agent", description=_("{name} monitoring agent").format(name="Canh Gác")
@@ -463,6 +473,15 @@ def _parser() -> argparse.ArgumentParser:
         "service", help=_("install, uninstall or show the systemd unit (no package)")
     )
     v.add_argument("action", choices=["install", "uninstall", "status"])
+    u = sub.add_parser("update", help=_("self-update steps that need root (Linux)"))
+    u.add_argument("action", choices=["apply"])
+    u.add_argument(
+        "--keep-dir",
+        type=Path,
+        default=Path("/var/lib/canhgac-agent-update"),
+        help=_("root-owned dir keeping the installed and previous packages"),
+    )
+    u.add_argument("--dpkg-root", type=Path, help=_("another dpkg root (tests), not the system"))
     return p
 
 
@@ -487,6 +506,7 @@ def _main(argv: list[str] | None) -> int:
             "once": cmd_once,
             "status": cmd_status,
             "service": cmd_service,
+            "update": cmd_update,
         }
         return handler[args.command](cfg, args)
     except ConfigError as e:

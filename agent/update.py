@@ -38,7 +38,9 @@ from canhgac_common.release import (
 
 __all__ = [
     "MANIFEST_FILE",
+    "REPORTED_FILE",
     "REQUEST_FILE",
+    "RESULT_FILE",
     "SIGNATURE_FILE",
     "UpdateConfig",
     "Updater",
@@ -55,6 +57,8 @@ SIGNATURE_FILE = "manifest.sig"
 REQUEST_FILE = "request.json"
 # Written after the first acked Submit on a new version: the helper's "it came back".
 REPORTED_FILE = "reported"
+# Written by the root helper (agent.update_apply): how its last install or roll back went.
+RESULT_FILE = "result.json"
 _STATE_FILE = "state.json"
 
 
@@ -174,6 +178,20 @@ class Updater:
         self._counters = self._load_counters()
         self._state = UpdateState(channel=cfg.channel, refused_total=self._counters.refused_total)
         self._said_no_key = False
+        self._helper_result()
+
+    def _helper_result(self) -> None:
+        """What the root helper did last (Linux): a version it rolled back or could not
+        install is reported and not tried again until the collector offers another one."""
+        try:
+            result = json.loads((self.dir / RESULT_FILE).read_text(encoding="utf-8"))
+            version, state = str(result["version"]), str(result["state"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if version == self._version or state == "installed":
+            return
+        self._tried[version] = float("inf")
+        self._set(target_version=version, state=state, detail=str(result.get("detail", "")))
 
     # ---- what the runner calls -------------------------------------------------------------
 
@@ -210,7 +228,7 @@ class Updater:
             if self._stop.is_set() or not version or version == self._version:
                 continue
             last = self._tried.get(version)
-            if last is not None and self._clock() - last < self._cfg.retry_after:
+            if last is not None and not self._clock() - last >= self._cfg.retry_after:
                 continue
             outcome = self.work(version)
             if outcome is False:
