@@ -45,6 +45,7 @@ from agent.model import (
     TcpCheck,
     Temperature,
     ThroughputResult,
+    UpdateState,
     Ups,
 )
 from agent.transport.encode import to_pb
@@ -148,6 +149,7 @@ def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
         disk_health=DISK_HEALTH,
         power=POWER,
         software=SOFTWARE,
+        update=UpdateState("0.2.0", "downloading", "", 4096, "stable", 1),
         seq=1,
     )
     store.ingest(e.agent.agent_id, [decode_report(to_pb(report), collected_at)], collected_at)
