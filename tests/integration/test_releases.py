@@ -10,12 +10,17 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from agent.model import Report, UpdateState
 from agent.probes import PROBES
+from agent.transport.client import DeliveryError
+from agent.transport.encode import encode_report
+from agent.transport.wire import StatusCode
 from canhgac_common.release import sha256_file
 from tests.integration.harness import Running, wait_until
 
@@ -211,3 +216,76 @@ def test_without_a_public_key_updates_are_refused_and_said_once(
     assert log.count("no update.public_key configured") == 1
     assert _update(fast)["refused_total"] == 0  # nothing was checked: nothing counted
     assert _download_calls(fast) == 0
+
+
+def _submit(collector: Running, secret: str, channel: str = "") -> str:
+    """One report through the real client; the release version its ack offers."""
+
+    update = UpdateState(channel=channel) if channel else None
+    report = Report(int(time.time() * 1000), "boot", "0.1.0", seq=1, update=update)
+    with collector.client(secret) as c:
+        return c.submit([encode_report(report)]).release_version
+
+
+def test_the_ack_offers_by_channel_and_place_and_the_calls_refuse_what_is_not_offered(
+    fast: Running, tmp_path: Path
+) -> None:
+
+    thanh_nhat = fast.enroll(machine="m1", commune="Thanh Nhật")
+    vinh_quy = fast.enroll(machine="m2", commune="Vinh Quý")
+    assert _submit(fast, thanh_nhat) == ""  # nothing rolled out yet
+    package = _release(tmp_path, 70_000)  # to everyone, stable
+    key = tmp_path / "release.key"
+    pilot = tmp_path / "pkgs" / "canhgac-agent_9.9.10_amd64.deb"
+    pilot.write_bytes(os.urandom(1000))
+    _ok(_cli(tmp_path, "release", "add", str(pilot), "--sign", str(key), "--version", "9.9.10"))
+    _ok(_cli(tmp_path, "release", "rollout", "9.9.10", "--commune", "Thanh Nhật"))
+    assert _submit(fast, thanh_nhat) == "9.9.10"  # one commune first
+    assert _submit(fast, vinh_quy) == VERSION
+    assert _submit(fast, vinh_quy, channel="pilot") == ""  # no pilot release
+    _ok(_cli(tmp_path, "release", "withdraw", "9.9.10"))
+    assert _submit(fast, thanh_nhat, channel="stable") == VERSION
+    with fast.client(thanh_nhat) as c:
+        manifest, signature = c.get_release(VERSION)
+        assert json.loads(manifest)["version"] == VERSION and len(signature) == 64
+        with pytest.raises(DeliveryError) as e:
+            c.get_release("9.9.10")  # withdrawn
+        assert e.value.code is StatusCode.NOT_FOUND
+        sha = sha256_file(package)
+        # The collector caps a call at releases.download_max_bytes (1 MiB); from an offset.
+        chunks = list(c.download(sha, 65_000, 0))
+        assert b"".join(d for _, _, d in chunks) == package.read_bytes()[65_000:]
+        assert {size for _, size, _ in chunks} == {70_000}
+        with pytest.raises(DeliveryError) as e:
+            list(c.download(sha, 70_001, 10))
+        assert e.value.code is StatusCode.OUT_OF_RANGE
+        with pytest.raises(DeliveryError) as e:
+            list(c.download("0" * 64, 0, 10))
+        assert e.value.code is StatusCode.NOT_FOUND
+    with pytest.raises(DeliveryError) as e, fast.client(None) as anonymous:
+        anonymous.get_release(VERSION)
+    assert e.value.code is StatusCode.UNAUTHENTICATED
+
+
+def test_release_show_counts_done_and_failed_agents(fast: Running, tmp_path: Path) -> None:
+
+    updated = fast.enroll(machine="m1")
+    silent = fast.enroll(machine="m2")
+    _release(tmp_path, 1000)
+    _ok(_cli(tmp_path, "release", "rollout", VERSION, "--report-within", "1s"))
+    report = Report(
+        int(time.time() * 1000), "boot", VERSION, seq=1, update=UpdateState(channel="stable")
+    )
+    with fast.client(updated) as c:
+        c.submit([encode_report(report)])
+    assert _submit(fast, silent) == VERSION
+
+    def states() -> dict[str, int]:
+        shown = json.loads(_ok(_cli(tmp_path, "release", "show", VERSION, "--json")))
+        counts: dict[str, int] = shown["agents_by_state"]
+        return counts
+
+    wait_until(lambda: states() == {"done": 1, "failed": 1}, 30, "the silent agent failed")
+    shown = json.loads(_ok(_cli(tmp_path, "release", "show", VERSION, "--json")))
+    failed = next(a for a in shown["agents"] if a["state"] == "failed")
+    assert "not reported within 1 s" in failed["detail"]
