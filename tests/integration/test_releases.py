@@ -21,6 +21,7 @@ from agent.probes import PROBES
 from agent.transport.client import DeliveryError
 from agent.transport.encode import encode_report
 from agent.transport.wire import StatusCode
+from agent.update import UpdateConfig, Updater
 from canhgac_common.release import sha256_file
 from tests.integration.harness import Running, wait_until
 
@@ -289,3 +290,65 @@ def test_release_show_counts_done_and_failed_agents(fast: Running, tmp_path: Pat
     shown = json.loads(_ok(_cli(tmp_path, "release", "show", VERSION, "--json")))
     failed = next(a for a in shown["agents"] if a["state"] == "failed")
     assert "not reported within 1 s" in failed["detail"]
+
+
+def test_the_updating_agent_maps_no_openssl(fast: Running, tmp_path: Path) -> None:
+    # As test_wire's delivering agent: the signature check and the hashes are pure Python and
+    # CPython's built-in SHA-2, so an update costs no OpenSSL in the service's memory.
+    _release(tmp_path, 30_000)
+    secret = fast.enroll()
+    public = (tmp_path / "release.key.pub").read_text()
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from agent.transport.client import CollectorClient\n"
+        "from agent.update import UpdateConfig, Updater\n"
+        f"cfg = UpdateConfig(public_key={public!r}, rate=1 << 20)\n"
+        f"with CollectorClient({fast.address!r}, secret={secret!r}) as c:\n"
+        f"    u = Updater(cfg, Path({str(tmp_path / 'state')!r}), lambda: c,"
+        " platform='debian-amd64')\n"
+        f"    assert u.work({VERSION!r}) is True, u.state()\n"
+        "heavy = ('grpc', 'asyncio', 'ssl', '_ssl', '_hashlib', 'hashlib', 'cryptography',"
+        " 'pydantic')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=root, capture_output=True)
+    assert out.stdout.decode().strip() == "[]", out.stderr.decode()
+
+
+@contextlib.contextmanager
+def _small_disk(path: Path, size: str) -> Iterator[Path]:
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"a small tmpfs needs mount as root: {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_full_disk_fails_the_download_keeps_its_part_and_it_resumes_with_space(
+    fast: Running, tmp_path: Path
+) -> None:
+    package = _release(tmp_path, 300_000)
+    secret = fast.enroll()
+    cfg = UpdateConfig(public_key=(tmp_path / "release.key.pub").read_text(), rate=1 << 30)
+    with _small_disk(tmp_path / "disk", "128k") as disk, fast.client(secret) as c:
+        updater = Updater(cfg, disk, lambda: c, platform="debian-amd64")
+        assert updater.work(VERSION) is False
+        state = updater.state()
+        assert state.state == "failed" and "No space left" in state.detail
+        assert state.refused_total == 0  # the disk, not the package: nothing refused
+        (part,) = (disk / "update").glob("*.part")
+        kept = part.stat().st_size
+        assert 0 < kept < 300_000
+        subprocess.run(["mount", "-o", "remount,size=1m", str(disk)], check=True)
+        assert updater.work(VERSION) is True
+        assert sha256_file(disk / "update" / package.name) == sha256_file(package)
