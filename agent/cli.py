@@ -14,7 +14,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -37,6 +37,7 @@ from agent.runner import Runner, Scheduled, collect, read_boot_id
 from agent.spool import Spool, SpoolStatus
 from agent.transport.client import CollectorClient, DeliveryError, MachineFacts
 from agent.transport.encode import plain
+from agent.update import Updater
 from canhgac_common import refusal as refusals
 from canhgac_common.i18n import LANGUAGES, choose_language, use_language
 from canhgac_common.i18n import gettext_ as _
@@ -311,17 +312,19 @@ def run_until(
                 ", ".join(schedule),
                 central.state.hash if central is not None and central.state.hash else "none",
             )
-        runner = Runner(
-            schedule,
-            spool,
-            client.submit if refused is None else None,
-            cfg.delivery,
-            central=central,
-            rebuild=lambda new: _schedule(new, interval, runner.schedule, link),
-            on_refused=on_refused,
-        )
-        with contextlib.closing(spool):
-            runner.run(stop)
+        with _updater(cfg, cred) as updater:
+            runner = Runner(
+                schedule,
+                spool,
+                client.submit if refused is None else None,
+                cfg.delivery,
+                central=central,
+                rebuild=lambda new: _schedule(new, interval, runner.schedule, link),
+                on_refused=on_refused,
+                updater=updater,
+            )
+            with contextlib.closing(spool):
+                runner.run(stop)
     return 0
 
 
@@ -344,6 +347,25 @@ def _unless(
             raise
 
     return call
+
+
+@contextlib.contextmanager
+def _updater(cfg: AgentConfig, cred: Credential) -> Iterator[Updater | None]:
+    """Self-update on a thread and a connection of its own (a slow download holds neither
+    collection nor delivery), when `update.enabled`; stopped and joined on the way out."""
+    if not cfg.update.enabled:
+        yield None
+        return
+    with _client(cfg, cred) as downloads:
+        updater = Updater(cfg.update, cfg.state_dir, lambda: downloads)
+        stop = threading.Event()
+        worker = threading.Thread(target=updater.run, args=(stop,), name="update", daemon=True)
+        worker.start()
+        try:
+            yield updater
+        finally:
+            stop.set()
+            worker.join(timeout=cfg.collector.timeout + 5)
 
 
 def cmd_once(cfg: AgentConfig, args: argparse.Namespace) -> int:
@@ -571,6 +593,16 @@ def cmd_service(cfg: AgentConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    """The root helper's pass (canhgac-agent-update.service): install a verified request,
+    confirm a version that reported, or roll back one that did not."""
+    from agent.update_apply import apply  # noqa: PLC0415 (this command only)
+
+    action = apply(cfg.update, cfg.state_dir, args.keep_dir, time.time(), dpkg_root=args.dpkg_root)
+    print(f"{action.kind}: {action.why}" if action.why else action.kind)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="canhgac-agent", description=_("{name} monitoring agent").format(name="Canh Gác")
@@ -622,6 +654,15 @@ def _parser() -> argparse.ArgumentParser:
         "service", help=_("install, uninstall or show the systemd unit (no package)")
     )
     v.add_argument("action", choices=["install", "uninstall", "status"])
+    u = sub.add_parser("update", help=_("self-update steps that need root (Linux)"))
+    u.add_argument("action", choices=["apply"])
+    u.add_argument(
+        "--keep-dir",
+        type=Path,
+        default=Path("/var/lib/canhgac-agent-update"),
+        help=_("root-owned dir keeping the installed and previous packages"),
+    )
+    u.add_argument("--dpkg-root", type=Path, help=_("another dpkg root (tests), not the system"))
     return p
 
 
@@ -646,6 +687,7 @@ def _main(argv: list[str] | None) -> int:
             "once": cmd_once,
             "status": cmd_status,
             "service": cmd_service,
+            "update": cmd_update,
         }
         return handler[args.command](cfg, args)
     except ConfigError as e:

@@ -18,6 +18,7 @@ from agent.settings import (
     option,
     parse_section,
 )
+from agent.update import UpdateConfig
 from canhgac_common.yamlfile import read_yaml
 
 __all__ = [
@@ -115,11 +116,13 @@ class AgentConfig(Section):
     spool: SpoolConfig = option(default_factory=SpoolConfig)
     delivery: DeliveryConfig = option(default_factory=DeliveryConfig)
     log_level: str = option(default="info", check=_log_level)
+    update: UpdateConfig = option(default_factory=UpdateConfig)
 
 
 # Keys only the agent's own file sets: central settings (docs/fleet.md) can never point an
-# agent at another collector, change its TLS or move its state.
-LOCAL_ONLY = ("state_dir", "collector")
+# agent at another collector, change its TLS, move its state, or change the release key it
+# trusts (the whole `update:` section).
+LOCAL_ONLY = ("state_dir", "collector", "update")
 LOCAL_ONLY_KEYWORD = "x-canhgac-local-only"
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "ThroughputResult",
     "Traceroute",
     "TracerouteHop",
+    "UpdateState",
     "Ups",
 ]
 
@@ -475,6 +476,18 @@ class SettingsState:
 
 
 @dataclass(frozen=True)
+class UpdateState:
+    """Where the agent stands with the release it was offered (agent.update)."""
+
+    target_version: str = ""
+    state: str = ""  # downloading, verified, installing, refused, failed, rolled-back
+    detail: str = ""
+    downloaded_bytes: int = 0
+    channel: str = ""
+    refused_total: int = 0
+
+
+@dataclass(frozen=True)
 class Report:
     """One collection cycle: the sections of the probes that ran, and their errors.
 
@@ -497,3 +510,5 @@ class Report:
     spool_id: int = 0
     spool: SpoolStats = field(default_factory=SpoolStats)
     settings: SettingsState | None = None
+    # Set when updates are enabled (agent.update), on every report: the collector's view.
+    update: UpdateState | None = None

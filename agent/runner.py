@@ -19,6 +19,7 @@ from agent.probes.base import Probe
 from agent.spool import Spool
 from agent.transport.client import DeliveryError, SubmitResult
 from agent.transport.encode import encode_report
+from agent.update import Updater
 
 __all__ = ["Backoff", "Runner", "Scheduled", "collect", "read_boot_id"]
 
@@ -102,11 +103,14 @@ class Runner:
         central: Central | None = None,
         rebuild: Callable[[AgentConfig], Mapping[str, Scheduled]] | None = None,
         on_refused: Callable[[DeliveryError], None] | None = None,
+        updater: Updater | None = None,
     ) -> None:
         """`central` and `rebuild` (the schedule a config gives): settings pushed by the
         collector are applied between two cycles, without a restart. `on_refused` is called
         once when the collector refuses the credential for good (revoked, retired); delivery
-        then stops, collection goes on into the bounded spool."""
+        then stops, collection goes on into the bounded spool. `updater`: self-update, told
+        of each ack and the release it offers."""
+        self._updater = updater
         self._schedule = dict(schedule)
         self._central = central
         self._rebuild = rebuild
@@ -172,6 +176,9 @@ class Runner:
             report = replace(report, settings=self._central.state)
         spool_id = self._spool.spool_id
 
+        if self._updater is not None:
+            report = replace(report, update=self._updater.state())
+
         def encode(seq: int, stats: SpoolStats) -> bytes:
             return encode_report(replace(report, seq=seq, spool_id=spool_id, spool=stats))
 
@@ -223,6 +230,9 @@ class Runner:
         for seq, reason in result.rejected:
             log.error("collector rejected report %d for good: %s", seq, reason)
         self._spool.ack(result.stored + [s for s, _ in result.rejected], len(result.rejected))
+        if self._updater is not None:
+            self._updater.acked()
+            self._updater.offer(result.release_version)
         self._batch = min(self._delivery.batch_size, self._batch * 2)
         self._settings_offered(result.settings_hash)
         return self._spool.status().depth > 0

@@ -6,11 +6,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from collector.alerts.engine import AlertEngine
 from collector.alerts.notify.notifier import Notifier
 from collector.compliance.loader import load_pack
-from collector.config import CollectorConfig
+from collector.config import CollectorConfig, ConfigError, releases_dir
 from collector.errors import CollectorError
 from collector.heap import FREEZE_EVERY, HeapKeeper
 from collector.http import HttpServer
@@ -19,6 +20,7 @@ from collector.meetings import MeetingBook
 from collector.metrics import Exposition
 from collector.metrics.worker import FleetRenderer
 from collector.monthly import MonthlyReport
+from collector.releases import ReleaseBook, ReleaseService
 from collector.retention import RetentionPass
 from collector.server import build_server
 from collector.sites import load_sites
@@ -29,6 +31,15 @@ __all__ = ["CollectorApp"]
 log = logging.getLogger(__name__)
 
 MEETING_RECORD_EVERY = 30.0
+
+
+def _releases_dir(cfg: CollectorConfig) -> Path | None:
+    """The package directory, None when there is none to serve from (PostgreSQL without
+    releases.dir: Download answers NOT_FOUND; `release add` says what to set)."""
+    try:
+        return releases_dir(cfg)
+    except ConfigError:
+        return None
 
 
 class CollectorApp:
@@ -78,6 +89,7 @@ class CollectorApp:
                 on_write_error=self.metrics.store_write_errors.labels("alerts").inc,
                 on_notify=self._wake_notifier,
             )
+        self.releases = ReleaseService(ReleaseBook(self.store.releases.all), _releases_dir(cfg))
         self.grpc, self.grpc_port = build_server(
             cfg,
             self.store,
@@ -87,6 +99,7 @@ class CollectorApp:
             fresh_checks=self.meetings.fresh_checks,
             clock=clock,
             reuse_port=reuse_port,
+            releases=self.releases,
         )
         self._reload_all = reload_all
         self.http: HttpServer | None = None

@@ -39,6 +39,7 @@ from collector.alerts.notify.render import render_test
 from collector.alerts.notify.smtp import build_message
 from collector.alerts.notify.smtp import send as send_mail
 from collector.app import CollectorApp
+from collector.cli_releases import add_release_parsers
 from collector.cli_reports import add_report_parsers
 from collector.cli_settings import add_settings_parsers
 from collector.compliance.loader import load_pack
@@ -1135,6 +1136,7 @@ def _parser() -> argparse.ArgumentParser:
     _meeting_parsers(sub)
     add_report_parsers(sub)
     add_settings_parsers(sub)
+    add_release_parsers(sub)
     _store_parsers(sub)
     return p
 

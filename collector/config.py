@@ -30,11 +30,13 @@ __all__ = [
     "LimitsConfig",
     "NotifyConfig",
     "PublicService",
+    "ReleasesConfig",
     "RetentionConfig",
     "RulesConfig",
     "StoreConfig",
     "TlsConfig",
     "load_config",
+    "releases_dir",
 ]
 
 
@@ -168,6 +170,19 @@ class ReportsConfig(StrictModel):
     exports_dir: Path | None = None
 
 
+class ReleasesConfig(StrictModel):
+    """Agent packages served for self-update (`canhgac-collector release`, docs/fleet.md)."""
+
+    # Where `release add` keeps the packages; default: releases/ beside the SQLite database
+    # (on PostgreSQL it must be set, and be the same on every collector).
+    dir: Path | None = None
+    # Most bytes one Download call sends, whatever the agent asked: a call stays short.
+    download_max_bytes: Size = Field(default=1024 * 1024, ge=4096)
+    # A targeted agent that has not reported the release's version this long after the
+    # rollout counts as failed (`release rollout --report-within` sets it per release).
+    report_within: Duration = Field(default=1800.0, gt=0)
+
+
 class RetentionConfig(StrictModel):
     """How long each kind of history is kept (docs/scaling.md, Retention). Raw reports are
     rolled up as they arrive and deleted `raw` after the collector received them."""
@@ -236,6 +251,7 @@ class CollectorConfig(StrictModel):
     reports: ReportsConfig = ReportsConfig()
     # Checked from every commune; pushed to the agents with their central settings.
     services: list[PublicService] = Field(default_factory=list)
+    releases: ReleasesConfig = ReleasesConfig()
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
     # The one time zone of every local time (mail, digests, meetings, reports, daily rollups);
     # the sections that use it get it from here.
@@ -300,6 +316,16 @@ def export_key_path(cfg: CollectorConfig) -> Path:
     if url.get_backend_name() != "sqlite" or not url.database:
         raise ConfigError(_("reports.signing_key must be set when the store is not a SQLite file"))
     return Path(url.database).parent / "export-signing.key"
+
+
+def releases_dir(cfg: CollectorConfig) -> Path:
+    """The package directory: `releases.dir`, else releases/ beside the SQLite database."""
+    if cfg.releases.dir is not None:
+        return cfg.releases.dir
+    url = make_url(cfg.store.url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise ConfigError("releases.dir must be set when the store is not a SQLite file")
+    return Path(url.database).parent / "releases"
 
 
 def load_config(path: Path | None) -> CollectorConfig:

@@ -142,7 +142,22 @@ def _record(r: pb.Report, collected_at: float, wire: bytes) -> Report:
         }
         if r.HasField("settings")
         else {},
+        update=_update(r) if r.HasField("update") else None,
     )
+
+
+def _update(r: pb.Report) -> dict[str, Any]:
+    """The agent's version and its update state: the snapshot's `update` (collector.releases)."""
+    u = r.update
+    return {
+        "agent_version": r.agent_version,
+        "target_version": u.target_version,
+        "state": u.state,
+        "detail": u.detail,
+        "downloaded_bytes": u.downloaded_bytes,
+        "channel": u.channel,
+        "refused_total": u.refused_total,
+    }
 
 
 def decode_report(r: pb.Report, now: float) -> Report:

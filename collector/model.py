@@ -22,6 +22,7 @@ __all__ = [
     "SETTINGS_KEY",
     "SOFTWARE_SECTION",
     "SPOOL_KEY",
+    "UPDATE_KEY",
     "AgentRecord",
     "Alert",
     "Event",
@@ -30,6 +31,8 @@ __all__ = [
     "Meeting",
     "MeetingSummary",
     "Placement",
+    "Release",
+    "ReleasePlace",
     "Report",
     "Role",
     "Rollup",
@@ -60,6 +63,8 @@ SPOOL_KEY: Final = "spool"
 """The agent's spool counters (`SpoolStats`) as of its latest report."""
 SETTINGS_KEY: Final = "settings"
 """The central settings the agent runs and the last push it refused, as of its latest report."""
+UPDATE_KEY: Final = "update"
+"""The agent's version and where it stands with the release offered (`Report.update`)."""
 _STATUS = "status:"
 
 
@@ -115,6 +120,8 @@ class Report:
     # The central settings the agent ran (`SettingsState`: hash, refused_hash,
     # refused_reason); empty from an agent older than central settings.
     settings: dict[str, str] = field(default_factory=dict)
+    # Report.update with the agent's version (None: the report carried no update state).
+    update: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -336,3 +343,46 @@ class SoftwareInventory:
     hash: str
     source: str  # "windows_registry", "dpkg", "rpm"
     programs: tuple[InstalledProgram, ...]
+
+
+# ---- agent releases (collector.releases; schema 12) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleasePlace:
+    """A rollout target: a district, a commune of it, a unit of that (empty = any)."""
+
+    district: str = ""
+    commune: str = ""
+    unit: str = ""
+
+    def holds(self, p: Placement) -> bool:
+        return all(
+            not want or want == have
+            for want, have in (
+                (self.district, p.district),
+                (self.commune, p.commune),
+                (self.unit, p.unit),
+            )
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        return {"district": self.district, "commune": self.commune, "unit": self.unit}
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    channel: str
+    manifest: bytes
+    signature: bytes
+    added_at: float
+    rolled_out_at: float | None
+    share: int  # percent
+    places: tuple[ReleasePlace, ...]
+    report_within: float
+    withdrawn_at: float | None
+
+    @property
+    def live(self) -> bool:
+        return self.rolled_out_at is not None and self.withdrawn_at is None

@@ -36,6 +36,7 @@ from collector.errors import (
 )
 from collector.metrics import ServerMetrics
 from collector.model import AgentRecord, Report
+from collector.releases import DOWNLOAD_CHUNK_BYTES, ReleaseService
 from collector.store import MachineFacts, Store
 
 __all__ = ["Servicer", "build_server", "current_agent"]
@@ -46,8 +47,11 @@ _SERVICE = "/canhgac_proto.v1.Collector/"
 # The names grpc.health.v1 answers for: the whole server, and the agents' service.
 HEALTH_SERVICES = ("", "canhgac_proto.v1.Collector")
 _UNAUTHENTICATED_METHODS = frozenset({_SERVICE + "Enroll"})
-# Link measurements: long calls, limited per agent and kept off the reserved workers.
-_MEASUREMENT_METHODS = frozenset({_SERVICE + "Upload", _SERVICE + "Throughput"})
+# Link measurements and package downloads: long calls, limited per agent and kept off the
+# reserved workers.
+_MEASUREMENT_METHODS = frozenset(
+    {_SERVICE + "Upload", _SERVICE + "Throughput", _SERVICE + "Download"}
+)
 if TYPE_CHECKING:  # grpc-stubs makes these generic; at run time they are plain classes
     _Handler = grpc.RpcMethodHandler[Any, Any]
 _current_agent: contextvars.ContextVar[AgentRecord] = contextvars.ContextVar("agent")
@@ -413,8 +417,10 @@ class Servicer(pb_grpc.CollectorServicer):
         on_stored: Callable[[AgentRecord, list[Report]], None] | None = None,
         *,
         fresh_checks: Callable[[AgentRecord, float], list[str]] | None = None,
+        releases: ReleaseService | None = None,
     ) -> None:
         self._store = store
+        self._releases = releases
         self._fresh_checks = fresh_checks
         self._settings = SettingsResolver(
             store.settings.in_force, store.settings.latest_change, services_for(cfg.services)
@@ -558,6 +564,7 @@ class Servicer(pb_grpc.CollectorServicer):
             log.exception("agent %s: central settings lookup failed", agent.agent_id)
             # "Keep what you run": an empty hash would tell the agent to drop its settings.
             settings_hash = valid[-1].settings.get("hash", "") if valid else ""
+        release = self._release_for(agent, valid)
         # Sent only now: ingest has committed. The time lets the agent measure its clock offset.
         if twice:  # each copy is acked, as the agent sent it
             done = set(stored)
@@ -568,6 +575,7 @@ class Servicer(pb_grpc.CollectorServicer):
             collector_time_ms=int(self._clock() * 1000),
             fresh_checks=fresh,
             settings_hash=settings_hash,
+            release_version=release,
         )
 
     def GetSettings(
@@ -582,6 +590,63 @@ class Servicer(pb_grpc.CollectorServicer):
         return pb.GetSettingsResponse(
             hash=found.hash, document=json.dumps(found.document, ensure_ascii=False)
         )
+
+    def _release_for(self, agent: AgentRecord, reports: list[Report]) -> str:
+        """The version this agent should run ("" when none), for its ack."""
+        if self._releases is None:
+            return ""
+        try:
+            return self._releases.offer(agent, reports)
+        except Exception:  # a release problem must never cost an agent its ack
+            log.exception("agent %s: release lookup failed", agent.agent_id)
+            return ""
+
+    def GetRelease(
+        self, request: pb.GetReleaseRequest, context: grpc.ServicerContext
+    ) -> pb.GetReleaseResponse:
+        release = None if self._releases is None else self._releases.release(request.version)
+        if release is None:
+            self._reject(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"no release {printable(request.version)} is rolled out",
+                "release_not_found",
+            )
+        assert release is not None
+        return pb.GetReleaseResponse(manifest=release.manifest, signature=release.signature)
+
+    def Download(
+        self, request: pb.DownloadRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.DownloadChunk]:
+        found = None if self._releases is None else self._releases.open(request.sha256)
+        if found is None:
+            self._reject(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"no package of sha256 {printable(request.sha256)} in a rolled-out release",
+                "release_not_found",
+            )
+        assert found is not None
+        deadline = time.monotonic() + self._cfg.limits.stream_max_duration
+        with found as (f, size):
+            if request.offset > size:
+                self._reject(
+                    context,
+                    grpc.StatusCode.OUT_OF_RANGE,
+                    f"offset {request.offset} is past the package's {size} bytes",
+                )
+            cap = self._cfg.releases.download_max_bytes
+            left = min(request.length or cap, cap, size - request.offset)
+            offset = request.offset
+            f.seek(offset)
+            while left > 0 and context.is_active():
+                self._past(deadline, context)
+                data = f.read(min(left, DOWNLOAD_CHUNK_BYTES))
+                if not data:  # the file shrank under us: an operator's mistake, not the agent's
+                    self._reject(context, grpc.StatusCode.DATA_LOSS, "package file is short")
+                yield pb.DownloadChunk(data=data, offset=offset, size=size)
+                offset += len(data)
+                left -= len(data)
 
     def Upload(
         self, requests: Iterator[pb.ThroughputChunk], context: grpc.ServicerContext
@@ -676,6 +741,7 @@ def build_server(
     fresh_checks: Callable[[AgentRecord, float], list[str]] | None = None,
     clock: Callable[[], float] = time.time,
     reuse_port: bool = False,
+    releases: ReleaseService | None = None,
 ) -> tuple[grpc.Server, int]:
     """A started-not-yet gRPC server bound to `address` (default: cfg.grpc_listen) and its port.
 
@@ -698,7 +764,10 @@ def build_server(
         maximum_concurrent_rpcs=2 * limits.max_concurrent_rpcs,
     )
     pb_grpc.add_CollectorServicer_to_server(  # type: ignore[no-untyped-call]
-        Servicer(store, metrics, cfg, clock, on_stored, fresh_checks=fresh_checks), server
+        Servicer(
+            store, metrics, cfg, clock, on_stored, fresh_checks=fresh_checks, releases=releases
+        ),
+        server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(StoreHealth(store.ready), server)
     address = address or cfg.grpc_listen

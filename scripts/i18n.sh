@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=canhgac_common/locale
 sources=(agent/cli.py agent/settings.py agent/transport/wire.py collector/cli.py
-  collector/cli_reports.py collector/report.py collector/cli_settings.py collector/agent_settings.py
+  collector/cli_reports.py collector/cli_releases.py collector/report.py collector/cli_settings.py collector/agent_settings.py
   collector/store/settings.py collector/processes.py collector/errors.py collector/config.py collector/sites.py
   collector/meetings.py collector/alerts/notify/config.py collector/store/alerts.py
   collector/store/database.py collector/store/meetings.py collector/store/store.py

@@ -86,6 +86,8 @@ class SubmitResult:
     fresh_checks: tuple[str, ...] = ()
     # The central settings this agent should run ("" = none: its file only).
     settings_hash: str = ""
+    # The release version the collector wants this agent to run ("" = none offered).
+    release_version: str = ""
 
 
 def clock_offset(sent_at: float, received_at: float, collector_time_ms: int) -> ClockOffset:
@@ -247,6 +249,7 @@ class CollectorClient:
             rejected=[(r.seq, r.reason) for r in resp.rejected],
             fresh_checks=tuple(resp.fresh_checks),
             settings_hash=resp.settings_hash,
+            release_version=resp.release_version,
         )
 
     def get_settings(self) -> tuple[str, Any]:
@@ -268,6 +271,37 @@ class CollectorClient:
                 StatusCode.INTERNAL, f"central settings {resp.hash}: not JSON: {e}"
             ) from None
         return resp.hash, document
+
+    def get_release(self, version: str) -> tuple[bytes, bytes]:
+        """The signed manifest of `version` and its signature, as the collector holds them."""
+        try:
+            answer = self._channel.unary(
+                _path("GetRelease"),
+                pb.GetReleaseRequest(version=version).SerializeToString(),
+                timeout=self._timeout,
+                metadata=self._metadata,
+            )
+        except RpcError as e:
+            raise DeliveryError(e.code, e.details, local=e.local) from None
+        resp = _answer(pb.GetReleaseResponse, answer)
+        return resp.manifest, resp.signature
+
+    def download(self, sha256: str, offset: int, length: int) -> Iterator[tuple[int, int, bytes]]:
+        """(offset, package size, bytes) of the package from `offset`, at most `length` bytes.
+        Packages are compressed already: the call is sent uncompressed."""
+        request = pb.DownloadRequest(sha256=sha256, offset=offset, length=length)
+        try:
+            for message in self._channel.stream(
+                _path("Download"),
+                [request.SerializeToString()],
+                timeout=self._timeout,
+                metadata=self._metadata,
+                compress=False,
+            ):
+                chunk = _answer(pb.DownloadChunk, message)
+                yield chunk.offset, chunk.size, chunk.data
+        except RpcError as e:
+            raise DeliveryError(e.code, e.details, local=e.local) from None
 
     def clock_offset(self) -> ClockOffset:
         """Offset measured on the last Submit that carried the collector's time."""

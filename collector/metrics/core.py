@@ -42,7 +42,7 @@ from collector.metrics.alerts import ALERT_SPECS, AlertCollector
 from collector.metrics.base import AGENT_LABELS, Spec, agent_spec
 from collector.metrics.indicators import INDICATOR_SPECS, IndicatorCollector
 from collector.metrics.text import Batch, Families, Kept
-from collector.model import SETTINGS_KEY, SPOOL_KEY, probe_of_status_key
+from collector.model import SETTINGS_KEY, SPOOL_KEY, UPDATE_KEY, probe_of_status_key
 from collector.sites import Sites
 from collector.store import FleetAgent, Store
 
@@ -118,6 +118,19 @@ AGENT_SPECS = (
         "canhgac_agent_spool_reset_lost_reports_total",
         "counter",
         "Reports counted in spools that were replaced (their backlog, lost)",
+    ),
+    agent_spec(
+        "canhgac_agent_update_refused_total",
+        "counter",
+        "Release manifests and packages the agent refused (signature, sha256 or size wrong)",
+    ),
+    agent_spec(
+        "canhgac_agent_update_state",
+        "gauge",
+        "1 for where the agent stands with the release offered to it (downloading, verified, "
+        "installing, refused, failed, rolled-back); absent when it is at none",
+        "target_version",
+        "state",
     ),
     agent_spec("canhgac_probe_success", "gauge", "1 if the probe's last run succeeded", "probe"),
     agent_spec(
@@ -436,7 +449,10 @@ def _agent_lines(batch: Batch, agent: FleetAgent, up: bool, snap: dict[str, Any]
     add("canhgac_agent_last_report_timestamp_seconds", agent.last_report_at)
     os_name = host_facts.get("os_name") or agent.os_name
     os_version = host_facts.get("os_version") or agent.os_version
-    add("canhgac_agent_info", 1.0, os_name, os_version, agent.agent_version)
+    update = snap.get(UPDATE_KEY) or {}
+    # The version the agent reports now (it may have updated itself since it enrolled).
+    version = update.get("agent_version") or agent.agent_version
+    add("canhgac_agent_info", 1.0, os_name, os_version, version)
     if agent.clone_of is not None or agent.clone_suspected_at is not None:  # stale or not
         add("canhgac_agent_clone_suspected", 1.0, agent.clone_of or "")
     if not up:
@@ -452,6 +468,15 @@ def _agent_lines(batch: Batch, agent: FleetAgent, up: bool, snap: dict[str, Any]
         add("canhgac_agent_settings_info", 1.0, settings.get("hash") or "none")
         if settings.get("refused_hash"):
             add("canhgac_agent_settings_refused", 1.0, settings["refused_hash"])
+    if update:
+        add("canhgac_agent_update_refused_total", update.get("refused_total"))
+        if update.get("state"):
+            add(
+                "canhgac_agent_update_state",
+                1.0,
+                update.get("target_version", ""),
+                update["state"],
+            )
     statuses = sorted((p, key) for key in snap if (p := probe_of_status_key(key)) is not None)
     for probe, key in statuses:
         add("canhgac_probe_success", 1.0 if snap[key].get("ok") else 0.0, probe)

@@ -36,6 +36,7 @@ from collector.store.schema import (
     meeting_results,
     meetings,
     metadata,
+    releases,
     reports,
     retention_marks,
     rollups,
@@ -149,6 +150,11 @@ def _to_v13(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE agents ADD COLUMN retired_reason TEXT NOT NULL DEFAULT ''"))
 
 
+def _to_releases(conn: Connection) -> None:
+    """Schema 14: signed agent releases and their rollout (nothing existing changes)."""
+    metadata.create_all(conn, tables=[releases])
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -163,6 +169,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     11: _to_v11,
     12: _to_v12,
     13: _to_v13,
+    14: _to_releases,
 }
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "meetings",
     "metadata",
     "notifications",
+    "releases",
     "reports",
     "retention_marks",
     "rollups",
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/database.py:_MIGRATIONS.
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 metadata = MetaData()
 
@@ -398,4 +399,24 @@ settings_layers = Table(
     Column("reason", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("layer", "version"),
+)
+
+# ---- schema 14: agent releases (issue 18, self-update) -------------------------------------
+
+# A signed release: the manifest exactly as signed (the package files live in
+# `releases.dir`), and its rollout. Offered to agents of its channel once rolled out, to a
+# stable share of them and/or to places (docs/fleet.md, Releases).
+releases = Table(
+    "releases",
+    metadata,
+    Column("version", String(50), primary_key=True),
+    Column("channel", String(30), nullable=False),
+    Column("manifest", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("added_at", Float, nullable=False),
+    Column("rolled_out_at", Float),  # None: not offered yet
+    Column("share", Integer, nullable=False, default=0),  # percent of the channel's agents
+    Column("places", Text, nullable=False, default="[]"),  # JSON [{district, commune, unit}]
+    Column("report_within", Float, nullable=False),  # seconds; later = failed
+    Column("withdrawn_at", Float),
 )

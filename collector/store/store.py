@@ -38,6 +38,7 @@ from collector.model import (
     SETTINGS_KEY,
     SOFTWARE_SECTION,
     SPOOL_KEY,
+    UPDATE_KEY,
     AgentRecord,
     Placement,
     Report,
@@ -53,6 +54,7 @@ from collector.store.hotpath import AgentRow, HotPath
 from collector.store.inventory import InventoryTables
 from collector.store.mail import MailTables
 from collector.store.meetings import MeetingTables
+from collector.store.releases import ReleaseTables
 from collector.store.rollups import RollupTables
 from collector.store.schema import (
     PLACE_COLUMNS,
@@ -291,6 +293,7 @@ class Store(Part):
         self.rollups = RollupTables(self._db)
         self.inventory = InventoryTables(self._db)
         self.settings = SettingsTables(self._db)
+        self.releases = ReleaseTables(self._db)
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
         self._committing = False
@@ -986,4 +989,6 @@ def _snapshot_sections(r: Report, have: set[str]) -> dict[str, Any]:
     out[SPOOL_KEY] = r.spool
     if r.settings:
         out[SETTINGS_KEY] = r.settings
+    if r.update is not None:
+        out[UPDATE_KEY] = r.update
     return {k: v for k, v in out.items() if k not in have}

@@ -63,6 +63,9 @@ stage_agent() {
   mkdir -p "$s/etc/canhgac" "$s/lib/systemd/system"
   install -m 0644 "$ROOT/configs/agent.example.yaml" "$s/etc/canhgac/agent.yaml"
   install -m 0644 "$ROOT/agent/service/canhgac-agent.service" "$s/lib/systemd/system/"
+  # The self-update's root side (docs/fleet.md, Releases).
+  install -m 0644 "$ROOT"/agent/service/canhgac-agent-update.{path,service,timer} \
+    "$s/lib/systemd/system/"
 }
 
 stage_collector() {

@@ -142,7 +142,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 13
+    assert SCHEMA_VERSION == 14
 
 
 def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ from agent.model import (
     TcpCheck,
     Temperature,
     ThroughputResult,
+    UpdateState,
     Ups,
 )
 from agent.transport.encode import to_pb
@@ -152,6 +153,7 @@ def _store_with_agent(tmp_path: Path, collected_at: float) -> tuple[Store, str]:
         disk_health=DISK_HEALTH,
         power=POWER,
         software=SOFTWARE,
+        update=UpdateState("0.2.0", "downloading", "", 4096, "stable", 1),
         seq=1,
         settings=SettingsState("5f0c1e2d3a4b5c6d", "0123456789abcdef", "probes.link.count: ..."),
     )

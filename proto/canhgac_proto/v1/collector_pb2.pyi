@@ -141,16 +141,20 @@ class SettingsState(_message.Message):
     def __init__(self, hash: _Optional[str] = ..., refused_hash: _Optional[str] = ..., refused_reason: _Optional[str] = ...) -> None: ...
 
 class UpdateState(_message.Message):
-    __slots__ = ("target_version", "state", "detail", "downloaded_bytes")
+    __slots__ = ("target_version", "state", "detail", "downloaded_bytes", "channel", "refused_total")
     TARGET_VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     DOWNLOADED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     target_version: str
     state: str
     detail: str
     downloaded_bytes: int
-    def __init__(self, target_version: _Optional[str] = ..., state: _Optional[str] = ..., detail: _Optional[str] = ..., downloaded_bytes: _Optional[int] = ...) -> None: ...
+    channel: str
+    refused_total: int
+    def __init__(self, target_version: _Optional[str] = ..., state: _Optional[str] = ..., detail: _Optional[str] = ..., downloaded_bytes: _Optional[int] = ..., channel: _Optional[str] = ..., refused_total: _Optional[int] = ...) -> None: ...
 
 class ProbeError(_message.Message):
     __slots__ = ("probe", "message")

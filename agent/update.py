@@ -1,0 +1,398 @@
+"""Signed self-update: fetch the release the collector offers, download its package in paced,
+resumable chunks, verify signature and sha256, hand it to the installer (docs/fleet.md).
+
+The agent trusts only `update.public_key`: without one, every offer is refused (said once in
+the log, and in each report's UpdateState). Files live in `<state_dir>/update/`:
+`<sha256>.part` (the download so far: a restart resumes from its size), then the verified
+package under its own name with `manifest.json` and `manifest.sig` beside it, and `state.json`
+(counters that outlive a restart). Nothing here imports OpenSSL (canhgac_common.release).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from agent import __version__
+from agent.errors import AgentError
+from agent.model import UpdateState
+from agent.settings import Duration, Section, Size, option
+from canhgac_common.files import atomic_write
+from canhgac_common.release import (
+    Manifest,
+    ManifestError,
+    Package,
+    public_key_bytes,
+    sha256_file,
+    verify_manifest,
+)
+
+__all__ = [
+    "MANIFEST_FILE",
+    "REPORTED_FILE",
+    "REQUEST_FILE",
+    "RESULT_FILE",
+    "SIGNATURE_FILE",
+    "UpdateConfig",
+    "Updater",
+    "msiexec_command",
+    "pause_before_next",
+    "this_platform",
+]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FILE = "manifest.json"
+SIGNATURE_FILE = "manifest.sig"
+# Written last, once the package is verified: what the root helper (Linux) acts on.
+REQUEST_FILE = "request.json"
+# Written after the first acked Submit on a new version: the helper's "it came back".
+REPORTED_FILE = "reported"
+# Written by the root helper (agent.update_apply): how its last install or roll back went.
+RESULT_FILE = "result.json"
+_STATE_FILE = "state.json"
+
+
+class UpdateConfig(Section):
+    """`update:` in the agent config (docs/fleet.md, Releases)."""
+
+    enabled: bool = True
+    # The release public key: a path to its PEM file, or the key in base64. None: refuse all.
+    public_key: str | None = None
+    channel: str = option(default="stable", pattern=r"^[a-z][a-z0-9-]{0,29}$")
+    # Average download rate over the collector connection; commune links are slow.
+    rate: Size = option(default=64 * 1024, ge=1024)
+    # Bytes asked for in one Download call.
+    chunk: Size = option(default=64 * 1024, ge=4096, le=1024 * 1024)
+    # Told to the installer: a new version that has not reported this long after its install
+    # is rolled back (Linux; docs/fleet.md says what Windows does).
+    report_within: Duration = option(default=1800.0, gt=0)
+    # After a refused or failed attempt, the same version is tried again this much later.
+    retry_after: Duration = option(default=3600.0, gt=0)
+    # After a call that failed on the link (cut, collector away), the download goes on this
+    # much later, from where it stopped.
+    link_retry: Duration = option(default=30.0, gt=0)
+
+
+def this_platform() -> str:
+    """The manifest's platform key of this machine."""
+    return "windows-x64" if sys.platform == "win32" else "debian-amd64"
+
+
+def pause_before_next(sent: int, elapsed: float, rate: float) -> float:
+    """Seconds to wait before asking for more, so that `sent` bytes over `elapsed` seconds
+    stay within `rate` bytes per second on average (0: go on at once)."""
+    return max(0.0, sent / rate - elapsed)
+
+
+def msiexec_command(
+    msi: Path, log_file: Path, properties: dict[str, str] | None = None
+) -> list[str]:
+    """The detached, silent MSI install (Windows): no UI, no reboot, a verbose log. The agent
+    service is stopped and started again by the MSI's own ServiceControl table."""
+    argv = ["msiexec.exe", "/i", str(msi), "/qn", "/norestart", "/l*v", str(log_file)]
+    argv += [f"{k}={v}" for k, v in sorted((properties or {}).items())]
+    return argv
+
+
+class Transport(Protocol):
+    def get_release(self, version: str) -> tuple[bytes, bytes]: ...
+    def download(
+        self, sha256: str, offset: int, length: int
+    ) -> Iterable[tuple[int, int, bytes]]: ...
+
+
+class Refused(AgentError):
+    """A manifest or package that does not verify: counted, never installed."""
+
+
+def load_public_key(value: str | None) -> bytes | None:
+    """The key's 32 bytes; None when not configured. The key itself (PEM or base64), else the
+    path of its PEM file."""
+    if value is None:
+        return None
+    try:
+        return public_key_bytes(value)
+    except ManifestError:
+        if value.strip().startswith("-----"):
+            raise AgentError("update.public_key: not an Ed25519 public key in PEM") from None
+    try:
+        text = Path(value).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as e:
+        raise AgentError(f"update.public_key: cannot read {value}: {e}") from None
+    try:
+        return public_key_bytes(text)
+    except ManifestError as e:
+        raise AgentError(f"update.public_key: {value}: {e}") from None
+
+
+@dataclass
+class _Counters:
+    refused_total: int = 0
+
+
+class Updater:
+    """Works toward the version the collector offers, on a thread of its own so a slow
+    download never holds collection or delivery. `install(dir, manifest, package)` is the
+    platform's step once a package is verified (Linux: a request for the root helper)."""
+
+    def __init__(
+        self,
+        cfg: UpdateConfig,
+        state_dir: Path,
+        transport: Callable[[], Transport],
+        *,
+        install: Callable[[Path, Manifest, Package], str] | None = None,
+        platform: str | None = None,
+        version: str = __version__,
+        sleep: Callable[[float], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cfg = cfg
+        self.dir = state_dir / "update"
+        self._transport = transport
+        self._install = install or request_install
+        self._platform = platform or this_platform()
+        self._version = version
+        self._clock = clock
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._offered = ""
+        self._tried: dict[str, float] = {}  # version -> when its last attempt ended badly
+        self._key_error: str | None = None
+        try:
+            self._key = load_public_key(cfg.public_key)
+        except AgentError as e:
+            self._key, self._key_error = None, str(e)
+        self._counters = self._load_counters()
+        self._state = UpdateState(channel=cfg.channel, refused_total=self._counters.refused_total)
+        self._said_no_key = False
+        self._helper_result()
+
+    def _helper_result(self) -> None:
+        """What the root helper did last (Linux): a version it rolled back or could not
+        install is reported and not tried again until the collector offers another one."""
+        try:
+            result = json.loads((self.dir / RESULT_FILE).read_text(encoding="utf-8"))
+            version, state = str(result["version"]), str(result["state"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if version == self._version or state == "installed":
+            return
+        self._tried[version] = float("inf")
+        self._set(target_version=version, state=state, detail=str(result.get("detail", "")))
+
+    # ---- what the runner calls -------------------------------------------------------------
+
+    def state(self) -> UpdateState:
+        with self._lock:
+            return self._state
+
+    def offer(self, version: str) -> None:
+        """The version named on the last ack; wakes the worker when it is new."""
+        if version == self._offered:
+            return
+        self._offered = version
+        if not version or version == self._version:
+            self._set(target_version=version, state="", detail="", downloaded_bytes=0)
+            return
+        self._wake.set()
+
+    def acked(self) -> None:
+        """A Submit of this version was acked: the marker the root helper waits for."""
+        marker = self.dir / f"{REPORTED_FILE}-{self._version}"
+        if self.dir.is_dir() and not marker.exists():
+            try:
+                marker.write_text(f"{time.time():.0f}\n", encoding="ascii")
+            except OSError as e:
+                log.warning("update: cannot write %s: %s", marker, e)
+
+    def run(self, stop: threading.Event) -> None:
+        """The worker: until `stop`, work toward each new offer."""
+        threading.Thread(target=self._relay, args=(stop,), daemon=True).start()
+        while not self._stop.is_set():
+            self._wake.wait(min(3600.0, self._cfg.retry_after))
+            self._wake.clear()
+            version = self._offered
+            if self._stop.is_set() or not version or version == self._version:
+                continue
+            last = self._tried.get(version)
+            if last is not None and not self._clock() - last >= self._cfg.retry_after:
+                continue
+            outcome = self.work(version)
+            if outcome is False:
+                self._tried[version] = self._clock()
+            elif outcome is None and not self._stop.wait(self._cfg.link_retry):
+                self._wake.set()  # the link failed: go on from where the download stopped
+
+    def _relay(self, stop: threading.Event) -> None:
+        stop.wait()
+        self._stop.set()
+        self._wake.set()
+
+    # ---- the steps ---------------------------------------------------------------------------
+
+    def work(self, version: str) -> bool | None:
+        """One attempt at `version`: True once handed to the installer, None when stopped or
+        the link failed (tried again at the next offer), False when refused or failed."""
+        if self._key is None:
+            self._no_key(version)
+            return False
+        try:
+            manifest, data, signature = self._manifest(version)
+            package = manifest.packages.get(self._platform)
+            if package is None:
+                raise _Failed(f"release {version} has no package for {self._platform}")
+            if self._download(version, package) is None:
+                return None
+            # Beside the package for the root helper, which checks them again before dpkg.
+            atomic_write(self.dir / MANIFEST_FILE, data, 0o600)
+            atomic_write(self.dir / SIGNATURE_FILE, signature, 0o600)
+            self._set(state="verified")
+            detail = self._install(self.dir, manifest, package)
+        except Refused as e:
+            self._refuse(version, str(e))
+            return False
+        except (_Failed, OSError) as e:  # no package for this platform, a full disk
+            log.error("update to %s failed: %s", version, e)
+            self._set(target_version=version, state="failed", detail=str(e))
+            return False
+        except AgentError as e:  # the link (DeliveryError): tried again later
+            log.warning("update to %s: %s", version, e)
+            self._set(target_version=version, detail=str(e))
+            return None
+        log.info("update to %s: %s", version, detail)
+        self._set(target_version=version, state="installing", detail=detail)
+        return True
+
+    def _no_key(self, version: str) -> None:
+        why = self._key_error or "no update.public_key configured: updates are refused"
+        if not self._said_no_key:
+            log.warning("update to %s refused: %s", version, why)
+            self._said_no_key = True
+        self._set(target_version=version, state="refused", detail=why, downloaded_bytes=0)
+
+    def _manifest(self, version: str) -> tuple[Manifest, bytes, bytes]:
+        assert self._key is not None
+        data, signature = self._transport().get_release(version)
+        try:
+            manifest = verify_manifest(data, signature, self._key)
+        except ManifestError as e:
+            raise Refused(f"release {version}: {e}") from None
+        if manifest.version != version:
+            raise Refused(f"release {version}: the signed manifest is for {manifest.version}")
+        if manifest.channel != self._cfg.channel:
+            raise Refused(
+                f"release {version}: signed for channel {manifest.channel}, "
+                f"not {self._cfg.channel} (update.channel)"
+            )
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return manifest, data, signature
+
+    def _download(self, version: str, package: Package) -> Path | None:
+        """The verified package, or None when stopped. Resumes from the partial file."""
+        part = self.dir / f"{package.sha256}.part"
+        done = self.dir / package.file
+        if done.exists() and sha256_file(done) == package.sha256:
+            return done
+        for other in self.dir.glob("*.part"):  # an abandoned release's download
+            if other != part:
+                other.unlink(missing_ok=True)
+        offset = part.stat().st_size if part.exists() else 0
+        if offset > package.size:
+            part.unlink()
+            offset = 0
+        if offset:
+            log.info("update to %s: resuming the download at byte %d", version, offset)
+        self._set(target_version=version, state="downloading", detail="", downloaded_bytes=offset)
+        start, sent = self._clock(), 0
+        with part.open("ab") as out:
+            while offset < package.size:
+                want = min(self._cfg.chunk, package.size - offset)
+                for at, size, data in self._transport().download(package.sha256, offset, want):
+                    if at != offset or size != package.size or len(data) > package.size - offset:
+                        raise Refused(
+                            f"release {version}: the collector sent bytes at {at} of {size}, "
+                            f"expected {offset} of {package.size}"
+                        )
+                    out.write(data)
+                    offset += len(data)
+                    sent += len(data)
+                out.flush()
+                os.fsync(out.fileno())
+                self._set(downloaded_bytes=offset)
+                if offset < package.size:
+                    pause = pause_before_next(sent, self._clock() - start, self._cfg.rate)
+                    if self._sleep(pause) or self._stop.is_set():
+                        return None
+        if sha256_file(part) != package.sha256:
+            part.unlink()
+            raise Refused(f"release {version}: {package.file}: sha256 does not match the manifest")
+        os.replace(part, done)
+        return done
+
+    def _refuse(self, version: str, why: str) -> None:
+        with self._lock:
+            self._counters.refused_total += 1
+        self._save_counters()
+        log.error(
+            "update to %s refused (%d so far): %s", version, self._counters.refused_total, why
+        )
+        self._set(target_version=version, state="refused", detail=why)
+
+    def _set(self, **changes: Any) -> None:
+        with self._lock:
+            self._state = replace(
+                self._state, refused_total=self._counters.refused_total, **changes
+            )
+
+    def _load_counters(self) -> _Counters:
+        try:
+            data = json.loads((self.dir / _STATE_FILE).read_text(encoding="utf-8"))
+            return _Counters(refused_total=int(data.get("refused_total", 0)))
+        except (OSError, ValueError, AttributeError, TypeError):
+            return _Counters()
+
+    def _save_counters(self) -> None:
+        try:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            text = json.dumps({"refused_total": self._counters.refused_total})
+            atomic_write(self.dir / _STATE_FILE, text.encode(), 0o600)
+        except OSError as e:
+            log.warning("update: cannot keep the refused count: %s", e)
+
+
+class _Failed(AgentError):
+    """An attempt that cannot succeed as things stand (no package for this platform)."""
+
+
+def request_install(directory: Path, manifest: Manifest, package: Package) -> str:
+    """The platform's install step for a verified package; what it did, for the report."""
+    if sys.platform == "win32":
+        log_file = directory / f"install-{manifest.version}.log"
+        argv = msiexec_command(directory / package.file, log_file)
+        # Detached: msiexec stops this service while it installs, so it must not be our child.
+        flags = getattr(subprocess, "DETACHED_PROCESS", 0) | getattr(
+            subprocess, "CREATE_NEW_PROCESS_GROUP", 0
+        )
+        subprocess.Popen(argv, creationflags=flags, close_fds=True)
+        return f"msiexec started ({log_file})"
+    request = {
+        "version": manifest.version,
+        "file": package.file,
+        "sha256": package.sha256,
+        "requested_at": time.time(),
+    }
+    atomic_write(directory / REQUEST_FILE, json.dumps(request).encode(), 0o600)
+    return "waiting for canhgac-agent-update (root) to install it"

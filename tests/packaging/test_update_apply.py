@@ -1,0 +1,207 @@
+"""The Linux self-update's root side with the real dpkg: packages built by dpkg-deb, installed,
+confirmed, rolled back and refused by `canhgac-agent update apply` in a private dpkg root (a
+dpkg database in tmp_path: the machine's own packages are never touched)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.update import REQUEST_FILE, RESULT_FILE, UpdateConfig, Updater
+from agent.update_apply import INSTALLED_FILE, apply
+from canhgac_common.release import Manifest, Package, manifest_bytes, sha256_file
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb (Debian: dpkg)"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="dpkg -i, even in a private root, as root"),
+]
+
+BIN = Path(sys.executable).parent
+NAME = "canhgac-update-probe"
+
+
+def _deb(tmp_path: Path, version: str) -> Path:
+    stage = tmp_path / f"stage-{version}"
+    (stage / "DEBIAN").mkdir(parents=True)
+    (stage / "usr/share" / NAME).mkdir(parents=True)
+    (stage / "usr/share" / NAME / "version").write_text(version)
+    (stage / "DEBIAN/control").write_text(
+        f"Package: {NAME}\nVersion: {version}\nArchitecture: all\n"
+        "Maintainer: Canh Gác tests <tests@example.invalid>\nDescription: update test\n"
+    )
+    out = tmp_path / f"{NAME}_{version}_all.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "--build", str(stage), str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def _installed_version(root: Path) -> str:
+    done = subprocess.run(
+        ["dpkg-query", f"--root={root}", "-W", "-f=${Version}", NAME],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else ""
+
+
+class Collector:
+    def __init__(self, key: Ed25519PrivateKey, package: Path, version: str) -> None:
+        self.data = package.read_bytes()
+        pkg = Package("debian-amd64", package.name, len(self.data), sha256_file(package))
+        self.manifest = manifest_bytes(Manifest(version, "stable", 1.0, {pkg.platform: pkg}))
+        self.signature = key.sign(self.manifest)
+
+    def get_release(self, version: str) -> tuple[bytes, bytes]:
+        return self.manifest, self.signature
+
+    def download(self, sha256: str, offset: int, length: int) -> Iterator[tuple[int, int, bytes]]:
+        yield offset, len(self.data), self.data[offset : offset + length]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, object]:
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    root = tmp_path / "root"
+    for d in ("var/lib/dpkg/updates", "var/lib/dpkg/info"):
+        (root / d).mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text("")
+    cfg = UpdateConfig(public_key=base64.b64encode(raw).decode(), report_within=600.0)
+    return {"key": key, "root": root, "cfg": cfg, "state": tmp_path / "state"}
+
+
+def _request(world: dict[str, object], package: Path, version: str, agent: str) -> Updater:
+    """What the agent service does: download, verify, ask the helper (request.json)."""
+    collector = Collector(world["key"], package, version)  # type: ignore[arg-type]
+    updater = Updater(
+        world["cfg"],  # type: ignore[arg-type]
+        world["state"],  # type: ignore[arg-type]
+        lambda: collector,
+        platform="debian-amd64",
+        version=agent,
+        sleep=lambda _s: False,
+    )
+    assert updater.work(version) is True
+    return updater
+
+
+def _result(world: dict[str, object]) -> dict[str, object]:
+    state = world["state"]
+    assert isinstance(state, Path)
+    found: dict[str, object] = json.loads((state / "update" / RESULT_FILE).read_text())
+    return found
+
+
+def test_install_confirm_update_and_roll_back_with_the_real_dpkg(
+    world: dict[str, object], tmp_path: Path
+) -> None:
+    root, state, cfg = world["root"], world["state"], world["cfg"]
+    assert isinstance(root, Path) and isinstance(state, Path) and isinstance(cfg, UpdateConfig)
+    keep = tmp_path / "keep"
+    v1, v2 = _deb(tmp_path, "0.1.0"), _deb(tmp_path, "0.2.0")
+
+    # 0.1.0 through the real command line, as canhgac-agent-update.service runs it.
+    agent = _request(world, v1, "0.1.0", agent="0.0.9")
+    config = tmp_path / "agent.yaml"
+    config.write_text(json.dumps({"update": {"public_key": cfg.public_key}}))
+    done = subprocess.run(
+        [
+            str(BIN / "canhgac-agent"),
+            "--config",
+            str(config),
+            "--state-dir",
+            str(state),
+            "update",
+            "apply",
+            "--keep-dir",
+            str(keep),
+            "--dpkg-root",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("install")
+    assert _installed_version(root) == "0.1.0"
+    assert not (state / "update" / REQUEST_FILE).exists()
+    assert _result(world)["state"] == "installed"
+    assert json.loads((keep / INSTALLED_FILE).read_text())["state"] == "pending"
+
+    # The new version's first acked Submit writes its marker: the helper confirms it.
+    Updater(cfg, state, lambda: agent, version="0.1.0").acked()  # type: ignore[arg-type,return-value]
+    assert apply(cfg, state, keep, 1000.0, dpkg_root=root).kind == "confirm"
+    assert apply(cfg, state, keep, 1001.0, dpkg_root=root).kind == "nothing"
+
+    # 0.2.0 installed, then never reports: past its deadline it is rolled back to 0.1.0.
+    _request(world, v2, "0.2.0", agent="0.1.0")
+    assert apply(cfg, state, keep, 2000.0, dpkg_root=root).kind == "install"
+    assert _installed_version(root) == "0.2.0"
+    assert apply(cfg, state, keep, 2000.0 + 599, dpkg_root=root).kind == "nothing"
+    assert apply(cfg, state, keep, 2000.0 + 600, dpkg_root=root).kind == "roll-back"
+    assert _installed_version(root) == "0.1.0"
+    result = _result(world)
+    assert (result["version"], result["state"]) == ("0.2.0", "rolled-back")
+    assert apply(cfg, state, keep, 9999.0, dpkg_root=root).kind == "nothing"
+
+    # The agent, started again on 0.1.0, reports the roll back and does not fetch 0.2.0 again.
+    calls: list[int] = []
+
+    class Counting(Collector):
+        def get_release(self, version: str) -> tuple[bytes, bytes]:
+            calls.append(1)
+            return super().get_release(version)
+
+    again = Updater(cfg, state, lambda: Counting(world["key"], v2, "0.2.0"), version="0.1.0")  # type: ignore[arg-type]
+    assert again.state().state == "rolled-back"
+    assert "did not report" in again.state().detail
+    assert calls == []
+
+
+def test_a_package_swapped_after_the_agent_checked_it_is_refused_by_the_helper(
+    world: dict[str, object], tmp_path: Path
+) -> None:
+    root, state, cfg = world["root"], world["state"], world["cfg"]
+    assert isinstance(root, Path) and isinstance(state, Path) and isinstance(cfg, UpdateConfig)
+    v1 = _deb(tmp_path, "0.1.0")
+    _request(world, v1, "0.1.0", agent="0.0.9")
+    # What a compromised agent user could do to its own directory: another package.
+    (state / "update" / v1.name).write_bytes(_deb(tmp_path, "6.6.6").read_bytes())
+    assert apply(cfg, state, tmp_path / "keep", 1.0, dpkg_root=root).kind == "install"
+    assert _installed_version(root) == ""
+    result = _result(world)
+    assert result["state"] == "refused"
+    assert "does not match the signed manifest" in str(result["detail"])
+
+
+def test_a_signed_package_dpkg_cannot_install_leaves_the_version_before(
+    world: dict[str, object], tmp_path: Path
+) -> None:
+    root, state, cfg = world["root"], world["state"], world["cfg"]
+    assert isinstance(root, Path) and isinstance(state, Path) and isinstance(cfg, UpdateConfig)
+    keep = tmp_path / "keep"
+    _request(world, _deb(tmp_path, "0.1.0"), "0.1.0", agent="0.0.9")
+    assert apply(cfg, state, keep, 1.0, dpkg_root=root).kind == "install"
+    broken = tmp_path / f"{NAME}_0.2.0_all.deb"
+    broken.write_bytes(b"!<arch>\nnot really a package")
+    _request(world, broken, "0.2.0", agent="0.1.0")
+    assert apply(cfg, state, keep, 2.0, dpkg_root=root).kind == "install"
+    assert _installed_version(root) == "0.1.0"
+    result = _result(world)
+    assert result["state"] == "rolled-back"
+    assert "dpkg -i failed" in str(result["detail"])
