@@ -51,6 +51,7 @@ cp "$HERE/canhgac-agent.py" "$WORK/entry.py"
 wine "$py/python.exe" -m PyInstaller --noconfirm --log-level WARN --onedir --console \
   --name canhgac-agent --distpath "$(winpath "$WORK/dist")" --workpath "$(winpath "$WORK/build")" \
   --specpath "$(winpath "$WORK")" --collect-submodules agent --hidden-import win32timezone \
+  --collect-data canhgac_common \
   --exclude-module collector --exclude-module scapy --exclude-module tkinter \
   "$(winpath "$WORK/entry.py")" 2>&1 | cat
 payload="$WORK/dist/canhgac-agent"

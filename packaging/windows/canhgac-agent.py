@@ -10,4 +10,11 @@ if sys.argv[1:2] == ["windows-service"]:
 
 from agent.cli import main
 
+# Messages are Vietnamese first. A console gets them through the wide-character API, but a pipe
+# or a file (`status > out.txt`, a monitoring tool reading `status`) gets the ANSI code page
+# (cp1252 has no "ố"), where printing them raised UnicodeEncodeError: UTF-8 there instead.
+for stream in (sys.stdout, sys.stderr):
+    if stream is not None and not stream.isatty():
+        stream.reconfigure(encoding="utf-8")
+
 sys.exit(main())

@@ -248,6 +248,18 @@ def test_install_report_upgrade_uninstall(
     assert not [p for p in kept.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
     [product] = machine.products().values()
     assert product == UPGRADE[0]
+    # In Vietnamese, the field's default (no LANGUAGE on a Windows PC): the frozen agent
+    # carries its message catalogs (a build without them failed every command there).
+    exe = machine.program_dir / "canhgac-agent.exe"
+    # Through a pipe: wine gives a console program no valid standard handles otherwise.
+    vi = subprocess.run(
+        ["wine", str(exe), "--help"],
+        env={**machine.env, "LANGUAGE": "vi", "LANG": "vi_VN.UTF-8"},
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    text = vi.stdout.decode("utf-8", "replace") + vi.stderr.decode("utf-8", "replace")
+    assert vi.returncode == 0 and "Traceback" not in text, text[-2000:]
+    assert "đ" in text or "ư" in text, text[-2000:]  # Vietnamese, in UTF-8 through the pipe
     if shutil.which("osslsigncode"):  # the exe inside the signed MSI was signed too
         exe = signature(machine.program_dir / "canhgac-agent.exe", signing[0])
         assert exe.returncode == 0, exe.stdout + exe.stderr
