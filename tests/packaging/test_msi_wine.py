@@ -261,8 +261,8 @@ def test_install_report_upgrade_uninstall(
     assert vi.returncode == 0 and "Traceback" not in text, text[-2000:]
     assert "đ" in text or "ư" in text, text[-2000:]  # Vietnamese, in UTF-8 through the pipe
     if shutil.which("osslsigncode"):  # the exe inside the signed MSI was signed too
-        exe = signature(machine.program_dir / "canhgac-agent.exe", signing[0])
-        assert exe.returncode == 0, exe.stdout + exe.stderr
+        signed = signature(exe, signing[0])
+        assert signed.returncode == 0, signed.stdout + signed.stderr
 
     # Upgrade: the newer build over it, without TOKEN. Same identity, credential, spool.
     credential = (machine.state_dir / "credential.json").read_bytes()
