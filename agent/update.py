@@ -31,6 +31,7 @@ from canhgac_common.release import (
     Manifest,
     ManifestError,
     Package,
+    compare_versions,
     public_key_bytes,
     sha256_file,
     verify_manifest,
@@ -292,6 +293,14 @@ class Updater:
             raise Refused(f"release {version}: {e}") from None
         if manifest.version != version:
             raise Refused(f"release {version}: the signed manifest is for {manifest.version}")
+        if compare_versions(manifest.version, self._version) <= 0:
+            # A replayed older release (its signature still good) would bring back the faults
+            # it had: refused, as TUF does. Going back means releasing the old code anew.
+            raise Refused(
+                f"release {version}: not newer than the running {self._version} "
+                "(an older release is never installed: release the code to go back to under a "
+                "newer version)"
+            )
         if manifest.channel != self._cfg.channel:
             raise Refused(
                 f"release {version}: signed for channel {manifest.channel}, "

@@ -30,7 +30,12 @@ from agent.update import (
     load_public_key,
 )
 from canhgac_common.files import atomic_write
-from canhgac_common.release import ManifestError, sha256_file, verify_manifest
+from canhgac_common.release import (
+    ManifestError,
+    compare_versions,
+    sha256_file,
+    verify_manifest,
+)
 
 __all__ = ["INSTALLED_FILE", "Action", "apply", "decide", "dpkg_install_command"]
 
@@ -160,6 +165,7 @@ def _install(
     version = str(request.get("version", ""))
     try:
         package = _verified_copy(cfg, update_dir, keep_dir, request)
+        _newer_than_installed(package, version, run, dpkg_root)
     except AgentError as e:
         log.error("update %s refused: %s", version, e)
         _result(update_dir, version=version, state="refused", detail=str(e), at=now)
@@ -227,6 +233,30 @@ def _verified_copy(
         raise AgentError(f"{package.file}: sha256 or size does not match the signed manifest")
     os.chmod(target, 0o600)
     return target
+
+
+def _newer_than_installed(
+    package: Path,
+    version: str,
+    run: Callable[[Sequence[str]], subprocess.CompletedProcess[str]],
+    dpkg_root: Path | None,
+) -> None:
+    """Refuses a version not newer than the one dpkg has installed of the same package: the
+    agent account (or whoever took it) can leave any validly signed request, old ones too, and
+    an old release brings back the faults it had. The helper's own roll back is not a request
+    and does not pass here."""
+    field = run(["dpkg-deb", "--field", str(package), "Package"])
+    name = field.stdout.strip()
+    if field.returncode != 0 or not name:
+        raise AgentError(f"{package.name}: not a Debian package: {field.stderr.strip()[-300:]}")
+    root = [f"--root={dpkg_root}"] if dpkg_root is not None else []
+    query = run(["dpkg-query", *root, "-W", "-f=${Version}", name])
+    installed = query.stdout.strip() if query.returncode == 0 else ""
+    if installed and compare_versions(version, installed) <= 0:
+        raise AgentError(
+            f"{version} is not newer than the installed {name} {installed}: an older release "
+            "is never installed"
+        )
 
 
 def _roll_back(

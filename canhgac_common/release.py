@@ -25,6 +25,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "Package",
+    "compare_versions",
     "ed25519_verify",
     "manifest_bytes",
     "parse_manifest",
@@ -63,6 +64,44 @@ class Manifest:
     channel: str
     created_at: float
     packages: Mapping[str, Package]
+
+
+def _order(c: str) -> int:
+    """dpkg's weight of a non-digit: "~" before the end, the end before letters, letters
+    before everything else."""
+    if c == "~":
+        return -1
+    if not c or c.isdigit():
+        return 0
+    return ord(c) if c.isascii() and c.isalpha() else ord(c) + 256
+
+
+def _verrevcmp(a: str, b: str) -> int:
+    """dpkg's verrevcmp (lib/dpkg/version.c): alternating non-digit and digit runs."""
+    i = j = 0
+    while i < len(a) or j < len(b):
+        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
+            ac, bc = _order(a[i : i + 1]), _order(b[j : j + 1])
+            if ac != bc:
+                return ac - bc
+            i, j = i + 1, j + 1
+        start_i, start_j = i, j
+        while i < len(a) and a[i].isdigit():
+            i += 1
+        while j < len(b) and b[j].isdigit():
+            j += 1
+        x, y = int(a[start_i:i] or 0), int(b[start_j:j] or 0)
+        if x != y:
+            return 1 if x > y else -1
+    return 0
+
+
+def compare_versions(a: str, b: str) -> int:
+    """< 0, 0, > 0 as version `a` is older than, the same as, newer than `b`, in dpkg's order
+    (`dpkg --compare-versions`; tests/unit/test_releases.py checks it against dpkg itself): the
+    Debian packages' own order, and for the MSI's numeric a.b.c the plain one."""
+    (ua, _, ra), (ub, _, rb) = (v.rpartition("-") if "-" in v else (v, "", "") for v in (a, b))
+    return _verrevcmp(ua, ub) or _verrevcmp(ra, rb)
 
 
 def platform_of_file(name: str) -> str:

@@ -4,6 +4,7 @@ the cache the Submit ack reads, package files, and each agent's state for a rele
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from canhgac_common.release import parse_manifest
+from canhgac_common.release import compare_versions, parse_manifest
 from collector.model import UPDATE_KEY, AgentRecord, Placement, Release, ReleasePlace, Report
 
 log = logging.getLogger(__name__)
@@ -64,16 +65,18 @@ def targets(release: Release, agent_id: str, placement: Placement) -> bool:
 
 
 def offered_version(
-    releases: Sequence[Release], agent_id: str, placement: Placement, channel: str
+    releases: Sequence[Release], agent_id: str, placement: Placement, channel: str, running: str
 ) -> str:
-    """The version this agent should run: the newest rollout of its channel that reaches it
-    ("" when none does). An agent outside a new release's first share keeps being offered the
-    release before it; withdrawing a release offers the one before it again (a roll back)."""
-    live = [r for r in releases if r.channel == channel and r.live]
-    for r in sorted(live, key=lambda r: (r.rolled_out_at or 0.0, r.added_at), reverse=True):
-        if targets(r, agent_id, placement):
-            return r.version
-    return ""
+    """The version this agent should go to: the newest (in version order) live release of its
+    channel that reaches it, when newer than the `running` one; "" otherwise. An agent outside
+    a new release's first share keeps being offered the release before it; an agent never is
+    offered an older version than it runs (it would refuse it: docs/fleet.md), so withdrawing
+    a release stops it reaching more agents and leaves those that run it where they are."""
+    reaching = [
+        r.version for r in releases if r.channel == channel and targets(r, agent_id, placement)
+    ]
+    newest = max(reaching, key=functools.cmp_to_key(compare_versions), default="")
+    return newest if newest and compare_versions(newest, running) > 0 else ""
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def agent_state(
     said = str(update.get("state", "")) if update.get("target_version") == release.version else ""
     detail = str(update.get("detail", "")) if said else ""
     downloaded = int(update.get("downloaded_bytes", 0)) if said else 0
-    if running == release.version:
+    if compare_versions(running, release.version) >= 0:  # this release, or past it
         state = "done"
     elif said in ("refused", "failed", "rolled-back"):
         state = said
@@ -130,8 +133,8 @@ class ReleaseBook:
     clock: Callable[[], float] = time.monotonic
     _releases: list[Release] = field(default_factory=list)
     _loaded_at: float | None = None
-    _answers: dict[tuple[str, str], str] = field(default_factory=dict)
-    _channels: dict[str, str] = field(default_factory=dict)
+    _answers: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    _seen: dict[str, tuple[str, str]] = field(default_factory=dict)  # agent -> channel, version
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def releases(self) -> list[Release]:
@@ -143,20 +146,21 @@ class ReleaseBook:
                 self._answers.clear()
             return self._releases
 
-    def note_channel(self, agent_id: str, channel: str) -> None:
-        if channel and self._channels.get(agent_id) != channel:
-            self._channels[agent_id] = channel
+    def note(self, agent_id: str, channel: str, version: str) -> None:
+        """The channel and version the agent's newest report named."""
+        if channel and version:
+            self._seen[agent_id] = (channel, version)
 
     def offered(self, agent: AgentRecord) -> str:
         releases = self.releases()
         if not releases:
             return ""
-        channel = self._channels.get(agent.agent_id, DEFAULT_CHANNEL)
-        key = (agent.agent_id, channel)
+        channel, running = self._seen.get(agent.agent_id, (DEFAULT_CHANNEL, agent.agent_version))
+        key = (agent.agent_id, channel, running)
         found = self._answers.get(key)
         if found is None:
             found = self._answers[key] = offered_version(
-                releases, agent.agent_id, agent.placement, channel
+                releases, agent.agent_id, agent.placement, channel, running
             )
         return found
 
@@ -193,7 +197,12 @@ class ReleaseService:
         """The version for this agent's ack; its channel as its newest report says."""
         for r in sorted(reports, key=lambda r: r.seq, reverse=True):
             if r.update is not None:
-                self.book.note_channel(agent.agent_id, str(r.update.get("channel", "")))
+                update = r.update
+                self.book.note(
+                    agent.agent_id,
+                    str(update.get("channel", "")),
+                    str(update.get("agent_version", "")),
+                )
                 break
         return self.book.offered(agent)
 

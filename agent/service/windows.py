@@ -4,13 +4,16 @@ Imported only on Windows (the frozen `canhgac-agent.exe windows-service`, starte
 service manager). The MSI (packaging/windows/canhgac-agent.wxs) installs the service and writes
 what `msiexec ... COLLECTOR= TOKEN= TOKEN_FILE= CA_FILE=` gave into the registry key below; at
 start the host turns that into the agent's settings, moves the token into the state dir (the
-first start enrolls with it and deletes it) and deletes the token's registry value.
+first start enrolls with it and deletes it) and deletes the token's registry value. COLLECTOR
+and CA_FILE are kept in the state dir too: an upgrade (by hand, or the agent's own self-update)
+need not give them again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import logging.handlers
 import os
@@ -30,6 +33,7 @@ import win32serviceutil  # noqa: E402
 
 from agent.cli import ENROLL_TOKEN_FILE, run_until  # noqa: E402
 from agent.config import AgentConfig, LocalFile, load_config  # noqa: E402
+from canhgac_common.files import atomic_write  # noqa: E402
 
 __all__ = ["SERVICE_NAME", "AgentService", "dispatch"]
 
@@ -37,6 +41,9 @@ SERVICE_NAME = "CanhGacAgent"
 PROGRAM_DATA = Path(r"C:\ProgramData\CanhGac")
 CONFIG_FILE = PROGRAM_DATA / "agent.yaml"
 LOG_FILE = PROGRAM_DATA / "logs" / "agent.log"
+# In the state dir: the last COLLECTOR and CA_FILE an install was given.
+INSTALLER_FILE = "installer.json"
+_REMEMBERED = ("Collector", "CaFile")
 REGISTRY_KEY = r"SOFTWARE\CanhGac\Agent"
 _RESTART_AFTER_MS = 60_000  # failure actions: restart after 1 min, three times...
 _RESET_AFTER_S = 86_400  # ...counted again after a day without failure
@@ -70,10 +77,35 @@ def _forget_token() -> None:
         winreg.DeleteValue(key, "Token")
 
 
+def _remembered(state_dir: Path, given: dict[str, str]) -> dict[str, str]:
+    """`given` completed with the COLLECTOR and CA_FILE of an earlier install. A major upgrade
+    removes the older product's registry values and writes the newer one's from its own
+    command line, where an upgrade by hand or by the agent's self-update (a plain `msiexec /i`)
+    gives none: without this the upgraded agent lost its collector. A value given again
+    replaces the kept one."""
+    path = state_dir / INSTALLER_FILE
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = {}
+    if not isinstance(kept, dict):
+        kept = {}
+    kept = {k: str(v) for k, v in kept.items() if k in _REMEMBERED and str(v).strip()}
+    wanted = {**kept, **{k: v for k, v in given.items() if k in _REMEMBERED}}
+    if wanted != kept:
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps(wanted).encode(), 0o600)
+        except OSError as e:
+            log.warning("cannot keep the installer's values in %s: %s", path, e)
+    return {**given, **wanted}
+
+
 def settings() -> AgentConfig:
-    """agent.yaml under ProgramData (if any), then what the installer was given."""
+    """agent.yaml under ProgramData (if any), then what the installer was given (this time or,
+    for COLLECTOR and CA_FILE, at an earlier install)."""
     cfg = load_config(CONFIG_FILE if CONFIG_FILE.exists() else None)
-    given = _installer_values()
+    given = _remembered(cfg.state_dir, _installer_values())
     collector = cfg.collector
     if "Collector" in given:
         collector = dataclasses.replace(collector, address=given["Collector"])

@@ -43,6 +43,10 @@ printf 'python312.zip\n.\nLib\\site-packages\nimport site\n' > "$py/python312._p
 "$PIP" install --quiet --target "$py/Lib/site-packages" --platform win_amd64 \
   --only-binary=:all: --python-version 3.12 --implementation cp --no-index --no-deps \
   "$CACHE"/wheels/*.whl "$WORK"/wheel/canhgac-*.whl
+# The agent reports the version it is packaged as (MSI_VERSION, by default pyproject's): the
+# collector's releases and the self-update compare it with the version they offered.
+sed -i "s/^__version__ = .*/__version__ = \"$VERSION\"/" "$py/Lib/site-packages/agent/__init__.py"
+grep -qx "__version__ = \"$VERSION\"" "$py/Lib/site-packages/agent/__init__.py"
 
 [ -d "$WINEPREFIX" ] || wineboot --init >/dev/null 2>&1
 winpath() { echo "Z:${1//\//\\}"; }

@@ -8,6 +8,7 @@ this does not prove."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -207,8 +208,36 @@ def machine(tmp_path: Path) -> Iterator[Machine]:
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[Running]:
     running = start_collector(collector_config(tmp_path / "collector.db", report_interval=1))
+    running.app.releases.book.refresh = 0.0  # a release the CLI adds is offered at once
     yield running
     running.app.stop(grace=0)
+
+
+def running_version(collector: Running, agent_id: str) -> str:
+    """The version the agent's latest report says it runs."""
+    return str(collector.app.store.snapshot(agent_id).get("update", {}).get("agent_version"))
+
+
+def collector_cli(collector: Running, *args: str) -> str:
+    """The real `canhgac-collector` on the test collector's database."""
+    config = Path(collector.app.cfg.store.url.removeprefix("sqlite:///")).with_suffix(".yaml")
+    config.write_text(f'{{"store": {{"url": "{collector.app.cfg.store.url}"}}}}\n')
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "canhgac-collector"), "--lang", "en",
+         "--config", str(config), *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def write_agent_settings(machine: Machine, **sections: object) -> None:
+    """The agent's own settings under ProgramData (optional on a real machine): no link probe,
+    which would ping this host's real gateway."""
+    settings = machine.prefix / "drive_c/ProgramData/CanhGac/agent.yaml"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"probes": {"link": {"enabled": False}}, **sections})
+    settings.write_text(text + "\n", encoding="utf-8")
 
 
 @pytest.mark.skipif(shutil.which("osslsigncode") is None, reason="osslsigncode")
@@ -225,11 +254,7 @@ def test_install_report_upgrade_uninstall(
 ) -> None:
     db = Path(collector.app.cfg.store.url.removeprefix("sqlite:///"))
     token = collector.token()
-    # The agent's own settings (optional on a real machine): no link probe, which would ping
-    # this host's real gateway.
-    settings = machine.prefix / "drive_c/ProgramData/CanhGac/agent.yaml"
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text('{"probes": {"link": {"enabled": false}}}\n', encoding="utf-8")
+    write_agent_settings(machine)
 
     done = machine.msiexec(
         "/i", winpath(msis[UPGRADE[0]]), f"COLLECTOR={collector.address}", f"TOKEN={token}",
@@ -268,12 +293,12 @@ def test_install_report_upgrade_uninstall(
     credential = (machine.state_dir / "credential.json").read_bytes()
     spool_id = (machine.state_dir / "spool.id").read_bytes()
     before = len(stored_seqs(db)[agent_id])
-    done = machine.msiexec(
-        "/i", winpath(msis[UPGRADE[1]]), f"COLLECTOR={collector.address}", log="upgrade.log"
-    )
+    # Without COLLECTOR (install.md: only the first install needs it): the agent kept it.
+    done = machine.msiexec("/i", winpath(msis[UPGRADE[1]]), log="upgrade.log")
     assert machine.service_state() == "RUNNING", (done.returncode, machine.log("upgrade.log"))
     assert done.returncode == 0, done.stdout
     wait_until(lambda: len(stored_seqs(db).get(agent_id, [])) >= before + 2, 180, "reports")
+    assert running_version(collector, agent_id) == UPGRADE[1]
     assert list(stored_seqs(db)) == [agent_id]
     assert (machine.state_dir / "credential.json").read_bytes() == credential
     assert (machine.state_dir / "spool.id").read_bytes() == spool_id
@@ -291,3 +316,54 @@ def test_install_report_upgrade_uninstall(
     left = [p for p in machine.program_dir.rglob("*") if p.is_file()]
     assert not left, f"left in Program Files: {left}"
     assert (machine.state_dir / "credential.json").read_bytes() == credential
+
+
+def test_self_update_installs_the_offered_msi(
+    msis: dict[str, Path], machine: Machine, collector: Running, tmp_path: Path
+) -> None:
+    """The Windows self-update path: the running service is offered a signed release, downloads
+    the MSI over its collector connection, verifies it and starts msiexec detached; msiexec
+    stops that very service, upgrades it, starts the new one, which reports the new version."""
+    db = Path(collector.app.cfg.store.url.removeprefix("sqlite:///"))
+    key = tmp_path / "release.key"
+    collector_cli(collector, "release", "key", "--out", str(key))
+    public_key = (tmp_path / "release.key.pub").read_text(encoding="ascii")
+    update = {"public_key": public_key, "rate": "50MiB", "chunk": "1MiB", "link_retry": "1s"}
+    write_agent_settings(machine, update=update)
+    done = machine.msiexec(
+        "/i", winpath(msis[UPGRADE[0]]), f"COLLECTOR={collector.address}",
+        f"TOKEN={collector.token()}", log="install.log",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    wait_until(lambda: sum(map(len, stored_seqs(db).values())) >= 2, 180, "two reports")
+    [agent_id] = stored_seqs(db)
+    assert running_version(collector, agent_id) == UPGRADE[0]
+    credential = (machine.state_dir / "credential.json").read_bytes()
+
+    package = msis[UPGRADE[1]]
+    collector_cli(collector, "release", "add", str(package), "--sign", str(key),
+                  "--version", UPGRADE[1])  # fmt: skip
+    collector_cli(collector, "release", "rollout", UPGRADE[1], "--share", "100")
+
+    def state() -> dict[str, object]:
+        shown: dict[str, object] = json.loads(
+            collector_cli(collector, "release", "show", UPGRADE[1], "--json")
+        )
+        return shown
+
+    wait_until(lambda: running_version(collector, agent_id) == UPGRADE[1], 600, "the new version")
+    shown = state()
+    assert shown["agents_by_state"] == {"done": 1}, shown
+    assert machine.service_state() == "RUNNING"
+    assert list(machine.products().values()) == [UPGRADE[1]]
+    # The MSI it installed is the one released, kept beside msiexec's log in the state dir.
+    update_dir = machine.state_dir / "update"
+    assert (update_dir / package.name).read_bytes() == package.read_bytes()
+    install_log = update_dir / f"install-{UPGRADE[1]}.log"
+    assert install_log.stat().st_size > 0
+    # The same machine, identity and collector: nothing sent twice across the self-update.
+    assert list(stored_seqs(db)) == [agent_id]
+    assert (machine.state_dir / "credential.json").read_bytes() == credential
+    assert machine.log_text().count(" reporting to ") == 2
+    seqs = stored_seqs(db)[agent_id]
+    assert seqs == sorted(set(seqs))

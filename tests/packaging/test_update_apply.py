@@ -30,9 +30,12 @@ BIN = Path(sys.executable).parent
 NAME = "canhgac-update-probe"
 
 
-def _deb(tmp_path: Path, version: str) -> Path:
+def _deb(tmp_path: Path, version: str, preinst: str = "") -> Path:
     stage = tmp_path / f"stage-{version}"
     (stage / "DEBIAN").mkdir(parents=True)
+    if preinst:
+        (stage / "DEBIAN/preinst").write_text(f"#!/bin/sh\n{preinst}\n")
+        (stage / "DEBIAN/preinst").chmod(0o755)
     (stage / "usr/share" / NAME).mkdir(parents=True)
     (stage / "usr/share" / NAME / "version").write_text(version)
     (stage / "DEBIAN/control").write_text(
@@ -173,6 +176,25 @@ def test_install_confirm_update_and_roll_back_with_the_real_dpkg(
     assert calls == []
 
 
+def test_an_older_signed_release_left_by_the_agent_account_is_refused(
+    world: dict[str, object], tmp_path: Path
+) -> None:
+    """The agent refuses an older release itself; one who holds the agent account need not
+    ask it, and leaves a validly signed old request for the root helper: refused there too."""
+    root, state, cfg = world["root"], world["state"], world["cfg"]
+    assert isinstance(root, Path) and isinstance(state, Path) and isinstance(cfg, UpdateConfig)
+    keep = tmp_path / "keep"
+    _request(world, _deb(tmp_path, "0.2.0"), "0.2.0", agent="0.0.9")
+    assert apply(cfg, state, keep, 1.0, dpkg_root=root).kind == "install"
+    assert _installed_version(root) == "0.2.0"
+    _request(world, _deb(tmp_path, "0.1.0"), "0.1.0", agent="0.0.9")  # an agent that lies
+    assert apply(cfg, state, keep, 2.0, dpkg_root=root).kind == "install"
+    assert _installed_version(root) == "0.2.0"
+    result = _result(world)
+    assert (result["version"], result["state"]) == ("0.1.0", "refused")
+    assert "not newer than the installed" in str(result["detail"])
+
+
 def test_a_package_swapped_after_the_agent_checked_it_is_refused_by_the_helper(
     world: dict[str, object], tmp_path: Path
 ) -> None:
@@ -197,11 +219,26 @@ def test_a_signed_package_dpkg_cannot_install_leaves_the_version_before(
     keep = tmp_path / "keep"
     _request(world, _deb(tmp_path, "0.1.0"), "0.1.0", agent="0.0.9")
     assert apply(cfg, state, keep, 1.0, dpkg_root=root).kind == "install"
-    broken = tmp_path / f"{NAME}_0.2.0_all.deb"
-    broken.write_bytes(b"!<arch>\nnot really a package")
+    # A well-formed package whose install fails (its preinst does, as a full disk would).
+    broken = _deb(tmp_path, "0.2.0", preinst="echo 'cannot install' >&2; exit 1")
     _request(world, broken, "0.2.0", agent="0.1.0")
     assert apply(cfg, state, keep, 2.0, dpkg_root=root).kind == "install"
     assert _installed_version(root) == "0.1.0"
     result = _result(world)
     assert result["state"] == "rolled-back"
     assert "dpkg -i failed" in str(result["detail"])
+
+
+def test_a_signed_file_that_is_no_package_is_refused_before_dpkg(
+    world: dict[str, object], tmp_path: Path
+) -> None:
+    root, state, cfg = world["root"], world["state"], world["cfg"]
+    assert isinstance(root, Path) and isinstance(state, Path) and isinstance(cfg, UpdateConfig)
+    garbage = tmp_path / f"{NAME}_0.2.0_all.deb"
+    garbage.write_bytes(b"!<arch>\nnot really a package")
+    _request(world, garbage, "0.2.0", agent="0.1.0")
+    assert apply(cfg, state, tmp_path / "keep", 1.0, dpkg_root=root).kind == "install"
+    assert _installed_version(root) == ""
+    result = _result(world)
+    assert (result["version"], result["state"]) == ("0.2.0", "refused")
+    assert "not a Debian package" in str(result["detail"])

@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from canhgac_common.release import (
     Manifest,
     ManifestError,
     Package,
+    compare_versions,
     ed25519_verify,
     manifest_bytes,
     parse_manifest,
@@ -200,18 +204,24 @@ def test_places_limit_the_rollout() -> None:
     assert not targets(_release("2", rolled_out_at=None), "a", HA_LANG)
 
 
-def test_the_newest_rollout_reaching_an_agent_of_its_channel_is_offered() -> None:
+def test_the_newest_release_reaching_an_agent_of_its_channel_is_offered() -> None:
     old = _release("1", rolled_out_at=10.0)
     pilot_commune = _release("2", rolled_out_at=20.0, places=(ReleasePlace(commune="Thanh Nhật"),))
-    assert offered_version([old, pilot_commune], "a", HA_LANG, "stable") == "2"
-    assert offered_version([old, pilot_commune], "a", OTHER, "stable") == "1"
-    # Withdrawn: the release before it is offered again (the roll back of a bad release).
+    assert offered_version([old, pilot_commune], "a", HA_LANG, "stable", "0.9") == "2"
+    assert offered_version([old, pilot_commune], "a", OTHER, "stable", "0.9") == "1"
+    # Withdrawn: it reaches no one more; an agent still on "1" is offered "1" (nothing to do)...
     withdrawn = _release("2", rolled_out_at=20.0, withdrawn_at=30.0)
-    assert offered_version([old, withdrawn], "a", HA_LANG, "stable") == "1"
+    assert offered_version([old, withdrawn], "a", HA_LANG, "stable", "0.9") == "1"
+    assert offered_version([old, withdrawn], "a", HA_LANG, "stable", "1") == ""
+    # ...and one that runs "2" is never offered the older "1", which it would refuse.
+    assert offered_version([old, withdrawn], "a", HA_LANG, "stable", "2") == ""
+    # Version order, not the order of the rollouts: "10" is newer than "9" rolled out after it.
+    ten, nine = _release("10", rolled_out_at=50.0), _release("9", rolled_out_at=60.0)
+    assert offered_version([ten, nine], "a", HA_LANG, "stable", "1") == "10"
     pilot = _release("3", channel="pilot", rolled_out_at=40.0)
-    assert offered_version([old, pilot], "a", HA_LANG, "stable") == "1"
-    assert offered_version([old, pilot], "a", HA_LANG, "pilot") == "3"
-    assert offered_version([], "a", HA_LANG, "stable") == ""
+    assert offered_version([old, pilot], "a", HA_LANG, "stable", "0.9") == "1"
+    assert offered_version([old, pilot], "a", HA_LANG, "pilot", "0.9") == "3"
+    assert offered_version([], "a", HA_LANG, "stable", "0.9") == ""
 
 
 def _agent(version: str = "0.1.0") -> AgentRecord:
@@ -229,6 +239,8 @@ def test_agent_state_done_pending_failed() -> None:
     assert agent_state(r, _agent(), {"update": refused}, 200.0).detail == "bad signature"
     done = {"agent_version": "0.2.0", "target_version": "0.2.0", "state": ""}
     assert agent_state(r, _agent(), {"update": done}, 9e9).state == "done"
+    past = {**done, "agent_version": "0.3.0"}  # updated past it since
+    assert agent_state(r, _agent(), {"update": past}, 9e9).state == "done"
     # An old target's state says nothing about this release.
     other = {**upd, "target_version": "0.1.5", "state": "refused"}
     assert agent_state(r, _agent(), {"update": other}, 200.0).state == "pending"
@@ -247,9 +259,13 @@ def test_release_book_reloads_at_most_every_refresh_and_caches_answers() -> None
         assert book.offered(_agent()) == "2"
     assert len(loads) == 1
     now[0] = 11.0
-    book.note_channel("a", "pilot")
+    book.note("a", "pilot", "0.1.0")
     assert book.offered(_agent()) == ""
     assert len(loads) == 2
+    book.note("a", "stable", "2")  # it runs the release now: nothing more to offer
+    assert book.offered(_agent()) == ""
+    book.note("a", "stable", "1")
+    assert book.offered(_agent()) == "2"
 
 
 # ---- pacing and the Windows command ------------------------------------------------------------
@@ -372,6 +388,59 @@ def test_refusals_are_counted_and_kept(tmp_path: Path) -> None:
     assert updater.work("0.2.0") is False
     assert (updater.state().state, updater.state().refused_total) == ("refused", 3)
     assert not list((tmp_path / "update").glob("*.part"))
+
+
+def test_an_older_release_is_refused_before_its_download(tmp_path: Path) -> None:
+    """A collector (or whoever holds it) replaying an old signed release gets nothing in."""
+    key, raw = _key()
+    older = Collector(key, b"x" * 5000, version="0.0.9")
+    updater, _ = _updater(tmp_path, older, raw)  # runs 0.1.0
+    assert updater.work("0.0.9") is False
+    state = updater.state()
+    assert (state.state, state.refused_total) == ("refused", 1)
+    assert "not newer than the running 0.1.0" in state.detail
+    assert older.calls == []  # not a byte downloaded
+
+
+# Pairs where dpkg's order is easy to get wrong: zeros, "~" before the end, letters before
+# punctuation, revisions, more parts than the other side.
+VERSION_PAIRS = [
+    ("0.1.0", "0.1.1"), ("0.10.0", "0.9.9"), ("1.0~rc1", "1.0"), ("1.0~rc1", "1.0~rc2"),
+    ("1.0~~", "1.0~"), ("1.0-1", "1.0-2"), ("1.0-10", "1.0-9"), ("01.2", "1.2"), ("1.0a", "1.0"),
+    ("1.0+b1", "1.0"), ("1.0.0", "1.0"), ("1.0a", "1.0+"), ("1.0", "1.0"), ("2", "10"),
+    ("1.0-1~bpo1", "1.0-1"), ("0.1.0+git.3", "0.1.0+git.20"),
+]  # fmt: skip
+
+
+def _dpkg_order(a: str, b: str) -> int:
+    def holds(op: str) -> bool:
+        done = subprocess.run(["dpkg", "--compare-versions", a, op, b], check=False, timeout=30)
+        assert done.returncode in (0, 1), (a, op, b)
+        return done.returncode == 0
+
+    return -1 if holds("lt") else 0 if holds("eq") else 1
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg")
+def test_version_order_is_dpkgs() -> None:
+    rng = random.Random(20261203)
+    chars = "0123456789.+~ab"
+
+    def draw(start: str) -> str:
+        upstream = start + "".join(rng.choices(chars, k=rng.randint(0, 6)))
+        revision = "-" + "".join(rng.choices(chars, k=rng.randint(1, 3)))
+        return upstream + revision * rng.randint(0, 1)
+
+    drawn = []
+    for _ in range(150):
+        a = draw(rng.choice("0123456789"))
+        # The same version, one sharing its start (where the order is decided late), any other.
+        b = rng.choice([a, draw(a[: rng.randint(1, len(a))].rstrip("-")), draw("1")])
+        drawn.append((a, b))
+    for a, b in VERSION_PAIRS + drawn:
+        want = _dpkg_order(a, b)
+        got = compare_versions(a, b)
+        assert (got > 0) - (got < 0) == want, (a, b, got, want)
 
 
 def test_a_collector_sending_other_offsets_is_refused(tmp_path: Path) -> None:
