@@ -93,3 +93,19 @@ def test_architecture_doc_cites_only_what_exists() -> None:
     missing += [n for n in names if not _resolves(n)]
     assert missing == []
     assert len(paths) > 20 and len(names) > 5  # the scanner does find what the map cites
+
+
+def test_no_merge_conflict_is_left_in_the_tree() -> None:
+    """A hand merge once left `<<<<<<< HEAD` … `>>>>>>> procs` in docs/performance.md."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    marker = re.compile(rb"^(<{7} |={7}$|>{7} )", re.MULTILINE)
+    left = [
+        name.decode()
+        for name in tracked
+        if name
+        and (REPO / name.decode()).is_file()
+        and marker.search((REPO / name.decode()).read_bytes())
+    ]
+    assert left == [], f"merge conflict markers in {left}"
