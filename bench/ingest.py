@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from collector.model import Placement
 from collector.sites import load_sites
 from collector.store import MachineFacts, Store
 
-__all__ = ["Collector", "Result", "collector_process", "free_port", "main", "measure"]
+__all__ = ["Collector", "Result", "collector_process", "free_port", "load", "main", "measure"]
 
 CLIENT_PROCESSES = 2
 AGENTS_PER_PROCESS = 8  # each a thread with one call in flight
@@ -75,7 +76,6 @@ def free_port() -> int:
 
 
 def _template() -> bytes:
-    import random  # noqa: PLC0415
 
     from agent.model import Report  # noqa: PLC0415
     from agent.transport.encode import encode_report  # noqa: PLC0415
@@ -91,12 +91,23 @@ def _client(
     seconds: float,
     rate: float,
     out: Any,
+    connections: bool = False,
 ) -> None:
     """Submit for `seconds` from AGENTS_PER_PROCESS threads sharing `secrets`; `rate` > 0 paces
     the calls (per process), and latency then counts from the scheduled time, so a stalled
-    server cannot hide its backlog."""
+    server cannot hide its backlog. `connections`: each thread on a TCP connection of its own
+    (as agents are), so that SO_REUSEPORT can spread them over several server processes."""
     template = pb.Report.FromString(_template())
-    stub = pb_grpc.CollectorStub(grpc.insecure_channel(address))  # type: ignore[no-untyped-call]
+
+    def stub_for() -> Any:
+        options = [("grpc.use_local_subchannel_pool", 1)] if connections else []
+        return pb_grpc.CollectorStub(grpc.insecure_channel(address, options))  # type: ignore[no-untyped-call]
+
+    shared = stub_for()
+    # A spool of its own for every run (a reinstall, to the collector): at batch 50 an agent
+    # thread sends more reports a second than the clock has milliseconds, so seqs from the
+    # clock alone met the previous run's with other content (refused, not counted as stored).
+    template.spool_id = random.getrandbits(63) | 1
     # Fresh seqs every run, within the 40 bits a seq may have (collector.model.MAX_SEQ):
     # milliseconds since 2023-11 leave room for every call of a run until 2058.
     seqs = dict.fromkeys(secrets, int(time.time() * 1000) - 1_700_000_000_000)
@@ -105,6 +116,7 @@ def _client(
     end = time.monotonic() + seconds
 
     def agent_thread(k: int, mine: list[str]) -> None:
+        stub = stub_for() if connections else shared
         period = AGENTS_PER_PROCESS / rate if rate else 0.0
         next_at = time.monotonic() + period * k / AGENTS_PER_PROCESS  # spread over a period
         i = 0
@@ -146,13 +158,14 @@ def _client(
     out.put((calls[0], done[0], latencies, errors))
 
 
-def _load(
+def load(
     address: str,
     pid: int,
     secrets: list[str],
     batch: int,
     rate: float = 0.0,
     seconds: float = SECONDS,
+    connections: bool = False,
 ) -> Result:
     spawn = mp.get_context("spawn")  # a fresh gRPC in each client: no fork of a live channel
     out = spawn.Queue()
@@ -166,6 +179,7 @@ def _load(
                 seconds,
                 rate / CLIENT_PROCESSES,
                 out,
+                connections,
             ),
         )
         for i in range(CLIENT_PROCESSES)
@@ -173,9 +187,9 @@ def _load(
     server = psutil.Process(pid)
     for p in procs:
         p.start()
-    before = server.cpu_times()
+    before = _cpu_seconds(server)
     results = [out.get(timeout=seconds + 120) for _ in procs]
-    after = server.cpu_times()
+    after = _cpu_seconds(server)
     for p in procs:
         p.join(30)
     errors = [e for r in results for e in r[3]]
@@ -184,13 +198,24 @@ def _load(
         raise RuntimeError(f"Submit to {address} failed (server {alive}): {errors[0]}")
     calls = sum(r[0] for r in results)
     lat = sorted(x for r in results for x in r[2])
-    cpu = (after.user + after.system) - (before.user + before.system)
+    cpu = after - before
     return Result(
         sum(r[1] for r in results) / seconds,
         lat[len(lat) // 2] * 1000,
         lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
         cpu / calls * 1e6,
     )
+
+
+def _cpu_seconds(server: psutil.Process) -> float:
+    """CPU time of the server and its processes (`serve --processes N`: the supervisor's
+    children do the work)."""
+    total = 0.0
+    for proc in [server, *server.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = proc.cpu_times()
+            total += t.user + t.system
+    return total
 
 
 def _wait_ready(address: str) -> None:
@@ -210,22 +235,26 @@ def collector_process(
     sites: Path | None = None,
     config: str = "",
     http_port: int = 0,
+    store_url: str | None = None,
+    serve: tuple[str, ...] = (),
 ) -> Iterator[Collector]:
-    """A real `canhgac-collector serve` process on a temp SQLite store with `agents` enrolled
-    (all in one commune, or spread over the places of `sites`, which becomes its sites_file),
-    `rules` as its rules.path and `config` as more YAML; stops the process afterwards."""
+    """A real `canhgac-collector serve` process on a temp SQLite store (or `store_url`) with
+    `agents` enrolled (all in one commune, or spread over the places of `sites`, which becomes
+    its sites_file), `rules` as its rules.path, `config` as more YAML and `serve` as more
+    arguments of serve; stops the process afterwards."""
     with tempfile.TemporaryDirectory() as d:
         db, config_file = Path(d) / "c.db", Path(d) / "collector.yaml"
+        url = store_url or f"sqlite:///{db}"
         port = free_port()
         config_file.write_text(
             f"grpc_listen: 127.0.0.1:{port}\nhttp_listen: 127.0.0.1:{http_port}\n"
-            f"store:\n  url: sqlite:///{db}\nlog_level: warning\n"
+            f"store:\n  url: {url}\nlog_level: warning\n"
             + (f"rules:\n  path: {rules}\n" if rules else "")
             + (f"sites_file: {sites}\n" if sites else "")
             + config
         )
         # Enrolled here, not over gRPC: 10,000 enrollments are set-up, not what is measured.
-        store = Store(f"sqlite:///{db}", "normal")
+        store = Store(url, "normal")
         if sites:
             tokens = list(tokens_for(store, load_sites(sites)).values())
         else:
@@ -242,7 +271,7 @@ def collector_process(
         store.close()
         bin_dir = Path(sys.executable).parent
         server = subprocess.Popen(
-            [str(bin_dir / "canhgac-collector"), "--config", str(config_file), "serve"],
+            [str(bin_dir / "canhgac-collector"), "--config", str(config_file), "serve", *serve],
             stdout=subprocess.DEVNULL,
         )
         try:
@@ -271,26 +300,26 @@ def measure(c: Collector, noop: tuple[str, int]) -> dict[str, float]:
     busy = CLIENT_PROCESSES * AGENTS_PER_PROCESS
     figures: dict[str, float] = {}
     for batch in (1, 50):
-        ours = _load(c.address, c.pid, c.secrets[:busy], batch)
-        base = _load(*noop, c.secrets[:busy], batch)
+        ours = load(c.address, c.pid, c.secrets[:busy], batch)
+        base = load(*noop, c.secrets[:busy], batch)
         figures[f"batch{batch}_reports_per_s"] = ours.reports_per_second
         figures[f"batch{batch}_noop_reports_per_s"] = base.reports_per_second
         figures[f"batch{batch}_ratio"] = ours.reports_per_second / base.reports_per_second
         figures[f"batch{batch}_server_cpu_us_per_call"] = ours.server_cpu_us_per_call
         figures[f"batch{batch}_noop_cpu_us_per_call"] = base.server_cpu_us_per_call
         if batch == 1:  # latency at half the peak just measured, paced from the schedule
-            half = _load(c.address, c.pid, c.secrets, 1, ours.reports_per_second / 2, HALF_SECONDS)
+            half = load(c.address, c.pid, c.secrets, 1, ours.reports_per_second / 2, HALF_SECONDS)
             figures["half_peak_reports_per_s"] = half.reports_per_second
             figures["half_peak_p50_ms"] = half.p50_ms
             figures["half_peak_p99_ms"] = half.p99_ms
-    fleet = _load(c.address, c.pid, c.secrets, 1, FLEET_AGENTS / FLEET_INTERVAL, FLEET_SECONDS)
+    fleet = load(c.address, c.pid, c.secrets, 1, FLEET_AGENTS / FLEET_INTERVAL, FLEET_SECONDS)
     figures["fleet_reports_per_s"] = fleet.reports_per_second
     figures["fleet_p50_ms"] = fleet.p50_ms
     figures["fleet_p99_ms"] = fleet.p99_ms
     # Diagnostic, not the headline: the shipped rule pack judging every stored report.
     with collector_process(busy, RULES) as ruled:
         for batch in (1, 50):
-            r = _load(ruled.address, ruled.pid, ruled.secrets, batch)
+            r = load(ruled.address, ruled.pid, ruled.secrets, batch)
             figures[f"rules_batch{batch}_reports_per_s"] = r.reports_per_second
             figures[f"rules_batch{batch}_server_cpu_us_per_call"] = r.server_cpu_us_per_call
     return figures

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, func, select
 
-from bench.ingest import _load, collector_process
+from bench.ingest import collector_process, load
 from collector.model import Report
 from collector.store import Store
 from collector.store.schema import reports, retention_marks
@@ -69,12 +69,12 @@ def main() -> dict[str, Any]:
         store.close()
         _seed(db, agents)
         seeded = _progress(db)[1]
-        load = c.secrets[BACKLOG_AGENTS:]
-        base = _load(c.address, c.pid, load, 1, RATE, SECONDS)
+        callers = c.secrets[BACKLOG_AGENTS:]
+        base = load(c.address, c.pid, callers, 1, RATE, SECONDS)
         assert time.monotonic() - began < FIRST_PASS_AFTER, "the baseline overlapped the pass"
         while not _progress(db)[0]:
             time.sleep(0.2)
-        during = _load(c.address, c.pid, load, 1, RATE, SECONDS)
+        during = load(c.address, c.pid, callers, 1, RATE, SECONDS)
         still_running = _progress(db)[1] > 0
     print(
         f"Submit during a retention pass (SQLite; {seeded:,} reports past retention: "
