@@ -1,7 +1,8 @@
 """Submit latency while the retention pass runs, against the same collector without it.
 
 A real `canhgac-collector serve` (SQLite, the shipped rules) whose store holds a backlog of
-BACKLOG_AGENTS x BACKLOG_REPORTS reports received 31 days ago (past `retention.raw`): a
+BACKLOG_AGENTS x BACKLOG_REPORTS reports, half of the agents' received 31 days ago (past
+`retention.raw`: rolled up, then deleted), half 2 days ago (rolled up, then packed): a
 scaled-down month (a month of 10,000 agents is 17 billion reports at 15 s, far beyond a
 3-minute run). Paced Submit load (RATE calls/s, batch 1, latency from the scheduled time)
 runs once before the pass starts (the timer's first run is `retention.every` after start)
@@ -33,10 +34,10 @@ FIRST_PASS_AFTER = 75  # retention.every: seeding and the baseline fit before it
 
 def _seed(db: Path, agents: list[str]) -> None:
     store = Store(f"sqlite:///{db}", "normal")
-    old = time.time() - 31 * 86400
     hardware = {"cpu": {"usage_ratio": 0.3}, "memory": {"total_bytes": 8 << 30}}
     try:
-        for agent_id in agents:
+        for i, agent_id in enumerate(agents):
+            old = time.time() - (31 if i % 2 else 2) * 86400
             for first in range(0, BACKLOG_REPORTS, 500):
                 batch = [
                     Report(1_000_000 + s, "b", old + 15 * s, "0.1.0", {"hardware": hardware})
@@ -77,8 +78,9 @@ def main() -> dict[str, Any]:
         during = load(c.address, c.pid, callers, 1, RATE, SECONDS)
         still_running = _progress(db)[1] > 0
     print(
-        f"Submit during a retention pass (SQLite; {seeded:,} reports past retention: "
-        f"{BACKLOG_AGENTS} agents x {BACKLOG_REPORTS}; load {RATE:.0f} calls/s, batch 1)"
+        f"Submit during a retention pass (SQLite; {seeded:,} reports to roll up, half to"
+        f" delete, half to pack: {BACKLOG_AGENTS} agents x {BACKLOG_REPORTS};"
+        f" load {RATE:.0f} calls/s, batch 1)"
     )
     print(f"{'':22}{'p50 ms':>10}{'p99 ms':>10}")
     for name, r in (("no pass", base), ("during the pass", during)):

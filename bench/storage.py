@@ -4,10 +4,11 @@
    agent's default intervals — hardware and link every 15 s, antivirus and security every
    5 minutes — for one simulated day,
    in batches of 40 (10 minutes), into a SQLite store; then the retention pass rolls them up
-   with the shipped rules, and the rollups are merged into days. Bytes are SQLite's own
-   accounting (dbstat: table + indexes).
+   with the shipped rules and packs them into blocks (6 hours per block), and the rollups
+   are merged into days. Bytes are SQLite's own accounting (dbstat: table + indexes).
 2. A 300-machine district after a year, computed from those figures and the default
-   retention (30 days raw, 90 days hourly rollups, the rest of 400 days daily).
+   retention (30 days of reports, at most `pack` + one window of them raw and the rest
+   packed, 7 days of hourly rollups, the rest of 400 days daily).
 3. Reading a month of rollups (what the monthly export reads): 100 agents x 30 daily buckets
    (a past month is past `retention.hourly`) and, for comparison, 20 agents x 720 hourly ones,
    with the metrics per agent-hour measured in 1, read with `Store.rollups.totals`; time and
@@ -33,7 +34,7 @@ from collector.compliance.loader import load_pack
 from collector.config import RetentionConfig
 from collector.decode import decode_report
 from collector.model import Placement
-from collector.retention import RetentionPass
+from collector.retention import PACK_WINDOW, RetentionPass
 from collector.store import MachineFacts, Store
 from collector.store.schema import rollups
 
@@ -89,9 +90,10 @@ def growth(tmp: str) -> dict[str, float]:
         rules=pack.agent_rules, pace=lambda: lambda: None,
     )  # fmt: skip
     began = time.process_time()
-    pass_.run(start + DAY + 2 * 3600)  # rolled up; raw kept (within 30 days)
+    done = pass_.run(start + DAY + 2 * 3600)  # rolled up, and packed past `retention.pack`
     roll_cpu = time.process_time() - began
     hourly = _sizes(store)
+    packed = done.done["packed"]
     rows = sum(t.rows for t in store.rollups.tables() if t.name == "rollups")
     # Every bucket older than a day merged into days, as past retention.hourly.
     daily_cfg = RetentionConfig(hourly=1.0)
@@ -103,8 +105,13 @@ def growth(tmp: str) -> dict[str, float]:
     store.close()
     agent_days = AGENTS * (per_day * INTERVAL / DAY)
     report_bytes = raw["reports"] - empty["reports"]
+    packed_bytes = hourly["report_blocks"] - empty["report_blocks"]
     return {
         "raw_bytes_per_agent_day": report_bytes / agent_days,
+        # Per agent-day of reports, as if every report were packed (a few of the last
+        # window stay raw in this run).
+        "packed_bytes_per_agent_day": packed_bytes / agent_days * (AGENTS * per_day / packed),
+        "packed_share": packed / (AGENTS * per_day),
         "snapshot_bytes_per_agent": (raw["snapshots"] - empty["snapshots"]) / AGENTS,
         "hourly_rollup_bytes_per_agent_day": (hourly["rollups"] - empty["rollups"]) / agent_days,
         "daily_rollup_bytes_per_agent_day": (daily["rollups"] - empty["rollups"]) / agent_days,
@@ -118,13 +125,26 @@ def district_year(g: dict[str, float]) -> dict[str, float]:
     cfg = RetentionConfig()
     raw_days, hourly_days = cfg.raw / DAY, cfg.hourly / DAY
     daily_days = 365 - hourly_days
+    # At steady state at most `pack` and one window of reports are raw; the rest of the raw
+    # horizon is packed (a block may outlive it by one window).
+    unpacked_days = (cfg.pack + PACK_WINDOW) / DAY
     total = DISTRICT * (
+        unpacked_days * g["raw_bytes_per_agent_day"]
+        + (raw_days + PACK_WINDOW / DAY) * g["packed_bytes_per_agent_day"]
+        + hourly_days * g["hourly_rollup_bytes_per_agent_day"]
+        + daily_days * g["daily_rollup_bytes_per_agent_day"]
+    )
+    unpacked = DISTRICT * (
         raw_days * g["raw_bytes_per_agent_day"]
         + hourly_days * g["hourly_rollup_bytes_per_agent_day"]
         + daily_days * g["daily_rollup_bytes_per_agent_day"]
     )
     never_deleted = DISTRICT * 365 * g["raw_bytes_per_agent_day"]
-    return {"district_year_bytes": total, "district_year_without_retention_bytes": never_deleted}
+    return {
+        "district_year_bytes": total,
+        "district_year_unpacked_bytes": unpacked,
+        "district_year_without_retention_bytes": never_deleted,
+    }
 
 
 def read_month(tmp: str, metrics: int, span: int, agents: int) -> dict[str, float]:
@@ -173,12 +193,17 @@ def main() -> dict[str, Any]:
     lines = [
         f"store growth, SQLite ({AGENTS} agents x 1 simulated day; per agent-day)",
         f"  raw reports (with indexes)   {g['raw_bytes_per_agent_day'] / mib:8.2f} MiB",
+        f"  packed reports               {g['packed_bytes_per_agent_day'] / mib:8.2f} MiB"
+        f"  ({g['raw_bytes_per_agent_day'] / g['packed_bytes_per_agent_day']:.1f}x smaller;"
+        f" {g['packed_share']:.0%} of the day packed in this run)",
         f"  hourly rollups               {g['hourly_rollup_bytes_per_agent_day'] / kib:8.1f} KiB",
         f"  daily rollups                {g['daily_rollup_bytes_per_agent_day'] / kib:8.1f} KiB",
         f"  rollup rows per agent-hour   {g['rollup_rows_per_agent_hour']:8.1f}",
         f"  rollup pass CPU              {g['rollup_cpu_seconds_per_agent_day']:8.2f} s",
         f"{DISTRICT}-machine district after a year (extrapolated, default retention)",
-        f"  with retention               {d['district_year_bytes'] / gib:8.2f} GiB",
+        f"  with retention               {d['district_year_bytes'] / gib:8.2f} GiB"
+        f" ({d['district_year_bytes'] / 1e9:.1f} GB; target <= 10 GB)",
+        f"  without packing              {d['district_year_unpacked_bytes'] / gib:8.2f} GiB",
         f"  every report kept            {d['district_year_without_retention_bytes'] / gib:8.1f}"
         " GiB",
         "reading a month of rollups (extrapolated to 10,000 agents)",

@@ -901,6 +901,7 @@ def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         tables = store.rollups.tables()
         total = store.rollups.database_bytes()
         rolled = store.rollups.rolled_until()
+        packed = store.rollups.packed_reports()
     finally:
         store.close()
     records = [
@@ -908,7 +909,11 @@ def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
         for t in tables
     ]
     if args.output == "json":
-        document = {"database_bytes": total, "rolled_up_until": iso_time(rolled)}
+        document = {
+            "database_bytes": total,
+            "rolled_up_until": iso_time(rolled),
+            "packed_reports": packed,
+        }
         emit_document(args, {**document, "tables": records})
         return 0
     columns: list[Column] = [
@@ -920,6 +925,7 @@ def cmd_store_stats(cfg: CollectorConfig, args: argparse.Namespace) -> int:
     emit_records(args, records, columns)
     print(f"cơ sở dữ liệu / database: {_bytes(total)}")
     print(f"đã tổng hợp đến / rolled up until: {iso_time(rolled) or '-'}")
+    print(f"báo cáo đã nén / packed reports: {packed:,}")
     return 0
 
 

@@ -188,6 +188,9 @@ class RetentionConfig(StrictModel):
     rolled up as they arrive and deleted `raw` after the collector received them."""
 
     raw: Duration = Field(default=30 * 86400.0, gt=0)
+    # Raw reports received longer ago than this (and rolled up) are packed into compressed
+    # blocks, per agent and 6 hours of arrival (collector/store/blocks.py): 15 % of their size.
+    pack: Duration = Field(default=3600.0, gt=0)
     # Hourly rollups older than this become daily ones (local days of `timezone`): a past
     # month is then read from 30 buckets per metric, not 720 (bench/storage.py).
     hourly: Duration = Field(default=7 * 86400.0, gt=0)
@@ -203,6 +206,8 @@ class RetentionConfig(StrictModel):
     def _order(self) -> RetentionConfig:
         if self.hourly > self.rollups:
             raise ValueError(_("hourly must not be longer than rollups"))
+        if self.pack > self.raw:
+            raise ValueError(_("pack must not be longer than raw"))
         return self
 
 

@@ -37,6 +37,7 @@ from collector.store.schema import (
     meetings,
     metadata,
     releases,
+    report_blocks,
     reports,
     retention_marks,
     rollups,
@@ -155,6 +156,12 @@ def _to_releases(conn: Connection) -> None:
     metadata.create_all(conn, tables=[releases])
 
 
+def _to_v15(conn: Connection) -> None:
+    """Schema 15: packed report blocks (nothing existing changes; the next retention passes
+    pack the raw reports already kept)."""
+    metadata.create_all(conn, tables=[report_blocks])
+
+
 # version -> the step that brings a store from version-1 to it, in one transaction.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -170,6 +177,7 @@ _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     12: _to_v12,
     13: _to_v13,
     14: _to_releases,
+    15: _to_v15,
 }
 
 

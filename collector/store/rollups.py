@@ -24,8 +24,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector.model import Rollup, RollupKey, Stat
+from canhgac_common.i18n import gettext_ as _
+from collector.errors import StoreError
+from collector.model import SEQ_BITS, Rollup, RollupKey, Stat, stored_seq
 from collector.store.base import Part
+from collector.store.blocks import BlockError, PackedReport, pack, unpack
 from collector.store.schema import (
     agents,
     alert_history,
@@ -34,6 +37,7 @@ from collector.store.schema import (
     meeting_results,
     metadata,
     notifications,
+    report_blocks,
     reports,
     retention_marks,
     rollups,
@@ -63,6 +67,7 @@ class RawReport:
 
     agent_id: str
     seq: int
+    boot_id: str
     collected_at: float
     received_at: float
     wire: bytes | None
@@ -83,6 +88,7 @@ class TableStats:
 # The time column `store stats` reads each table's oldest row from.
 _OLDEST = {
     "reports": reports.c.received_at,
+    "report_blocks": report_blocks.c.first_received,
     "rollups": rollups.c.start,
     "snapshots": snapshots.c.collected_at,
     "agents": agents.c.enrolled_at,
@@ -106,6 +112,22 @@ HISTORY_TABLES: dict[str, tuple[Table, Any, Any]] = {
     "mail_outbox": (mail_outbox, mail_outbox.c.created_at, mail_outbox.c.state != "pending"),
     "mail_queue": (mail_queue, mail_queue.c.created_at, mail_queue.c.message_id.is_not(None)),
 }
+
+
+class _Changed(Exception):
+    """The rows a pack read are no longer all there: another pass packed or deleted some."""
+
+
+def _unpacked(agent_id: str, first_seq: int, data: bytes) -> list[PackedReport]:
+    try:
+        return unpack(data)
+    except BlockError as e:
+        raise StoreError(
+            _("report block ({agent}, {seq}) unreadable: {error}").format(
+                agent=agent_id, seq=first_seq, error=e
+            )
+        ) from None
+
 
 _KEY = (rollups.c.span, rollups.c.start, rollups.c.agent_id, rollups.c.section, rollups.c.metric)
 _STAT = (rollups.c.count, rollups.c.total, rollups.c.low, rollups.c.high)
@@ -257,6 +279,7 @@ class RollupTables(Part):
             select(
                 reports.c.agent_id,
                 reports.c.seq,
+                reports.c.boot_id,
                 reports.c.collected_at,
                 reports.c.received_at,
                 reports.c.wire,
@@ -274,15 +297,170 @@ class RollupTables(Part):
         with self._read() as conn:
             return [RawReport(*row) for row in conn.execute(query)]
 
-    def add(self, stats: Mapping[RollupKey, Stat], name: str, was: Mark | None, now: Mark) -> bool:
+    def add(
+        self,
+        stats: Mapping[RollupKey, Stat],
+        name: str,
+        was: Mark | None,
+        now: Mark,
+        *,
+        duplicates: Collection[tuple[str, int]] = (),
+        conflicts: Mapping[str, int] | None = None,
+    ) -> bool:
         """Merge `stats` into the buckets and move mark `name` from `was` to `now`, in one
         transaction; False (nothing written) when the mark is no longer `was` (another pass
-        got there first)."""
+        got there first). `duplicates`: raw rows (agent, seq) of reports packed already,
+        deleted with it; `conflicts`: how many of them per agent differed from the packed
+        one (counted, and the agent marked, as the ingest does: a cloned machine)."""
         with self._write() as conn:
             if not self._move(conn, name, was, now):
                 return False
             self._merge(conn, stats)
+            for agent_id, seq in duplicates:
+                conn.execute(
+                    delete(reports).where(reports.c.agent_id == agent_id, reports.c.seq == seq)
+                )
+            for agent_id, n in (conflicts or {}).items():
+                conn.execute(
+                    update(agents)
+                    .where(agents.c.agent_id == agent_id)
+                    .values(
+                        clone_suspected_at=func.coalesce(agents.c.clone_suspected_at, now.at),
+                        seq_conflicts=agents.c.seq_conflicts + n,
+                        snapshot_version=agents.c.snapshot_version + 1,
+                    )
+                )
         return True
+
+    # ---- packed reports ------------------------------------------------------------------
+
+    def pack_next(self, before: float, window: float, limit: int) -> int:
+        """The raw reports of the oldest (agent, spool, arrival window) received before
+        `before` (a multiple of `window`) packed into one block of at most `limit`, in one
+        transaction; how many moved (0: nothing left to pack). Compressing happens before
+        the transaction, which then checks that every row it packed is still there."""
+        with self._read() as conn:
+            oldest = conn.execute(
+                select(reports.c.agent_id, reports.c.seq, reports.c.received_at)
+                .where(reports.c.received_at < before)
+                .order_by(reports.c.received_at, reports.c.agent_id, reports.c.seq)
+                .limit(1)
+            ).first()
+            if oldest is None:
+                return 0
+            agent_id, seq, received = oldest
+            start = received - received % window
+            ordinal = seq >> SEQ_BITS
+            rows = [
+                PackedReport(*row)
+                for row in conn.execute(
+                    select(
+                        reports.c.seq,
+                        reports.c.boot_id,
+                        reports.c.collected_at,
+                        reports.c.received_at,
+                        reports.c.wire,
+                        reports.c.payload,
+                    )
+                    .where(
+                        reports.c.agent_id == agent_id,
+                        reports.c.seq >= stored_seq(ordinal, 0),
+                        reports.c.seq < stored_seq(ordinal + 1, 0),
+                        reports.c.received_at >= start,
+                        reports.c.received_at < start + window,
+                    )
+                    .order_by(reports.c.seq)
+                    .limit(limit)
+                )
+            ]
+        data = pack(rows)
+        seqs = [r.seq for r in rows]
+        try:
+            with self._write() as conn:
+                gone = 0
+                for i in range(0, len(seqs), 500):
+                    result: Any = conn.execute(
+                        delete(reports).where(
+                            reports.c.agent_id == agent_id, reports.c.seq.in_(seqs[i : i + 500])
+                        )
+                    )
+                    gone += int(result.rowcount)
+                if gone != len(rows):
+                    raise _Changed
+                conn.execute(
+                    insert(report_blocks).values(
+                        agent_id=agent_id,
+                        first_seq=seqs[0],
+                        last_seq=seqs[-1],
+                        count=len(rows),
+                        first_received=min(r.received_at for r in rows),
+                        last_received=max(r.received_at for r in rows),
+                        data=data,
+                    )
+                )
+        except _Changed:
+            return 0
+        return len(rows)
+
+    def packed_tops(self, agent_ids: Collection[str]) -> dict[str, int]:
+        """The highest packed seq of each of these agents that has a block."""
+        with self._read() as conn:
+            return {
+                a: int(top)
+                for a, top in conn.execute(
+                    select(report_blocks.c.agent_id, func.max(report_blocks.c.last_seq))
+                    .where(report_blocks.c.agent_id.in_(sorted(agent_ids)))
+                    .group_by(report_blocks.c.agent_id)
+                )
+            }
+
+    def packed(self, agent_id: str, seqs: Collection[int]) -> dict[int, PackedReport]:
+        """The packed reports of one agent among `seqs` (the rare read: a raw row whose seq
+        a block's range covers, a retry of a report packed already)."""
+        if not seqs:
+            return {}
+        b = report_blocks.c
+        with self._read() as conn:
+            blocks = conn.execute(
+                select(b.first_seq, b.data).where(
+                    b.agent_id == agent_id, b.first_seq <= max(seqs), b.last_seq >= min(seqs)
+                )
+            ).all()
+        wanted = set(seqs)
+        found: dict[int, PackedReport] = {}
+        for first_seq, data in blocks:
+            for r in _unpacked(agent_id, first_seq, data):
+                if r.seq in wanted:
+                    found[r.seq] = r
+        return found
+
+    def history(self, agent_id: str) -> list[PackedReport]:
+        """Every report stored for one agent, raw and packed, in seq order."""
+        with self._read() as conn:
+            raw = [
+                PackedReport(*row)
+                for row in conn.execute(
+                    select(
+                        reports.c.seq,
+                        reports.c.boot_id,
+                        reports.c.collected_at,
+                        reports.c.received_at,
+                        reports.c.wire,
+                        reports.c.payload,
+                    ).where(reports.c.agent_id == agent_id)
+                )
+            ]
+            blocks = conn.execute(
+                select(report_blocks.c.first_seq, report_blocks.c.data).where(
+                    report_blocks.c.agent_id == agent_id
+                )
+            ).all()
+        # Raw rows first, then blocks: a pack committed in between (PostgreSQL reads each
+        # statement at its own time) shows a report twice, never not at all.
+        by_seq = {r.seq: r for r in raw}
+        for first_seq, data in blocks:
+            by_seq.update((r.seq, r) for r in _unpacked(agent_id, first_seq, data))
+        return [by_seq[seq] for seq in sorted(by_seq)]
 
     def compact(self, before: float, day_of: Callable[[float], float], limit: int) -> int:
         """Up to `limit` hourly buckets that start before `before` merged into their days and
@@ -362,6 +540,12 @@ class RollupTables(Part):
                 out.append(TableStats(table.name, rows, oldest, sizes.get(table.name)))
         return sorted(out, key=lambda t: t.name)
 
+    def packed_reports(self) -> int:
+        """Reports kept in blocks (`store stats`: report_blocks counts blocks)."""
+        with self._read() as conn:
+            packed = conn.execute(select(func.sum(report_blocks.c.count))).scalar()
+        return int(packed or 0)
+
     def database_bytes(self) -> int:
         """The whole database on disk (SQLite: the file without its WAL)."""
         with self._read() as conn:
@@ -398,6 +582,8 @@ class RollupTables(Part):
     def _expiring(name: str) -> tuple[Table, Any, Any]:
         if name == "reports":
             return reports, reports.c.received_at, None
+        if name == "report_blocks":  # a block goes when its newest report is past the horizon
+            return report_blocks, report_blocks.c.last_received, None
         if name == "rollups":
             return rollups, rollups.c.start, None
         return HISTORY_TABLES[name]

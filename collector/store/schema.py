@@ -35,6 +35,7 @@ __all__ = [
     "metadata",
     "notifications",
     "releases",
+    "report_blocks",
     "reports",
     "retention_marks",
     "rollups",
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 # Bump together with a migration in collector/store/database.py:_MIGRATIONS.
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 metadata = MetaData()
 
@@ -367,6 +368,26 @@ retention_marks = Table(
     Column("at", Float, nullable=False),
     Column("agent_id", String(32), nullable=False, default=""),
     Column("seq", BigInteger, nullable=False, default=0),
+)
+
+# ---- schema 15: packed reports -------------------------------------------------------------
+
+# Raw reports past `retention.pack`, moved out of `reports` by the retention pass: one row per
+# agent, spool and arrival window (collector.retention.PACK_WINDOW), the reports compressed
+# together (collector.store.blocks). Seq ranges of one agent may interleave only for reports that
+# arrived late into a gap; `collector.store.rollups` reads both tables as one history.
+report_blocks = Table(
+    "report_blocks",
+    metadata,
+    Column("agent_id", String(32), ForeignKey("agents.agent_id"), nullable=False),
+    Column("first_seq", BigInteger, nullable=False),  # stored seqs (collector.model.stored_seq)
+    Column("last_seq", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("first_received", Float, nullable=False),
+    Column("last_received", Float, nullable=False),  # expiry: the block goes as a whole
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("agent_id", "first_seq"),
+    Index("report_blocks_received", "last_received"),
 )
 
 # ---- schema 10: software inventory ---------------------------------------------------------

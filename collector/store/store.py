@@ -59,6 +59,7 @@ from collector.store.rollups import RollupTables
 from collector.store.schema import (
     PLACE_COLUMNS,
     agents,
+    report_blocks,
     reports,
     snapshots,
     spools,
@@ -718,15 +719,20 @@ class Store(Part):
     @staticmethod
     def _extent(conn: Connection, agent_id: str, ordinal: int) -> tuple[int, int]:
         """(reports stored, highest agent seq) of the agent's spool `ordinal`."""
-        low = stored_seq(ordinal, 0)
+        low, high = stored_seq(ordinal, 0), stored_seq(ordinal + 1, 0)
         count, top = conn.execute(
             select(func.count(), func.max(reports.c.seq)).where(
-                reports.c.agent_id == agent_id,
-                reports.c.seq > low,
-                reports.c.seq < stored_seq(ordinal + 1, 0),
+                reports.c.agent_id == agent_id, reports.c.seq > low, reports.c.seq < high
             )
         ).one()
-        return int(count), int(top - low) if top is not None else 0
+        b = report_blocks.c  # a block never spans two spools
+        packed, packed_top = conn.execute(
+            select(func.coalesce(func.sum(b.count), 0), func.max(b.last_seq)).where(
+                b.agent_id == agent_id, b.first_seq > low, b.first_seq < high
+            )
+        ).one()
+        tops = [t for t in (top, packed_top) if t is not None]
+        return int(count) + int(packed), int(max(tops) - low) if tops else 0
 
     def _gap(self, conn: Connection, agent_id: str, ordinal: int) -> int:
         """Seqs of spool `ordinal` that the collector never got although it got later ones."""
@@ -846,26 +852,14 @@ class Store(Part):
         return out
 
     def report_seqs(self, agent_id: str) -> list[int]:
-        with self._read() as conn:
-            return list(
-                conn.execute(
-                    select(reports.c.seq)
-                    .where(reports.c.agent_id == agent_id)
-                    .order_by(reports.c.seq)
-                ).scalars()
-            )
+        """The stored seq of every report kept for one agent, raw or packed, in order."""
+        return [r.seq for r in self.rollups.history(agent_id)]
 
     def history(self, agent_id: str) -> list[tuple[bytes | None, str]]:
-        """Every report stored for one agent, in seq order, as stored: (the protobuf received,
-        or None for a row kept as JSON; that JSON). `collector.decode.stored_report` reads
-        either."""
-        with self._read() as conn:
-            rows = conn.execute(
-                select(reports.c.wire, reports.c.payload)
-                .where(reports.c.agent_id == agent_id)
-                .order_by(reports.c.seq)
-            ).all()
-        return [(r.wire, r.payload) for r in rows]
+        """Every report stored for one agent (raw or packed), in seq order, as stored: (the
+        protobuf received, or None for a row kept as JSON; that JSON).
+        `collector.decode.stored_report` reads either."""
+        return [(r.wire, r.payload) for r in self.rollups.history(agent_id)]
 
     def snapshot(self, agent_id: str) -> dict[str, Any]:
         """The newest data of each section for one agent."""

@@ -536,7 +536,7 @@ def test_store_stats_and_prune_dry_run_then_prune(tmp_path: Path) -> None:
     _, token = store.create_token(place, 1e9, now - 50 * 86400)
     facts = MachineFacts("m", "pc-1", "Linux", "12", "0.1.0")
     agent = store.enroll(token, facts, now - 50 * 86400).agent.agent_id
-    for seq, age in enumerate((40, 35, 2), start=1):  # days since the collector received it
+    for seq, age in enumerate((40, 35, 2, 1), start=1):  # days since the collector received it
         at = now - age * 86400
         store.ingest(agent, [Report(seq, "b", at - 5, "0.1.0")], now=at)
     store.close()
@@ -544,7 +544,7 @@ def test_store_stats_and_prune_dry_run_then_prune(tmp_path: Path) -> None:
     stats = collector_cli(config, "store", "stats", "--json")
     assert stats.returncode == 0, stats.stderr
     tables = {t["name"]: t for t in json.loads(stats.stdout)["tables"]}
-    assert tables["reports"]["rows"] == 3
+    assert tables["reports"]["rows"] == 4
     oldest = datetime.fromisoformat(tables["reports"]["oldest"]).timestamp()
     assert abs(oldest - (now - 40 * 86400)) < 1
     assert tables["reports"]["bytes"] > 0 and tables["rollups"]["rows"] == 0
@@ -556,8 +556,9 @@ def test_store_stats_and_prune_dry_run_then_prune(tmp_path: Path) -> None:
     assert dry.returncode == 0, dry.stderr
     planned = json.loads(dry.stdout)
     assert planned["dry_run"] is True
-    assert planned["rows"]["reports to roll up"] == 3
+    assert planned["rows"]["reports to roll up"] == 4
     assert planned["rows"]["reports"] == 2  # past the 30 days of raw retention
+    assert planned["rows"]["reports to pack"] == 2  # past `retention.pack` (1 hour)
     assert json.loads(collector_cli(config, "store", "stats", "--json").stdout)["tables"] == list(
         tables.values()
     )  # a dry run changes nothing
@@ -567,9 +568,14 @@ def test_store_stats_and_prune_dry_run_then_prune(tmp_path: Path) -> None:
     assert "đã xử lý / processed" in pruned.stdout
     listed = json.loads(collector_cli(config, "store", "stats", "--json").stdout)["tables"]
     after = {t["name"]: t for t in listed}
-    assert after["reports"]["rows"] == 1 and after["rollups"]["rows"] > 0
+    assert after["reports"]["rows"] == 0 and after["rollups"]["rows"] > 0
+    assert after["report_blocks"]["rows"] == 2  # a day apart: two windows
+    stats_after = json.loads(collector_cli(config, "store", "stats", "--json").stdout)
+    assert stats_after["packed_reports"] == 2
+    assert "báo cáo đã nén / packed reports: 2" in collector_cli(config, "store", "stats").stdout
     again = json.loads(collector_cli(config, "store", "prune", "--dry-run", "--json").stdout)
     assert again["rows"]["reports"] == 0 and again["rows"]["reports to roll up"] == 0
+    assert again["rows"]["reports to pack"] == 0
 
 
 def test_meeting_add_refuses_unknown_rooms_and_the_past(tmp_path: Path) -> None:

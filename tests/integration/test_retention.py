@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,17 @@ from sqlalchemy import create_engine, func, insert, select, text, tuple_, update
 from collector.compliance.loader import load_pack
 from collector.config import RetentionConfig
 from collector.decode import stored_report
+from collector.errors import StoreError
 from collector.model import Placement, Report, RollupKey, Stat
-from collector.retention import ROLL_LAG, RetentionPass
+from collector.retention import PACK_WINDOW, ROLL_LAG, RetentionPass
 from collector.rollup import HOUR, add, expected, summarise
 from collector.store import MachineFacts, Store
 from collector.store.schema import (
+    agents,
     alert_history,
     mail_outbox,
     notifications,
+    report_blocks,
     reports,
     retention_marks,
     rollups,
@@ -203,11 +207,15 @@ def test_retention_removes_exactly_what_is_past_its_horizon(new_url: Callable[[]
     assert planned["reports to roll up"] == len(times)
     done = pass_.run(now).done
     assert done["rolled up"] == len(times)
-    # Raw: exactly those received in the last 30 days.
+    # Raw: exactly those received in the last 30 days, packed but for the last window (one
+    # report every 6 hours: a block each, so the blocks' horizon is exact too).
+    kept = [r.received_at for r in store.rollups.history(agent_id)]
+    assert kept == [t + 1 for t in times if t + 1 >= now - cfg.raw]
+    assert planned["reports"] == len(times) - len(kept)
+    assert planned["reports to pack"] == len(kept) - 1
+    assert done["packed"] == len(kept) - 1
     with engine.connect() as conn:
-        kept = sorted(r[0] for r in conn.execute(select(reports.c.received_at)))
-        assert kept == [t + 1 for t in times if t + 1 >= now - cfg.raw]
-        assert planned["reports"] == len(times) - len(kept)
+        assert conn.execute(select(reports.c.received_at)).scalars().all() == [kept[-1]]
         history = sorted(r[0] for r in conn.execute(select(alert_history.c.at)))
         assert history == [111 * DAY, 199 * DAY]
         unsent = conn.execute(select(notifications.c.created_at)).scalars().all()
@@ -423,3 +431,86 @@ def test_a_sqlite_file_without_auto_vacuum_is_converted_once_keeping_its_data(
         store.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # incremental
+
+
+@BACKENDS
+def test_packed_reports_read_back_as_they_were_and_a_retry_of_one_is_rolled_up_once(
+    new_url: Callable[[], str],
+) -> None:
+    """Raw reports past `retention.pack` move into blocks (one per agent, spool and window)
+    and read back byte for byte; a report sent again after its twin was packed (an ack lost
+    on a link that stayed down) is stored raw by the ingest, then found in the blocks by the
+    roll step: deleted, not counted twice; one with other content marks a clone."""
+    url = new_url()
+    store = Store(url)
+    t0 = 40 * PACK_WINDOW
+    a, b = enroll(store, 2, t0 - 60)
+    # 30 hours of a report a minute for `a`, in batches of 10; `b` a few, then a new spool.
+    for first in range(1, 1801, 10):
+        batch = [report(s, t0 + 60 * s, cpu=(s % 4) / 4) for s in range(first, first + 10)]
+        store.ingest(a, batch, now=t0 + 60 * (first + 9) + 5)
+    store.ingest(b, [report(s, t0 + 60 * s) for s in (1, 2, 3)], now=t0 + 200)
+    second_spool = [replace(report(s, t0 + 300 + s), spool_id=7) for s in (1, 2)]
+    store.ingest(b, second_spool, now=t0 + 400)
+    before = {x: store.rollups.history(x) for x in (a, b)}
+    spools_before = {x: store.spools(x) for x in (a, b)}
+    now = t0 + 60 * 1800 + 4 * 3600
+    pass_ = retention(store, RetentionConfig(raw=30 * DAY, pack=3600.0))
+    done = pass_.run(now).done
+    assert done["rolled up"] == 1800 + 5
+    edge = now - 3600 - (now - 3600) % PACK_WINDOW
+    packable = [r for x in (a, b) for r in before[x] if r.received_at < edge]
+    assert done["packed"] == len(packable) > 1500
+    assert {x: store.rollups.history(x) for x in (a, b)} == before
+    assert {x: store.spools(x) for x in (a, b)} == spools_before
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        blocks = conn.execute(
+            select(report_blocks.c.agent_id, report_blocks.c.first_seq, report_blocks.c.count)
+        ).all()
+        raw_left = conn.execute(select(func.count()).select_from(reports)).scalar_one()
+    assert raw_left == 1805 - len(packable)
+    # `b`: one block per spool, though both fall in one window.
+    assert sorted((f >> 40, n) for x, f, n in blocks if x == b) == [(0, 3), (1, 2)]
+    windows = {int(r.received_at // PACK_WINDOW) for r in before[a] if r.received_at < edge}
+    assert len([1 for x, _, _ in blocks if x == a]) == len(windows) == 5
+    rolled = store.rollups.buckets(a)
+
+    # The ack of reports 5 and 6 was lost; the agent sends them again a day later, with a
+    # third report whose seq 7 is packed already but whose content differs (a clone).
+    late = now + DAY
+    store.ingest(a, [report(5, t0 + 300), report(6, t0 + 360), report(7, t0 + 1)], now=late)
+    assert len(store.rollups.history(a)) == 1800  # one copy each in the history...
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(reports)).scalar() == raw_left + 3
+    again = pass_.run(late + 2 * ROLL_LAG).done
+    assert again.get("rolled up", 0) == 0  # ... and in the rollups
+    assert again["dropped: packed already"] == 3
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(reports)).scalar_one() <= raw_left
+        conflicts = conn.execute(
+            select(agents.c.seq_conflicts).where(agents.c.agent_id == a)
+        ).scalar()
+    engine.dispose()
+    assert conflicts == 1
+    assert store.get_agent(a).clone_suspected_at is not None
+    kept = {k: v for k, v in store.rollups.buckets(a).items() if k.start < t0 + 60 * 1800}
+    assert kept == {k: v for k, v in rolled.items() if k.start < t0 + 60 * 1800}
+    assert [r.seq for r in store.rollups.history(a)] == list(range(1, 1801))
+    store.close()
+
+
+def test_a_damaged_block_is_named_when_read(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    [agent_id] = enroll(store, 1, 0.0)
+    store.ingest(agent_id, [report(s, 100.0 * s) for s in (1, 2)], now=300.0)
+    retention(store, RetentionConfig(pack=3600.0)).run(2 * DAY)
+    engine = create_engine(store.url)
+    with engine.begin() as conn:
+        data = conn.execute(select(report_blocks.c.data)).scalar_one()
+        broken = data[:20] + bytes([data[20] ^ 1]) + data[21:]
+        conn.execute(update(report_blocks).values(data=broken))
+    engine.dispose()
+    with pytest.raises(StoreError, match=rf"report block \({agent_id}, 1\) unreadable"):
+        store.history(agent_id)
+    store.close()

@@ -127,6 +127,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         assert {"mail_queue", "mail_outbox"} <= tables
         assert "software_inventories" in tables  # schema 10
         assert "settings_layers" in tables  # schema 12
+        assert "report_blocks" in tables  # schema 15
         (agent,) = store.list_agents()
         assert (agent.hostname, agent.last_seq) == ("ubnd-thanhnhat-01", 1)
         assert (agent.retired_at, agent.retired_reason) == (None, "")  # schema 13
@@ -142,7 +143,7 @@ def test_version_1_store_file_migrates_to_current(tmp_path: Path) -> None:
         store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 14
+    assert SCHEMA_VERSION == 15
 
 
 def test_version_2_store_migrates_keeping_the_outbox(tmp_path: Path) -> None:
