@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent import __version__
 from agent.errors import AgentError
 from agent.transport.client import DeliveryError
 from agent.transport.wire import StatusCode
@@ -297,7 +298,8 @@ def test_msiexec_command_is_silent_without_reboot_and_logged() -> None:
 
 
 class Collector:
-    """Serves one release from memory and records each Download call."""
+    """Serves one release from memory, under any version but the running one (none of which it
+    holds: no roll back package), and records each Download call."""
 
     def __init__(self, key: Ed25519PrivateKey, package: bytes, **manifest: object) -> None:
         from canhgac_common.release import sha256_hasher  # noqa: PLC0415
@@ -315,6 +317,8 @@ class Collector:
         self.cut_after: int | None = None
 
     def get_release(self, version: str) -> tuple[bytes, bytes]:
+        if version == __version__:
+            raise DeliveryError(StatusCode.NOT_FOUND, f"no release {version} is rolled out")
         return self.manifest, self.signature
 
     def download(self, sha256: str, offset: int, length: int) -> Iterator[tuple[int, int, bytes]]:
@@ -357,6 +361,9 @@ def test_download_in_chunks_paced_to_the_rate_then_the_install_request(tmp_path:
         "installing",
         100_000,
         0,
+    )
+    assert state.detail.endswith(
+        "no roll back possible: the collector has no rolled-out release of the running 0.1.0"
     )
 
 
