@@ -312,6 +312,7 @@ class Updater:
             for name in (MANIFEST_FILE, SIGNATURE_FILE, leftover.file):
                 os.replace(self.dir / name, kept / name)
         if self._verified_at(kept, running) is None:
+            package = None
             try:
                 data, signature = self._transport().get_release(running)
             except AgentError as e:
@@ -319,20 +320,13 @@ class Updater:
                 # imports this module); anything but NOT_FOUND is the link, tried again later.
                 if getattr(e, "code", None) is not StatusCode.NOT_FOUND:
                     raise
-                shutil.rmtree(kept, ignore_errors=True)
-                why = (
-                    f"no roll back possible: the collector has no rolled-out release of the "
-                    f"running {running}"
-                )
-                log.warning("update to %s: %s", version, why)
-                return why
-            manifest = self._verify(running, data, signature)
-            package = manifest.packages.get(self._platform)
+            else:
+                package = self._verify(running, data, signature).packages.get(self._platform)
             if package is None:
                 shutil.rmtree(kept, ignore_errors=True)
                 why = (
-                    f"no roll back possible: release {running} (the running version) has no "
-                    f"package for {self._platform}"
+                    "no roll back possible: the collector has no rolled-out release of the "
+                    f"running {running} for {self._platform}"
                 )
                 log.warning("update to %s: %s", version, why)
                 return why

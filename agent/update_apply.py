@@ -214,7 +214,9 @@ def _install(
         log.info("update %s installed; rolled back unless it reports by then", version)
         detail = f"dpkg -i done; rolled back to {previous['version']} unless {version} reports"
     else:
-        detail = f"dpkg -i done; no roll back possible: no package of {name} {installed} left"
+        detail = (
+            "dpkg -i done; no roll back possible: the agent left no package of the version before"
+        )
         log.warning("update %s installed; %s", version, detail)
     _result(update_dir, version=version, state="installed", detail=detail, at=now)
 

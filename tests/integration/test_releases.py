@@ -135,7 +135,8 @@ def test_the_agent_downloads_verifies_and_asks_the_root_helper_to_install(
     assert shown["agents"][0]["running"] == "0.1.0"
     # The collector holds no release of the running 0.1.0: the operator sees there is no way back.
     assert shown["agents"][0]["detail"].endswith(
-        "no roll back possible: the collector has no rolled-out release of the running 0.1.0"
+        "no roll back possible: the collector has no rolled-out release of the running 0.1.0 "
+        "for debian-amd64"
     )
     assert not (update_dir / "previous").exists()
 

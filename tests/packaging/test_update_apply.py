@@ -325,7 +325,8 @@ def test_without_a_release_of_the_running_version_no_roll_back_is_possible_and_s
     asked = _request(world, _deb(tmp_path, "0.1.1"), "0.1.1", "0.1.0")
     assert asked.state().state == "installing"
     assert asked.state().detail.endswith(
-        "no roll back possible: the collector has no rolled-out release of the running 0.1.0"
+        "no roll back possible: the collector has no rolled-out release of the running 0.1.0 "
+        "for debian-amd64"
     )
     assert not (state / "update" / PREVIOUS_DIR).exists()
     assert apply(cfg, state, keep, 1000.0, dpkg_root=root).kind == "install"
