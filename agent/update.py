@@ -5,7 +5,10 @@ The agent trusts only `update.public_key`: without one, every offer is refused (
 the log, and in each report's UpdateState). Files live in `<state_dir>/update/`:
 `<sha256>.part` (the download so far: a restart resumes from its size), then the verified
 package under its own name with `manifest.json` and `manifest.sig` beside it, and `state.json`
-(counters that outlive a restart). Nothing here imports OpenSSL (canhgac_common.release).
+(counters that outlive a restart). Where the installer rolls back (Linux), `previous/` holds
+the same three for the version the agent runs, so a failed new version can be undone even on the
+first self-update: the leftovers of the update that installed it, else fetched and verified
+like a new release. Nothing here imports OpenSSL (canhgac_common.release).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -26,6 +30,7 @@ from agent import __version__
 from agent.errors import AgentError
 from agent.model import UpdateState
 from agent.settings import Duration, Section, Size, option
+from agent.transport.wire import StatusCode
 from canhgac_common.files import atomic_write
 from canhgac_common.release import (
     Manifest,
@@ -39,6 +44,7 @@ from canhgac_common.release import (
 
 __all__ = [
     "MANIFEST_FILE",
+    "PREVIOUS_DIR",
     "REPORTED_FILE",
     "REQUEST_FILE",
     "RESULT_FILE",
@@ -60,7 +66,14 @@ REQUEST_FILE = "request.json"
 REPORTED_FILE = "reported"
 # Written by the root helper (agent.update_apply): how its last install or roll back went.
 RESULT_FILE = "result.json"
+# The running version's verified package with its manifest.json and manifest.sig: what the
+# root helper keeps to roll back to (Linux).
+PREVIOUS_DIR = "previous"
 _STATE_FILE = "state.json"
+# Platforms whose install step rolls back to `previous/`. Windows' detached msiexec has no
+# step that could (docs/windows.md): fetching the running MSI there would cost the link for
+# nothing.
+_ROLLS_BACK = frozenset({"debian-amd64"})
 
 
 class UpdateConfig(Section):
@@ -255,12 +268,14 @@ class Updater:
             package = manifest.packages.get(self._platform)
             if package is None:
                 raise _Failed(f"release {version} has no package for {self._platform}")
-            if self._download(version, package) is None:
+            # The running version's package first: its leftovers may share the new one's name.
+            roll_back = self._running_package(version)
+            if roll_back is None or self._download(version, package, self.dir) is None:
                 return None
             # Beside the package for the root helper, which checks them again before dpkg.
             atomic_write(self.dir / MANIFEST_FILE, data, 0o600)
             atomic_write(self.dir / SIGNATURE_FILE, signature, 0o600)
-            self._set(state="verified")
+            self._set(target_version=version, state="verified", detail="")
             detail = self._install(self.dir, manifest, package)
         except Refused as e:
             self._refuse(version, str(e))
@@ -273,9 +288,79 @@ class Updater:
             log.warning("update to %s: %s", version, e)
             self._set(target_version=version, detail=str(e))
             return None
+        detail = f"{detail}; {roll_back}" if roll_back else detail
         log.info("update to %s: %s", version, detail)
         self._set(target_version=version, state="installing", detail=detail)
         return True
+
+    def _running_package(self, version: str) -> str | None:
+        """Makes sure `previous/` holds the verified package of the version this agent runs,
+        where the installer rolls back; what to say about the roll back ("" where the platform
+        has none), or None when stopped. The leftovers of the update that installed this
+        version are enough; else the collector's signed release of it, downloaded and checked
+        as a new one is. A release that does not verify is refused like one; no release of it
+        at the collector leaves `previous/` empty and the update goes on without a roll back,
+        said in the log and in the state the collector shows."""
+        if self._platform not in _ROLLS_BACK:
+            return ""
+        kept = self.dir / PREVIOUS_DIR
+        running = self._version
+        leftover = self._verified_at(self.dir, running)
+        if leftover is not None:  # from the update that installed the running version
+            shutil.rmtree(kept, ignore_errors=True)
+            kept.mkdir(mode=0o700)
+            for name in (MANIFEST_FILE, SIGNATURE_FILE, leftover.file):
+                os.replace(self.dir / name, kept / name)
+        if self._verified_at(kept, running) is None:
+            package = None
+            try:
+                data, signature = self._transport().get_release(running)
+            except AgentError as e:
+                # DeliveryError's code (agent.transport.client imports agent.config, which
+                # imports this module); anything but NOT_FOUND is the link, tried again later.
+                if getattr(e, "code", None) is not StatusCode.NOT_FOUND:
+                    raise
+            else:
+                package = self._verify(running, data, signature).packages.get(self._platform)
+            if package is None:
+                shutil.rmtree(kept, ignore_errors=True)
+                why = (
+                    "no roll back possible: the collector has no rolled-out release of the "
+                    f"running {running} for {self._platform}"
+                )
+                log.warning("update to %s: %s", version, why)
+                return why
+            kept.mkdir(mode=0o700, exist_ok=True)
+            for stale in kept.iterdir():  # another version's files; a .part may be resumed
+                if stale.suffix != ".part":
+                    stale.unlink()
+            if self._download(running, package, kept, target=version) is None:
+                return None
+            atomic_write(kept / MANIFEST_FILE, data, 0o600)
+            atomic_write(kept / SIGNATURE_FILE, signature, 0o600)
+        within = f"{self._cfg.report_within:g} s"
+        return f"rolled back to {running} unless {version} reports within {within}"
+
+    def _verified_at(self, directory: Path, version: str) -> Package | None:
+        """This platform's package of `version` when `directory` holds its signed manifest and
+        a package file that matches it; None otherwise."""
+        assert self._key is not None
+        try:
+            data = (directory / MANIFEST_FILE).read_bytes()
+            signature = (directory / SIGNATURE_FILE).read_bytes()
+            manifest = verify_manifest(data, signature, self._key)
+        except (OSError, ManifestError):
+            return None
+        package = manifest.packages.get(self._platform)
+        if manifest.version != version or package is None:
+            return None
+        file = directory / package.file
+        try:
+            if file.stat().st_size != package.size or sha256_file(file) != package.sha256:
+                return None
+        except OSError:
+            return None
+        return package
 
     def _no_key(self, version: str) -> None:
         why = self._key_error or "no update.public_key configured: updates are refused"
@@ -285,14 +370,8 @@ class Updater:
         self._set(target_version=version, state="refused", detail=why, downloaded_bytes=0)
 
     def _manifest(self, version: str) -> tuple[Manifest, bytes, bytes]:
-        assert self._key is not None
         data, signature = self._transport().get_release(version)
-        try:
-            manifest = verify_manifest(data, signature, self._key)
-        except ManifestError as e:
-            raise Refused(f"release {version}: {e}") from None
-        if manifest.version != version:
-            raise Refused(f"release {version}: the signed manifest is for {manifest.version}")
+        manifest = self._verify(version, data, signature)
         if compare_versions(manifest.version, self._version) <= 0:
             # A replayed older release (its signature still good) would bring back the faults
             # it had: refused, as TUF does. Going back means releasing the old code anew.
@@ -309,13 +388,28 @@ class Updater:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return manifest, data, signature
 
-    def _download(self, version: str, package: Package) -> Path | None:
-        """The verified package, or None when stopped. Resumes from the partial file."""
-        part = self.dir / f"{package.sha256}.part"
-        done = self.dir / package.file
+    def _verify(self, version: str, data: bytes, signature: bytes) -> Manifest:
+        """The signed manifest of `version`, or Refused."""
+        assert self._key is not None
+        try:
+            manifest = verify_manifest(data, signature, self._key)
+        except ManifestError as e:
+            raise Refused(f"release {version}: {e}") from None
+        if manifest.version != version:
+            raise Refused(f"release {version}: the signed manifest is for {manifest.version}")
+        return manifest
+
+    def _download(
+        self, version: str, package: Package, directory: Path, target: str = ""
+    ) -> Path | None:
+        """The verified package of `version` in `directory`, or None when stopped. Resumes
+        from the partial file. `target`: the version worked toward, when this is the running
+        one's package (to roll back to)."""
+        part = directory / f"{package.sha256}.part"
+        done = directory / package.file
         if done.exists() and sha256_file(done) == package.sha256:
             return done
-        for other in self.dir.glob("*.part"):  # an abandoned release's download
+        for other in directory.glob("*.part"):  # an abandoned release's download
             if other != part:
                 other.unlink(missing_ok=True)
         offset = part.stat().st_size if part.exists() else 0
@@ -324,7 +418,13 @@ class Updater:
             offset = 0
         if offset:
             log.info("update to %s: resuming the download at byte %d", version, offset)
-        self._set(target_version=version, state="downloading", detail="", downloaded_bytes=offset)
+        detail = f"the package of the running {version}, to roll back to" if target else ""
+        self._set(
+            target_version=target or version,
+            state="downloading",
+            detail=detail,
+            downloaded_bytes=offset,
+        )
         start, sent = self._clock(), 0
         with part.open("ab") as out:
             while offset < package.size:

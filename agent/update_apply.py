@@ -1,8 +1,9 @@
 """The root side of a Linux self-update (`canhgac-agent update apply`, run by
 canhgac-agent-update.service): the agent, a system user under a hardened unit, cannot run dpkg,
-so it leaves a verified package and `request.json` in `<state_dir>/update/`; this checks it
-again as root, installs it with dpkg keeping the package before it, and rolls back to that one
-when the new version has not reported within `update.report_within` (docs/fleet.md).
+so it leaves a verified package and `request.json` in `<state_dir>/update/`, and in `previous/`
+the package of the version it runs; this checks both again as root, keeps the running one,
+installs the new one with dpkg, and rolls back to the kept one when the new version has not
+reported within `update.report_within` (docs/fleet.md).
 
 What it decides is pure (`decide`); what it does to files and dpkg is `apply`.
 """
@@ -22,6 +23,7 @@ from typing import Any
 from agent.errors import AgentError
 from agent.update import (
     MANIFEST_FILE,
+    PREVIOUS_DIR,
     REPORTED_FILE,
     REQUEST_FILE,
     RESULT_FILE,
@@ -41,7 +43,7 @@ __all__ = ["INSTALLED_FILE", "Action", "apply", "decide", "dpkg_install_command"
 
 log = logging.getLogger(__name__)
 
-# In the root-owned keep dir: what the helper installed last, and the package before it.
+# In the root-owned keep dir: what the helper installed last, and the package to roll back to.
 INSTALLED_FILE = "installed.json"
 PLATFORM = "debian-amd64"
 
@@ -118,9 +120,7 @@ def apply(
         now,
     )
     if action.kind == "install":
-        _install(
-            cfg, update_dir, keep_dir, installed=installed, now=now, run=runner, dpkg_root=dpkg_root
-        )
+        _install(cfg, update_dir, keep_dir, now=now, run=runner, dpkg_root=dpkg_root)
     elif action.kind == "confirm":
         assert installed is not None
         atomic_write(
@@ -155,7 +155,6 @@ def _install(
     update_dir: Path,
     keep_dir: Path,
     *,
-    installed: dict[str, Any] | None,
     now: float,
     run: Callable[[Sequence[str]], subprocess.CompletedProcess[str]],
     dpkg_root: Path | None,
@@ -164,33 +163,44 @@ def _install(
     (update_dir / REQUEST_FILE).unlink(missing_ok=True)
     version = str(request.get("version", ""))
     try:
-        package = _verified_copy(cfg, update_dir, keep_dir, request)
-        _newer_than_installed(package, version, run, dpkg_root)
+        key = load_public_key(cfg.public_key)
+        if key is None:
+            raise AgentError("no update.public_key configured: updates are refused")
+        package = _verified_copy(key, update_dir, keep_dir, version)
+        name = _package_name(package, run)
+        installed = _installed_version(name, run, dpkg_root)
+        if installed and compare_versions(version, installed) <= 0:
+            # The agent account (or whoever took it) can leave any validly signed request, old
+            # ones too, and an old release brings back the faults it had. The helper's own roll
+            # back is not a request and does not pass here.
+            raise AgentError(
+                f"{version} is not newer than the installed {name} {installed}: an older "
+                "release is never installed"
+            )
+        previous = _previous(key, update_dir, keep_dir, name, installed, run=run)
     except AgentError as e:
         log.error("update %s refused: %s", version, e)
         _result(update_dir, version=version, state="refused", detail=str(e), at=now)
         return
+    wanted = {INSTALLED_FILE, package.name} | ({previous["file"]} if previous else set())
+    for old in keep_dir.iterdir():  # packages of installs before these
+        if old.name not in wanted:
+            old.unlink()
     done = run(dpkg_install_command(package, dpkg_root))
     if done.returncode != 0:
         why = f"dpkg -i failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-300:]}"
         log.error("update %s: %s", version, why)
         # dpkg may have left the agent half-installed: the version before goes back on.
-        current = None if installed is None else {k: installed[k] for k in ("version", "file")}
         _roll_back(
             update_dir,
             keep_dir,
             version=version,
-            previous=current,
+            previous=previous,
             why=why,
             run=run,
             dpkg_root=dpkg_root,
         )
         return
-    previous = None
-    if installed is not None and installed.get("state") == "confirmed":
-        previous = {"version": installed["version"], "file": installed["file"]}
-    elif installed is not None:
-        previous = installed.get("previous")
     record = {
         "version": version,
         "file": package.name,
@@ -200,32 +210,38 @@ def _install(
         "previous": previous,
     }
     atomic_write(keep_dir / INSTALLED_FILE, json.dumps(record).encode())
-    log.info("update %s installed; rolled back unless it reports by then", version)
-    _result(update_dir, version=version, state="installed", detail="dpkg -i done", at=now)
+    if previous:
+        log.info("update %s installed; rolled back unless it reports by then", version)
+        detail = f"dpkg -i done; rolled back to {previous['version']} unless {version} reports"
+    else:
+        detail = (
+            "dpkg -i done; no roll back possible: the agent left no package of the version before"
+        )
+        log.warning("update %s installed; %s", version, detail)
+    _result(update_dir, version=version, state="installed", detail=detail, at=now)
 
 
-def _verified_copy(
-    cfg: UpdateConfig, update_dir: Path, keep_dir: Path, request: dict[str, Any]
-) -> Path:
-    """The requested package copied into the root-owned keep dir and checked there (the
-    agent's dir is writable by the agent: a file checked there could change before dpkg)."""
-    key = load_public_key(cfg.public_key)
-    if key is None:
-        raise AgentError("no update.public_key configured: updates are refused")
+def _verified_copy(key: bytes, directory: Path, keep_dir: Path, version: str) -> Path:
+    """The package of `version` that `directory` holds with its signed manifest, copied into
+    the root-owned keep dir and checked there (the agent's dir is writable by the agent: a file
+    checked there could change before dpkg)."""
     try:
-        data = (update_dir / MANIFEST_FILE).read_bytes()
-        signature = (update_dir / SIGNATURE_FILE).read_bytes()
+        data = (directory / MANIFEST_FILE).read_bytes()
+        signature = (directory / SIGNATURE_FILE).read_bytes()
         manifest = verify_manifest(data, signature, key)
     except OSError as e:
         raise AgentError(f"{e.filename}: cannot read: {e.strerror}") from None
     except ManifestError as e:
-        raise AgentError(str(e)) from None
+        raise AgentError(f"{directory / MANIFEST_FILE}: {e}") from None
     package = manifest.packages.get(PLATFORM)
-    if package is None or manifest.version != request.get("version"):
-        raise AgentError(f"the signed manifest is not for {request.get('version')} on {PLATFORM}")
+    if package is None or manifest.version != version:
+        raise AgentError(
+            f"{directory / MANIFEST_FILE}: the signed manifest is for {manifest.version}, "
+            f"not {version} on {PLATFORM}"
+        )
     target = keep_dir / f"{package.sha256}-{package.file}"
     try:
-        shutil.copyfile(update_dir / package.file, target)
+        shutil.copyfile(directory / package.file, target)
     except OSError as e:
         raise AgentError(f"{e.filename}: cannot copy: {e.strerror}") from None
     if target.stat().st_size != package.size or sha256_file(target) != package.sha256:
@@ -235,28 +251,55 @@ def _verified_copy(
     return target
 
 
-def _newer_than_installed(
-    package: Path,
-    version: str,
+def _previous(
+    key: bytes,
+    update_dir: Path,
+    keep_dir: Path,
+    name: str,
+    installed: str,
+    *,
     run: Callable[[Sequence[str]], subprocess.CompletedProcess[str]],
-    dpkg_root: Path | None,
-) -> None:
-    """Refuses a version not newer than the one dpkg has installed of the same package: the
-    agent account (or whoever took it) can leave any validly signed request, old ones too, and
-    an old release brings back the faults it had. The helper's own roll back is not a request
-    and does not pass here."""
+) -> dict[str, Any] | None:
+    """The package of the installed version that the agent left in `previous/`, checked as the
+    new one is and kept to roll back to; None when it left none (no release of it at the
+    collector: the install goes on, said in the result). One that does not verify, or is not
+    the installed version, refuses the whole request: the agent checked it before asking, so
+    something changed its files since, and the new version would go on without the roll back
+    the agent announced."""
+    directory = update_dir / PREVIOUS_DIR
+    if not (directory / MANIFEST_FILE).exists():
+        return None
+    try:
+        if not installed:
+            raise AgentError(f"dpkg has no {name} installed")
+        package = _verified_copy(key, directory, keep_dir, installed)
+        if _package_name(package, run) != name:
+            package.unlink()
+            raise AgentError(f"{package.name} is not a package of {name}")
+    except AgentError as e:
+        raise AgentError(f"the package to roll back to: {e}") from None
+    return {"version": installed, "file": package.name}
+
+
+def _package_name(
+    package: Path, run: Callable[[Sequence[str]], subprocess.CompletedProcess[str]]
+) -> str:
     field = run(["dpkg-deb", "--field", str(package), "Package"])
     name = field.stdout.strip()
     if field.returncode != 0 or not name:
         raise AgentError(f"{package.name}: not a Debian package: {field.stderr.strip()[-300:]}")
+    return name
+
+
+def _installed_version(
+    name: str,
+    run: Callable[[Sequence[str]], subprocess.CompletedProcess[str]],
+    dpkg_root: Path | None,
+) -> str:
+    """The version of `name` dpkg has installed; "" when none."""
     root = [f"--root={dpkg_root}"] if dpkg_root is not None else []
     query = run(["dpkg-query", *root, "-W", "-f=${Version}", name])
-    installed = query.stdout.strip() if query.returncode == 0 else ""
-    if installed and compare_versions(version, installed) <= 0:
-        raise AgentError(
-            f"{version} is not newer than the installed {name} {installed}: an older release "
-            "is never installed"
-        )
+    return query.stdout.strip() if query.returncode == 0 else ""
 
 
 def _roll_back(

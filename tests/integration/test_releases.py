@@ -50,8 +50,8 @@ def _ok(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout
 
 
-def _release(tmp_path: Path, size: int, version: str = VERSION) -> Path:
-    """A release key, a package of `size` random bytes, added and rolled out to everyone."""
+def _release(tmp_path: Path, size: int, version: str = VERSION, share: int = 100) -> Path:
+    """A release key, a package of `size` random bytes, added and rolled out (to everyone)."""
     key = tmp_path / "release.key"
     if not key.exists():
         _ok(_cli(tmp_path, "release", "key", "--out", str(key)))
@@ -59,7 +59,7 @@ def _release(tmp_path: Path, size: int, version: str = VERSION) -> Path:
     package.parent.mkdir(exist_ok=True)
     package.write_bytes(os.urandom(size))
     _ok(_cli(tmp_path, "release", "add", str(package), "--sign", str(key), "--version", version))
-    _ok(_cli(tmp_path, "release", "rollout", version, "--share", "100"))
+    _ok(_cli(tmp_path, "release", "rollout", version, "--share", str(share)))
     return package
 
 
@@ -133,6 +133,32 @@ def test_the_agent_downloads_verifies_and_asks_the_root_helper_to_install(
     shown = json.loads(_ok(_cli(tmp_path, "release", "show", VERSION, "--json")))
     assert shown["agents_by_state"] == {"installing": 1}
     assert shown["agents"][0]["running"] == "0.1.0"
+    # The collector holds no release of the running 0.1.0: the operator sees there is no way back.
+    assert shown["agents"][0]["detail"].endswith(
+        "no roll back possible: the collector has no rolled-out release of the running 0.1.0 "
+        "for debian-amd64"
+    )
+    assert not (update_dir / "previous").exists()
+
+
+def test_the_agent_fetches_the_running_release_to_roll_back_to(
+    fast: Running, tmp_path: Path
+) -> None:
+    running = _release(tmp_path, 40_000, version="0.1.0", share=0)  # served, offered to none
+    package = _release(tmp_path, 50_000)
+    agent = _agent(tmp_path, fast, rate="1MiB")
+    update_dir = tmp_path / "agent-state" / "update"
+    with _running(agent, tmp_path / "agent.log"):
+        wait_until((update_dir / "request.json").exists, 60, "the install request")
+        wait_until(lambda: _update(fast).get("state") == "installing", 30, "installing reported")
+    previous = update_dir / "previous"
+    assert sha256_file(previous / running.name) == sha256_file(running)
+    assert json.loads((previous / "manifest.json").read_text())["version"] == "0.1.0"
+    assert sha256_file(update_dir / package.name) == sha256_file(package)
+    shown = json.loads(_ok(_cli(tmp_path, "release", "show", VERSION, "--json")))
+    assert shown["agents_by_state"] == {"installing": 1}
+    assert "rolled back to 0.1.0 unless 9.9.9 reports within 1800 s" in shown["agents"][0]["detail"]
+    assert _download_calls(fast) == 2  # each package in one call at 1 MiB/s
 
 
 def test_a_tampered_manifest_is_refused_and_counted(fast: Running, tmp_path: Path) -> None:

@@ -17,8 +17,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.update import REQUEST_FILE, RESULT_FILE, UpdateConfig, Updater
-from agent.update_apply import INSTALLED_FILE, apply
+from agent.transport.client import DeliveryError
+from agent.transport.wire import StatusCode
+from agent.update import PREVIOUS_DIR, REQUEST_FILE, RESULT_FILE, UpdateConfig, Updater
+from agent.update_apply import INSTALLED_FILE, apply, dpkg_install_command
 from canhgac_common.release import Manifest, Package, manifest_bytes, sha256_file
 
 pytestmark = [
@@ -62,17 +64,29 @@ def _installed_version(root: Path) -> str:
 
 
 class Collector:
-    def __init__(self, key: Ed25519PrivateKey, package: Path, version: str) -> None:
-        self.data = package.read_bytes()
-        pkg = Package("debian-amd64", package.name, len(self.data), sha256_file(package))
-        self.manifest = manifest_bytes(Manifest(version, "stable", 1.0, {pkg.platform: pkg}))
-        self.signature = key.sign(self.manifest)
+    """The releases a collector holds, signed by `key`: GetRelease and Download as the real one
+    answers them (NOT_FOUND for a release it does not hold); each Download call is recorded."""
+
+    def __init__(self, key: Ed25519PrivateKey, *releases: tuple[Path, str]) -> None:
+        self.releases: dict[str, tuple[bytes, bytes]] = {}
+        self.packages: dict[str, bytes] = {}
+        self.downloads: list[str] = []  # the sha256 of each call
+        for package, version in releases:
+            data = package.read_bytes()
+            pkg = Package("debian-amd64", package.name, len(data), sha256_file(package))
+            manifest = manifest_bytes(Manifest(version, "stable", 1.0, {pkg.platform: pkg}))
+            self.releases[version] = (manifest, key.sign(manifest))
+            self.packages[pkg.sha256] = data
 
     def get_release(self, version: str) -> tuple[bytes, bytes]:
-        return self.manifest, self.signature
+        if version not in self.releases:
+            raise DeliveryError(StatusCode.NOT_FOUND, f"no release {version} is rolled out")
+        return self.releases[version]
 
     def download(self, sha256: str, offset: int, length: int) -> Iterator[tuple[int, int, bytes]]:
-        yield offset, len(self.data), self.data[offset : offset + length]
+        self.downloads.append(sha256)
+        data = self.packages[sha256]
+        yield offset, len(data), data[offset : offset + length]
 
 
 @pytest.fixture
@@ -87,9 +101,12 @@ def world(tmp_path: Path) -> dict[str, object]:
     return {"key": key, "root": root, "cfg": cfg, "state": tmp_path / "state"}
 
 
-def _request(world: dict[str, object], package: Path, version: str, agent: str) -> Updater:
-    """What the agent service does: download, verify, ask the helper (request.json)."""
-    collector = Collector(world["key"], package, version)  # type: ignore[arg-type]
+def _request(
+    world: dict[str, object], package: Path, version: str, agent: str, *held: tuple[Path, str]
+) -> Updater:
+    """What the agent service does: download, verify, ask the helper (request.json). The
+    collector holds the release of `version` and the `held` ones."""
+    collector = Collector(world["key"], (package, version), *held)  # type: ignore[arg-type]
     updater = Updater(
         world["cfg"],  # type: ignore[arg-type]
         world["state"],  # type: ignore[arg-type]
@@ -151,8 +168,11 @@ def test_install_confirm_update_and_roll_back_with_the_real_dpkg(
     assert apply(cfg, state, keep, 1000.0, dpkg_root=root).kind == "confirm"
     assert apply(cfg, state, keep, 1001.0, dpkg_root=root).kind == "nothing"
 
-    # 0.2.0 installed, then never reports: past its deadline it is rolled back to 0.1.0.
-    _request(world, v2, "0.2.0", agent="0.1.0")
+    # 0.2.0 installed, then never reports: past its deadline it is rolled back to 0.1.0, whose
+    # package the agent kept from the update that brought it (no release of it needed).
+    asked = _request(world, v2, "0.2.0", agent="0.1.0")
+    assert "rolled back to 0.1.0 unless 0.2.0 reports within 600 s" in asked.state().detail
+    assert (state / "update" / PREVIOUS_DIR / v1.name).read_bytes() == v1.read_bytes()
     assert apply(cfg, state, keep, 2000.0, dpkg_root=root).kind == "install"
     assert _installed_version(root) == "0.2.0"
     assert apply(cfg, state, keep, 2000.0 + 599, dpkg_root=root).kind == "nothing"
@@ -170,7 +190,7 @@ def test_install_confirm_update_and_roll_back_with_the_real_dpkg(
             calls.append(1)
             return super().get_release(version)
 
-    again = Updater(cfg, state, lambda: Counting(world["key"], v2, "0.2.0"), version="0.1.0")  # type: ignore[arg-type]
+    again = Updater(cfg, state, lambda: Counting(world["key"], (v2, "0.2.0")), version="0.1.0")  # type: ignore[arg-type]
     assert again.state().state == "rolled-back"
     assert "did not report" in again.state().detail
     assert calls == []
@@ -242,3 +262,128 @@ def test_a_signed_file_that_is_no_package_is_refused_before_dpkg(
     result = _result(world)
     assert (result["version"], result["state"]) == ("0.2.0", "refused")
     assert "not a Debian package" in str(result["detail"])
+
+
+def _by_hand(root: Path, package: Path) -> None:
+    """An install that was no self-update (the first one, by the operator): nothing kept."""
+    subprocess.run(dpkg_install_command(package, root), check=True, capture_output=True)
+
+
+def test_the_first_self_update_rolls_back_to_the_running_release_fetched_for_it(
+    world: dict[str, object], tmp_path: Path
+) -> None:
+    root, state, cfg = world["root"], world["state"], world["cfg"]
+    assert isinstance(root, Path) and isinstance(state, Path) and isinstance(cfg, UpdateConfig)
+    keep = tmp_path / "keep"
+    v1, v2 = _deb(tmp_path, "0.1.0"), _deb(tmp_path, "0.1.1")
+    _by_hand(root, v1)
+    # The collector holds the signed 0.1.0 too: the agent fetches it before asking.
+    asked = _request(world, v2, "0.1.1", "0.1.0", (v1, "0.1.0"))
+    assert asked.state().state == "installing"
+    assert "rolled back to 0.1.0 unless 0.1.1 reports within 600 s" in asked.state().detail
+    assert (state / "update" / PREVIOUS_DIR / v1.name).read_bytes() == v1.read_bytes()
+    assert apply(cfg, state, keep, 1000.0, dpkg_root=root).kind == "install"
+    assert _installed_version(root) == "0.1.1"
+    assert "rolled back to 0.1.0 unless 0.1.1 reports" in str(_result(world)["detail"])
+    # 0.1.1 never reports: rolled back with the package the agent fetched.
+    assert apply(cfg, state, keep, 1000.0 + 600, dpkg_root=root).kind == "roll-back"
+    assert _installed_version(root) == "0.1.0"
+    result = _result(world)
+    assert (result["version"], result["state"]) == ("0.1.1", "rolled-back")
+    assert "0.1.0 installed again" in str(result["detail"])
+    again = Updater(cfg, state, lambda: Collector(world["key"]), version="0.1.0")  # type: ignore[arg-type]
+    assert (again.state().target_version, again.state().state) == ("0.1.1", "rolled-back")
+
+
+def test_the_package_to_roll_back_to_is_fetched_once_across_attempts(
+    world: dict[str, object], tmp_path: Path
+) -> None:
+    state = world["state"]
+    assert isinstance(state, Path)
+    v1, v2 = _deb(tmp_path, "0.1.0"), _deb(tmp_path, "0.1.1")
+    collector = Collector(world["key"], (v1, "0.1.0"), (v2, "0.1.1"))  # type: ignore[arg-type]
+    updater = Updater(
+        world["cfg"],  # type: ignore[arg-type]
+        state,
+        lambda: collector,
+        platform="debian-amd64",
+        version="0.1.0",
+        sleep=lambda _s: False,
+    )
+    assert updater.work("0.1.1") is True
+    assert updater.work("0.1.1") is True  # asked again (the helper had not run)
+    assert collector.downloads == [sha256_file(v1), sha256_file(v2)]
+
+
+def test_without_a_release_of_the_running_version_no_roll_back_is_possible_and_said(
+    world: dict[str, object], tmp_path: Path
+) -> None:
+    root, state, cfg = world["root"], world["state"], world["cfg"]
+    assert isinstance(root, Path) and isinstance(state, Path) and isinstance(cfg, UpdateConfig)
+    keep = tmp_path / "keep"
+    _by_hand(root, _deb(tmp_path, "0.1.0"))
+    asked = _request(world, _deb(tmp_path, "0.1.1"), "0.1.1", "0.1.0")
+    assert asked.state().state == "installing"
+    assert asked.state().detail.endswith(
+        "no roll back possible: the collector has no rolled-out release of the running 0.1.0 "
+        "for debian-amd64"
+    )
+    assert not (state / "update" / PREVIOUS_DIR).exists()
+    assert apply(cfg, state, keep, 1000.0, dpkg_root=root).kind == "install"
+    assert _installed_version(root) == "0.1.1"
+    result = _result(world)
+    assert result["state"] == "installed"
+    assert "no roll back possible" in str(result["detail"])
+    assert apply(cfg, state, keep, 1000.0 + 600, dpkg_root=root).kind == "roll-back"
+    assert _installed_version(root) == "0.1.1"
+    result = _result(world)
+    assert (result["version"], result["state"]) == ("0.1.1", "failed")
+    assert "no package kept to roll back to" in str(result["detail"])
+    assert apply(cfg, state, keep, 9999.0, dpkg_root=root).kind == "nothing"
+
+
+def _tamper_package(previous: Path, tmp_path: Path) -> None:
+    (package,) = previous.glob("*.deb")
+    package.write_bytes(_deb(tmp_path, "6.6.6").read_bytes())
+
+
+def _older_signed_release(previous: Path, tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    """The agent account leaves a validly signed older release as the one to roll back to, so
+    that a roll back would install it."""
+    old = _deb(tmp_path, "0.0.5")
+    manifest, signature = Collector(key, (old, "0.0.5")).releases["0.0.5"]
+    for f in previous.iterdir():
+        f.unlink()
+    shutil.copy(old, previous / old.name)
+    (previous / "manifest.json").write_bytes(manifest)
+    (previous / "manifest.sig").write_bytes(signature)
+
+
+@pytest.mark.parametrize("change", ["tampered", "older"])
+def test_a_package_to_roll_back_to_changed_after_the_agent_checked_it_stops_the_update(
+    world: dict[str, object], tmp_path: Path, change: str
+) -> None:
+    """The agent verified it before asking: a change since is someone in its account, and the
+    new version must not go on without the roll back announced. Refused, nothing installed,
+    nothing kept of it."""
+    root, state, cfg = world["root"], world["state"], world["cfg"]
+    assert isinstance(root, Path) and isinstance(state, Path) and isinstance(cfg, UpdateConfig)
+    keep = tmp_path / "keep"
+    v1 = _deb(tmp_path, "0.1.0")
+    _by_hand(root, v1)
+    _request(world, _deb(tmp_path, "0.1.1"), "0.1.1", "0.1.0", (v1, "0.1.0"))
+    previous = state / "update" / PREVIOUS_DIR
+    if change == "tampered":
+        _tamper_package(previous, tmp_path)
+        why = "the package to roll back to: canhgac-update-probe_0.1.0_all.deb: sha256 or size"
+    else:
+        _older_signed_release(previous, tmp_path, world["key"])  # type: ignore[arg-type]
+        why = "the package to roll back to: "
+        why += f"{previous / 'manifest.json'}: the signed manifest is for 0.0.5, not 0.1.0"
+    assert apply(cfg, state, keep, 1000.0, dpkg_root=root).kind == "install"
+    assert _installed_version(root) == "0.1.0"
+    result = _result(world)
+    assert (result["version"], result["state"]) == ("0.1.1", "refused")
+    assert str(result["detail"]).startswith(why)
+    assert not [f for f in keep.iterdir() if "0.1.0" in f.name or "0.0.5" in f.name]
+    assert not (keep / INSTALLED_FILE).exists()

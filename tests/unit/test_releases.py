@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent import __version__
 from agent.errors import AgentError
 from agent.transport.client import DeliveryError
 from agent.transport.wire import StatusCode
@@ -297,7 +298,8 @@ def test_msiexec_command_is_silent_without_reboot_and_logged() -> None:
 
 
 class Collector:
-    """Serves one release from memory and records each Download call."""
+    """Serves one release from memory, under any version but the running one (none of which it
+    holds: no roll back package), and records each Download call."""
 
     def __init__(self, key: Ed25519PrivateKey, package: bytes, **manifest: object) -> None:
         from canhgac_common.release import sha256_hasher  # noqa: PLC0415
@@ -315,6 +317,8 @@ class Collector:
         self.cut_after: int | None = None
 
     def get_release(self, version: str) -> tuple[bytes, bytes]:
+        if version == __version__:
+            raise DeliveryError(StatusCode.NOT_FOUND, f"no release {version} is rolled out")
         return self.manifest, self.signature
 
     def download(self, sha256: str, offset: int, length: int) -> Iterator[tuple[int, int, bytes]]:
@@ -357,6 +361,10 @@ def test_download_in_chunks_paced_to_the_rate_then_the_install_request(tmp_path:
         "installing",
         100_000,
         0,
+    )
+    assert state.detail.endswith(
+        "no roll back possible: the collector has no rolled-out release of the running 0.1.0 "
+        "for debian-amd64"
     )
 
 
@@ -482,3 +490,26 @@ def test_an_unreadable_public_key_refuses_naming_the_key(tmp_path: Path) -> None
         from agent.update import load_public_key  # noqa: PLC0415
 
         load_public_key("bm90IGEga2V5")
+
+
+def test_a_running_release_without_this_platform_s_package_leaves_no_roll_back(
+    tmp_path: Path,
+) -> None:
+    key, raw = _key()
+    collector = Collector(key, os.urandom(3000))
+    windows_only = Package("windows-x64", "canhgac-agent.msi", 10, "0" * 64)
+    running = manifest_bytes(Manifest(__version__, "stable", 1.0, {"windows-x64": windows_only}))
+    new = collector.get_release
+
+    def get_release(version: str) -> tuple[bytes, bytes]:
+        return (running, key.sign(running)) if version == __version__ else new(version)
+
+    collector.get_release = get_release  # type: ignore[method-assign]
+    updater, _ = _updater(tmp_path, collector, raw)
+    assert updater.work("0.2.0") is True
+    assert updater.state().detail.endswith(
+        f"no roll back possible: the collector has no rolled-out release of the running "
+        f"{__version__} for debian-amd64"
+    )
+    assert len(collector.calls) == 1  # the new package only
+    assert not (tmp_path / "update" / "previous").exists()
