@@ -594,11 +594,23 @@ def cmd_service(cfg: AgentConfig, args: argparse.Namespace) -> int:
 
 
 def cmd_update(cfg: AgentConfig, args: argparse.Namespace) -> int:
-    """The root helper's pass (canhgac-agent-update.service): install a verified request,
-    confirm a version that reported, or roll back one that did not."""
-    from agent.update_apply import apply  # noqa: PLC0415 (this command only)
+    """`apply`: the root helper's pass (Linux, canhgac-agent-update.service): install a verified
+    request, confirm a version that reported, or roll back one that did not. `watch`: the
+    Windows watcher the agent starts: install the request with msiexec and watch it to its
+    end."""
+    if args.action == "watch":
+        from agent.update import load_public_key  # noqa: PLC0415 (this command only)
+        from agent.update_windows import watch  # noqa: PLC0415
 
-    action = apply(cfg.update, cfg.state_dir, args.keep_dir, time.time(), dpkg_root=args.dpkg_root)
+        key = load_public_key(args.public_key or cfg.update.public_key)
+        if key is None:
+            raise AgentError("update watch: no release public key (--public-key)")
+        action = watch(cfg.state_dir / "update", key)
+    else:
+        from agent.update_apply import apply  # noqa: PLC0415 (this command only)
+
+        keep, root = args.keep_dir, args.dpkg_root
+        action = apply(cfg.update, cfg.state_dir, keep, time.time(), dpkg_root=root)
     print(f"{action.kind}: {action.why}" if action.why else action.kind)
     return 0
 
@@ -654,8 +666,19 @@ def _parser() -> argparse.ArgumentParser:
         "service", help=_("install, uninstall or show the systemd unit (no package)")
     )
     v.add_argument("action", choices=["install", "uninstall", "status"])
-    u = sub.add_parser("update", help=_("self-update steps that need root (Linux)"))
-    u.add_argument("action", choices=["apply"])
+    u = sub.add_parser(
+        "update",
+        help=_(
+            "self-update steps run apart from the agent: apply (Linux, as root), watch "
+            "(Windows, started by the agent)"
+        ),
+    )
+    u.add_argument("action", choices=["apply", "watch"])
+    u.add_argument(
+        "--public-key",
+        metavar="BASE64",
+        help=_("watch: the release public key (default: update.public_key)"),
+    )
     u.add_argument(
         "--keep-dir",
         type=Path,

@@ -5,10 +5,11 @@ The agent trusts only `update.public_key`: without one, every offer is refused (
 the log, and in each report's UpdateState). Files live in `<state_dir>/update/`:
 `<sha256>.part` (the download so far: a restart resumes from its size), then the verified
 package under its own name with `manifest.json` and `manifest.sig` beside it, and `state.json`
-(counters that outlive a restart). Where the installer rolls back (Linux), `previous/` holds
-the same three for the version the agent runs, so a failed new version can be undone even on the
-first self-update: the leftovers of the update that installed it, else fetched and verified
-like a new release. Nothing here imports OpenSSL (canhgac_common.release).
+(counters that outlive a restart). `previous/` holds the same three for the version the agent
+runs, so a failed new version can be undone even on the first self-update: the leftovers of
+the update that installed it, else fetched and verified like a new release. The install step
+rolls back to it: on Linux the root helper (agent.update_apply), on Windows a watcher the
+agent starts (agent.update_windows). Nothing here imports OpenSSL (canhgac_common.release).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -54,26 +54,24 @@ __all__ = [
     "msiexec_command",
     "pause_before_next",
     "this_platform",
+    "verified_package",
 ]
 
 log = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
-# Written last, once the package is verified: what the root helper (Linux) acts on.
+# Written last, once the package is verified: what the root helper (Linux) or the watcher
+# (Windows) acts on.
 REQUEST_FILE = "request.json"
 # Written after the first acked Submit on a new version: the helper's "it came back".
 REPORTED_FILE = "reported"
-# Written by the root helper (agent.update_apply): how its last install or roll back went.
+# Written by the root helper or the watcher: how its last install or roll back went.
 RESULT_FILE = "result.json"
 # The running version's verified package with its manifest.json and manifest.sig: what the
-# root helper keeps to roll back to (Linux).
+# install step keeps to roll back to.
 PREVIOUS_DIR = "previous"
 _STATE_FILE = "state.json"
-# Platforms whose install step rolls back to `previous/`. Windows' detached msiexec has no
-# step that could (docs/windows.md): fetching the running MSI there would cost the link for
-# nothing.
-_ROLLS_BACK = frozenset({"debian-amd64"})
 
 
 class UpdateConfig(Section):
@@ -88,7 +86,7 @@ class UpdateConfig(Section):
     # Bytes asked for in one Download call.
     chunk: Size = option(default=64 * 1024, ge=4096, le=1024 * 1024)
     # Told to the installer: a new version that has not reported this long after its install
-    # is rolled back (Linux; docs/fleet.md says what Windows does).
+    # is rolled back (docs/fleet.md).
     report_within: Duration = option(default=1800.0, gt=0)
     # After a refused or failed attempt, the same version is tried again this much later.
     retry_after: Duration = option(default=3600.0, gt=0)
@@ -109,11 +107,13 @@ def pause_before_next(sent: int, elapsed: float, rate: float) -> float:
 
 
 def msiexec_command(
-    msi: Path, log_file: Path, properties: dict[str, str] | None = None
+    msi: Path, log_file: Path, properties: dict[str, str] | None = None, *, remove: bool = False
 ) -> list[str]:
-    """The detached, silent MSI install (Windows): no UI, no reboot, a verbose log. The agent
-    service is stopped and started again by the MSI's own ServiceControl table."""
-    argv = ["msiexec.exe", "/i", str(msi), "/qn", "/norestart", "/l*v", str(log_file)]
+    """A silent MSI install (Windows), or with `remove` its uninstall: no UI, no reboot, a
+    verbose log. The agent service is stopped and started again by the MSI's own ServiceControl
+    table."""
+    action = "/x" if remove else "/i"
+    argv = ["msiexec.exe", action, str(msi), "/qn", "/norestart", "/l*v", str(log_file)]
     argv += [f"{k}={v}" for k, v in sorted((properties or {}).items())]
     return argv
 
@@ -149,6 +149,29 @@ def load_public_key(value: str | None) -> bytes | None:
         raise AgentError(f"update.public_key: {value}: {e}") from None
 
 
+def verified_package(
+    directory: Path, version: str, platform: str, key: bytes
+) -> tuple[Manifest, Package] | None:
+    """The signed manifest of `version` in `directory` and its `platform` package, when the
+    package file beside it matches it (size and sha256); None otherwise."""
+    try:
+        data = (directory / MANIFEST_FILE).read_bytes()
+        signature = (directory / SIGNATURE_FILE).read_bytes()
+        manifest = verify_manifest(data, signature, key)
+    except (OSError, ManifestError):
+        return None
+    package = manifest.packages.get(platform)
+    if manifest.version != version or package is None:
+        return None
+    file = directory / package.file
+    try:
+        if file.stat().st_size != package.size or sha256_file(file) != package.sha256:
+            return None
+    except OSError:
+        return None
+    return manifest, package
+
+
 @dataclass
 class _Counters:
     refused_total: int = 0
@@ -174,7 +197,7 @@ class Updater:
         self._cfg = cfg
         self.dir = state_dir / "update"
         self._transport = transport
-        self._install = install or request_install
+        self._install = install or self._request_install
         self._platform = platform or this_platform()
         self._version = version
         self._clock = clock
@@ -194,9 +217,21 @@ class Updater:
         self._said_no_key = False
         self._helper_result()
 
+    def _request_install(self, directory: Path, manifest: Manifest, package: Package) -> str:
+        assert self._key is not None
+        return request_install(
+            directory,
+            manifest,
+            package,
+            report_within=self._cfg.report_within,
+            public_key=self._key,
+            running=self._version,
+        )
+
     def _helper_result(self) -> None:
-        """What the root helper did last (Linux): a version it rolled back or could not
-        install is reported and not tried again until the collector offers another one."""
+        """What the root helper (Linux) or the watcher (Windows) did last: a version it rolled
+        back or could not install is reported and not tried again until the collector offers
+        another one."""
         try:
             result = json.loads((self.dir / RESULT_FILE).read_text(encoding="utf-8"))
             version, state = str(result["version"]), str(result["state"])
@@ -294,15 +329,12 @@ class Updater:
         return True
 
     def _running_package(self, version: str) -> str | None:
-        """Makes sure `previous/` holds the verified package of the version this agent runs,
-        where the installer rolls back; what to say about the roll back ("" where the platform
-        has none), or None when stopped. The leftovers of the update that installed this
-        version are enough; else the collector's signed release of it, downloaded and checked
-        as a new one is. A release that does not verify is refused like one; no release of it
-        at the collector leaves `previous/` empty and the update goes on without a roll back,
-        said in the log and in the state the collector shows."""
-        if self._platform not in _ROLLS_BACK:
-            return ""
+        """Makes sure `previous/` holds the verified package of the version this agent runs;
+        what to say about the roll back, or None when stopped. The leftovers of the update that
+        installed this version are enough; else the collector's signed release of it,
+        downloaded and checked as a new one is. A release that does not verify is refused like
+        one; no release of it at the collector leaves `previous/` empty and the update goes on
+        without a roll back, said in the log and in the state the collector shows."""
         kept = self.dir / PREVIOUS_DIR
         running = self._version
         leftover = self._verified_at(self.dir, running)
@@ -345,22 +377,8 @@ class Updater:
         """This platform's package of `version` when `directory` holds its signed manifest and
         a package file that matches it; None otherwise."""
         assert self._key is not None
-        try:
-            data = (directory / MANIFEST_FILE).read_bytes()
-            signature = (directory / SIGNATURE_FILE).read_bytes()
-            manifest = verify_manifest(data, signature, self._key)
-        except (OSError, ManifestError):
-            return None
-        package = manifest.packages.get(self._platform)
-        if manifest.version != version or package is None:
-            return None
-        file = directory / package.file
-        try:
-            if file.stat().st_size != package.size or sha256_file(file) != package.sha256:
-                return None
-        except OSError:
-            return None
-        return package
+        found = verified_package(directory, version, self._platform, self._key)
+        return found[1] if found else None
 
     def _no_key(self, version: str) -> None:
         why = self._key_error or "no update.public_key configured: updates are refused"
@@ -486,22 +504,29 @@ class _Failed(AgentError):
     """An attempt that cannot succeed as things stand (no package for this platform)."""
 
 
-def request_install(directory: Path, manifest: Manifest, package: Package) -> str:
-    """The platform's install step for a verified package; what it did, for the report."""
-    if sys.platform == "win32":
-        log_file = directory / f"install-{manifest.version}.log"
-        argv = msiexec_command(directory / package.file, log_file)
-        # Detached: msiexec stops this service while it installs, so it must not be our child.
-        flags = getattr(subprocess, "DETACHED_PROCESS", 0) | getattr(
-            subprocess, "CREATE_NEW_PROCESS_GROUP", 0
-        )
-        subprocess.Popen(argv, creationflags=flags, close_fds=True)
-        return f"msiexec started ({log_file})"
+def request_install(
+    directory: Path,
+    manifest: Manifest,
+    package: Package,
+    *,
+    report_within: float,
+    public_key: bytes,
+    running: str = __version__,
+) -> str:
+    """The platform's install step for a verified package: a request beside it, for the root
+    helper (Linux, agent.update_apply) or for the watcher started here (Windows,
+    agent.update_windows); what it did, for the report."""
     request = {
         "version": manifest.version,
         "file": package.file,
         "sha256": package.sha256,
+        "running": running,
+        "report_within": report_within,
         "requested_at": time.time(),
     }
     atomic_write(directory / REQUEST_FILE, json.dumps(request).encode(), 0o600)
-    return "waiting for canhgac-agent-update (root) to install it"
+    if sys.platform != "win32":
+        return "waiting for canhgac-agent-update (root) to install it"
+    from agent.update_windows import start_watcher  # noqa: PLC0415 (Windows only)
+
+    return start_watcher(directory, public_key)

@@ -367,3 +367,69 @@ def test_self_update_installs_the_offered_msi(
     assert machine.log_text().count(" reporting to ") == 2
     seqs = stored_seqs(db)[agent_id]
     assert seqs == sorted(set(seqs))
+
+
+def test_self_update_rolls_back_a_version_that_does_not_report(
+    msis: dict[str, Path], machine: Machine, tmp_path: Path
+) -> None:
+    """The Windows roll back: the 0.1.0 service is offered 0.1.1 with 0.1.0 kept at the
+    collector (`--share 0`), fetches both MSIs and starts the watcher from a copy of its program;
+    the collector then stops, so 0.1.1 cannot report. Past report_within (20 s) the watcher
+    removes 0.1.1 and installs the 0.1.0 MSI the agent kept; with the collector back, 0.1.0
+    reports under the same identity and the collector shows 0.1.1 rolled back."""
+    cfg = collector_config(tmp_path / "collector.db", report_interval=1)
+    collector = start_collector(cfg)
+    collector.app.releases.book.refresh = 0.0
+    db = Path(cfg.store.url.removeprefix("sqlite:///"))
+    try:
+        key = tmp_path / "release.key"
+        collector_cli(collector, "release", "key", "--out", str(key))
+        public_key = (tmp_path / "release.key.pub").read_text(encoding="ascii")
+        update = {"public_key": public_key, "rate": "50MiB", "chunk": "1MiB",
+                  "link_retry": "1s", "report_within": "20s"}  # fmt: skip
+        write_agent_settings(machine, update=update)
+        done = machine.msiexec(
+            "/i", winpath(msis[UPGRADE[0]]), f"COLLECTOR={collector.address}",
+            f"TOKEN={collector.token()}", log="install.log",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout
+        wait_until(lambda: sum(map(len, stored_seqs(db).values())) >= 2, 180, "two reports")
+        [agent_id] = stored_seqs(db)
+        credential = (machine.state_dir / "credential.json").read_bytes()
+        for version in UPGRADE:
+            collector_cli(collector, "release", "add", str(msis[version]), "--sign", str(key),
+                          "--version", version)  # fmt: skip
+        collector_cli(collector, "release", "rollout", UPGRADE[0], "--share", "0")
+        collector_cli(collector, "release", "rollout", UPGRADE[1], "--share", "100")
+
+        update_dir = machine.state_dir / "update"
+        wait_until((update_dir / "watch.log").exists, 600, "the watcher started")
+        port = int(collector.address.rsplit(":", 1)[1])
+        collector.app.stop(grace=0)
+        wait_until(lambda: list(machine.products().values()) == [UPGRADE[1]], 300, "0.1.1 in")
+        wait_until(lambda: list(machine.products().values()) == [UPGRADE[0]], 300, "0.1.0 back")
+        # What the watcher did, from the record it keeps and msiexec's logs beside it.
+        result = json.loads((update_dir / "result.json").read_text(encoding="utf-8"))
+        assert (result["version"], result["state"]) == (UPGRADE[1], "rolled-back"), result
+        assert (update_dir / f"remove-{UPGRADE[1]}.log").stat().st_size > 0
+        assert (update_dir / f"install-{UPGRADE[0]}.log").stat().st_size > 0
+        assert not (update_dir / f"reported-{UPGRADE[1]}").exists()
+        # The 0.1.0 the agent kept to roll back to is the one released.
+        kept = update_dir / "previous" / msis[UPGRADE[0]].name
+        assert kept.read_bytes() == msis[UPGRADE[0]].read_bytes()
+        wait_until(lambda: machine.service_state() == "RUNNING", 120, "the service back")
+
+        before = len(stored_seqs(db)[agent_id])
+        collector = start_collector(cfg, port=port)
+        collector.app.releases.book.refresh = 0.0
+        wait_until(lambda: len(stored_seqs(db)[agent_id]) >= before + 2, 180, "reports again")
+        assert running_version(collector, agent_id) == UPGRADE[0]
+        shown = json.loads(collector_cli(collector, "release", "show", UPGRADE[1], "--json"))
+        assert shown["agents_by_state"] == {"rolled-back": 1}, shown
+        assert list(stored_seqs(db)) == [agent_id]
+        assert (machine.state_dir / "credential.json").read_bytes() == credential
+        seqs = stored_seqs(db)[agent_id]
+        assert seqs == sorted(set(seqs))  # one sequence across install, roll back, outage
+        assert list(machine.products().values()) == [UPGRADE[0]]
+    finally:
+        collector.app.stop(grace=0)
