@@ -283,10 +283,15 @@ def _small_disk(path: Path, size: str) -> Iterator[Path]:
 
 
 def _fill(disk: Path) -> Path:
+    """Fills `disk` to the last byte: halving the writes once a big one no longer fits."""
     filler = disk / "filler"
-    with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):
-        while True:
-            f.write(b"\0" * 65536)
+    with filler.open("wb", buffering=0) as f:
+        chunk = 65536
+        while chunk:
+            try:
+                f.write(b"\0" * chunk)
+            except OSError:
+                chunk //= 2
     return filler
 
 
@@ -298,18 +303,18 @@ def test_disk_full_agent_keeps_running_counts_and_recovers(tmp_path: Path) -> No
         agent = _agent(_config(tmp_path / "agent.yaml"), state)
         _enroll(agent, collector.address, collector.token())
         agent_id = _agent_id(collector)
-        proc = subprocess.Popen(
-            [*agent, "run", "--interval", "0.1"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        log = tmp_path / "agent.log"  # on the big disk: the agent's stderr must not fail too
+        with log.open("w") as stderr:
+            run = [*agent, "run", "--interval", "0.1"]
+            proc = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             wait_until((state / "spool.db").exists, 30, "the agent's spool")
             filler = _fill(state)
             # The collector goes away: the spool must grow, and the disk has no room for it.
+            # How soon depends on the room SQLite finds in pages and WAL it already holds.
             collector.app.stop(grace=0)
-            time.sleep(3.0)
+            wait_until(lambda: "not spooled" in log.read_text(), 120, "a report not spooled")
+            time.sleep(1.0)
             assert proc.poll() is None, "a full disk must not stop the agent"
             filler.unlink()
             collector = start_collector(cfg, port)
@@ -325,8 +330,9 @@ def test_disk_full_agent_keeps_running_counts_and_recovers(tmp_path: Path) -> No
             )
         finally:
             proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
             collector.app.stop(grace=0)
+        err = log.read_text()
         assert proc.returncode == 0, err
         lost = collector.app.store.snapshot(agent_id)["spool"]["unspooled_total"]
         assert sum(" ERROR " in line and "not spooled" in line for line in err.splitlines()) == 1
