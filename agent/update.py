@@ -215,7 +215,12 @@ class Updater:
         self._counters = self._load_counters()
         self._state = UpdateState(channel=cfg.channel, refused_total=self._counters.refused_total)
         self._said_no_key = False
+        self._result_seen: float | None = None  # mtime of the result.json last read
         self._helper_result()
+        if self._platform == "windows-x64" and self._key is not None:
+            from agent.update_windows import resume  # noqa: PLC0415 (Windows only)
+
+            resume(self.dir, self._key, self._version)
 
     def _request_install(self, directory: Path, manifest: Manifest, package: Package) -> str:
         assert self._key is not None
@@ -232,8 +237,13 @@ class Updater:
         """What the root helper (Linux) or the watcher (Windows) did last: a version it rolled
         back or could not install is reported and not tried again until the collector offers
         another one."""
+        path = self.dir / RESULT_FILE
         try:
-            result = json.loads((self.dir / RESULT_FILE).read_text(encoding="utf-8"))
+            seen = path.stat().st_mtime
+            if seen == self._result_seen:
+                return
+            self._result_seen = seen
+            result = json.loads(path.read_text(encoding="utf-8"))
             version, state = str(result["version"]), str(result["state"])
         except (OSError, ValueError, KeyError, TypeError):
             return
@@ -245,6 +255,9 @@ class Updater:
     # ---- what the runner calls -------------------------------------------------------------
 
     def state(self) -> UpdateState:
+        # The helper may finish after this agent started: the installer starts the service of
+        # the version it puts back before the helper can write what it did.
+        self._helper_result()
         with self._lock:
             return self._state
 

@@ -13,8 +13,10 @@ to install an older version over a newer one) and installs the kept one, whose s
 with the same state dir, identity and spool. Every outcome goes to `result.json`, which the
 agent reports; the decision is agent.update_apply.decide, the same as on Linux.
 
-A restart of Windows while the watcher waits ends the watch: the new version then stays, and
-the collector shows it failed once `report_within` has passed without a report.
+A restart of Windows while the watcher waits (commune PCs are switched off in the evening)
+ends its process, not the watch: at its next start the agent (the new version, if its service
+starts at all) finds the watch unfinished in `watch.json` and starts the watcher again, which
+gives the new version `report_within` again from then.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +32,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from agent.update import (
     PREVIOUS_DIR,
@@ -41,7 +46,7 @@ from agent.update import (
 from agent.update_apply import Action, decide
 from canhgac_common.files import atomic_write
 
-__all__ = ["PLATFORM", "WATCH_FILE", "start_watcher", "watch", "watcher_command"]
+__all__ = ["PLATFORM", "WATCH_FILE", "resume", "start_watcher", "watch", "watcher_command"]
 
 log = logging.getLogger(__name__)
 
@@ -121,46 +126,24 @@ def watch(
 ) -> Action:
     """Installs the request in `update_dir` and watches it to its end: confirmed once the new
     version reported, rolled back when it has not within the request's `report_within`.
-    Returns the last thing it did."""
-    request = _read_json(update_dir / REQUEST_FILE)
-    if request is None:
-        return Action("nothing", f"no {REQUEST_FILE} in {update_dir}")
-    (update_dir / REQUEST_FILE).unlink(missing_ok=True)
-    version, running = str(request.get("version", "")), str(request.get("running", ""))
-    new = verified_package(update_dir, version, PLATFORM, public_key)
-    previous = None
-    if (update_dir / PREVIOUS_DIR / "manifest.json").exists():
-        previous = verified_package(update_dir / PREVIOUS_DIR, running, PLATFORM, public_key)
-        if previous is None:
-            why = f"the package to roll back to ({running}) no longer verifies"
-            return _refused(update_dir, version, why)
-    if new is None:
-        return _refused(update_dir, version, f"the package of {version} no longer verifies")
-    msi = update_dir / new[1].file
-    done = run(msiexec_command(msi, update_dir / f"install-{version}.log"))
-    if done.returncode not in MSI_DONE:
-        why = (
-            f"msiexec /i exited {done.returncode} (install-{version}.log); Windows Installer "
-            f"keeps {running} when an install fails"
-        )
-        log.error("update %s: %s", version, why)
-        _result(update_dir, version=version, state="failed", detail=why, at=clock())
-        return Action("install", why)
-    kept = {"version": running, "file": previous[1].file} if previous else None
-    record: dict[str, Any] = {
-        "version": version,
-        "file": new[1].file,
-        "deadline": clock() + float(request.get("report_within", 1800.0)),
-        "state": "pending",
-        "previous": kept,
-    }
-    atomic_write(update_dir / WATCH_FILE, json.dumps(record).encode(), 0o600)
-    if kept:
-        detail = f"msiexec /i done; rolled back to {running} unless {version} reports"
+    Without a request, goes on watching an install whose watch ended unfinished (Windows
+    restarted), giving the new version `report_within` again from now. Returns the last thing
+    it did."""
+    if (update_dir / REQUEST_FILE).exists():
+        record = _install(update_dir, public_key, run=run, clock=clock)
+        if isinstance(record, Action):
+            return record
     else:
-        detail = "msiexec /i done; no roll back possible: no package of the version before"
-    log.info("update %s: %s", version, detail)
-    _result(update_dir, version=version, state="installed", detail=detail, at=clock())
+        record = _read_json(update_dir / WATCH_FILE) or {}
+        if record.get("state") != "pending":
+            return Action("nothing", f"no {REQUEST_FILE} and no unfinished watch in {update_dir}")
+        within = float(record.get("report_within", 1800.0))
+        record["deadline"] = max(float(record["deadline"]), clock() + within)
+        log.info("update %s: watching again, until it reports or %.0f s", record["version"], within)
+    record["watcher_pid"] = os.getpid()
+    atomic_write(update_dir / WATCH_FILE, json.dumps(record).encode(), 0o600)
+    version, kept = str(record["version"]), record["previous"]
+    msi = update_dir / str(record["file"])
     while True:
         action = decide(
             None,
@@ -178,6 +161,71 @@ def watch(
         atomic_write(update_dir / WATCH_FILE, json.dumps(record).encode(), 0o600)
         log.info("update %s: %s (%s)", version, action.kind, action.why)
         return action
+
+
+def _install(
+    update_dir: Path, public_key: bytes, *, run: Runner, clock: Callable[[], float]
+) -> dict[str, Any] | Action:
+    """The request's package checked again and installed: the record to watch it by, or what
+    ended it (refused, msiexec failed)."""
+    request = _read_json(update_dir / REQUEST_FILE) or {}
+    (update_dir / REQUEST_FILE).unlink(missing_ok=True)
+    version, running = str(request.get("version", "")), str(request.get("running", ""))
+    new = verified_package(update_dir, version, PLATFORM, public_key)
+    previous = None
+    if (update_dir / PREVIOUS_DIR / "manifest.json").exists():
+        previous = verified_package(update_dir / PREVIOUS_DIR, running, PLATFORM, public_key)
+        if previous is None:
+            why = f"the package to roll back to ({running}) no longer verifies"
+            return _refused(update_dir, version, why)
+    if new is None:
+        return _refused(update_dir, version, f"the package of {version} no longer verifies")
+    # Whatever an earlier watch left is over: this one is not to be resumed until installed.
+    installing = {"version": version, "state": "installing", "watcher_pid": os.getpid()}
+    atomic_write(update_dir / WATCH_FILE, json.dumps(installing).encode(), 0o600)
+    done = run(msiexec_command(update_dir / new[1].file, update_dir / f"install-{version}.log"))
+    if done.returncode not in MSI_DONE:
+        why = (
+            f"msiexec /i exited {done.returncode} (install-{version}.log); Windows Installer "
+            f"keeps {running} when an install fails"
+        )
+        log.error("update %s: %s", version, why)
+        _result(update_dir, version=version, state="failed", detail=why, at=clock())
+        return Action("install", why)
+    kept = {"version": running, "file": previous[1].file} if previous else None
+    within = float(request.get("report_within", 1800.0))
+    if kept:
+        detail = f"msiexec /i done; rolled back to {running} unless {version} reports"
+    else:
+        detail = "msiexec /i done; no roll back possible: no package of the version before"
+    log.info("update %s: %s", version, detail)
+    _result(update_dir, version=version, state="installed", detail=detail, at=clock())
+    return {
+        "version": version,
+        "file": new[1].file,
+        "report_within": within,
+        "deadline": clock() + within,
+        "state": "pending",
+        "previous": kept,
+    }
+
+
+def resume(update_dir: Path, public_key: bytes, running: str) -> bool:
+    """At the agent's start: starts the watcher again when the watch of the install of
+    `running` (the version this agent is) ended unfinished: its process is gone, Windows
+    restarted while it waited. True if started."""
+    record = _read_json(update_dir / WATCH_FILE)
+    if record is None or record.get("state") != "pending" or record.get("version") != running:
+        return False
+    try:
+        alive = "watch" in psutil.Process(int(record.get("watcher_pid", 0))).cmdline()
+    except (psutil.Error, ValueError, TypeError):
+        alive = False
+    if alive:
+        return False
+    log.warning("update %s: the watch ended unfinished; watching it again", record.get("version"))
+    start_watcher(update_dir, public_key)
+    return True
 
 
 def _refused(update_dir: Path, version: str, why: str) -> Action:

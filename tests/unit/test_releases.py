@@ -513,3 +513,24 @@ def test_a_running_release_without_this_platform_s_package_leaves_no_roll_back(
     )
     assert len(collector.calls) == 1  # the new package only
     assert not (tmp_path / "update" / "previous").exists()
+
+
+def test_what_the_helper_did_after_the_agent_started_is_reported_at_the_next_report(
+    tmp_path: Path,
+) -> None:
+    """The installer starts the service of the version put back before the helper writes
+    result.json: the agent that started must still say "rolled-back", not stay silent."""
+    key, raw = _key()
+    updater, _ = _updater(tmp_path, Collector(key, b"x"), raw)
+    assert updater.state().state == ""
+    result = tmp_path / "update" / "result.json"
+    result.parent.mkdir(exist_ok=True)
+    result.write_text(json.dumps({"version": "0.2.0", "state": "rolled-back", "detail": "late"}))
+    state = updater.state()
+    assert (state.target_version, state.state, state.detail) == ("0.2.0", "rolled-back", "late")
+    # Read once: what the agent does next (a new offer) is not overwritten by the old record.
+    updater.offer(__version__)
+    assert updater.state().state == ""
+    # The same version it rolled back is not tried again until another one is offered.
+    updater.offer("0.2.0")
+    assert updater._tried["0.2.0"] == float("inf")

@@ -11,9 +11,11 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -26,7 +28,7 @@ from agent.update import (
     UpdateConfig,
     Updater,
 )
-from agent.update_windows import WATCH_FILE, watch, watcher_command
+from agent.update_windows import WATCH_FILE, resume, watch, watcher_command
 from canhgac_common.release import Manifest, Package, manifest_bytes, sha256_hasher
 
 NEW, RUNNING = "0.2.0", "0.1.0"
@@ -217,22 +219,30 @@ def test_from_source_the_watcher_is_this_interpreter(tmp_path: Path) -> None:
     assert not (tmp_path / "update" / "watcher").exists()  # a copy only of a frozen program
 
 
-def test_the_command_line_watcher_runs_msiexec_and_rolls_back(tmp_path: Path) -> None:
-    """`canhgac-agent update watch` in a process of its own, as the agent starts it, with a
-    stand-in msiexec.exe on PATH that logs its arguments: the real command line, runner and
-    files. report_within is 1 s: the version never reports."""
-    update_dir, raw, new, old = _update_dir(tmp_path)
-    request = json.loads((update_dir / REQUEST_FILE).read_text())
-    (update_dir / REQUEST_FILE).write_text(json.dumps({**request, "report_within": 1.0}))
+def _stand_in_msiexec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An `msiexec.exe` first on PATH that appends its action and package to the file returned."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "msiexec-calls"
     stand_in = bin_dir / "msiexec.exe"
     stand_in.write_text(f'#!/bin/sh\necho "$1 $2" >> {calls}\n')
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return calls
+
+
+def test_the_command_line_watcher_runs_msiexec_and_rolls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`canhgac-agent update watch` in a process of its own, as the agent starts it, with a
+    stand-in msiexec.exe on PATH that logs its arguments: the real command line, runner and
+    files. report_within is 1 s: the version never reports."""
+    update_dir, raw, new, old = _update_dir(tmp_path)
+    request = json.loads((update_dir / REQUEST_FILE).read_text())
+    (update_dir / REQUEST_FILE).write_text(json.dumps({**request, "report_within": 1.0}))
+    calls = _stand_in_msiexec(tmp_path, monkeypatch)
     argv = watcher_command(update_dir, tmp_path, raw)
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"roll-back: {NEW} did not report by its deadline"
     assert calls.read_text().splitlines() == [f"/i {new}", f"/x {new}", f"/i {old}"]
@@ -287,3 +297,62 @@ def test_the_agent_keeps_the_running_msi_and_asks_for_the_install(tmp_path: Path
     assert updater.state().detail == (
         f"msiexec started; rolled back to {RUNNING} unless {NEW} reports within 600 s"
     )
+
+
+def _unfinished(update_dir: Path, deadline: float, pid: int) -> None:
+    """What a watcher killed by a restart of Windows leaves: 0.2.0 installed, pending."""
+    (update_dir / REQUEST_FILE).unlink()
+    record = {
+        "version": NEW, "file": f"canhgac-agent-{NEW}.msi", "report_within": 600.0,
+        "deadline": deadline, "state": "pending", "watcher_pid": pid,
+        "previous": {"version": RUNNING, "file": f"canhgac-agent-{RUNNING}.msi"},
+    }  # fmt: skip
+    (update_dir / WATCH_FILE).write_text(json.dumps(record))
+
+
+def test_an_unfinished_watch_goes_on_with_report_within_again(tmp_path: Path) -> None:
+    """Windows restarted the next morning, long past the deadline: the new version, just
+    started, gets report_within again before it is rolled back."""
+    update_dir, raw, new, old = _update_dir(tmp_path)
+    _unfinished(update_dir, deadline=10.0, pid=0)
+    msiexec = Msiexec(update_dir)
+    assert msiexec.watch(raw).kind == "roll-back"
+    assert msiexec.calls == [("/x", new.name), ("/i", old.name)]  # not installed again
+    assert msiexec.now >= 1000.0 + 600.0
+    update_dir, raw, _, _ = _update_dir(tmp_path / "reports")
+    _unfinished(update_dir, deadline=10.0, pid=0)
+    msiexec = Msiexec(update_dir, reports_after=2)
+    assert msiexec.watch(raw).kind == "confirm"
+    assert msiexec.calls == []
+
+
+def test_the_agent_starts_the_watcher_again_only_for_its_own_dead_watch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    update_dir, raw, new, old = _update_dir(tmp_path / "state")
+    calls = _stand_in_msiexec(tmp_path, monkeypatch)
+    cfg = UpdateConfig(public_key=base64.b64encode(raw).decode())
+    # A watcher still running (its command line says watch): left alone.
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "watch"])
+    try:
+        _unfinished(update_dir, deadline=0.0, pid=alive.pid)
+        assert not resume(update_dir, raw, NEW)
+    finally:
+        alive.kill()
+        alive.wait()
+    # Another version's record (this agent is 0.1.0: the roll back already happened): left.
+    assert not resume(update_dir, raw, RUNNING)
+    # Its own, with the watcher gone: the agent starting as 0.2.0 starts it again, and with
+    # report_within 1 s here the version that does not report is rolled back.
+    record = json.loads((update_dir / WATCH_FILE).read_text())
+    record["report_within"], record["watcher_pid"] = 1.0, 2**22 + 1  # no such process
+    (update_dir / WATCH_FILE).write_text(json.dumps(record))
+    Updater(cfg, tmp_path / "state", lambda: Releases(tmp_path, _key()[0]), platform="windows-x64",
+            version=NEW)  # fmt: skip
+    for _ in range(600):
+        if json.loads((update_dir / WATCH_FILE).read_text())["state"] != "pending":
+            break
+        time.sleep(0.1)
+    assert calls.read_text().splitlines() == [f"/x {new}", f"/i {old}"]
+    assert _result(update_dir)["state"] == "rolled-back"
+    assert "watching again" in (update_dir / "watch.log").read_text()
