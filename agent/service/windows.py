@@ -26,8 +26,10 @@ assert sys.platform == "win32"
 
 import winreg  # noqa: E402
 
+import ntsecuritycon  # noqa: E402
 import pywintypes  # noqa: E402
 import servicemanager  # noqa: E402
+import win32security  # noqa: E402
 import win32service  # noqa: E402
 import win32serviceutil  # noqa: E402
 
@@ -45,6 +47,8 @@ LOG_FILE = PROGRAM_DATA / "logs" / "agent.log"
 INSTALLER_FILE = "installer.json"
 _REMEMBERED = ("Collector", "CaFile")
 REGISTRY_KEY = r"SOFTWARE\CanhGac\Agent"
+# Who may open anything under PROGRAM_DATA: LocalSystem (the service) and Administrators.
+_OWNERS = ("S-1-5-18", "S-1-5-32-544")
 _RESTART_AFTER_MS = 60_000  # failure actions: restart after 1 min, three times...
 _RESET_AFTER_S = 86_400  # ...counted again after a day without failure
 
@@ -124,6 +128,38 @@ def settings() -> AgentConfig:
     return cfg
 
 
+def _restrict(path: Path) -> str | None:
+    """Gives `path` a protected DACL (nothing inherited from above): full control for
+    LocalSystem and Administrators, inherited by everything under it, existing files included.
+    ProgramData's own ACL lets every local user read what is created under it and create files
+    there: the agent's credential (whoever reads it can report as this machine), its spool and
+    the self-update's files. An error to log, or None."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        dacl = win32security.ACL()
+        inherit = ntsecuritycon.OBJECT_INHERIT_ACE | ntsecuritycon.CONTAINER_INHERIT_ACE
+        for sid in _OWNERS:
+            dacl.AddAccessAllowedAceEx(
+                win32security.ACL_REVISION,
+                inherit,
+                ntsecuritycon.FILE_ALL_ACCESS,
+                win32security.ConvertStringSidToSid(sid),
+            )
+        win32security.SetNamedSecurityInfo(
+            str(path),
+            win32security.SE_FILE_OBJECT,
+            win32security.DACL_SECURITY_INFORMATION
+            | win32security.PROTECTED_DACL_SECURITY_INFORMATION,
+            None,
+            None,
+            dacl,
+            None,
+        )
+    except (OSError, pywintypes.error) as e:
+        return f"{path}: access not limited to SYSTEM and Administrators: {e}"
+    return None
+
+
 def _configure_self() -> None:
     """Delayed automatic start and failure actions (wixl's MSI tables cannot say them).
 
@@ -192,7 +228,10 @@ class AgentService(win32serviceutil.ServiceFramework):  # type: ignore[misc]
         self._stop.set()
 
     def SvcDoRun(self) -> None:
+        refused = _restrict(PROGRAM_DATA)  # before the logs and the state dir are written
         _logging("info")
+        if refused:
+            log.warning("%s", refused)
         try:
             cfg = settings()
             _logging(cfg.log_level)
