@@ -31,7 +31,6 @@ import psutil
 from agent.transport.client import CollectorClient
 from bench.fleet import simulated_hardware, tokens_for
 from canhgac_proto.v1 import collector_pb2 as pb
-from canhgac_proto.v1 import collector_pb2_grpc as pb_grpc
 from collector.model import Placement
 from collector.sites import load_sites
 from collector.store import MachineFacts, Store
@@ -55,6 +54,13 @@ class Result:
     p50_ms: float
     p99_ms: float
     server_cpu_us_per_call: float
+    # The same window's other CPU, per call: the load generator's client processes, the
+    # PostgreSQL server's processes (`postgres` given, else 0) and the rest of the machine.
+    client_cpu_us_per_call: float = 0.0
+    postgres_cpu_us_per_call: float = 0.0
+    other_cpu_us_per_call: float = 0.0
+    calls_per_second: float = 0.0
+    machine_busy_percent: float = 0.0  # of all cores, over the window
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,19 @@ def _template() -> bytes:
     return encode_report(Report(int(time.time() * 1000), "b", "bench", hardware=hw))
 
 
+SUBMIT = f"/{pb.DESCRIPTOR.services_by_name['Collector'].full_name}/Submit"
+
+
+def _varint(n: int) -> bytes:
+    """Protocol Buffers' base-128 varint of n >= 0."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def _client(
     address: str,
     secrets: list[str],
@@ -91,60 +110,75 @@ def _client(
     seconds: float,
     rate: float,
     out: Any,
+    go: Any,
     connections: bool = False,
 ) -> None:
     """Submit for `seconds` from AGENTS_PER_PROCESS threads sharing `secrets`; `rate` > 0 paces
     the calls (per process), and latency then counts from the scheduled time, so a stalled
     server cannot hide its backlog. `connections`: each thread on a TCP connection of its own
-    (as agents are), so that SO_REUSEPORT can spread them over several server processes."""
+    (as agents are), so that SO_REUSEPORT can spread them over several server processes. Says
+    "ready" on `out` and waits for `go` before the first call; puts its counts and its own CPU
+    seconds from `go` to the last answer."""
     template = pb.Report.FromString(_template())
-
-    def stub_for() -> Any:
-        options = [("grpc.use_local_subchannel_pool", 1)] if connections else []
-        return pb_grpc.CollectorStub(grpc.insecure_channel(address, options))  # type: ignore[no-untyped-call]
-
-    shared = stub_for()
     # A spool of its own for every run (a reinstall, to the collector): at batch 50 an agent
     # thread sends more reports a second than the clock has milliseconds, so seqs from the
     # clock alone met the previous run's with other content (refused, not counted as stored).
     template.spool_id = random.getrandbits(63) | 1
+    # The report's bytes after its seq (field 1): with the seq's in front, the same bytes
+    # SerializeToString gives. Requests are joined from them, not built as messages: the
+    # collector receives what it did, and the load generator spends less of the cores it shares.
+    body = template.SerializeToString()
     # Fresh seqs every run, within the 40 bits a seq may have (collector.model.MAX_SEQ):
     # milliseconds since 2023-11 leave room for every call of a run until 2058.
     seqs = dict.fromkeys(secrets, int(time.time() * 1000) - 1_700_000_000_000)
     lock = threading.Lock()
     calls, done, latencies, errors = [0], [0], [], []
+
+    def submit_for() -> Any:
+        """Submit on a channel, bytes in, bytes out; connected before the measured window."""
+        options = [("grpc.use_local_subchannel_pool", 1)] if connections else []
+        channel = grpc.insecure_channel(address, options)
+        grpc.channel_ready_future(channel).result(timeout=30)
+        return channel.unary_unary(SUBMIT, request_serializer=None, response_deserializer=None)
+
+    shared: Any = None if connections else submit_for()
+    submits = [submit_for() if connections else shared for _ in range(AGENTS_PER_PROCESS)]
+    out.put("ready")
+    go.wait()
+    cpu = time.process_time()  # every thread of this process, gRPC's own included
     end = time.monotonic() + seconds
 
     def agent_thread(k: int, mine: list[str]) -> None:
-        stub = stub_for() if connections else shared
+        submit = submits[k]
         period = AGENTS_PER_PROCESS / rate if rate else 0.0
         next_at = time.monotonic() + period * k / AGENTS_PER_PROCESS  # spread over a period
         i = 0
         while (now := time.monotonic()) < end:
             secret = mine[i % len(mine)]
             i += 1
-            req = pb.SubmitRequest()
             with lock:
-                for _ in range(batch):
-                    seqs[secret] += 1
-                    template.seq = seqs[secret]
-                    req.reports.append(template)
+                first = seqs[secret] + 1
+                seqs[secret] += batch
+            reports = [b"\x08" + _varint(seq) + body for seq in range(first, first + batch)]
+            req = b"".join(b"\x0a" + _varint(len(r)) + r for r in reports)  # field 1, reports
             if period:
                 time.sleep(max(0.0, next_at - now))
                 start, next_at = next_at, next_at + period
             else:
                 start = time.monotonic()
             try:
-                resp = stub.Submit(
-                    req, metadata=(("authorization", f"Bearer {secret}"),), timeout=30
-                )
+                answer = submit(req, metadata=(("authorization", f"Bearer {secret}"),), timeout=30)
             except grpc.RpcError as e:
                 errors.append(f"{e.code()}: {e.details()}")
                 return
             took = time.monotonic() - start
+            resp = pb.SubmitResponse.FromString(answer)
+            if list(resp.stored_seqs) != list(range(first, first + batch)):
+                errors.append(f"ack stored {len(resp.stored_seqs)} of {batch}: {resp.rejected}")
+                return
             with lock:
                 calls[0] += 1
-                done[0] += len(resp.stored_seqs)
+                done[0] += batch
                 latencies.append(took)
 
     threads = [
@@ -155,7 +189,8 @@ def _client(
         t.start()
     for t in threads:
         t.join()
-    out.put((calls[0], done[0], latencies, errors))
+    cpu = time.process_time() - cpu
+    out.put((calls[0], done[0], latencies, errors, cpu))
 
 
 def load(
@@ -166,9 +201,11 @@ def load(
     rate: float = 0.0,
     seconds: float = SECONDS,
     connections: bool = False,
+    postgres: int | None = None,
 ) -> Result:
+    """`postgres`: the postmaster's pid, to count the CPU of its processes too."""
     spawn = mp.get_context("spawn")  # a fresh gRPC in each client: no fork of a live channel
-    out = spawn.Queue()
+    out, go = spawn.Queue(), spawn.Event()
     procs = [
         spawn.Process(
             target=_client,
@@ -179,17 +216,25 @@ def load(
                 seconds,
                 rate / CLIENT_PROCESSES,
                 out,
+                go,
                 connections,
             ),
         )
         for i in range(CLIENT_PROCESSES)
     ]
     server = psutil.Process(pid)
+    pg = psutil.Process(postgres) if postgres else None
     for p in procs:
         p.start()
-    before = _cpu_seconds(server)
+    for _ in procs:  # started, imported, connected to nothing yet: not what is measured
+        if out.get(timeout=120) != "ready":
+            raise RuntimeError("a load client did not start")
+    machine, start = psutil.cpu_times(), time.monotonic()
+    before, pg_before = _cpu_seconds(server), _cpu_seconds(pg) if pg else 0.0
+    go.set()
     results = [out.get(timeout=seconds + 120) for _ in procs]
-    after = _cpu_seconds(server)
+    after, pg_after = _cpu_seconds(server), _cpu_seconds(pg) if pg else 0.0
+    window, busy = time.monotonic() - start, _busy_seconds(machine, psutil.cpu_times())
     for p in procs:
         p.join(30)
     errors = [e for r in results for e in r[3]]
@@ -198,24 +243,40 @@ def load(
         raise RuntimeError(f"Submit to {address} failed (server {alive}): {errors[0]}")
     calls = sum(r[0] for r in results)
     lat = sorted(x for r in results for x in r[2])
-    cpu = after - before
+    cpu, pg_cpu, client_cpu = after - before, pg_after - pg_before, sum(r[4] for r in results)
     return Result(
         sum(r[1] for r in results) / seconds,
         lat[len(lat) // 2] * 1000,
         lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
         cpu / calls * 1e6,
+        client_cpu / calls * 1e6,
+        pg_cpu / calls * 1e6,
+        max(0.0, busy - cpu - pg_cpu - client_cpu) / calls * 1e6,
+        calls / seconds,
+        busy / (window * (psutil.cpu_count() or 1)) * 100,
     )
 
 
-def _cpu_seconds(server: psutil.Process) -> float:
-    """CPU time of the server and its processes (`serve --processes N`: the supervisor's
-    children do the work)."""
+def _cpu_seconds(root: psutil.Process) -> float:
+    """CPU time of a process and all its descendants, the exited ones its processes have waited
+    for included (`serve --processes N`: the supervisor's children do the work; PostgreSQL: the
+    postmaster's backends and workers, autovacuum's come and go)."""
     total = 0.0
-    for proc in [server, *server.children(recursive=True)]:
+    for proc in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess):
             t = proc.cpu_times()
-            total += t.user + t.system
+            total += t.user + t.system + t.children_user + t.children_system
     return total
+
+
+def _busy_seconds(before: Any, after: Any) -> float:
+    """CPU seconds the whole machine spent on anything but idle and I/O wait, all cores."""
+
+    def busy(t: Any) -> float:  # Linux counts guest time in user time too
+        total = sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+        return float(total - t.idle - getattr(t, "iowait", 0.0))
+
+    return busy(after) - busy(before)
 
 
 def _wait_ready(address: str) -> None:
