@@ -77,7 +77,7 @@ def _measure(server: str, processes: int, runs: int) -> dict[str, float]:
     busy = CLIENT_PROCESSES * AGENTS_PER_PROCESS
     serve = ("--processes", str(processes))
     url, pg = fresh_database(server), postmaster_pid(server)
-    with collector_process(FLEET_AGENTS, store_url=url, serve=serve) as c:
+    with collector_process(FLEET_AGENTS, store_url=url, serve=serve, reported=True) as c:
         _wait_for_processes(c, processes)
         figures: dict[str, float] = {}
         for batch in (1, 50):

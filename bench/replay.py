@@ -4,10 +4,12 @@ default pacing, and whether the collector stays responsive to another agent mean
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 
 from agent.config import DeliveryConfig
@@ -42,11 +44,14 @@ def _fill(spool: Spool, n: int) -> None:
         spool.append(report.collected_at_ms, encode)
 
 
-def _latencies(client: CollectorClient, stop: threading.Event, out: list[float]) -> None:
-    seq = 0
+def _latencies(
+    client: CollectorClient, stop: threading.Event, out: list[float], seqs: Iterator[int]
+) -> None:
+    """`seqs`: one sequence for the agent across both measured windows (restarted, its seqs
+    came again with other content: refused, and the agent flagged a suspected clone)."""
     payload_report = Report(0, "b", "bench", hardware=simulated_hardware(random.Random(4), "pc-b"))
     while not stop.is_set():
-        seq += 1
+        seq = next(seqs)
         r = replace(payload_report, seq=seq, collected_at_ms=int(time.time() * 1000))
         start = time.perf_counter()
         client.submit([encode_report(r)])
@@ -61,16 +66,17 @@ def measure(pace: float = DeliveryConfig().pace) -> dict[str, float]:
         _fill(spool, BACKLOG)
         replaying = CollectorClient(address, secret=secrets[0], timeout=60)
         other = CollectorClient(address, secret=secrets[1], timeout=60)
+        seqs = itertools.count(1)
         idle: list[float] = []
         stop = threading.Event()
-        probe = threading.Thread(target=_latencies, args=(other, stop, idle))
+        probe = threading.Thread(target=_latencies, args=(other, stop, idle, seqs))
         probe.start()
         time.sleep(3)  # the other agent's latency with no replay going on
         stop.set()
         probe.join()
         during: list[float] = []
         stop = threading.Event()
-        probe = threading.Thread(target=_latencies, args=(other, stop, during))
+        probe = threading.Thread(target=_latencies, args=(other, stop, during, seqs))
         probe.start()
         runner = Runner({}, spool, replaying.submit, DeliveryConfig(pace=pace), boot_id="b")
         start = time.monotonic()
