@@ -29,6 +29,7 @@ from typing import Any
 import grpc
 import psutil
 
+from agent.platform.cpu import cpu_usage_ratio
 from agent.transport.client import CollectorClient
 from bench.fleet import simulated_hardware, tokens_for
 from canhgac_proto.v1 import collector_pb2 as pb
@@ -246,7 +247,9 @@ def load(
     go.set()
     results = [out.get(timeout=seconds + 120) for _ in procs]
     after, pg_after = _cpu_seconds(server), _cpu_seconds(pg) if pg else 0.0
-    window, busy = time.monotonic() - start, _busy_seconds(machine, psutil.cpu_times())
+    window = time.monotonic() - start
+    share = cpu_usage_ratio(machine._asdict(), psutil.cpu_times()._asdict())
+    busy = share * window * (psutil.cpu_count() or 1)  # CPU seconds of the machine, all cores
     for p in procs:
         p.join(30)
     for r in results:
@@ -267,7 +270,7 @@ def load(
         pg_cpu / calls * 1e6,
         max(0.0, busy - cpu - pg_cpu - client_cpu) / calls * 1e6,
         calls / seconds,
-        busy / (window * (psutil.cpu_count() or 1)) * 100,
+        share * 100,
     )
 
 
@@ -281,16 +284,6 @@ def _cpu_seconds(root: psutil.Process) -> float:
             t = proc.cpu_times()
             total += t.user + t.system + t.children_user + t.children_system
     return total
-
-
-def _busy_seconds(before: Any, after: Any) -> float:
-    """CPU seconds the whole machine spent on anything but idle and I/O wait, all cores."""
-
-    def busy(t: Any) -> float:  # Linux counts guest time in user time too
-        total = sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
-        return float(total - t.idle - getattr(t, "iowait", 0.0))
-
-    return busy(after) - busy(before)
 
 
 def _wait_ready(address: str) -> None:
@@ -346,10 +339,10 @@ def collector_process(
             )
             for i in range(agents)
         ]
-        first = pb.Report.FromString(_template())
-        first.seq = 1
-        for e in enrolled:
-            if reported:
+        if reported:
+            first = pb.Report.FromString(_template())
+            first.seq = 1
+            for e in enrolled:
                 first.spool_id = spool_of(e.credential)
                 store.ingest(e.agent.agent_id, [decode_report(first, time.time())], time.time())
                 _LAST_SEQ[e.credential] = 1
