@@ -773,7 +773,10 @@ def _run_local(var_root: Path, demo: bool) -> tuple[subprocess.Popen[str], list[
     )  # fmt: skip
     assert proc.stdout is not None
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True).start()
+    reader = threading.Thread(
+        target=lambda: lines.extend(proc.stdout or ()), name=f"run-local-{proc.pid}", daemon=True
+    )
+    reader.start()
     wait_until(
         lambda: any("Canh Gác is running." in line for line in lines) or proc.poll() is not None,
         120,
@@ -791,6 +794,10 @@ def _ctrl_c(proc: subprocess.Popen[str], lines: list[str]) -> str:
         proc.wait(timeout=60)
         os.killpg(proc.pid, 0)
     except ProcessLookupError:
+        # Its last line may still be in the pipe: read to the end before looking at them.
+        for reader in threading.enumerate():
+            if reader.name == f"run-local-{proc.pid}":
+                reader.join(30)
         return "".join(lines)
     except subprocess.TimeoutExpired:
         pass
